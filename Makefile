@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each bootstraps .venv from pyproject.toml when it is missing or older than pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[bot,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/probecast demo
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot reporter tests bench
+	$(BIN)/mypy bot/core reporter
+
+bench: $(STAMP)
+	$(BIN)/python bench/estimate_speed.py
+
+serve: $(STAMP)
+	$(BIN)/probecast serve
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,164 @@
+"""FastAPI routes: each turns an HTTP request into one service call and back.
+
+Every error is JSON ``{"error": code, "detail": ...}`` with a 4xx status; bad input never
+produces a 5xx. Bodies larger than ``max_body_bytes`` are refused before they are read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.service import RunNotFound, Service, ServiceError, Unauthorized
+from bot.store import StoreError
+from reporter.wire import CommandOutcome, EventBatch, EventsAck, Registered, RunRegistration
+
+
+def _error(status: int, code: str, detail: Any = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing 'Authorization: Bearer <token>' header")
+    return token.strip()
+
+
+class Metrics:
+    """Counters for ``GET /metrics`` in Prometheus text format."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def inc(self, name: str, by: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + by
+
+    def render(self) -> str:
+        lines = []
+        for name, value in sorted(self.counts.items()):
+            lines += [f"# TYPE probecast_{name} counter", f"probecast_{name} {value}"]
+        return "\n".join(lines) + "\n"
+
+
+class BodyLimit:
+    """Refuse bodies over the limit while they stream in, declared length or chunked."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app, self.max_body_bytes = app, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body_bytes:
+                raise _TooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = _error(413, "body_too_large", f"at most {self.max_body_bytes} bytes")
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_api(service: Service, *, max_body_bytes: int, lifespan: Any = None) -> FastAPI:
+    app = FastAPI(title="probecast", version="1", lifespan=lifespan)
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        metrics.inc("requests_rejected_total")
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _error(400, "bad_json", "the body is not valid JSON")
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")}
+                  for e in errors[:20]]
+        return _error(422, "invalid_body", detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, exc.detail)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        metrics.inc("requests_rejected_total")
+        status = {Unauthorized: 401, RunNotFound: 404}.get(type(exc), 409)
+        return _error(status, exc.code, str(exc))
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError) -> JSONResponse:
+        # Not the client's fault and nothing was half-written: tell it to retry later.
+        metrics.inc("store_errors_total")
+        return _error(503, "store_unavailable", str(exc))
+
+    @app.post("/v1/runs", response_model=Registered)
+    async def register(registration: RunRegistration, request: Request) -> Registered:
+        result = service.register(registration, _bearer(request))
+        metrics.inc("runs_registered_total")
+        return result
+
+    @app.post("/v1/runs/{run_id}/events", response_model=EventsAck)
+    async def events(run_id: str, batch: EventBatch, request: Request) -> EventsAck:
+        ack = service.ingest(run_id, _bearer(request), batch)
+        metrics.inc("events_received_total", len(batch.events))
+        return ack
+
+    @app.post("/v1/runs/{run_id}/commands/{command_id}")
+    async def outcome(run_id: str, command_id: str, body: CommandOutcome,
+                      request: Request) -> dict[str, bool]:
+        await service.command_outcome(run_id, _bearer(request), command_id, body)
+        return {"ok": True}
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        try:
+            service.store.check()
+        except StoreError as exc:
+            return _error(503, "store_unavailable", str(exc))
+        return JSONResponse({"ok": True})
+
+    @app.get("/metrics")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+__all__ = ["create_api"]

@@ -1,0 +1,46 @@
+"""The `Chat` port: what the service needs from any chat platform."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from bot.core.card import Card
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where a posted message lives, so it can be edited or replied to later."""
+
+    channel: str
+    message_id: str
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, text: str) -> MessageRef:
+        data = json.loads(text)
+        return cls(channel=str(data["channel"]), message_id=str(data["message_id"]))
+
+
+class Chat(Protocol):
+    async def post(self, card: Card) -> MessageRef:
+        """Post a new message to the run's channel (it notifies people)."""
+        ...
+
+    async def update(self, ref: MessageRef, card: Card) -> None:
+        """Edit a posted message in place."""
+        ...
+
+    async def reply(self, ref: MessageRef, card: Card) -> MessageRef:
+        """Post into the thread of a message."""
+        ...
+
+    async def attach(self, ref: MessageRef, filename: str, data: bytes, title: str) -> None:
+        """Attach a file (a chart, the table as CSV) in the thread of a message."""
+        ...
+
+
+__all__ = ["Chat", "MessageRef"]

@@ -1,0 +1,116 @@
+"""The ``probecast`` command: thin argument parsing over library functions.
+
+Each subcommand module exposes ``add_parser(subparsers)``; handlers return an exit code.
+Heavy imports (FastAPI, uvicorn) happen inside handlers so ``probecast run`` on a GPU box
+works with the reporter's light install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bot import estimate_cmd
+
+    parser = argparse.ArgumentParser(
+        prog="probecast",
+        description="Run-calibrated ETA and cost for rented GPU training runs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    estimate_cmd.add_parser(sub)
+    _add_serve(sub)
+    _add_demo(sub)
+    return parser
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "serve", help="run the bot service",
+        description="Run the bot: HTTP API for reporters, scheduler and chat. Configured "
+        "from PROBECAST_* environment variables and .env (see .env.example).",
+    )
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from bot.app import serve
+    from bot.settings import Settings
+    from bot.store import StoreError
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "PROBECAST_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise CliError(f"{name}: {first['msg']}") from None
+    if settings.ingest_secret is None:
+        raise CliError("set PROBECAST_INGEST_SECRET: reporters enrol with it")
+    try:
+        asyncio.run(serve(settings))
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot listen on {settings.bind}: {exc.strerror}") from None
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "demo", help="the whole loop locally: bot, console channel and a real training child",
+        description="Start the bot on loopback (temporary SQLite, console channel), run a "
+        "small genuine CPU training job instrumented with the Probe API, and show the option "
+        "table and check-ins. No network, no credentials.",
+    )
+    parser.add_argument("--non-interactive", action="store_true",
+                        help="do not read commands from stdin; run to the end and exit")
+    parser.add_argument("--steps", type=_positive_int, default=600,
+                        help="training steps (default 600)")
+    parser.add_argument("--eval-every", type=_positive_int, default=150,
+                        help="evaluate every N steps (default 150)")
+    parser.add_argument("--usd-per-hour", type=float, default=0.40,
+                        help="price to pretend this machine costs (default 0.40)")
+    parser.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot import demo
+
+    return demo.main(args.steps, args.eval_every, args.usd_per_hour, args.non_interactive)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except CliError as exc:
+        print(f"probecast {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

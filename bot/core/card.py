@@ -1,0 +1,59 @@
+"""A platform-neutral message: the core produces a `Card`, each chat renders it natively."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ButtonStyle = Literal["primary", "danger", "default"]
+
+
+@dataclass(frozen=True)
+class CardField:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Button:
+    """``action_id`` uses one scheme on every platform: ``probecast:<verb>:<run_id>``."""
+
+    label: str
+    action_id: str
+    style: ButtonStyle = "default"
+
+
+@dataclass(frozen=True)
+class Card:
+    title: str
+    headline: str
+    fields: tuple[CardField, ...] = ()
+    table: Table | None = None
+    notes: tuple[str, ...] = ()
+    buttons: tuple[Button, ...] = ()
+    footer: str = ""
+    kind: str = field(default="info")
+
+    def plain_text(self) -> str:
+        """The notification fallback: what a phone's lock screen shows."""
+        return f"{self.title}: {self.headline}"
+
+
+def action_id(verb: str, run_id: str) -> str:
+    return f"probecast:{verb}:{run_id}"
+
+
+def parse_action_id(value: str) -> tuple[str, str] | None:
+    parts = value.split(":", 2)
+    if len(parts) != 3 or parts[0] != "probecast" or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+__all__ = ["Button", "Card", "CardField", "Table", "action_id", "parse_action_id"]

@@ -1,0 +1,390 @@
+"""Throughput calibration and run-time/cost projection (Stages B–D of the method).
+
+Pure functions over plain data: no clock, no I/O. Times are seconds on whatever clock the
+caller's step points use (the reporter's Unix clock, or a log's own elapsed clock).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StepPoint:
+    step: int
+    t_s: float
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A stretch of time spent outside training (eval or checkpoint).
+
+    ``start_s == end_s`` marks a pause known only by when it ended (a log's eval line);
+    ``end_s`` may be ``math.inf`` for a pause still in progress.
+    """
+
+    kind: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    probe_steps: int = 20
+    warmup_factor: float = 3.0
+    max_warmup_intervals: int = 10
+    outlier_factor: float = 3.0
+    window_steps: int = 100
+
+    def __post_init__(self) -> None:
+        if not 20 <= self.probe_steps <= 100:
+            raise ValueError("probe_steps must be between 20 and 100")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the step history says about this run's throughput and its overheads."""
+
+    step_time_s: float | None
+    clean_steps: int
+    probe_steps: int
+    warmup_steps_excluded: int
+    warmup_excess_s: float
+    evals_seen: int
+    eval_s_each: float | None
+    checkpoint_s_total: float
+    stall_s_total: float
+    stalls_seen: int
+    step_time_spread: float | None
+    first_step: StepPoint | None
+    last_step: StepPoint | None
+
+    @property
+    def complete(self) -> bool:
+        return self.clean_steps >= self.probe_steps
+
+    @property
+    def step_per_s(self) -> float | None:
+        return None if not self.step_time_s else 1.0 / self.step_time_s
+
+
+@dataclass(frozen=True)
+class _Interval:
+    start: StepPoint
+    end: StepPoint
+    pause_kind: str | None
+
+    @property
+    def steps(self) -> int:
+        return self.end.step - self.start.step
+
+    @property
+    def duration_s(self) -> float:
+        return self.end.t_s - self.start.t_s
+
+    @property
+    def per_step_s(self) -> float:
+        return self.duration_s / self.steps
+
+
+def _intervals(points: Sequence[StepPoint], pauses: Sequence[Pause]) -> list[_Interval]:
+    ordered = sorted(points, key=lambda p: (p.t_s, p.step))
+    out: list[_Interval] = []
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if b.step <= a.step:
+            continue  # a resumed run re-logs old steps: no throughput to learn from the jump
+        kind = next((p.kind for p in pauses if _overlaps(p, a.t_s, b.t_s)), None)
+        out.append(_Interval(a, b, kind))
+    return out
+
+
+def _overlaps(pause: Pause, start_s: float, end_s: float) -> bool:
+    if pause.start_s == pause.end_s:
+        return start_s < pause.end_s <= end_s
+    return pause.start_s < end_s and pause.end_s > start_s
+
+
+def _warmup_count(train: Sequence[_Interval], settings: CalibrationSettings) -> int:
+    """Leading intervals much slower than what follows them (compile, cache warm-up)."""
+    count = 0
+    while count < min(settings.max_warmup_intervals, len(train) - 1):
+        following = [iv.per_step_s for iv in train[count + 1 : count + 21]]
+        if train[count].per_step_s <= settings.warmup_factor * statistics.median(following):
+            break
+        count += 1
+    return count
+
+
+def calibrate_throughput(
+    points: Sequence[StepPoint],
+    pauses: Sequence[Pause] = (),
+    settings: CalibrationSettings | None = None,
+) -> Calibration:
+    """Median step time from clean steps, with warm-up, pauses and stalls set aside.
+
+    Intervals that overlap an eval or checkpoint pause are excluded from the step time;
+    their excess over normal steps is the measured pause runtime. Intervals slower than
+    ``outlier_factor`` times the running median are stalls, excluded and totalled.
+    """
+    settings = settings or CalibrationSettings()
+    intervals = _intervals(points, pauses)
+    train = [iv for iv in intervals if iv.pause_kind is None]
+    n_warm = _warmup_count(train, settings)
+    warm, steady = train[:n_warm], train[n_warm:]
+
+    clean: list[_Interval] = []
+    stalls: list[_Interval] = []
+    for iv in steady:
+        recent = [c.per_step_s for c in clean[-25:]]
+        if len(recent) < 5:
+            recent = [c.per_step_s for c in steady[:25]]
+        if iv.per_step_s > settings.outlier_factor * statistics.median(recent):
+            stalls.append(iv)
+        else:
+            clean.append(iv)
+
+    step_time_s = _recent_median(clean, settings.window_steps)
+    reference_s = step_time_s or 0.0
+    evals = [iv for iv in intervals if iv.pause_kind == "eval"]
+    checkpoints = [iv for iv in intervals if iv.pause_kind not in (None, "eval")]
+    eval_excess = [max(0.0, iv.duration_s - iv.steps * reference_s) for iv in evals]
+    spread = _spread(clean[-max(1, len(clean) // 2) :]) if len(clean) >= 4 else None
+    ordered = sorted(points, key=lambda p: (p.t_s, p.step))
+    return Calibration(
+        step_time_s=step_time_s,
+        clean_steps=sum(iv.steps for iv in clean),
+        probe_steps=settings.probe_steps,
+        warmup_steps_excluded=sum(iv.steps for iv in warm),
+        warmup_excess_s=sum(max(0.0, iv.duration_s - iv.steps * reference_s) for iv in warm),
+        evals_seen=len(evals),
+        eval_s_each=statistics.fmean(eval_excess) if eval_excess else None,
+        checkpoint_s_total=sum(
+            max(0.0, iv.duration_s - iv.steps * reference_s) for iv in checkpoints
+        ),
+        stall_s_total=sum(max(0.0, iv.duration_s - iv.steps * reference_s) for iv in stalls),
+        stalls_seen=len(stalls),
+        step_time_spread=spread,
+        first_step=ordered[0] if ordered else None,
+        last_step=ordered[-1] if ordered else None,
+    )
+
+
+def _recent_median(clean: Sequence[_Interval], window_steps: int) -> float | None:
+    window: list[float] = []
+    steps = 0
+    for iv in reversed(clean):
+        window.append(iv.per_step_s)
+        steps += iv.steps
+        if steps >= window_steps:
+            break
+    return statistics.median(window) if window else None
+
+
+def _spread(clean: Sequence[_Interval]) -> float:
+    """Relative inter-quartile range of step times: how noisy throughput is."""
+    q1, _, q3 = statistics.quantiles([iv.per_step_s for iv in clean], n=4)
+    mid = statistics.median(iv.per_step_s for iv in clean)
+    return (q3 - q1) / mid if mid > 0 else 0.0
+
+
+# --- Stage C / D ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenarios(Generic[T]):
+    opt: T
+    base: T
+    pess: T
+
+    def as_dict(self) -> dict[str, T]:
+        return {"opt": self.opt, "base": self.base, "pess": self.pess}
+
+
+@dataclass(frozen=True)
+class ScenarioMultipliers:
+    opt: float = 1.2
+    base: float = 1.0
+    pess: float = 0.6
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Stage C for one throughput: the whole run's hours and cost, and Stage D's tax."""
+
+    step_per_s: float
+    train_hours: float
+    eval_overhead_hours: float
+    setup_debug_hours: float
+    wall_hours: float
+    cost_usd: float | None
+    setup_debug_tax: float
+
+
+def evals_in_run(target_steps: int, eval_every: int | None) -> int:
+    return target_steps // eval_every if eval_every else 0
+
+
+def project_run(
+    step_per_s: float,
+    target_steps: int,
+    *,
+    eval_s_each: float | None,
+    eval_every: int | None,
+    setup_debug_s: float,
+    usd_per_hour: float | None,
+) -> Projection:
+    """Stage C: ``wall = setup/debug + target/step_s + eval runtime × evals``; Stage D tax."""
+    train_hours = target_steps / (step_per_s * 3600)
+    eval_hours = (eval_s_each or 0.0) * evals_in_run(target_steps, eval_every) / 3600
+    setup_hours = setup_debug_s / 3600
+    wall_hours = setup_hours + train_hours + eval_hours
+    return Projection(
+        step_per_s=step_per_s,
+        train_hours=train_hours,
+        eval_overhead_hours=eval_hours,
+        setup_debug_hours=setup_hours,
+        wall_hours=wall_hours,
+        cost_usd=None if usd_per_hour is None else wall_hours * usd_per_hour,
+        setup_debug_tax=setup_hours / wall_hours if wall_hours > 0 else 0.0,
+    )
+
+
+def scale_scenarios(
+    step_per_s: float, multipliers: ScenarioMultipliers | None = None
+) -> Scenarios[float]:
+    m = multipliers or ScenarioMultipliers()
+    return Scenarios(step_per_s * m.opt, step_per_s * m.base, step_per_s * m.pess)
+
+
+@dataclass(frozen=True)
+class LiveEta:
+    """Where the run stands on its own clock: elapsed so far plus what remains."""
+
+    step_per_s: float
+    remaining_s: float
+    eta_total_s: float
+
+
+def live_eta(
+    step_per_s: float,
+    *,
+    current_step: int,
+    elapsed_s: float,
+    target_steps: int,
+    eval_s_each: float | None,
+    eval_every: int | None,
+) -> LiveEta:
+    steps_left = max(0, target_steps - current_step)
+    evals_left = max(
+        0, evals_in_run(target_steps, eval_every) - evals_in_run(current_step, eval_every)
+    )
+    remaining_s = steps_left / step_per_s + (eval_s_each or 0.0) * evals_left
+    return LiveEta(step_per_s, remaining_s, elapsed_s + remaining_s)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a run declared about itself, next to its step history."""
+
+    target_steps: int
+    eval_every: int | None = None
+    usd_per_hour: float | None = None
+    setup_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    calibration: Calibration
+    inputs: RunInputs
+    setup_debug_s: float
+    elapsed_s: float
+    scenarios: Scenarios[Projection]
+    eta: Scenarios[LiveEta]
+
+    @property
+    def current_step(self) -> int:
+        last = self.calibration.last_step
+        return last.step if last else 0
+
+    def spend_usd(self) -> float | None:
+        """Money spent so far, counting setup time before the first step."""
+        if self.inputs.usd_per_hour is None:
+            return None
+        return (self.inputs.setup_s + self.elapsed_s) / 3600 * self.inputs.usd_per_hour
+
+    def live_total_s(self, scenario: str) -> float:
+        """Setup plus the run's projected elapsed time at its target step.
+
+        Warm-up is already inside the elapsed time, so only pre-step setup is added.
+        """
+        eta: LiveEta = getattr(self.eta, scenario)
+        return self.inputs.setup_s + eta.eta_total_s
+
+    def live_tax(self, scenario: str) -> float:
+        total = self.live_total_s(scenario)
+        return self.setup_debug_s / total if total > 0 else 0.0
+
+    def live_cost_usd(self, scenario: str) -> float | None:
+        if self.inputs.usd_per_hour is None:
+            return None
+        return self.live_total_s(scenario) / 3600 * self.inputs.usd_per_hour
+
+
+def estimate_run(
+    calibration: Calibration,
+    inputs: RunInputs,
+    *,
+    origin_s: float | None = None,
+    multipliers: ScenarioMultipliers | None = None,
+) -> Estimate | None:
+    """All three scenarios from a calibration; ``None`` until a step time is known.
+
+    ``origin_s`` is where the run's clock starts (the log's zero, or the first step);
+    warm-up time beyond normal steps counts as setup/debug, since it is paid once.
+    """
+    if calibration.step_per_s is None or calibration.last_step is None:
+        return None
+    first = calibration.first_step
+    origin = origin_s if origin_s is not None else (first.t_s if first else 0.0)
+    elapsed_s = max(0.0, calibration.last_step.t_s - origin)
+    setup_debug_s = inputs.setup_s + calibration.warmup_excess_s
+    rates = scale_scenarios(calibration.step_per_s, multipliers)
+
+    def project(rate: float) -> Projection:
+        return project_run(
+            rate,
+            inputs.target_steps,
+            eval_s_each=calibration.eval_s_each,
+            eval_every=inputs.eval_every,
+            setup_debug_s=setup_debug_s,
+            usd_per_hour=inputs.usd_per_hour,
+        )
+
+    def eta(rate: float) -> LiveEta:
+        return live_eta(
+            rate,
+            current_step=calibration.last_step.step if calibration.last_step else 0,
+            elapsed_s=elapsed_s,
+            target_steps=inputs.target_steps,
+            eval_s_each=calibration.eval_s_each,
+            eval_every=inputs.eval_every,
+        )
+
+    return Estimate(
+        calibration=calibration,
+        inputs=inputs,
+        setup_debug_s=setup_debug_s,
+        elapsed_s=elapsed_s,
+        scenarios=Scenarios(project(rates.opt), project(rates.base), project(rates.pess)),
+        eta=Scenarios(eta(rates.opt), eta(rates.base), eta(rates.pess)),
+    )
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

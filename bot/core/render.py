@@ -1,0 +1,209 @@
+"""Cards for every message probecast sends, built from plain data and a ``now``.
+
+Phones read these: the headline carries the ETA with its band, the spend so far and the
+projected cost; details follow in fields, most important first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.core.card import Button, Card, CardField, Table, action_id
+from bot.core.estimate import Estimate
+from bot.core.options import OptionRow, OptionTable
+
+OPTION_COLUMNS = (
+    "GPU option", "$/h", "VRAM", "CPU RAM", "TFLOPS", "HBM BW", "step/s",
+    "time (opt/base/pess)", "cost (opt/base/pess)", "setup/debug tax %", "major risks",
+    "keep/switch/kill",
+)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What a message needs to know about a run besides its estimate."""
+
+    run_id: str
+    name: str
+    state: str
+    target_steps: int
+    gpu_label: str
+    usd_per_hour: float | None
+    last_event_age_s: float | None = None
+    kept_until_s: float | None = None
+    kill_state: str | None = None
+    return_code: int | None = None
+    spent_usd: float | None = None
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def fmt_usd(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"${value:,.2f}" if value < 1000 else f"${value:,.0f}"
+
+
+def fmt_num(value: float | None, unit: str = "", digits: int = 1) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def fmt_rate(step_per_s: float | None) -> str:
+    if step_per_s is None:
+        return "—"
+    return f"{step_per_s:.3g}"
+
+
+def _band(values: Sequence[str]) -> str:
+    return " / ".join(values)
+
+
+def _row_cells(row: OptionRow) -> tuple[str, ...]:
+    time_cell = "—"
+    cost_cell = "—"
+    if row.time_h is not None:
+        time_cell = _band([fmt_duration(h * 3600) for h in (row.time_h.opt, row.time_h.base,
+                                                            row.time_h.pess)])
+    if row.cost_usd is not None:
+        cost_cell = _band([fmt_usd(c) for c in (row.cost_usd.opt, row.cost_usd.base,
+                                                row.cost_usd.pess)])
+    rate = fmt_rate(row.step_per_s)
+    return (
+        row.gpu_option,
+        fmt_usd(row.usd_per_hour),
+        fmt_num(row.vram_gib, " GiB", 0),
+        fmt_num(row.cpu_ram_gib, " GiB", 0),
+        fmt_num(row.tflops, "", 0),
+        fmt_num(row.hbm_bw_gbs, " GB/s", 0),
+        f"{rate} ({'observed' if row.observed else 'predicted'})" if rate != "—" else rate,
+        time_cell,
+        cost_cell,
+        fmt_num(None if row.setup_debug_tax is None else row.setup_debug_tax * 100, "%", 1),
+        "; ".join(row.risks) or "none seen",
+        row.decision,
+    )
+
+
+def render_option_table(table: OptionTable, run: RunView) -> Card:
+    current = table.rows[0]
+    if current.time_h is not None:
+        headline = (
+            f"{current.decision.upper()} · base {fmt_duration(current.time_h.base * 3600)}"
+            f" for {fmt_usd(current.cost_usd.base if current.cost_usd else None)}"
+            f" at {fmt_rate(current.step_per_s)} step/s"
+        )
+    else:
+        headline = "no throughput measured yet"
+    notes = tuple(f"Missing: {why}" for why in table.missing) + (
+        "Scenarios are the method's: step/s ×1.2 (opt), ×1.0 (base), ×0.6 (pess).",
+    )
+    return Card(
+        title=f"Option table · {run.name}",
+        headline=headline,
+        table=Table(OPTION_COLUMNS, tuple(_row_cells(r) for r in table.rows)),
+        notes=notes,
+        buttons=_run_buttons(run.run_id),
+        kind="table",
+    )
+
+
+def _run_buttons(run_id: str) -> tuple[Button, ...]:
+    return (
+        Button("Keep", action_id("keep", run_id), "primary"),
+        Button("Kill…", action_id("kill", run_id), "danger"),
+    )
+
+
+def _spent(estimate: Estimate | None, run: RunView) -> str:
+    if run.spent_usd is not None:
+        return fmt_usd(run.spent_usd)
+    return fmt_usd(estimate.spend_usd()) if estimate else "—"
+
+
+def status_headline(estimate: Estimate | None, run: RunView) -> str:
+    if run.state in ("finished", "failed", "killed"):
+        return f"{run.state} · spent {_spent(estimate, run)}"
+    if estimate is None:
+        return "waiting for the first training steps"
+    eta = estimate.eta
+    remaining = fmt_duration(eta.base.remaining_s)
+    band = f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}"
+    return (
+        f"ETA {remaining} ({band}) · spent {_spent(estimate, run)}"
+        f" · projected {fmt_usd(estimate.live_cost_usd('base'))}"
+    )
+
+
+def render_status(estimate: Estimate | None, run: RunView) -> Card:
+    fields: list[CardField] = []
+    if estimate is not None:
+        cal = estimate.calibration
+        pct = 100 * estimate.current_step / run.target_steps
+        fields += [
+            CardField("Step", f"{estimate.current_step:,}/{run.target_steps:,} ({pct:.0f}%)"),
+            CardField("step/s", f"{fmt_rate(cal.step_per_s)} (observed)"),
+            CardField("Elapsed", fmt_duration(estimate.elapsed_s)),
+            CardField("Probe", f"{min(cal.clean_steps, cal.probe_steps)}/{cal.probe_steps}"
+                      f" clean steps{' ✓' if cal.complete else ''}"),
+        ]
+        if cal.eval_s_each is not None:
+            fields.append(CardField("Eval", f"{fmt_duration(cal.eval_s_each)} each"))
+    fields.append(CardField("GPU", f"{run.gpu_label} · {fmt_usd(run.usd_per_hour)}/h"))
+    if run.last_event_age_s is not None:
+        fields.append(CardField("Last report", f"{fmt_duration(run.last_event_age_s)} ago"))
+    if run.kept_until_s is not None:
+        fields.append(CardField("Kept", f"for {fmt_duration(run.kept_until_s)} more"))
+    if run.kill_state is not None:
+        fields.append(CardField("Kill", run.kill_state))
+    if run.return_code is not None:
+        fields.append(CardField("Exit code", str(run.return_code)))
+    active = run.state not in ("finished", "failed", "killed")
+    return Card(
+        title=f"{run.name}",
+        headline=status_headline(estimate, run),
+        fields=tuple(fields),
+        buttons=_run_buttons(run.run_id) if active else (),
+        kind="status",
+    )
+
+
+def render_checkin(estimate: Estimate | None, run: RunView) -> Card:
+    step = f"step {estimate.current_step:,}/{run.target_steps:,}" if estimate else "no steps"
+    return Card(title=f"Check-in · {run.name}",
+                headline=f"{step} · {status_headline(estimate, run)}", kind="checkin")
+
+
+def render_runs(runs: Sequence[tuple[RunView, Estimate | None]]) -> Card:
+    if not runs:
+        return Card(title="Runs", headline="no runs yet")
+    fields = tuple(CardField(run.name, f"{run.state} · {status_headline(est, run)}")
+                   for run, est in runs)
+    return Card(title="Runs", headline=f"{len(runs)} run(s)", fields=fields)
+
+
+def render_text(title: str, text: str, kind: str = "reply") -> Card:
+    return Card(title=title, headline=text, kind=kind)
+
+
+__all__ = [
+    "OPTION_COLUMNS", "RunView", "fmt_duration", "fmt_usd", "render_checkin",
+    "render_option_table", "render_runs", "render_status", "render_text", "status_headline",
+]

@@ -1,0 +1,104 @@
+"""``probecast demo``: the whole loop on this machine, no network and no credentials.
+
+Starts the bot on loopback with a temporary SQLite file and the console channel, then
+runs a real (small, CPU-only) training child instrumented with the Probe API. Intervals
+are compressed so the option table appears within seconds and check-ins follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TextIO
+
+from bot.app import build, start_server
+from bot.chat.console import ConsoleChat
+from bot.settings import Settings
+
+RUN_NAME = "demo-mlp"
+
+
+def demo_settings(workdir: Path, secret: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]  # pydantic-settings init kwarg
+        db=workdir / "probecast.db",
+        ingest_secret=secret,
+        table_deadline_s=15,
+        checkin_interval_s=8,
+        post_interval_s=0.5,
+        kill_grace_s=5,
+    )
+
+
+async def _pipe_child_output(stream: asyncio.StreamReader, out: TextIO) -> None:
+    while line := await stream.readline():
+        print(f"  train │ {line.decode(errors='replace').rstrip()}", file=out, flush=True)
+
+
+async def run_demo(*, steps: int, eval_every: int, usd_per_hour: float, interactive: bool,
+                   out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    secret = secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory(prefix="probecast-demo-") as tmp:
+        chat = ConsoleChat(out)
+        app = build(demo_settings(Path(tmp), secret), chat=chat)
+        server = await start_server(app)
+        print(f"probecast demo: bot on {server.url}, database {tmp}/probecast.db", file=out)
+        print(f"training a small MLP for {steps} steps on the CPU; the option table posts "
+              "when the probe completes (at most 15 s), check-ins every 8 s.", file=out)
+        if interactive:
+            print("Commands: /probecast status | table | runs | help, /keep demo-mlp 2h, "
+                  "/kill demo-mlp", file=out)
+        env = {
+            **os.environ,
+            "PROBECAST_URL": server.url,
+            "PROBECAST_INGEST_SECRET": secret,
+            "PROBECAST_RUN": RUN_NAME,
+            "PROBECAST_TARGET_STEPS": str(steps),
+            "PROBECAST_EVAL_EVERY": str(eval_every),
+            "PROBECAST_USD_PER_HOUR": str(usd_per_hour),
+        }
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "reporter.demo_train", "--steps", str(steps),
+            "--eval-every", str(eval_every), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        assert child.stdout is not None
+        piping = asyncio.create_task(_pipe_child_output(child.stdout, out))
+        commands = (asyncio.create_task(chat.serve_commands(app.service.handle_command))
+                    if interactive else None)
+        try:
+            return_code = await child.wait()
+            await piping
+            await _wait_for_final(app.service, chat, timeout_s=10)
+        finally:
+            if commands is not None:
+                commands.cancel()
+            await server.stop()
+            app.store.close()
+    print(f"\nprobecast demo: training exited with code {return_code}", file=out)
+    # 143 is the child's answer to a confirmed /kill: the demo did its job.
+    return 0 if return_code in (0, 143) else 1
+
+
+async def _wait_for_final(service: object, chat: ConsoleChat, timeout_s: float) -> None:
+    """The exit event arrives with the child's last post; give the final card time to post."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(card.kind == "final" for _, _, card in chat.transcript):
+            return
+        await asyncio.sleep(0.1)
+
+
+def main(steps: int, eval_every: int, usd_per_hour: float, non_interactive: bool) -> int:
+    interactive = not non_interactive and sys.stdin.isatty()
+    return asyncio.run(run_demo(steps=steps, eval_every=eval_every, usd_per_hour=usd_per_hour,
+                                interactive=interactive))
+
+
+__all__ = ["RUN_NAME", "demo_settings", "main", "run_demo"]

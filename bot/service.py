@@ -1,0 +1,527 @@
+"""The service layer: every route, job and chat command makes one call here.
+
+It gathers inputs from the store, asks the pure core what to do, and applies the answer
+through the `Chat` and `Jobs` ports. The clock is injected; nothing here reads it itself.
+
+Exceptions (for adapters to map): `ServiceError` → `Unauthorized`, `RunNotFound`,
+`Conflict`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import math
+import secrets
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.chat.base import Chat, MessageRef
+from bot.core import commands as cmd
+from bot.core.card import Card, CardField
+from bot.core.estimate import (
+    CalibrationSettings,
+    Estimate,
+    Pause,
+    RunInputs,
+    StepPoint,
+    calibrate_throughput,
+    estimate_run,
+)
+from bot.core.options import Hardware, OptionTable, build_option_table
+from bot.core.render import (
+    RunView,
+    fmt_duration,
+    fmt_usd,
+    render_checkin,
+    render_option_table,
+    render_runs,
+    render_status,
+    render_text,
+)
+from bot.core.schedule import table_deadline_at, table_due
+from bot.settings import Settings
+from bot.store import CommandRecord, RunRecord, SqliteStore, StoredEvent
+from reporter.wire import (
+    Command,
+    CommandOutcome,
+    EventBatch,
+    EventsAck,
+    Registered,
+    RunRegistration,
+    RunSettings,
+)
+
+Clock = Callable[[], float]
+# A reporter's clock may run ahead of ours; beyond this we shift its times back.
+MAX_CLOCK_SKEW_S = 2.0
+
+
+class ServiceError(Exception):
+    code = "error"
+
+
+class Unauthorized(ServiceError):
+    code = "unauthorized"
+
+
+class RunNotFound(ServiceError):
+    code = "run_not_found"
+
+
+class Conflict(ServiceError):
+    code = "conflict"
+
+
+class Jobs(Protocol):
+    """Timing, owned by the scheduler adapter: run ``job`` for ``run_id`` later."""
+
+    def at(self, run_id: str, job: str, at_s: float | None) -> None: ...
+
+    def every(self, run_id: str, job: str, interval_s: float) -> None: ...
+
+    def cancel(self, run_id: str) -> None: ...
+
+
+def hash_token(token: str) -> str:
+    # Run tokens are 256-bit random, so a fast hash is enough to keep them out of the file.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _tokens_match(presented: str, expected_hash: str) -> bool:
+    return hmac.compare_digest(hash_token(presented), expected_hash)
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """One consistent read of a run: its record, estimate and the view cards need."""
+
+    run: RunRecord
+    estimate: Estimate | None
+    view: RunView
+    clean_steps: int
+
+
+class Service:
+    def __init__(self, store: SqliteStore, chat: Chat, settings: Settings, clock: Clock,
+                 jobs: Jobs | None = None) -> None:
+        self.store, self.chat, self.settings, self.clock = store, chat, settings, clock
+        self.jobs = jobs
+        self._posting = asyncio.Lock()
+
+    # --- reporter side --------------------------------------------------------------
+
+    def register(self, registration: RunRegistration, presented_secret: str) -> Registered:
+        expected = self.settings.ingest_secret
+        if expected is None or not hmac.compare_digest(
+            presented_secret.encode(), expected.get_secret_value().encode()
+        ):
+            raise Unauthorized("the ingest secret does not match PROBECAST_INGEST_SECRET")
+        now = self.clock()
+        instance_id = (registration.vast.container_id if registration.vast else None) or ""
+        token = secrets.token_urlsafe(32)
+        existing = self.store.find_run(registration.name, instance_id)
+        if existing is not None:
+            # A restarted reporter continues the same run; the restart is setup/debug time.
+            self.store.update_run(
+                existing.id, token_hash=hash_token(token), restarts=existing.restarts + 1,
+                restart_at=now, state="registered" if existing.active else existing.state,
+                registration=registration.model_dump_json(),
+            )
+            run_id, restarts = existing.id, existing.restarts + 1
+        else:
+            started = registration.instance_started_at
+            run = RunRecord(
+                id=uuid.uuid4().hex[:16], name=registration.name, instance_id=instance_id,
+                token_hash=hash_token(token), registered_at=now,
+                started_at=min(started, now) if started else now,
+                registration=registration.model_dump_json(),
+                target_steps=registration.target_steps, eval_every=registration.eval_every,
+                usd_per_hour=registration.usd_per_hour,
+            )
+            self.store.create_run(run)
+            run_id, restarts = run.id, 0
+            if self.jobs is not None:
+                self.jobs.every(run_id, "checkin", self.settings.checkin_interval_s)
+        return Registered(
+            run_id=run_id, run_token=token, restarts=restarts,
+            settings=RunSettings(post_interval_s=self.settings.post_interval_s),
+        )
+
+    def authenticate(self, run_id: str, presented_token: str) -> RunRecord:
+        run = self.store.get_run(run_id)
+        if run is None or not _tokens_match(presented_token, run.token_hash):
+            # The same answer for an unknown run and a wrong token reveals no run ids.
+            raise Unauthorized("unknown run or wrong run token")
+        return run
+
+    def ingest(self, run_id: str, presented_token: str, batch: EventBatch) -> EventsAck:
+        run = self.authenticate(run_id, presented_token)
+        received_at = self.clock()
+        shift_s = max(0.0, batch.sent_at - received_at - MAX_CLOCK_SKEW_S)
+        fresh = [e for e in batch.events if e.seq > run.acked_seq]
+        stored = [
+            StoredEvent(seq=e.seq, kind=e.kind, t=min(e.t - shift_s, received_at),
+                        received_at=received_at,
+                        body=e.model_dump_json(exclude={"kind", "seq", "t"}))
+            for e in fresh
+        ]
+        self.store.add_events(run_id, stored)
+        acked = self.store.contiguous_seq(run_id, run.acked_seq)
+        changes: dict[str, Any] = {"acked_seq": acked, "last_event_at": received_at}
+        if stored:
+            changes.update(self._progress_changes(run, stored))
+        self.store.update_run(run_id, **changes)
+        if stored:
+            self._schedule_after_ingest(run_id, changes)
+        return EventsAck(acked_seq=acked, commands=self._deliver_commands(run_id, received_at))
+
+    def _progress_changes(self, run: RunRecord, events: list[StoredEvent]) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        first_t = min(e.t for e in events)
+        if run.first_event_at is None:
+            changes["first_event_at"] = first_t
+        steps = [e.t for e in events if e.kind == "step"]
+        if steps and run.first_step_at is None:
+            changes["first_step_at"] = min(steps)
+            changes["setup_s"] = run.setup_s + max(0.0, min(steps) - run.started_at)
+        elif steps and run.restart_at is not None:
+            changes["setup_s"] = run.setup_s + max(0.0, min(steps) - run.restart_at)
+            changes["restart_at"] = None
+        if run.state == "registered":
+            changes["state"] = "running"
+        for event in events:
+            if event.kind == "exit":
+                code = json.loads(event.body)["return_code"]
+                changes["return_code"] = code
+                changes["state"] = "killed" if self._kill_sent(run.id) else (
+                    "finished" if code == 0 else "failed")
+        return changes
+
+    def _schedule_after_ingest(self, run_id: str, changes: dict[str, Any]) -> None:
+        if self.jobs is None:
+            return
+        if changes.get("state") in ("finished", "failed", "killed"):
+            self.jobs.at(run_id, "final", None)
+            return
+        run = self.store.get_run(run_id)
+        if run is None or run.table_posted_at is not None:
+            return
+        if "first_event_at" in changes:
+            self.jobs.at(run_id, "table",
+                         table_deadline_at(changes["first_event_at"],
+                                           self.settings.table_deadline_s))
+        if self._table_due(self.snapshot(run)):
+            self.jobs.at(run_id, "table", None)
+
+    def _deliver_commands(self, run_id: str, now: float) -> list[Command]:
+        pending = self.store.commands(run_id, ("queued", "sent"))
+        for record in pending:
+            if record.state == "queued":
+                self.store.update_command(record.id, state="sent", sent_at=now)
+        return [Command(id=c.id, kind="kill", grace_s=c.grace_s, reason=c.detail)
+                for c in pending]
+
+    async def command_outcome(self, run_id: str, presented_token: str, command_id: str,
+                              outcome: CommandOutcome) -> None:
+        self.authenticate(run_id, presented_token)
+        record = self.store.get_command(command_id)
+        if record is None or record.run_id != run_id:
+            raise RunNotFound(f"no command {command_id} for this run")
+        if record.state in ("done", "failed"):
+            return  # a retried report: already recorded
+        self.store.update_command(command_id, state=outcome.state, finished_at=self.clock(),
+                                  detail=outcome.detail)
+        run = self.store.get_run(run_id)
+        if run is not None and run.status_ref:
+            await self.chat.reply(MessageRef.loads(run.status_ref), render_text(
+                f"Kill · {run.name}", f"reporter: {outcome.state} — {outcome.detail}", "kill"))
+
+    def _kill_sent(self, run_id: str) -> bool:
+        return bool(self.store.commands(run_id, ("sent", "done")))
+
+    # --- reading a run --------------------------------------------------------------
+
+    def snapshot(self, run: RunRecord) -> RunSnapshot:
+        now = self.clock()
+        points: list[StepPoint] = []
+        phase_marks: list[tuple[str, str, float]] = []
+        for kind, t, body in self.store.events(run.id, ("step", "phase")):
+            if kind == "step":
+                points.append(StepPoint(int(body["step"]), t))
+            else:
+                phase_marks.append((body["phase"], body["edge"], t))
+        calibration = calibrate_throughput(
+            points, _pauses(phase_marks), CalibrationSettings(probe_steps=self.settings.probe_steps)
+        )
+        estimate = estimate_run(
+            calibration,
+            RunInputs(run.target_steps, run.eval_every, run.usd_per_hour, run.setup_s),
+            origin_s=run.first_step_at,
+        )
+        kill = self.store.commands(run.id, ("queued", "sent", "done", "failed"))
+        spent = None if run.usd_per_hour is None else (
+            max(0.0, (run.last_event_at or now) - run.started_at) / 3600 * run.usd_per_hour)
+        view = RunView(
+            run_id=run.id, name=run.name, state=run.state, target_steps=run.target_steps,
+            gpu_label=_gpu_label(run), usd_per_hour=run.usd_per_hour,
+            last_event_age_s=None if run.last_event_at is None else now - run.last_event_at,
+            kept_until_s=None if run.kept_until is None or run.kept_until <= now
+            else run.kept_until - now,
+            kill_state=kill[-1].state if kill else None, return_code=run.return_code,
+            spent_usd=spent,
+        )
+        return RunSnapshot(run, estimate, view, calibration.clean_steps)
+
+    def option_table(self, snap: RunSnapshot) -> OptionTable:
+        return build_option_table(
+            snap.estimate, _hardware(snap.run), probe_steps_seen=snap.clean_steps,
+            probe_steps=self.settings.probe_steps, usd_per_hour=snap.run.usd_per_hour,
+        )
+
+    def _table_due(self, snap: RunSnapshot) -> bool:
+        return table_due(
+            posted=snap.run.table_posted_at is not None,
+            probe_complete=snap.clean_steps >= self.settings.probe_steps,
+            first_event_at_s=snap.run.first_event_at,
+            deadline_s=self.settings.table_deadline_s,
+            now_s=self.clock(),
+        )
+
+    # --- jobs -----------------------------------------------------------------------
+
+    async def run_job(self, run_id: str, job: str) -> None:
+        handlers = {"table": self.post_table, "checkin": self.checkin, "final": self.finish}
+        await handlers[job](run_id)
+
+    async def post_table(self, run_id: str) -> bool:
+        """Post the option table once; returns whether this call posted it."""
+        async with self._posting:
+            run = self.store.get_run(run_id)
+            if run is None:
+                return False
+            snap = self.snapshot(run)
+            if not self._table_due(snap):
+                return False
+            await self._ensure_status(snap)
+            await self.chat.post(render_option_table(self.option_table(snap), snap.view))
+            self.store.update_run(run_id, table_posted_at=self.clock())
+            return True
+
+    async def checkin(self, run_id: str) -> None:
+        run = self.store.get_run(run_id)
+        if run is None:
+            return
+        if not run.active:
+            if self.jobs is not None:
+                self.jobs.cancel(run_id)
+            return
+        if run.first_event_at is None:
+            return  # nothing to say before the run reports anything
+        snap = self.snapshot(run)
+        ref = await self._ensure_status(snap, update=True)
+        await self.chat.reply(ref, render_checkin(snap.estimate, snap.view))
+        self.store.update_run(run_id, last_checkin_at=self.clock())
+
+    async def finish(self, run_id: str) -> None:
+        run = self.store.get_run(run_id)
+        if run is None:
+            return
+        if self.jobs is not None:
+            self.jobs.cancel(run_id)
+        if run.table_posted_at is None and run.first_event_at is not None:
+            snap = self.snapshot(run)
+            await self._ensure_status(snap)
+            await self.chat.post(render_option_table(self.option_table(snap), snap.view))
+            self.store.update_run(run_id, table_posted_at=self.clock())
+        snap = self.snapshot(self.store.get_run(run_id) or run)
+        ref = await self._ensure_status(snap, update=True)
+        await self.chat.reply(ref, render_text(
+            f"{run.name} {run.state}", f"exit code {run.return_code} · {snap.view.state}",
+            "final"))
+
+    async def _ensure_status(self, snap: RunSnapshot, update: bool = False) -> MessageRef:
+        card = render_status(snap.estimate, snap.view)
+        if snap.run.status_ref is None:
+            ref = await self.chat.post(card)
+            self.store.update_run(snap.run.id, status_ref=ref.dumps())
+            return ref
+        ref = MessageRef.loads(snap.run.status_ref)
+        if update:
+            await self.chat.update(ref, card)
+        return ref
+
+    def resume(self) -> int:
+        """Rebuild every active run's schedule from the database; returns how many."""
+        if self.jobs is None:
+            return 0
+        active = [run for run in self.store.list_runs() if run.active]
+        for run in active:
+            self.jobs.every(run.id, "checkin", self.settings.checkin_interval_s)
+            if run.table_posted_at is None and run.first_event_at is not None:
+                at = table_deadline_at(run.first_event_at, self.settings.table_deadline_s)
+                due = self._table_due(self.snapshot(run))
+                self.jobs.at(run.id, "table", None if due else at)
+        for run in self.store.list_runs():
+            if not run.active and run.table_posted_at is None and run.first_event_at:
+                self.jobs.at(run.id, "final", None)
+        return len(active)
+
+    # --- chat commands --------------------------------------------------------------
+
+    async def handle_command(self, text: str, user: str) -> Card:
+        """Answer one typed command; a mistake is answered with the usage, not raised."""
+        try:
+            parsed = cmd.parse_command(text)
+            return await self._dispatch(parsed, user)
+        except cmd.CommandError as exc:
+            return render_text("probecast", str(exc), "usage")
+
+    async def _dispatch(self, parsed: cmd.ParsedCommand, user: str) -> Card:
+        if parsed.verb == "help":
+            return render_text("probecast commands", cmd.help_text(), "usage")
+        if parsed.verb == "runs":
+            return render_runs([(s.view, s.estimate) for s in map(self.snapshot,
+                                                                  self.store.list_runs())])
+        if parsed.verb == "status" and parsed.run is None:
+            active = [r for r in self.store.list_runs() if r.active]
+            if len(active) != 1:
+                return render_runs([(s.view, s.estimate) for s in map(self.snapshot, active)])
+            run = active[0]
+        else:
+            run = self._find(parsed.run or "")
+        snap = self.snapshot(run)
+        if parsed.verb == "status":
+            return render_status(snap.estimate, snap.view)
+        if parsed.verb == "table":
+            return render_option_table(self.option_table(snap), snap.view)
+        if parsed.verb == "keep":
+            return self.keep(snap, user, parsed.duration_s or cmd.DEFAULT_KEEP_S)
+        if parsed.verb == "kill":
+            return self.request_kill(snap, user)
+        if parsed.verb == "confirm-kill":
+            return await self.confirm_kill(snap, user)
+        return self.cancel_kill(snap, user)
+
+    def _find(self, query: str) -> RunRecord:
+        runs = self.store.list_runs()
+        name = cmd.resolve_run(query, [r.name for r in runs])
+        # Several instances may share a name; the latest registration is the one meant.
+        return [r for r in runs if r.name == name][-1]
+
+    def _decision_detail(self, snap: RunSnapshot) -> dict[str, Any]:
+        est = snap.estimate
+        return {
+            "step": est.current_step if est else None,
+            "eta_remaining_s": est.eta.base.remaining_s if est else None,
+            "projected_cost_usd": est.live_cost_usd("base") if est else None,
+            "spent_usd": snap.view.spent_usd,
+        }
+
+    def keep(self, snap: RunSnapshot, user: str, duration_s: float) -> Card:
+        now = self.clock()
+        self.store.add_decision(snap.run.id, "keep", user, now, now + duration_s,
+                                self._decision_detail(snap))
+        self.store.update_run(snap.run.id, kept_until=now + duration_s)
+        return render_text(f"Kept · {snap.run.name}",
+                           f"{user} keeps {snap.run.name} for {fmt_duration(duration_s)}; "
+                           "its alerts are silenced until then.", "keep")
+
+    def request_kill(self, snap: RunSnapshot, user: str) -> Card:
+        """The confirmation step: say what a kill does and what it costs, do nothing yet."""
+        self.store.add_decision(snap.run.id, "kill-request", user, self.clock(), None,
+                                self._decision_detail(snap))
+        est = snap.estimate
+        projected = fmt_usd(est.live_cost_usd("base")) if est else "—"
+        return Card(
+            title=f"Kill {snap.run.name}?",
+            headline=(f"Stops the training process (SIGTERM, {self.settings.kill_grace_s:.0f} s "
+                      "grace for a checkpoint, then SIGKILL)."),
+            fields=(CardField("Spent so far", fmt_usd(snap.view.spent_usd)),
+                    CardField("Projected if kept", projected),
+                    CardField("Instance", "keeps billing until it is stopped or destroyed")),
+            notes=(f"Type `/kill {snap.run.name} confirm` to go ahead, or "
+                   f"`/kill {snap.run.name} cancel`.",),
+            kind="confirm",
+        )
+
+    async def confirm_kill(self, snap: RunSnapshot, user: str) -> Card:
+        existing = self.store.commands(snap.run.id, ("queued", "sent", "done"))
+        if existing:
+            return render_text(f"Kill · {snap.run.name}",
+                               f"already {existing[-1].state} (requested by "
+                               f"{existing[-1].requested_by}); nothing more to do.", "kill")
+        if not snap.run.active:
+            raise cmd.CommandError(f"{snap.run.name} is already {snap.run.state}")
+        now = self.clock()
+        record = CommandRecord(id=uuid.uuid4().hex[:12], run_id=snap.run.id, kind="kill",
+                               state="queued", grace_s=self.settings.kill_grace_s,
+                               created_at=now, requested_by=user, confirmed_by=user,
+                               detail=f"killed by {user}")
+        self.store.add_command(record)
+        self.store.add_decision(snap.run.id, "kill-confirm", user, now, None,
+                                self._decision_detail(snap))
+        answer = render_text(
+            f"Kill · {snap.run.name}",
+            f"confirmed by {user}. The reporter stops the training process at its next report "
+            "(seconds). The instance keeps billing until you stop it on Vast.ai.", "kill")
+        if snap.run.status_ref:
+            await self.chat.reply(MessageRef.loads(snap.run.status_ref), answer)
+        return answer
+
+    def cancel_kill(self, snap: RunSnapshot, user: str) -> Card:
+        queued = self.store.commands(snap.run.id, ("queued",))
+        if not queued:
+            sent = self.store.commands(snap.run.id, ("sent", "done"))
+            text = ("too late: the reporter already has the kill" if sent
+                    else "no kill is pending")
+            return render_text(f"Kill · {snap.run.name}", text, "kill")
+        for record in queued:
+            self.store.update_command(record.id, state="cancelled", finished_at=self.clock())
+        self.store.add_decision(snap.run.id, "kill-cancel", user, self.clock())
+        return render_text(f"Kill · {snap.run.name}", f"cancelled by {user}", "kill")
+
+
+def _pauses(marks: Iterable[tuple[str, str, float]]) -> list[Pause]:
+    """Pair phase start/end events; a pause still open runs to infinity."""
+    open_at: dict[str, float] = {}
+    pauses: list[Pause] = []
+    for phase, edge, t in marks:
+        if phase not in ("eval", "checkpoint"):
+            continue
+        if edge == "start":
+            open_at[phase] = t
+        elif phase in open_at:
+            pauses.append(Pause(phase, open_at.pop(phase), t))
+    pauses += [Pause(phase, start, math.inf) for phase, start in open_at.items()]
+    return pauses
+
+
+def _registration(run: RunRecord) -> RunRegistration:
+    return RunRegistration.model_validate_json(run.registration)
+
+
+def _gpu_label(run: RunRecord) -> str:
+    gpus = _registration(run).gpus
+    if not gpus:
+        return "no GPU reported"
+    return ", ".join(f"{g.count}× {g.name}" for g in gpus)
+
+
+def _hardware(run: RunRecord) -> Hardware:
+    reg = _registration(run)
+    gpu = reg.gpus[0] if reg.gpus else None
+    return Hardware(
+        gpu_name=gpu.name if gpu else None,
+        gpu_count=gpu.count if gpu else 1,
+        vram_gib=gpu.vram_mib / 1024 if gpu and gpu.vram_mib else None,
+        cpu_ram_gib=reg.host.ram_mib / 1024 if reg.host and reg.host.ram_mib else None,
+    )
+
+
+__all__ = ["Conflict", "Jobs", "RunNotFound", "RunSnapshot", "Service", "ServiceError",
+           "Unauthorized", "hash_token"]

@@ -1,0 +1,281 @@
+"""The bot's state in one SQLite file, through sqlite-utils (WAL, versioned schema).
+
+Events are keyed by (run_id, seq) and inserted with ``OR IGNORE``, so a retried batch
+never duplicates anything. Exceptions: `StoreError` (the file cannot be written or read).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.db import NotFoundError
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """The database could not be read or written (disk full, read-only, corrupt)."""
+
+
+@dataclass
+class RunRecord:
+    id: str
+    name: str
+    instance_id: str
+    token_hash: str
+    registered_at: float
+    started_at: float
+    registration: str
+    target_steps: int
+    eval_every: int | None
+    usd_per_hour: float | None
+    state: str = "registered"
+    restarts: int = 0
+    restart_at: float | None = None
+    setup_s: float = 0.0
+    first_event_at: float | None = None
+    first_step_at: float | None = None
+    last_event_at: float | None = None
+    acked_seq: int = 0
+    table_posted_at: float | None = None
+    status_ref: str | None = None
+    last_checkin_at: float | None = None
+    return_code: int | None = None
+    kept_until: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("registered", "running")
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    seq: int
+    kind: str
+    t: float
+    received_at: float
+    body: str
+
+
+@dataclass
+class CommandRecord:
+    id: str
+    run_id: str
+    kind: str
+    state: str
+    grace_s: float
+    created_at: float
+    requested_by: str
+    confirmed_by: str | None = None
+    sent_at: float | None = None
+    finished_at: float | None = None
+    detail: str = ""
+
+
+_RUN_COLUMNS = {f.name for f in fields(RunRecord)}
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db["runs"].create(
+        {f.name: _sql_type(f.type) for f in fields(RunRecord)}, pk="id", not_null={"name"}
+    )
+    db["runs"].create_index(["name", "instance_id"], unique=True)
+    db["events"].create(
+        {"run_id": str, "seq": int, "kind": str, "t": float, "received_at": float, "body": str},
+        pk=("run_id", "seq"),
+    )
+    db["events"].create_index(["run_id", "kind", "seq"])
+    db["commands"].create(
+        {f.name: _sql_type(f.type) for f in fields(CommandRecord)}, pk="id"
+    )
+    db["commands"].create_index(["run_id", "state"])
+    db["decisions"].create(
+        {"id": int, "run_id": str, "kind": str, "by": str, "at": float, "until": float,
+         "detail": str},
+        pk="id",
+    )
+
+
+def _sql_type(annotation: Any) -> type:
+    text = str(annotation)
+    if text.startswith("int"):
+        return int
+    if text.startswith("float"):
+        return float
+    return str
+
+
+MIGRATIONS = [_migration_1]
+
+
+class SqliteStore:
+    def __init__(self, path: Path | str) -> None:
+        try:
+            # One connection shared by the event loop and test portals; SQLite serialises.
+            conn = sqlite3.connect(str(path), check_same_thread=False)
+            self.db = sqlite_utils.Database(conn)
+            if str(path) != ":memory:":
+                self.db.enable_wal()
+            self.db.execute("PRAGMA busy_timeout = 5000")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from exc
+        self.path = Path(path)
+
+    def migrate(self) -> int:
+        """Bring the schema to `SCHEMA_VERSION`; returns the version found before."""
+        with self._errors("migrating"):
+            self.db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            version = self._meta_int("schema_version")
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema {version}, newer than this probecast "
+                    f"({SCHEMA_VERSION}); upgrade probecast"
+                )
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                with self.db.conn:
+                    MIGRATIONS[number - 1](self.db)
+                    self.db["meta"].upsert({"key": "schema_version", "value": str(number)},
+                                           pk="key")
+            return version
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- runs -----------------------------------------------------------------------
+
+    def find_run(self, name: str, instance_id: str) -> RunRecord | None:
+        rows = list(self.db["runs"].rows_where("name = ? and instance_id = ?",
+                                               [name, instance_id]))
+        return RunRecord(**rows[0]) if rows else None
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        try:
+            return RunRecord(**self.db["runs"].get(run_id))
+        except NotFoundError:
+            return None
+
+    def list_runs(self) -> list[RunRecord]:
+        return [RunRecord(**row) for row in self.db["runs"].rows_where(order_by="registered_at")]
+
+    def create_run(self, run: RunRecord) -> None:
+        with self._errors("creating a run"):
+            self.db["runs"].insert(asdict(run), pk="id")
+
+    def update_run(self, run_id: str, **changes: Any) -> None:
+        unknown = set(changes) - _RUN_COLUMNS
+        if unknown:
+            raise ValueError(f"unknown run columns {sorted(unknown)}")
+        with self._errors("updating a run"):
+            self.db["runs"].update(run_id, changes)
+
+    # --- events ---------------------------------------------------------------------
+
+    def add_events(self, run_id: str, events: Iterable[StoredEvent]) -> int:
+        """Store events not seen before; returns how many were new."""
+        rows = [{"run_id": run_id, **asdict(e)} for e in events]
+        with self._errors("storing events"), self.db.conn:
+            before = self.db.conn.total_changes
+            self.db["events"].insert_all(rows, pk=("run_id", "seq"), ignore=True,
+                                         batch_size=500)
+            return self.db.conn.total_changes - before
+
+    def contiguous_seq(self, run_id: str, acked_seq: int) -> int:
+        """The highest seq such that every seq up to it is stored."""
+        cursor = self.db.execute(
+            "select seq from events where run_id = ? and seq > ? order by seq",
+            [run_id, acked_seq],
+        )
+        for (seq,) in cursor:
+            if seq != acked_seq + 1:
+                break
+            acked_seq = seq
+        return acked_seq
+
+    def events(
+        self, run_id: str, kinds: Iterable[str]
+    ) -> Iterator[tuple[str, float, dict[str, Any]]]:
+        kinds = list(kinds)
+        marks = ",".join("?" for _ in kinds)
+        cursor = self.db.execute(
+            f"select kind, t, body from events where run_id = ? and kind in ({marks}) "
+            "order by seq",
+            [run_id, *kinds],
+        )
+        for kind, t, body in cursor:
+            yield kind, t, json.loads(body)
+
+    # --- commands and decisions -----------------------------------------------------
+
+    def add_command(self, command: CommandRecord) -> None:
+        with self._errors("queueing a command"):
+            self.db["commands"].insert(asdict(command), pk="id")
+
+    def get_command(self, command_id: str) -> CommandRecord | None:
+        try:
+            return CommandRecord(**self.db["commands"].get(command_id))
+        except NotFoundError:
+            return None
+
+    def commands(self, run_id: str, states: Iterable[str]) -> list[CommandRecord]:
+        states = list(states)
+        marks = ",".join("?" for _ in states)
+        rows = self.db["commands"].rows_where(
+            f"run_id = ? and state in ({marks})", [run_id, *states], order_by="created_at"
+        )
+        return [CommandRecord(**row) for row in rows]
+
+    def update_command(self, command_id: str, **changes: Any) -> None:
+        with self._errors("updating a command"):
+            self.db["commands"].update(command_id, changes)
+
+    def add_decision(self, run_id: str, kind: str, by: str, at: float,
+                     until: float | None = None, detail: dict[str, Any] | None = None) -> None:
+        with self._errors("recording a decision"):
+            self.db["decisions"].insert({
+                "run_id": run_id, "kind": kind, "by": by, "at": at, "until": until,
+                "detail": json.dumps(detail or {}),
+            })
+
+    def decisions(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.db["decisions"].rows_where("run_id = ?", [run_id], order_by="id"))
+
+    # --- health ---------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise `StoreError` unless the file can be read and written now."""
+        with self._errors("checking health"), self.db.conn:
+            self.db.execute("select count(*) from runs").fetchone()
+            self.db["meta"].upsert({"key": "health_probe", "value": "ok"}, pk="key")
+
+    def _meta_int(self, key: str) -> int:
+        try:
+            return int(self.db["meta"].get(key)["value"])
+        except NotFoundError:
+            return 0
+
+    def _errors(self, doing: str) -> _StoreErrors:
+        return _StoreErrors(doing, self.path)
+
+
+class _StoreErrors:
+    """Turn sqlite3 errors into one `StoreError` that says what was being done."""
+
+    def __init__(self, doing: str, path: Path) -> None:
+        self.doing, self.path = doing, path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"{self.doing} in {self.path}: {exc}") from exc
+        return False
+
+
+__all__ = ["CommandRecord", "RunRecord", "SqliteStore", "StoreError", "StoredEvent"]

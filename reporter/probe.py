@@ -1,0 +1,539 @@
+"""The Probe API: a training loop reports its steps and phases; a thread posts them.
+
+The training thread only appends small tuples to a deque (thread-safe without a lock);
+a daemon thread registers the run, numbers the events, posts them in batches and hands
+commands from the bot's replies to ``on_command``. Nothing that goes wrong with the bot
+ever raises into the training loop: failures are retried with backoff or, when the bot
+refuses us, reported once on stderr.
+
+    with Probe("resnet-a100", target_steps=10_000, eval_every=500) as probe:
+        for step in range(10_000):
+            loss = train_step()
+            probe.step(step, loss=loss)
+            if probe.kill_requested.is_set():
+                break
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
+from typing import Literal, NamedTuple, SupportsFloat
+
+import httpx
+from pydantic import ValidationError
+
+from reporter import __version__
+from reporter.client import BotClient, BotRejected, BotUnavailable
+from reporter.config import (
+    ProbeConfig,
+    detect_host,
+    detect_instance_started_at,
+    detect_vast,
+)
+from reporter.wire import (
+    MAX_EVENTS_PER_BATCH,
+    Command,
+    CommandOutcome,
+    ConfigFamily,
+    Event,
+    EventBatch,
+    ExitEvent,
+    GpuSample,
+    HostSample,
+    LogEvent,
+    PhaseEvent,
+    Registered,
+    RunRegistration,
+    SampleEvent,
+    StepEvent,
+)
+
+PhaseName = Literal["train", "eval", "checkpoint", "setup"]
+LogCode = Literal["oom", "nonfinite_loss", "traceback", "nccl", "warning"]
+OutcomeState = Literal["done", "failed"]
+CommandHandler = Callable[[Command], tuple[OutcomeState, str] | None]
+
+MAX_PENDING_EVENTS = 200_000
+MAX_BACKOFF_S = 30.0
+KILL_FLAG_DETAIL = "kill flag set; the training loop decides when to stop"
+_PHASES = frozenset({"train", "eval", "checkpoint", "setup"})
+# Statuses after which this run token is no use: stop posting rather than loop forever.
+_FATAL_STATUSES = frozenset({401, 403, 404, 410})
+
+
+# What the training thread appends: plain tuples, converted to wire models later.
+class _Step(NamedTuple):
+    t: float
+    step: int
+    loss: SupportsFloat | None
+    samples: int | None
+    tokens: int | None
+
+
+class _Phase(NamedTuple):
+    t: float
+    phase: str
+    edge: Literal["start", "end"]
+
+
+class _Log(NamedTuple):
+    t: float
+    code: str
+    message: str
+
+
+class _Exit(NamedTuple):
+    t: float
+    return_code: int
+
+
+class _Sample(NamedTuple):
+    t: float
+    gpus: tuple[GpuSample, ...]
+    host: HostSample | None
+    no_gpu_reason: str | None
+
+
+_Record = _Step | _Phase | _Log | _Exit | _Sample
+
+
+class Probe:
+    """Reports a training run to the probecast bot from a background thread.
+
+    Arguments left as ``None`` come from ``PROBECAST_*`` in ``environ`` (default
+    ``os.environ``); a missing one raises `ConfigError` here, before training starts.
+    ``on_command(command)`` runs on the background thread and returns ``(state, detail)``
+    (``None`` counts as done); without it a kill command sets `kill_requested`.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        target_steps: int | None = None,
+        eval_every: int | None = None,
+        *,
+        url: str | None = None,
+        ingest_secret: str | None = None,
+        usd_per_hour: float | None = None,
+        post_interval_s: float | None = None,
+        family: ConfigFamily | None = None,
+        on_command: CommandHandler | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        environ: Mapping[str, str] | None = None,
+        max_pending: int = MAX_PENDING_EVENTS,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        self.config = ProbeConfig.from_env(
+            env,
+            name=name,
+            target_steps=target_steps,
+            eval_every=eval_every,
+            url=url,
+            ingest_secret=ingest_secret,
+            usd_per_hour=usd_per_hour,
+            post_interval_s=post_interval_s,
+        )
+        self.kill_requested = threading.Event()
+        self._env = dict(env)
+        self._family = family or ConfigFamily()
+        self._on_command = on_command
+        self._clock = clock
+        self._max_pending = max(1, max_pending)
+        self._client = BotClient(self.config.url, transport=transport)
+
+        self._queue: collections.deque[_Record] = collections.deque()
+        # Background-thread state from here on.
+        self._backlog: collections.deque[_Record] = collections.deque()
+        self._inflight: list[Event] = []  # numbered, unacked, contiguous from acked + 1
+        self._next_seq = 1
+        self._acked_seq = 0
+        self._dropped = 0
+        self._batch_max = MAX_EVENTS_PER_BATCH
+        self._sync_seq = False
+        self._registered: Registered | None = None
+        self._disabled = False
+        self._outcomes: dict[str, CommandOutcome] = {}  # command id -> outcome
+        self._unreported: list[str] = []
+        self._warned: set[str] = set()
+
+        self._wake = threading.Event()
+        self._closing = False
+        self._deadline = float("inf")  # time.monotonic() by which the thread must end
+        self._flushed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="probecast-probe", daemon=True)
+        self._thread.start()
+
+    # --- training thread: append only -----------------------------------------------
+
+    def step(
+        self,
+        n: int,
+        loss: SupportsFloat | None = None,
+        samples: int | None = None,
+        tokens: int | None = None,
+    ) -> None:
+        """Record that step ``n`` finished. No I/O: a tensor loss is read on our thread."""
+        self._queue.append(_Step(self._clock(), n, loss, samples, tokens))
+
+    @contextmanager
+    def phase(self, name: PhaseName) -> Iterator[None]:
+        """Mark a stretch of time that is not training throughput (eval, checkpoint…)."""
+        if name not in _PHASES:
+            raise ValueError(f"phase must be one of {sorted(_PHASES)}, got {name!r}")
+        self._queue.append(_Phase(self._clock(), name, "start"))
+        try:
+            yield
+        finally:
+            self._queue.append(_Phase(self._clock(), name, "end"))
+
+    def eval(self) -> AbstractContextManager[None]:
+        """``with probe.eval():`` around an evaluation pass."""
+        return self.phase("eval")
+
+    def checkpoint(self) -> AbstractContextManager[None]:
+        """``with probe.checkpoint():`` around saving a checkpoint."""
+        return self.phase("checkpoint")
+
+    def log(self, code: LogCode, message: str) -> None:
+        """Report a notable condition (OOM, non-finite loss…) for the bot's triggers."""
+        self._queue.append(_Log(self._clock(), code, message))
+
+    def sample(
+        self,
+        gpus: tuple[GpuSample, ...] = (),
+        host: HostSample | None = None,
+        no_gpu_reason: str | None = None,
+    ) -> None:
+        """Record a resource sample (for samplers; the first events dropped under backlog)."""
+        self._queue.append(_Sample(self._clock(), gpus, host, no_gpu_reason))
+
+    # --- inspection -----------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str | None:
+        registered = self._registered
+        return None if registered is None else registered.run_id
+
+    @property
+    def acked_seq(self) -> int:
+        """Every event numbered up to this is stored by the bot."""
+        return self._acked_seq
+
+    @property
+    def dropped_events(self) -> int:
+        """Events given up on: over the backlog bound, invalid, or refused by the bot."""
+        return self._dropped
+
+    # --- shutdown -------------------------------------------------------------------
+
+    def close(self, return_code: int = 0, timeout_s: float = 10) -> bool:
+        """Record the exit, flush within ``timeout_s``; True when the bot has everything."""
+        if not self._closing:
+            self._queue.append(_Exit(self._clock(), return_code))
+            self._deadline = time.monotonic() + timeout_s
+            self._closing = True
+            self._wake.set()
+        self._thread.join(max(0.0, self._deadline - time.monotonic()) + 0.5)
+        return self._flushed.is_set()
+
+    def __enter__(self) -> Probe:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            code = 0
+        elif isinstance(exc, SystemExit) and isinstance(exc.code, int):
+            code = exc.code
+        elif isinstance(exc, KeyboardInterrupt):
+            code = 130
+        else:
+            code = 1
+        self.close(return_code=max(-255, min(255, code)))
+
+    # --- background thread ----------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._register()
+            interval_s = self._interval_s()
+            failures = 0
+            while True:
+                if self._closing:
+                    if self._flush_once():
+                        self._flushed.set()
+                        break
+                    if time.monotonic() >= self._deadline:
+                        break
+                    failures = min(failures + 1, 20)
+                    self._pause(min(1.0, 0.05 * 2**failures))
+                    continue
+                failures = 0 if self._flush_once() else min(failures + 1, 20)
+                self._wake.wait(min(max(interval_s, MAX_BACKOFF_S), interval_s * 2**failures))
+        except Exception as exc:  # never let the reporter take the training job down
+            self._warn("crash", f"reporter stopped: {type(exc).__name__}: {exc}")
+        finally:
+            self._client.close()
+
+    def _interval_s(self) -> float:
+        # Once registered the bot sets the pace; before that our own setting does.
+        registered = self._registered
+        if registered is None:
+            return self.config.post_interval_s
+        return registered.settings.post_interval_s
+
+    def _pause(self, seconds: float) -> None:
+        """Wait, but never past the close deadline; before close, wake on close."""
+        if self._closing:
+            time.sleep(max(0.0, min(seconds, self._deadline - time.monotonic())))
+        else:
+            self._wake.wait(seconds)
+
+    def _register(self) -> None:
+        vast = detect_vast(self._env)
+        try:
+            registration = RunRegistration(
+                name=self.config.name,
+                target_steps=self.config.target_steps,
+                eval_every=self.config.eval_every,
+                usd_per_hour=self.config.usd_per_hour,
+                config=self._family,
+                host=detect_host(),
+                vast=vast,
+                instance_started_at=detect_instance_started_at(vast),
+                reporter_version=__version__,
+            )
+        except ValidationError as exc:
+            self._disable(f"cannot build the registration: {exc.errors()[0]['msg']}")
+            return
+        delay_s = min(self.config.post_interval_s, 1.0)
+        while not (self._closing and time.monotonic() >= self._deadline):
+            self._drain()  # keeps memory bounded while the bot is away
+            try:
+                self._registered = self._client.register(registration, self.config.ingest_secret)
+            except BotUnavailable as exc:
+                self._warn("register", f"bot unavailable, will keep trying to register: {exc}")
+                self._pause(max(delay_s, exc.retry_after_s or 0.0))
+                delay_s = min(delay_s * 2, MAX_BACKOFF_S)
+                continue
+            except BotRejected as exc:
+                self._disable(f"the bot refused to register run {self.config.name!r}: {exc}")
+                return
+            # A restarted reporter continues the bot's numbering: see _apply_ack.
+            self._sync_seq = self._registered.restarts > 0
+            self._warned.discard("register")
+            return
+
+    def _disable(self, reason: str) -> None:
+        self._warn("disabled", f"{reason}; not reporting this run (training continues)")
+        self._disabled = True
+
+    def _flush_once(self) -> bool:
+        """Post what is queued; True when everything recorded so far is acked."""
+        self._drain()
+        if self._disabled or self._registered is None:
+            if self._disabled:  # nobody will read them: keep memory flat
+                self._dropped += len(self._backlog) + len(self._inflight)
+                self._backlog.clear()
+                self._inflight.clear()
+            return self._disabled
+        self._report_outcomes()
+        while self._backlog or self._inflight:
+            if not self._post_batch():
+                return False
+        self._report_outcomes()
+        return not self._unreported
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            self._backlog.append(queue.popleft())
+        excess = min(self._pending() - self._max_pending, len(self._backlog))
+        if excess > 0:
+            self._trim(excess)
+
+    def _trim(self, excess: int) -> None:
+        """Drop ``excess`` records, oldest samples first, then the oldest of any kind."""
+        kept: collections.deque[_Record] = collections.deque()
+        for record in self._backlog:
+            if excess > 0 and isinstance(record, _Sample):
+                excess -= 1
+                self._dropped += 1
+            else:
+                kept.append(record)
+        while excess > 0 and kept:
+            kept.popleft()
+            excess -= 1
+            self._dropped += 1
+        self._backlog = kept
+        self._warn("backlog", f"bot unreachable for long: dropped {self._dropped} events")
+
+    def _post_batch(self) -> bool:
+        """Post the next batch; False when the bot is unavailable (retry later)."""
+        registered = self._registered
+        assert registered is not None
+        limit = 1 if self._sync_seq else self._batch_max
+        while len(self._inflight) < limit and self._backlog:
+            event = self._to_wire(self._backlog.popleft(), self._next_seq)
+            if event is not None:
+                self._inflight.append(event)
+                self._next_seq += 1
+        if not self._inflight:
+            return True
+        events = self._inflight[:limit]
+        batch = EventBatch(seq_from=events[0].seq, sent_at=self._clock(), events=events)
+        try:
+            ack = self._client.post_events(registered.run_id, registered.run_token, batch)
+        except BotUnavailable as exc:
+            self._warn("post", f"bot unavailable, keeping {self._pending()} events: {exc}")
+            return False
+        except BotRejected as exc:
+            self._rejected(exc, len(events))
+            return not self._disabled
+        self._warned.discard("post")
+        self._warned.discard("backlog")
+        self._apply_ack(ack.acked_seq)
+        for command in ack.commands:
+            self._handle(command)
+        if self._acked_seq < batch.seq_from:
+            # A 200 that stores nothing we sent: the bot lost earlier seqs. Back off
+            # rather than resend in a tight loop.
+            self._warn("stalled", f"the bot acks seq {ack.acked_seq}, below {batch.seq_from}")
+            return False
+        self._warned.discard("stalled")
+        return True
+
+    def _rejected(self, exc: BotRejected, size: int) -> None:
+        if exc.status in _FATAL_STATUSES:
+            self._disable(f"the bot refused our events: {exc}")
+        elif exc.status == 413 and self._batch_max > 1:
+            self._batch_max = max(1, size // 2)
+        else:
+            # A refused batch is not stored, so its seqs are free: reuse them for what
+            # follows rather than leave a gap the bot's watermark could never pass.
+            self._warn("refused", f"the bot refused {size} events, dropping them: {exc}")
+            del self._inflight[:size]
+            self._dropped += size
+            self._inflight = self._renumbered(self._acked_seq + 1)
+
+    def _apply_ack(self, acked_seq: int) -> None:
+        if acked_seq >= self._next_seq:
+            # The bot's numbering is ahead of ours: this run was registered by an earlier
+            # reporter process, and every seq we sent was already taken, so ignored.
+            # Nothing of ours was stored; renumber it after the bot's watermark.
+            self._acked_seq = acked_seq
+            self._inflight = self._renumbered(acked_seq + 1)
+        else:
+            self._acked_seq = max(self._acked_seq, acked_seq)
+            self._inflight = [e for e in self._inflight if e.seq > self._acked_seq]
+        self._sync_seq = False
+
+    def _renumbered(self, seq_from: int) -> list[Event]:
+        events = [e.model_copy(update={"seq": seq_from + i}) for i, e in enumerate(self._inflight)]
+        self._next_seq = seq_from + len(events)
+        return events
+
+    def _pending(self) -> int:
+        return len(self._backlog) + len(self._inflight)
+
+    def _to_wire(self, record: _Record, seq: int) -> Event | None:
+        """The wire event for a record, or None (counted as dropped) if it is invalid."""
+        try:
+            if isinstance(record, _Step):
+                return StepEvent(
+                    seq=seq,
+                    t=record.t,
+                    # int() and float() accept numpy and torch scalars; doing it here
+                    # keeps a device sync off the training thread.
+                    step=int(record.step),
+                    loss=None if record.loss is None else _clamp_loss(float(record.loss)),
+                    samples=None if record.samples is None else int(record.samples),
+                    tokens=None if record.tokens is None else int(record.tokens),
+                )
+            if isinstance(record, _Phase):
+                return PhaseEvent.model_validate(
+                    {"seq": seq, "t": record.t, "phase": record.phase, "edge": record.edge}
+                )
+            if isinstance(record, _Log):
+                return LogEvent.model_validate(
+                    {
+                        "seq": seq,
+                        "t": record.t,
+                        "code": record.code,
+                        "message": record.message[:2048],
+                    }
+                )
+            if isinstance(record, _Exit):
+                code = max(-255, min(255, record.return_code))
+                return ExitEvent(seq=seq, t=record.t, return_code=code)
+            return SampleEvent(
+                seq=seq,
+                t=record.t,
+                gpus=list(record.gpus),
+                host=record.host,
+                no_gpu_reason=record.no_gpu_reason,
+            )
+        except (ValidationError, TypeError, ValueError) as exc:
+            self._dropped += 1
+            self._warn("invalid", f"dropping an invalid {type(record).__name__[1:]} event: {exc}")
+            return None
+
+    def _handle(self, command: Command) -> None:
+        if command.id in self._outcomes:
+            return  # delivered again before our outcome arrived: never act twice
+        if self._on_command is None:
+            if command.kind == "kill":
+                self.kill_requested.set()
+            outcome = CommandOutcome(state="done", detail=KILL_FLAG_DETAIL, t=self._clock())
+        else:
+            try:
+                state, detail = self._on_command(command) or ("done", "")
+                outcome = CommandOutcome(state=state, detail=str(detail)[:2048], t=self._clock())
+            except Exception as exc:  # the user's callback must not stop reporting
+                detail = f"on_command raised {type(exc).__name__}: {exc}"
+                outcome = CommandOutcome(state="failed", detail=detail[:2048], t=self._clock())
+        self._outcomes[command.id] = outcome
+        self._unreported.append(command.id)
+        self._report_outcomes()
+
+    def _report_outcomes(self) -> None:
+        registered = self._registered
+        while self._unreported and registered is not None:
+            command_id = self._unreported[0]
+            try:
+                self._client.report_outcome(
+                    registered.run_id, registered.run_token, command_id, self._outcomes[command_id]
+                )
+            except BotUnavailable:
+                return  # try again after the next post
+            except BotRejected as exc:
+                self._warn("outcome", f"the bot refused the outcome of {command_id}: {exc}")
+            self._unreported.pop(0)
+
+    def _warn(self, key: str, message: str) -> None:
+        """One stderr line per kind of trouble until it clears; training logs stay readable."""
+        if key not in self._warned:
+            self._warned.add(key)
+            print(f"probecast: {message}", file=sys.stderr, flush=True)
+
+
+def _clamp_loss(loss: float) -> float:
+    # The wire refuses finite losses above 1e30; such a run has diverged, so say inf.
+    if loss == loss and abs(loss) > 1e30:
+        return float("inf") if loss > 0 else float("-inf")
+    return loss
+
+
+__all__ = ["KILL_FLAG_DETAIL", "CommandHandler", "Probe"]

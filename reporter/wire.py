@@ -1,0 +1,272 @@
+"""Wire schema v1: what the reporter sends the bot and what it gets back.
+
+The producer owns the schema, so it lives here; the bot imports it. Every model is
+bounded (list lengths, string lengths, number ranges) so a hostile or broken client
+cannot make the bot store unbounded data. JSON has no NaN, so a non-finite loss travels
+as the string ``"nan"``, ``"inf"`` or ``"-inf"`` instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+MAX_EVENTS_PER_BATCH = 5_000
+MAX_GPUS = 64
+
+RunName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
+ShortText = Annotated[str, StringConstraints(max_length=128)]
+Text = Annotated[str, StringConstraints(max_length=2_048)]
+# Unix seconds; from 2001 to 5138, so a millisecond timestamp or a step number is refused.
+UnixTime = Annotated[float, Field(ge=1e9, le=1e11, allow_inf_nan=False)]
+Seq = Annotated[int, Field(ge=1, le=2**53)]
+MiB = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
+
+
+def _parse_loss(value: Any) -> Any:
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in _NONFINITE:
+            return _NONFINITE[key]
+        raise ValueError("loss must be a number or one of 'nan', 'inf', '-inf'")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if math.isfinite(value) and abs(value) > 1e30:
+            raise ValueError("loss magnitude above 1e30")
+        return float(value)
+    raise ValueError("loss must be a number or one of 'nan', 'inf', '-inf'")
+
+
+def _serialize_loss(value: float) -> float | str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+Loss = Annotated[float, BeforeValidator(_parse_loss), PlainSerializer(_serialize_loss)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- registration ---------------------------------------------------------------------
+
+
+class GpuInfo(_Model):
+    name: ShortText
+    count: int = Field(default=1, ge=1, le=MAX_GPUS)
+    vram_mib: MiB | None = None
+    driver: ShortText | None = None
+
+
+class HostInfo(_Model):
+    cpu_cores: int | None = Field(default=None, ge=1, le=4_096)
+    ram_mib: MiB | None = None
+    disk_free_mib: MiB | None = None
+
+
+class ConfigFamily(_Model):
+    batch_size: int | None = Field(default=None, ge=1, le=10**9)
+    grad_accum: int | None = Field(default=None, ge=1, le=10**6)
+    precision: ShortText | None = None
+
+
+class VastIdentity(_Model):
+    container_id: ShortText | None = None
+    label: ShortText | None = None
+
+
+class RunRegistration(_Model):
+    name: RunName
+    target_steps: int = Field(ge=1, le=10**10)
+    eval_every: int | None = Field(default=None, ge=1, le=10**10)
+    usd_per_hour: float | None = Field(default=None, ge=0, le=1_000, allow_inf_nan=False)
+    config: ConfigFamily = ConfigFamily()
+    gpus: list[GpuInfo] = Field(default_factory=list, max_length=16)
+    host: HostInfo | None = None
+    vast: VastIdentity | None = None
+    instance_started_at: UnixTime | None = None
+    reporter_version: ShortText = "unknown"
+
+
+class RunSettings(_Model):
+    """What the bot tells a reporter about how to behave."""
+
+    post_interval_s: float = Field(ge=0.05, le=3_600)
+    schema_version: int = SCHEMA_VERSION
+
+
+class Registered(_Model):
+    run_id: str
+    run_token: str
+    restarts: int = Field(ge=0, description="how many times this run was registered before")
+    settings: RunSettings
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+class StepEvent(_Model):
+    kind: Literal["step"] = "step"
+    seq: Seq
+    t: UnixTime
+    step: int = Field(ge=0, le=10**12)
+    loss: Loss | None = None
+    samples: int | None = Field(default=None, ge=0, le=10**12)
+    tokens: int | None = Field(default=None, ge=0, le=10**15)
+
+
+class PhaseEvent(_Model):
+    kind: Literal["phase"] = "phase"
+    seq: Seq
+    t: UnixTime
+    phase: Literal["train", "eval", "checkpoint", "setup"]
+    edge: Literal["start", "end"]
+
+
+class GpuSample(_Model):
+    index: int = Field(ge=0, lt=MAX_GPUS)
+    util_pct: Percent | None = None
+    vram_used_mib: MiB | None = None
+    vram_total_mib: MiB | None = None
+    power_w: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False)
+    power_limit_w: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False)
+    sm_clock_mhz: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False)
+    temperature_c: float | None = Field(default=None, ge=-50, le=200, allow_inf_nan=False)
+    throttle_reasons: list[ShortText] = Field(default_factory=list, max_length=16)
+
+
+class HostSample(_Model):
+    cpu_pct: Percent | None = None
+    ram_used_mib: MiB | None = None
+    ram_total_mib: MiB | None = None
+    swap_used_mib: MiB | None = None
+    disk_free_mib: MiB | None = None
+    proc_rss_mib: MiB | None = None
+
+
+class SampleEvent(_Model):
+    kind: Literal["sample"] = "sample"
+    seq: Seq
+    t: UnixTime
+    gpus: list[GpuSample] = Field(default_factory=list, max_length=MAX_GPUS)
+    host: HostSample | None = None
+    no_gpu_reason: ShortText | None = None
+
+
+class TransferEvent(_Model):
+    kind: Literal["transfer"] = "transfer"
+    seq: Seq
+    t: UnixTime
+    endpoint: ShortText
+    direction: Literal["up", "down"]
+    bytes: int = Field(ge=0, le=10**15)
+    seconds: float = Field(gt=0, le=10**7, allow_inf_nan=False)
+
+
+class LogEvent(_Model):
+    kind: Literal["log"] = "log"
+    seq: Seq
+    t: UnixTime
+    code: Literal["oom", "nonfinite_loss", "traceback", "nccl", "warning"]
+    message: Text
+
+
+class ExitEvent(_Model):
+    kind: Literal["exit"] = "exit"
+    seq: Seq
+    t: UnixTime
+    return_code: int = Field(ge=-255, le=255)
+
+
+Event = Annotated[
+    StepEvent | PhaseEvent | SampleEvent | TransferEvent | LogEvent | ExitEvent,
+    Field(discriminator="kind"),
+]
+
+
+class EventBatch(_Model):
+    """Events numbered ``seq_from, seq_from + 1, …``; the bot stores each seq once."""
+
+    seq_from: Seq
+    sent_at: UnixTime
+    events: list[Event] = Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)
+
+    @model_validator(mode="after")
+    def _contiguous(self) -> EventBatch:
+        for offset, event in enumerate(self.events):
+            if event.seq != self.seq_from + offset:
+                raise ValueError(
+                    f"events[{offset}].seq is {event.seq}, expected {self.seq_from + offset}"
+                )
+        return self
+
+
+class Command(_Model):
+    """An instruction for the reporter, delivered in the response to its next post."""
+
+    id: str
+    kind: Literal["kill"]
+    grace_s: float = Field(ge=0, le=3_600)
+    reason: Text = ""
+
+
+class EventsAck(_Model):
+    acked_seq: int = Field(ge=0, description="every seq up to this one is stored")
+    commands: list[Command] = Field(default_factory=list)
+
+
+class CommandOutcome(_Model):
+    state: Literal["done", "failed"]
+    detail: Text = ""
+    t: UnixTime
+
+
+class ErrorBody(_Model):
+    error: str
+    detail: Any = None
+
+
+__all__ = [
+    "MAX_EVENTS_PER_BATCH",
+    "SCHEMA_VERSION",
+    "Command",
+    "CommandOutcome",
+    "ConfigFamily",
+    "ErrorBody",
+    "Event",
+    "EventBatch",
+    "EventsAck",
+    "ExitEvent",
+    "GpuInfo",
+    "GpuSample",
+    "HostInfo",
+    "HostSample",
+    "LogEvent",
+    "PhaseEvent",
+    "Registered",
+    "RunRegistration",
+    "RunSettings",
+    "SampleEvent",
+    "StepEvent",
+    "TransferEvent",
+    "VastIdentity",
+]

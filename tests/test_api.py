@@ -1,0 +1,279 @@
+"""The bot's HTTP API: auth, validation, idempotency, and the service behind it.
+
+Requests go through httpx's ASGI transport into the real FastAPI app; time is a fake
+clock, so the table deadline is tested without waiting for it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.app import App, build
+from bot.chat.console import ConsoleChat
+from bot.core.estimate import CalibrationSettings, RunInputs, StepPoint, calibrate_throughput
+from bot.core.estimate import estimate_run
+from bot.core.render import fmt_usd
+from bot.store import SqliteStore
+from tests.conftest import SECRET, FakeClock, make_settings
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def chat() -> ConsoleChat:
+    return ConsoleChat(io.StringIO())
+
+
+@pytest.fixture
+def app(tmp_path: Path, clock: FakeClock, chat: ConsoleChat) -> App:
+    return build(make_settings(tmp_path), chat=chat, clock=clock)
+
+
+@pytest.fixture
+async def client(app: App) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app.api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as c:
+        yield c
+
+
+def registration(name: str = "r1", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "target_steps": 1_000, "eval_every": 250, "usd_per_hour": 1.8,
+            "gpus": [{"name": "NVIDIA GeForce RTX 4090", "count": 1, "vram_mib": 24564}],
+            **extra}
+
+
+async def register(client: httpx.AsyncClient, **kw: Any) -> dict[str, Any]:
+    r = await client.post("/v1/runs", json=registration(**kw),
+                          headers={"Authorization": f"Bearer {SECRET}"})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def steps(seq_from: int, first_step: int, n: int, t0: float, step_s: float) -> dict[str, Any]:
+    events = [{"kind": "step", "seq": seq_from + i, "t": t0 + i * step_s,
+               "step": first_step + i, "loss": 2.0 - 0.001 * i} for i in range(n)]
+    return {"seq_from": seq_from, "sent_at": t0 + n * step_s, "events": events}
+
+
+async def post(client: httpx.AsyncClient, run: dict[str, Any], body: Any,
+               token: str | None = None) -> httpx.Response:
+    return await client.post(f"/v1/runs/{run['run_id']}/events", json=body,
+                             headers={"Authorization": f"Bearer {token or run['run_token']}"})
+
+
+async def test_register_needs_the_ingest_secret(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/runs", json=registration())
+    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    r = await client.post("/v1/runs", json=registration(),
+                          headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 401
+
+
+async def test_reregistration_continues_the_same_run(client: httpx.AsyncClient,
+                                                     app: App) -> None:
+    first = await register(client, vast={"container_id": "123"})
+    again = await register(client, vast={"container_id": "123"})
+    other = await register(client, vast={"container_id": "456"})
+    assert again["run_id"] == first["run_id"] and again["restarts"] == 1
+    assert other["run_id"] != first["run_id"]
+    # the old token stops working: only the restarted reporter may write
+    r = await post(client, first, steps(1, 1, 1, T0, 1.0))
+    assert r.status_code == 401
+    stored = app.store.get_run(first["run_id"])
+    assert stored is not None and stored.token_hash != first["run_token"]
+
+
+async def test_tokens_do_not_cross_runs(client: httpx.AsyncClient) -> None:
+    a = await register(client, name="a")
+    b = await register(client, name="b")
+    r = await post(client, a, steps(1, 1, 3, T0, 1.0), token=b["run_token"])
+    assert r.status_code == 401
+    r = await client.post("/v1/runs/nope/events", json=steps(1, 1, 1, T0, 1.0),
+                          headers={"Authorization": f"Bearer {a['run_token']}"})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"{not json", 400, "bad_json"),
+        (json.dumps({"seq_from": 1, "sent_at": T0, "events": []}).encode(), 422, "invalid_body"),
+        (json.dumps({"seq_from": 1, "sent_at": T0, "events": [
+            {"kind": "step", "seq": 2, "t": T0, "step": 1}]}).encode(), 422, "invalid_body"),
+        (json.dumps({"seq_from": 1, "sent_at": T0, "events": [
+            {"kind": "step", "seq": 1, "t": 12.5, "step": 1}]}).encode(), 422, "invalid_body"),
+        (json.dumps({"seq_from": 1, "sent_at": T0, "events": [
+            {"kind": "teleport", "seq": 1, "t": T0}]}).encode(), 422, "invalid_body"),
+        (json.dumps(steps(1, 1, 5_001, T0, 0.001)).encode(), 422, "invalid_body"),
+    ],
+    ids=["bad-json", "empty", "seq-gap", "t-not-unix", "unknown-kind", "oversize-batch"],
+)
+async def test_bad_batches_get_a_json_4xx(client: httpx.AsyncClient, body: bytes, status: int,
+                                          error: str) -> None:
+    run = await register(client)
+    r = await client.post(f"/v1/runs/{run['run_id']}/events", content=body,
+                          headers={"Authorization": f"Bearer {run['run_token']}",
+                                   "Content-Type": "application/json"})
+    assert r.status_code == status, r.text
+    assert r.json()["error"] == error
+
+
+async def test_body_over_the_limit_is_refused(tmp_path: Path, clock: FakeClock,
+                                              chat: ConsoleChat) -> None:
+    small = build(make_settings(tmp_path, max_body_bytes=2048), chat=chat, clock=clock)
+    transport = httpx.ASGITransport(app=small.api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as c:
+        run = await register(c)
+        r = await post(c, run, steps(1, 1, 100, T0, 1.0))
+    assert r.status_code == 413 and r.json()["error"] == "body_too_large"
+
+
+async def test_duplicate_seqs_are_stored_once(client: httpx.AsyncClient, app: App) -> None:
+    run = await register(client)
+    body = steps(1, 1, 10, T0, 1.0)
+    first = await post(client, run, body)
+    again = await post(client, run, body)
+    assert first.json()["acked_seq"] == again.json()["acked_seq"] == 10
+    overlapping = await post(client, run, steps(6, 6, 10, T0 + 5, 1.0))
+    assert overlapping.json()["acked_seq"] == 15
+    count = app.store.db.execute("select count(*) from events").fetchone()[0]
+    assert count == 15
+
+
+async def test_out_of_order_batch_acks_only_the_contiguous_part(client: httpx.AsyncClient
+                                                                ) -> None:
+    run = await register(client)
+    later = await post(client, run, steps(11, 11, 5, T0 + 10, 1.0))
+    assert later.json()["acked_seq"] == 0
+    earlier = await post(client, run, steps(1, 1, 10, T0, 1.0))
+    assert earlier.json()["acked_seq"] == 15
+
+
+async def test_nonfinite_loss_is_carried(client: httpx.AsyncClient, app: App) -> None:
+    run = await register(client)
+    body = {"seq_from": 1, "sent_at": T0, "events": [
+        {"kind": "step", "seq": 1, "t": T0, "step": 1, "loss": "nan"},
+        {"kind": "step", "seq": 2, "t": T0 + 1, "step": 2, "loss": "-inf"}]}
+    assert (await post(client, run, body)).status_code == 200
+    losses = [b["loss"] for _, _, b in app.store.events(run["run_id"], ["step"])]
+    assert losses == ["nan", "-inf"]
+
+
+async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"ok": True}
+    run = await register(client)
+    await post(client, run, steps(1, 1, 3, T0, 1.0))
+    text = (await client.get("/metrics")).text
+    assert "probecast_events_received_total 3" in text
+    assert "probecast_runs_registered_total 1" in text
+
+
+async def test_health_fails_when_the_database_is_read_only(app: App,
+                                                          client: httpx.AsyncClient) -> None:
+    app.store.db.execute("PRAGMA query_only = ON")
+    r = await client.get("/healthz")
+    assert r.status_code == 503 and r.json()["error"] == "store_unavailable"
+
+
+async def test_table_posts_when_the_probe_completes(client: httpx.AsyncClient, app: App,
+                                                    clock: FakeClock, chat: ConsoleChat
+                                                    ) -> None:
+    run = await register(client)
+    clock.now = T0 + 15
+    await post(client, run, steps(1, 1, 10, T0, 0.5))
+    assert not await app.service.post_table(run["run_id"])  # 9 clean steps: not yet
+    clock.now = T0 + 30
+    await post(client, run, steps(11, 11, 20, T0 + 5, 0.5))
+    assert await app.service.post_table(run["run_id"])
+    assert not await app.service.post_table(run["run_id"])  # exactly once
+    tables = [card for action, _, card in chat.transcript if card.kind == "table"]
+    assert len(tables) == 1
+    # the numbers are the core's, computed here from the same steps
+    points = [StepPoint(1 + i, T0 + i * 0.5) for i in range(30)]
+    est = estimate_run(calibrate_throughput(points, settings=CalibrationSettings()),
+                       RunInputs(1_000, 250, 1.8, setup_s=0.0), origin_s=T0)
+    assert est is not None
+    row = dict(zip(tables[0].table.columns, tables[0].table.rows[0], strict=True))  # type: ignore[union-attr]
+    assert row["step/s"] == "2 (observed)"
+    assert fmt_usd(est.live_cost_usd("base")) in row["cost (opt/base/pess)"]
+    assert row["keep/switch/kill"] == "keep"
+
+
+async def test_table_posts_at_the_deadline_with_what_is_missing(
+        client: httpx.AsyncClient, app: App, clock: FakeClock, chat: ConsoleChat) -> None:
+    run = await register(client)
+    clock.now = T0 + 5
+    await post(client, run, steps(1, 1, 5, T0, 1.0))
+    clock.now = T0 + 599
+    assert not await app.service.post_table(run["run_id"])
+    clock.now = T0 + 600
+    assert await app.service.post_table(run["run_id"])
+    card = [c for _, _, c in chat.transcript if c.kind == "table"][0]
+    assert any("probe not complete: 4 of 20 clean steps" in n for n in card.notes)
+
+
+async def test_kill_asks_then_queues_once_and_reaches_the_reporter(
+        client: httpx.AsyncClient, app: App, clock: FakeClock) -> None:
+    run = await register(client)
+    clock.now = T0 + 40
+    await post(client, run, steps(1, 1, 30, T0, 1.0))
+    ask = await app.service.handle_command("/kill r1", "alice")
+    assert ask.title == "Kill r1?" and "confirm" in ask.notes[0]
+    ack = await post(client, run, steps(31, 31, 1, T0 + 31, 1.0))
+    assert ack.json()["commands"] == []  # nothing happens before confirmation
+    await app.service.handle_command("/kill r1 confirm", "alice")
+    again = await app.service.handle_command("/kill r confirm", "bob")  # prefix, 2nd click
+    assert "already queued" in again.headline
+    ack = await post(client, run, steps(32, 32, 1, T0 + 32, 1.0))
+    commands = ack.json()["commands"]
+    assert [c["kind"] for c in commands] == ["kill"]
+    r = await client.post(f"/v1/runs/{run['run_id']}/commands/{commands[0]['id']}",
+                          json={"state": "done", "detail": "SIGTERM sent", "t": T0 + 33},
+                          headers={"Authorization": f"Bearer {run['run_token']}"})
+    assert r.status_code == 200
+    assert app.store.commands(run["run_id"], ["done"])[0].detail == "SIGTERM sent"
+    kinds = [d["kind"] for d in app.store.decisions(run["run_id"])]
+    assert kinds == ["kill-request", "kill-confirm"]
+
+
+async def test_keep_and_usage_answers(client: httpx.AsyncClient, app: App) -> None:
+    run = await register(client)
+    kept = await app.service.handle_command("/keep r1 90m", "carol")
+    assert "1h 30m" in kept.headline
+    decision = app.store.decisions(run["run_id"])[0]
+    assert decision["kind"] == "keep" and decision["by"] == "carol"
+    assert decision["until"] - decision["at"] == pytest.approx(5400)
+    for text, expected in [("/keep r1 soon", "not a duration"), ("/kill", "which run"),
+                           ("/probecast table", "usage"), ("/keep zz", "no run named"),
+                           ("/frobnicate", "unknown command")]:
+        answer = await app.service.handle_command(text, "carol")
+        assert expected in answer.headline, text
+
+
+async def test_restart_rebuilds_schedules_from_the_database(tmp_path: Path, clock: FakeClock,
+                                                            chat: ConsoleChat) -> None:
+    first = build(make_settings(tmp_path), chat=chat, clock=clock)
+    transport = httpx.ASGITransport(app=first.api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as c:
+        run = await register(c)
+        await post(c, run, steps(1, 1, 5, T0, 1.0))
+    first.store.close()
+    second = build(make_settings(tmp_path), chat=chat, clock=clock)
+    assert second.service.resume() == 1
+    assert second.jobs.job_ids() == [f"checkin:{run['run_id']}", f"table:{run['run_id']}"]
+    stored = second.store.get_run(run["run_id"])
+    assert stored is not None and stored.acked_seq == 5
+
+
+def test_store_schema_is_versioned(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "x.db")
+    assert store.migrate() == 0
+    assert store.migrate() == 1
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -1,0 +1,137 @@
+"""Exact-value tests of the estimation core (Stages B–D)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bot.core.estimate import (
+    CalibrationSettings,
+    Pause,
+    RunInputs,
+    StepPoint,
+    calibrate_throughput,
+    estimate_run,
+    live_eta,
+    project_run,
+    scale_scenarios,
+)
+
+
+def _worked(rate: float) -> object:
+    return project_run(rate, 10_000, eval_s_each=90.0, eval_every=500, setup_debug_s=900.0,
+                       usd_per_hour=2.10)
+
+
+def test_worked_example_base() -> None:
+    p = _worked(2.5)
+    assert p.train_hours == pytest.approx(1.1111, abs=1e-4)
+    assert p.eval_overhead_hours == pytest.approx(0.5)
+    assert p.setup_debug_hours == pytest.approx(0.25)
+    assert p.wall_hours == pytest.approx(1.8611, abs=1e-4)
+    assert p.cost_usd == pytest.approx(3.908, abs=1e-3)
+    assert p.setup_debug_tax == pytest.approx(0.134, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "rate", "wall_hours", "cost_usd"),
+    [("opt", 3.0, 1.6759, 3.519), ("base", 2.5, 1.8611, 3.908), ("pess", 1.5, 2.6019, 5.464)],
+)
+def test_worked_example_scenarios(scenario: str, rate: float, wall_hours: float,
+                                  cost_usd: float) -> None:
+    rates = scale_scenarios(2.5).as_dict()
+    assert rates[scenario] == pytest.approx(rate)
+    p = _worked(rates[scenario])
+    assert p.wall_hours == pytest.approx(wall_hours, abs=1e-4)
+    assert p.cost_usd == pytest.approx(cost_usd, abs=1e-3)
+
+
+def test_no_price_means_no_cost() -> None:
+    p = project_run(2.0, 100, eval_s_each=None, eval_every=None, setup_debug_s=0,
+                    usd_per_hour=None)
+    assert p.cost_usd is None
+    assert p.wall_hours == pytest.approx(100 / 2 / 3600)
+
+
+def test_live_eta_counts_remaining_evals_only() -> None:
+    eta = live_eta(2.0, current_step=1_000, elapsed_s=600.0, target_steps=2_000,
+                   eval_s_each=30.0, eval_every=500)
+    # 1,000 steps at 2 step/s, plus the evals at 1,500 and 2,000.
+    assert eta.remaining_s == pytest.approx(500 + 60)
+    assert eta.eta_total_s == pytest.approx(1_160)
+
+
+def _steady(n: int, step_s: float, t0: float = 0.0, first: int = 0) -> list[StepPoint]:
+    return [StepPoint(first + i, t0 + i * step_s) for i in range(n)]
+
+
+def test_calibration_excludes_warmup() -> None:
+    # Step 0→1 takes 60 s (compile), then 0.5 s per step.
+    points = [StepPoint(0, 0.0)] + _steady(40, 0.5, t0=60.0, first=1)
+    cal = calibrate_throughput(points)
+    assert cal.step_time_s == pytest.approx(0.5)
+    assert cal.warmup_steps_excluded == 1
+    assert cal.warmup_excess_s == pytest.approx(59.5)
+    assert cal.clean_steps == 39
+    assert cal.complete
+
+
+def test_calibration_eval_phase_is_overhead_not_throughput() -> None:
+    points = _steady(30, 1.0)
+    # eval of 90 s after step 29, then steps resume
+    points += [StepPoint(30 + i, 29.0 + 91.0 + i) for i in range(30)]
+    cal = calibrate_throughput(points, [Pause("eval", 29.5, 119.5)])
+    assert cal.step_time_s == pytest.approx(1.0)
+    assert cal.evals_seen == 1
+    assert cal.eval_s_each == pytest.approx(90.0)
+    assert cal.stalls_seen == 0
+
+
+def test_calibration_stall_is_not_a_new_throughput() -> None:
+    points = _steady(30, 1.0) + [StepPoint(30 + i, 29.0 + 500 + i) for i in range(30)]
+    cal = calibrate_throughput(points)
+    assert cal.step_time_s == pytest.approx(1.0)
+    assert cal.stalls_seen == 1
+    assert cal.stall_s_total == pytest.approx(499.0)
+
+
+def test_probe_completes_at_configured_steps() -> None:
+    points = _steady(25, 1.0)
+    assert calibrate_throughput(points).complete  # 24 clean steps ≥ 20
+    assert not calibrate_throughput(points, settings=CalibrationSettings(probe_steps=50)).complete
+    with pytest.raises(ValueError):
+        CalibrationSettings(probe_steps=101)
+
+
+def test_logging_every_n_steps_counts_every_step() -> None:
+    points = [StepPoint(i * 10, i * 5.0) for i in range(5)]
+    cal = calibrate_throughput(points)
+    assert cal.step_time_s == pytest.approx(0.5)
+    assert cal.clean_steps == 40
+
+
+def test_estimate_run_on_log_clock() -> None:
+    points = [StepPoint(0, 0.0)] + _steady(100, 0.5, t0=10.0, first=1)
+    est = estimate_run(calibrate_throughput(points),
+                       RunInputs(target_steps=1_000, usd_per_hour=3.6, setup_s=0.0),
+                       origin_s=0.0)
+    assert est is not None
+    assert est.eta.base.remaining_s == pytest.approx(900 * 0.5)
+    assert est.eta.base.eta_total_s == pytest.approx(10.0 + 99 * 0.5 + 450)
+    assert est.eta.opt.remaining_s == pytest.approx(900 * 0.5 / 1.2)
+    assert est.live_cost_usd("base") == pytest.approx(est.eta.base.eta_total_s / 3600 * 3.6)
+    # the 9.5 s warm-up excess is paid once: Stage C counts it as setup/debug
+    assert est.setup_debug_s == pytest.approx(9.5)
+
+
+def test_no_estimate_without_steps() -> None:
+    assert estimate_run(calibrate_throughput([]), RunInputs(100)) is None
+    assert estimate_run(calibrate_throughput([StepPoint(0, 1.0)]), RunInputs(100)) is None
+
+
+def test_resumed_run_does_not_learn_from_the_jump_back() -> None:
+    points = _steady(30, 1.0) + [StepPoint(10 + i, 40.0 + i) for i in range(30)]
+    cal = calibrate_throughput(points)
+    assert cal.step_time_s == pytest.approx(1.0)
+    assert math.isfinite(cal.clean_steps)
