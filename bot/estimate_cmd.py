@@ -80,8 +80,8 @@ def add_parser(
         "--eval-every",
         metavar="E",
         type=_int_at_least(1),
-        help="steps between evals (default: inferred from the is_eval rows; none if fewer "
-        "than two)",
+        help="steps between evals (default: inferred from the is_eval rows, counting from "
+        "step 0; none without an eval past step 0)",
     )
     parser.add_argument(
         "--usd-per-hour",

@@ -65,8 +65,13 @@ class StepLog:
 
 
 def infer_eval_every(eval_steps: Iterable[int]) -> int | None:
-    """Median spacing between distinct eval steps; ``None`` with fewer than two of them."""
-    distinct = sorted(set(eval_steps))
+    """Median spacing between distinct eval steps, counted from step 0; ``None`` if none > 0.
+
+    Step 0 is the cadence's origin because the core places evals at multiples of
+    ``eval_every``: one eval seen at step 1000 already gives 1000, and the eval row at
+    step 0 that modded-nanogpt and nanochat log changes nothing.
+    """
+    distinct = sorted({0, *eval_steps})
     spacings = [b - a for a, b in pairwise(distinct)]
     if not spacings:
         return None

@@ -113,9 +113,11 @@ def test_upto_step_estimates_from_the_prefix(
     assert data["probe"]["clean_steps"] == 28
     assert data["current_step"] == 30
     assert data["elapsed_s"] == pytest.approx(44.0)
-    assert data["eval_every"] is None  # a single eval step gives no spacing to infer from
+    assert data["eval_every"] == 20  # one eval at step 20 already gives the cadence
     assert data["eval_s_each"] == pytest.approx(5.0)
-    assert data["remaining_s"]["base"] == pytest.approx(70.0)  # no cadence: no evals ahead
+    # 70 steps + evals at 40, 60, 80, 100; the same 134 s as from the full log.
+    assert data["remaining_s"]["base"] == pytest.approx(90.0)
+    assert data["eta_total_s"]["base"] == pytest.approx(134.0)
 
 
 def test_eval_every_flag_overrides_inferred(
@@ -361,7 +363,9 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str
     [
         ([], None),
         ([0], None),
-        ([776, 776], None),
+        ([776, 776], 776),  # t5qa up to its first eval: two rows, one eval
+        ([1000], 1000),
+        ([500, 1500, 2500], 1000),  # an offset first eval does not set the cadence
         ([0, 125, 250, 375], 125),
         ([776, 776, 1552, 1552, 2328], 776),  # t5qa: two eval rows per eval
         ([0, 125, 250, 375, 500, 575], 125),  # a final eval off the cadence

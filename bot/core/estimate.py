@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -74,33 +75,39 @@ class Calibration:
         return None if not self.step_time_s else 1.0 / self.step_time_s
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Interval:
     start: StepPoint
     end: StepPoint
     pause_kind: str | None
+    steps: int
+    duration_s: float
+    per_step_s: float
 
-    @property
-    def steps(self) -> int:
-        return self.end.step - self.start.step
 
-    @property
-    def duration_s(self) -> float:
-        return self.end.t_s - self.start.t_s
-
-    @property
-    def per_step_s(self) -> float:
-        return self.duration_s / self.steps
+def _interval(a: StepPoint, b: StepPoint, pause_kind: str | None) -> _Interval:
+    steps, duration_s = b.step - a.step, b.t_s - a.t_s
+    return _Interval(a, b, pause_kind, steps, duration_s, duration_s / steps)
 
 
 def _intervals(points: Sequence[StepPoint], pauses: Sequence[Pause]) -> list[_Interval]:
     ordered = sorted(points, key=lambda p: (p.t_s, p.step))
+    by_start = sorted(pauses, key=lambda p: p.start_s)
+    first_open = 0  # pauses before this one ended before the current interval began
     out: list[_Interval] = []
     for a, b in zip(ordered, ordered[1:], strict=False):
         if b.step <= a.step:
             continue  # a resumed run re-logs old steps: no throughput to learn from the jump
-        kind = next((p.kind for p in pauses if _overlaps(p, a.t_s, b.t_s)), None)
-        out.append(_Interval(a, b, kind))
+        while first_open < len(by_start) and by_start[first_open].end_s <= a.t_s:
+            first_open += 1
+        kind = None
+        for pause in by_start[first_open:]:
+            if pause.start_s > b.t_s:
+                break
+            if _overlaps(pause, a.t_s, b.t_s):
+                kind = pause.kind
+                break
+        out.append(_interval(a, b, kind))
     return out
 
 
@@ -140,14 +147,15 @@ def calibrate_throughput(
 
     clean: list[_Interval] = []
     stalls: list[_Interval] = []
+    recent: deque[float] = deque(maxlen=25)
+    opening = [iv.per_step_s for iv in steady[:25]]
     for iv in steady:
-        recent = [c.per_step_s for c in clean[-25:]]
-        if len(recent) < 5:
-            recent = [c.per_step_s for c in steady[:25]]
-        if iv.per_step_s > settings.outlier_factor * statistics.median(recent):
+        reference = statistics.median(recent if len(recent) >= 5 else opening)
+        if iv.per_step_s > settings.outlier_factor * reference:
             stalls.append(iv)
         else:
             clean.append(iv)
+            recent.append(iv.per_step_s)
 
     step_time_s = _recent_median(clean, settings.window_steps)
     reference_s = step_time_s or 0.0
