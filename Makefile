@@ -21,7 +21,7 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot reporter tests bench
-	$(BIN)/mypy bot/core reporter
+	$(BIN)/mypy bot reporter
 
 bench: $(STAMP)
 	$(BIN)/python bench/estimate_speed.py

@@ -86,8 +86,7 @@ class BodyLimit:
 
     async def _refuse(self, send: Send) -> None:
         response = _error(413, "body_too_large", f"at most {self.max_body_bytes} bytes")
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": response.raw_headers})
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
 
 
@@ -107,8 +106,7 @@ def create_api(service: Service, *, max_body_bytes: int, lifespan: Any = None) -
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return _error(400, "bad_json", "the body is not valid JSON")
-        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")}
-                  for e in errors[:20]]
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in errors[:20]]
         return _error(422, "invalid_body", detail)
 
     @app.exception_handler(StarletteHTTPException)
@@ -141,8 +139,9 @@ def create_api(service: Service, *, max_body_bytes: int, lifespan: Any = None) -
         return ack
 
     @app.post("/v1/runs/{run_id}/commands/{command_id}")
-    async def outcome(run_id: str, command_id: str, body: CommandOutcome,
-                      request: Request) -> dict[str, bool]:
+    async def outcome(
+        run_id: str, command_id: str, body: CommandOutcome, request: Request
+    ) -> dict[str, bool]:
         await service.command_outcome(run_id, _bearer(request), command_id, body)
         return {"ok": True}
 

@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        "serve", help="run the bot service",
+        "serve",
+        help="run the bot service",
         description="Run the bot: HTTP API for reporters, scheduler and chat. Configured "
         "from PROBECAST_* environment variables and .env (see .env.example).",
     )
@@ -67,19 +68,29 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        "demo", help="the whole loop locally: bot, console channel and a real training child",
+        "demo",
+        help="the whole loop locally: bot, console channel and a real training child",
         description="Start the bot on loopback (temporary SQLite, console channel), run a "
         "small genuine CPU training job instrumented with the Probe API, and show the option "
         "table and check-ins. No network, no credentials.",
     )
-    parser.add_argument("--non-interactive", action="store_true",
-                        help="do not read commands from stdin; run to the end and exit")
-    parser.add_argument("--steps", type=_positive_int, default=600,
-                        help="training steps (default 600)")
-    parser.add_argument("--eval-every", type=_positive_int, default=150,
-                        help="evaluate every N steps (default 150)")
-    parser.add_argument("--usd-per-hour", type=float, default=0.40,
-                        help="price to pretend this machine costs (default 0.40)")
+    parser.add_argument(
+        "--non-interactive",
+        action="store_true",
+        help="do not read commands from stdin; run to the end and exit",
+    )
+    parser.add_argument(
+        "--steps", type=_positive_int, default=600, help="training steps (default 600)"
+    )
+    parser.add_argument(
+        "--eval-every", type=_positive_int, default=150, help="evaluate every N steps (default 150)"
+    )
+    parser.add_argument(
+        "--usd-per-hour",
+        type=float,
+        default=0.40,
+        help="price to pretend this machine costs (default 0.40)",
+    )
     parser.set_defaults(handler=_demo)
 
 

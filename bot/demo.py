@@ -25,7 +25,7 @@ RUN_NAME = "demo-mlp"
 
 def demo_settings(workdir: Path, secret: str) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]  # pydantic-settings init kwarg
+        _env_file=None,
         db=workdir / "probecast.db",
         ingest_secret=secret,
         table_deadline_s=15,
@@ -40,8 +40,14 @@ async def _pipe_child_output(stream: asyncio.StreamReader, out: TextIO) -> None:
         print(f"  train │ {line.decode(errors='replace').rstrip()}", file=out, flush=True)
 
 
-async def run_demo(*, steps: int, eval_every: int, usd_per_hour: float, interactive: bool,
-                   out: TextIO | None = None) -> int:
+async def run_demo(
+    *,
+    steps: int,
+    eval_every: int,
+    usd_per_hour: float,
+    interactive: bool,
+    out: TextIO | None = None,
+) -> int:
     out = out or sys.stdout
     secret = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="probecast-demo-") as tmp:
@@ -49,11 +55,17 @@ async def run_demo(*, steps: int, eval_every: int, usd_per_hour: float, interact
         app = build(demo_settings(Path(tmp), secret), chat=chat)
         server = await start_server(app)
         print(f"probecast demo: bot on {server.url}, database {tmp}/probecast.db", file=out)
-        print(f"training a small MLP for {steps} steps on the CPU; the option table posts "
-              "when the probe completes (at most 15 s), check-ins every 8 s.", file=out)
+        print(
+            f"training a small MLP for {steps} steps on the CPU; the option table posts "
+            "when the probe completes (at most 15 s), check-ins every 8 s.",
+            file=out,
+        )
         if interactive:
-            print("Commands: /probecast status | table | runs | help, /keep demo-mlp 2h, "
-                  "/kill demo-mlp", file=out)
+            print(
+                "Commands: /probecast status | table | runs | help, /keep demo-mlp 2h, "
+                "/kill demo-mlp",
+                file=out,
+            )
         env = {
             **os.environ,
             "PROBECAST_URL": server.url,
@@ -64,14 +76,24 @@ async def run_demo(*, steps: int, eval_every: int, usd_per_hour: float, interact
             "PROBECAST_USD_PER_HOUR": str(usd_per_hour),
         }
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "reporter.demo_train", "--steps", str(steps),
-            "--eval-every", str(eval_every), env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "reporter.demo_train",
+            "--steps",
+            str(steps),
+            "--eval-every",
+            str(eval_every),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         assert child.stdout is not None
         piping = asyncio.create_task(_pipe_child_output(child.stdout, out))
-        commands = (asyncio.create_task(chat.serve_commands(app.service.handle_command))
-                    if interactive else None)
+        commands = (
+            asyncio.create_task(chat.serve_commands(app.service.handle_command))
+            if interactive
+            else None
+        )
         try:
             return_code = await child.wait()
             await piping
@@ -97,8 +119,11 @@ async def _wait_for_final(service: object, chat: ConsoleChat, timeout_s: float) 
 
 def main(steps: int, eval_every: int, usd_per_hour: float, non_interactive: bool) -> int:
     interactive = not non_interactive and sys.stdin.isatty()
-    return asyncio.run(run_demo(steps=steps, eval_every=eval_every, usd_per_hour=usd_per_hour,
-                                interactive=interactive))
+    return asyncio.run(
+        run_demo(
+            steps=steps, eval_every=eval_every, usd_per_hour=usd_per_hour, interactive=interactive
+        )
+    )
 
 
 __all__ = ["RUN_NAME", "demo_settings", "main", "run_demo"]

@@ -107,8 +107,14 @@ class RunSnapshot:
 
 
 class Service:
-    def __init__(self, store: SqliteStore, chat: Chat, settings: Settings, clock: Clock,
-                 jobs: Jobs | None = None) -> None:
+    def __init__(
+        self,
+        store: SqliteStore,
+        chat: Chat,
+        settings: Settings,
+        clock: Clock,
+        jobs: Jobs | None = None,
+    ) -> None:
         self.store, self.chat, self.settings, self.clock = store, chat, settings, clock
         self.jobs = jobs
         self._posting = asyncio.Lock()
@@ -128,19 +134,26 @@ class Service:
         if existing is not None:
             # A restarted reporter continues the same run; the restart is setup/debug time.
             self.store.update_run(
-                existing.id, token_hash=hash_token(token), restarts=existing.restarts + 1,
-                restart_at=now, state="registered" if existing.active else existing.state,
+                existing.id,
+                token_hash=hash_token(token),
+                restarts=existing.restarts + 1,
+                restart_at=now,
+                state="registered" if existing.active else existing.state,
                 registration=registration.model_dump_json(),
             )
             run_id, restarts = existing.id, existing.restarts + 1
         else:
             started = registration.instance_started_at
             run = RunRecord(
-                id=uuid.uuid4().hex[:16], name=registration.name, instance_id=instance_id,
-                token_hash=hash_token(token), registered_at=now,
+                id=uuid.uuid4().hex[:16],
+                name=registration.name,
+                instance_id=instance_id,
+                token_hash=hash_token(token),
+                registered_at=now,
                 started_at=min(started, now) if started else now,
                 registration=registration.model_dump_json(),
-                target_steps=registration.target_steps, eval_every=registration.eval_every,
+                target_steps=registration.target_steps,
+                eval_every=registration.eval_every,
                 usd_per_hour=registration.usd_per_hour,
             )
             self.store.create_run(run)
@@ -148,7 +161,9 @@ class Service:
             if self.jobs is not None:
                 self.jobs.every(run_id, "checkin", self.settings.checkin_interval_s)
         return Registered(
-            run_id=run_id, run_token=token, restarts=restarts,
+            run_id=run_id,
+            run_token=token,
+            restarts=restarts,
             settings=RunSettings(post_interval_s=self.settings.post_interval_s),
         )
 
@@ -165,9 +180,13 @@ class Service:
         shift_s = max(0.0, batch.sent_at - received_at - MAX_CLOCK_SKEW_S)
         fresh = [e for e in batch.events if e.seq > run.acked_seq]
         stored = [
-            StoredEvent(seq=e.seq, kind=e.kind, t=min(e.t - shift_s, received_at),
-                        received_at=received_at,
-                        body=e.model_dump_json(exclude={"kind", "seq", "t"}))
+            StoredEvent(
+                seq=e.seq,
+                kind=e.kind,
+                t=min(e.t - shift_s, received_at),
+                received_at=received_at,
+                body=e.model_dump_json(exclude={"kind", "seq", "t"}),
+            )
             for e in fresh
         ]
         self.store.add_events(run_id, stored)
@@ -198,8 +217,9 @@ class Service:
             if event.kind == "exit":
                 code = json.loads(event.body)["return_code"]
                 changes["return_code"] = code
-                changes["state"] = "killed" if self._kill_sent(run.id) else (
-                    "finished" if code == 0 else "failed")
+                changes["state"] = (
+                    "killed" if self._kill_sent(run.id) else ("finished" if code == 0 else "failed")
+                )
         return changes
 
     def _schedule_after_ingest(self, run_id: str, changes: dict[str, Any]) -> None:
@@ -212,9 +232,11 @@ class Service:
         if run is None or run.table_posted_at is not None:
             return
         if "first_event_at" in changes:
-            self.jobs.at(run_id, "table",
-                         table_deadline_at(changes["first_event_at"],
-                                           self.settings.table_deadline_s))
+            self.jobs.at(
+                run_id,
+                "table",
+                table_deadline_at(changes["first_event_at"], self.settings.table_deadline_s),
+            )
         if self._table_due(self.snapshot(run)):
             self.jobs.at(run_id, "table", None)
 
@@ -223,23 +245,28 @@ class Service:
         for record in pending:
             if record.state == "queued":
                 self.store.update_command(record.id, state="sent", sent_at=now)
-        return [Command(id=c.id, kind="kill", grace_s=c.grace_s, reason=c.detail)
-                for c in pending]
+        return [Command(id=c.id, kind="kill", grace_s=c.grace_s, reason=c.detail) for c in pending]
 
-    async def command_outcome(self, run_id: str, presented_token: str, command_id: str,
-                              outcome: CommandOutcome) -> None:
+    async def command_outcome(
+        self, run_id: str, presented_token: str, command_id: str, outcome: CommandOutcome
+    ) -> None:
         self.authenticate(run_id, presented_token)
         record = self.store.get_command(command_id)
         if record is None or record.run_id != run_id:
             raise RunNotFound(f"no command {command_id} for this run")
         if record.state in ("done", "failed"):
             return  # a retried report: already recorded
-        self.store.update_command(command_id, state=outcome.state, finished_at=self.clock(),
-                                  detail=outcome.detail)
+        self.store.update_command(
+            command_id, state=outcome.state, finished_at=self.clock(), detail=outcome.detail
+        )
         run = self.store.get_run(run_id)
         if run is not None and run.status_ref:
-            await self.chat.reply(MessageRef.loads(run.status_ref), render_text(
-                f"Kill · {run.name}", f"reporter: {outcome.state} — {outcome.detail}", "kill"))
+            await self.chat.reply(
+                MessageRef.loads(run.status_ref),
+                render_text(
+                    f"Kill · {run.name}", f"reporter: {outcome.state} — {outcome.detail}", "kill"
+                ),
+            )
 
     def _kill_sent(self, run_id: str) -> bool:
         return bool(self.store.commands(run_id, ("sent", "done")))
@@ -264,23 +291,35 @@ class Service:
             origin_s=run.first_step_at,
         )
         kill = self.store.commands(run.id, ("queued", "sent", "done", "failed"))
-        spent = None if run.usd_per_hour is None else (
-            max(0.0, (run.last_event_at or now) - run.started_at) / 3600 * run.usd_per_hour)
+        spent = (
+            None
+            if run.usd_per_hour is None
+            else (max(0.0, (run.last_event_at or now) - run.started_at) / 3600 * run.usd_per_hour)
+        )
         view = RunView(
-            run_id=run.id, name=run.name, state=run.state, target_steps=run.target_steps,
-            gpu_label=_gpu_label(run), usd_per_hour=run.usd_per_hour,
+            run_id=run.id,
+            name=run.name,
+            state=run.state,
+            target_steps=run.target_steps,
+            gpu_label=_gpu_label(run),
+            usd_per_hour=run.usd_per_hour,
             last_event_age_s=None if run.last_event_at is None else now - run.last_event_at,
-            kept_until_s=None if run.kept_until is None or run.kept_until <= now
+            kept_until_s=None
+            if run.kept_until is None or run.kept_until <= now
             else run.kept_until - now,
-            kill_state=kill[-1].state if kill else None, return_code=run.return_code,
+            kill_state=kill[-1].state if kill else None,
+            return_code=run.return_code,
             spent_usd=spent,
         )
         return RunSnapshot(run, estimate, view, calibration.clean_steps)
 
     def option_table(self, snap: RunSnapshot) -> OptionTable:
         return build_option_table(
-            snap.estimate, _hardware(snap.run), probe_steps_seen=snap.clean_steps,
-            probe_steps=self.settings.probe_steps, usd_per_hour=snap.run.usd_per_hour,
+            snap.estimate,
+            _hardware(snap.run),
+            probe_steps_seen=snap.clean_steps,
+            probe_steps=self.settings.probe_steps,
+            usd_per_hour=snap.run.usd_per_hour,
         )
 
     def _table_due(self, snap: RunSnapshot) -> bool:
@@ -340,9 +379,14 @@ class Service:
             self.store.update_run(run_id, table_posted_at=self.clock())
         snap = self.snapshot(self.store.get_run(run_id) or run)
         ref = await self._ensure_status(snap, update=True)
-        await self.chat.reply(ref, render_text(
-            f"{run.name} {run.state}", f"exit code {run.return_code} · {snap.view.state}",
-            "final"))
+        await self.chat.reply(
+            ref,
+            render_text(
+                f"{run.name} {run.state}",
+                f"exit code {run.return_code} · {snap.view.state}",
+                "final",
+            ),
+        )
 
     async def _ensure_status(self, snap: RunSnapshot, update: bool = False) -> MessageRef:
         card = render_status(snap.estimate, snap.view)
@@ -385,8 +429,9 @@ class Service:
         if parsed.verb == "help":
             return render_text("probecast commands", cmd.help_text(), "usage")
         if parsed.verb == "runs":
-            return render_runs([(s.view, s.estimate) for s in map(self.snapshot,
-                                                                  self.store.list_runs())])
+            return render_runs(
+                [(s.view, s.estimate) for s in map(self.snapshot, self.store.list_runs())]
+            )
         if parsed.verb == "status" and parsed.run is None:
             active = [r for r in self.store.list_runs() if r.active]
             if len(active) != 1:
@@ -424,51 +469,75 @@ class Service:
 
     def keep(self, snap: RunSnapshot, user: str, duration_s: float) -> Card:
         now = self.clock()
-        self.store.add_decision(snap.run.id, "keep", user, now, now + duration_s,
-                                self._decision_detail(snap))
+        self.store.add_decision(
+            snap.run.id, "keep", user, now, now + duration_s, self._decision_detail(snap)
+        )
         self.store.update_run(snap.run.id, kept_until=now + duration_s)
-        return render_text(f"Kept · {snap.run.name}",
-                           f"{user} keeps {snap.run.name} for {fmt_duration(duration_s)}; "
-                           "its alerts are silenced until then.", "keep")
+        return render_text(
+            f"Kept · {snap.run.name}",
+            f"{user} keeps {snap.run.name} for {fmt_duration(duration_s)}; "
+            "its alerts are silenced until then.",
+            "keep",
+        )
 
     def request_kill(self, snap: RunSnapshot, user: str) -> Card:
         """The confirmation step: say what a kill does and what it costs, do nothing yet."""
-        self.store.add_decision(snap.run.id, "kill-request", user, self.clock(), None,
-                                self._decision_detail(snap))
+        self.store.add_decision(
+            snap.run.id, "kill-request", user, self.clock(), None, self._decision_detail(snap)
+        )
         est = snap.estimate
         projected = fmt_usd(est.live_cost_usd("base")) if est else "—"
         return Card(
             title=f"Kill {snap.run.name}?",
-            headline=(f"Stops the training process (SIGTERM, {self.settings.kill_grace_s:.0f} s "
-                      "grace for a checkpoint, then SIGKILL)."),
-            fields=(CardField("Spent so far", fmt_usd(snap.view.spent_usd)),
-                    CardField("Projected if kept", projected),
-                    CardField("Instance", "keeps billing until it is stopped or destroyed")),
-            notes=(f"Type `/kill {snap.run.name} confirm` to go ahead, or "
-                   f"`/kill {snap.run.name} cancel`.",),
+            headline=(
+                f"Stops the training process (SIGTERM, {self.settings.kill_grace_s:.0f} s "
+                "grace for a checkpoint, then SIGKILL)."
+            ),
+            fields=(
+                CardField("Spent so far", fmt_usd(snap.view.spent_usd)),
+                CardField("Projected if kept", projected),
+                CardField("Instance", "keeps billing until it is stopped or destroyed"),
+            ),
+            notes=(
+                f"Type `/kill {snap.run.name} confirm` to go ahead, or "
+                f"`/kill {snap.run.name} cancel`.",
+            ),
             kind="confirm",
         )
 
     async def confirm_kill(self, snap: RunSnapshot, user: str) -> Card:
         existing = self.store.commands(snap.run.id, ("queued", "sent", "done"))
         if existing:
-            return render_text(f"Kill · {snap.run.name}",
-                               f"already {existing[-1].state} (requested by "
-                               f"{existing[-1].requested_by}); nothing more to do.", "kill")
+            return render_text(
+                f"Kill · {snap.run.name}",
+                f"already {existing[-1].state} (requested by "
+                f"{existing[-1].requested_by}); nothing more to do.",
+                "kill",
+            )
         if not snap.run.active:
             raise cmd.CommandError(f"{snap.run.name} is already {snap.run.state}")
         now = self.clock()
-        record = CommandRecord(id=uuid.uuid4().hex[:12], run_id=snap.run.id, kind="kill",
-                               state="queued", grace_s=self.settings.kill_grace_s,
-                               created_at=now, requested_by=user, confirmed_by=user,
-                               detail=f"killed by {user}")
+        record = CommandRecord(
+            id=uuid.uuid4().hex[:12],
+            run_id=snap.run.id,
+            kind="kill",
+            state="queued",
+            grace_s=self.settings.kill_grace_s,
+            created_at=now,
+            requested_by=user,
+            confirmed_by=user,
+            detail=f"killed by {user}",
+        )
         self.store.add_command(record)
-        self.store.add_decision(snap.run.id, "kill-confirm", user, now, None,
-                                self._decision_detail(snap))
+        self.store.add_decision(
+            snap.run.id, "kill-confirm", user, now, None, self._decision_detail(snap)
+        )
         answer = render_text(
             f"Kill · {snap.run.name}",
             f"confirmed by {user}. The reporter stops the training process at its next report "
-            "(seconds). The instance keeps billing until you stop it on Vast.ai.", "kill")
+            "(seconds). The instance keeps billing until you stop it on Vast.ai.",
+            "kill",
+        )
         if snap.run.status_ref:
             await self.chat.reply(MessageRef.loads(snap.run.status_ref), answer)
         return answer
@@ -477,8 +546,7 @@ class Service:
         queued = self.store.commands(snap.run.id, ("queued",))
         if not queued:
             sent = self.store.commands(snap.run.id, ("sent", "done"))
-            text = ("too late: the reporter already has the kill" if sent
-                    else "no kill is pending")
+            text = "too late: the reporter already has the kill" if sent else "no kill is pending"
             return render_text(f"Kill · {snap.run.name}", text, "kill")
         for record in queued:
             self.store.update_command(record.id, state="cancelled", finished_at=self.clock())
@@ -523,5 +591,13 @@ def _hardware(run: RunRecord) -> Hardware:
     )
 
 
-__all__ = ["Conflict", "Jobs", "RunNotFound", "RunSnapshot", "Service", "ServiceError",
-           "Unauthorized", "hash_token"]
+__all__ = [
+    "Conflict",
+    "Jobs",
+    "RunNotFound",
+    "RunSnapshot",
+    "Service",
+    "ServiceError",
+    "Unauthorized",
+    "hash_token",
+]

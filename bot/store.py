@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -82,22 +83,27 @@ _RUN_COLUMNS = {f.name for f in fields(RunRecord)}
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
-    db["runs"].create(
+    db.table("runs").create(
         {f.name: _sql_type(f.type) for f in fields(RunRecord)}, pk="id", not_null={"name"}
     )
-    db["runs"].create_index(["name", "instance_id"], unique=True)
-    db["events"].create(
+    db.table("runs").create_index(["name", "instance_id"], unique=True)
+    db.table("events").create(
         {"run_id": str, "seq": int, "kind": str, "t": float, "received_at": float, "body": str},
         pk=("run_id", "seq"),
     )
-    db["events"].create_index(["run_id", "kind", "seq"])
-    db["commands"].create(
-        {f.name: _sql_type(f.type) for f in fields(CommandRecord)}, pk="id"
-    )
-    db["commands"].create_index(["run_id", "state"])
-    db["decisions"].create(
-        {"id": int, "run_id": str, "kind": str, "by": str, "at": float, "until": float,
-         "detail": str},
+    db.table("events").create_index(["run_id", "kind", "seq"])
+    db.table("commands").create({f.name: _sql_type(f.type) for f in fields(CommandRecord)}, pk="id")
+    db.table("commands").create_index(["run_id", "state"])
+    db.table("decisions").create(
+        {
+            "id": int,
+            "run_id": str,
+            "kind": str,
+            "by": str,
+            "at": float,
+            "until": float,
+            "detail": str,
+        },
         pk="id",
     )
 
@@ -130,7 +136,7 @@ class SqliteStore:
     def migrate(self) -> int:
         """Bring the schema to `SCHEMA_VERSION`; returns the version found before."""
         with self._errors("migrating"):
-            self.db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            self.db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
             version = self._meta_int("schema_version")
             if version > SCHEMA_VERSION:
                 raise StoreError(
@@ -140,8 +146,9 @@ class SqliteStore:
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 with self.db.conn:
                     MIGRATIONS[number - 1](self.db)
-                    self.db["meta"].upsert({"key": "schema_version", "value": str(number)},
-                                           pk="key")
+                    self.db.table("meta").upsert(
+                        {"key": "schema_version", "value": str(number)}, pk="key"
+                    )
             return version
 
     def close(self) -> None:
@@ -150,29 +157,28 @@ class SqliteStore:
     # --- runs -----------------------------------------------------------------------
 
     def find_run(self, name: str, instance_id: str) -> RunRecord | None:
-        rows = list(self.db["runs"].rows_where("name = ? and instance_id = ?",
-                                               [name, instance_id]))
+        rows = list(self.db.table("runs").rows_where("name = ? and instance_id = ?", [name, instance_id]))
         return RunRecord(**rows[0]) if rows else None
 
     def get_run(self, run_id: str) -> RunRecord | None:
         try:
-            return RunRecord(**self.db["runs"].get(run_id))
+            return RunRecord(**self.db.table("runs").get(run_id))
         except NotFoundError:
             return None
 
     def list_runs(self) -> list[RunRecord]:
-        return [RunRecord(**row) for row in self.db["runs"].rows_where(order_by="registered_at")]
+        return [RunRecord(**row) for row in self.db.table("runs").rows_where(order_by="registered_at")]
 
     def create_run(self, run: RunRecord) -> None:
         with self._errors("creating a run"):
-            self.db["runs"].insert(asdict(run), pk="id")
+            self.db.table("runs").insert(asdict(run), pk="id")
 
     def update_run(self, run_id: str, **changes: Any) -> None:
         unknown = set(changes) - _RUN_COLUMNS
         if unknown:
             raise ValueError(f"unknown run columns {sorted(unknown)}")
         with self._errors("updating a run"):
-            self.db["runs"].update(run_id, changes)
+            self.db.table("runs").update(run_id, changes)
 
     # --- events ---------------------------------------------------------------------
 
@@ -181,8 +187,7 @@ class SqliteStore:
         rows = [{"run_id": run_id, **asdict(e)} for e in events]
         with self._errors("storing events"), self.db.conn:
             before = self.db.conn.total_changes
-            self.db["events"].insert_all(rows, pk=("run_id", "seq"), ignore=True,
-                                         batch_size=500)
+            self.db.table("events").insert_all(rows, pk=("run_id", "seq"), ignore=True, batch_size=500)
             return self.db.conn.total_changes - before
 
     def contiguous_seq(self, run_id: str, acked_seq: int) -> int:
@@ -203,8 +208,7 @@ class SqliteStore:
         kinds = list(kinds)
         marks = ",".join("?" for _ in kinds)
         cursor = self.db.execute(
-            f"select kind, t, body from events where run_id = ? and kind in ({marks}) "
-            "order by seq",
+            f"select kind, t, body from events where run_id = ? and kind in ({marks}) order by seq",
             [run_id, *kinds],
         )
         for kind, t, body in cursor:
@@ -214,36 +218,49 @@ class SqliteStore:
 
     def add_command(self, command: CommandRecord) -> None:
         with self._errors("queueing a command"):
-            self.db["commands"].insert(asdict(command), pk="id")
+            self.db.table("commands").insert(asdict(command), pk="id")
 
     def get_command(self, command_id: str) -> CommandRecord | None:
         try:
-            return CommandRecord(**self.db["commands"].get(command_id))
+            return CommandRecord(**self.db.table("commands").get(command_id))
         except NotFoundError:
             return None
 
     def commands(self, run_id: str, states: Iterable[str]) -> list[CommandRecord]:
         states = list(states)
         marks = ",".join("?" for _ in states)
-        rows = self.db["commands"].rows_where(
+        rows = self.db.table("commands").rows_where(
             f"run_id = ? and state in ({marks})", [run_id, *states], order_by="created_at"
         )
         return [CommandRecord(**row) for row in rows]
 
     def update_command(self, command_id: str, **changes: Any) -> None:
         with self._errors("updating a command"):
-            self.db["commands"].update(command_id, changes)
+            self.db.table("commands").update(command_id, changes)
 
-    def add_decision(self, run_id: str, kind: str, by: str, at: float,
-                     until: float | None = None, detail: dict[str, Any] | None = None) -> None:
+    def add_decision(
+        self,
+        run_id: str,
+        kind: str,
+        by: str,
+        at: float,
+        until: float | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
         with self._errors("recording a decision"):
-            self.db["decisions"].insert({
-                "run_id": run_id, "kind": kind, "by": by, "at": at, "until": until,
-                "detail": json.dumps(detail or {}),
-            })
+            self.db.table("decisions").insert(
+                {
+                    "run_id": run_id,
+                    "kind": kind,
+                    "by": by,
+                    "at": at,
+                    "until": until,
+                    "detail": json.dumps(detail or {}),
+                }
+            )
 
     def decisions(self, run_id: str) -> list[dict[str, Any]]:
-        return list(self.db["decisions"].rows_where("run_id = ?", [run_id], order_by="id"))
+        return list(self.db.table("decisions").rows_where("run_id = ?", [run_id], order_by="id"))
 
     # --- health ---------------------------------------------------------------------
 
@@ -251,31 +268,25 @@ class SqliteStore:
         """Raise `StoreError` unless the file can be read and written now."""
         with self._errors("checking health"), self.db.conn:
             self.db.execute("select count(*) from runs").fetchone()
-            self.db["meta"].upsert({"key": "health_probe", "value": "ok"}, pk="key")
+            self.db.table("meta").upsert({"key": "health_probe", "value": "ok"}, pk="key")
 
     def _meta_int(self, key: str) -> int:
         try:
-            return int(self.db["meta"].get(key)["value"])
+            return int(self.db.table("meta").get(key)["value"])
         except NotFoundError:
             return 0
 
-    def _errors(self, doing: str) -> _StoreErrors:
-        return _StoreErrors(doing, self.path)
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        return _store_errors(doing, self.path)
 
 
-class _StoreErrors:
+@contextmanager
+def _store_errors(doing: str, path: Path) -> Iterator[None]:
     """Turn sqlite3 errors into one `StoreError` that says what was being done."""
-
-    def __init__(self, doing: str, path: Path) -> None:
-        self.doing, self.path = doing, path
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if isinstance(exc, sqlite3.Error):
-            raise StoreError(f"{self.doing} in {self.path}: {exc}") from exc
-        return False
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"{doing} in {path}: {exc}") from exc
 
 
 __all__ = ["CommandRecord", "RunRecord", "SqliteStore", "StoreError", "StoredEvent"]

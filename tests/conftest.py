@@ -41,7 +41,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "post_interval_s": 0.05,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture

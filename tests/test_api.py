@@ -17,8 +17,13 @@ import pytest
 
 from bot.app import App, build
 from bot.chat.console import ConsoleChat
-from bot.core.estimate import CalibrationSettings, RunInputs, StepPoint, calibrate_throughput
-from bot.core.estimate import estimate_run
+from bot.core.estimate import (
+    CalibrationSettings,
+    RunInputs,
+    StepPoint,
+    calibrate_throughput,
+    estimate_run,
+)
 from bot.core.render import fmt_usd
 from bot.store import SqliteStore
 from tests.conftest import SECRET, FakeClock, make_settings
@@ -44,40 +49,58 @@ async def client(app: App) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def registration(name: str = "r1", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "target_steps": 1_000, "eval_every": 250, "usd_per_hour": 1.8,
-            "gpus": [{"name": "NVIDIA GeForce RTX 4090", "count": 1, "vram_mib": 24564}],
-            **extra}
+    return {
+        "name": name,
+        "target_steps": 1_000,
+        "eval_every": 250,
+        "usd_per_hour": 1.8,
+        "gpus": [{"name": "NVIDIA GeForce RTX 4090", "count": 1, "vram_mib": 24564}],
+        **extra,
+    }
 
 
 async def register(client: httpx.AsyncClient, **kw: Any) -> dict[str, Any]:
-    r = await client.post("/v1/runs", json=registration(**kw),
-                          headers={"Authorization": f"Bearer {SECRET}"})
+    r = await client.post(
+        "/v1/runs", json=registration(**kw), headers={"Authorization": f"Bearer {SECRET}"}
+    )
     assert r.status_code == 200, r.text
     return dict(r.json())
 
 
 def steps(seq_from: int, first_step: int, n: int, t0: float, step_s: float) -> dict[str, Any]:
-    events = [{"kind": "step", "seq": seq_from + i, "t": t0 + i * step_s,
-               "step": first_step + i, "loss": 2.0 - 0.001 * i} for i in range(n)]
+    events = [
+        {
+            "kind": "step",
+            "seq": seq_from + i,
+            "t": t0 + i * step_s,
+            "step": first_step + i,
+            "loss": 2.0 - 0.001 * i,
+        }
+        for i in range(n)
+    ]
     return {"seq_from": seq_from, "sent_at": t0 + n * step_s, "events": events}
 
 
-async def post(client: httpx.AsyncClient, run: dict[str, Any], body: Any,
-               token: str | None = None) -> httpx.Response:
-    return await client.post(f"/v1/runs/{run['run_id']}/events", json=body,
-                             headers={"Authorization": f"Bearer {token or run['run_token']}"})
+async def post(
+    client: httpx.AsyncClient, run: dict[str, Any], body: Any, token: str | None = None
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/runs/{run['run_id']}/events",
+        json=body,
+        headers={"Authorization": f"Bearer {token or run['run_token']}"},
+    )
 
 
 async def test_register_needs_the_ingest_secret(client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/runs", json=registration())
     assert r.status_code == 401 and r.json()["error"] == "unauthorized"
-    r = await client.post("/v1/runs", json=registration(),
-                          headers={"Authorization": "Bearer wrong"})
+    r = await client.post(
+        "/v1/runs", json=registration(), headers={"Authorization": "Bearer wrong"}
+    )
     assert r.status_code == 401
 
 
-async def test_reregistration_continues_the_same_run(client: httpx.AsyncClient,
-                                                     app: App) -> None:
+async def test_reregistration_continues_the_same_run(client: httpx.AsyncClient, app: App) -> None:
     first = await register(client, vast={"container_id": "123"})
     again = await register(client, vast={"container_id": "123"})
     other = await register(client, vast={"container_id": "456"})
@@ -95,8 +118,11 @@ async def test_tokens_do_not_cross_runs(client: httpx.AsyncClient) -> None:
     b = await register(client, name="b")
     r = await post(client, a, steps(1, 1, 3, T0, 1.0), token=b["run_token"])
     assert r.status_code == 401
-    r = await client.post("/v1/runs/nope/events", json=steps(1, 1, 1, T0, 1.0),
-                          headers={"Authorization": f"Bearer {a['run_token']}"})
+    r = await client.post(
+        "/v1/runs/nope/events",
+        json=steps(1, 1, 1, T0, 1.0),
+        headers={"Authorization": f"Bearer {a['run_token']}"},
+    )
     assert r.status_code == 401
 
 
@@ -105,28 +131,55 @@ async def test_tokens_do_not_cross_runs(client: httpx.AsyncClient) -> None:
     [
         (b"{not json", 400, "bad_json"),
         (json.dumps({"seq_from": 1, "sent_at": T0, "events": []}).encode(), 422, "invalid_body"),
-        (json.dumps({"seq_from": 1, "sent_at": T0, "events": [
-            {"kind": "step", "seq": 2, "t": T0, "step": 1}]}).encode(), 422, "invalid_body"),
-        (json.dumps({"seq_from": 1, "sent_at": T0, "events": [
-            {"kind": "step", "seq": 1, "t": 12.5, "step": 1}]}).encode(), 422, "invalid_body"),
-        (json.dumps({"seq_from": 1, "sent_at": T0, "events": [
-            {"kind": "teleport", "seq": 1, "t": T0}]}).encode(), 422, "invalid_body"),
+        (
+            json.dumps(
+                {
+                    "seq_from": 1,
+                    "sent_at": T0,
+                    "events": [{"kind": "step", "seq": 2, "t": T0, "step": 1}],
+                }
+            ).encode(),
+            422,
+            "invalid_body",
+        ),
+        (
+            json.dumps(
+                {
+                    "seq_from": 1,
+                    "sent_at": T0,
+                    "events": [{"kind": "step", "seq": 1, "t": 12.5, "step": 1}],
+                }
+            ).encode(),
+            422,
+            "invalid_body",
+        ),
+        (
+            json.dumps(
+                {"seq_from": 1, "sent_at": T0, "events": [{"kind": "teleport", "seq": 1, "t": T0}]}
+            ).encode(),
+            422,
+            "invalid_body",
+        ),
         (json.dumps(steps(1, 1, 5_001, T0, 0.001)).encode(), 422, "invalid_body"),
     ],
     ids=["bad-json", "empty", "seq-gap", "t-not-unix", "unknown-kind", "oversize-batch"],
 )
-async def test_bad_batches_get_a_json_4xx(client: httpx.AsyncClient, body: bytes, status: int,
-                                          error: str) -> None:
+async def test_bad_batches_get_a_json_4xx(
+    client: httpx.AsyncClient, body: bytes, status: int, error: str
+) -> None:
     run = await register(client)
-    r = await client.post(f"/v1/runs/{run['run_id']}/events", content=body,
-                          headers={"Authorization": f"Bearer {run['run_token']}",
-                                   "Content-Type": "application/json"})
+    r = await client.post(
+        f"/v1/runs/{run['run_id']}/events",
+        content=body,
+        headers={"Authorization": f"Bearer {run['run_token']}", "Content-Type": "application/json"},
+    )
     assert r.status_code == status, r.text
     assert r.json()["error"] == error
 
 
-async def test_body_over_the_limit_is_refused(tmp_path: Path, clock: FakeClock,
-                                              chat: ConsoleChat) -> None:
+async def test_body_over_the_limit_is_refused(
+    tmp_path: Path, clock: FakeClock, chat: ConsoleChat
+) -> None:
     small = build(make_settings(tmp_path, max_body_bytes=2048), chat=chat, clock=clock)
     transport = httpx.ASGITransport(app=small.api)
     async with httpx.AsyncClient(transport=transport, base_url="http://bot") as c:
@@ -147,8 +200,7 @@ async def test_duplicate_seqs_are_stored_once(client: httpx.AsyncClient, app: Ap
     assert count == 15
 
 
-async def test_out_of_order_batch_acks_only_the_contiguous_part(client: httpx.AsyncClient
-                                                                ) -> None:
+async def test_out_of_order_batch_acks_only_the_contiguous_part(client: httpx.AsyncClient) -> None:
     run = await register(client)
     later = await post(client, run, steps(11, 11, 5, T0 + 10, 1.0))
     assert later.json()["acked_seq"] == 0
@@ -158,9 +210,14 @@ async def test_out_of_order_batch_acks_only_the_contiguous_part(client: httpx.As
 
 async def test_nonfinite_loss_is_carried(client: httpx.AsyncClient, app: App) -> None:
     run = await register(client)
-    body = {"seq_from": 1, "sent_at": T0, "events": [
-        {"kind": "step", "seq": 1, "t": T0, "step": 1, "loss": "nan"},
-        {"kind": "step", "seq": 2, "t": T0 + 1, "step": 2, "loss": "-inf"}]}
+    body = {
+        "seq_from": 1,
+        "sent_at": T0,
+        "events": [
+            {"kind": "step", "seq": 1, "t": T0, "step": 1, "loss": "nan"},
+            {"kind": "step", "seq": 2, "t": T0 + 1, "step": 2, "loss": "-inf"},
+        ],
+    }
     assert (await post(client, run, body)).status_code == 200
     losses = [b["loss"] for _, _, b in app.store.events(run["run_id"], ["step"])]
     assert losses == ["nan", "-inf"]
@@ -175,16 +232,17 @@ async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     assert "probecast_runs_registered_total 1" in text
 
 
-async def test_health_fails_when_the_database_is_read_only(app: App,
-                                                          client: httpx.AsyncClient) -> None:
+async def test_health_fails_when_the_database_is_read_only(
+    app: App, client: httpx.AsyncClient
+) -> None:
     app.store.db.execute("PRAGMA query_only = ON")
     r = await client.get("/healthz")
     assert r.status_code == 503 and r.json()["error"] == "store_unavailable"
 
 
-async def test_table_posts_when_the_probe_completes(client: httpx.AsyncClient, app: App,
-                                                    clock: FakeClock, chat: ConsoleChat
-                                                    ) -> None:
+async def test_table_posts_when_the_probe_completes(
+    client: httpx.AsyncClient, app: App, clock: FakeClock, chat: ConsoleChat
+) -> None:
     run = await register(client)
     clock.now = T0 + 15
     await post(client, run, steps(1, 1, 10, T0, 0.5))
@@ -197,8 +255,11 @@ async def test_table_posts_when_the_probe_completes(client: httpx.AsyncClient, a
     assert len(tables) == 1
     # the numbers are the core's, computed here from the same steps
     points = [StepPoint(1 + i, T0 + i * 0.5) for i in range(30)]
-    est = estimate_run(calibrate_throughput(points, settings=CalibrationSettings()),
-                       RunInputs(1_000, 250, 1.8, setup_s=0.0), origin_s=T0)
+    est = estimate_run(
+        calibrate_throughput(points, settings=CalibrationSettings()),
+        RunInputs(1_000, 250, 1.8, setup_s=0.0),
+        origin_s=T0,
+    )
     assert est is not None
     row = dict(zip(tables[0].table.columns, tables[0].table.rows[0], strict=True))  # type: ignore[union-attr]
     assert row["step/s"] == "2 (observed)"
@@ -207,7 +268,8 @@ async def test_table_posts_when_the_probe_completes(client: httpx.AsyncClient, a
 
 
 async def test_table_posts_at_the_deadline_with_what_is_missing(
-        client: httpx.AsyncClient, app: App, clock: FakeClock, chat: ConsoleChat) -> None:
+    client: httpx.AsyncClient, app: App, clock: FakeClock, chat: ConsoleChat
+) -> None:
     run = await register(client)
     clock.now = T0 + 5
     await post(client, run, steps(1, 1, 5, T0, 1.0))
@@ -220,7 +282,8 @@ async def test_table_posts_at_the_deadline_with_what_is_missing(
 
 
 async def test_kill_asks_then_queues_once_and_reaches_the_reporter(
-        client: httpx.AsyncClient, app: App, clock: FakeClock) -> None:
+    client: httpx.AsyncClient, app: App, clock: FakeClock
+) -> None:
     run = await register(client)
     clock.now = T0 + 40
     await post(client, run, steps(1, 1, 30, T0, 1.0))
@@ -234,9 +297,11 @@ async def test_kill_asks_then_queues_once_and_reaches_the_reporter(
     ack = await post(client, run, steps(32, 32, 1, T0 + 32, 1.0))
     commands = ack.json()["commands"]
     assert [c["kind"] for c in commands] == ["kill"]
-    r = await client.post(f"/v1/runs/{run['run_id']}/commands/{commands[0]['id']}",
-                          json={"state": "done", "detail": "SIGTERM sent", "t": T0 + 33},
-                          headers={"Authorization": f"Bearer {run['run_token']}"})
+    r = await client.post(
+        f"/v1/runs/{run['run_id']}/commands/{commands[0]['id']}",
+        json={"state": "done", "detail": "SIGTERM sent", "t": T0 + 33},
+        headers={"Authorization": f"Bearer {run['run_token']}"},
+    )
     assert r.status_code == 200
     assert app.store.commands(run["run_id"], ["done"])[0].detail == "SIGTERM sent"
     kinds = [d["kind"] for d in app.store.decisions(run["run_id"])]
@@ -250,15 +315,20 @@ async def test_keep_and_usage_answers(client: httpx.AsyncClient, app: App) -> No
     decision = app.store.decisions(run["run_id"])[0]
     assert decision["kind"] == "keep" and decision["by"] == "carol"
     assert decision["until"] - decision["at"] == pytest.approx(5400)
-    for text, expected in [("/keep r1 soon", "not a duration"), ("/kill", "which run"),
-                           ("/probecast table", "usage"), ("/keep zz", "no run named"),
-                           ("/frobnicate", "unknown command")]:
+    for text, expected in [
+        ("/keep r1 soon", "not a duration"),
+        ("/kill", "which run"),
+        ("/probecast table", "usage"),
+        ("/keep zz", "no run named"),
+        ("/frobnicate", "unknown command"),
+    ]:
         answer = await app.service.handle_command(text, "carol")
         assert expected in answer.headline, text
 
 
-async def test_restart_rebuilds_schedules_from_the_database(tmp_path: Path, clock: FakeClock,
-                                                            chat: ConsoleChat) -> None:
+async def test_restart_rebuilds_schedules_from_the_database(
+    tmp_path: Path, clock: FakeClock, chat: ConsoleChat
+) -> None:
     first = build(make_settings(tmp_path), chat=chat, clock=clock)
     transport = httpx.ASGITransport(app=first.api)
     async with httpx.AsyncClient(transport=transport, base_url="http://bot") as c:

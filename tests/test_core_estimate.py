@@ -20,8 +20,9 @@ from bot.core.estimate import (
 
 
 def _worked(rate: float) -> object:
-    return project_run(rate, 10_000, eval_s_each=90.0, eval_every=500, setup_debug_s=900.0,
-                       usd_per_hour=2.10)
+    return project_run(
+        rate, 10_000, eval_s_each=90.0, eval_every=500, setup_debug_s=900.0, usd_per_hour=2.10
+    )
 
 
 def test_worked_example_base() -> None:
@@ -38,8 +39,9 @@ def test_worked_example_base() -> None:
     ("scenario", "rate", "wall_hours", "cost_usd"),
     [("opt", 3.0, 1.6759, 3.519), ("base", 2.5, 1.8611, 3.908), ("pess", 1.5, 2.6019, 5.464)],
 )
-def test_worked_example_scenarios(scenario: str, rate: float, wall_hours: float,
-                                  cost_usd: float) -> None:
+def test_worked_example_scenarios(
+    scenario: str, rate: float, wall_hours: float, cost_usd: float
+) -> None:
     rates = scale_scenarios(2.5).as_dict()
     assert rates[scenario] == pytest.approx(rate)
     p = _worked(rates[scenario])
@@ -48,15 +50,20 @@ def test_worked_example_scenarios(scenario: str, rate: float, wall_hours: float,
 
 
 def test_no_price_means_no_cost() -> None:
-    p = project_run(2.0, 100, eval_s_each=None, eval_every=None, setup_debug_s=0,
-                    usd_per_hour=None)
+    p = project_run(2.0, 100, eval_s_each=None, eval_every=None, setup_debug_s=0, usd_per_hour=None)
     assert p.cost_usd is None
     assert p.wall_hours == pytest.approx(100 / 2 / 3600)
 
 
 def test_live_eta_counts_remaining_evals_only() -> None:
-    eta = live_eta(2.0, current_step=1_000, elapsed_s=600.0, target_steps=2_000,
-                   eval_s_each=30.0, eval_every=500)
+    eta = live_eta(
+        2.0,
+        current_step=1_000,
+        elapsed_s=600.0,
+        target_steps=2_000,
+        eval_s_each=30.0,
+        eval_every=500,
+    )
     # 1,000 steps at 2 step/s, plus the evals at 1,500 and 2,000.
     assert eta.remaining_s == pytest.approx(500 + 60)
     assert eta.eta_total_s == pytest.approx(1_160)
@@ -113,9 +120,11 @@ def test_logging_every_n_steps_counts_every_step() -> None:
 
 def test_estimate_run_on_log_clock() -> None:
     points = [StepPoint(0, 0.0)] + _steady(100, 0.5, t0=10.0, first=1)
-    est = estimate_run(calibrate_throughput(points),
-                       RunInputs(target_steps=1_000, usd_per_hour=3.6, setup_s=0.0),
-                       origin_s=0.0)
+    est = estimate_run(
+        calibrate_throughput(points),
+        RunInputs(target_steps=1_000, usd_per_hour=3.6, setup_s=0.0),
+        origin_s=0.0,
+    )
     assert est is not None
     assert est.eta.base.remaining_s == pytest.approx(900 * 0.5)
     assert est.eta.base.eta_total_s == pytest.approx(10.0 + 99 * 0.5 + 450)
@@ -135,3 +144,18 @@ def test_resumed_run_does_not_learn_from_the_jump_back() -> None:
     cal = calibrate_throughput(points)
     assert cal.step_time_s == pytest.approx(1.0)
     assert math.isfinite(cal.clean_steps)
+
+
+def test_stall_after_an_eval_marker_is_a_stall_not_eval_time() -> None:
+    # detectron2 style: eval rows are markers stamped when the eval ended.
+    points = _steady(40, 1.0)  # steps 0..39 at 1 s
+    # 20 steps to step 59, an eval ending at t=139 (20 s of steps + 80 s eval),
+    # then the job sits for 1,000 s before step 60 appears.
+    points += [StepPoint(59, 59.0), StepPoint(60, 1_140.0)]
+    points += [StepPoint(61 + i, 1_141.0 + i) for i in range(20)]
+    markers = [Pause("eval", 139.0, 139.0)]
+    cal = calibrate_throughput(points, markers)
+    assert cal.step_time_s == pytest.approx(1.0)
+    assert cal.eval_s_each == pytest.approx(80.0)
+    assert cal.stalls_seen == 1
+    assert cal.stall_s_total == pytest.approx(1_000.0)

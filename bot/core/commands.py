@@ -110,5 +110,11 @@ def resolve_run(query: str, names: list[str]) -> str:
     raise CommandError(f"'{query}' matches {', '.join(sorted(matches)[:5])}; type more of it")
 
 
-__all__ = ["CommandError", "ParsedCommand", "help_text", "parse_command", "parse_duration",
-           "resolve_run"]
+__all__ = [
+    "CommandError",
+    "ParsedCommand",
+    "help_text",
+    "parse_command",
+    "parse_duration",
+    "resolve_run",
+]

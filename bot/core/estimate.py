@@ -80,14 +80,28 @@ class _Interval:
     start: StepPoint
     end: StepPoint
     pause_kind: str | None
+    pause_s: float
     steps: int
     duration_s: float
     per_step_s: float
 
 
-def _interval(a: StepPoint, b: StepPoint, pause_kind: str | None) -> _Interval:
+def _interval(a: StepPoint, b: StepPoint, pauses: Sequence[Pause]) -> _Interval:
     steps, duration_s = b.step - a.step, b.t_s - a.t_s
-    return _Interval(a, b, pause_kind, steps, duration_s, duration_s / steps)
+    # A marker (a pause known only by its end) covers the interval up to that end.
+    covered_to = max((min(p.end_s, b.t_s) for p in pauses), default=a.t_s)
+    covered_from = min(
+        (a.t_s if p.start_s == p.end_s else max(p.start_s, a.t_s) for p in pauses), default=a.t_s
+    )
+    return _Interval(
+        a,
+        b,
+        pauses[0].kind if pauses else None,
+        max(0.0, covered_to - covered_from),
+        steps,
+        duration_s,
+        duration_s / steps,
+    )
 
 
 def _intervals(points: Sequence[StepPoint], pauses: Sequence[Pause]) -> list[_Interval]:
@@ -100,14 +114,13 @@ def _intervals(points: Sequence[StepPoint], pauses: Sequence[Pause]) -> list[_In
             continue  # a resumed run re-logs old steps: no throughput to learn from the jump
         while first_open < len(by_start) and by_start[first_open].end_s <= a.t_s:
             first_open += 1
-        kind = None
+        inside: list[Pause] = []
         for pause in by_start[first_open:]:
             if pause.start_s > b.t_s:
                 break
             if _overlaps(pause, a.t_s, b.t_s):
-                kind = pause.kind
-                break
-        out.append(_interval(a, b, kind))
+                inside.append(pause)
+        out.append(_interval(a, b, inside))
     return out
 
 
@@ -161,7 +174,15 @@ def calibrate_throughput(
     reference_s = step_time_s or 0.0
     evals = [iv for iv in intervals if iv.pause_kind == "eval"]
     checkpoints = [iv for iv in intervals if iv.pause_kind not in (None, "eval")]
-    eval_excess = [max(0.0, iv.duration_s - iv.steps * reference_s) for iv in evals]
+    eval_excess = [_pause_excess(iv, reference_s) for iv in evals]
+    # Time an interval spends beyond its pause and its steps is a stall after the pause
+    # (detectron2 sat for hours after some evals): not eval time, not throughput.
+    stalls += [
+        iv
+        for iv in evals + checkpoints
+        if iv.duration_s - iv.pause_s > settings.outlier_factor * iv.steps * reference_s
+        and reference_s > 0
+    ]
     spread = _spread(clean[-max(1, len(clean) // 2) :]) if len(clean) >= 4 else None
     ordered = sorted(points, key=lambda p: (p.t_s, p.step))
     return Calibration(
@@ -171,16 +192,25 @@ def calibrate_throughput(
         warmup_steps_excluded=sum(iv.steps for iv in warm),
         warmup_excess_s=sum(max(0.0, iv.duration_s - iv.steps * reference_s) for iv in warm),
         evals_seen=len(evals),
-        eval_s_each=statistics.fmean(eval_excess) if eval_excess else None,
-        checkpoint_s_total=sum(
-            max(0.0, iv.duration_s - iv.steps * reference_s) for iv in checkpoints
-        ),
-        stall_s_total=sum(max(0.0, iv.duration_s - iv.steps * reference_s) for iv in stalls),
+        eval_s_each=statistics.median(eval_excess) if eval_excess else None,
+        checkpoint_s_total=sum(_pause_excess(iv, reference_s) for iv in checkpoints),
+        stall_s_total=sum(_stall_excess(iv, reference_s) for iv in stalls),
         stalls_seen=len(stalls),
         step_time_spread=spread,
         first_step=ordered[0] if ordered else None,
         last_step=ordered[-1] if ordered else None,
     )
+
+
+def _pause_excess(iv: _Interval, step_time_s: float) -> float:
+    """The pause's own runtime: its covered time, less any steps that must be inside it."""
+    outside_s = iv.duration_s - iv.pause_s
+    steps_inside_s = max(0.0, iv.steps * step_time_s - outside_s)
+    return max(0.0, iv.pause_s - steps_inside_s)
+
+
+def _stall_excess(iv: _Interval, step_time_s: float) -> float:
+    return max(0.0, iv.duration_s - iv.pause_s - iv.steps * step_time_s)
 
 
 def _recent_median(clean: Sequence[_Interval], window_steps: int) -> float | None:

@@ -53,8 +53,13 @@ class OptionTable:
     """Why the table is incomplete (probe not finished, no price); empty when it is not."""
 
 
-def assess_risks(estimate: Estimate | None, *, probe_steps_seen: int, probe_steps: int,
-                 usd_per_hour: float | None) -> tuple[str, ...]:
+def assess_risks(
+    estimate: Estimate | None,
+    *,
+    probe_steps_seen: int,
+    probe_steps: int,
+    usd_per_hour: float | None,
+) -> tuple[str, ...]:
     """The major risks the method asks for, each one phrase a phone can show."""
     risks: list[str] = []
     if probe_steps_seen < probe_steps:
@@ -78,9 +83,15 @@ def assess_risks(estimate: Estimate | None, *, probe_steps_seen: int, probe_step
     return tuple(risks)
 
 
-def current_row(estimate: Estimate | None, hardware: Hardware, *, probe_steps_seen: int,
-                probe_steps: int, usd_per_hour: float | None,
-                decision: Decision = "keep") -> OptionRow:
+def current_row(
+    estimate: Estimate | None,
+    hardware: Hardware,
+    *,
+    probe_steps_seen: int,
+    probe_steps: int,
+    usd_per_hour: float | None,
+    decision: Decision = "keep",
+) -> OptionRow:
     """This instance's row, from what the probe measured."""
     name = hardware.gpu_name or "this GPU"
     label = f"{hardware.gpu_count}× {name} (this run)"
@@ -101,16 +112,31 @@ def current_row(estimate: Estimate | None, hardware: Hardware, *, probe_steps_se
         time_h=time_h,
         cost_usd=cost,
         setup_debug_tax=estimate.live_tax("base") if estimate else None,
-        risks=assess_risks(estimate, probe_steps_seen=probe_steps_seen,
-                           probe_steps=probe_steps, usd_per_hour=usd_per_hour),
+        risks=assess_risks(
+            estimate,
+            probe_steps_seen=probe_steps_seen,
+            probe_steps=probe_steps,
+            usd_per_hour=usd_per_hour,
+        ),
         decision=decision,
     )
 
 
-def build_option_table(estimate: Estimate | None, hardware: Hardware, *, probe_steps_seen: int,
-                       probe_steps: int, usd_per_hour: float | None) -> OptionTable:
-    row = current_row(estimate, hardware, probe_steps_seen=probe_steps_seen,
-                      probe_steps=probe_steps, usd_per_hour=usd_per_hour)
+def build_option_table(
+    estimate: Estimate | None,
+    hardware: Hardware,
+    *,
+    probe_steps_seen: int,
+    probe_steps: int,
+    usd_per_hour: float | None,
+) -> OptionTable:
+    row = current_row(
+        estimate,
+        hardware,
+        probe_steps_seen=probe_steps_seen,
+        probe_steps=probe_steps,
+        usd_per_hour=usd_per_hour,
+    )
     missing: list[str] = []
     if estimate is None:
         missing.append("no step time yet: the run has not logged two training steps")
@@ -124,5 +150,12 @@ def build_option_table(estimate: Estimate | None, hardware: Hardware, *, probe_s
     return OptionTable(rows=(row,), missing=tuple(missing))
 
 
-__all__ = ["Decision", "Hardware", "OptionRow", "OptionTable", "assess_risks",
-           "build_option_table", "current_row"]
+__all__ = [
+    "Decision",
+    "Hardware",
+    "OptionRow",
+    "OptionTable",
+    "assess_risks",
+    "build_option_table",
+    "current_row",
+]

@@ -15,8 +15,17 @@ from bot.core.estimate import Estimate
 from bot.core.options import OptionRow, OptionTable
 
 OPTION_COLUMNS = (
-    "GPU option", "$/h", "VRAM", "CPU RAM", "TFLOPS", "HBM BW", "step/s",
-    "time (opt/base/pess)", "cost (opt/base/pess)", "setup/debug tax %", "major risks",
+    "GPU option",
+    "$/h",
+    "VRAM",
+    "CPU RAM",
+    "TFLOPS",
+    "HBM BW",
+    "step/s",
+    "time (opt/base/pess)",
+    "cost (opt/base/pess)",
+    "setup/debug tax %",
+    "major risks",
     "keep/switch/kill",
 )
 
@@ -80,11 +89,13 @@ def _row_cells(row: OptionRow) -> tuple[str, ...]:
     time_cell = "—"
     cost_cell = "—"
     if row.time_h is not None:
-        time_cell = _band([fmt_duration(h * 3600) for h in (row.time_h.opt, row.time_h.base,
-                                                            row.time_h.pess)])
+        time_cell = _band(
+            [fmt_duration(h * 3600) for h in (row.time_h.opt, row.time_h.base, row.time_h.pess)]
+        )
     if row.cost_usd is not None:
-        cost_cell = _band([fmt_usd(c) for c in (row.cost_usd.opt, row.cost_usd.base,
-                                                row.cost_usd.pess)])
+        cost_cell = _band(
+            [fmt_usd(c) for c in (row.cost_usd.opt, row.cost_usd.base, row.cost_usd.pess)]
+        )
     rate = fmt_rate(row.step_per_s)
     return (
         row.gpu_option,
@@ -161,8 +172,11 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
             CardField("Step", f"{estimate.current_step:,}/{run.target_steps:,} ({pct:.0f}%)"),
             CardField("step/s", f"{fmt_rate(cal.step_per_s)} (observed)"),
             CardField("Elapsed", fmt_duration(estimate.elapsed_s)),
-            CardField("Probe", f"{min(cal.clean_steps, cal.probe_steps)}/{cal.probe_steps}"
-                      f" clean steps{' ✓' if cal.complete else ''}"),
+            CardField(
+                "Probe",
+                f"{min(cal.clean_steps, cal.probe_steps)}/{cal.probe_steps}"
+                f" clean steps{' ✓' if cal.complete else ''}",
+            ),
         ]
         if cal.eval_s_each is not None:
             fields.append(CardField("Eval", f"{fmt_duration(cal.eval_s_each)} each"))
@@ -187,15 +201,19 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
 
 def render_checkin(estimate: Estimate | None, run: RunView) -> Card:
     step = f"step {estimate.current_step:,}/{run.target_steps:,}" if estimate else "no steps"
-    return Card(title=f"Check-in · {run.name}",
-                headline=f"{step} · {status_headline(estimate, run)}", kind="checkin")
+    return Card(
+        title=f"Check-in · {run.name}",
+        headline=f"{step} · {status_headline(estimate, run)}",
+        kind="checkin",
+    )
 
 
 def render_runs(runs: Sequence[tuple[RunView, Estimate | None]]) -> Card:
     if not runs:
         return Card(title="Runs", headline="no runs yet")
-    fields = tuple(CardField(run.name, f"{run.state} · {status_headline(est, run)}")
-                   for run, est in runs)
+    fields = tuple(
+        CardField(run.name, f"{run.state} · {status_headline(est, run)}") for run, est in runs
+    )
     return Card(title="Runs", headline=f"{len(runs)} run(s)", fields=fields)
 
 
@@ -204,6 +222,14 @@ def render_text(title: str, text: str, kind: str = "reply") -> Card:
 
 
 __all__ = [
-    "OPTION_COLUMNS", "RunView", "fmt_duration", "fmt_usd", "render_checkin",
-    "render_option_table", "render_runs", "render_status", "render_text", "status_headline",
+    "OPTION_COLUMNS",
+    "RunView",
+    "fmt_duration",
+    "fmt_usd",
+    "render_checkin",
+    "render_option_table",
+    "render_runs",
+    "render_status",
+    "render_text",
+    "status_headline",
 ]
