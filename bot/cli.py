@@ -80,16 +80,16 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="do not read commands from stdin; run to the end and exit",
     )
     parser.add_argument(
-        "--steps", type=_positive_int, default=600, help="training steps (default 600)"
+        "--steps", type=_positive_int, default=1200, help="training steps (default 1200)"
     )
     parser.add_argument(
-        "--eval-every", type=_positive_int, default=150, help="evaluate every N steps (default 150)"
+        "--eval-every", type=_positive_int, default=300, help="evaluate every N steps (default 300)"
     )
     parser.add_argument(
         "--usd-per-hour",
         type=float,
-        default=0.40,
-        help="price to pretend this machine costs (default 0.40)",
+        default=2.10,
+        help="price to pretend this machine costs, in $/h (default 2.10)",
     )
     parser.set_defaults(handler=_demo)
 

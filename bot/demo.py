@@ -47,7 +47,9 @@ async def run_demo(
     usd_per_hour: float,
     interactive: bool,
     out: TextIO | None = None,
+    commands_in: TextIO | None = None,
 ) -> int:
+    """Run the demo; typed commands come from ``commands_in`` (stdin) when interactive."""
     out = out or sys.stdout
     secret = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="probecast-demo-") as tmp:
@@ -90,7 +92,7 @@ async def run_demo(
         assert child.stdout is not None
         piping = asyncio.create_task(_pipe_child_output(child.stdout, out))
         commands = (
-            asyncio.create_task(chat.serve_commands(app.service.handle_command))
+            asyncio.create_task(chat.serve_commands(app.service.handle_command, commands_in))
             if interactive
             else None
         )

@@ -34,15 +34,27 @@ class SchedulerJobs:
             run_date = datetime.fromtimestamp(at_s, tz=UTC)
         # misfire_grace_time=None: a job due while the loop was busy still runs, late.
         self.scheduler.add_job(
-            self._run, "date", run_date=run_date, args=[run_id, job], id=f"{job}:{run_id}",
-            replace_existing=True, misfire_grace_time=None, coalesce=True,
+            self._run,
+            "date",
+            run_date=run_date,
+            args=[run_id, job],
+            id=f"{job}:{run_id}",
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
         )
 
     def every(self, run_id: str, job: str, interval_s: float) -> None:
         self.scheduler.add_job(
-            self._run, "interval", seconds=interval_s, args=[run_id, job],
-            id=f"{job}:{run_id}", replace_existing=True, misfire_grace_time=None,
-            coalesce=True, max_instances=1,
+            self._run,
+            "interval",
+            seconds=interval_s,
+            args=[run_id, job],
+            id=f"{job}:{run_id}",
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+            max_instances=1,
         )
 
     def cancel(self, run_id: str) -> None:

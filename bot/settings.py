@@ -12,8 +12,7 @@ from bot.core.schedule import MAX_TABLE_DEADLINE_S
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PROBECAST_", env_file=".env",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PROBECAST_", env_file=".env", extra="ignore")
 
     db: Path = Path("probecast.db")
     bind: str = "127.0.0.1:8787"

@@ -157,7 +157,9 @@ class SqliteStore:
     # --- runs -----------------------------------------------------------------------
 
     def find_run(self, name: str, instance_id: str) -> RunRecord | None:
-        rows = list(self.db.table("runs").rows_where("name = ? and instance_id = ?", [name, instance_id]))
+        rows = list(
+            self.db.table("runs").rows_where("name = ? and instance_id = ?", [name, instance_id])
+        )
         return RunRecord(**rows[0]) if rows else None
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -167,7 +169,9 @@ class SqliteStore:
             return None
 
     def list_runs(self) -> list[RunRecord]:
-        return [RunRecord(**row) for row in self.db.table("runs").rows_where(order_by="registered_at")]
+        return [
+            RunRecord(**row) for row in self.db.table("runs").rows_where(order_by="registered_at")
+        ]
 
     def create_run(self, run: RunRecord) -> None:
         with self._errors("creating a run"):
@@ -187,7 +191,9 @@ class SqliteStore:
         rows = [{"run_id": run_id, **asdict(e)} for e in events]
         with self._errors("storing events"), self.db.conn:
             before = self.db.conn.total_changes
-            self.db.table("events").insert_all(rows, pk=("run_id", "seq"), ignore=True, batch_size=500)
+            self.db.table("events").insert_all(
+                rows, pk=("run_id", "seq"), ignore=True, batch_size=500
+            )
             return self.db.conn.total_changes - before
 
     def contiguous_seq(self, run_id: str, acked_seq: int) -> int:

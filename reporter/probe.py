@@ -273,7 +273,8 @@ class Probe:
             while True:
                 if self._closing:
                     if self._flush_once():
-                        self._flushed.set()
+                        if not self._disabled:  # discarded is not delivered
+                            self._flushed.set()
                         break
                     if time.monotonic() >= self._deadline:
                         break
@@ -341,7 +342,7 @@ class Probe:
         self._disabled = True
 
     def _flush_once(self) -> bool:
-        """Post what is queued; True when everything recorded so far is acked."""
+        """Post what is queued; True when nothing is left to do (all acked, or disabled)."""
         self._drain()
         if self._disabled or self._registered is None:
             if self._disabled:  # nobody will read them: keep memory flat

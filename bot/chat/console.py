@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import sys
 import textwrap
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
@@ -78,19 +79,26 @@ class ConsoleChat:
             where = str(path)
         print(f"│ {title}: {filename} ({len(data):,} bytes) {where}", file=self.out, flush=True)
 
-    async def serve_commands(self, handler: CommandHandler, lines: TextIO | None = None,
-                             user: str = "console") -> None:
+    async def serve_commands(
+        self, handler: CommandHandler, lines: TextIO | None = None, user: str = "console"
+    ) -> None:
         """Read typed commands line by line until end of input and print each answer."""
         source = lines or sys.stdin
         loop = asyncio.get_running_loop()
-        while True:
-            line = await loop.run_in_executor(None, source.readline)
-            if not line:
-                return
-            if not line.strip():
-                continue
-            answer = await handler(line.strip(), user)
-            print(f"\n{render_console(answer)}", file=self.out, flush=True)
+        queue: asyncio.Queue[str] = asyncio.Queue()
+
+        def read() -> None:
+            # A daemon thread, not the loop's executor: a blocked readline must not keep
+            # the process alive after the demo or the server is done.
+            for line in iter(source.readline, ""):
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+            loop.call_soon_threadsafe(queue.put_nowait, "")
+
+        threading.Thread(target=read, name="console-commands", daemon=True).start()
+        while line := await queue.get():
+            if line.strip():
+                answer = await handler(line.strip(), user)
+                print(f"\n{render_console(answer)}", file=self.out, flush=True)
 
 
 __all__ = ["ConsoleChat", "render_console"]

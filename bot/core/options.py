@@ -93,8 +93,10 @@ def current_row(
     decision: Decision = "keep",
 ) -> OptionRow:
     """This instance's row, from what the probe measured."""
-    name = hardware.gpu_name or "this GPU"
-    label = f"{hardware.gpu_count}× {name} (this run)"
+    if hardware.gpu_name:
+        label = f"{hardware.gpu_count}× {hardware.gpu_name} (this run)"
+    else:
+        label = "no GPU reported (this run)"
     time_h: Scenarios[float] | None = None
     cost: Scenarios[float | None] | None = None
     if estimate is not None:

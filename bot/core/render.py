@@ -51,6 +51,8 @@ def fmt_duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "—"
     seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f}s"
     if seconds < 60:
         return f"{seconds:.0f}s"
     minutes = round(seconds / 60)
@@ -66,6 +68,8 @@ def fmt_duration(seconds: float | None) -> str:
 def fmt_usd(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "—"
+    if abs(value) < 1:
+        return f"${value:.3f}"  # a probe's first minutes cost cents; show them
     return f"${value:,.2f}" if value < 1000 else f"${value:,.0f}"
 
 
