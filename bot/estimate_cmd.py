@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from bot.core.estimate import (
     calibrate_throughput,
     estimate_run,
 )
-from bot.steplog import StepLogError, infer_eval_every, load_steps_csv
+from bot.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
 
 _DESCRIPTION = """\
 Calibrate a run's throughput from its step log and project when it reaches its target
@@ -122,24 +122,14 @@ def run(args: argparse.Namespace) -> int:
     if args.upto_step is not None:
         log = log.upto(args.upto_step)
 
-    if args.eval_every is not None:
-        eval_every: int | None = args.eval_every
-        eval_source = "from --eval-every"
-    else:
-        eval_every = infer_eval_every(log.eval_steps)
-        eval_source = "inferred from eval rows"
-
-    calibration = calibrate_throughput(
-        log.points, log.pauses, CalibrationSettings(probe_steps=args.probe_steps)
-    )
     multipliers = ScenarioMultipliers()
-    # The log's clock starts at 0, so eta_total_s is the predicted elapsed_s at step T.
-    estimate = estimate_run(
-        calibration,
-        RunInputs(args.target_steps, eval_every, args.usd_per_hour, args.setup_s),
-        origin_s=0.0,
-        multipliers=multipliers,
+    estimate = estimate_log(
+        log,
+        RunInputs(args.target_steps, args.eval_every, args.usd_per_hour, args.setup_s),
+        CalibrationSettings(probe_steps=args.probe_steps),
+        multipliers,
     )
+    eval_source = "from --eval-every" if args.eval_every else "inferred from eval rows"
     if estimate is None:
         upto = f" up to step {args.upto_step}" if args.upto_step is not None else ""
         raise CliError(
@@ -152,6 +142,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render_summary(estimate, multipliers, eval_source=eval_source))
     return 0
+
+
+def estimate_log(
+    log: StepLog,
+    inputs: RunInputs,
+    settings: CalibrationSettings | None = None,
+    multipliers: ScenarioMultipliers | None = None,
+) -> Estimate | None:
+    """Estimate from a step log on its own clock; eval cadence inferred when not given.
+
+    The log's clock starts at 0, so ``eta_total_s`` is the predicted elapsed_s at step T.
+    """
+    if inputs.eval_every is None:
+        inputs = replace(inputs, eval_every=infer_eval_every(log.eval_steps))
+    calibration = calibrate_throughput(log.points, log.pauses, settings)
+    return estimate_run(calibration, inputs, origin_s=0.0, multipliers=multipliers)
 
 
 def estimate_to_dict(estimate: Estimate) -> dict[str, Any]:
