@@ -173,6 +173,10 @@ def estimate_to_dict(estimate: Estimate) -> dict[str, Any]:
         },
         "step_per_s": {k: _num(p.step_per_s) for k, p in projections.items()},
         "eta_total_s": {k: _num(e.eta_total_s) for k, e in etas.items()},
+        "eta_interval_s": {
+            "low": _num(estimate.eta_interval.low_s),
+            "high": _num(estimate.eta_interval.high_s),
+        },
         "remaining_s": {k: _num(e.remaining_s) for k, e in etas.items()},
         "wall_hours": {k: _num(p.wall_hours) for k, p in projections.items()},
         "cost_usd": {k: _num(p.cost_usd) for k, p in projections.items()},
@@ -243,8 +247,12 @@ def render_summary(
         row = "  ".join(cells.get(k, "").ljust(col_w) for k in _SCENARIOS)
         lines.append(f"  {label.ljust(label_w)}  {row}".rstrip())
 
+    interval = estimate.eta_interval
     lines += [
         "",
+        f"Calibrated ETA interval: {_duration(interval.low_s)} – {_duration(interval.high_s)}"
+        " (from this run's step-time drift, stalls and unmeasured evals; the scenarios "
+        "above are the method's fixed multipliers, not a confidence band).",
         "ETA = predicted elapsed on the log's clock at the target step (now + remaining).",
         "Whole run = setup/debug (--setup-s + measured warm-up) + training + evals, "
         "from a cold start; cost and tax use it.",

@@ -141,7 +141,7 @@ class Service:
                 state="registered" if existing.active else existing.state,
                 registration=registration.model_dump_json(),
             )
-            run_id, restarts = existing.id, existing.restarts + 1
+            run_id, restarts, acked = existing.id, existing.restarts + 1, existing.acked_seq
         else:
             started = registration.instance_started_at
             run = RunRecord(
@@ -157,13 +157,14 @@ class Service:
                 usd_per_hour=registration.usd_per_hour,
             )
             self.store.create_run(run)
-            run_id, restarts = run.id, 0
+            run_id, restarts, acked = run.id, 0, 0
             if self.jobs is not None:
                 self.jobs.every(run_id, "checkin", self.settings.checkin_interval_s)
         return Registered(
             run_id=run_id,
             run_token=token,
             restarts=restarts,
+            acked_seq=acked,
             settings=RunSettings(post_interval_s=self.settings.post_interval_s),
         )
 

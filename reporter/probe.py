@@ -157,7 +157,6 @@ class Probe:
         self._acked_seq = 0
         self._dropped = 0
         self._batch_max = MAX_EVENTS_PER_BATCH
-        self._sync_seq = False
         self._registered: Registered | None = None
         self._disabled = False
         self._outcomes: dict[str, CommandOutcome] = {}  # command id -> outcome
@@ -332,8 +331,9 @@ class Probe:
             except BotRejected as exc:
                 self._disable(f"the bot refused to register run {self.config.name!r}: {exc}")
                 return
-            # A restarted reporter continues the bot's numbering: see _apply_ack.
-            self._sync_seq = self._registered.restarts > 0
+            # A restarted reporter continues the bot's numbering; nothing is numbered yet.
+            self._acked_seq = self._registered.acked_seq
+            self._next_seq = self._registered.acked_seq + 1
             self._warned.discard("register")
             return
 
@@ -385,7 +385,7 @@ class Probe:
         """Post the next batch; False when the bot is unavailable (retry later)."""
         registered = self._registered
         assert registered is not None
-        limit = 1 if self._sync_seq else self._batch_max
+        limit = self._batch_max
         while len(self._inflight) < limit and self._backlog:
             event = self._to_wire(self._backlog.popleft(), self._next_seq)
             if event is not None:
@@ -439,7 +439,6 @@ class Probe:
         else:
             self._acked_seq = max(self._acked_seq, acked_seq)
             self._inflight = [e for e in self._inflight if e.seq > self._acked_seq]
-        self._sync_seq = False
 
     def _renumbered(self, seq_from: int) -> list[Event]:
         events = [e.model_copy(update={"seq": seq_from + i}) for i, e in enumerate(self._inflight)]

@@ -118,6 +118,11 @@ class Registered(_Model):
     run_id: str
     run_token: str
     restarts: int = Field(ge=0, description="how many times this run was registered before")
+    acked_seq: int = Field(
+        default=0,
+        ge=0,
+        description="the run's stored watermark: a restarted reporter continues after it",
+    )
     settings: RunSettings
 
 
@@ -231,7 +236,7 @@ class Command(_Model):
 
 class EventsAck(_Model):
     acked_seq: int = Field(ge=0, description="every seq up to this one is stored")
-    commands: list[Command] = Field(default_factory=list)
+    commands: list[Command] = Field(default_factory=list, max_length=100)
 
 
 class CommandOutcome(_Model):

@@ -105,12 +105,17 @@ async def test_reregistration_continues_the_same_run(client: httpx.AsyncClient, 
     again = await register(client, vast={"container_id": "123"})
     other = await register(client, vast={"container_id": "456"})
     assert again["run_id"] == first["run_id"] and again["restarts"] == 1
+    assert again["acked_seq"] == 0
     assert other["run_id"] != first["run_id"]
     # the old token stops working: only the restarted reporter may write
     r = await post(client, first, steps(1, 1, 1, T0, 1.0))
     assert r.status_code == 401
     stored = app.store.get_run(first["run_id"])
     assert stored is not None and stored.token_hash != first["run_token"]
+    await post(client, again, steps(1, 1, 7, T0, 1.0))
+    # a third reporter process learns where the bot's numbering stands
+    third = await register(client, vast={"container_id": "123"})
+    assert third["acked_seq"] == 7 and third["restarts"] == 2
 
 
 async def test_tokens_do_not_cross_runs(client: httpx.AsyncClient) -> None:

@@ -159,3 +159,41 @@ def test_stall_after_an_eval_marker_is_a_stall_not_eval_time() -> None:
     assert cal.eval_s_each == pytest.approx(80.0)
     assert cal.stalls_seen == 1
     assert cal.stall_s_total == pytest.approx(1_000.0)
+
+
+def test_step_change_is_followed_within_the_short_window() -> None:
+    # 200 steps at 1.0 s, then the schedule doubles the step time.
+    points = _steady(200, 1.0) + [StepPoint(200 + i, 199.0 + 2.0 * (i + 1)) for i in range(25)]
+    cal = calibrate_throughput(points)
+    assert cal.step_time_s == pytest.approx(2.0)
+    assert cal.step_time_drift == pytest.approx(1.0)  # against the 1.0 s history
+
+
+def test_noise_does_not_move_the_step_time() -> None:
+    # Alternating 0.9 / 1.1 s steps: the median stays put and nothing is a stall.
+    times = [0.0]
+    for i in range(300):
+        times.append(times[-1] + (0.9 if i % 2 else 1.1))
+    cal = calibrate_throughput([StepPoint(i, t) for i, t in enumerate(times)])
+    assert cal.step_time_s == pytest.approx(1.0, abs=0.1)
+    assert cal.stalls_seen == 0
+    assert cal.step_time_drift < 0.11
+
+
+def test_interval_widens_with_stalls_and_unmeasured_evals() -> None:
+    steady = estimate_run(calibrate_throughput(_steady(100, 1.0)), RunInputs(1_000), origin_s=0.0)
+    evals_due = estimate_run(
+        calibrate_throughput(_steady(100, 1.0)), RunInputs(1_000, eval_every=200), origin_s=0.0
+    )
+    stalled_points = _steady(50, 1.0) + [StepPoint(50 + i, 49.0 + 100 + i) for i in range(50)]
+    stalled = estimate_run(calibrate_throughput(stalled_points), RunInputs(1_000), origin_s=0.0)
+    assert steady is not None and evals_due is not None and stalled is not None
+    base = steady.eta.base.eta_total_s
+    low, high = steady.eta_interval.low_s, steady.eta_interval.high_s
+    # no drift: the 2% floor on the 901 s left (steps 99 → 1,000), doubled on the high side
+    assert low == pytest.approx(base - 0.02 * 901)
+    assert high == pytest.approx(base + 0.04 * 901)
+    assert evals_due.eta_interval.high_s == pytest.approx(high + 0.25 * 901)
+    assert stalled.eta_interval.high_s - stalled.eta.base.eta_total_s > 0.5 * 900
+    # the calibrated interval is narrower than the scenario band on a steady run
+    assert high - low < steady.eta.pess.eta_total_s - steady.eta.opt.eta_total_s

@@ -19,6 +19,7 @@ TOP_KEYS = {
     "probe",
     "step_per_s",
     "eta_total_s",
+    "eta_interval_s",
     "remaining_s",
     "wall_hours",
     "cost_usd",
@@ -465,3 +466,6 @@ def test_real_traces_give_finite_positive_numbers(
     assert data["step_per_s"]["pess"] < data["step_per_s"]["base"] < data["step_per_s"]["opt"]
     assert data["eta_total_s"]["opt"] < data["eta_total_s"]["base"] < data["eta_total_s"]["pess"]
     assert data["eval_s_each"] is None or data["eval_s_each"] >= 0
+    interval = data["eta_interval_s"]
+    assert set(interval) == {"low", "high"}
+    assert data["elapsed_s"] <= interval["low"] <= data["eta_total_s"]["base"] <= interval["high"]

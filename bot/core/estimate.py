@@ -42,6 +42,8 @@ class CalibrationSettings:
     max_warmup_intervals: int = 10
     outlier_factor: float = 3.0
     window_steps: int = 100
+    short_window_steps: int = 20
+    step_change: float = 0.1
 
     def __post_init__(self) -> None:
         if not 20 <= self.probe_steps <= 100:
@@ -63,6 +65,7 @@ class Calibration:
     stall_s_total: float
     stalls_seen: int
     step_time_spread: float | None
+    step_time_drift: float
     first_step: StepPoint | None
     last_step: StepPoint | None
 
@@ -170,7 +173,7 @@ def calibrate_throughput(
             clean.append(iv)
             recent.append(iv.per_step_s)
 
-    step_time_s = _recent_median(clean, settings.window_steps)
+    step_time_s, drift = _current_step_time(clean, settings)
     reference_s = step_time_s or 0.0
     evals = [iv for iv in intervals if iv.pause_kind == "eval"]
     checkpoints = [iv for iv in intervals if iv.pause_kind not in (None, "eval")]
@@ -197,6 +200,7 @@ def calibrate_throughput(
         stall_s_total=sum(_stall_excess(iv, reference_s) for iv in stalls),
         stalls_seen=len(stalls),
         step_time_spread=spread,
+        step_time_drift=drift,
         first_step=ordered[0] if ordered else None,
         last_step=ordered[-1] if ordered else None,
     )
@@ -213,22 +217,60 @@ def _stall_excess(iv: _Interval, step_time_s: float) -> float:
     return max(0.0, iv.duration_s - iv.pause_s - iv.steps * step_time_s)
 
 
-def _recent_median(clean: Sequence[_Interval], window_steps: int) -> float | None:
+def _window(clean: Sequence[_Interval], window_steps: int, skip: int = 0) -> list[float]:
+    """Per-step times of the intervals covering the last ``window_steps`` steps.
+
+    ``skip`` leaves out that many of the most recent intervals first (for the window
+    before the current one).
+    """
     window: list[float] = []
     steps = 0
-    for iv in reversed(clean):
+    for iv in reversed(clean[: len(clean) - skip] if skip else clean):
         window.append(iv.per_step_s)
         steps += iv.steps
         if steps >= window_steps:
             break
-    return statistics.median(window) if window else None
+    return window
+
+
+def _current_step_time(
+    clean: Sequence[_Interval], settings: CalibrationSettings
+) -> tuple[float | None, float]:
+    """The step time to project with, and how far it has drifted (relative).
+
+    The median over the recent window resists noise; when the last few intervals sit
+    clearly apart from it (a schedule stepped the batch or sequence length up), the
+    short window wins so the estimate follows the change within ~20 steps instead of
+    waiting for half the window to turn over.
+    """
+    long = _window(clean, settings.window_steps)
+    if not long:
+        return None, 0.0
+    long_median = statistics.median(long)
+    short = _window(clean, settings.short_window_steps)
+    short_median = statistics.median(short)
+    step_time = long_median
+    if len(short) >= 3 and len(long) > len(short):
+        noise = _relative_iqr(long) / math.sqrt(len(short))
+        if abs(short_median / long_median - 1) > max(settings.step_change, 3 * noise):
+            step_time = short_median
+    before = _window(clean, settings.window_steps, skip=len(long))
+    history = [iv.per_step_s for iv in clean]
+    references = [statistics.median(history)] + ([statistics.median(before)] if before else [])
+    drift = max((abs(step_time / ref - 1) for ref in references if ref > 0), default=0.0)
+    return step_time, drift
+
+
+def _relative_iqr(values: Sequence[float]) -> float:
+    if len(values) < 4:
+        return 0.0
+    q1, mid, q3 = statistics.quantiles(values, n=4)
+    return (q3 - q1) / mid if mid > 0 else 0.0
 
 
 def _spread(clean: Sequence[_Interval]) -> float:
     """Relative inter-quartile range of step times: how noisy throughput is."""
-    q1, _, q3 = statistics.quantiles([iv.per_step_s for iv in clean], n=4)
-    mid = statistics.median(iv.per_step_s for iv in clean)
-    return (q3 - q1) / mid if mid > 0 else 0.0
+    return _relative_iqr([iv.per_step_s for iv in clean])
 
 
 # --- Stage C / D ----------------------------------------------------------------------
@@ -327,6 +369,65 @@ def live_eta(
 
 
 @dataclass(frozen=True)
+class EtaInterval:
+    """A calibrated range for the total time on the run's clock (not a scenario).
+
+    Built from what this run has shown: the drift and noise of its step time, its
+    stalls, and evals that are due but not yet measured.
+    """
+
+    low_s: float
+    high_s: float
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    floor: float = 0.02
+    """Smallest relative uncertainty on remaining training time."""
+    high_drift_factor: float = 2.0
+    """Step times grow more often than they shrink (schedules, thermal, data)."""
+    eval_low: float = 0.8
+    eval_high: float = 1.25
+    unmeasured_eval_share: float = 0.25
+    """Evals due but never seen may add up to this share of the remaining train time."""
+
+
+def eta_interval(
+    calibration: Calibration,
+    eta: LiveEta,
+    *,
+    current_step: int,
+    target_steps: int,
+    eval_every: int | None,
+    settings: IntervalSettings | None = None,
+) -> EtaInterval:
+    """The calibrated interval around a base `LiveEta`."""
+    cfg = settings or IntervalSettings()
+    steps_left = max(0, target_steps - current_step)
+    train_left_s = steps_left / eta.step_per_s
+    eval_left_s = eta.remaining_s - train_left_s
+    elapsed_s = eta.eta_total_s - eta.remaining_s
+    uncertainty = max(cfg.floor, calibration.step_time_drift)
+    evals_due = evals_in_run(target_steps, eval_every) - evals_in_run(current_step, eval_every)
+    unmeasured_eval_s = (
+        cfg.unmeasured_eval_share * train_left_s
+        if calibration.eval_s_each is None and evals_due > 0
+        else 0.0
+    )
+    # Stalls recur at the rate seen so far: project that rate over the time remaining.
+    stall_rate = calibration.stall_s_total / elapsed_s if elapsed_s > 0 else 0.0
+    low = elapsed_s + train_left_s * (1 - uncertainty) + eval_left_s * cfg.eval_low
+    high = (
+        elapsed_s
+        + train_left_s * (1 + cfg.high_drift_factor * uncertainty)
+        + eval_left_s * cfg.eval_high
+        + unmeasured_eval_s
+        + stall_rate * eta.remaining_s
+    )
+    return EtaInterval(low_s=max(elapsed_s, low), high_s=high)
+
+
+@dataclass(frozen=True)
 class RunInputs:
     """What a run declared about itself, next to its step history."""
 
@@ -344,6 +445,7 @@ class Estimate:
     elapsed_s: float
     scenarios: Scenarios[Projection]
     eta: Scenarios[LiveEta]
+    eta_interval: EtaInterval
 
     @property
     def current_step(self) -> int:
@@ -414,13 +516,21 @@ def estimate_run(
             eval_every=inputs.eval_every,
         )
 
+    base_eta = eta(rates.base)
     return Estimate(
         calibration=calibration,
         inputs=inputs,
         setup_debug_s=setup_debug_s,
         elapsed_s=elapsed_s,
         scenarios=Scenarios(project(rates.opt), project(rates.base), project(rates.pess)),
-        eta=Scenarios(eta(rates.opt), eta(rates.base), eta(rates.pess)),
+        eta=Scenarios(eta(rates.opt), base_eta, eta(rates.pess)),
+        eta_interval=eta_interval(
+            calibration,
+            base_eta,
+            current_step=calibration.last_step.step,
+            target_steps=inputs.target_steps,
+            eval_every=inputs.eval_every,
+        ),
     )
 
 
