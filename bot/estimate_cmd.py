@@ -182,7 +182,7 @@ def estimate_to_dict(estimate: Estimate) -> dict[str, Any]:
         "cost_usd": {k: _num(p.cost_usd) for k, p in projections.items()},
         "setup_debug_tax": {k: _num(p.setup_debug_tax) for k, p in projections.items()},
         "eval_s_each": _num(cal.eval_s_each),
-        "eval_every": estimate.inputs.eval_every,
+        "eval_every": estimate.eval_every,
         "current_step": estimate.current_step,
         "elapsed_s": _num(estimate.elapsed_s),
     }

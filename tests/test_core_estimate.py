@@ -197,3 +197,31 @@ def test_interval_widens_with_stalls_and_unmeasured_evals() -> None:
     assert stalled.eta_interval.high_s - stalled.eta.base.eta_total_s > 0.5 * 900
     # the calibrated interval is narrower than the scenario band on a steady run
     assert high - low < steady.eta.pess.eta_total_s - steady.eta.opt.eta_total_s
+
+
+def test_periodic_gaps_without_phase_events_are_evals() -> None:
+    # Every 100 steps the trainer pauses 30 s and says nothing; once it sits for 1,000 s.
+    points, t = [StepPoint(0, 0.0)], 0.0
+    for step in range(1, 501):
+        t += 1.0 + (30.0 if step % 100 == 0 else 0.0) + (1_000.0 if step == 300 else 0.0)
+        points.append(StepPoint(step, t))
+    cal = calibrate_throughput(points)
+    assert cal.eval_every_inferred == 100
+    assert cal.evals_seen == 4
+    assert cal.eval_s_each == pytest.approx(30.0)
+    assert cal.stalls_seen == 1
+    assert cal.stall_s_total == pytest.approx(1_030.0)
+    est = estimate_run(cal, RunInputs(1_000), origin_s=0.0)
+    assert est is not None and est.eval_every == 100
+    # 500 steps and the evals at 600..1,000 remain
+    assert est.eta.base.remaining_s == pytest.approx(500 + 5 * 30.0)
+
+
+def test_irregular_stalls_are_not_mistaken_for_evals() -> None:
+    points, t = [StepPoint(0, 0.0)], 0.0
+    for step in range(1, 501):
+        t += 1.0 + (60.0 if step in (37, 211, 260) else 0.0)
+        points.append(StepPoint(step, t))
+    cal = calibrate_throughput(points)
+    assert cal.eval_every_inferred is None
+    assert cal.stalls_seen == 3

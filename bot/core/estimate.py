@@ -60,6 +60,7 @@ class Calibration:
     warmup_steps_excluded: int
     warmup_excess_s: float
     evals_seen: int
+    eval_every_inferred: int | None
     eval_s_each: float | None
     checkpoint_s_total: float
     stall_s_total: float
@@ -178,12 +179,29 @@ def calibrate_throughput(
     evals = [iv for iv in intervals if iv.pause_kind == "eval"]
     checkpoints = [iv for iv in intervals if iv.pause_kind not in (None, "eval")]
     eval_excess = [_pause_excess(iv, reference_s) for iv in evals]
+    eval_every_inferred = None
+    if not evals and reference_s > 0:
+        eval_every_inferred, periodic = _periodic_gaps(stalls)
+        if periodic:
+            # The trainer said nothing, but the gaps recur every N steps: they are evals
+            # (or checkpoints), an overhead to project, not stalls.
+            excess = [_stall_excess(iv, reference_s) for iv in periodic]
+            typical = statistics.median(excess)
+            regular = [
+                iv
+                for iv, x in zip(periodic, excess, strict=True)
+                if x <= settings.outlier_factor * typical
+            ]
+            stalls = [iv for iv in stalls if iv not in regular]
+            evals = regular
+            eval_excess = [_stall_excess(iv, reference_s) for iv in regular]
     # Time an interval spends beyond its pause and its steps is a stall after the pause
     # (detectron2 sat for hours after some evals): not eval time, not throughput.
     stalls += [
         iv
         for iv in evals + checkpoints
-        if iv.duration_s - iv.pause_s > settings.outlier_factor * iv.steps * reference_s
+        if iv.pause_kind is not None
+        and iv.duration_s - iv.pause_s > settings.outlier_factor * iv.steps * reference_s
         and reference_s > 0
     ]
     spread = _spread(clean[-max(1, len(clean) // 2) :]) if len(clean) >= 4 else None
@@ -195,6 +213,7 @@ def calibrate_throughput(
         warmup_steps_excluded=sum(iv.steps for iv in warm),
         warmup_excess_s=sum(max(0.0, iv.duration_s - iv.steps * reference_s) for iv in warm),
         evals_seen=len(evals),
+        eval_every_inferred=eval_every_inferred,
         eval_s_each=statistics.median(eval_excess) if eval_excess else None,
         checkpoint_s_total=sum(_pause_excess(iv, reference_s) for iv in checkpoints),
         stall_s_total=sum(_stall_excess(iv, reference_s) for iv in stalls),
@@ -204,6 +223,29 @@ def calibrate_throughput(
         first_step=ordered[0] if ordered else None,
         last_step=ordered[-1] if ordered else None,
     )
+
+
+def _periodic_gaps(stalls: Sequence[_Interval]) -> tuple[int | None, list[_Interval]]:
+    """Stalls that recur every N steps from step 0, and that N; none if not periodic."""
+    if len(stalls) < 2:
+        return None, []
+    positions = [iv.end.step for iv in stalls]
+    spacing = round(
+        statistics.median(b - a for a, b in zip([0, *positions], positions, strict=False))
+    )
+    if spacing <= 0:
+        return None, []
+    on_grid = [
+        iv
+        for iv in stalls
+        if iv.end.step >= spacing // 2
+        and abs(iv.end.step - round(iv.end.step / spacing) * spacing)
+        <= max(iv.steps, 0.02 * spacing)
+    ]
+    multiples = {round(iv.end.step / spacing) for iv in on_grid}
+    if len(on_grid) < 2 or len(multiples) < len(on_grid) or len(on_grid) < 0.75 * len(stalls):
+        return None, []
+    return spacing, on_grid
 
 
 def _pause_excess(iv: _Interval, step_time_s: float) -> float:
@@ -448,6 +490,11 @@ class Estimate:
     eta_interval: EtaInterval
 
     @property
+    def eval_every(self) -> int | None:
+        """The declared eval cadence, else the one inferred from periodic gaps."""
+        return self.inputs.eval_every or self.calibration.eval_every_inferred
+
+    @property
     def current_step(self) -> int:
         last = self.calibration.last_step
         return last.step if last else 0
@@ -495,13 +542,14 @@ def estimate_run(
     elapsed_s = max(0.0, calibration.last_step.t_s - origin)
     setup_debug_s = inputs.setup_s + calibration.warmup_excess_s
     rates = scale_scenarios(calibration.step_per_s, multipliers)
+    eval_every = inputs.eval_every or calibration.eval_every_inferred
 
     def project(rate: float) -> Projection:
         return project_run(
             rate,
             inputs.target_steps,
             eval_s_each=calibration.eval_s_each,
-            eval_every=inputs.eval_every,
+            eval_every=eval_every,
             setup_debug_s=setup_debug_s,
             usd_per_hour=inputs.usd_per_hour,
         )
@@ -513,7 +561,7 @@ def estimate_run(
             elapsed_s=elapsed_s,
             target_steps=inputs.target_steps,
             eval_s_each=calibration.eval_s_each,
-            eval_every=inputs.eval_every,
+            eval_every=eval_every,
         )
 
     base_eta = eta(rates.base)
@@ -529,7 +577,7 @@ def estimate_run(
             base_eta,
             current_step=calibration.last_step.step,
             target_steps=inputs.target_steps,
-            eval_every=inputs.eval_every,
+            eval_every=eval_every,
         ),
     )
 
