@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/estimate_speed.py
+	$(BIN)/python bench/eta_accuracy.py
 
 serve: $(STAMP)
 	$(BIN)/probecast serve

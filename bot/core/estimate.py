@@ -280,7 +280,9 @@ def _current_step_time(
 ) -> tuple[float | None, float]:
     """The step time to project with, and how far it has drifted (relative).
 
-    The median over the recent window resists noise; when the last few intervals sit
+    A mean trimmed of outliers over the recent window: a median would flip between the
+    two modes of a trainer whose steps alternate fast/slow (gradient accumulation,
+    every-other-step work), while stalls are already gone. When the last few intervals sit
     clearly apart from it (a schedule stepped the batch or sequence length up), the
     short window wins so the estimate follows the change within ~20 steps instead of
     waiting for half the window to turn over.
@@ -288,19 +290,33 @@ def _current_step_time(
     long = _window(clean, settings.window_steps)
     if not long:
         return None, 0.0
-    long_median = statistics.median(long)
+    long_median = _trimmed_mean(long)
     short = _window(clean, settings.short_window_steps)
-    short_median = statistics.median(short)
+    short_median = _trimmed_mean(short)
     step_time = long_median
     if len(short) >= 3 and len(long) > len(short):
         noise = _relative_iqr(long) / math.sqrt(len(short))
-        if abs(short_median / long_median - 1) > max(settings.step_change, 3 * noise):
+        q1, _, q3 = statistics.quantiles(short, n=4)
+        # A real change moves most of the short window, not just its median.
+        consistent = q1 > long_median or q3 < long_median
+        if consistent and abs(short_median / long_median - 1) > max(
+            settings.step_change, 3 * noise
+        ):
             step_time = short_median
     before = _window(clean, settings.window_steps, skip=len(long))
     history = [iv.per_step_s for iv in clean]
-    references = [statistics.median(history)] + ([statistics.median(before)] if before else [])
+    references = [_trimmed_mean(history)] + ([_trimmed_mean(before)] if before else [])
     drift = max((abs(step_time / ref - 1) for ref in references if ref > 0), default=0.0)
     return step_time, drift
+
+
+def _trimmed_mean(values: Sequence[float], trim: float = 0.1) -> float:
+    """Mean of the middle of the sorted values: robust like a median, unbiased for
+    steps that alternate between two durations."""
+    ordered = sorted(values)
+    cut = int(len(ordered) * trim)
+    kept = ordered[cut : len(ordered) - cut] or ordered
+    return statistics.fmean(kept)
 
 
 def _relative_iqr(values: Sequence[float]) -> float:
