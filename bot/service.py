@@ -133,15 +133,22 @@ class Service:
         existing = self.store.find_run(registration.name, instance_id)
         if existing is not None:
             # A restarted reporter continues the same run; the restart is setup/debug time.
+            # A rerun after an exit makes the run active again, with what it now declares.
             self.store.update_run(
                 existing.id,
                 token_hash=hash_token(token),
                 restarts=existing.restarts + 1,
                 restart_at=now,
-                state="registered" if existing.active else existing.state,
+                state="registered",
+                return_code=None,
                 registration=registration.model_dump_json(),
+                target_steps=registration.target_steps,
+                eval_every=registration.eval_every,
+                usd_per_hour=registration.usd_per_hour,
             )
             run_id, restarts, acked = existing.id, existing.restarts + 1, existing.acked_seq
+            if self.jobs is not None and not existing.active:
+                self.jobs.every(run_id, "checkin", self.settings.checkin_interval_s)
         else:
             started = registration.instance_started_at
             run = RunRecord(
@@ -178,8 +185,12 @@ class Service:
     def ingest(self, run_id: str, presented_token: str, batch: EventBatch) -> EventsAck:
         run = self.authenticate(run_id, presented_token)
         received_at = self.clock()
-        shift_s = max(0.0, batch.sent_at - received_at - MAX_CLOCK_SKEW_S)
-        fresh = [e for e in batch.events if e.seq > run.acked_seq]
+        # A reporter clock ahead of ours would put events in the future: shift the whole
+        # batch back by the gap, which keeps the spacing between steps intact.
+        shift_s = max(0.0, batch.sent_at - received_at)
+        known = self.store.known_seqs(run_id, batch.seq_from, batch.events[-1].seq)
+        # Only events stored for the first time have effects: a resent batch repeats none.
+        fresh = [e for e in batch.events if e.seq > run.acked_seq and e.seq not in known]
         stored = [
             StoredEvent(
                 seq=e.seq,
@@ -194,23 +205,27 @@ class Service:
         acked = self.store.contiguous_seq(run_id, run.acked_seq)
         changes: dict[str, Any] = {"acked_seq": acked, "last_event_at": received_at}
         if stored:
-            changes.update(self._progress_changes(run, stored))
+            changes.update(self._progress_changes(run, stored, received_at))
         self.store.update_run(run_id, **changes)
         if stored:
             self._schedule_after_ingest(run_id, changes)
         return EventsAck(acked_seq=acked, commands=self._deliver_commands(run_id, received_at))
 
-    def _progress_changes(self, run: RunRecord, events: list[StoredEvent]) -> dict[str, Any]:
+    def _progress_changes(
+        self, run: RunRecord, events: list[StoredEvent], received_at: float
+    ) -> dict[str, Any]:
         changes: dict[str, Any] = {}
-        first_t = min(e.t for e in events)
         if run.first_event_at is None:
-            changes["first_event_at"] = first_t
+            # Our clock, not the reporter's: the table deadline is measured against it.
+            changes["first_event_at"] = received_at
         steps = [e.t for e in events if e.kind == "step"]
         if steps and run.first_step_at is None:
             changes["first_step_at"] = min(steps)
             changes["setup_s"] = run.setup_s + max(0.0, min(steps) - run.started_at)
+            changes["restart_at"] = None
         elif steps and run.restart_at is not None:
-            changes["setup_s"] = run.setup_s + max(0.0, min(steps) - run.restart_at)
+            # Inside the elapsed time already, so it is kept apart from pre-start setup.
+            changes["restart_s"] = run.restart_s + max(0.0, min(steps) - run.restart_at)
             changes["restart_at"] = None
         if run.state == "registered":
             changes["state"] = "running"
@@ -288,14 +303,19 @@ class Service:
         )
         estimate = estimate_run(
             calibration,
-            RunInputs(run.target_steps, run.eval_every, run.usd_per_hour, run.setup_s),
+            RunInputs(
+                run.target_steps, run.eval_every, run.usd_per_hour, run.setup_s, run.restart_s
+            ),
             origin_s=run.first_step_at,
         )
         kill = self.store.commands(run.id, ("queued", "sent", "done", "failed"))
         spent = (
             None
             if run.usd_per_hour is None
-            else (max(0.0, (run.last_event_at or now) - run.started_at) / 3600 * run.usd_per_hour)
+            # an active run bills until now, even while its reporter is silent
+            else max(0.0, (now if run.active else run.last_event_at or now) - run.started_at)
+            / 3600
+            * run.usd_per_hour
         )
         view = RunView(
             run_id=run.id,
@@ -353,6 +373,10 @@ class Service:
             return True
 
     async def checkin(self, run_id: str) -> None:
+        async with self._posting:
+            await self._checkin(run_id)
+
+    async def _checkin(self, run_id: str) -> None:
         run = self.store.get_run(run_id)
         if run is None:
             return
@@ -368,6 +392,12 @@ class Service:
         self.store.update_run(run_id, last_checkin_at=self.clock())
 
     async def finish(self, run_id: str) -> None:
+        # Under the posting lock: the table, check-ins and the final card never race to
+        # create the status message or post the table twice.
+        async with self._posting:
+            await self._finish(run_id)
+
+    async def _finish(self, run_id: str) -> None:
         run = self.store.get_run(run_id)
         if run is None:
             return

@@ -17,7 +17,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StoreError(Exception):
@@ -40,6 +40,7 @@ class RunRecord:
     restarts: int = 0
     restart_at: float | None = None
     setup_s: float = 0.0
+    restart_s: float = 0.0
     first_event_at: float | None = None
     first_step_at: float | None = None
     last_event_at: float | None = None
@@ -82,9 +83,16 @@ class CommandRecord:
 _RUN_COLUMNS = {f.name for f in fields(RunRecord)}
 
 
+# Columns that later migrations add; the first migration must keep creating the
+# version-1 table so every database walks the same path.
+_ADDED_LATER = {"restart_s"}
+
+
 def _migration_1(db: sqlite_utils.Database) -> None:
     db.table("runs").create(
-        {f.name: _sql_type(f.type) for f in fields(RunRecord)}, pk="id", not_null={"name"}
+        {f.name: _sql_type(f.type) for f in fields(RunRecord) if f.name not in _ADDED_LATER},
+        pk="id",
+        not_null={"name"},
     )
     db.table("runs").create_index(["name", "instance_id"], unique=True)
     db.table("events").create(
@@ -117,7 +125,12 @@ def _sql_type(annotation: Any) -> type:
     return str
 
 
-MIGRATIONS = [_migration_1]
+def _migration_2(db: sqlite_utils.Database) -> None:
+    # Restart time is inside a run's elapsed time; keep it apart from pre-start setup.
+    db.table("runs").add_column("restart_s", float, not_null_default=0.0)
+
+
+MIGRATIONS = [_migration_1, _migration_2]
 
 
 class SqliteStore:
@@ -195,6 +208,13 @@ class SqliteStore:
                 rows, pk=("run_id", "seq"), ignore=True, batch_size=500
             )
             return self.db.conn.total_changes - before
+
+    def known_seqs(self, run_id: str, seq_from: int, seq_to: int) -> set[int]:
+        cursor = self.db.execute(
+            "select seq from events where run_id = ? and seq between ? and ?",
+            [run_id, seq_from, seq_to],
+        )
+        return {seq for (seq,) in cursor}
 
     def contiguous_seq(self, run_id: str, acked_seq: int) -> int:
         """The highest seq such that every seq up to it is stored."""

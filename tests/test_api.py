@@ -278,9 +278,10 @@ async def test_table_posts_at_the_deadline_with_what_is_missing(
     run = await register(client)
     clock.now = T0 + 5
     await post(client, run, steps(1, 1, 5, T0, 1.0))
-    clock.now = T0 + 599
+    # the deadline runs on the bot's clock from when the first event arrived (T0 + 5)
+    clock.now = T0 + 604
     assert not await app.service.post_table(run["run_id"])
-    clock.now = T0 + 600
+    clock.now = T0 + 605
     assert await app.service.post_table(run["run_id"])
     card = [c for _, _, c in chat.transcript if c.kind == "table"][0]
     assert any("probe not complete: 4 of 20 clean steps" in n for n in card.notes)
@@ -350,5 +351,50 @@ async def test_restart_rebuilds_schedules_from_the_database(
 def test_store_schema_is_versioned(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
     assert store.migrate() == 0
-    assert store.migrate() == 1
+    assert store.migrate() == 2
+    assert "restart_s" in store.db.table("runs").columns_dict
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_reporter_clock_ahead_keeps_step_spacing(
+    client: httpx.AsyncClient, app: App, clock: FakeClock
+) -> None:
+    run = await register(client)
+    clock.now = T0 + 20 - 1.5  # the reporter's clock runs 1.5 s ahead of ours
+    await post(client, run, steps(1, 1, 30, T0 - 10, 0.5))
+    snap = app.service.snapshot(app.store.get_run(run["run_id"]))  # type: ignore[arg-type]
+    assert snap.estimate is not None
+    assert snap.estimate.calibration.step_time_s == pytest.approx(0.5)
+
+
+async def test_a_resent_batch_repeats_no_side_effect(
+    client: httpx.AsyncClient, app: App, chat: ConsoleChat
+) -> None:
+    run = await register(client)
+    exit_only = {
+        "seq_from": 2,
+        "sent_at": T0,
+        "events": [{"kind": "exit", "seq": 2, "t": T0, "return_code": 0}],
+    }
+    await post(client, run, exit_only)
+    await post(client, run, exit_only)
+    assert app.jobs.job_ids().count(f"final:{run['run_id']}") == 1
+    assert app.store.get_run(run["run_id"]).state == "finished"  # type: ignore[union-attr]
+
+
+async def test_a_rerun_after_exit_is_active_again(client: httpx.AsyncClient, app: App) -> None:
+    run = await register(client, vast={"container_id": "9"})
+    await post(
+        client,
+        run,
+        {
+            "seq_from": 1,
+            "sent_at": T0,
+            "events": [{"kind": "exit", "seq": 1, "t": T0, "return_code": 1}],
+        },
+    )
+    assert app.store.get_run(run["run_id"]).state == "failed"  # type: ignore[union-attr]
+    again = await register(client, vast={"container_id": "9"}, target_steps=5_000)
+    stored = app.store.get_run(again["run_id"])
+    assert stored is not None and stored.active and stored.target_steps == 5_000
+    assert stored.return_code is None

@@ -493,6 +493,9 @@ class RunInputs:
     eval_every: int | None = None
     usd_per_hour: float | None = None
     setup_s: float = 0.0
+    """Before the first step: outside the run's elapsed time."""
+    restart_s: float = 0.0
+    """Restarts after the first step: debug time already inside the elapsed time."""
 
 
 @dataclass(frozen=True)
@@ -556,7 +559,7 @@ def estimate_run(
     first = calibration.first_step
     origin = origin_s if origin_s is not None else (first.t_s if first else 0.0)
     elapsed_s = max(0.0, calibration.last_step.t_s - origin)
-    setup_debug_s = inputs.setup_s + calibration.warmup_excess_s
+    setup_debug_s = inputs.setup_s + inputs.restart_s + calibration.warmup_excess_s
     rates = scale_scenarios(calibration.step_per_s, multipliers)
     eval_every = inputs.eval_every or calibration.eval_every_inferred
 
