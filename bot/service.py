@@ -57,8 +57,6 @@ from reporter.wire import (
 )
 
 Clock = Callable[[], float]
-# A reporter's clock may run ahead of ours; beyond this we shift its times back.
-MAX_CLOCK_SKEW_S = 2.0
 
 
 class ServiceError(Exception):

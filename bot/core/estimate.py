@@ -599,7 +599,3 @@ def estimate_run(
             eval_every=eval_every,
         ),
     )
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
