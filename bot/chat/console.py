@@ -90,9 +90,12 @@ class ConsoleChat:
         def read() -> None:
             # A daemon thread, not the loop's executor: a blocked readline must not keep
             # the process alive after the demo or the server is done.
-            for line in iter(source.readline, ""):
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-            loop.call_soon_threadsafe(queue.put_nowait, "")
+            try:
+                for line in iter(source.readline, ""):
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+                loop.call_soon_threadsafe(queue.put_nowait, "")
+            except RuntimeError:
+                return  # the loop closed first (the demo ended before input did)
 
         threading.Thread(target=read, name="console-commands", daemon=True).start()
         while line := await queue.get():
