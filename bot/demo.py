@@ -76,6 +76,7 @@ async def run_demo(
             "PROBECAST_TARGET_STEPS": str(steps),
             "PROBECAST_EVAL_EVERY": str(eval_every),
             "PROBECAST_USD_PER_HOUR": str(usd_per_hour),
+            "PROBECAST_SPOOL_DIR": tmp,
         }
         child = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -1,10 +1,12 @@
 """The Probe API: a training loop reports its steps and phases; a thread posts them.
 
 The training thread only appends small tuples to a deque (thread-safe without a lock);
-a daemon thread registers the run, numbers the events, posts them in batches and hands
-commands from the bot's replies to ``on_command``. Nothing that goes wrong with the bot
-ever raises into the training loop: failures are retried with backoff or, when the bot
-refuses us, reported once on stderr.
+a daemon thread moves them into the durable outbox (a SQLite spool, see
+`reporter.outbox`), registers the run, posts the spool in batches and hands commands from
+the bot's replies to ``on_command``. Events leave the spool only once the bot acks them,
+so an outage of the bot, or a restart of this process, loses nothing. Nothing that goes
+wrong with the bot ever raises into the training loop: failures are retried with
+exponential backoff and jitter or, when the bot refuses us, reported once on stderr.
 
     with Probe("resnet-a100", target_steps=10_000, eval_every=500) as probe:
         for step in range(10_000):
@@ -17,12 +19,15 @@ refuses us, reported once on stderr.
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
+import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import Literal, NamedTuple, SupportsFloat
 
@@ -37,6 +42,7 @@ from reporter.config import (
     detect_instance_started_at,
     detect_vast,
 )
+from reporter.outbox import MAX_SPOOL_EVENTS, Outbox
 from reporter.wire import (
     MAX_EVENTS_PER_BATCH,
     Command,
@@ -45,6 +51,7 @@ from reporter.wire import (
     Event,
     EventBatch,
     ExitEvent,
+    GpuInfo,
     GpuSample,
     HostSample,
     LogEvent,
@@ -60,7 +67,7 @@ LogCode = Literal["oom", "nonfinite_loss", "traceback", "nccl", "warning"]
 OutcomeState = Literal["done", "failed"]
 CommandHandler = Callable[[Command], tuple[OutcomeState, str] | None]
 
-MAX_PENDING_EVENTS = 200_000
+MAX_PENDING_EVENTS = MAX_SPOOL_EVENTS
 MAX_BACKOFF_S = 30.0
 KILL_FLAG_DETAIL = "kill flag set; the training loop decides when to stop"
 _PHASES = frozenset({"train", "eval", "checkpoint", "setup"})
@@ -111,6 +118,9 @@ class Probe:
     ``os.environ``); a missing one raises `ConfigError` here, before training starts.
     ``on_command(command)`` runs on the background thread and returns ``(state, detail)``
     (``None`` counts as done); without it a kill command sets `kill_requested`.
+    ``spool`` is the outbox file (default: one per run name and bot URL in
+    ``PROBECAST_SPOOL_DIR``, else ``~/.cache/probecast``); ``":memory:"`` keeps events in
+    memory only. A spool left by an earlier process of the same run is sent first.
     """
 
     def __init__(
@@ -124,6 +134,8 @@ class Probe:
         usd_per_hour: float | None = None,
         post_interval_s: float | None = None,
         family: ConfigFamily | None = None,
+        gpus: Sequence[GpuInfo] = (),
+        spool: Path | str | None = None,
         on_command: CommandHandler | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
@@ -144,18 +156,25 @@ class Probe:
         self.kill_requested = threading.Event()
         self._env = dict(env)
         self._family = family or ConfigFamily()
+        self._gpus = list(gpus)
+        self._spool_path: Path | None = (
+            None
+            if spool == ":memory:"
+            else Path(spool)
+            if spool is not None
+            else _default_spool(env, self.config.name, self.config.url)
+        )
         self._on_command = on_command
         self._clock = clock
         self._max_pending = max(1, max_pending)
         self._client = BotClient(self.config.url, transport=transport)
 
         self._queue: collections.deque[_Record] = collections.deque()
-        # Background-thread state from here on.
-        self._backlog: collections.deque[_Record] = collections.deque()
-        self._inflight: list[Event] = []  # numbered, unacked, contiguous from acked + 1
-        self._next_seq = 1
+        # Background-thread state from here on; the thread opens the outbox (SQLite
+        # connections belong to the thread that made them).
+        self._outbox: Outbox | None = None
         self._acked_seq = 0
-        self._dropped = 0
+        self._dropped = 0  # invalid records; the outbox counts its own losses
         self._batch_max = MAX_EVENTS_PER_BATCH
         self._registered: Registered | None = None
         self._disabled = False
@@ -178,9 +197,15 @@ class Probe:
         loss: SupportsFloat | None = None,
         samples: int | None = None,
         tokens: int | None = None,
+        *,
+        t: float | None = None,
     ) -> None:
-        """Record that step ``n`` finished. No I/O: a tensor loss is read on our thread."""
-        self._queue.append(_Step(self._clock(), n, loss, samples, tokens))
+        """Record that step ``n`` finished. No I/O: a tensor loss is read on our thread.
+
+        ``t`` (Unix seconds) is for callers that know better than "now", such as a log
+        line carrying its own timestamp.
+        """
+        self._queue.append(_Step(self._clock() if t is None else t, n, loss, samples, tokens))
 
     @contextmanager
     def phase(self, name: PhaseName) -> Iterator[None]:
@@ -201,9 +226,15 @@ class Probe:
         """``with probe.checkpoint():`` around saving a checkpoint."""
         return self.phase("checkpoint")
 
-    def log(self, code: LogCode, message: str) -> None:
+    def mark(self, name: PhaseName, edge: Literal["start", "end"], t: float | None = None) -> None:
+        """One edge of a phase, for callers that learn of it after the fact (log parsing)."""
+        if name not in _PHASES:
+            raise ValueError(f"phase must be one of {sorted(_PHASES)}, got {name!r}")
+        self._queue.append(_Phase(self._clock() if t is None else t, name, edge))
+
+    def log(self, code: LogCode, message: str, *, t: float | None = None) -> None:
         """Report a notable condition (OOM, non-finite loss…) for the bot's triggers."""
-        self._queue.append(_Log(self._clock(), code, message))
+        self._queue.append(_Log(self._clock() if t is None else t, code, message))
 
     def sample(
         self,
@@ -228,8 +259,9 @@ class Probe:
 
     @property
     def dropped_events(self) -> int:
-        """Events given up on: over the backlog bound, invalid, or refused by the bot."""
-        return self._dropped
+        """Events given up on: thinned from a full spool, invalid, or refused by the bot."""
+        outbox = self._outbox
+        return self._dropped + (0 if outbox is None else outbox.dropped)
 
     # --- shutdown -------------------------------------------------------------------
 
@@ -266,6 +298,7 @@ class Probe:
 
     def _run(self) -> None:
         try:
+            self._outbox = Outbox(self._spool_path, max_events=self._max_pending, warn=self._warn)
             self._register()
             interval_s = self._interval_s()
             failures = 0
@@ -281,11 +314,14 @@ class Probe:
                     self._pause(min(1.0, 0.05 * 2**failures))
                     continue
                 failures = 0 if self._flush_once() else min(failures + 1, 20)
-                self._wake.wait(min(max(interval_s, MAX_BACKOFF_S), interval_s * 2**failures))
+                self._wake.wait(_backoff_s(interval_s, failures))
         except Exception as exc:  # never let the reporter take the training job down
             self._warn("crash", f"reporter stopped: {type(exc).__name__}: {exc}")
         finally:
             self._client.close()
+            if self._outbox is not None:
+                # An emptied spool has done its job; a non-empty one waits for a rerun.
+                self._outbox.close(remove_if_empty=self._flushed.is_set())
 
     def _interval_s(self) -> float:
         # Once registered the bot sets the pace; before that our own setting does.
@@ -310,6 +346,7 @@ class Probe:
                 eval_every=self.config.eval_every,
                 usd_per_hour=self.config.usd_per_hour,
                 config=self._family,
+                gpus=self._gpus,
                 host=detect_host(),
                 vast=vast,
                 instance_started_at=detect_instance_started_at(vast),
@@ -325,15 +362,16 @@ class Probe:
                 self._registered = self._client.register(registration, self.config.ingest_secret)
             except BotUnavailable as exc:
                 self._warn("register", f"bot unavailable, will keep trying to register: {exc}")
-                self._pause(max(delay_s, exc.retry_after_s or 0.0))
+                self._pause(max(delay_s * random.uniform(0.5, 1.0), exc.retry_after_s or 0.0))
                 delay_s = min(delay_s * 2, MAX_BACKOFF_S)
                 continue
             except BotRejected as exc:
                 self._disable(f"the bot refused to register run {self.config.name!r}: {exc}")
                 return
-            # A restarted reporter continues the bot's numbering; nothing is numbered yet.
-            self._acked_seq = self._registered.acked_seq
-            self._next_seq = self._registered.acked_seq + 1
+            # A restarted reporter continues the bot's numbering (and its own spool).
+            assert self._outbox is not None
+            self._outbox.bind(self._registered.run_id, self._registered.acked_seq)
+            self._acked_seq = self._outbox.acked_seq
             self._warned.discard("register")
             return
 
@@ -342,73 +380,54 @@ class Probe:
         self._disabled = True
 
     def _flush_once(self) -> bool:
-        """Post what is queued; True when nothing is left to do (all acked, or disabled)."""
+        """Post what is spooled; True when nothing is left to do (all acked, or disabled)."""
         self._drain()
+        outbox = self._outbox
+        assert outbox is not None
         if self._disabled or self._registered is None:
-            if self._disabled:  # nobody will read them: keep memory flat
-                self._dropped += len(self._backlog) + len(self._inflight)
-                self._backlog.clear()
-                self._inflight.clear()
+            if self._disabled:  # nobody will read them: keep the disk clean
+                outbox.drop_all()
             return self._disabled
         self._report_outcomes()
-        while self._backlog or self._inflight:
-            if not self._post_batch():
+        while outbox.pending:
+            if not self._post_batch(outbox):
                 return False
         self._report_outcomes()
         return not self._unreported
 
     def _drain(self) -> None:
+        """Move what the training thread queued into the spool, as validated wire events."""
         queue = self._queue
+        events: list[dict[str, object]] = []
         while queue:
-            self._backlog.append(queue.popleft())
-        excess = min(self._pending() - self._max_pending, len(self._backlog))
-        if excess > 0:
-            self._trim(excess)
+            event = self._to_wire(queue.popleft(), seq=1)
+            if event is not None:
+                events.append(event.model_dump(mode="json", exclude={"seq"}))
+        assert self._outbox is not None
+        self._outbox.put(events)
 
-    def _trim(self, excess: int) -> None:
-        """Drop ``excess`` records, oldest samples first, then the oldest of any kind."""
-        kept: collections.deque[_Record] = collections.deque()
-        for record in self._backlog:
-            if excess > 0 and isinstance(record, _Sample):
-                excess -= 1
-                self._dropped += 1
-            else:
-                kept.append(record)
-        while excess > 0 and kept:
-            kept.popleft()
-            excess -= 1
-            self._dropped += 1
-        self._backlog = kept
-        self._warn("backlog", f"bot unreachable for long: dropped {self._dropped} events")
-
-    def _post_batch(self) -> bool:
+    def _post_batch(self, outbox: Outbox) -> bool:
         """Post the next batch; False when the bot is unavailable (retry later)."""
         registered = self._registered
         assert registered is not None
-        limit = self._batch_max
-        while len(self._inflight) < limit and self._backlog:
-            event = self._to_wire(self._backlog.popleft(), self._next_seq)
-            if event is not None:
-                self._inflight.append(event)
-                self._next_seq += 1
-        if not self._inflight:
+        events = outbox.batch(self._batch_max)
+        if not events:
             return True
-        events = self._inflight[:limit]
         batch = EventBatch(seq_from=events[0].seq, sent_at=self._clock(), events=events)
         try:
             ack = self._client.post_events(registered.run_id, registered.run_token, batch)
         except BotUnavailable as exc:
-            self._warn("post", f"bot unavailable, keeping {self._pending()} events: {exc}")
+            self._warn("post", f"bot unavailable, keeping {outbox.pending} events: {exc}")
             return False
         except BotRejected as exc:
-            self._rejected(exc, len(events))
+            self._rejected(exc, outbox, batch)
             return not self._disabled
         self._warned.discard("post")
-        self._warned.discard("backlog")
-        self._apply_ack(ack.acked_seq)
+        outbox.ack(ack.acked_seq)
+        self._acked_seq = outbox.acked_seq
         for command in ack.commands:
             self._handle(command)
-        if self._acked_seq < batch.seq_from:
+        if ack.acked_seq < batch.seq_from:
             # A 200 that stores nothing we sent: the bot lost earlier seqs. Back off
             # rather than resend in a tight loop.
             self._warn("stalled", f"the bot acks seq {ack.acked_seq}, below {batch.seq_from}")
@@ -416,7 +435,8 @@ class Probe:
         self._warned.discard("stalled")
         return True
 
-    def _rejected(self, exc: BotRejected, size: int) -> None:
+    def _rejected(self, exc: BotRejected, outbox: Outbox, batch: EventBatch) -> None:
+        size = len(batch.events)
         if exc.status in _FATAL_STATUSES:
             self._disable(f"the bot refused our events: {exc}")
         elif exc.status == 413 and self._batch_max > 1:
@@ -425,28 +445,7 @@ class Probe:
             # A refused batch is not stored, so its seqs are free: reuse them for what
             # follows rather than leave a gap the bot's watermark could never pass.
             self._warn("refused", f"the bot refused {size} events, dropping them: {exc}")
-            del self._inflight[:size]
-            self._dropped += size
-            self._inflight = self._renumbered(self._acked_seq + 1)
-
-    def _apply_ack(self, acked_seq: int) -> None:
-        if acked_seq >= self._next_seq:
-            # The bot's numbering is ahead of ours: this run was registered by an earlier
-            # reporter process, and every seq we sent was already taken, so ignored.
-            # Nothing of ours was stored; renumber it after the bot's watermark.
-            self._acked_seq = acked_seq
-            self._inflight = self._renumbered(acked_seq + 1)
-        else:
-            self._acked_seq = max(self._acked_seq, acked_seq)
-            self._inflight = [e for e in self._inflight if e.seq > self._acked_seq]
-
-    def _renumbered(self, seq_from: int) -> list[Event]:
-        events = [e.model_copy(update={"seq": seq_from + i}) for i, e in enumerate(self._inflight)]
-        self._next_seq = seq_from + len(events)
-        return events
-
-    def _pending(self) -> int:
-        return len(self._backlog) + len(self._inflight)
+            outbox.refuse(batch.seq_from, batch.events[-1].seq)
 
     def _to_wire(self, record: _Record, seq: int) -> Event | None:
         """The wire event for a record, or None (counted as dropped) if it is invalid."""
@@ -527,6 +526,21 @@ class Probe:
         if key not in self._warned:
             self._warned.add(key)
             print(f"probecast: {message}", file=sys.stderr, flush=True)
+
+
+def _backoff_s(interval_s: float, failures: int) -> float:
+    """Exponential backoff with jitter, so reporters cut off together do not return together."""
+    if failures == 0:
+        return interval_s
+    ceiling_s = max(interval_s, MAX_BACKOFF_S)
+    return min(ceiling_s, interval_s * 2.0**failures) * random.uniform(0.5, 1.0)
+
+
+def _default_spool(environ: Mapping[str, str], name: str, url: str) -> Path:
+    """One spool per run and bot, so a rerun resumes its own and never another bot's."""
+    configured = environ.get("PROBECAST_SPOOL_DIR", "").strip()
+    folder = Path(configured) if configured else Path.home() / ".cache" / "probecast"
+    return folder / f"{name}-{hashlib.sha256(url.encode()).hexdigest()[:8]}.sqlite"
 
 
 def _clamp_loss(loss: float) -> float:

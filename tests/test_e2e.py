@@ -74,7 +74,7 @@ async def test_reporter_to_bot_posts_the_table_before_the_deadline(tmp_path: Pat
             ingest_secret=SECRET,
             usd_per_hour=1.5,
             post_interval_s=0.05,
-            environ={},
+            environ={"PROBECAST_SPOOL_DIR": str(tmp_path)},
         )
         await asyncio.to_thread(train, probe, range(1, 41), 0.01)
         await wait_for(lambda: bool(cards(chat, "table")))
@@ -135,7 +135,7 @@ async def test_restart_on_the_same_database_loses_nothing(tmp_path: Path) -> Non
         url=f"http://127.0.0.1:{port}",
         ingest_secret=SECRET,
         post_interval_s=0.05,
-        environ={},
+        environ={"PROBECAST_SPOOL_DIR": str(tmp_path)},
     )
     try:
         await asyncio.to_thread(train, probe, range(1, 11), 0.01)
