@@ -18,12 +18,15 @@ class CliError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     from bot import estimate_cmd
+    from reporter import cli as reporter_cli
 
     parser = argparse.ArgumentParser(
         prog="probecast",
         description="Run-calibrated ETA and cost for rented GPU training runs.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    reporter_cli.add_run_parser(sub)
+    reporter_cli.add_parse_log_parser(sub)
     estimate_cmd.add_parser(sub)
     _add_serve(sub)
     _add_demo(sub)

@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class ProbeConfig:
     name: str
-    target_steps: int
+    target_steps: int | None  # None only when the caller will learn it later (from a log)
     url: str
     ingest_secret: str = field(repr=False)
     eval_every: int | None = None
@@ -48,16 +48,19 @@ class ProbeConfig:
         ingest_secret: str | None = None,
         usd_per_hour: float | None = None,
         post_interval_s: float | None = None,
+        require_target: bool = True,
     ) -> ProbeConfig:
         """Explicit arguments win; ``None`` means "read the environment"."""
         env = _Env(environ)
+        if target_steps is None:
+            target_steps = (
+                env.required_integer("PROBECAST_TARGET_STEPS")
+                if require_target
+                else env.integer("PROBECAST_TARGET_STEPS")
+            )
         config = cls(
             name=name if name is not None else env.required("PROBECAST_RUN"),
-            target_steps=(
-                target_steps
-                if target_steps is not None
-                else env.required_integer("PROBECAST_TARGET_STEPS")
-            ),
+            target_steps=target_steps,
             url=url if url is not None else env.required("PROBECAST_URL"),
             ingest_secret=(
                 ingest_secret
@@ -86,7 +89,7 @@ class ProbeConfig:
                 f"PROBECAST_RUN {self.name!r} must be 1-64 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"
             )
-        if self.target_steps < 1:
+        if self.target_steps is not None and self.target_steps < 1:
             raise ConfigError(f"PROBECAST_TARGET_STEPS must be at least 1, got {self.target_steps}")
         if self.eval_every is not None and self.eval_every < 1:
             raise ConfigError(f"PROBECAST_EVAL_EVERY must be at least 1, got {self.eval_every}")
@@ -150,12 +153,26 @@ def _to_int(key: str, value: str) -> int:
 
 
 def detect_vast(environ: Mapping[str, str]) -> VastIdentity | None:
-    """The Vast.ai container this runs in, from the variables Vast sets; None elsewhere."""
+    """The Vast.ai container this runs in, from the variables Vast sets; None elsewhere.
+
+    ``CONTAINER_API_KEY`` (the instance's own Vast key) is deliberately not part of the
+    identity: it is a credential, and never leaves this machine (see `vast_api_key`).
+    """
     container_id = environ.get("CONTAINER_ID", "").strip()[:128] or None
     label = environ.get("VAST_CONTAINERLABEL", "").strip()[:128] or None
     if container_id is None and label is None:
         return None
-    return VastIdentity(container_id=container_id, label=label)
+    gpu_count: int | None = None
+    with suppress(ValueError):
+        gpu_count = int(environ.get("GPU_COUNT", "").strip())
+    if gpu_count is not None and not 0 <= gpu_count <= 64:
+        gpu_count = None
+    return VastIdentity(container_id=container_id, label=label, gpu_count=gpu_count)
+
+
+def vast_api_key(environ: Mapping[str, str]) -> str | None:
+    """The instance's own Vast API key, for acting on this instance only; never sent."""
+    return environ.get("CONTAINER_API_KEY", "").strip() or None
 
 
 def detect_host(path: str = ".") -> HostInfo:
@@ -192,4 +209,5 @@ __all__ = [
     "detect_host",
     "detect_instance_started_at",
     "detect_vast",
+    "vast_api_key",
 ]

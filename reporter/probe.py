@@ -60,6 +60,7 @@ from reporter.wire import (
     RunRegistration,
     SampleEvent,
     StepEvent,
+    TransferEvent,
 )
 
 PhaseName = Literal["train", "eval", "checkpoint", "setup"]
@@ -101,6 +102,14 @@ class _Exit(NamedTuple):
     return_code: int
 
 
+class _Transfer(NamedTuple):
+    t: float
+    endpoint: str
+    direction: Literal["up", "down"]
+    n_bytes: int
+    seconds: float
+
+
 class _Sample(NamedTuple):
     t: float
     gpus: tuple[GpuSample, ...]
@@ -108,7 +117,7 @@ class _Sample(NamedTuple):
     no_gpu_reason: str | None
 
 
-_Record = _Step | _Phase | _Log | _Exit | _Sample
+_Record = _Step | _Phase | _Log | _Exit | _Sample | _Transfer
 
 
 class Probe:
@@ -136,6 +145,7 @@ class Probe:
         family: ConfigFamily | None = None,
         gpus: Sequence[GpuInfo] = (),
         spool: Path | str | None = None,
+        target_from_log: bool = False,
         on_command: CommandHandler | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
@@ -152,8 +162,14 @@ class Probe:
             ingest_secret=ingest_secret,
             usd_per_hour=usd_per_hour,
             post_interval_s=post_interval_s,
+            require_target=not target_from_log,
         )
         self.kill_requested = threading.Event()
+        # Registration needs the run's length; `probecast run` may learn it from the log.
+        self._target_steps = self.config.target_steps
+        self._target_known = threading.Event()
+        if self._target_steps is not None:
+            self._target_known.set()
         self._env = dict(env)
         self._family = family or ConfigFamily()
         self._gpus = list(gpus)
@@ -231,6 +247,23 @@ class Probe:
         if name not in _PHASES:
             raise ValueError(f"phase must be one of {sorted(_PHASES)}, got {name!r}")
         self._queue.append(_Phase(self._clock() if t is None else t, name, edge))
+
+    def transfer(
+        self, endpoint: str, direction: Literal["up", "down"], n_bytes: int, seconds: float
+    ) -> None:
+        """Report a timed transfer (dataset download, checkpoint upload) for its MB/s."""
+        self._queue.append(_Transfer(self._clock(), endpoint, direction, n_bytes, seconds))
+
+    def set_target_steps(self, target_steps: int) -> None:
+        """The run's length, once known; the run registers with the first value given."""
+        if self._target_steps is None and target_steps >= 1:
+            self._target_steps = target_steps
+            self._target_known.set()
+            self._wake.set()
+
+    @property
+    def target_steps(self) -> int | None:
+        return self._target_steps
 
     def log(self, code: LogCode, message: str, *, t: float | None = None) -> None:
         """Report a notable condition (OOM, non-finite loss…) for the bot's triggers."""
@@ -338,11 +371,17 @@ class Probe:
             self._wake.wait(seconds)
 
     def _register(self) -> None:
+        while not self._target_known.is_set():
+            if self._closing:
+                self._disable("the run ended before its total steps were known")
+                return
+            self._drain()  # events wait in the spool meanwhile
+            self._pause(self.config.post_interval_s)
         vast = detect_vast(self._env)
         try:
             registration = RunRegistration(
                 name=self.config.name,
-                target_steps=self.config.target_steps,
+                target_steps=self._target_steps,
                 eval_every=self.config.eval_every,
                 usd_per_hour=self.config.usd_per_hour,
                 config=self._family,
@@ -473,6 +512,15 @@ class Probe:
                         "code": record.code,
                         "message": record.message[:2048],
                     }
+                )
+            if isinstance(record, _Transfer):
+                return TransferEvent(
+                    seq=seq,
+                    t=record.t,
+                    endpoint=record.endpoint[:128],
+                    direction=record.direction,
+                    bytes=record.n_bytes,
+                    seconds=record.seconds,
                 )
             if isinstance(record, _Exit):
                 code = max(-255, min(255, record.return_code))

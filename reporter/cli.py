@@ -1,0 +1,226 @@
+"""The reporter's subcommands of ``probecast``: ``run`` and ``parse-log``.
+
+They need only the reporter's light install (httpx, pydantic, psutil). Handlers print
+one line and return 2 for anything the user can fix; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from reporter.logparse import FORMATS, Alert, LogParser, Progress, progress_json
+from reporter.run import DEFAULT_GRACE_S, LineSplitter, RunError, Runner, RunOptions
+
+_SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def add_run_parser(sub: _SubParsers) -> None:
+    parser = sub.add_parser(
+        "run",
+        help="run a training command and report it to the bot, no code change",
+        description="Run CMD as a child process, pass its output through unchanged, read "
+        "progress from it (modded-nanogpt, nanochat, detectron2, DeepSpeed, tqdm, Hugging "
+        "Face, Lightning, timestamped logging lines) and report steps, evals, warnings and "
+        "GPU/host telemetry to the probecast bot. Signals go to CMD; a kill from chat stops "
+        f"CMD's process group (SIGTERM, {DEFAULT_GRACE_S:g} s grace unless the command says "
+        "otherwise, then SIGKILL). The bot is PROBECAST_URL with PROBECAST_INGEST_SECRET.",
+        epilog="example: probecast run --name gpt2-h100 -- python train.py --batch 64",
+    )
+    parser.add_argument("--name", help="run name (default: $PROBECAST_RUN, else the script name)")
+    parser.add_argument(
+        "--target-steps",
+        type=_positive_int,
+        help="total steps (default: $PROBECAST_TARGET_STEPS, else read from the log)",
+    )
+    parser.add_argument("--eval-every", type=_positive_int, help="steps between evaluations")
+    parser.add_argument("--bot", metavar="URL", help="the bot's URL (default: $PROBECAST_URL)")
+    parser.add_argument("--usd-per-hour", type=float, help="what this machine costs, in $/h")
+    parser.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", *FORMATS),
+        help="log format (default: detect)",
+    )
+    parser.add_argument(
+        "--step-pattern",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="extra regex with a (?P<step>...) group, optional (?P<loss>...) and "
+        "(?P<total>...); repeatable, tried before the built-in formats",
+    )
+    parser.add_argument(
+        "--artifact-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="time a bounded download from URL at start and report its MB/s (repeatable)",
+    )
+    parser.add_argument(
+        "--upload-url", metavar="URL", help="time a PUT of random bytes to URL at start"
+    )
+    parser.add_argument(
+        "--transfer-mb",
+        type=_positive_int,
+        default=64,
+        help="at most this many MB per timed transfer (default 64)",
+    )
+    parser.add_argument(
+        "--sample-every",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between telemetry samples (default 10)",
+    )
+    parser.add_argument(
+        "--flush-timeout",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="after CMD exits, wait at most this long for the bot to take the last events "
+        "(default 15); what is left stays in the spool for the next run of this name",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        return _fail("run", "no command given: probecast run [OPTIONS] -- CMD [ARGS...]")
+    if not 0.5 <= args.sample_every <= 3600:
+        return _fail("run", "--sample-every must be between 0.5 and 3600 seconds")
+    options = RunOptions(
+        command=tuple(command),
+        name=args.name,
+        target_steps=args.target_steps,
+        eval_every=args.eval_every,
+        bot_url=args.bot,
+        usd_per_hour=args.usd_per_hour,
+        log_format=args.format,
+        step_patterns=tuple(args.step_pattern),
+        artifact_urls=tuple(args.artifact_url),
+        upload_url=args.upload_url,
+        transfer_max_bytes=args.transfer_mb * 1_000_000,
+        sample_interval_s=args.sample_every,
+        close_timeout_s=max(0.0, args.flush_timeout),
+    )
+    try:
+        return Runner(options).run()
+    except RunError as exc:
+        return _fail("run", str(exc))
+
+
+def add_parse_log_parser(sub: _SubParsers) -> None:
+    parser = sub.add_parser(
+        "parse-log",
+        help="read progress from a training log file, as `probecast run` would",
+        description="Parse FILE with the same parser `probecast run` uses. Without --json, "
+        "print a summary; with --json, one object per progress line: "
+        '{"step", "t", "loss", "eval", "total_steps"} where t is seconds on the log\'s own '
+        "clock (its first timestamp, or its training clock), or null.",
+    )
+    parser.add_argument("file", type=Path, help="the log file ('-' for stdin)")
+    parser.add_argument(
+        "--format", default="auto", choices=("auto", *FORMATS), help="default: detect"
+    )
+    parser.add_argument(
+        "--step-pattern", action="append", default=[], metavar="REGEX", help="as for `run`"
+    )
+    parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    parser.set_defaults(handler=_parse_log)
+
+
+def _parse_log(args: argparse.Namespace) -> int:
+    try:
+        parser = LogParser(args.format, tuple(args.step_pattern))
+    except ValueError as exc:
+        return _fail("parse-log", str(exc))
+    try:
+        records = list(_parse_file(args.file, parser))
+    except OSError as exc:
+        return _fail("parse-log", f"cannot read {args.file}: {exc.strerror or exc}")
+    out = sys.stdout
+    if args.json:
+        for record in records:
+            if isinstance(record, Progress):
+                out.write(json.dumps(progress_json(record)) + "\n")
+        for record in records:
+            if isinstance(record, Alert):
+                print(f"probecast parse-log: {record.code}: {record.message}", file=sys.stderr)
+        return 0
+    _summarise(records, parser.format, out)
+    return 0
+
+
+def _parse_file(path: Path, parser: LogParser) -> Iterator[Progress | Alert]:
+    splitter = LineSplitter()
+    with sys.stdin.buffer if str(path) == "-" else path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            for line in splitter.feed(chunk):
+                yield from parser.feed(line)
+    for line in splitter.flush():
+        yield from parser.feed(line)
+
+
+def _summarise(records: list[Progress | Alert], fmt: str | None, out: TextIO) -> None:
+    steps = [r for r in records if isinstance(r, Progress) and not r.is_eval]
+    evals = [r for r in records if isinstance(r, Progress) and r.is_eval]
+    alerts = [r for r in records if isinstance(r, Alert)]
+    if not steps:
+        print(f"no progress lines found (format: {fmt or 'none matched'})", file=out)
+    else:
+        total = next((r.total_steps for r in reversed(steps) if r.total_steps), None)
+        print(f"format        {fmt}", file=out)
+        of_total = f" of {total:,}" if total else ""
+        print(f"steps         {steps[0].step:,} to {steps[-1].step:,}{of_total}", file=out)
+        print(f"lines         {len(steps):,} step lines, {len(evals):,} eval lines", file=out)
+        timed = [r for r in steps if r.t_s is not None]
+        if len(timed) >= 2 and timed[-1].step > timed[0].step:
+            span_s = (timed[-1].t_s or 0.0) - (timed[0].t_s or 0.0)
+            per_step = span_s / (timed[-1].step - timed[0].step)
+            gaps = [
+                ((b.t_s or 0.0) - (a.t_s or 0.0)) / (b.step - a.step)
+                for a, b in zip(timed, timed[1:], strict=False)
+                if b.step > a.step
+            ]
+            clock = timed[-1].clock or "log"
+            print(
+                f"clock         {clock}: {span_s:,.1f} s over those steps, "
+                f"{per_step:.3f} s/step on average, {statistics.median(gaps):.3f} median",
+                file=out,
+            )
+        losses = [r.loss for r in steps if r.loss is not None and math.isfinite(r.loss)]
+        if losses:
+            print(f"loss          {losses[0]:.4g} first, {losses[-1]:.4g} last", file=out)
+    for alert in alerts[:20]:
+        print(f"alert {alert.code:<15} {alert.message[:160]}", file=out)
+    if len(alerts) > 20:
+        print(f"… and {len(alerts) - 20} more alerts", file=out)
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"probecast {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+__all__ = ["add_parse_log_parser", "add_run_parser"]
