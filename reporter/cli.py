@@ -18,7 +18,7 @@ from typing import TextIO
 from reporter.logparse import FORMATS, Alert, LogParser, Progress, progress_json
 from reporter.run import DEFAULT_GRACE_S, LineSplitter, RunError, Runner, RunOptions
 
-_SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
+_SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def add_run_parser(sub: _SubParsers) -> None:

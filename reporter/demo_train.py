@@ -177,9 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # SIGTERM takes the same road as a kill from chat: stop, report the exit, then go.
     signal.signal(signal.SIGTERM, lambda *_: probe.kill_requested.set())
+    steps = probe.config.target_steps
+    assert steps is not None  # required: this Probe was not told to read it from a log
     try:
         result = train(
-            probe.config.target_steps,
+            steps,
             eval_every=probe.config.eval_every,
             batch=args.batch,
             probe=probe,

@@ -92,6 +92,7 @@ class ConfigFamily(_Model):
 class VastIdentity(_Model):
     container_id: ShortText | None = None
     label: ShortText | None = None
+    gpu_count: int | None = Field(default=None, ge=0, le=MAX_GPUS)
 
 
 class RunRegistration(_Model):
@@ -152,6 +153,7 @@ class GpuSample(_Model):
     util_pct: Percent | None = None
     vram_used_mib: MiB | None = None
     vram_total_mib: MiB | None = None
+    vram_peak_mib: MiB | None = None  # highest used since the sampler started
     power_w: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False)
     power_limit_w: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False)
     sm_clock_mhz: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False)
