@@ -18,10 +18,8 @@ from typing import TextIO
 from reporter.logparse import FORMATS, Alert, LogParser, Progress, progress_json
 from reporter.run import DEFAULT_GRACE_S, LineSplitter, RunError, Runner, RunOptions
 
-_SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
-
-def add_run_parser(sub: _SubParsers) -> None:
+def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "run",
         help="run a training command and report it to the bot, no code change",
@@ -120,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         return _fail("run", str(exc))
 
 
-def add_parse_log_parser(sub: _SubParsers) -> None:
+def add_parse_log_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "parse-log",
         help="read progress from a training log file, as `probecast run` would",
@@ -170,6 +168,7 @@ def _parse_file(path: Path, parser: LogParser) -> Iterator[Progress | Alert]:
                 yield from parser.feed(line)
     for line in splitter.flush():
         yield from parser.feed(line)
+    yield from parser.flush()  # rows a format holds back until it sees what follows
 
 
 def _summarise(records: list[Progress | Alert], fmt: str | None, out: TextIO) -> None:

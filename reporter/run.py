@@ -257,6 +257,7 @@ class Runner:
             for reader in readers:
                 # A grandchild may hold the pipes open after the child exits; don't hang.
                 reader.join(timeout=5)
+            self._flush_parser()
             sampler.stop()
             if transfers is not None:
                 transfers.join(timeout=30)  # a short job still gets its figures reported
@@ -381,6 +382,15 @@ class Runner:
                     for record in self._parser.feed(line):
                         self._report(record)
         except Exception as exc:  # a parser bug must not stop the pass-through
+            self._warn_once("parse", f"log parsing stopped working: {type(exc).__name__}: {exc}")
+
+    def _flush_parser(self) -> None:
+        """Rows a format holds back until it sees what follows (detectron2's last eval)."""
+        try:
+            with self._parse_lock:
+                for record in self._parser.flush():
+                    self._report(record)
+        except Exception as exc:
             self._warn_once("parse", f"log parsing stopped working: {type(exc).__name__}: {exc}")
 
     def _attach(self, probe: Probe) -> None:

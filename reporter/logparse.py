@@ -1,0 +1,929 @@
+"""Training-job output lines to progress records and alerts, with no change to the job.
+
+`LogParser` is fed one line at a time (``probecast run`` feeds the child's output live,
+``probecast parse-log`` a file) and returns what each line says: `Progress` rows (step,
+clock, loss, eval) and `Alert` rows (OOM, NaN loss, traceback, NCCL trouble). With
+``fmt="auto"`` it locks onto the first format that yields a progress row, so later
+lines are read one way only; alerts are looked for in every line whatever the format.
+
+Conventions, which follow the traces in ``shared/traces`` (``NAME.json`` says how each
+``NAME.csv`` was derived):
+
+- ``step`` counts steps completed: detectron2's ``iter: 19`` and nanochat's
+  ``step 00000`` are steps 20 and 1.
+- A counter clock (modded-nanogpt ``train_time``, nanochat's summed ``dt``, a progress
+  bar's elapsed time) is used as printed: it already starts with training. A wall clock
+  from timestamps counts from the training-start line when the format has one
+  (detectron2 "Starting training", DeepSpeed-Chat "Beginning of Epoch 1", a plain log's
+  "Epoch 1" line), else from the first progress row; that start is also a step-0 row.
+  Setup before it (model load, data prep) is not on the clock.
+- A log may hold several training stages (nanochat's speedrun: base, mid, SFT). Once a
+  row reaches a run-wide ``total_steps``, rows that start a new count are dropped: the
+  run that probecast watches has finished.
+- Lines are cut at `MAX_LINE_CHARS` and every pattern is anchored or bounded, so a huge
+  or binary line costs linear time.
+
+Some rows can only be completed by a later line (detectron2 learns an eval's step from
+the next iteration line); `LogParser.flush` returns what is still held at end of input.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+LogCode = Literal["oom", "nonfinite_loss", "traceback", "nccl", "warning"]
+ClockKind = Literal["wall", "train"]
+
+FORMATS: tuple[str, ...] = (
+    "mng",
+    "nanochat",
+    "d2",
+    "deepspeed",
+    "plain",
+    "tqdm",
+    "hf",
+    "lightning",
+)
+CUSTOM_FORMAT = "custom"
+MAX_LINE_CHARS = 65_536
+MAX_MESSAGE_CHARS = 512
+_US = 1_000_000
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress row: a training step reached, or an eval result at a step."""
+
+    step: int  # steps completed
+    t_s: float | None  # seconds on the log's own clock; None when the format has none
+    clock: ClockKind | None  # "train" excludes eval (the job's own timer), "wall" does not
+    loss: float | None  # NaN and inf kept as they are
+    is_eval: bool
+    total_steps: int | None  # when the log prints it
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A line that signals trouble: OOM, non-finite loss, traceback, NCCL failure."""
+
+    code: LogCode
+    message: str  # the line, stripped, at most MAX_MESSAGE_CHARS
+
+
+Record = Progress | Alert
+
+# --- shared pieces --------------------------------------------------------------------
+
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|(?i:nan|inf(?:inity)?))"
+_ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# The same escapes written out in caret notation ("^[[B"), as some log captures keep them.
+_CARET_ANSI = re.compile(r"\^\[(?:\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_])")
+_ISO_STAMP = re.compile(r"\[?(\d{4})[-/](\d\d)[-/](\d\d)[ T](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,6}))?")
+
+_OOM = re.compile(
+    r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED"
+    r"|CUDNN_STATUS_ALLOC_FAILED|HIP out of memory|MPS backend out of memory|XPU out of memory"
+    r"|RESOURCE_EXHAUSTED: Out of memory|OOM when allocating"
+)
+_NCCL = re.compile(
+    r"NCCL (?i:error|warn|timeout)|nccl(?:InternalError|SystemError|UnhandledCudaError"
+    r"|InvalidUsage|InvalidArgument|RemoteError)|Watchdog caught collective operation timeout"
+    r"|NCCL communicator was aborted|ProcessGroupNCCL.{0,200}?(?i:timeout|timed out)"
+)
+_TRACEBACK = "Traceback (most recent call last)"
+
+
+def _number(text: str | None) -> float | None:
+    """A float from a printed number (``nan`` and ``inf`` included), or None."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _day_ordinal(year: int, month: int, day: int) -> int | None:
+    try:
+        return date(year, month, day).toordinal()
+    except ValueError:
+        return None
+
+
+def _iso_stamp_us(line: str, *, anywhere: bool = False) -> int | None:
+    """Microseconds (on an arbitrary epoch) of a ``YYYY-MM-DD HH:MM:SS[,ms]`` stamp.
+
+    The stamp starts the line, or with ``anywhere`` lies in its first 64 characters
+    (``INFO 2024-01-02 …``).
+    """
+    m = _ISO_STAMP.search(line[:64]) if anywhere else _ISO_STAMP.match(line)
+    if m is None:
+        return None
+    day = _day_ordinal(int(m[1]), int(m[2]), int(m[3]))
+    if day is None:
+        return None
+    fraction_us = int(m[7].ljust(6, "0")) if m[7] else 0
+    return _US * (day * 86_400 + int(m[4]) * 3_600 + int(m[5]) * 60 + int(m[6])) + fraction_us
+
+
+def _interval_s(text: str) -> float | None:
+    """Seconds of a progress bar's ``MM:SS`` or ``H:MM:SS``."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return float(seconds)
+
+
+class _WallClock:
+    """Timestamps to seconds since an origin: the training-start line, else the first row.
+
+    Stamps are whole microseconds, so a difference is exact before it becomes a float.
+    """
+
+    def __init__(self) -> None:
+        self.origin: int | None = None
+
+    def since_origin(self, stamp_us: int) -> float:
+        if self.origin is None:
+            self.origin = stamp_us
+        return (stamp_us - self.origin) / _US
+
+
+class _Format:
+    """One log format: turns lines into progress rows and keeps what it needs between them."""
+
+    name = ""
+    #: A row's total_steps is the whole run's (not one epoch's), so reaching it ends the run.
+    run_wide_total = True
+
+    def rows(self, line: str) -> list[Progress]:
+        raise NotImplementedError
+
+    def flush(self) -> list[Progress]:
+        return []
+
+
+# --- modded-nanogpt -------------------------------------------------------------------
+
+
+class _Modded(_Format):
+    """``step:X/Y [train_loss:L | val_loss:L] train_time:Nms``; the timer stops for eval."""
+
+    name = "mng"
+    _LINE = re.compile(r"step:(\d+)/(\d+)\s(.{0,2000})")
+    _TRAIN_LOSS = re.compile(r"\btrain_loss:(" + _NUM + ")")
+    _VAL_LOSS = re.compile(r"\bval_loss:(" + _NUM + ")")
+    _TIME = re.compile(r"\btrain_time:(\d+(?:\.\d+)?)ms")
+
+    def __init__(self) -> None:
+        self._last_ms = 0.0
+        self._offset_s = 0.0
+
+    def rows(self, line: str) -> list[Progress]:
+        if not line.startswith("step:"):
+            return []
+        m = self._LINE.match(line)
+        if m is None:
+            return []
+        rest = m[3]
+        val = self._VAL_LOSS.search(rest)
+        loss = val if val is not None else self._TRAIN_LOSS.search(rest)
+        return [
+            Progress(
+                step=int(m[1]),
+                t_s=self._clock(rest),
+                clock="train",
+                loss=_number(loss[1]) if loss else None,
+                is_eval=val is not None,
+                total_steps=int(m[2]),
+            )
+        ]
+
+    def _clock(self, rest: str) -> float | None:
+        m = self._TIME.search(rest)
+        if m is None:
+            return None
+        ms = float(m[1])
+        if ms < self._last_ms:
+            # Older scripts restart the timer after the warm-up steps; keep the time spent.
+            self._offset_s += self._last_ms / 1000
+        self._last_ms = ms
+        return self._offset_s + ms / 1000
+
+
+# --- nanochat -------------------------------------------------------------------------
+
+
+class _Nanochat(_Format):
+    """``step 00000/21400 (0.00%) | loss: L | ... | dt: Nms``; ``Step N | Validation bpb``.
+
+    The clock sums ``dt`` (optimizer steps only, eval excluded); ``step N`` is printed
+    once step N (0-based) is done, so it counts N + 1 steps.
+    """
+
+    name = "nanochat"
+    _LINE = re.compile(r"step (\d+)/(\d+) \(\s*[\d.]+%\)\s*\|(.{0,2000})")
+    _LOSS = re.compile(r"\|\s*loss: (" + _NUM + ")")
+    _DT = re.compile(r"\|\s*dt: (\d+(?:\.\d+)?)ms")
+    _EVAL = re.compile(r"Step (\d+) \| ([^:|]{1,60}): (" + _NUM + ")")
+
+    def __init__(self) -> None:
+        self._clock_s = 0.0
+        self._total: int | None = None
+
+    def rows(self, line: str) -> list[Progress]:
+        if line.startswith("step "):
+            m = self._LINE.match(line)
+            if m is None:
+                return []
+            rest = " |" + m[3]
+            dt = self._DT.search(rest)
+            if dt is not None:
+                self._clock_s += float(dt[1]) / 1000
+            loss = self._LOSS.search(rest)
+            self._total = int(m[2])
+            return [
+                Progress(
+                    step=int(m[1]) + 1,
+                    t_s=self._clock_s,
+                    clock="train",
+                    loss=_number(loss[1]) if loss else None,
+                    is_eval=False,
+                    total_steps=self._total,
+                )
+            ]
+        if line.startswith("Step "):
+            m = self._EVAL.match(line)
+            if m is None:
+                return []
+            metric = m[2].lower()
+            is_loss = "bpb" in metric or "loss" in metric
+            return [
+                Progress(
+                    step=int(m[1]),
+                    t_s=self._clock_s,
+                    clock="train",
+                    loss=_number(m[3]) if is_loss else None,
+                    is_eval=True,
+                    total_steps=self._total,
+                )
+            ]
+        return []
+
+
+# --- detectron2 -----------------------------------------------------------------------
+
+
+class _MonthDayClock:
+    """Seconds of ``MM/DD HH:MM:SS`` stamps, which carry no year.
+
+    The year is guessed: a date more than half a year before the previous one is taken
+    to be in the next year (a run across New Year).
+    """
+
+    _HALF_YEAR_US = 183 * 86_400 * _US
+
+    def __init__(self) -> None:
+        self._year = 2000
+        self._last: int | None = None
+
+    def stamp_us(self, month: int, day: int, hms: int) -> int | None:
+        value = self._at(self._year, month, day, hms)
+        if value is not None and self._last is not None and value < self._last - self._HALF_YEAR_US:
+            self._year += 1
+            value = self._at(self._year, month, day, hms)
+        if value is not None:
+            self._last = value
+        return value
+
+    @staticmethod
+    def _at(year: int, month: int, day: int, hms: int) -> int | None:
+        ordinal = _day_ordinal(year, month, day)
+        return None if ordinal is None else (ordinal * 86_400 + hms) * _US
+
+
+class _Detectron2(_Format):
+    """``[11/18 14:20:37] d2.utils.events INFO:  eta: ...  iter: 19  total_loss: L``.
+
+    ``iter: N`` is printed after N + 1 steps. An eval row is stamped with the last
+    evaluator line and takes the step of the next iteration line, which detectron2
+    prints right after the eval hook; at end of input, the last checkpoint's step.
+    """
+
+    name = "d2"
+    _STAMP = re.compile(r"\[(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d)[\] ]")
+    _ITER = re.compile(r"\biter: (\d+)\b")
+    _LOSS = re.compile(r"\btotal_loss: (" + _NUM + ")")
+    _START = re.compile(r"Starting training from iteration (\d+)")
+    _EVALUATOR = re.compile(
+        r"\b(?:d2|detectron2)\.(?:evaluation|engine\.defaults INFO: Evaluation)"
+    )
+    _CHECKPOINT = re.compile(r"Saving checkpoint to \S{0,1000}?model_(\d+)\.pth")
+    _MAX_ITER = re.compile(r"\s*MAX_ITER: (\d+)\s*$")
+
+    def __init__(self) -> None:
+        self._days = _MonthDayClock()
+        self._wall = _WallClock()
+        self._total: int | None = None
+        self._last_step: int | None = None
+        self._checkpoint_step: int | None = None
+        self._eval_t: float | None = None
+
+    def rows(self, line: str) -> list[Progress]:
+        if "MAX_ITER" in line:
+            m = self._MAX_ITER.match(line)
+            if m is not None:
+                self._total = int(m[1])
+            return []
+        if not line.startswith("["):
+            return []
+        m = self._STAMP.match(line)
+        if m is None:
+            return []
+        hms = int(m[3]) * 3_600 + int(m[4]) * 60 + int(m[5])
+        stamp = self._days.stamp_us(int(m[1]), int(m[2]), hms)
+        if stamp is None:
+            return []
+        if "total_loss" in line or "utils.events" in line:
+            step = self._ITER.search(line)
+            if step is not None:
+                return self._iteration(int(step[1]) + 1, stamp, line)
+        if self._EVALUATOR.search(line):
+            if self._last_step is not None:
+                self._eval_t = self._wall.since_origin(stamp)
+            return []
+        start = self._START.search(line)
+        if start is not None:
+            if self._wall.origin is None:  # a resumed run in the same log keeps the clock
+                self._wall.origin = stamp
+            return [self._row(int(start[1]), self._wall.since_origin(stamp), None)]
+        checkpoint = self._CHECKPOINT.search(line)
+        if checkpoint is not None:
+            self._checkpoint_step = int(checkpoint[1]) + 1
+        return []
+
+    def flush(self) -> list[Progress]:
+        if self._eval_t is None or self._last_step is None:
+            return []
+        step = max(self._last_step, self._checkpoint_step or 0)
+        return [self._pending_eval(step)]
+
+    def _iteration(self, step: int, stamp: int, line: str) -> list[Progress]:
+        out = [] if self._eval_t is None else [self._pending_eval(step)]
+        loss = self._LOSS.search(line)
+        out.append(
+            self._row(step, self._wall.since_origin(stamp), _number(loss[1]) if loss else None)
+        )
+        return out
+
+    def _pending_eval(self, step: int) -> Progress:
+        row = Progress(step, self._eval_t, "wall", None, True, self._total)
+        self._eval_t = None
+        return row
+
+    def _row(self, step: int, t_s: float, loss: float | None) -> Progress:
+        self._last_step = step
+        return Progress(step, t_s, "wall", loss, False, self._total)
+
+
+# --- DeepSpeed ------------------------------------------------------------------------
+
+
+class _DeepSpeed(_Format):
+    """``[2023-04-18 03:36:02,682] ... [Rank 0] step=10, skipped=6, lr=...``.
+
+    DeepSpeed-Chat prints ``Beginning of Epoch 1/16, Total Micro Batches 460`` before
+    training, with no timestamp: the clock starts at the next timestamped line. Its
+    perplexity evals carry no timestamp and no loss, so they make no rows.
+    """
+
+    name = "deepspeed"
+    _STEP = re.compile(r"\b(?:step=(\d+), skipped=\d+|global_step=(\d+))")
+    _LOSS = re.compile(r"\bloss=(" + _NUM + ")")
+    _EPOCH = re.compile(r"Beginning of Epoch (\d+)/(\d+), Total Micro Batches (\d+)")
+    _ACCUM = re.compile(r"--gradient_accumulation_steps[= ](\d+)")
+
+    def __init__(self) -> None:
+        self._wall = _WallClock()
+        self._accum = 1
+        self._total: int | None = None
+        self._awaiting_start = False
+        self._start_pending = False
+
+    def rows(self, line: str) -> list[Progress]:
+        if "Beginning of Epoch" in line:
+            m = self._EPOCH.search(line)
+            if m is not None and self._total is None:
+                self._total = int(m[2]) * int(m[3]) // self._accum
+                self._awaiting_start = self._wall.origin is None
+            return []
+        if "--gradient_accumulation_steps" in line:
+            accum = self._ACCUM.search(line)
+            if accum is not None and int(accum[1]) > 0:
+                self._accum = int(accum[1])
+        stamp = _iso_stamp_us(line) if line.startswith("[") else None
+        if stamp is None:
+            return []
+        if self._awaiting_start:
+            self._awaiting_start = False
+            self._wall.origin = stamp
+            self._start_pending = True
+        m = self._STEP.search(line)
+        if m is None:
+            return []
+        out = []
+        if self._start_pending:  # the step-0 row goes out with the first step
+            self._start_pending = False
+            out.append(Progress(0, 0.0, "wall", None, False, self._total))
+        loss = self._LOSS.search(line)
+        step = int(m[1] or m[2])
+        t_s = self._wall.since_origin(stamp)
+        out.append(
+            Progress(step, t_s, "wall", _number(loss[1]) if loss else None, False, self._total)
+        )
+        return out
+
+
+# --- plain timestamped logging --------------------------------------------------------
+
+
+class _Plain(_Format):
+    """``2025-03-02 05:16:20,962 - INFO - Epoch 1 - Batch loss: 12.1336``.
+
+    Each timestamped line with a loss value is one step, numbered 1, 2, … unless the line
+    says ``step N`` (or ``iter N``). A loss named as an average is no step; one named for
+    an eval set (``val_loss``, ``Eval loss``), or an eval set with a metric (``Validation
+    BLEU: …``), is an eval row at the current step.
+    """
+
+    name = "plain"
+    run_wide_total = False
+    _LOSS = re.compile(r"(?i)(?<![A-Za-z])loss\s{0,8}[:=]\s{0,8}(" + _NUM + ")")
+    _EVAL_WORD = r"(?<![A-Za-z])(?:val|valid|validation|eval|evaluation|dev|test)(?![A-Za-z])"
+    _EVAL_PREFIX = re.compile(r"(?i)" + _EVAL_WORD + r"[\s_]{0,3}(?:set[\s_]{0,3})?$")
+    _SUMMARY_PREFIX = re.compile(
+        r"(?i)(?<![A-Za-z])(?:avg|average|mean)[\s_]{0,3}(?:train(?:ing)?[\s_]{0,3})?$"
+    )
+    _EVAL = re.compile(r"(?i)" + _EVAL_WORD)
+    _METRIC = re.compile(
+        r"(?i)(?<![A-Za-z])(?:loss|bleu|acc|accuracy|f1|ppl|perplexity|rouge\w{0,4}|bpb|wer|cer"
+        r"|map|auc|score|em|exact_match)(?![A-Za-z])\s{0,8}[:=]"
+    )
+    _STEP = re.compile(
+        r"(?i)(?<![A-Za-z])(?:step|iter|iteration)\s{0,4}[:=#]?\s{0,4}(\d+)(?:\s{0,2}/\s{0,2}(\d+))?"
+    )
+    _START = re.compile(r"(?i)\bepoch\b|\bstart(?:ing)? training\b|\bbegin")
+
+    def __init__(self) -> None:
+        self._wall = _WallClock()
+        self._step = 0
+        self._total: int | None = None
+        self._started = False
+        self._start_stamp: int | None = None
+
+    def rows(self, line: str) -> list[Progress]:
+        stamp = _iso_stamp_us(line, anywhere=True)
+        if stamp is None:
+            return []
+        train_loss, eval_loss = self._losses(line)
+        is_eval = eval_loss is not None or (
+            train_loss is None
+            and self._EVAL.search(line) is not None
+            and self._METRIC.search(line) is not None
+        )
+        if train_loss is None and not is_eval:
+            if not self._started and self._START.search(line):
+                self._start_stamp = stamp
+            return []
+        out = []
+        if train_loss is not None:
+            if not self._started and self._start_stamp is not None:
+                self._wall.origin = self._start_stamp
+                out.append(Progress(0, 0.0, "wall", None, False, None))
+            self._started = True
+            explicit = self._STEP.search(line)
+            self._step = int(explicit[1]) if explicit else self._step + 1
+            if explicit and explicit[2]:
+                self._total = int(explicit[2])
+            t_s = self._wall.since_origin(stamp)
+            out.append(Progress(self._step, t_s, "wall", train_loss, False, self._total))
+        if is_eval and self._started:
+            t_s = self._wall.since_origin(stamp)
+            out.append(Progress(self._step, t_s, "wall", eval_loss, True, self._total))
+        return out
+
+    def _losses(self, line: str) -> tuple[float | None, float | None]:
+        """The first training loss and the first eval loss named in the line."""
+        train: float | None = None
+        evaluation: float | None = None
+        for m in self._LOSS.finditer(line):
+            before = line[max(0, m.start() - 24) : m.start()]
+            if self._SUMMARY_PREFIX.search(before):
+                continue
+            if self._EVAL_PREFIX.search(before):
+                evaluation = _number(m[1]) if evaluation is None else evaluation
+            elif train is None:
+                train = _number(m[1])
+        return train, evaluation
+
+
+# --- progress bars: tqdm, Hugging Face Trainer, PyTorch Lightning ---------------------
+
+
+class _Bars(_Format):
+    """tqdm bars, alone or as the Hugging Face Trainer or PyTorch Lightning print them.
+
+    The training bar is the first bar that counts iterations (``it/s`` or ``s/it``)
+    and whose description is not data work (download, map, tokenize…) nor eval. A
+    longer bar replaces it while it still stands at 0 (an outer epoch bar comes first)
+    or once it has finished on its own (some setup step); other bars never move the
+    step. A bar that restarts counts on from where the last one ended (one bar per
+    epoch); Lightning's ``Epoch N`` bars give the step as N × batches per epoch +
+    position. An eval bar that completes is an eval row. A bar with no total
+    (``450it [00:12, 36.2it/s]``) is not read.
+
+    Hugging Face prints no step in its ``{'loss': …}`` lines: the row takes the step
+    of the latest training-bar position, which tqdm may show up to 0.1 s late.
+    """
+
+    _BAR = re.compile(
+        r"\s{0,40}(?P<desc>[^|\r]{0,200}?)\s{0,8}(?P<pct>\d{1,3})%\|(?P<bar>[^|]{0,400})\|"
+        r"\s{0,8}(?P<n>\d{1,12})/(?P<total>\d{1,12})\s{0,8}\[(?P<elapsed>[\d:]{4,12})<"
+        r"[^,\]]{0,20},\s{0,8}(?P<rate>[^,\]]{0,40})(?P<postfix>[^\]]{0,2000})\]"
+    )
+    _SKIP = re.compile(
+        r"(?i)\b(?:download|upload|load|map\b|token|generat|extract|filter|fetch|resolv|shard"
+        r"|convert|prepar|build|compil|cach|sav|writ|read|pars|encod|index|sanity|warm)"
+    )
+    _EVAL = re.compile(r"(?i)eval|valid|test|predict|infer")
+    _LIGHTNING = re.compile(r"Epoch (\d+)")
+    _POSTFIX = re.compile(r"([A-Za-z_][\w./-]{0,80})=([^,\s]{1,40})")
+    _DICT_ITEM = re.compile(r"'(\w{1,80})': '?(" + _NUM + ")'?")
+
+    def __init__(self, kind: str | None) -> None:
+        self._kind = kind  # None: auto, named after what is seen
+        self.name = kind or "tqdm"
+        self.run_wide_total = kind == "hf"  # the Trainer's bar counts max_steps, others an epoch
+        self._key: tuple[str, int] | None = None
+        self._n = 0
+        self._epoch: int | None = None
+        self._step = 0
+        self._step_offset = 0
+        self._elapsed_s = 0.0
+        self._t_offset_s = 0.0
+        self._restarted = False
+        self._total: int | None = None
+        self._evals_done: set[tuple[str, int]] = set()
+
+    def rows(self, line: str) -> list[Progress]:
+        if "%|" in line:
+            m = self._BAR.match(line)
+            return [] if m is None else self._bar(m)
+        if self._kind in (None, "hf") and line.lstrip().startswith("{'"):
+            return self._trainer_dict(line)
+        return []
+
+    def _bar(self, m: re.Match[str]) -> list[Progress]:
+        rate = m["rate"].strip()
+        if not rate.endswith(("it/s", "s/it")):
+            return []  # bytes, examples, tokens: data work, not steps
+        desc = m["desc"].strip().rstrip(":").strip()
+        if self._SKIP.search(desc):
+            return []
+        n, total = int(m["n"]), int(m["total"])
+        elapsed_s = _interval_s(m["elapsed"])
+        if elapsed_s is None or total <= 0:
+            return []
+        key = (re.sub(r"\d+", "#", desc), total)
+        if self._EVAL.search(desc):
+            return self._eval_bar(key, n, total, elapsed_s)
+        if self._key != key:
+            if self._key is not None and not self._replaceable_by(total):
+                return []
+            self._key, self._n, self._epoch, self._step_offset = key, 0, None, 0
+        epoch_match = self._LIGHTNING.fullmatch(desc)
+        if epoch_match is not None and self._kind in (None, "lightning"):
+            epoch = int(epoch_match[1])
+            if self._epoch is not None and epoch != self._epoch:
+                self._t_offset_s += self._elapsed_s  # Lightning resets the bar each epoch
+            self._epoch = epoch
+            self._seen("lightning")
+            self._step = epoch * total + n
+            self._total = None  # the bar shows one epoch; the run's epochs are not printed
+        else:
+            if n < self._n:  # the same bar again: the next epoch
+                self._step_offset += total
+                self._t_offset_s += self._elapsed_s
+                self._restarted = True
+            self._step = self._step_offset + n
+            self._total = None if self._restarted else total
+        self._n, self._elapsed_s = n, elapsed_s
+        loss = self._postfix_loss(m["postfix"])
+        return [Progress(self._step, self._t_s(), "wall", loss, False, self._total)]
+
+    def _replaceable_by(self, total: int) -> bool:
+        """A longer bar takes over from one that has not started, or finished alone."""
+        assert self._key is not None
+        unmoved = self._n == 0 and self._step_offset == 0 and self._epoch in (None, 0)
+        finished = self._n == self._key[1] and self._step_offset == 0 and self._epoch is None
+        return total > self._key[1] and (unmoved or finished)
+
+    def _eval_bar(
+        self, key: tuple[str, int], n: int, total: int, elapsed_s: float
+    ) -> list[Progress]:
+        if n < total:
+            self._evals_done.discard(key)
+            return []
+        if key in self._evals_done or self._key is None or self.name == "hf":
+            return []
+        self._evals_done.add(key)
+        return [Progress(self._step, self._t_s() + elapsed_s, "wall", None, True, self._total)]
+
+    def _trainer_dict(self, line: str) -> list[Progress]:
+        if self._key is None:
+            return []  # no training bar yet: the step is unknown
+        items = dict(self._DICT_ITEM.findall(line))
+        if not ("loss" in items or "eval_loss" in items):
+            return []
+        self._seen("hf")
+        if "loss" in items:
+            return [
+                Progress(
+                    self._step, self._t_s(), "wall", _number(items["loss"]), False, self._total
+                )
+            ]
+        runtime_s = _number(items.get("eval_runtime")) or 0.0
+        loss = _number(items["eval_loss"])
+        return [Progress(self._step, self._t_s() + runtime_s, "wall", loss, True, self._total)]
+
+    def _seen(self, kind: str) -> None:
+        if self._kind is None:
+            self.name = kind
+            self.run_wide_total = kind == "hf"
+
+    def _t_s(self) -> float:
+        return self._t_offset_s + self._elapsed_s
+
+    def _postfix_loss(self, postfix: str) -> float | None:
+        values = dict(self._POSTFIX.findall(postfix))
+        for name in ("loss", "train_loss", "train_loss_step"):
+            if name in values:
+                return _number(values[name])
+        for name, value in values.items():
+            if "loss" in name and not name.startswith(("val", "test")) and "epoch" not in name:
+                return _number(value)
+        return None
+
+
+# --- user patterns --------------------------------------------------------------------
+
+
+class _Custom(_Format):
+    """Lines matched by the user's ``--step-pattern`` regexes, tried before the built-ins."""
+
+    name = CUSTOM_FORMAT
+    _GROUPS = frozenset({"step", "loss", "total"})
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self._patterns = [self._compile(p) for p in patterns]
+
+    @classmethod
+    def _compile(cls, pattern: str) -> re.Pattern[str]:
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"step pattern {pattern!r} is not a valid regex: {exc}") from None
+        groups = set(compiled.groupindex)
+        if "step" not in groups:
+            raise ValueError(f"step pattern {pattern!r} needs a named group (?P<step>...)")
+        unknown = sorted(groups - cls._GROUPS)
+        if unknown:
+            raise ValueError(
+                f"step pattern {pattern!r} has unknown group(s) {', '.join(unknown)};"
+                " use step, loss and total"
+            )
+        if compiled.search("") is not None:
+            raise ValueError(f"step pattern {pattern!r} matches an empty line")
+        return compiled
+
+    def rows(self, line: str) -> list[Progress]:
+        for pattern in self._patterns:
+            m = pattern.search(line)
+            if m is None:
+                continue
+            groups = m.groupdict()
+            step = _number(groups.get("step"))
+            if step is None or not math.isfinite(step):
+                continue
+            total = _number(groups.get("total"))
+            return [
+                Progress(
+                    step=int(step),
+                    t_s=None,
+                    clock=None,
+                    loss=_number(groups.get("loss")),
+                    is_eval=False,
+                    total_steps=int(total) if total is not None and math.isfinite(total) else None,
+                )
+            ]
+        return []
+
+
+# --- the parser -----------------------------------------------------------------------
+
+
+def _make_format(name: str) -> _Format:
+    if name == "mng":
+        return _Modded()
+    if name == "nanochat":
+        return _Nanochat()
+    if name == "d2":
+        return _Detectron2()
+    if name == "deepspeed":
+        return _DeepSpeed()
+    if name == "plain":
+        return _Plain()
+    return _Bars(name)
+
+
+class LogParser:
+    """Reads a training job's output, one line at a time, into progress rows and alerts.
+
+    ``fmt`` is ``"auto"`` or one of `FORMATS` (``"custom"`` when ``step_patterns`` are
+    given: only those are used). ``step_patterns`` are Python regexes with a named group
+    ``step`` and optional ``loss`` and ``total``, tried before the built-in formats. A
+    bad name or pattern raises ValueError with a one-line message.
+    """
+
+    def __init__(self, fmt: str = "auto", step_patterns: Sequence[str] = ()) -> None:
+        known = ("auto", *FORMATS, CUSTOM_FORMAT)
+        if fmt not in known:
+            raise ValueError(f"unknown log format {fmt!r}; expected one of {', '.join(known)}")
+        if fmt == CUSTOM_FORMAT and not step_patterns:
+            raise ValueError("log format 'custom' needs at least one step pattern")
+        self._custom = _Custom(step_patterns) if step_patterns else None
+        self._candidates: list[_Format] = []
+        self._active: _Format | None = None
+        if fmt == CUSTOM_FORMAT:
+            self._active = self._custom
+        elif fmt != "auto":
+            self._active = _make_format(fmt)
+        else:
+            self._candidates = [
+                _make_format(name) for name in ("mng", "nanochat", "d2", "deepspeed")
+            ]
+            self._candidates += [_Bars(None), _Plain()]
+        self._last_train_step: int | None = None
+        self._last_train_loss: float | None = None
+        self._done_step: int | None = None
+
+    @property
+    def format(self) -> str | None:
+        """The format being read: the one given, or in auto mode the one detected so far."""
+        return None if self._active is None else self._active.name
+
+    def feed(self, line: str) -> list[Record]:
+        """The records one line of output gives (a line may hold ``\\r``-joined updates)."""
+        out: list[Record] = []
+        for segment in line.splitlines():
+            if segment:
+                out.extend(self._feed_segment(segment))
+        return out
+
+    def flush(self) -> list[Record]:
+        """Rows still waiting for a later line; call once the output has ended."""
+        if self._active is None:
+            return []
+        return self._accepted(self._active.flush(), self._active, "")
+
+    def _feed_segment(self, raw: str) -> list[Record]:
+        text = raw[:MAX_LINE_CHARS]
+        if "\x1b" in text:
+            text = _ANSI.sub("", text)
+        if "^[" in text:
+            text = _CARET_ANSI.sub("", text)
+        rows, fmt = self._rows(text)
+        out = self._accepted(rows, fmt, text) if fmt is not None else []
+        out.extend(_alerts(text))
+        return out
+
+    def _rows(self, text: str) -> tuple[list[Progress], _Format | None]:
+        """The progress rows in a line, and the format that read them."""
+        if self._custom is not None:
+            rows = self._custom.rows(text)
+            if rows:
+                if self._active is None:
+                    self._lock(self._custom)
+                return rows, self._custom
+        if self._active is not None:
+            if self._active is self._custom:
+                return [], None
+            return self._active.rows(text), self._active
+        for candidate in self._candidates:  # every one sees the line: some note a start line
+            rows = candidate.rows(text)
+            if rows:
+                self._lock(candidate)
+                return rows, candidate
+        return [], None
+
+    def _lock(self, fmt: _Format) -> None:
+        self._active = fmt
+        self._candidates = []
+
+    def _accepted(self, rows: list[Progress], fmt: _Format, text: str) -> list[Record]:
+        out: list[Record] = []
+        for row in rows:
+            if not self._keep(row, fmt):
+                continue
+            out.append(row)
+            if row.loss is not None and not math.isfinite(row.loss):
+                out.append(Alert("nonfinite_loss", _message(text)))
+        return out
+
+    def _keep(self, row: Progress, fmt: _Format) -> bool:
+        if self._done_step is not None:
+            # The run is over; later counts belong to another stage. Its last rows stay.
+            return row.step == self._done_step and (row.is_eval or row.loss is not None)
+        if row.is_eval:
+            return True
+        if row.step == self._last_train_step and row.loss in (None, self._last_train_loss):
+            return False  # the same step again (a bar refresh, a second logger line)
+        self._last_train_step, self._last_train_loss = row.step, row.loss
+        if fmt.run_wide_total and row.total_steps is not None and row.step >= row.total_steps:
+            self._done_step = row.step
+        return True
+
+
+def _message(text: str) -> str:
+    return text.strip()[:MAX_MESSAGE_CHARS]
+
+
+def _alerts(text: str) -> list[Record]:
+    """Alerts one line raises, whatever the format; cheap substring checks come first."""
+    out: list[Record] = []
+    maybe_oom = "emory" in text or "ALLOC_FAILED" in text or "OOM" in text or "EXHAUSTED" in text
+    if maybe_oom and _OOM.search(text):
+        out.append(Alert("oom", _message(text)))
+    if _TRACEBACK in text:
+        out.append(Alert("traceback", _message(text)))
+    maybe_nccl = "NCCL" in text or "nccl" in text or "Watchdog" in text
+    if maybe_nccl and _NCCL.search(text):
+        out.append(Alert("nccl", _message(text)))
+    return out
+
+
+def parse_lines(
+    lines: Iterable[str], fmt: str = "auto", step_patterns: Sequence[str] = ()
+) -> Iterator[Record]:
+    """Every record in ``lines``, including those `LogParser.flush` releases at the end.
+
+    A bad ``fmt`` or pattern raises ValueError here, before any line is read.
+    """
+    parser = LogParser(fmt, step_patterns)
+
+    def records() -> Iterator[Record]:
+        for line in lines:
+            yield from parser.feed(line)
+        yield from parser.flush()
+
+    return records()
+
+
+def progress_json(p: Progress) -> dict[str, object]:
+    """A row as JSON-ready values; a non-finite loss as ``"nan"``, ``"inf"`` or ``"-inf"``."""
+    loss: float | str | None = p.loss
+    if p.loss is not None and not math.isfinite(p.loss):
+        loss = "nan" if math.isnan(p.loss) else ("inf" if p.loss > 0 else "-inf")
+    return {
+        "step": p.step,
+        "t": p.t_s,
+        "loss": loss,
+        "eval": p.is_eval,
+        "total_steps": p.total_steps,
+    }
+
+
+__all__ = [
+    "CUSTOM_FORMAT",
+    "FORMATS",
+    "MAX_LINE_CHARS",
+    "MAX_MESSAGE_CHARS",
+    "Alert",
+    "ClockKind",
+    "LogCode",
+    "LogParser",
+    "Progress",
+    "Record",
+    "parse_lines",
+    "progress_json",
+]

@@ -1,0 +1,591 @@
+"""The log parser on the real traces (``shared/traces``) and on small written samples."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reporter.logparse import (
+    FORMATS,
+    MAX_MESSAGE_CHARS,
+    Alert,
+    LogCode,
+    LogParser,
+    Progress,
+    Record,
+    parse_lines,
+    progress_json,
+)
+from tests.conftest import SHARED
+
+TRACES = SHARED / "traces"
+TRACE_LOGS = sorted(TRACES.glob("*.log")) if TRACES.is_dir() else []
+NO_TRACES = f"no traces at {TRACES}: CI clones the repository without ../shared"
+TRACE_PARAMS = [pytest.param(log, id=log.stem) for log in TRACE_LOGS] or [
+    pytest.param(None, marks=pytest.mark.skip(reason=NO_TRACES))
+]
+# NAME.json's "parser" field, in this module's format names.
+FORMAT_OF_PARSER = {"ds": "deepspeed", "tslog": "plain"}
+# The CSVs give times to the millisecond (detectron2: to the second, as logged).
+TIME_TOLERANCE_S = 0.01
+
+
+def progress(records: list[Record]) -> list[Progress]:
+    return [r for r in records if isinstance(r, Progress)]
+
+
+def alerts(records: list[Record]) -> list[Alert]:
+    return [r for r in records if isinstance(r, Alert)]
+
+
+def feed_all(lines: list[str], fmt: str = "auto", patterns: tuple[str, ...] = ()) -> list[Record]:
+    return list(parse_lines(lines, fmt, patterns))
+
+
+def rows(records: list[Record]) -> list[tuple[int, float | None, float | None, bool]]:
+    return [(p.step, p.t_s, p.loss, p.is_eval) for p in progress(records)]
+
+
+# --- the real traces ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expected:
+    step: int
+    elapsed_s: float
+    loss: float | None
+    is_eval: bool
+
+
+def read_csv(path: Path) -> list[Expected]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return [
+            Expected(
+                step=int(row["step"]),
+                elapsed_s=float(row["elapsed_s"]),
+                loss=float(row["loss"]) if row["loss"] else None,
+                is_eval=row["is_eval"] == "1",
+            )
+            for row in csv.DictReader(f)
+        ]
+
+
+def same_loss(got: float | None, want: float | None) -> bool:
+    if got is None or want is None:
+        return got is want
+    if math.isnan(want):
+        return math.isnan(got)
+    return math.isclose(got, want, rel_tol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def parsed_traces() -> dict[Path, tuple[LogParser, list[Record]]]:
+    """Each trace parsed once for all the checks below."""
+    out = {}
+    for log in TRACE_LOGS:
+        parser = LogParser()
+        records: list[Record] = []
+        with log.open(encoding="utf-8", errors="replace", newline="") as f:
+            for line in f:
+                records.extend(parser.feed(line))
+        records.extend(parser.flush())
+        out[log] = (parser, records)
+    return out
+
+
+@pytest.mark.parametrize("log", TRACE_PARAMS)
+def test_trace_matches_its_csv(
+    log: Path, parsed_traces: dict[Path, tuple[LogParser, list[Record]]]
+) -> None:
+    parser, records = parsed_traces[log]
+    meta = json.loads(log.with_suffix(".json").read_text(encoding="utf-8"))
+    expected = read_csv(log.with_suffix(".csv"))
+    got = progress(records)
+
+    assert parser.format == FORMAT_OF_PARSER.get(meta["parser"], meta["parser"])
+    assert alerts(records) == []  # healthy runs: no OOM, NaN, traceback or NCCL alarm
+    # The CSV lists an eval row before the train row of the same step; the log (and so
+    # the parser) may print them the other way round, so each kind is compared in order.
+    for is_eval in (False, True):
+        mine = [p for p in got if p.is_eval is is_eval]
+        theirs = [e for e in expected if e.is_eval is is_eval]
+        assert [p.step for p in mine] == [e.step for e in theirs]
+        for p, e in zip(mine, theirs, strict=True):
+            assert p.t_s is not None
+            assert abs(p.t_s - e.elapsed_s) <= TIME_TOLERANCE_S, (p, e)
+            assert same_loss(p.loss, e.loss), (p, e)
+    totals = {p.total_steps for p in got if not p.is_eval} - {None}
+    assert totals <= {meta["total_steps"]}
+    assert {p.clock for p in got} == {"train" if meta["clock_excludes_eval"] else "wall"}
+
+
+# --- formats from written samples -----------------------------------------------------
+
+
+def bar(desc: str, n: int, total: int, elapsed: str, rate: str = "2.00it/s", post: str = "") -> str:
+    width = 10
+    filled = "█" * (width * n // total)
+    pct = 100 * n // total
+    prefix = f"{desc}: " if desc else ""
+    return f"{prefix}{pct:3d}%|{filled:<{width}}| {n}/{total} [{elapsed}<00:10, {rate}{post}]"
+
+
+def test_tqdm_bars_per_epoch_with_an_eval_bar() -> None:
+    lines = [
+        bar("Epoch 1/2", 0, 4, "00:00", "?it/s"),
+        bar("Epoch 1/2", 1, 4, "00:01", "1.00s/it", ", loss=2.31"),
+        bar("Epoch 1/2", 2, 4, "00:02", "1.00s/it", ", loss=2.10"),
+        bar("Evaluating", 0, 2, "00:00", "?it/s"),
+        bar("Evaluating", 2, 2, "00:01", "2.00it/s"),
+        bar("Evaluating", 2, 2, "00:01", "2.00it/s"),  # the close repeats the last refresh
+        bar("Epoch 1/2", 4, 4, "00:05", "1.00s/it", ", loss=1.90"),
+        bar("Epoch 2/2", 0, 4, "00:00", "?it/s"),
+        bar("Epoch 2/2", 1, 4, "00:01", "1.00s/it", ", loss=1.80"),
+    ]
+    records = feed_all(lines)
+    assert rows(records) == [
+        (0, 0.0, None, False),
+        (1, 1.0, 2.31, False),
+        (2, 2.0, 2.10, False),
+        (2, 3.0, None, True),
+        (4, 5.0, 1.90, False),
+        (5, 6.0, 1.80, False),
+    ]
+    assert [p.total_steps for p in progress(records)][:3] == [4, 4, 4]
+    assert progress(records)[-1].total_steps is None  # the bar restarted: it shows one epoch
+
+
+def test_tqdm_refreshes_joined_by_carriage_returns_read_the_same() -> None:
+    lines = [bar("train", n, 5, f"00:0{n}") for n in range(6)]
+    assert rows(feed_all(["\r".join(lines) + "\n"])) == rows(feed_all(lines))
+    assert [s for s, *_ in rows(feed_all(lines))] == [0, 1, 2, 3, 4, 5]
+
+
+def test_tqdm_outer_epoch_bar_and_data_bars_do_not_count_as_steps() -> None:
+    lines = [
+        "Map: 100%|██████████| 10000/10000 [00:01<00:00, 8000.00 examples/s]",
+        "Computing checksums: 100%|██████████| 1/1 [00:00<00:00, 12.00it/s]",
+        "Downloading data: 100%|██████████| 1.2G/1.2G [00:10<00:00, 120MB/s]",
+        "Loading checkpoint shards: 100%|██████████| 2/2 [00:03<00:00,  1.50s/it]",
+        bar("Epoch", 0, 3, "00:00", "?it/s"),
+        bar("Iteration", 0, 100, "00:00", "?it/s"),
+        bar("Iteration", 50, 100, "00:10"),
+        bar("Iteration", 100, 100, "00:20"),
+        bar("Epoch", 1, 3, "00:20", "20.00s/it"),
+        bar("Iteration", 0, 100, "00:00", "?it/s"),
+        bar("Iteration", 10, 100, "00:02"),
+    ]
+    parser = LogParser()
+    records = [r for line in lines for r in parser.feed(line)]
+    assert parser.format == "tqdm"
+    assert [(s, t) for s, t, _, _ in rows(records)] == [
+        (1, 0.0),  # a setup bar nobody can tell from training: reported, then replaced
+        (0, 0.0),
+        (50, 10.0),
+        (100, 20.0),
+        (110, 22.0),
+    ]
+
+
+def test_hf_trainer_takes_the_step_from_its_bar_and_the_loss_from_its_dicts() -> None:
+    lines = [
+        bar("", 0, 30, "00:00", "?it/s"),
+        bar("", 9, 30, "00:06", "1.40it/s"),
+        bar("", 10, 30, "00:07", "1.40it/s"),
+        "{'loss': 2.3456, 'grad_norm': 1.2, 'learning_rate': 4e-05, 'epoch': 0.33}",
+        bar("", 10, 30, "00:07", "1.40it/s"),
+        bar("", 0, 5, "00:00", "?it/s"),  # the eval bar: no description either
+        bar("", 5, 5, "00:00", "10.00it/s"),
+        "{'eval_loss': 2.1, 'eval_runtime': 0.5, 'eval_samples_per_second': 80.0, 'epoch': 0.33}",
+        bar("", 11, 30, "00:08", "1.40it/s"),
+        "{'loss': nan, 'grad_norm': nan, 'learning_rate': 3e-05, 'epoch': 0.67}",
+        bar("", 30, 30, "00:22", "1.40it/s"),
+        "{'train_runtime': 22.5, 'train_steps_per_second': 1.33, 'train_loss': 2.0, 'epoch': 1.0}",
+    ]
+    parser = LogParser()
+    records: list[Record] = []
+    for line in lines[:3]:
+        records += parser.feed(line)
+    assert parser.format == "tqdm"  # until the first Trainer dict
+    for line in lines[3:]:
+        records += parser.feed(line)
+    assert parser.format == "hf"
+    got = rows(records)
+    assert got[:5] == [
+        (0, 0.0, None, False),
+        (9, 6.0, None, False),
+        (10, 7.0, None, False),
+        (10, 7.0, 2.3456, False),
+        (10, 7.5, 2.1, True),
+    ]
+    assert got[5] == (11, 8.0, None, False)
+    step, t_s, loss, is_eval = got[6]
+    assert (step, t_s, is_eval) == (11, 8.0, False) and loss is not None and math.isnan(loss)
+    assert got[7:] == [(30, 22.0, None, False)]
+    assert [a.code for a in alerts(records)] == ["nonfinite_loss"]
+    assert {p.total_steps for p in progress(records)} == {30}
+
+
+def test_lightning_step_is_epoch_times_batches_plus_position() -> None:
+    post = ", v_num=0, train_loss=0.700"
+    lines = [
+        "Sanity Checking: |          | 0/? [00:00<?, ?it/s]",
+        "Sanity Checking DataLoader 0: 100%|██████████| 2/2 [00:00<00:00, 20.00it/s]",
+        bar("Epoch 0", 0, 4, "00:00", "?it/s"),
+        bar("Epoch 0", 2, 4, "00:01", "2.00it/s", ", v_num=0, train_loss=0.900"),
+        bar("Epoch 0", 4, 4, "00:02", "2.00it/s", post),
+        "Validation: |          | 0/? [00:00<?, ?it/s]",
+        bar("Validation DataLoader 0", 0, 2, "00:00", "?it/s"),
+        bar("Validation DataLoader 0", 2, 2, "00:01", "10.00it/s"),
+        bar("Epoch 0", 4, 4, "00:03", "1.60it/s", post + ", val_loss=0.650"),
+        bar("Epoch 1", 0, 4, "00:00", "?it/s", post + ", val_loss=0.650"),
+        bar("Epoch 1", 2, 4, "00:01", "2.00it/s", ", v_num=0, train_loss=0.500, val_loss=0.650"),
+    ]
+    parser = LogParser()
+    records = [r for line in lines for r in parser.feed(line)]
+    assert parser.format == "lightning"
+    assert rows(records) == [
+        (0, 0.0, None, False),
+        (2, 1.0, 0.9, False),
+        (4, 2.0, 0.7, False),
+        (4, 3.0, None, True),
+        (6, 4.0, 0.5, False),
+    ]
+    assert {p.total_steps for p in progress(records)} == {None}
+
+
+def test_custom_step_pattern_comes_before_the_built_in_formats() -> None:
+    pattern = r"it (?P<step>\d+) of (?P<total>\d+): loss (?P<loss>[\d.]+)"
+    lines = ["warming up", "it 10 of 200: loss 1.5", "step:20/200 train_loss:1.2 train_time:1ms"]
+    parser = LogParser(step_patterns=[pattern])
+    records = [r for line in lines for r in parser.feed(line)]
+    assert parser.format == "custom"
+    assert progress(records) == [Progress(10, None, None, 1.5, False, 200)]
+
+
+def test_custom_pattern_alongside_a_named_format() -> None:
+    lines = ["epoch 0 batch 7 loss=0.25", "step:8/10 train_loss:0.2 train_time:80ms"]
+    records = feed_all(lines, "mng", (r"batch (?P<step>\d+) loss=(?P<loss>\S+)",))
+    assert rows(records) == [(7, None, 0.25, False), (8, 0.08, 0.2, False)]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "patterns", "words"),
+    [
+        ("bogus", (), "unknown log format 'bogus'"),
+        ("custom", (), "needs at least one step pattern"),
+        ("auto", ("step (\\d+",), "not a valid regex"),
+        ("auto", (r"step (\d+)",), "needs a named group (?P<step>...)"),
+        ("auto", (r"(?P<step>\d+) (?P<lr>\S+)",), "unknown group(s) lr"),
+        ("auto", (r"(?P<step>\d*)",), "matches an empty line"),
+    ],
+)
+def test_bad_format_or_pattern_is_a_one_line_value_error(
+    fmt: str, patterns: tuple[str, ...], words: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        LogParser(fmt, patterns)
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError):
+        parse_lines([], fmt, patterns)  # raised before any line is read
+
+
+def test_every_named_format_is_accepted_and_reported() -> None:
+    for name in FORMATS:
+        assert LogParser(name).format == name
+    assert LogParser().format is None
+
+
+def test_mng_timer_reset_keeps_the_warm_up_time() -> None:
+    lines = [
+        "step:0/20 val_loss:10.9 train_time:285ms step_avg:nanms",
+        "step:10/20 train_loss:6.7 train_time:77676ms step_avg:nanms",
+        "step:11/20 train_loss:6.6 train_time:214ms step_avg:nanms",
+    ]
+    assert rows(feed_all(lines)) == [
+        (0, 0.285, 10.9, True),
+        (10, 77.676, 6.7, False),
+        (11, 77.89, 6.6, False),
+    ]
+
+
+def test_nanochat_later_stages_are_dropped_once_the_run_is_done() -> None:
+    lines = [
+        "Step 00000 | Validation bpb: 3.3013",
+        "step 00000/00002 (0.00%) | loss: 11.09 | lrm: 1.00 | dt: 1000.00ms | total time: 0.00m",
+        "step 00001/00002 (50.00%) | loss: 10.80 | lrm: 1.00 | dt: 500.00ms | total time: 0.01m",
+        "Step 00002 | Validation bpb: 1.5",
+        "Step 00002 | CORE metric: 0.12",
+        "Step 00000 | Validation bpb: 0.6886",  # mid-training starts counting again
+        "step 00000/00005 (0.00%) | loss: 1.27 | lrm: 1.00 | dt: 900.00ms | total time: 0.00m",
+    ]
+    assert rows(feed_all(lines)) == [
+        (0, 0.0, 3.3013, True),
+        (1, 1.0, 11.09, False),
+        (2, 1.5, 10.8, False),
+        (2, 1.5, 1.5, True),
+        (2, 1.5, None, True),
+    ]
+
+
+D2_START = "[12/31 23:59:40] d2.engine.train_loop INFO: Starting training from iteration 0"
+
+
+def d2_iter(stamp: str, it: int, loss: str = "0.5") -> str:
+    return (
+        f"[{stamp}] d2.utils.events INFO:  eta: 1:00:00  iter: {it}  total_loss: {loss}  lr: 0.01"
+    )
+
+
+def test_d2_clock_crosses_new_year_and_evals_wait_for_their_step() -> None:
+    lines = [
+        "  MAX_ITER: 100",
+        D2_START,
+        d2_iter("12/31 23:59:50", 19),
+        "[12/31 23:59:55] fvcore.common.checkpoint INFO: Saving checkpoint to o/model_0000039.pth",
+        "[01/01 00:00:05] d2.evaluation.evaluator INFO: Start inference on 10 batches",
+        "[01/01 00:00:20] d2.evaluation.testing INFO: copypaste: 10.9,22.4",
+        d2_iter("01/01 00:00:21", 39, "inf"),
+        "[01/01 00:00:30] fvcore.common.checkpoint INFO: Saving checkpoint to o/model_0000059.pth",
+        "[01/01 00:00:31] d2.evaluation.evaluator INFO: Start inference on 10 batches",
+        "[01/01 00:00:40] d2.evaluation.testing INFO: copypaste: 11.2,23.0",
+    ]
+    parser = LogParser()
+    records = [r for line in lines for r in parser.feed(line)]
+    assert rows(records)[-1] == (40, 41.0, math.inf, False)  # the last eval is still held
+    records += parser.flush()
+    assert rows(records) == [
+        (0, 0.0, None, False),
+        (20, 10.0, 0.5, False),
+        (40, 40.0, None, True),
+        (40, 41.0, math.inf, False),
+        (60, 60.0, None, True),
+    ]
+    assert {p.total_steps for p in progress(records)} == {100}
+    assert [a.code for a in alerts(records)] == ["nonfinite_loss"]
+
+
+def test_deepspeed_clock_starts_at_the_first_stamp_after_the_epoch_banner() -> None:
+    lines = [
+        "cmd = deepspeed main.py --gradient_accumulation_steps 2 --num_train_epochs 2",
+        "***** Evaluating perplexity, Epoch 0/2 *****",
+        "ppl: 4998.29638671875",
+        "Beginning of Epoch 1/2, Total Micro Batches 40",
+        "[2023-04-18 01:46:52,554] [INFO] [loss_scaler.py:188:update_scale] [deepspeed] OVERFLOW!"
+        " Rank 0 Skipping step. Attempted loss scale: 65536, reducing to 32768",
+        "[2023-04-18 01:46:59,142] [INFO] [logging.py:96:log_dist] [Rank 0] step=10, skipped=1,"
+        " lr=[9.6e-06], mom=[(0.9, 0.95)]",
+        "[2023-04-18 01:46:59,171] [INFO] [timer.py:199:stop] epoch=0/micro_step=20/global_step=10,"
+        " RunningAvgSamplesPerSec=173.4",
+    ]
+    records = feed_all(lines)
+    assert rows(records) == [(0, 0.0, None, False), (10, 6.588, None, False)]
+    assert {p.total_steps for p in progress(records)} == {40}
+    assert alerts(records) == []  # a skipped fp16 step is no OOM
+
+
+def test_plain_log_counts_loss_lines_and_skips_averages() -> None:
+    lines = [
+        "2025-03-02 05:16:20,348 - INFO - ##### Epoch 1 #####",
+        "2025-03-02 05:16:20,962 - INFO - Epoch 1 - Batch loss: 12.1336",
+        "2025-03-02 05:16:22,229 - INFO - Epoch 1 - Batch loss: 14.9769",
+        "2025-03-02 05:16:23,000 - INFO - Epoch 1 - Average Train Loss: 13.5",
+        "2025-03-02 05:16:30,000 - INFO - Epoch 1 - Validation BLEU: BLEU-1 71.65, BLEU-2 65.76",
+        "2025-03-02 05:16:31,000 - INFO - Epoch 2 - Batch loss: NaN",
+    ]
+    records = feed_all(lines)
+    got = rows(records)
+    assert got[:4] == [
+        (0, 0.0, None, False),
+        (1, 0.614, 12.1336, False),
+        (2, 1.881, 14.9769, False),
+        (2, 9.652, None, True),
+    ]
+    assert got[4][0] == 3 and got[4][2] is not None and math.isnan(got[4][2])
+    assert [a.code for a in alerts(records)] == ["nonfinite_loss"]
+
+
+def test_plain_log_with_step_numbers_eval_losses_and_a_stamp_after_the_level() -> None:
+    lines = [
+        "INFO 2024-05-01 10:00:00.250 starting training",
+        "INFO 2024-05-01 10:00:01.250 step 10/50 train_loss=2.5 lr=1e-4",
+        "INFO 2024-05-01 10:00:02.000 step 20/50 loss: 2.0 val_loss: 2.2",
+        "INFO 2024-05-01 10:00:03.000 interval 5s, device cuda:0, loss_scale: 1024",
+    ]
+    assert rows(feed_all(lines)) == [
+        (0, 0.0, None, False),
+        (10, 1.0, 2.5, False),
+        (20, 1.75, 2.0, False),
+        (20, 1.75, 2.2, True),
+    ]
+    assert {p.total_steps for p in progress(feed_all(lines))} == {None, 50}
+
+
+def test_auto_mode_keeps_the_first_format_it_detects() -> None:
+    lines = [
+        "step:1/10 train_loss:2.0 train_time:5ms step_avg:5.00ms",
+        bar("train", 5, 10, "00:05"),
+        "step 00001/00010 (10.00%) | loss: 1.0 | dt: 10.00ms",
+        "step:2/10 train_loss:1.9 train_time:10ms step_avg:5.00ms",
+    ]
+    parser = LogParser()
+    assert [p.step for p in progress([r for line in lines for r in parser.feed(line)])] == [1, 2]
+    assert parser.format == "mng"
+
+
+def test_custom_format_reads_only_the_given_patterns() -> None:
+    lines = ["step:1/10 train_loss:2.0 train_time:5ms", "iteration 3 done"]
+    records = feed_all(lines, "custom", (r"iteration (?P<step>\d+) done",))
+    assert rows(records) == [(3, None, None, False)]
+
+
+def test_d2_resumed_run_in_the_same_log_keeps_one_clock() -> None:
+    lines = [
+        D2_START,
+        d2_iter("12/31 23:59:50", 19),
+        "[12/31 23:59:55] d2.engine.train_loop INFO: Starting training from iteration 20",
+        d2_iter("12/31 23:59:59", 39),
+    ]
+    assert [(s, t) for s, t, _, _ in rows(feed_all(lines))] == [
+        (0, 0.0),
+        (20, 10.0),
+        (40, 19.0),  # the second start adds no row: step 20 was reported already
+    ]
+
+
+# --- alerts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        (
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a"
+            " total capacity of 79.10 GiB of which 1.25 GiB is free.",
+            "oom",
+        ),
+        ("RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate`", "oom"),
+        ("Traceback (most recent call last):", "traceback"),
+        ("[rank3]: Traceback (most recent call last):", "traceback"),
+        (
+            "torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970,"
+            " unhandled cuda error, NCCL version 2.20.5",
+            "nccl",
+        ),
+        ("ncclInternalError: Internal check failed.", "nccl"),
+        ("2 root error(s) found. (0) RESOURCE_EXHAUSTED: OOM when allocating tensor", "oom"),
+        ("node1:1234:5678 [0] NCCL WARN Net : Connection closed by remote peer", "nccl"),
+        (
+            "[rank0]:[E ProcessGroupNCCL.cpp:563] [Rank 0] Watchdog caught collective operation"
+            " timeout: WorkNCCL(SeqNum=1, OpType=ALLREDUCE) ran for 600000 milliseconds",
+            "nccl",
+        ),
+    ],
+)
+def test_alerts_in_any_format(line: str, code: LogCode) -> None:
+    for fmt in ("auto", "mng", "tqdm"):
+        records = LogParser(fmt).feed("\x1b[31m" + line + "\x1b[0m  \n")
+        assert records == [Alert(code, line)]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "[2023-04-18 01:46:52,554] [INFO] [loss_scaler.py:188:update_scale] [deepspeed] OVERFLOW!"
+        " Rank 0 Skipping step. Attempted loss scale: 65536, reducing to 32768",
+        "| Fan  Temp   Perf          Pwr:Usage/Cap |         Memory-Usage | GPU-Util  Compute M. |",
+        "| N/A   33C    P0             111W / 700W |   5789MiB / 81559MiB |      5%      Default |",
+        "node1:1234:5678 [0] NCCL INFO Bootstrap : Using eth0:10.0.0.1<0>",
+        "Peak memory usage: 75422.02MiB",
+        "  + nvidia-nccl-cu12==2.27.3",
+        "Grad overflow on iteration 0",
+    ],
+)
+def test_benign_lines_raise_no_alert(line: str) -> None:
+    assert alerts(LogParser().feed(line)) == []
+
+
+def test_alert_message_is_stripped_and_bounded() -> None:
+    line = "   Traceback (most recent call last): " + "x" * 2_000
+    (alert,) = alerts(LogParser().feed(line))
+    assert alert.message.startswith("Traceback") and len(alert.message) == MAX_MESSAGE_CHARS
+
+
+def test_nonfinite_loss_alert_follows_its_row() -> None:
+    line = "step:5/100 train_loss:nan train_time:1000ms step_avg:200.00ms"
+    records = LogParser().feed(line)
+    assert len(records) == 2 and isinstance(records[0], Progress)
+    assert records[1] == Alert("nonfinite_loss", line)
+
+
+# --- garbage --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "\n",
+        "\r\r\r",
+        "\x00\x01\x02\ufffd\ufffd binary \x7f\x80 junk",
+        "\x1b[2K\x1b[1A\x1b[32m\x1b[1mBuilding\x1b[0m [=====>   ] 12/78",
+        "^[[B^[[B^[[B",
+        "step:abc/def train_loss:?",
+        "{'loss': 'not a number'}",
+        " 45%|████▌     | 450/1000 [garbage",
+        "Step 00250 | Validation bpb: ",
+    ],
+)
+def test_garbage_lines_give_nothing(line: str) -> None:
+    assert LogParser().feed(line) == []
+
+
+def test_caret_written_escapes_are_ignored() -> None:
+    line = "^[[B^[[B^[[Bstep 04354/21400 (20.35%) | loss: 3.036728 | lrm: 1.00 | dt: 474.92ms"
+    assert rows(LogParser().feed(line)) == [(4355, 0.47492, 3.036728, False)]
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "line",
+    [
+        "a" * 5_000_000,
+        "step:" + "1" * 5_000_000,
+        "%|" * 2_500_000,
+        "[" + "1" * 5_000_000,
+        "2025-03-02 05:16:20,962 " + "loss " * 1_000_000,
+        "{'" + "'loss': 1, " * 500_000,
+        "Traceback " + "NCCL " * 1_000_000,
+        "\x1b[" + "1;" * 2_500_000,
+    ],
+    ids=["letters", "step-digits", "bar-pipes", "bracket", "loss-words", "dict", "alerts", "ansi"],
+)
+def test_a_huge_line_is_read_in_linear_time(line: str) -> None:
+    parser = LogParser()
+    parser.feed(line)
+    assert parser.feed("step:1/10 train_loss:2.0 train_time:5ms step_avg:5.00ms")  # still works
+
+
+# --- JSON -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("loss", "shown"),
+    [(1.5, 1.5), (None, None), (math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf")],
+)
+def test_progress_json(loss: float | None, shown: object) -> None:
+    row = Progress(12, 3.5, "train", loss, False, 100)
+    assert progress_json(row) == {
+        "step": 12,
+        "t": 3.5,
+        "loss": shown,
+        "eval": False,
+        "total_steps": 100,
+    }
+    assert json.loads(json.dumps(progress_json(row), allow_nan=False))["loss"] == shown
