@@ -407,3 +407,35 @@ def test_run_without_a_bot_configured_does_not_start_the_child(tmp_path: Path) -
     assert result.returncode == 2
     assert b"PROBECAST_URL is not set" in result.stderr or b"is not set" in result.stderr
     assert not marker.exists()
+
+
+async def test_the_vast_on_start_snippet_runs_the_command_under_the_reporter(
+    bot: Bot, tmp_path: Path
+) -> None:
+    # The snippet installs the reporter into PROBECAST_VENV unless it is there already;
+    # here it is: a launcher for this checkout, so the test needs no network.
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    launcher = venv_bin / "probecast"
+    launcher.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m bot.cli "$@"\n')
+    launcher.chmod(0o755)
+    work = tmp_path / "workspace"
+    work.mkdir()
+    child = script(work, "train.py", MNG_CHILD)
+    env = reporter_env(
+        bot.url,
+        tmp_path,
+        PROBECAST_VENV=str(tmp_path / "venv"),
+        PROBECAST_WORKDIR=str(work),
+        PROBECAST_TRAIN_CMD=f"{sys.executable} {child.name} 20",
+        CONTAINER_ID="777",
+        VAST_CONTAINERLABEL="C.777",
+    )
+    del env["PROBECAST_SPOOL_DIR"]  # the snippet's default: on the work directory's disk
+    result = await run_to_end(["bash", str(REPO / "deploy" / "vast-onstart.sh")], env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    run = bot.run()
+    assert run.name == "C.777"  # the run is named after the instance's label
+    assert [e["step"] for e in bot.events("step")] == list(range(1, 21))
+    assert b"step:20/20" in (work / "train.log").read_bytes()
+    assert (work / ".probecast").is_dir()
