@@ -36,6 +36,7 @@ from bot.core.options import Hardware, OptionTable, build_option_table
 from bot.core.render import (
     RunView,
     fmt_duration,
+    fmt_exit_code,
     fmt_usd,
     render_checkin,
     render_option_table,
@@ -412,7 +413,9 @@ class Service:
             ref,
             render_text(
                 f"{run.name} {run.state}",
-                f"exit code {run.return_code} · {snap.view.state}",
+                f"exit code {fmt_exit_code(run.return_code)} · {snap.view.state}"
+                if run.return_code is not None
+                else snap.view.state,
                 "final",
             ),
         )

@@ -225,3 +225,13 @@ def test_irregular_stalls_are_not_mistaken_for_evals() -> None:
     cal = calibrate_throughput(points)
     assert cal.eval_every_inferred is None
     assert cal.stalls_seen == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [(0, "0"), (3, "3"), (-9, "-9 (SIGKILL)"), (-15, "-15 (SIGTERM)"), (-200, "-200")],
+)
+def test_exit_codes_name_the_signal(code: int, text: str) -> None:
+    from bot.core.render import fmt_exit_code
+
+    assert fmt_exit_code(code) == text

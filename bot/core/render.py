@@ -7,6 +7,7 @@ projected cost; details follow in fields, most important first.
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,16 @@ class RunView:
     kill_state: str | None = None
     return_code: int | None = None
     spent_usd: float | None = None
+
+
+def fmt_exit_code(code: int) -> str:
+    """``1``; a negative code is the signal that ended the process: ``-9 (SIGKILL)``."""
+    if code >= 0:
+        return str(code)
+    try:
+        return f"{code} ({signal.Signals(-code).name})"
+    except ValueError:
+        return str(code)
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -192,7 +203,7 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
     if run.kill_state is not None:
         fields.append(CardField("Kill", run.kill_state))
     if run.return_code is not None:
-        fields.append(CardField("Exit code", str(run.return_code)))
+        fields.append(CardField("Exit code", fmt_exit_code(run.return_code)))
     active = run.state not in ("finished", "failed", "killed")
     return Card(
         title=f"{run.name}",
