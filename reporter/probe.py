@@ -44,6 +44,7 @@ from reporter.config import (
     detect_vast,
 )
 from reporter.outbox import MAX_SPOOL_EVENTS, Outbox
+from reporter.telemetry import TelemetrySampler
 from reporter.wire import (
     MAX_EVENTS_PER_BATCH,
     Command,
@@ -70,6 +71,7 @@ OutcomeState = Literal["done", "failed"]
 CommandHandler = Callable[[Command], tuple[OutcomeState, str] | None]
 
 MAX_PENDING_EVENTS = MAX_SPOOL_EVENTS
+DEFAULT_SAMPLE_INTERVAL_S = 10.0
 MAX_BACKOFF_S = 30.0
 KILL_FLAG_DETAIL = "kill flag set; the training loop decides when to stop"
 _PHASES = frozenset({"train", "eval", "checkpoint", "setup"})
@@ -129,6 +131,9 @@ class Probe:
     ``spool`` is the outbox file (default: one per run name and bot URL in
     ``PROBECAST_SPOOL_DIR``, else ``~/.cache/probecast``); ``":memory:"`` keeps events in
     memory only. A spool left by an earlier process of the same run is sent first.
+    Every ``sample_interval_s`` (None: never) GPU and host telemetry of this process is
+    sampled; the samples also keep the bot's replies, and so its commands, coming while
+    a step hangs.
     """
 
     def __init__(
@@ -150,6 +155,7 @@ class Probe:
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
         max_pending: int = MAX_PENDING_EVENTS,
+        sample_interval_s: float | None = DEFAULT_SAMPLE_INTERVAL_S,
     ) -> None:
         env = os.environ if environ is None else environ
         self.config = ProbeConfig.from_env(
@@ -202,6 +208,13 @@ class Probe:
         self._deadline = float("inf")  # time.monotonic() by which the thread must end
         self._flushed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="probecast-probe", daemon=True)
+        # Telemetry of this process, and a heartbeat: commands only travel in replies to
+        # our posts, so a job stuck inside one step must keep posting to be killable.
+        self._sampler = (
+            None
+            if sample_interval_s is None
+            else TelemetrySampler(self.sample, interval_s=sample_interval_s, root_pid=os.getpid())
+        )
         self._thread.start()
         # A forgotten close() must not leave our thread inside SQLite or a socket while
         # the interpreter tears down (glibc aborts the process), nor lose the last events.
@@ -302,6 +315,8 @@ class Probe:
 
     def close(self, return_code: int = 0, timeout_s: float = 10) -> bool:
         """Record the exit, flush within ``timeout_s``; True when the bot has everything."""
+        if self._sampler is not None:
+            self._sampler.stop()  # no sample may follow the exit
         if not self._closing:
             self._queue.append(_Exit(self._clock(), return_code))
             self._deadline = time.monotonic() + timeout_s
@@ -340,6 +355,10 @@ class Probe:
     def _run(self) -> None:
         try:
             self._outbox = Outbox(self._spool_path, max_events=self._max_pending, warn=self._warn)
+            if self._sampler is not None:
+                if not self._gpus:  # NVML starts here, off the training thread
+                    self._gpus = self._sampler.gpu_inventory()
+                self._sampler.start()
             self._register()
             interval_s = self._interval_s()
             failures = 0
@@ -360,6 +379,8 @@ class Probe:
             self._warn("crash", f"reporter stopped: {type(exc).__name__}: {exc}")
         finally:
             self._client.close()
+            if self._sampler is not None:
+                self._sampler.stop()
             if self._outbox is not None:
                 # An emptied spool has done its job; a non-empty one waits for a rerun.
                 self._outbox.close(remove_if_empty=self._flushed.is_set())

@@ -242,6 +242,7 @@ class Runner:
             usd_per_hour=self.options.usd_per_hour,
             gpus=sampler.gpu_inventory(),
             target_from_log=True,
+            sample_interval_s=None,  # our sampler watches the child's tree instead
             on_command=self._on_command,
             transport=self._transport,
             clock=self._clock,

@@ -119,15 +119,17 @@ class TelemetrySampler:
 
     def start(self) -> None:
         """Start sampling on a daemon thread; the first reading is taken at once."""
-        if self._thread is not None:
-            return  # a stopped sampler stays stopped
-        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
-        self._thread.start()
+        with self._lock:  # start and stop may race from different threads
+            if self._thread is not None or self._stop.is_set():
+                return  # a stopped sampler stays stopped
+            self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+            self._thread.start()
 
     def stop(self, timeout_s: float = 2.0) -> None:
         """Stop the thread and release NVML; safe to call more than once."""
-        self._stop.set()
-        thread = self._thread
+        with self._lock:
+            self._stop.set()
+            thread = self._thread
         if thread is not None:
             thread.join(timeout_s)
             if thread.is_alive():

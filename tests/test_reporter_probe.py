@@ -179,6 +179,7 @@ def make_probe(bot: FakeBot) -> Iterator[Callable[..., Probe]]:
             "post_interval_s": 0.05,
             "environ": {},
             "spool": ":memory:",
+            "sample_interval_s": None,
         }
         kwargs.update(overrides)
         probe = Probe("demo-run", 1_000, 100, **kwargs)
@@ -490,6 +491,19 @@ def test_default_kill_sets_the_flag(bot: FakeBot, make_probe: Callable[..., Prob
     wait_for(lambda: bot.outcomes)
     assert bot.outcomes[0][1]["state"] == "done"
     assert bot.outcomes[0][1]["detail"] == KILL_FLAG_DETAIL
+
+
+def test_a_kill_reaches_a_probe_whose_training_is_stuck_in_a_step(
+    bot: FakeBot, make_probe: Callable[..., Probe]
+) -> None:
+    # Commands only travel in replies to posts; the telemetry samples keep them coming
+    # while the training loop itself reports nothing.
+    probe = make_probe(sample_interval_s=0.1)
+    probe.step(1)
+    wait_for(lambda: probe.acked_seq >= 1)
+    bot.queue_kill()  # the step never ends: no more step() calls from here on
+    assert probe.kill_requested.wait(10)
+    assert bot.events("sample")
 
 
 def test_refused_registration_stops_trying_and_never_raises(
