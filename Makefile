@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/estimate_speed.py
 	$(BIN)/python bench/eta_accuracy.py
+	$(BIN)/python bench/triggers.py
 	$(BIN)/python bench/reporter_overhead.py
 
 serve: $(STAMP)

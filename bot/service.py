@@ -13,20 +13,20 @@ import asyncio
 import hashlib
 import hmac
 import json
-import math
 import secrets
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from bot.chat.base import Chat, MessageRef
 from bot.core import commands as cmd
-from bot.core.card import Card, CardField
+from bot.core.alerts import AlertState, plan_alerts
+from bot.core.card import Button, Card, CardField, action_id, parse_action_id
+from bot.core.chartdata import build_chart_data
 from bot.core.estimate import (
     CalibrationSettings,
     Estimate,
-    Pause,
     RunInputs,
     StepPoint,
     calibrate_throughput,
@@ -38,6 +38,8 @@ from bot.core.render import (
     fmt_duration,
     fmt_exit_code,
     fmt_usd,
+    render_alert,
+    render_alert_resolved,
     render_checkin,
     render_option_table,
     render_runs,
@@ -45,6 +47,8 @@ from bot.core.render import (
     render_text,
 )
 from bot.core.schedule import table_deadline_at, table_due
+from bot.core.triggers import TRIGGER_NAMES, CheckMemory, TriggerName, evaluate_triggers
+from bot.history import load_run, pauses_from_marks
 from bot.settings import Settings
 from bot.store import CommandRecord, RunRecord, SqliteStore, StoredEvent
 from reporter.wire import (
@@ -58,6 +62,9 @@ from reporter.wire import (
 )
 
 Clock = Callable[[], float]
+# A reporter whose clock is behind ours by more than this is corrected (issue 5's hung
+# rule measures time since the last step on our clock); less is latency and batching.
+MAX_TRUSTED_LAG_S = 60.0
 
 
 class ServiceError(Exception):
@@ -147,7 +154,7 @@ class Service:
             )
             run_id, restarts, acked = existing.id, existing.restarts + 1, existing.acked_seq
             if self.jobs is not None and not existing.active:
-                self.jobs.every(run_id, "checkin", self.settings.checkin_interval_s)
+                self._schedule_run(run_id)
         else:
             started = registration.instance_started_at
             run = RunRecord(
@@ -165,7 +172,7 @@ class Service:
             self.store.create_run(run)
             run_id, restarts, acked = run.id, 0, 0
             if self.jobs is not None:
-                self.jobs.every(run_id, "checkin", self.settings.checkin_interval_s)
+                self._schedule_run(run_id)
         return Registered(
             run_id=run_id,
             run_token=token,
@@ -184,9 +191,13 @@ class Service:
     def ingest(self, run_id: str, presented_token: str, batch: EventBatch) -> EventsAck:
         run = self.authenticate(run_id, presented_token)
         received_at = self.clock()
-        # A reporter clock ahead of ours would put events in the future: shift the whole
-        # batch back by the gap, which keeps the spacing between steps intact.
-        shift_s = max(0.0, batch.sent_at - received_at)
+        # Events go onto our clock: the reporter stamped the batch when it sent it, so the
+        # gap is its clock's offset (plus latency). Shifting the whole batch keeps step
+        # spacing intact. A clock ahead would put events in the future; one far behind
+        # would make a healthy run look hung. A small lag is latency, left alone.
+        shift_s = batch.sent_at - received_at
+        if -MAX_TRUSTED_LAG_S <= shift_s <= 0:
+            shift_s = 0.0
         known = self.store.known_seqs(run_id, batch.seq_from, batch.events[-1].seq)
         # Only events stored for the first time have effects: a resent batch repeats none.
         fresh = [e for e in batch.events if e.seq > run.acked_seq and e.seq not in known]
@@ -236,6 +247,11 @@ class Service:
                     "killed" if self._kill_sent(run.id) else ("finished" if code == 0 else "failed")
                 )
         return changes
+
+    def _schedule_run(self, run_id: str) -> None:
+        assert self.jobs is not None
+        self.jobs.every(run_id, "checkin", self.settings.checkin_interval_s)
+        self.jobs.every(run_id, "check", self.settings.check_interval_s)
 
     def _schedule_after_ingest(self, run_id: str, changes: dict[str, Any]) -> None:
         if self.jobs is None:
@@ -298,7 +314,9 @@ class Service:
             else:
                 phase_marks.append((body["phase"], body["edge"], t))
         calibration = calibrate_throughput(
-            points, _pauses(phase_marks), CalibrationSettings(probe_steps=self.settings.probe_steps)
+            points,
+            pauses_from_marks(phase_marks),
+            CalibrationSettings(probe_steps=self.settings.probe_steps),
         )
         estimate = estimate_run(
             calibration,
@@ -330,6 +348,7 @@ class Service:
             kill_state=kill[-1].state if kill else None,
             return_code=run.return_code,
             spent_usd=spent,
+            alerts=tuple(_alert_states(run)),
         )
         return RunSnapshot(run, estimate, view, calibration.clean_steps)
 
@@ -354,7 +373,12 @@ class Service:
     # --- jobs -----------------------------------------------------------------------
 
     async def run_job(self, run_id: str, job: str) -> None:
-        handlers = {"table": self.post_table, "checkin": self.checkin, "final": self.finish}
+        handlers = {
+            "table": self.post_table,
+            "checkin": self.checkin,
+            "check": self.check,
+            "final": self.finish,
+        }
         await handlers[job](run_id)
 
     async def post_table(self, run_id: str) -> bool:
@@ -387,8 +411,88 @@ class Service:
             return  # nothing to say before the run reports anything
         snap = self.snapshot(run)
         ref = await self._ensure_status(snap, update=True)
-        await self.chat.reply(ref, render_checkin(snap.estimate, snap.view))
+        reply = await self.chat.reply(ref, render_checkin(snap.estimate, snap.view))
         self.store.update_run(run_id, last_checkin_at=self.clock())
+        png = await asyncio.to_thread(self._chart_png, run)
+        if png is not None:
+            await self.chat.attach(reply, "chart.png", png, f"{run.name}: speed and ETA")
+
+    def _chart_png(self, run: RunRecord) -> bytes | None:
+        """The check-in picture; matplotlib is slow enough to keep off the event loop."""
+        from bot.chart import render_checkin_png  # matplotlib loads only when needed
+
+        loaded = load_run(self.store, run, post_interval_s=self.settings.post_interval_s)
+        if not loaded.history.steps:
+            return None
+        memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else None
+        expected_s = loaded.history.expected_step_s or (memory and memory.expected_step_s)
+        data = build_chart_data(
+            title=f"{run.name} · {_gpu_label(run)}",
+            steps=loaded.history.steps,
+            pauses=loaded.history.pauses,
+            target_steps=run.target_steps,
+            eval_every=run.eval_every,
+            usd_per_hour=run.usd_per_hour,
+            gpu_util=loaded.gpu_util,
+            vram_pct=loaded.vram_pct,
+            expected_step_per_s=1 / expected_s if expected_s else None,
+            now=self.clock(),
+            calibration_settings=CalibrationSettings(probe_steps=self.settings.probe_steps),
+            slow_fraction=self.settings.trigger_throughput_ratio,
+        )
+        return render_checkin_png(data)
+
+    # --- triggers -------------------------------------------------------------------
+
+    async def check(self, run_id: str) -> None:
+        """Evaluate the run's triggers and post, repeat or resolve its alerts."""
+        async with self._posting:
+            await self._check(run_id)
+
+    async def _check(self, run_id: str) -> None:
+        run = self.store.get_run(run_id)
+        if run is None or run.first_event_at is None:
+            return
+        now = self.clock()
+        loaded = load_run(self.store, run, post_interval_s=self.settings.post_interval_s)
+        memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else CheckMemory()
+        findings, memory = evaluate_triggers(
+            loaded.history, now, memory, self.settings.trigger_settings()
+        )
+        if not run.active:
+            findings = []  # an ended run resolves whatever it held, and raises nothing new
+        active = _alert_states(run)
+        actions, states = plan_alerts(
+            findings,
+            active,
+            now,
+            silenced_until=run.kept_until,
+            repeat_s=self.settings.alert_repeat_s,
+        )
+        snap = self.snapshot(run) if actions else None
+        for action in actions:
+            assert snap is not None
+            if action.kind == "resolve":
+                if action.state.message_ref is not None:
+                    card = render_alert_resolved(
+                        action.trigger, action.state.detail, snap.view, now - action.state.first_at
+                    )
+                    await self.chat.update(MessageRef.loads(action.state.message_ref), card)
+                continue
+            assert action.finding is not None
+            card = render_alert(
+                action.finding, snap.estimate, snap.view, repeat=action.kind == "repeat"
+            )
+            ref = await self.chat.post(card)
+            states[action.trigger] = replace(action.state, message_ref=ref.dumps())
+            self.store.add_decision(
+                run_id, f"alert-{action.kind}", "probecast", now, None, action.finding.to_dict()
+            )
+        self.store.update_run(
+            run_id,
+            trigger_memory=memory.to_json(),
+            alert_states=json.dumps({t: json.loads(s.to_json()) for t, s in states.items()}),
+        )
 
     async def finish(self, run_id: str) -> None:
         # Under the posting lock: the table, check-ins and the final card never race to
@@ -437,7 +541,7 @@ class Service:
             return 0
         active = [run for run in self.store.list_runs() if run.active]
         for run in active:
-            self.jobs.every(run.id, "checkin", self.settings.checkin_interval_s)
+            self._schedule_run(run.id)
             if run.table_posted_at is None and run.first_event_at is not None:
                 at = table_deadline_at(run.first_event_at, self.settings.table_deadline_s)
                 due = self._table_due(self.snapshot(run))
@@ -484,6 +588,28 @@ class Service:
             return await self.confirm_kill(snap, user)
         return self.cancel_kill(snap, user)
 
+    async def handle_action(self, action: str, user: str) -> Card:
+        """A button press (``probecast:<verb>:<run_id>``), from any chat platform."""
+        parsed = parse_action_id(action)
+        run = None if parsed is None else self.store.get_run(parsed[1])
+        if parsed is None or run is None:
+            return render_text(
+                "probecast", "that button belongs to a run I no longer know", "usage"
+            )
+        verb = parsed[0]
+        snap = self.snapshot(run)
+        if verb == "kill":
+            return self.request_kill(snap, user)
+        if verb == "confirm-kill":
+            return await self.confirm_kill(snap, user)
+        if verb == "cancel-kill":
+            return self.cancel_kill(snap, user)
+        if verb == "keep":
+            return self.keep(snap, user, self.settings.keep_default_s)
+        if verb == "snooze":
+            return self.keep(snap, user, self.settings.snooze_s, kind="snooze")
+        return render_text("probecast", f"unknown action {verb!r}", "usage")
+
     def _find(self, query: str) -> RunRecord:
         runs = self.store.list_runs()
         name = cmd.resolve_run(query, [r.name for r in runs])
@@ -499,17 +625,19 @@ class Service:
             "spent_usd": snap.view.spent_usd,
         }
 
-    def keep(self, snap: RunSnapshot, user: str, duration_s: float) -> Card:
+    def keep(self, snap: RunSnapshot, user: str, duration_s: float, kind: str = "keep") -> Card:
+        """Silence the run's alerts for ``duration_s`` (keep: "I want this run")."""
         now = self.clock()
         self.store.add_decision(
-            snap.run.id, "keep", user, now, now + duration_s, self._decision_detail(snap)
+            snap.run.id, kind, user, now, now + duration_s, self._decision_detail(snap)
         )
         self.store.update_run(snap.run.id, kept_until=now + duration_s)
+        what = "keeps" if kind == "keep" else "snoozes the alerts of"
         return render_text(
-            f"Kept · {snap.run.name}",
-            f"{user} keeps {snap.run.name} for {fmt_duration(duration_s)}; "
+            f"{'Kept' if kind == 'keep' else 'Snoozed'} · {snap.run.name}",
+            f"{user} {what} {snap.run.name} for {fmt_duration(duration_s)}; "
             "its alerts are silenced until then.",
-            "keep",
+            kind,
         )
 
     def request_kill(self, snap: RunSnapshot, user: str) -> Card:
@@ -533,6 +661,10 @@ class Service:
             notes=(
                 f"Type `/kill {snap.run.name} confirm` to go ahead, or "
                 f"`/kill {snap.run.name} cancel`.",
+            ),
+            buttons=(
+                Button("Confirm kill", action_id("confirm-kill", snap.run.id), "danger"),
+                Button("Cancel", action_id("cancel-kill", snap.run.id)),
             ),
             kind="confirm",
         )
@@ -586,19 +718,11 @@ class Service:
         return render_text(f"Kill · {snap.run.name}", f"cancelled by {user}", "kill")
 
 
-def _pauses(marks: Iterable[tuple[str, str, float]]) -> list[Pause]:
-    """Pair phase start/end events; a pause still open runs to infinity."""
-    open_at: dict[str, float] = {}
-    pauses: list[Pause] = []
-    for phase, edge, t in marks:
-        if phase not in ("eval", "checkpoint"):
-            continue
-        if edge == "start":
-            open_at[phase] = t
-        elif phase in open_at:
-            pauses.append(Pause(phase, open_at.pop(phase), t))
-    pauses += [Pause(phase, start, math.inf) for phase, start in open_at.items()]
-    return pauses
+def _alert_states(run: RunRecord) -> dict[TriggerName, AlertState]:
+    if not run.alert_states:
+        return {}
+    stored = json.loads(run.alert_states)
+    return {t: AlertState.from_json(stored[t]) for t in TRIGGER_NAMES if t in stored}
 
 
 def _registration(run: RunRecord) -> RunRegistration:

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.core.schedule import MAX_TABLE_DEADLINE_S
+from bot.core.triggers import TriggerSettings
 
 
 class Settings(BaseSettings):
@@ -27,6 +28,21 @@ class Settings(BaseSettings):
     on_kill: Literal["stop", "destroy", "none"] = "stop"
     killers: str = ""
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Triggers (issue 5): the method's thresholds are the defaults.
+    trigger_throughput_ratio: float = Field(default=0.70, gt=0, le=1)
+    trigger_throughput_checks: int = Field(default=2, ge=1)
+    trigger_gpu_util_pct: float = Field(default=60.0, ge=0, le=100)
+    trigger_near_oom_ratio: float = Field(default=0.95, gt=0, le=1)
+    trigger_near_oom_samples: int = Field(default=3, ge=1)
+    trigger_no_progress_fraction: float = Field(default=0.10, gt=0, le=1)
+    trigger_min_loss_drop: float = Field(default=0.02, ge=0)
+    trigger_hung_factor: float = Field(default=3.0, ge=1)
+    trigger_hung_min_s: float = Field(default=600.0, ge=0)
+    trigger_silent_intervals: float = Field(default=10.0, ge=1)
+    trigger_silent_min_s: float = Field(default=300.0, ge=0)
+    alert_repeat_s: float = Field(default=1800.0, ge=0)
+    keep_default_s: float = Field(default=7200.0, gt=0)
+    snooze_s: float = Field(default=3600.0, gt=0)
 
     @field_validator("table_deadline_s")
     @classmethod
@@ -45,6 +61,23 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8787")
         return value
+
+    def trigger_settings(self) -> TriggerSettings:
+        return TriggerSettings(
+            throughput_ratio=self.trigger_throughput_ratio,
+            throughput_checks=self.trigger_throughput_checks,
+            gpu_util_pct=self.trigger_gpu_util_pct,
+            near_oom_ratio=self.trigger_near_oom_ratio,
+            near_oom_samples=self.trigger_near_oom_samples,
+            no_progress_fraction=self.trigger_no_progress_fraction,
+            min_loss_drop=self.trigger_min_loss_drop,
+            hung_factor=self.trigger_hung_factor,
+            hung_min_s=self.trigger_hung_min_s,
+            silent_intervals=self.trigger_silent_intervals,
+            silent_min_s=self.trigger_silent_min_s,
+            probe_steps=self.probe_steps,
+            repeat_s=self.alert_repeat_s,
+        )
 
     @property
     def host(self) -> str:

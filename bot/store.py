@@ -17,7 +17,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StoreError(Exception):
@@ -50,6 +50,8 @@ class RunRecord:
     last_checkin_at: float | None = None
     return_code: int | None = None
     kept_until: float | None = None
+    trigger_memory: str | None = None  # JSON: what one trigger check leaves for the next
+    alert_states: str | None = None  # JSON: {trigger: AlertState} for alerts that hold
 
     @property
     def active(self) -> bool:
@@ -85,7 +87,7 @@ _RUN_COLUMNS = {f.name for f in fields(RunRecord)}
 
 # Columns that later migrations add; the first migration must keep creating the
 # version-1 table so every database walks the same path.
-_ADDED_LATER = {"restart_s"}
+_ADDED_LATER = {"restart_s", "trigger_memory", "alert_states"}
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -130,7 +132,13 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db.table("runs").add_column("restart_s", float, not_null_default=0.0)
 
 
-MIGRATIONS = [_migration_1, _migration_2]
+def _migration_3(db: sqlite_utils.Database) -> None:
+    # Trigger checks (issue 5) keep a little state between checks, and the alerts held.
+    db.table("runs").add_column("trigger_memory", str)
+    db.table("runs").add_column("alert_states", str)
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3]
 
 
 class SqliteStore:

@@ -41,6 +41,12 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.add_argument("--bot", metavar="URL", help="the bot's URL (default: $PROBECAST_URL)")
     parser.add_argument("--usd-per-hour", type=float, help="what this machine costs, in $/h")
     parser.add_argument(
+        "--expected-step-s",
+        type=float,
+        metavar="SECONDS",
+        help="the step time you expect; alerts compare against it (default: the probe's)",
+    )
+    parser.add_argument(
         "--format",
         default="auto",
         choices=("auto", *FORMATS),
@@ -95,6 +101,8 @@ def _run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         return _fail("run", "no command given: probecast run [OPTIONS] -- CMD [ARGS...]")
+    if args.expected_step_s is not None and not args.expected_step_s > 0:
+        return _fail("run", "--expected-step-s must be above 0")
     if not 0.5 <= args.sample_every <= 3600:
         return _fail("run", "--sample-every must be between 0.5 and 3600 seconds")
     options = RunOptions(
@@ -104,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         bot_url=args.bot,
         usd_per_hour=args.usd_per_hour,
+        expected_step_s=args.expected_step_s,
         log_format=args.format,
         step_patterns=tuple(args.step_pattern),
         artifact_urls=tuple(args.artifact_url),

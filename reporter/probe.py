@@ -147,6 +147,7 @@ class Probe:
         usd_per_hour: float | None = None,
         post_interval_s: float | None = None,
         family: ConfigFamily | None = None,
+        expected_step_s: float | None = None,
         gpus: Sequence[GpuInfo] = (),
         spool: Path | str | None = None,
         target_from_log: bool = False,
@@ -178,6 +179,7 @@ class Probe:
         self._env = dict(env)
         self._family = family or ConfigFamily()
         self._gpus = list(gpus)
+        self._expected_step_s = expected_step_s
         self._spool_path: Path | None = (
             None
             if spool == ":memory:"
@@ -413,6 +415,7 @@ class Probe:
                 target_steps=self._target_steps,
                 eval_every=self.config.eval_every,
                 usd_per_hour=self.config.usd_per_hour,
+                expected_step_s=self._expected_step_s,
                 config=self._family,
                 gpus=self._gpus,
                 host=detect_host(),

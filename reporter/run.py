@@ -57,6 +57,7 @@ class RunOptions:
     eval_every: int | None = None
     bot_url: str | None = None
     usd_per_hour: float | None = None
+    expected_step_s: float | None = None
     log_format: str = "auto"
     step_patterns: tuple[str, ...] = ()
     artifact_urls: tuple[str, ...] = ()
@@ -240,6 +241,7 @@ class Runner:
             eval_every=self.options.eval_every,
             url=self.options.bot_url,
             usd_per_hour=self.options.usd_per_hour,
+            expected_step_s=self.options.expected_step_s,
             gpus=sampler.gpu_inventory(),
             target_from_log=True,
             sample_interval_s=None,  # our sampler watches the child's tree instead

@@ -100,6 +100,8 @@ class RunRegistration(_Model):
     target_steps: int = Field(ge=1, le=10**10)
     eval_every: int | None = Field(default=None, ge=1, le=10**10)
     usd_per_hour: float | None = Field(default=None, ge=0, le=1_000, allow_inf_nan=False)
+    # The step time the user expects (seconds per step); without it, the probe's figure.
+    expected_step_s: float | None = Field(default=None, gt=0, le=86_400, allow_inf_nan=False)
     config: ConfigFamily = ConfigFamily()
     gpus: list[GpuInfo] = Field(default_factory=list, max_length=16)
     host: HostInfo | None = None

@@ -343,7 +343,11 @@ async def test_restart_rebuilds_schedules_from_the_database(
     first.store.close()
     second = build(make_settings(tmp_path), chat=chat, clock=clock)
     assert second.service.resume() == 1
-    assert second.jobs.job_ids() == [f"checkin:{run['run_id']}", f"table:{run['run_id']}"]
+    assert second.jobs.job_ids() == [
+        f"check:{run['run_id']}",
+        f"checkin:{run['run_id']}",
+        f"table:{run['run_id']}",
+    ]
     stored = second.store.get_run(run["run_id"])
     assert stored is not None and stored.acked_seq == 5
 
@@ -351,8 +355,10 @@ async def test_restart_rebuilds_schedules_from_the_database(
 def test_store_schema_is_versioned(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
     assert store.migrate() == 0
-    assert store.migrate() == 2
-    assert "restart_s" in store.db.table("runs").columns_dict
+    assert store.migrate() == 3
+    assert {"restart_s", "trigger_memory", "alert_states"} <= set(
+        store.db.table("runs").columns_dict
+    )
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -365,6 +371,17 @@ async def test_a_reporter_clock_ahead_keeps_step_spacing(
     snap = app.service.snapshot(app.store.get_run(run["run_id"]))  # type: ignore[arg-type]
     assert snap.estimate is not None
     assert snap.estimate.calibration.step_time_s == pytest.approx(0.5)
+
+
+async def test_a_reporter_clock_behind_is_moved_onto_ours(
+    client: httpx.AsyncClient, app: App, clock: FakeClock
+) -> None:
+    run = await register(client)
+    clock.now = T0 + 20 + 300  # the reporter's clock runs 5 minutes behind ours
+    await post(client, run, steps(1, 1, 30, T0 - 10, 0.5))  # sent at T0 + 5 on its clock
+    stored = [t for _, t, _ in app.store.events(run["run_id"], ["step"])]
+    assert stored[-1] == pytest.approx(clock.now - 0.5)  # the last step, just before sending
+    assert stored[1] - stored[0] == pytest.approx(0.5)
 
 
 async def test_a_resent_batch_repeats_no_side_effect(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bot.core.card import Button, Card, CardField, Table, action_id
 from bot.core.estimate import Estimate
 from bot.core.options import OptionRow, OptionTable
+from bot.core.triggers import Finding
 
 OPTION_COLUMNS = (
     "GPU option",
@@ -46,6 +47,7 @@ class RunView:
     kill_state: str | None = None
     return_code: int | None = None
     spent_usd: float | None = None
+    alerts: tuple[str, ...] = ()  # triggers that hold now
 
 
 def fmt_exit_code(code: int) -> str:
@@ -158,6 +160,60 @@ def _run_buttons(run_id: str) -> tuple[Button, ...]:
     )
 
 
+TRIGGER_LABELS = {
+    "throughput": "Throughput below expected",
+    "gpu_util": "GPU underused",
+    "near_oom": "Near out of memory",
+    "oom": "Out of memory",
+    "no_progress": "Loss not moving",
+    "nonfinite_loss": "Loss is NaN/inf",
+    "hung": "No progress: job looks hung",
+    "silent": "Reporter silent",
+}
+BOTTLENECK_LABELS = {
+    "input": "input pipeline",
+    "compute": "compute",
+    "memory": "memory",
+    "logging": "logging / eval / checkpoint overhead",
+    "infra": "infrastructure",
+    "unknown": "not clear yet",
+}
+
+
+def render_alert(finding: Finding, estimate: Estimate | None, run: RunView, repeat: bool) -> Card:
+    """An alert people should act on: what holds, the likely cause, the one thing to try."""
+    label = TRIGGER_LABELS.get(finding.trigger, finding.trigger)
+    fields = [
+        CardField("Likely bottleneck", BOTTLENECK_LABELS.get(finding.bottleneck, "?")),
+        CardField("Change first", finding.change_first or "—"),
+    ]
+    if finding.at_step is not None:
+        fields.append(CardField("At step", f"{finding.at_step:,}"))
+    fields.append(CardField("Spent so far", _spent(estimate, run)))
+    return Card(
+        title=f"{'Still: ' if repeat else ''}{label} · {run.name}",
+        headline=finding.detail,
+        fields=tuple(fields),
+        notes=tuple(finding.evidence[:5]),
+        buttons=(
+            Button("Kill…", action_id("kill", run.run_id), "danger"),
+            Button("Keep (silence 2h)", action_id("keep", run.run_id), "primary"),
+            Button("Snooze 1h", action_id("snooze", run.run_id)),
+        ),
+        kind="alert",
+    )
+
+
+def render_alert_resolved(trigger: str, detail: str, run: RunView, held_s: float) -> Card:
+    """What an alert's message becomes once its trigger clears."""
+    label = TRIGGER_LABELS.get(trigger, trigger)
+    return Card(
+        title=f"Resolved: {label} · {run.name}",
+        headline=f"cleared after {fmt_duration(held_s)} (was: {detail})",
+        kind="alert-resolved",
+    )
+
+
 def _spent(estimate: Estimate | None, run: RunView) -> str:
     if run.spent_usd is not None:
         return fmt_usd(run.spent_usd)
@@ -198,8 +254,10 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
     fields.append(CardField("GPU", f"{run.gpu_label} · {fmt_usd(run.usd_per_hour)}/h"))
     if run.last_event_age_s is not None:
         fields.append(CardField("Last report", f"{fmt_duration(run.last_event_age_s)} ago"))
+    if run.alerts:
+        fields.append(CardField("Alerts", ", ".join(TRIGGER_LABELS.get(a, a) for a in run.alerts)))
     if run.kept_until_s is not None:
-        fields.append(CardField("Kept", f"for {fmt_duration(run.kept_until_s)} more"))
+        fields.append(CardField("Alerts silenced", f"for {fmt_duration(run.kept_until_s)} more"))
     if run.kill_state is not None:
         fields.append(CardField("Kill", run.kill_state))
     if run.return_code is not None:

@@ -1,0 +1,912 @@
+"""Contradiction triggers (DESIGN §5): is this run doing what its probe promised?
+
+Pure: no clock, no I/O. ``evaluate_triggers`` looks at a run's history at ``now`` (same
+clock as the history's times) and returns the triggers that hold, each with a diagnosis
+from ``bot.core.diagnose``, plus the little state that must survive to the next check.
+
+Every rule judges training time only: eval and checkpoint pauses, warm-up (compile) and
+the probe window are set aside, so a run that pauses by design does not cry wolf.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import statistics
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, get_args
+
+from bot.core import diagnose
+from bot.core.estimate import (
+    CalibrationSettings,
+    Pause,
+    StepPoint,
+    calibrate_throughput,
+)
+
+TriggerName = Literal[
+    "throughput", "gpu_util", "near_oom", "oom", "no_progress", "nonfinite_loss", "hung", "silent"
+]
+Bottleneck = Literal["input", "compute", "memory", "logging", "infra", "unknown"]
+TRIGGER_NAMES: tuple[TriggerName, ...] = get_args(TriggerName)
+BOTTLENECKS: tuple[Bottleneck, ...] = get_args(Bottleneck)
+
+_MEMORY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TriggerSettings:
+    """Thresholds; the method's values are the defaults. Times in seconds."""
+
+    throughput_ratio: float = 0.70
+    """Fire when work/s (or step/s) is below this share of the probe's figure …"""
+    throughput_checks: int = 2
+    """… for this many consecutive conclusive checks."""
+    gpu_util_pct: float = 60.0
+    """Mean GPU utilisation over the check's training time below this fires."""
+    gpu_util_min_samples: int = 3
+    """Telemetry samples needed inside training time for a conclusive GPU check."""
+    near_oom_ratio: float = 0.95
+    """VRAM or host RAM used/total at or above this is near OOM …"""
+    near_oom_samples: int = 3
+    """… when it lasts this many consecutive samples (and clears after as many below)."""
+    no_progress_fraction: float = 0.10
+    """The early checkpoint: this share of target steps, or the first eval if sooner."""
+    min_loss_drop: float = 0.02
+    """Relative drop of the median loss that counts as movement (start → now)."""
+    loss_points: int = 10
+    """Losses in each median (the first ones, the latest ones)."""
+    hung_factor: float = 3.0
+    """Hung: no step for this × max(typical row gap, longest eval/checkpoint seen) …"""
+    hung_min_s: float = 600.0
+    """… and never less than this."""
+    hung_first_s: float = 1800.0
+    """Allowance for what has no measured duration yet: the first step (setup, compile,
+    probe) and the first eval or checkpoint while one is in progress or due."""
+    silent_intervals: float = 10.0
+    """Silent: no reporter event for this many post intervals …"""
+    silent_min_s: float = 300.0
+    """… and never less than this (a network blip is not a dead instance)."""
+    log_latch_s: float = 600.0
+    """An OOM or non-finite loss in the log holds its trigger this long after the line."""
+    probe_steps: int = 20
+    """Clean steps the probe needs before 'expected' is fixed (DESIGN §3: 20–100)."""
+    probe_min_rows: int = 5
+    """… and at least this many logged intervals, for logs that write every N steps."""
+    repeat_s: float = 1800.0
+    """Alert lifecycle: repeat a holding alert at most this often (see alerts.py)."""
+
+    def __post_init__(self) -> None:
+        for name in ("throughput_ratio", "near_oom_ratio", "no_progress_fraction"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {value}")
+        if not 0 <= self.gpu_util_pct <= 100:
+            raise ValueError(f"gpu_util_pct must be in [0, 100], got {self.gpu_util_pct}")
+        for name in (
+            "throughput_checks",
+            "gpu_util_min_samples",
+            "near_oom_samples",
+            "loss_points",
+            "probe_min_rows",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not 20 <= self.probe_steps <= 100:
+            raise ValueError("probe_steps must be between 20 and 100")
+        for name in (
+            "min_loss_drop",
+            "hung_min_s",
+            "hung_first_s",
+            "silent_min_s",
+            "log_latch_s",
+            "repeat_s",
+        ):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.hung_factor < 1 or self.silent_intervals < 1:
+            raise ValueError("hung_factor and silent_intervals must be at least 1")
+
+
+# --- the history ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GpuReading:
+    """One GPU in one telemetry sample."""
+
+    t: float
+    index: int = 0
+    util_pct: float | None = None
+    vram_used_mib: float | None = None
+    vram_total_mib: float | None = None
+    sm_clock_mhz: float | None = None
+    throttle_reasons: tuple[str, ...] = ()
+    power_w: float | None = None
+    power_limit_w: float | None = None
+
+
+@dataclass(frozen=True)
+class HostReading:
+    t: float
+    cpu_pct: float | None = None
+    ram_used_mib: float | None = None
+    ram_total_mib: float | None = None
+
+
+@dataclass(frozen=True)
+class LogMark:
+    """A matched log line; ``code`` is one of oom, nonfinite_loss, traceback, nccl, warning."""
+
+    t: float
+    code: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class LossPoint:
+    """A training loss; nan and inf are kept (a diverged run logs them)."""
+
+    step: int
+    t: float
+    loss: float
+
+
+@dataclass(frozen=True)
+class WorkPoint:
+    """Work done in one step (from that step on, until the next point): a schedule that
+    grows the batch or the sequence shows up here, not as a slowdown."""
+
+    step: int
+    samples: int | None = None
+    tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class TransferReading:
+    t: float
+    endpoint: str
+    direction: str
+    mb_per_s: float
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    """Everything the triggers read, times on one clock (the reporter's, or a log's).
+
+    ``pauses`` are eval/checkpoint phases: ``end_s=inf`` while one is in progress,
+    ``start_s == end_s`` for one known only by its end (a log's eval line).
+    ``expected_step_s`` is a declared step *time* in seconds per step; ``None`` means the
+    probe's calibrated figure is used.
+    """
+
+    steps: Sequence[StepPoint]
+    target_steps: int
+    losses: Sequence[LossPoint] = ()
+    work: Sequence[WorkPoint] = ()
+    pauses: Sequence[Pause] = ()
+    gpus: Sequence[GpuReading] = ()
+    hosts: Sequence[HostReading] = ()
+    logs: Sequence[LogMark] = ()
+    transfers: Sequence[TransferReading] = ()
+    eval_every: int | None = None
+    expected_step_s: float | None = None
+    first_event_at: float | None = None
+    last_event_at: float | None = None
+    exited: bool = False
+    post_interval_s: float = 5.0
+    no_gpu_reason: str | None = None
+    cpu_cores: int | None = None
+    precision: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    trigger: TriggerName
+    detail: str
+    bottleneck: Bottleneck
+    evidence: tuple[str, ...]
+    change_first: str
+    at_step: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "evidence": list(self.evidence)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        trigger = data["trigger"]
+        bottleneck = data["bottleneck"]
+        if trigger not in TRIGGER_NAMES or bottleneck not in BOTTLENECKS:
+            raise ValueError(f"unknown trigger or bottleneck: {trigger!r}, {bottleneck!r}")
+        at_step = data.get("at_step")
+        return cls(
+            trigger=trigger,
+            detail=str(data["detail"]),
+            bottleneck=bottleneck,
+            evidence=tuple(str(e) for e in data.get("evidence", ())),
+            change_first=str(data.get("change_first", "")),
+            at_step=None if at_step is None else int(at_step),
+        )
+
+
+@dataclass(frozen=True)
+class CheckMemory:
+    """What one check leaves for the next. Store it with ``to_json``; a new run starts
+    from ``CheckMemory()``."""
+
+    last_check_at: float | None = None
+    probe_done: bool = False
+    expected_step_s: float | None = None
+    expected_work_per_s: float | None = None
+    work_unit: str | None = None
+    warmup_end_s: float | None = None
+    low_throughput_checks: int = 0
+    held: tuple[Finding, ...] = field(default=())
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["held"] = [f.to_dict() for f in self.held]
+        data["version"] = _MEMORY_VERSION
+        return json.dumps(data, allow_nan=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | Mapping[str, Any]) -> CheckMemory:
+        data: Mapping[str, Any] = json.loads(text) if isinstance(text, str) else text
+        if data.get("version") != _MEMORY_VERSION:
+            return cls()  # an older layout: start afresh rather than misread it
+
+        def opt_float(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(
+            last_check_at=opt_float("last_check_at"),
+            probe_done=bool(data.get("probe_done", False)),
+            expected_step_s=opt_float("expected_step_s"),
+            expected_work_per_s=opt_float("expected_work_per_s"),
+            work_unit=data.get("work_unit"),
+            warmup_end_s=opt_float("warmup_end_s"),
+            low_throughput_checks=int(data.get("low_throughput_checks", 0)),
+            held=tuple(Finding.from_dict(f) for f in data.get("held", ())),
+        )
+
+
+# --- what the history says, at one check ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Interval:
+    s0: int
+    t0: float
+    s1: int
+    t1: float
+    paused: bool
+
+    @property
+    def steps(self) -> int:
+        return self.s1 - self.s0
+
+    @property
+    def duration_s(self) -> float:
+        return self.t1 - self.t0
+
+
+class _PauseIndex:
+    """Answers "does (t0, t1] touch a pause?" in O(log n)."""
+
+    def __init__(self, pauses: Sequence[Pause], now: float) -> None:
+        seen = [p for p in pauses if p.start_s <= now]
+        self.marker_ends = sorted(p.end_s for p in seen if p.start_s == p.end_s)
+        ranged = sorted((p for p in seen if p.start_s != p.end_s), key=lambda p: p.start_s)
+        self.starts = [p.start_s for p in ranged]
+        self.max_end: list[float] = []
+        running = -math.inf
+        for p in ranged:
+            running = max(running, p.end_s)
+            self.max_end.append(running)
+
+    def touches(self, t0: float, t1: float) -> bool:
+        i = bisect_right(self.marker_ends, t0)
+        if i < len(self.marker_ends) and self.marker_ends[i] <= t1:
+            return True
+        j = bisect_left(self.starts, t1)
+        return j > 0 and self.max_end[j - 1] > t0
+
+
+def _steps_until(history: RunHistory, now: float) -> list[StepPoint]:
+    return sorted(
+        (p for p in history.steps if p.t_s <= now), key=operator.attrgetter("t_s", "step")
+    )
+
+
+def _intervals(points: Sequence[StepPoint], index: _PauseIndex) -> list[_Interval]:
+    out: list[_Interval] = []
+    for a, b in zip(points, points[1:], strict=False):
+        if b.step <= a.step or b.t_s <= a.t_s:
+            continue  # a resumed run re-logs old steps: no throughput in that jump
+        out.append(_Interval(a.step, a.t_s, b.step, b.t_s, index.touches(a.t_s, b.t_s)))
+    return out
+
+
+def _tail_intervals(snap: _Snapshot, since_s: float, min_count: int) -> list[_Interval]:
+    """Intervals ending after ``since_s``, with at least ``min_count`` before them too."""
+    start = bisect_right(snap.times, since_s) if math.isfinite(since_s) else 0
+    return _intervals(snap.points[max(0, start - min_count - 1) :], snap.pause_index)
+
+
+def _measured_pauses(
+    pauses: Sequence[Pause], times: Sequence[float], now: float
+) -> list[tuple[Pause, float]]:
+    """Finished pauses with their duration; an end-only marker lasted from the last
+    training row before it (so it includes that row's steps: on the safe side)."""
+    out: list[tuple[Pause, float]] = []
+    for p in pauses:
+        if not p.end_s <= now:
+            continue
+        if p.start_s == p.end_s:
+            i = bisect_left(times, p.end_s)
+            if i == 0:
+                continue  # before the first step: nothing to measure it from
+            out.append((p, p.end_s - times[i - 1]))
+        else:
+            out.append((p, p.end_s - p.start_s))
+    return out
+
+
+def _open_pause(pauses: Sequence[Pause], now: float) -> Pause | None:
+    open_now = [p for p in pauses if p.start_s <= now < p.end_s and p.start_s != p.end_s]
+    return max(open_now, key=lambda p: p.start_s) if open_now else None
+
+
+def _step_at(snap: _Snapshot, t: float) -> int | None:
+    i = bisect_right(snap.times, t)
+    return snap.points[i - 1].step if i else None
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The history's training timeline up to ``now``, sorted and indexed once per check."""
+
+    points: list[StepPoint]
+    times: list[float]
+    pause_index: _PauseIndex
+    measured: list[tuple[Pause, float]]
+
+    @classmethod
+    def of(cls, history: RunHistory, now: float) -> _Snapshot:
+        points = _steps_until(history, now)
+        times = [p.t_s for p in points]
+        return cls(
+            points,
+            times,
+            _PauseIndex(history.pauses, now),
+            _measured_pauses(history.pauses, times, now),
+        )
+
+
+# --- the probe: what is "expected" ------------------------------------------------------
+
+
+def _update_probe(
+    memory: CheckMemory,
+    history: RunHistory,
+    points: Sequence[StepPoint],
+    settings: TriggerSettings,
+) -> CheckMemory:
+    """Fix the expected figure once the probe window is complete; it never moves after,
+    so a slowdown cannot become the new normal."""
+    if memory.probe_done or len(points) < settings.probe_min_rows + 1:
+        return memory
+    cal_settings = CalibrationSettings(probe_steps=settings.probe_steps)
+    n = min(len(points), 32)
+    while True:
+        prefix = points[:n]
+        pauses = [p for p in history.pauses if p.start_s <= prefix[-1].t_s]
+        cal = calibrate_throughput(prefix, pauses, cal_settings)
+        first = prefix[0]
+        warm_end_step = first.step + cal.warmup_steps_excluded
+        after_warmup = sum(1 for p in prefix if p.step > warm_end_step)
+        if cal.complete and cal.step_time_s and after_warmup >= settings.probe_min_rows:
+            break
+        if n == len(points):
+            return memory
+        n = min(len(points), n * 2)
+    warm_end_s = next((p.t_s for p in prefix if p.step >= warm_end_step), prefix[0].t_s)
+    step_s = history.expected_step_s or cal.step_time_s
+    unit, per_step = _probe_work(history.work, prefix[-1].step)
+    return replace(
+        memory,
+        probe_done=True,
+        expected_step_s=step_s,
+        expected_work_per_s=None if per_step is None else per_step / step_s,
+        work_unit=unit,
+        warmup_end_s=warm_end_s,
+    )
+
+
+def _probe_work(work: Sequence[WorkPoint], upto_step: int) -> tuple[str | None, float | None]:
+    """Median work per step over the probe; tokens beat samples (a sequence-length
+    schedule changes tokens per sample)."""
+    probe = [w for w in work if w.step <= upto_step]
+    for unit in ("tokens", "samples"):
+        values = [getattr(w, unit) for w in probe]
+        if values and all(v is not None and v > 0 for v in values):
+            return unit, float(statistics.median(values))
+    return None, None
+
+
+class _WorkIndex:
+    """Work per step at any step: the last WorkPoint at or before it."""
+
+    def __init__(self, work: Sequence[WorkPoint], unit: str) -> None:
+        known = sorted(
+            ((w.step, getattr(w, unit)) for w in work if getattr(w, unit) is not None),
+        )
+        self.steps = [s for s, _ in known]
+        self.values = [float(v) for _, v in known]
+
+    def per_step(self, step: int) -> float | None:
+        i = bisect_right(self.steps, step)
+        return self.values[i - 1] if i else None
+
+
+# --- the rules --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    history: RunHistory
+    now: float
+    settings: TriggerSettings
+    memory: CheckMemory
+    snap: _Snapshot
+    window_start_s: float
+
+    @property
+    def points(self) -> list[StepPoint]:
+        return self.snap.points
+
+    @property
+    def at_step(self) -> int | None:
+        return self.snap.points[-1].step if self.snap.points else None
+
+
+def evaluate_triggers(
+    history: RunHistory, now: float, memory: CheckMemory, settings: TriggerSettings
+) -> tuple[list[Finding], CheckMemory]:
+    """The triggers that hold at ``now``, and the memory for the next check.
+
+    The check window is (previous check, now]. A window with nothing to judge (an eval in
+    progress, a hang) keeps the previous verdict of the windowed rules, so an alert is not
+    resolved by an eval pause.
+    """
+    snap = _Snapshot.of(history, now)
+    if memory.last_check_at is not None and memory.last_check_at > now:
+        memory = replace(memory, last_check_at=None)  # a clock that went back: start over
+    memory = _update_probe(memory, history, snap.points, settings)
+    window_start = memory.warmup_end_s if memory.warmup_end_s is not None else -math.inf
+    if memory.last_check_at is not None:
+        window_start = max(window_start, memory.last_check_at)
+    ctx = _Context(history, now, settings, memory, snap, window_start)
+    held = {f.trigger: f for f in memory.held}
+    findings: list[Finding] = []
+    low_checks = memory.low_throughput_checks
+    if not history.exited:
+        silent = _silent(ctx)
+        if silent is not None:
+            findings.append(silent)
+        else:
+            findings += _optional(_hung(ctx))
+        throughput, low_checks = _throughput(ctx, held.get("throughput"))
+        findings += _optional(throughput)
+        findings += _optional(_gpu_util(ctx, held.get("gpu_util")))
+        findings += _optional(_near_oom(ctx, "near_oom" in held))
+    findings += _optional(_oom(ctx))
+    findings += _optional(_nonfinite(ctx))
+    findings += _optional(_no_progress(ctx, "no_progress" in held))
+    return findings, replace(
+        memory, last_check_at=now, low_throughput_checks=low_checks, held=tuple(findings)
+    )
+
+
+def _optional(finding: Finding | None) -> list[Finding]:
+    return [] if finding is None else [finding]
+
+
+def _finding(
+    ctx: _Context,
+    trigger: TriggerName,
+    detail: str,
+    clean: Sequence[_Interval] = (),
+) -> Finding:
+    found = diagnose.diagnose(
+        trigger, ctx.history, _window(ctx, clean), expected_step_s=ctx.memory.expected_step_s
+    )
+    return Finding(
+        trigger=trigger,
+        detail=detail,
+        bottleneck=found.bottleneck,
+        evidence=found.evidence,
+        change_first=found.change_first,
+        at_step=ctx.at_step,
+    )
+
+
+def _window(ctx: _Context, clean: Sequence[_Interval]) -> diagnose.CheckWindow:
+    warm_end = ctx.memory.warmup_end_s
+    recent = [
+        iv
+        for iv in _tail_intervals(ctx.snap, ctx.now, 200)
+        if warm_end is None or iv.t0 >= warm_end
+    ]
+    last_pause_end = max((p.end_s for p, _ in ctx.snap.measured), default=None)
+    return diagnose.CheckWindow(
+        start_s=ctx.window_start_s,
+        end_s=ctx.now,
+        train_spans=tuple((iv.t0, iv.t1) for iv in clean),
+        recent=tuple(diagnose.RowGap(iv.s0, iv.t0, iv.s1, iv.t1, iv.paused) for iv in recent),
+        measured_pause_s=tuple(d for _, d in ctx.snap.measured),
+        last_step_s=ctx.points[-1].t_s if ctx.points else None,
+        last_pause_end_s=last_pause_end,
+        first_step_s=ctx.points[0].t_s if ctx.points else None,
+    )
+
+
+def _silent(ctx: _Context) -> Finding | None:
+    last = ctx.history.last_event_at
+    if last is None:
+        return None
+    s = ctx.settings
+    threshold = max(s.silent_min_s, s.silent_intervals * ctx.history.post_interval_s)
+    quiet_s = ctx.now - last
+    if quiet_s <= threshold:
+        return None
+    return _finding(
+        ctx,
+        "silent",
+        f"no reporter events for {fmt_duration(quiet_s)} (threshold "
+        f"{fmt_duration(threshold)}); the instance may be dead but still billing",
+    )
+
+
+@dataclass(frozen=True)
+class HungThreshold:
+    """How long without progress counts as hung at this moment, and why."""
+
+    threshold_s: float
+    quiet_s: float
+    since_step: int | None
+    reason: str
+
+
+def hung_threshold(
+    history: RunHistory, now: float, memory: CheckMemory, settings: TriggerSettings
+) -> HungThreshold | None:
+    """``None`` before the run's first event; else the threshold and time without progress.
+
+    Progress is the last step or the end of the last eval/checkpoint. The threshold is
+    ``max(hung_min_s, hung_factor × max(typical row gap, longest pause seen))``, raised to
+    ``hung_first_s`` while something of unknown length may be going on: no step yet or
+    the probe still running (setup, compile), or the first eval/checkpoint in progress
+    (an open phase, or ``eval_every`` says the next row crosses an eval).
+    """
+    return _hung_threshold(history, now, memory, settings, _Snapshot.of(history, now))
+
+
+def _hung_threshold(
+    history: RunHistory,
+    now: float,
+    memory: CheckMemory,
+    s: TriggerSettings,
+    snap: _Snapshot,
+) -> HungThreshold | None:
+    points = snap.points
+    candidates = [p.end_s for p, _ in snap.measured]
+    if points:
+        candidates.append(points[-1].t_s)
+    elif history.first_event_at is not None:
+        candidates.append(history.first_event_at)
+    if not candidates:
+        return None
+    quiet_s = now - max(candidates)
+    longest = max((d for _, d in snap.measured), default=0.0)
+    warm_end = memory.warmup_end_s
+    gaps = [
+        iv.duration_s
+        for iv in _tail_intervals(snap, now, 20)[-20:]
+        if not iv.paused and (warm_end is None or iv.t0 >= warm_end)
+    ]
+    typical = statistics.median(gaps) if gaps else 0.0
+    threshold = max(s.hung_min_s, s.hung_factor * max(typical, longest))
+    basis = (
+        f"longest eval {fmt_duration(longest)}"
+        if longest >= typical
+        else f"row gap {fmt_duration(typical)}"
+    )
+    reason = f"{s.hung_factor:g}× the {basis}" if threshold > s.hung_min_s else basis
+    first_time = _first_time(history, snap, now, memory)
+    if first_time and s.hung_first_s > threshold:
+        threshold, reason = s.hung_first_s, first_time
+    return HungThreshold(threshold, quiet_s, points[-1].step if points else None, reason)
+
+
+def _first_time(
+    history: RunHistory, snap: _Snapshot, now: float, memory: CheckMemory
+) -> str | None:
+    """What of unknown length may be going on now, if anything."""
+    points = snap.points
+    if len(points) < 2 or not memory.probe_done:
+        return "setup, compile and probe"
+    kinds = {p.kind for p, _ in snap.measured}
+    current = _open_pause(history.pauses, now)
+    if current is not None and current.kind not in kinds:
+        return f"first {current.kind} in progress"
+    every = history.eval_every
+    if every and "eval" not in kinds:
+        row_steps = statistics.median(
+            b.step - a.step for a, b in zip(points[-6:], points[-5:], strict=False)
+        )
+        last = points[-1].step
+        if (last + max(1, row_steps)) // every > last // every:
+            return "first eval due"
+    return None
+
+
+def _hung(ctx: _Context) -> Finding | None:
+    found = _hung_threshold(ctx.history, ctx.now, ctx.memory, ctx.settings, ctx.snap)
+    if found is None or found.quiet_s <= found.threshold_s:
+        return None
+    since = "" if found.since_step is None else f" since step {found.since_step}"
+    what = "no step" if ctx.points else "no first step"
+    return _finding(
+        ctx,
+        "hung",
+        f"{what} for {fmt_duration(found.quiet_s)}{since}, process alive "
+        f"(limit {fmt_duration(found.threshold_s)}; {found.reason})",
+    )
+
+
+def _window_intervals(ctx: _Context) -> list[_Interval]:
+    """Clean training intervals ending in this check's window, after warm-up."""
+    warm_end = ctx.memory.warmup_end_s
+    return [
+        iv
+        for iv in _tail_intervals(ctx.snap, ctx.window_start_s, 0)
+        if iv.t1 > ctx.window_start_s and not iv.paused and (warm_end is None or iv.t0 >= warm_end)
+    ]
+
+
+def _throughput(ctx: _Context, held: Finding | None) -> tuple[Finding | None, int]:
+    memory = ctx.memory
+    count = memory.low_throughput_checks
+    expected_step_s = memory.expected_step_s
+    if not memory.probe_done or not expected_step_s:
+        return None, 0
+    clean = _window_intervals(ctx)
+    if not clean:
+        # Nothing to judge (eval, hang, sparse rows): keep the verdict and the count.
+        return (held if count >= ctx.settings.throughput_checks else None), count
+    duration_s = sum(iv.duration_s for iv in clean)
+    steps = sum(iv.steps for iv in clean)
+    rate, expected, unit = steps / duration_s, 1 / expected_step_s, "step/s"
+    if memory.work_unit is not None and memory.expected_work_per_s:
+        work = _WorkIndex(ctx.history.work, memory.work_unit)
+        per_step = [work.per_step(iv.s1) for iv in clean]
+        if all(w is not None for w in per_step):
+            done = sum(iv.steps * (w or 0.0) for iv, w in zip(clean, per_step, strict=True))
+            rate, expected, unit = (
+                done / duration_s,
+                memory.expected_work_per_s,
+                (f"{memory.work_unit}/s"),
+            )
+    ratio = rate / expected
+    count = count + 1 if ratio < ctx.settings.throughput_ratio else 0
+    if count < ctx.settings.throughput_checks:
+        return None, count
+    detail = (
+        f"{fmt_rate(rate)} {unit}, {ratio:.0%} of the {fmt_rate(expected)} expected, "
+        f"{count} checks running"
+    )
+    return _finding(ctx, "throughput", detail, clean), count
+
+
+def _gpu_util(ctx: _Context, held: Finding | None) -> Finding | None:
+    history = ctx.history
+    if not ctx.memory.probe_done or not history.gpus or history.no_gpu_reason:
+        return None
+    clean = _window_intervals(ctx)
+    spans = [(iv.t0, iv.t1) for iv in clean]
+    training = diagnose.SpanIndex(spans)
+    inside = [
+        g
+        for g in history.gpus
+        if g.util_pct is not None and ctx.window_start_s < g.t <= ctx.now and training.contains(g.t)
+    ]
+    if len({g.t for g in inside}) < ctx.settings.gpu_util_min_samples:
+        return held  # no training time with samples in this window: keep the verdict
+    mean = statistics.fmean(g.util_pct or 0.0 for g in inside)
+    if mean >= ctx.settings.gpu_util_pct:
+        return None
+    n_gpus = len({g.index for g in inside})
+    detail = (
+        f"GPU util {mean:.0f}% (mean of {n_gpus} GPU{'s' if n_gpus != 1 else ''} over "
+        f"{fmt_duration(ctx.now - max(ctx.window_start_s, spans[0][0]))} of training), "
+        f"below {ctx.settings.gpu_util_pct:.0f}%"
+    )
+    return _finding(ctx, "gpu_util", detail, clean)
+
+
+def _near_oom(ctx: _Context, was_held: bool) -> Finding | None:
+    s = ctx.settings
+    n = s.near_oom_samples
+    worst: tuple[float, str] | None = None
+    by_gpu: dict[int, list[GpuReading]] = {}
+    for g in ctx.history.gpus:
+        if g.t <= ctx.now and g.vram_used_mib is not None and g.vram_total_mib:
+            by_gpu.setdefault(g.index, []).append(g)
+    series: list[tuple[str, list[tuple[float, float, float]]]] = [
+        (
+            f"GPU {index} VRAM",
+            [
+                (g.t, g.vram_used_mib or 0.0, g.vram_total_mib or 0.0)
+                for g in sorted(readings, key=lambda g: g.t)
+            ],
+        )
+        for index, readings in sorted(by_gpu.items())
+    ]
+    hosts = sorted(
+        (h for h in ctx.history.hosts if h.t <= ctx.now and h.ram_used_mib is not None),
+        key=lambda h: h.t,
+    )
+    series.append(
+        ("host RAM", [(h.t, h.ram_used_mib or 0.0, h.ram_total_mib or 0.0) for h in hosts])
+    )
+    for label, readings in series:
+        last = [(used, total) for _, used, total in readings[-n:] if total > 0]
+        if len(last) < n:
+            continue
+        ratios = [used / total for used, total in last]
+        high = [r >= s.near_oom_ratio for r in ratios]
+        # Hysteresis: fire when all of the last n are high, clear when all are low.
+        if all(high) or (was_held and any(high)):
+            used, total = last[-1]
+            text = (
+                f"{label} {used / 1024:.1f} of {total / 1024:.1f} GiB ({used / total:.0%}), "
+                f"≥ {s.near_oom_ratio:.0%} over the last {n} samples"
+            )
+            if worst is None or ratios[-1] > worst[0]:
+                worst = (ratios[-1], text)
+    if worst is None:
+        return None
+    return _finding(ctx, "near_oom", worst[1])
+
+
+def _recent_marks(ctx: _Context, code: str) -> list[LogMark]:
+    since = ctx.now - ctx.settings.log_latch_s
+    return sorted(
+        (m for m in ctx.history.logs if m.code == code and since <= m.t <= ctx.now),
+        key=lambda m: m.t,
+    )
+
+
+def _oom(ctx: _Context) -> Finding | None:
+    marks = _recent_marks(ctx, "oom")
+    if not marks:
+        return None
+    mark = marks[-1]
+    step = _step_at(ctx.snap, mark.t)
+    where = "" if step is None else f" at step {step}"
+    return _finding(ctx, "oom", f"out of memory in the log{where}: {_clip(mark.message)}")
+
+
+def _nonfinite(ctx: _Context) -> Finding | None:
+    since = ctx.now - ctx.settings.log_latch_s
+    by_t = operator.attrgetter("t")
+    losses = [lp for lp in ctx.history.losses if lp.t <= ctx.now]
+    bad = [lp for lp in losses if not math.isfinite(lp.loss)]
+    if bad:
+        last_bad = max(bad, key=by_t)
+        if last_bad.t >= since or not math.isfinite(max(losses, key=by_t).loss):
+            return _finding(
+                ctx,
+                "nonfinite_loss",
+                f"loss {last_bad.loss} at step {last_bad.step} "
+                f"({len(bad)} non-finite of {len(losses)})",
+            )
+    marks = _recent_marks(ctx, "nonfinite_loss")
+    if marks:
+        return _finding(ctx, "nonfinite_loss", f"log: {_clip(marks[-1].message)}")
+    return None
+
+
+def early_checkpoint_step(history: RunHistory, settings: TriggerSettings, now: float) -> int:
+    """``no_progress_fraction`` of the target, or the first eval if sooner (an eval at or
+    before the first step, as modded-nanogpt logs at step 0, does not count)."""
+    return _early_checkpoint(history, settings, now, _Snapshot.of(history, now))
+
+
+def _early_checkpoint(
+    history: RunHistory, settings: TriggerSettings, now: float, snap: _Snapshot
+) -> int:
+    checkpoint = max(1, math.ceil(settings.no_progress_fraction * history.target_steps))
+    if history.eval_every:
+        checkpoint = min(checkpoint, history.eval_every)
+    if snap.points:
+        first = snap.points[0]
+        evals = sorted(p.end_s for p in history.pauses if p.kind == "eval")
+        for end_s in evals[bisect_right(evals, first.t_s) :]:
+            if end_s > now:
+                break
+            step = _step_at(snap, end_s)
+            if step is not None and step > first.step:
+                checkpoint = min(checkpoint, step)
+                break
+    return checkpoint
+
+
+def _no_progress(ctx: _Context, was_held: bool) -> Finding | None:
+    """Loss movement from the first losses to the latest ones, judged from the early
+    checkpoint on. Once held, it clears only at twice the required drop, so a loss
+    hovering at the threshold does not fire and resolve every few checks."""
+    if ctx.at_step is None:
+        return None
+    checkpoint = _early_checkpoint(ctx.history, ctx.settings, ctx.now, ctx.snap)
+    if ctx.at_step < checkpoint:
+        return None
+    losses = [lp for lp in ctx.history.losses if lp.t <= ctx.now and math.isfinite(lp.loss)]
+    k = min(ctx.settings.loss_points, len(losses) // 2)
+    if k < 2:
+        return None  # no loss reported, or too little to tell movement from noise
+    losses.sort(key=operator.attrgetter("step", "t"))
+    start = statistics.median(lp.loss for lp in losses[:k])
+    latest = statistics.median(lp.loss for lp in losses[-k:])
+    if start == 0:
+        return None
+    drop = (start - latest) / abs(start)
+    needed = ctx.settings.min_loss_drop * (2 if was_held else 1)
+    if drop >= needed:
+        return None
+    change = f"{-drop:+.0%}" if abs(drop) >= 0.005 else "flat"
+    return _finding(
+        ctx,
+        "no_progress",
+        f"loss {fmt_loss(start)} → {fmt_loss(latest)} ({change}) at step {ctx.at_step}, "
+        f"past the early checkpoint (step {checkpoint}); needs a "
+        f"{ctx.settings.min_loss_drop:.0%} drop",
+    )
+
+
+# --- formatting -------------------------------------------------------------------------
+
+
+def fmt_duration(seconds: float) -> str:
+    """``42s``, ``3m 12s``, ``1h 52m``: phone-readable."""
+    if not math.isfinite(seconds):
+        return "?"
+    total = round(seconds)
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m {total % 60}s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h {minutes % 60}m"
+
+
+def fmt_rate(value: float) -> str:
+    if value >= 10_000:
+        return f"{value / 1000:,.1f}k"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def fmt_loss(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
