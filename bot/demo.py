@@ -30,6 +30,7 @@ def demo_settings(workdir: Path, secret: str) -> Settings:
         ingest_secret=secret,
         table_deadline_s=15,
         checkin_interval_s=8,
+        check_interval_s=4,
         post_interval_s=0.5,
         kill_grace_s=5,
     )
@@ -53,7 +54,10 @@ async def run_demo(
     out = out or sys.stdout
     secret = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="probecast-demo-") as tmp:
-        chat = ConsoleChat(out)
+        # Charts land beside the user (the temporary folder goes when the demo ends).
+        charts = Path.cwd() / "probecast-demo"
+        charts.mkdir(exist_ok=True)
+        chat = ConsoleChat(out, attachments_dir=charts)
         app = build(demo_settings(Path(tmp), secret), chat=chat)
         server = await start_server(app)
         print(f"probecast demo: bot on {server.url}, database {tmp}/probecast.db", file=out)
