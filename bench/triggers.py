@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.estimate import Pause, StepPoint
+from bot.core.fmt import fmt_duration
 from bot.core.triggers import (
     CheckMemory,
     RunHistory,
     TriggerSettings,
-    fmt_duration,
     hung_threshold,
 )
 from bot.steplog import StepLog, StepLogError, load_steps_csv

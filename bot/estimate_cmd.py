@@ -18,6 +18,7 @@ from bot.core.estimate import (
     calibrate_throughput,
     estimate_run,
 )
+from bot.core.fmt import fmt_duration
 from bot.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
 
 _DESCRIPTION = """\
@@ -207,7 +208,7 @@ def render_summary(
         f"opt {_rate(estimate.scenarios.opt.step_per_s)}, "
         f"pess {_rate(estimate.scenarios.pess.step_per_s)}",
         f"Now:        step {estimate.current_step} of {inputs.target_steps}, "
-        f"{_duration(estimate.elapsed_s)} on the log's clock",
+        f"{fmt_duration(estimate.elapsed_s)} on the log's clock",
         f"Evals:      {_eval_line(estimate, eval_source)}",
         "",
         "Scenarios (the method's multipliers on the calibrated step rate):",
@@ -219,12 +220,12 @@ def render_summary(
         ("step/s", {k: _rate(p.step_per_s) for k, p in projections.items()}),
         (
             f"ETA at step {inputs.target_steps}",
-            {k: _duration(e.eta_total_s) for k, e in etas.items()},
+            {k: fmt_duration(e.eta_total_s) for k, e in etas.items()},
         ),
-        ("remaining", {k: _duration(e.remaining_s) for k, e in etas.items()}),
+        ("remaining", {k: fmt_duration(e.remaining_s) for k, e in etas.items()}),
         (
             "whole run (Stage C)",
-            {k: _duration(p.wall_hours * 3600) for k, p in projections.items()},
+            {k: fmt_duration(p.wall_hours * 3600) for k, p in projections.items()},
         ),
     ]
     if inputs.usd_per_hour is not None:
@@ -250,7 +251,7 @@ def render_summary(
     interval = estimate.eta_interval
     lines += [
         "",
-        f"Calibrated ETA interval: {_duration(interval.low_s)} – {_duration(interval.high_s)}"
+        f"Calibrated ETA interval: {fmt_duration(interval.low_s)} – {fmt_duration(interval.high_s)}"
         " (from this run's step-time drift, stalls and unmeasured evals; the scenarios "
         "above are the method's fixed multipliers, not a confidence band).",
         "ETA = predicted elapsed on the log's clock at the target step (now + remaining).",
@@ -294,19 +295,6 @@ def _factor(multiplier: float) -> str:
 
 def _rate(step_per_s: float) -> str:
     return f"{step_per_s:,.0f}" if step_per_s >= 100 else f"{step_per_s:.3g}"
-
-
-def _duration(seconds: float) -> str:
-    """Human units: ``42s``, ``3m 12s``, ``1h 52m``."""
-    if not math.isfinite(seconds):
-        return "?"
-    total = round(seconds)
-    if total < 60:
-        return f"{total}s"
-    if total < 3600:
-        return f"{total // 60}m {total % 60}s"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60}h {minutes % 60}m"
 
 
 def _int_at_least(low: int) -> Callable[[str], int]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.core.alerts import AlertState, plan_alerts
 from bot.core.estimate import Pause, StepPoint
+from bot.core.fmt import fmt_duration
 from bot.core.triggers import (
     CheckMemory,
     LossPoint,
@@ -23,7 +24,6 @@ from bot.core.triggers import (
     TriggerName,
     TriggerSettings,
     evaluate_triggers,
-    fmt_duration,
 )
 from bot.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
 

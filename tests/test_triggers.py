@@ -434,7 +434,7 @@ def test_hung_threshold_explains_itself() -> None:
     assert found is not None
     assert found.threshold_s == 600.0 and found.since_step == 301
     assert found.quiet_s == pytest.approx(1000.0 - 359.0)  # step 301 at t=359
-    assert found.reason == "row gap 1s"
+    assert found.reason == "row gap 1.0s"
 
 
 def run_memory(h: RunHistory, until_s: float) -> CheckMemory:

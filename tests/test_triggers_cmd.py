@@ -42,7 +42,7 @@ def test_healthy_log_raises_nothing(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, out, err = run(capsys, "--steps-csv", str(write_csv(tmp_path)))
     assert (code, err) == (0, "")
     # Step 1800 at t = 29 + 1800 + 3 evals × 100 s = 2129 s: 36 checks of 60 s.
-    assert out.strip() == "36 checks every 60s over 35m 29s of log: 0 fired, 0 repeated, 0 resolved"
+    assert out.strip() == "36 checks every 60s over 35m of log: 0 fired, 0 repeated, 0 resolved"
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_stall_is_caught_as_hung(
         ("resolve", 3540.0, 1711),
     ]
     assert hung[0]["detail"] == (
-        "no step for 10m 11s since step 1700, process alive (limit 10m 0s; longest eval 1m 40s)"
+        "no step for 10m since step 1700, process alive (limit 10m; longest eval 1m 40s)"
     )
     assert hung[0]["bottleneck"] == "unknown"
 
@@ -81,7 +81,7 @@ def test_text_output_names_the_change(tmp_path: Path, capsys: pytest.CaptureFixt
     code, out, _ = run(capsys, "--steps-csv", str(write_csv(tmp_path, stall_s=1500.0)))
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("[44m 0s] step 1700  FIRE hung (unknown): no step for 10m 11s")
+    assert lines[0].startswith("[44m] step 1700  FIRE hung (unknown): no step for 10m")
     assert any(line.startswith("    change first: first look") for line in lines)
     assert lines[-1].endswith("1 fired, 0 repeated, 1 resolved")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bot.core.card import Button, Card, CardField, Table, action_id
 from bot.core.estimate import Estimate
+from bot.core.fmt import fmt_duration
 from bot.core.options import OptionRow, OptionTable
 from bot.core.triggers import Finding
 
@@ -58,24 +59,6 @@ def fmt_exit_code(code: int) -> str:
         return f"{code} ({signal.Signals(-code).name})"
     except ValueError:
         return str(code)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
 
 
 def fmt_usd(value: float | None) -> str:

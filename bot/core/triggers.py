@@ -26,6 +26,7 @@ from bot.core.estimate import (
     StepPoint,
     calibrate_throughput,
 )
+from bot.core.fmt import fmt_duration
 
 TriggerName = Literal[
     "throughput", "gpu_util", "near_oom", "oom", "no_progress", "nonfinite_loss", "hung", "silent"
@@ -880,19 +881,6 @@ def _no_progress(ctx: _Context, was_held: bool) -> Finding | None:
 
 
 # --- formatting -------------------------------------------------------------------------
-
-
-def fmt_duration(seconds: float) -> str:
-    """``42s``, ``3m 12s``, ``1h 52m``: phone-readable."""
-    if not math.isfinite(seconds):
-        return "?"
-    total = round(seconds)
-    if total < 60:
-        return f"{total}s"
-    if total < 3600:
-        return f"{total // 60}m {total % 60}s"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60}h {minutes % 60}m"
 
 
 def fmt_rate(value: float) -> str:
