@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -159,15 +160,16 @@ class _WallClock:
         return (stamp_us - self.origin) / _US
 
 
-class _Format:
+class _Format(ABC):
     """One log format: turns lines into progress rows and keeps what it needs between them."""
 
     name = ""
     #: A row's total_steps is the whole run's (not one epoch's), so reaching it ends the run.
     run_wide_total = True
 
+    @abstractmethod
     def rows(self, line: str) -> list[Progress]:
-        raise NotImplementedError
+        """The progress rows in ``line`` (usually none or one)."""
 
     def flush(self) -> list[Progress]:
         return []
