@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/estimate_speed.py
 	$(BIN)/python bench/eta_accuracy.py
 	$(BIN)/python bench/triggers.py
+	$(BIN)/python bench/xgpu.py
 	$(BIN)/python bench/reporter_overhead.py
 
 serve: $(STAMP)

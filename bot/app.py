@@ -18,10 +18,13 @@ from fastapi import FastAPI
 from bot.api import create_api
 from bot.chat.base import Chat
 from bot.chat.console import ConsoleChat
+from bot.core.gpus import load_catalog
+from bot.market import Market, ReferenceMarket, VastCandidates
 from bot.sched import SchedulerJobs
 from bot.service import Clock, Service
 from bot.settings import Settings
 from bot.store import SqliteStore
+from bot.vast import VastMarket
 
 
 @dataclass
@@ -42,7 +45,12 @@ def build(settings: Settings, *, chat: Chat | None = None, clock: Clock = time.t
     store = SqliteStore(settings.db)
     store.migrate()
     scheduler = AsyncIOScheduler(timezone=UTC)
-    service = Service(store, chat or ConsoleChat(), settings, clock)
+    catalog = load_catalog()
+    market: Market = ReferenceMarket(catalog)
+    if settings.vast_api_key is not None:
+        vast = VastMarket(settings.vast_api_key.get_secret_value(), base_url=settings.vast_api_url)
+        market = VastCandidates(vast, catalog)
+    service = Service(store, chat or ConsoleChat(), settings, clock, market=market, catalog=catalog)
     jobs = SchedulerJobs(scheduler, service.run_job, clock)
     service.jobs = jobs
 

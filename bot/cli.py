@@ -18,7 +18,7 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot import estimate_cmd, triggers_cmd
+    from bot import estimate_cmd, predict_cmd, triggers_cmd
     from reporter import cli as reporter_cli
 
     parser = argparse.ArgumentParser(
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     reporter_cli.add_parse_log_parser(sub)
     estimate_cmd.add_parser(sub)
     triggers_cmd.add_parser(sub)
+    predict_cmd.add_parser(sub)
     _add_serve(sub)
     _add_demo(sub)
     return parser

@@ -32,6 +32,7 @@ class LoadedRun:
     history: RunHistory
     gpu_util: tuple[tuple[float, float], ...]  # (t, mean util % over GPUs), for the chart
     vram_pct: tuple[tuple[float, float], ...]  # (t, highest VRAM used/total % of any GPU)
+    peak_vram_mib: float | None = None  # the most any one GPU held, polled between samples
 
 
 def load_run(store: SqliteStore, run: RunRecord, *, post_interval_s: float) -> LoadedRun:
@@ -48,6 +49,7 @@ def load_run(store: SqliteStore, run: RunRecord, *, post_interval_s: float) -> L
     gpu_util: list[tuple[float, float]] = []
     vram_pct: list[tuple[float, float]] = []
     no_gpu_reason: str | None = None
+    peak_vram_mib: float | None = None
     exited = False
     for kind, t, body in store.events(run.id, ALL_KINDS):
         if kind == "step":
@@ -62,6 +64,10 @@ def load_run(store: SqliteStore, run: RunRecord, *, post_interval_s: float) -> L
             marks.append((body["phase"], body["edge"], t))
         elif kind == "sample":
             readings = [_gpu(t, g) for g in body.get("gpus", [])]
+            for g in body.get("gpus", []):
+                seen = g.get("vram_peak_mib") or g.get("vram_used_mib")
+                if seen is not None and (peak_vram_mib is None or seen > peak_vram_mib):
+                    peak_vram_mib = float(seen)
             gpus += readings
             host = body.get("host")
             if host:
@@ -103,7 +109,7 @@ def load_run(store: SqliteStore, run: RunRecord, *, post_interval_s: float) -> L
         cpu_cores=registration.host.cpu_cores if registration.host else None,
         precision=registration.config.precision,
     )
-    return LoadedRun(history, tuple(gpu_util), tuple(vram_pct))
+    return LoadedRun(history, tuple(gpu_util), tuple(vram_pct), peak_vram_mib)
 
 
 def pauses_from_marks(marks: Iterable[tuple[str, str, float]]) -> list[Pause]:

@@ -32,12 +32,15 @@ from bot.core.estimate import (
     calibrate_throughput,
     estimate_run,
 )
-from bot.core.options import Hardware, OptionTable, build_option_table
+from bot.core.gpus import Catalog, UnknownGpu, load_catalog
+from bot.core.options import Hardware, OptionTable, RunFacts, SwitchSettings, build_option_table
 from bot.core.render import (
+    TRIGGER_LABELS,
     RunView,
     fmt_duration,
     fmt_exit_code,
     fmt_usd,
+    option_table_csv,
     render_alert,
     render_alert_resolved,
     render_checkin,
@@ -49,6 +52,7 @@ from bot.core.render import (
 from bot.core.schedule import table_deadline_at, table_due
 from bot.core.triggers import TRIGGER_NAMES, CheckMemory, TriggerName, evaluate_triggers
 from bot.history import load_run, pauses_from_marks
+from bot.market import Market
 from bot.settings import Settings
 from bot.store import CommandRecord, RunRecord, SqliteStore, StoredEvent
 from reporter.wire import (
@@ -120,9 +124,13 @@ class Service:
         settings: Settings,
         clock: Clock,
         jobs: Jobs | None = None,
+        market: Market | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.store, self.chat, self.settings, self.clock = store, chat, settings, clock
         self.jobs = jobs
+        self.market = market
+        self.catalog = catalog or load_catalog()
         self._posting = asyncio.Lock()
 
     # --- reporter side --------------------------------------------------------------
@@ -352,14 +360,75 @@ class Service:
         )
         return RunSnapshot(run, estimate, view, calibration.clean_steps)
 
-    def option_table(self, snap: RunSnapshot) -> OptionTable:
-        return build_option_table(
+    async def option_table(self, snap: RunSnapshot) -> OptionTable:
+        """This run's row and every alternative the market offers, decided."""
+        facts, missing = self._run_facts(snap.run)
+        candidates = (
+            []
+            if self.market is None
+            else await self.market.candidates(facts.num_gpus, self.settings.offer_disk_gb)
+        )
+        table = build_option_table(
             snap.estimate,
             _hardware(snap.run),
             probe_steps_seen=snap.clean_steps,
             probe_steps=self.settings.probe_steps,
             usd_per_hour=snap.run.usd_per_hour,
+            candidates=candidates,
+            facts=facts,
+            settings=SwitchSettings(saving=self.settings.switch_saving),
         )
+        return replace(table, missing=(*table.missing, *missing))
+
+    def _run_facts(self, run: RunRecord) -> tuple[RunFacts, list[str]]:
+        """What the probe and telemetry say about the run, for predicting other GPUs."""
+        reg = _registration(run)
+        gpu = reg.gpus[0] if reg.gpus else None
+        missing: list[str] = []
+        spec = None
+        if gpu is not None:
+            try:
+                spec = self.catalog.resolve(gpu.name, gpu.vram_mib / 1024 if gpu.vram_mib else None)
+            except UnknownGpu as exc:
+                missing.append(str(exc))
+        loaded = load_run(self.store, run, post_interval_s=self.settings.post_interval_s)
+        history = loaded.history
+        utils = [u for _, u in loaded.gpu_util]
+        rams = [h.ram_used_mib for h in history.hosts if h.ram_used_mib is not None]
+        downloads = [x.mb_per_s for x in history.transfers if x.direction == "down"]
+        silenced = run.kept_until is not None and run.kept_until > self.clock()
+        holding = [] if silenced else list(_alert_states(run))
+        num_gpus = gpu.count if gpu else 1
+        batch = reg.config.batch_size
+        precision = (reg.config.precision or "bf16").lower()
+        facts = RunFacts(
+            spec=spec,
+            num_gpus=num_gpus,
+            precision="fp32"
+            if precision in ("fp32", "fp64", "float32")
+            else ("fp16" if precision in ("fp16", "float16", "half") else "bf16"),
+            gpu_util_pct=sum(utils) / len(utils) if utils else None,
+            batch_per_gpu=None if batch is None else max(1, batch // num_gpus),
+            peak_vram_mib=loaded.peak_vram_mib,
+            peak_host_ram_gib=max(rams) / 1024 if rams else None,
+            transfer_mb_per_s=max(downloads) if downloads else None,
+            trigger_holding=TRIGGER_LABELS.get(holding[0], holding[0]) if holding else None,
+        )
+        return facts, missing
+
+    async def _post_option_table(self, snap: RunSnapshot) -> None:
+        """The card shows three short lines; the whole table follows as PNG and CSV."""
+        table = await self.option_table(snap)
+        card = render_option_table(table, snap.view)
+        ref = await self.chat.post(card)
+        if card.table is None:
+            return
+        from bot.chart import render_table_png  # matplotlib loads only when needed
+
+        png = await asyncio.to_thread(render_table_png, card.title, card.table)
+        await self.chat.attach(ref, "options.png", png, f"{card.title} (all options)")
+        csv_text = option_table_csv(card.table)
+        await self.chat.attach(ref, "options.csv", csv_text.encode(), f"{card.title} (CSV)")
 
     def _table_due(self, snap: RunSnapshot) -> bool:
         return table_due(
@@ -391,7 +460,7 @@ class Service:
             if not self._table_due(snap):
                 return False
             await self._ensure_status(snap)
-            await self.chat.post(render_option_table(self.option_table(snap), snap.view))
+            await self._post_option_table(snap)
             self.store.update_run(run_id, table_posted_at=self.clock())
             return True
 
@@ -509,7 +578,7 @@ class Service:
         if run.table_posted_at is None and run.first_event_at is not None:
             snap = self.snapshot(run)
             await self._ensure_status(snap)
-            await self.chat.post(render_option_table(self.option_table(snap), snap.view))
+            await self._post_option_table(snap)
             self.store.update_run(run_id, table_posted_at=self.clock())
         snap = self.snapshot(self.store.get_run(run_id) or run)
         ref = await self._ensure_status(snap, update=True)
@@ -579,7 +648,7 @@ class Service:
         if parsed.verb == "status":
             return render_status(snap.estimate, snap.view)
         if parsed.verb == "table":
-            return render_option_table(self.option_table(snap), snap.view)
+            return render_option_table(await self.option_table(snap), snap.view)
         if parsed.verb == "keep":
             return self.keep(snap, user, parsed.duration_s or cmd.DEFAULT_KEEP_S)
         if parsed.verb == "kill":

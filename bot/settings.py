@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     alert_repeat_s: float = Field(default=1800.0, ge=0)
     keep_default_s: float = Field(default=7200.0, gt=0)
     snooze_s: float = Field(default=3600.0, gt=0)
+    # The option table (issue 6). Vast's own names, without our prefix.
+    vast_api_key: SecretStr | None = Field(default=None, validation_alias="VAST_API_KEY")
+    vast_api_url: str = Field(default="https://console.vast.ai", validation_alias="VAST_API_URL")
+    offer_disk_gb: float = Field(default=50.0, gt=0, le=100_000)
+    switch_saving: float = Field(default=0.20, gt=0, lt=1)
 
     @field_validator("table_deadline_s")
     @classmethod

@@ -6,6 +6,8 @@ projected cost; details follow in fields, most important first.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import signal
 from collections.abc import Sequence
@@ -114,6 +116,8 @@ def _row_cells(row: OptionRow) -> tuple[str, ...]:
 
 
 def render_option_table(table: OptionTable, run: RunView) -> Card:
+    """Three short lines a phone can read (this run, the two best alternatives); the
+    whole table rides along in ``Card.table`` for the PNG and CSV attachments."""
     current = table.rows[0]
     if current.time_h is not None:
         headline = (
@@ -123,17 +127,46 @@ def render_option_table(table: OptionTable, run: RunView) -> Card:
         )
     else:
         headline = "no throughput measured yet"
-    notes = tuple(f"Missing: {why}" for why in table.missing) + (
-        "Scenarios are the method's: step/s ×1.2 (opt), ×1.0 (base), ×0.6 (pess).",
-    )
+    best = sorted(table.rows[1:], key=lambda r: (r.decision != "switch", r.finish_cost_usd or 0))
+    fields = tuple(_short_line(r) for r in (current, *best[:2]))
+    notes = tuple(f"Missing: {why}" for why in table.missing)
+    if len(table.rows) > 1:
+        notes += (
+            f"{len(table.rows) - 1} alternatives, predicted from this run's probe; "
+            "the full table is attached (PNG, CSV).",
+        )
+    if table.left_out:
+        notes += (f"Left out: {'; '.join(table.left_out[:3])}",)
+    notes += ("Scenarios are the method's: step/s ×1.2 (opt), ×1.0 (base), ×0.6 (pess).",)
     return Card(
         title=f"Option table · {run.name}",
         headline=headline,
+        fields=fields,
         table=Table(OPTION_COLUMNS, tuple(_row_cells(r) for r in table.rows)),
         notes=notes,
         buttons=_run_buttons(run.run_id),
         kind="table",
     )
+
+
+def _short_line(row: OptionRow) -> CardField:
+    """``1× H100 SXM · switch`` → ``1h 10m · $3.20 · 2.1 step/s predicted — why``."""
+    base_time = fmt_duration(row.time_h.base * 3600) if row.time_h else "—"
+    base_cost = fmt_usd(row.cost_usd.base if row.cost_usd else None)
+    kind = "observed" if row.observed else "predicted"
+    value = f"{base_time} · {base_cost} · {fmt_rate(row.step_per_s)} step/s {kind}"
+    if row.reason:
+        value += f" — {row.reason}"
+    return CardField(f"{row.gpu_option} · {row.decision}", value)
+
+
+def option_table_csv(table: Table) -> str:
+    """The full table as CSV, for a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.columns)
+    writer.writerows(table.rows)
+    return out.getvalue()
 
 
 def _run_buttons(run_id: str) -> tuple[Button, ...]:
@@ -283,6 +316,7 @@ __all__ = [
     "fmt_duration",
     "fmt_usd",
     "render_checkin",
+    "option_table_csv",
     "render_option_table",
     "render_runs",
     "render_status",

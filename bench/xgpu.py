@@ -1,0 +1,372 @@
+"""Score cross-GPU prediction on ``../shared/gpus/throughput.csv`` against ratio baselines.
+
+Within each ``workload_key`` every GPU is predicted from every other GPU (ordered pairs of
+distinct GPUs, use_in_eval=1 rows). Error is |pred - actual| / actual; a group's figure is
+the median over its workloads of each workload's median. The model's parameters are fit
+on the same rows, so the headline is leave-one-workload-out (LOWO): each workload is
+predicted with parameters and band fit on all the others. ``--fit`` prints the all-rows
+fit in the form ``bot/core/predict.py`` ships.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import math
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.core.gpus import GpuSpec, load_catalog  # noqa: E402
+from bot.core.predict import (  # noqa: E402
+    SMALL_BATCH,
+    ModelParams,
+    Precision,
+    predict_rate,
+)
+
+DEFAULT_CSV = ROOT.parent / "shared" / "gpus" / "throughput.csv"
+TARGET_LAMBDA_PCT = 12.0
+TARGET_ALL_PCT = 20.0
+TARGET_IN_BAND = 0.85
+BAND_QUANTILES = (0.05, 0.95)
+_EXP_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+_SHARE_GRID = np.round(np.arange(0.0, 0.951, 0.05), 2)
+
+
+@dataclass(frozen=True)
+class Pair:
+    workload: str
+    source: str
+    precision: Precision
+    from_spec: GpuSpec
+    to_spec: GpuSpec
+    from_value: float
+    to_value: float
+    batch_per_gpu: int | None
+
+
+def load_pairs(path: Path) -> list[Pair]:
+    catalog = load_catalog()
+    by_workload: dict[str, list[dict[str, str]]] = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["use_in_eval"].strip() == "1":
+                by_workload.setdefault(row["workload_key"], []).append(row)
+    pairs: list[Pair] = []
+    for key, rows in sorted(by_workload.items()):
+        for a, b in itertools.permutations(rows, 2):
+            if a["gpu"] == b["gpu"]:
+                continue
+            precision = a["precision"]
+            assert precision in ("fp16", "fp32", "bf16"), precision
+            batch = a["batch_per_gpu"].strip()
+            pairs.append(
+                Pair(
+                    workload=key,
+                    source=a["source"],
+                    precision=precision,  # type: ignore[arg-type]
+                    from_spec=catalog.resolve(a["gpu"]),
+                    to_spec=catalog.resolve(b["gpu"]),
+                    from_value=float(a["value"]),
+                    to_value=float(b["value"]),
+                    batch_per_gpu=int(batch) if batch else None,
+                )
+            )
+    return pairs
+
+
+def _tflops(spec: GpuSpec, precision: str) -> float:
+    if precision == "fp16":
+        return spec.fp16_acc_tflops
+    if precision == "fp32":
+        return spec.tf32_tflops if spec.tf32_tflops is not None else spec.fp32_tflops
+    return spec.bf16_tflops
+
+
+# --- fitting (vectorised over pairs; the shipped predictor is pure Python) ------------
+
+
+@dataclass
+class _Arrays:
+    log_compute: np.ndarray
+    log_bw: np.ndarray
+    log_actual: np.ndarray  # log(to / from)
+    small: np.ndarray
+    workload: np.ndarray  # index into names
+    names: list[str]
+
+
+def _arrays(pairs: Sequence[Pair]) -> _Arrays:
+    names = sorted({p.workload for p in pairs})
+    index = {n: i for i, n in enumerate(names)}
+    return _Arrays(
+        np.array(
+            [
+                math.log(_tflops(p.to_spec, p.precision) / _tflops(p.from_spec, p.precision))
+                for p in pairs
+            ]
+        ),
+        np.array([math.log(p.to_spec.hbm_bw_gbs / p.from_spec.hbm_bw_gbs) for p in pairs]),
+        np.array([math.log(p.to_value / p.from_value) for p in pairs]),
+        np.array([p.batch_per_gpu is not None and p.batch_per_gpu <= SMALL_BATCH for p in pairs]),
+        np.array([index[p.workload] for p in pairs]),
+        names,
+    )
+
+
+def _log_pred(arr: _Arrays, a: float, b: float, share: float) -> np.ndarray:
+    log_ratio = a * arr.log_compute + b * arr.log_bw
+    with_overhead = -np.log(share + (1.0 - share) * np.exp(-log_ratio))
+    return np.where(arr.small, with_overhead, log_ratio)
+
+
+def _median_tables(arr: _Arrays) -> tuple[np.ndarray, np.ndarray]:
+    """Median absolute error per workload: ``big[a, b, w]`` over pairs outside the
+    small-batch regime, ``small[a, b, s, w]`` over pairs inside it (NaN where none)."""
+    n_e, n_s, n_w = len(_EXP_GRID), len(_SHARE_GRID), len(arr.names)
+    big = np.full((n_e, n_e, n_w), np.nan)
+    small = np.full((n_e, n_e, n_s, n_w), np.nan)
+    a = _EXP_GRID[:, None, None]
+    b = _EXP_GRID[None, :, None]
+    for w in range(n_w):
+        sel = arr.workload == w
+        for is_small in (False, True):
+            m = sel & (arr.small == is_small)
+            if not m.any():
+                continue
+            log_ratio = a * arr.log_compute[m] + b * arr.log_bw[m]  # (a, b, pairs)
+            y = arr.log_actual[m]
+            if not is_small:
+                big[:, :, w] = np.median(np.abs(np.expm1(log_ratio - y)), axis=-1)
+                continue
+            s = _SHARE_GRID[None, None, :, None]
+            log_pred = -np.log(s + (1 - s) * np.exp(-log_ratio[:, :, None, :]))
+            small[:, :, :, w] = np.median(np.abs(np.expm1(log_pred - y)), axis=-1)
+    return big, small
+
+
+def _fit(arr: _Arrays, big: np.ndarray, small: np.ndarray, train: np.ndarray) -> ModelParams:
+    """Exponents on the training workloads' regular pairs, then the small-batch share on
+    their small-batch pairs, then the band from the training residuals."""
+    # Mean, not median, over workloads: the median jumped between distant optima.
+    objective = np.nanmean(big[:, :, train], axis=-1)
+    i, j = np.unravel_index(np.nanargmin(objective), objective.shape)
+    a, b = float(_EXP_GRID[i]), float(_EXP_GRID[j])
+    small_train = small[i, j][:, train]
+    share = 0.0
+    if not np.isnan(small_train).all():
+        share = float(_SHARE_GRID[int(np.nanargmin(np.nanmedian(small_train, axis=-1)))])
+    mask = np.isin(arr.workload, np.flatnonzero(train))
+    resid = arr.log_actual - _log_pred(arr, a, b, share)
+
+    def band(sel: np.ndarray) -> tuple[float, float]:
+        r = resid[mask & sel]
+        if r.size == 0:
+            r = resid[mask]
+        lo, hi = np.quantile(r, BAND_QUANTILES)
+        return min(float(lo), 0.0), max(float(hi), 0.0)
+
+    lo, hi = band(~arr.small)
+    slo, shi = band(arr.small)
+    return ModelParams(a, b, share, lo, hi, slo, shi)
+
+
+def fit_all(pairs: Sequence[Pair]) -> ModelParams:
+    arr = _arrays(pairs)
+    big, small = _median_tables(arr)
+    return _fit(arr, big, small, np.ones(len(arr.names), dtype=bool))
+
+
+def fit_lowo(pairs: Sequence[Pair]) -> dict[str, ModelParams]:
+    """Parameters for each workload, fit on every other workload."""
+    arr = _arrays(pairs)
+    big, small = _median_tables(arr)
+    out: dict[str, ModelParams] = {}
+    for w, name in enumerate(arr.names):
+        train = np.ones(len(arr.names), dtype=bool)
+        train[w] = False
+        out[name] = _fit(arr, big, small, train)
+    return out
+
+
+# --- scoring ---------------------------------------------------------------------------
+
+Predictor = Callable[[Pair], tuple[float, float, float]]  # (opt, base, pess)
+
+
+def _ratio(kind: str) -> Predictor:
+    def predict(p: Pair) -> tuple[float, float, float]:
+        tf = _tflops(p.to_spec, p.precision) / _tflops(p.from_spec, p.precision)
+        bw = p.to_spec.hbm_bw_gbs / p.from_spec.hbm_bw_gbs
+        r = {"none": 1.0, "bw": bw, "tflops": tf, "sqrt": math.sqrt(tf * bw)}[kind]
+        v = p.from_value * r
+        return v, v, v
+
+    return predict
+
+
+def _model(params_for: Callable[[Pair], ModelParams | None]) -> Predictor:
+    def predict(p: Pair) -> tuple[float, float, float]:
+        r = predict_rate(
+            p.from_spec,
+            p.from_value,
+            p.to_spec,
+            precision=p.precision,
+            batch_per_gpu=p.batch_per_gpu,
+            params=params_for(p),
+        )
+        return r.opt, r.base, r.pess
+
+    return predict
+
+
+def _shipped(pair: Pair) -> ModelParams | None:
+    """``None``: ``predict_rate`` uses its shipped ``FITTED`` parameters."""
+    return None
+
+
+@dataclass(frozen=True)
+class Score:
+    workloads: int
+    pairs: int
+    median_abs_pct: float
+    in_band: float
+
+
+def score(pairs: Sequence[Pair], predictor: Predictor) -> Score:
+    errors: dict[str, list[float]] = {}
+    inside = 0
+    for p in pairs:
+        opt, base, pess = predictor(p)
+        errors.setdefault(p.workload, []).append(abs(base - p.to_value) / p.to_value * 100)
+        inside += pess <= p.to_value <= opt
+    median = statistics.median(statistics.median(v) for v in errors.values())
+    return Score(len(errors), len(pairs), median, inside / len(pairs))
+
+
+GROUPS: dict[str, Callable[[Pair], bool]] = {
+    "all": lambda p: True,
+    "Lambda": lambda p: p.source.startswith("lambda"),
+    "ryujaehun (bs 12)": lambda p: p.source == "ryujaehun",
+    "mli": lambda p: p.source.startswith("mli"),
+}
+
+
+def _fmt_params(name: str, p: ModelParams) -> str:
+    return (
+        f'    "{name}": ModelParams({p.compute_exp:g}, {p.bandwidth_exp:g}, '
+        f"{p.small_batch_overhead:g}, {p.band_log_lo:.3f}, {p.band_log_hi:.3f}, "
+        f"{p.small_band_log_lo:.3f}, {p.small_band_log_hi:.3f}),"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("csv", nargs="?", type=Path, default=DEFAULT_CSV)
+    parser.add_argument(
+        "--fit",
+        action="store_true",
+        help="also print the all-rows fit as bot/core/predict.py's FITTED",
+    )
+    args = parser.parse_args(argv)
+    if not args.csv.exists():
+        print(f"no such file: {args.csv}", file=sys.stderr)
+        return 2
+    pairs = load_pairs(args.csv)
+    groups = {
+        "fp16": [p for p in pairs if p.precision != "fp32"],
+        "fp32": [p for p in pairs if p.precision == "fp32"],
+    }
+
+    print(f"Cross-GPU prediction on {args.csv} (use_in_eval=1, ordered pairs of distinct GPUs")
+    print("within each workload_key). Error = median over workloads of each workload's median")
+    print("|pred - actual| / actual. model LOWO = parameters and band fit leave-one-workload-")
+    print("out; model shipped = bot/core/predict.py FITTED (fit on all these rows).")
+    header = (
+        f"{'precision / rows':<26} {'wl':>3} {'pairs':>6} {'no chg':>7} {'BW':>7} "
+        f"{'TFLOPS':>7} {'sqrt':>7} {'LOWO':>7} {'band':>5} {'shipped':>8} {'band':>5}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    verdict: dict[str, float] = {}
+    fits: dict[str, ModelParams] = {}
+    lowo_fits: dict[str, dict[str, ModelParams]] = {}
+    for prec, ps in groups.items():
+        lowo = lowo_fits[prec] = fit_lowo(ps)
+        fits[prec] = fit_all(ps)
+        methods = {
+            "none": _ratio("none"),
+            "bw": _ratio("bw"),
+            "tflops": _ratio("tflops"),
+            "sqrt": _ratio("sqrt"),
+            "lowo": _model(lambda p: lowo[p.workload]),  # noqa: B023 (used in this loop)
+            "shipped": _model(_shipped),
+        }
+        for gname, keep in GROUPS.items():
+            sub = [p for p in ps if keep(p)]
+            if not sub:
+                continue
+            s = {k: score(sub, m) for k, m in methods.items()}
+            verdict[f"{prec} {gname}"] = s["lowo"].median_abs_pct
+            if gname == "all":
+                verdict[f"{prec} band"] = s["lowo"].in_band
+            print(
+                f"{prec + ' ' + gname:<26} {s['none'].workloads:>3} {s['none'].pairs:>6} "
+                + " ".join(
+                    f"{s[k].median_abs_pct:>6.1f}%"
+                    for k in ("none", "bw", "tflops", "sqrt", "lowo")
+                )
+                + f" {s['lowo'].in_band:>5.0%} {s['shipped'].median_abs_pct:>7.1f}% "
+                f"{s['shipped'].in_band:>5.0%}"
+            )
+    print()
+    print("LOWO parameter spread (compute_exp, bandwidth_exp, small_batch_overhead):")
+    for prec, lowo in lowo_fits.items():
+        triples = sorted(
+            {(p.compute_exp, p.bandwidth_exp, p.small_batch_overhead) for p in lowo.values()}
+        )
+        print(f"  {prec}: {', '.join(str(t) for t in triples)}")
+    print()
+    checks = [
+        (
+            f"fp16 Lambda <= {TARGET_LAMBDA_PCT:g}%",
+            verdict["fp16 Lambda"] <= TARGET_LAMBDA_PCT,
+            f"{verdict['fp16 Lambda']:.1f}%",
+        ),
+        (
+            f"fp16 all <= {TARGET_ALL_PCT:g}%",
+            verdict["fp16 all"] <= TARGET_ALL_PCT,
+            f"{verdict['fp16 all']:.1f}%",
+        ),
+        (
+            f"fp16 in band >= {TARGET_IN_BAND:.0%}",
+            verdict["fp16 band"] >= TARGET_IN_BAND,
+            f"{verdict['fp16 band']:.0%}",
+        ),
+    ]
+    passed = all(ok for _, ok, _ in checks)
+    print(
+        f"VERDICT (LOWO): {'PASS' if passed else 'FAIL'} | "
+        + " | ".join(f"{name}: {'yes' if ok else 'no'} ({v})" for name, ok, v in checks)
+    )
+    if args.fit:
+        print()
+        print("FITTED = {")
+        print(_fmt_params("mixed", fits["fp16"]))
+        print(_fmt_params("fp32", fits["fp32"]))
+        print("}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

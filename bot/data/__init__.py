@@ -1,0 +1,3 @@
+"""Data files shipped with probecast (the GPU catalog)."""
+
+__all__: list[str] = []

@@ -1,0 +1,119 @@
+"""The bot posts the full option table for a run on an RTX 4090: alternatives priced from
+the catalog's reference prices, or from a (loopback) Vast API when a key is set."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.app import build
+from bot.chat.console import ConsoleChat
+from tests.conftest import SECRET, SHARED, FakeClock, make_settings
+from tests.fake_vast import FAKE_KEY, FakeVast
+
+T0 = 1_700_000_000.0
+GPU_4090 = {"name": "NVIDIA GeForce RTX 4090", "count": 1, "vram_mib": 24564}
+
+
+async def run_on_a_4090(app: Any, clock: FakeClock) -> str:
+    transport = httpx.ASGITransport(app=app.api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+        registered = (
+            await client.post(
+                "/v1/runs",
+                json={
+                    "name": "llm",
+                    "target_steps": 20_000,
+                    "usd_per_hour": 0.40,
+                    "gpus": [GPU_4090],
+                },
+                headers={"Authorization": f"Bearer {SECRET}"},
+            )
+        ).json()
+        clock.now = T0 + 60
+        events: list[dict[str, Any]] = [
+            {"kind": "step", "seq": i, "t": T0 + i * 0.5, "step": i, "loss": 3 - i / 100}
+            for i in range(1, 101)
+        ]
+        events.append(
+            {
+                "kind": "sample",
+                "seq": 101,
+                "t": T0 + 50,
+                "gpus": [
+                    {
+                        "index": 0,
+                        "util_pct": 97,
+                        "vram_used_mib": 14_000,
+                        "vram_total_mib": 24_564,
+                        "vram_peak_mib": 15_000,
+                    }
+                ],
+            }
+        )
+        response = await client.post(
+            f"/v1/runs/{registered['run_id']}/events",
+            json={"seq_from": 1, "sent_at": clock.now, "events": events},
+            headers={"Authorization": f"Bearer {registered['run_token']}"},
+        )
+        assert response.status_code == 200, response.text
+    return str(registered["run_id"])
+
+
+def posted_table(chat: ConsoleChat) -> Any:
+    (card,) = [c for action, _, c in chat.transcript if c.kind == "table"]
+    return card
+
+
+async def test_the_table_for_a_4090_run_lists_priced_predicted_alternatives(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    attachments = tmp_path / "attachments"
+    attachments.mkdir()
+    chat = ConsoleChat(io.StringIO(), attachments_dir=attachments)
+    app = build(make_settings(tmp_path), chat=chat, clock=clock)
+    run_id = await run_on_a_4090(app, clock)
+    assert await app.service.post_table(run_id)
+
+    card = posted_table(chat)
+    assert card.table is not None and len(card.table.rows) > 3
+    rows = [dict(zip(card.table.columns, row, strict=True)) for row in card.table.rows]
+    assert rows[0]["GPU option"] == "1× NVIDIA GeForce RTX 4090 (this run)"
+    assert rows[0]["step/s"] == "2 (observed)"
+    assert all(r["step/s"].endswith("(predicted)") for r in rows[1:])
+    # no alternative without room for the 15 GB the run peaked at (plus 10%)
+    assert not any(r["GPU option"].startswith(("1× RTX 3070 ", "1× RTX 3080 ")) for r in rows)
+    assert len(card.fields) == 3  # this run and the two best alternatives, one line each
+    assert all(len(f.value) < 200 for f in card.fields)
+
+    table_csv = (attachments / "options.csv").read_text()
+    assert list(csv.reader(io.StringIO(table_csv)))[1:] == [list(r) for r in card.table.rows]
+    assert (attachments / "options.png").read_bytes().startswith(b"\x89PNG")
+    table = await app.service.option_table(app.service.snapshot(app.store.get_run(run_id)))  # type: ignore[arg-type]
+    assert all(r.price_source.startswith("median Vast price, ") for r in table.rows[1:])
+
+
+@pytest.mark.skipif(not (SHARED / "vast").is_dir(), reason="needs ../shared/vast (real offers)")
+async def test_with_a_vast_key_alternatives_are_live_offers(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeVast.from_shared(SHARED / "vast")
+    url = await fake.start()
+    try:
+        monkeypatch.setenv("VAST_API_KEY", FAKE_KEY)
+        monkeypatch.setenv("VAST_API_URL", url)
+        chat = ConsoleChat(io.StringIO())
+        app = build(make_settings(tmp_path, offer_disk_gb=80), chat=chat, clock=clock)
+        run_id = await run_on_a_4090(app, clock)
+        table = await app.service.option_table(app.service.snapshot(app.store.get_run(run_id)))  # type: ignore[arg-type]
+    finally:
+        await fake.stop()
+    assert len(table.rows) > 3
+    assert all(r.price_source.startswith("Vast offer ") for r in table.rows[1:])
+    (search,) = fake.posted_searches()
+    assert search["allocated_storage"] == 80 and search["num_gpus"] == {"eq": 1}
