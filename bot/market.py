@@ -9,11 +9,12 @@ disk; reference prices (median Vast ``dph_total`` of a dated snapshot) stand in 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Protocol
 
 from bot.core.gpus import Catalog, UnknownGpu
 from bot.core.options import Candidate
-from bot.vast import OfferQuery, VastError, VastMarket
+from bot.vast import Offer, OfferQuery, VastError, VastMarket
 
 log = logging.getLogger(__name__)
 MIN_RELIABILITY = 0.90  # below this a host is not worth listing at all
@@ -65,27 +66,32 @@ class VastCandidates:
         except VastError as exc:
             log.warning("Vast search failed, using reference prices: %s", exc)
             return await self._fallback.candidates(num_gpus, disk_gb)
-        cheapest: dict[str, Candidate] = {}
-        for offer in offers:  # cheapest first
-            try:
-                spec = self.catalog.resolve(offer.gpu_name, offer.gpu_ram_mib / 1024)
-            except UnknownGpu:
-                continue
-            if spec.name in cheapest:
-                continue
-            cheapest[spec.name] = Candidate(
-                spec=spec,
-                num_gpus=offer.num_gpus,
-                usd_per_hour=offer.dph_total_usd,
-                price_source=f"Vast offer {offer.id}",
-                cpu_ram_gib=offer.cpu_ram_mib / 1024,
-                reliability=offer.reliability,
-                verified=offer.verified,
-                inet_down_mbps=offer.inet_down_mbps,
-                inet_up_mbps=offer.inet_up_mbps,
-                inet_down_usd_per_gb=offer.inet_down_cost_usd_per_gb,
-            )
-        return list(cheapest.values())
+        return candidates_from_offers(offers, self.catalog)
 
 
-__all__ = ["Market", "ReferenceMarket", "VastCandidates"]
+def candidates_from_offers(offers: Iterable[Offer], catalog: Catalog) -> list[Candidate]:
+    """The cheapest offer per GPU model the catalog knows (offers come cheapest first)."""
+    cheapest: dict[str, Candidate] = {}
+    for offer in sorted(offers, key=lambda o: o.dph_total_usd):
+        try:
+            spec = catalog.resolve(offer.gpu_name, offer.gpu_ram_mib / 1024)
+        except UnknownGpu:
+            continue
+        if spec.name in cheapest:
+            continue
+        cheapest[spec.name] = Candidate(
+            spec=spec,
+            num_gpus=offer.num_gpus,
+            usd_per_hour=offer.dph_total_usd,
+            price_source=f"Vast offer {offer.id}",
+            cpu_ram_gib=offer.cpu_ram_mib / 1024,
+            reliability=offer.reliability,
+            verified=offer.verified,
+            inet_down_mbps=offer.inet_down_mbps,
+            inet_up_mbps=offer.inet_up_mbps,
+            inet_down_usd_per_gb=offer.inet_down_cost_usd_per_gb,
+        )
+    return list(cheapest.values())
+
+
+__all__ = ["Market", "ReferenceMarket", "VastCandidates", "candidates_from_offers"]

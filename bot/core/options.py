@@ -390,6 +390,13 @@ def build_option_table(
 ) -> OptionTable:
     cfg = settings or SwitchSettings()
     facts = facts or RunFacts(spec=None, num_gpus=hardware.gpu_count)
+    if facts.spec is not None:  # the datasheet fills in what the reporter could not say
+        hardware = replace(
+            hardware,
+            vram_gib=hardware.vram_gib or facts.spec.vram_gib,
+            tflops=hardware.tflops or facts.spec.bf16_tflops * hardware.gpu_count,
+            hbm_bw_gbs=hardware.hbm_bw_gbs or facts.spec.hbm_bw_gbs,
+        )
     row = current_row(
         estimate,
         hardware,
