@@ -18,7 +18,7 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot import estimate_cmd, options_cmd, predict_cmd, triggers_cmd
+    from bot import estimate_cmd, options_cmd, precheck_cmd, predict_cmd, triggers_cmd
     from reporter import cli as reporter_cli
 
     parser = argparse.ArgumentParser(
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     triggers_cmd.add_parser(sub)
     predict_cmd.add_parser(sub)
     options_cmd.add_parser(sub)
+    precheck_cmd.add_parser(sub)
     _add_serve(sub)
     _add_demo(sub)
     return parser
