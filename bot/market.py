@@ -1,9 +1,10 @@
 """Where alternatives come from: live Vast.ai offers, or the catalog's reference prices.
 
 Both give `Candidate`s for the option table; the service does not care which. Live
-offers are the cheapest rentable machine per GPU model with the run's GPU count and
-disk; reference prices (median Vast ``dph_total`` of a dated snapshot) stand in when no
-``VAST_API_KEY`` is set, and say so in each row's price source.
+offers are the cheapest rentable machine per GPU model with the run's GPU count, and
+with twice as many GPUs (the multi-GPU options), and the run's disk; reference prices
+(median Vast ``dph_total`` of a dated snapshot) stand in when no ``VAST_API_KEY`` is
+set, and say so in each row's price source.
 """
 
 from __future__ import annotations
@@ -39,14 +40,15 @@ class ReferenceMarket:
                 spec = self.catalog.by_name(name)
             except UnknownGpu:
                 continue
-            found.append(
-                Candidate(
-                    spec=spec,
-                    num_gpus=num_gpus,
-                    usd_per_hour=usd_per_hour * num_gpus,
-                    price_source=f"median Vast price, {self.catalog.prices_dated}",
+            for count in gpu_counts(num_gpus):
+                found.append(
+                    Candidate(
+                        spec=spec,
+                        num_gpus=count,
+                        usd_per_hour=usd_per_hour * count,
+                        price_source=f"median Vast price, {self.catalog.prices_dated}",
+                    )
                 )
-            )
         return found
 
 
@@ -58,28 +60,36 @@ class VastCandidates:
         self._fallback = ReferenceMarket(catalog)
 
     async def candidates(self, num_gpus: int, disk_gb: float) -> list[Candidate]:
-        query = OfferQuery(
-            num_gpus=num_gpus, disk_gb=disk_gb, min_reliability=MIN_RELIABILITY, limit=400
-        )
-        try:
-            offers = await self.vast.search_offers(query)
-        except VastError as exc:
-            log.warning("Vast search failed, using reference prices: %s", exc)
-            return await self._fallback.candidates(num_gpus, disk_gb)
-        return candidates_from_offers(offers, self.catalog)
+        found: list[Candidate] = []
+        for count in gpu_counts(num_gpus):
+            query = OfferQuery(
+                num_gpus=count, disk_gb=disk_gb, min_reliability=MIN_RELIABILITY, limit=400
+            )
+            try:
+                offers = await self.vast.search_offers(query)
+            except VastError as exc:
+                log.warning("Vast search failed, using reference prices: %s", exc)
+                return await self._fallback.candidates(num_gpus, disk_gb)
+            found += candidates_from_offers(offers, self.catalog)
+        return found
+
+
+def gpu_counts(num_gpus: int) -> tuple[int, ...]:
+    """The run's own GPU count, and twice it while a single Vast machine can hold that."""
+    return (num_gpus, 2 * num_gpus) if num_gpus <= 4 else (num_gpus,)
 
 
 def candidates_from_offers(offers: Iterable[Offer], catalog: Catalog) -> list[Candidate]:
-    """The cheapest offer per GPU model the catalog knows (offers come cheapest first)."""
-    cheapest: dict[str, Candidate] = {}
+    """The cheapest offer per GPU model and count that the catalog knows."""
+    cheapest: dict[tuple[str, int], Candidate] = {}
     for offer in sorted(offers, key=lambda o: o.dph_total_usd):
         try:
             spec = catalog.resolve(offer.gpu_name, offer.gpu_ram_mib / 1024)
         except UnknownGpu:
             continue
-        if spec.name in cheapest:
+        if (spec.name, offer.num_gpus) in cheapest:
             continue
-        cheapest[spec.name] = Candidate(
+        cheapest[spec.name, offer.num_gpus] = Candidate(
             spec=spec,
             num_gpus=offer.num_gpus,
             usd_per_hour=offer.dph_total_usd,
@@ -94,4 +104,10 @@ def candidates_from_offers(offers: Iterable[Offer], catalog: Catalog) -> list[Ca
     return list(cheapest.values())
 
 
-__all__ = ["Market", "ReferenceMarket", "VastCandidates", "candidates_from_offers"]
+__all__ = [
+    "Market",
+    "ReferenceMarket",
+    "VastCandidates",
+    "candidates_from_offers",
+    "gpu_counts",
+]

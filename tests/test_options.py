@@ -106,20 +106,23 @@ def test_a_predicted_row_finishes_the_rest_at_the_predicted_rate() -> None:
 def test_an_option_without_room_for_the_peak_vram_is_left_out() -> None:
     made = table([Candidate(SMALL, 1, 0.1, "ref")])
     assert len(made.rows) == 1
-    assert made.left_out == ("1× RTX 3070: needs 10 GiB VRAM + 10%, has 8",)
+    assert made.left_out == ("1× RTX 3070: needs 10 GiB VRAM per GPU, has 8",)
 
 
 def test_risks_say_what_could_go_wrong_in_plain_words() -> None:
-    tight = spec("A10", 11.5, 125, 600)
+    tight = spec("A10", 10.8, 125, 600)
     made = table(
         [
-            Candidate(tight, 1, 0.5, "Vast offer 1", reliability=0.95, verified=False),
+            Candidate(
+                tight, 1, 0.5, "Vast offer 1", reliability=0.95, verified=False, inet_down_mbps=80
+            ),
             Candidate(FAST, 1, 3.0, "Vast offer 2", interruptible=True),
             Candidate(HERE, 2, 2.0, "Vast offer 3"),
         ]
     )
     rows = by_name(made.rows)
-    assert "VRAM headroom under 20%" in rows["1× A10"].risks
+    assert "VRAM headroom under 10%: may run out" in rows["1× A10"].risks
+    assert "slow network (80 Mb/s) for data and checkpoints" in rows["1× A10"].risks
     assert "host reliability 95.0%" in rows["1× A10"].risks
     assert "unverified host" in rows["1× A10"].risks
     assert "interruptible: can be outbid and stopped" in rows["1× H100 SXM"].risks

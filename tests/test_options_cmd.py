@@ -69,7 +69,7 @@ def test_saved_offers_become_priced_rows(
     assert rows["1× RTX 3090"]["price_source"] == "Vast offer 2"
     assert "host reliability 93.0%" in rows["1× RTX 3090"]["risks"]
     assert rows["1× H100 SXM"]["usd_per_hour"] == 2.20
-    assert table["left_out"] == ["1× RTX 3070: needs 15 GiB VRAM + 10%, has 8"]
+    assert table["left_out"] == ["1× RTX 3070: needs 15 GiB VRAM per GPU, has 8"]
     for row in table["rows"]:
         assert row["decision"] in ("keep", "switch", "kill") and row["reason"]
         assert row["time_h"]["opt"] <= row["time_h"]["base"] <= row["time_h"]["pess"]

@@ -204,8 +204,8 @@ def predicted_row(
     spec = candidate.spec
     label = f"{candidate.num_gpus}× {spec.name}"
     need_gib = None if facts.peak_vram_mib is None else facts.peak_vram_mib / 1024
-    if need_gib is not None and need_gib * (1 + settings.vram_headroom) > spec.vram_gib:
-        return f"{label}: needs {need_gib:.0f} GiB VRAM + 10%, has {spec.vram_gib:.0f}"
+    if need_gib is not None and need_gib > spec.vram_gib:
+        return f"{label}: needs {need_gib:.0f} GiB VRAM per GPU, has {spec.vram_gib:.0f}"
     if (
         facts.peak_host_ram_gib is not None
         and candidate.cpu_ram_gib is not None
@@ -235,8 +235,8 @@ def predicted_row(
         )
     )
     risks = ["predicted, not observed"]
-    if need_gib is not None and need_gib * (1 + 2 * settings.vram_headroom) > spec.vram_gib:
-        risks.append(f"VRAM headroom under {2 * settings.vram_headroom:.0%}")
+    if need_gib is not None and spec.vram_gib - need_gib < settings.vram_headroom * spec.vram_gib:
+        risks.append(f"VRAM headroom under {settings.vram_headroom:.0%}: may run out")
     if need_gib is None:
         risks.append("VRAM fit unknown (no peak VRAM reported)")
     if candidate.reliability is not None and candidate.reliability < settings.min_reliability:
@@ -249,6 +249,12 @@ def predicted_row(
         risks.append(f"assumes {settings.scaling_efficiency:.0%} scaling per doubling of GPUs")
     if move_risk:
         risks.append(move_risk)
+    slowest = min(
+        (s for s in (candidate.inet_down_mbps, candidate.inet_up_mbps) if s is not None),
+        default=None,
+    )
+    if slowest is not None and slowest < settings.slow_inet_mbps:
+        risks.append(f"slow network ({slowest:.0f} Mb/s) for data and checkpoints")
     return OptionRow(
         gpu_option=label,
         usd_per_hour=candidate.usd_per_hour,
@@ -314,10 +320,7 @@ def _checkpoint_move(candidate: Candidate, facts: RunFacts) -> tuple[float, floa
     mb_per_s = min(speeds)
     seconds = facts.checkpoint_gb * 1000 / mb_per_s
     usd = facts.checkpoint_gb * (candidate.inet_down_usd_per_gb or 0.0)
-    risk = None
-    if candidate.inet_down_mbps is not None and candidate.inet_down_mbps < 200:
-        risk = f"slow download ({candidate.inet_down_mbps:.0f} Mb/s) for the checkpoint"
-    return seconds, usd, risk
+    return seconds, usd, None
 
 
 def decide(
