@@ -66,6 +66,8 @@ from reporter.wire import (
 )
 
 Clock = Callable[[], float]
+# Commands typed into the bot's own terminal come from this user: whoever runs the bot.
+LOCAL_USER = "console"
 # A reporter whose clock is behind ours by more than this is corrected (issue 5's hung
 # rule measures time since the last step on our clock); less is latency and batching.
 MAX_TRUSTED_LAG_S = 60.0
@@ -738,7 +740,21 @@ class Service:
             kind="confirm",
         )
 
+    def may_kill(self, user: str) -> bool:
+        """Only ``PROBECAST_KILLERS`` may confirm a kill; the bot's own terminal may too."""
+        return user == LOCAL_USER or user in self.settings.killer_ids
+
     async def confirm_kill(self, snap: RunSnapshot, user: str) -> Card:
+        if not self.may_kill(user):
+            self.store.add_decision(
+                snap.run.id, "kill-refused", user, self.clock(), None, self._decision_detail(snap)
+            )
+            return render_text(
+                f"Kill · {snap.run.name}",
+                "only the people in PROBECAST_KILLERS may confirm a kill; "
+                "your attempt was recorded.",
+                "refused",
+            )
         existing = self.store.commands(snap.run.id, ("queued", "sent", "done"))
         if existing:
             return render_text(

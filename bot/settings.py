@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     post_interval_s: float = Field(default=5.0, ge=0.05, le=3600)
     kill_grace_s: float = Field(default=60.0, ge=0, le=3600)
     on_kill: Literal["stop", "destroy", "none"] = "stop"
-    killers: str = ""
+    killers: str = ""  # Slack user ids (comma or space separated) who may confirm a kill
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # Triggers (issue 5): the method's thresholds are the defaults.
     trigger_throughput_ratio: float = Field(default=0.70, gt=0, le=1)
@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8787")
         return value
+
+    @property
+    def killer_ids(self) -> frozenset[str]:
+        return frozenset(part for part in self.killers.replace(",", " ").split() if part)
 
     def trigger_settings(self) -> TriggerSettings:
         return TriggerSettings(

@@ -281,3 +281,24 @@ async def test_a_slowdown_in_a_real_child_raises_an_alert_with_a_diagnosis(
     assert "%" in card.headline  # says how far below
     text = out.getvalue()
     assert "Likely bottleneck" in text and "Change first" in text
+
+
+async def test_only_killers_may_confirm_and_a_refusal_is_audited(
+    tmp_path: Path, clock: FakeClock, chat: ConsoleChat
+) -> None:
+    clock.now = T0
+    app = build(make_settings(tmp_path, killers="U0KILLER, U0OTHER"), chat=chat, clock=clock)
+    transport = httpx.ASGITransport(app=app.api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+        run_id = await start_run(app, Reporter(client, clock), clock)
+    refused = await app.service.handle_action(action_id("confirm-kill", run_id), "U0MALLORY")
+    assert refused.kind == "refused" and "PROBECAST_KILLERS" in refused.headline
+    assert app.store.commands(run_id, ("queued",)) == []
+    assert ("kill-refused", "U0MALLORY") in [
+        (d["kind"], d["by"]) for d in app.store.decisions(run_id)
+    ]
+
+    for _ in range(3):  # pressed three times: one kill
+        await app.service.handle_action(action_id("confirm-kill", run_id), "U0KILLER")
+    (queued,) = app.store.commands(run_id, ("queued",))
+    assert queued.confirmed_by == "U0KILLER"
