@@ -94,7 +94,10 @@ class _TooLarge(Exception):
     pass
 
 
-def create_api(service: Service, *, max_body_bytes: int, lifespan: Any = None) -> FastAPI:
+def create_api(
+    service: Service, *, max_body_bytes: int, lifespan: Any = None, slack: Any = None
+) -> FastAPI:
+    """The reporter API; with ``slack`` (bolt's request handler), ``/slack/events`` too."""
     app = FastAPI(title="probecast", version="1", lifespan=lifespan)
     metrics = Metrics()
     app.state.metrics = metrics
@@ -151,7 +154,18 @@ def create_api(service: Service, *, max_body_bytes: int, lifespan: Any = None) -
             service.store.check()
         except StoreError as exc:
             return _error(503, "store_unavailable", str(exc))
+        warning = getattr(service.chat, "warning", None)
+        if warning:  # the chat is down or refusing us: the API itself still works
+            return JSONResponse({"ok": True, "warnings": [warning]})
         return JSONResponse({"ok": True})
+
+    if slack is not None:
+
+        @app.post("/slack/events")
+        async def slack_events(request: Request) -> Any:
+            # Slash commands, buttons and events share one URL; bolt checks the signature.
+            metrics.inc("slack_requests_total")
+            return await slack.handle(request)
 
     @app.get("/metrics")
     async def prometheus() -> PlainTextResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import sys
 import time
@@ -14,10 +15,14 @@ from datetime import UTC
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
 
 from bot.api import create_api
 from bot.chat.base import Chat
 from bot.chat.console import ConsoleChat
+from bot.chat.slack import SlackChat, build_slack_app, web_client
 from bot.core.gpus import load_catalog
 from bot.market import Market, ReferenceMarket, VastCandidates
 from bot.sched import SchedulerJobs
@@ -25,6 +30,9 @@ from bot.service import Clock, Service
 from bot.settings import Settings
 from bot.store import SqliteStore
 from bot.vast import VastMarket
+
+log = logging.getLogger(__name__)
+SOCKET_MODE_CONNECT_S = 15.0
 
 
 @dataclass
@@ -34,6 +42,7 @@ class App:
     service: Service
     jobs: SchedulerJobs
     api: FastAPI
+    slack: AsyncApp | None = None
 
 
 def build(settings: Settings, *, chat: Chat | None = None, clock: Clock = time.time) -> App:
@@ -50,21 +59,84 @@ def build(settings: Settings, *, chat: Chat | None = None, clock: Clock = time.t
     if settings.vast_api_key is not None:
         vast = VastMarket(settings.vast_api_key.get_secret_value(), base_url=settings.vast_api_url)
         market = VastCandidates(vast, catalog)
-    service = Service(store, chat or ConsoleChat(), settings, clock, market=market, catalog=catalog)
+    slack_chat = slack_chat_from(settings) if chat is None else None
+    service = Service(
+        store,
+        chat or slack_chat or ConsoleChat(),
+        settings,
+        clock,
+        market=market,
+        catalog=catalog,
+    )
     jobs = SchedulerJobs(scheduler, service.run_job, clock)
     service.jobs = jobs
+    slack_app = None
+    if slack_chat is not None:
+        secret = settings.slack_signing_secret
+        slack_app = build_slack_app(
+            slack_chat.client,
+            "" if secret is None else secret.get_secret_value(),
+            on_command=service.handle_command,
+            on_action=service.handle_action,
+            clock=clock,
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         scheduler.start()
         service.resume()
+        background: list[asyncio.Task[None]] = []
+        socket_mode = None
+        if slack_chat is not None:
+            background.append(asyncio.create_task(slack_chat.retry_forever()))
+        if slack_app is not None and settings.slack_app_token is not None:
+            # Socket Mode: Slack reaches a bot behind NAT over a websocket it opens.
+            socket_mode = AsyncSocketModeHandler(
+                slack_app, settings.slack_app_token.get_secret_value()
+            )
+            try:
+                # slack-sdk retries a refused app token forever; the API must still start.
+                await asyncio.wait_for(
+                    socket_mode.connect_async(),  # type: ignore[no-untyped-call]
+                    SOCKET_MODE_CONNECT_S,
+                )
+            except Exception as exc:  # a timeout, or Slack refusing the token
+                assert slack_chat is not None
+                slack_chat.warning = (
+                    f"Socket Mode did not connect ({type(exc).__name__}): check "
+                    "SLACK_APP_TOKEN (xapp-, with connections:write); commands will not arrive"
+                )
+                log.error("%s", slack_chat.warning)
         try:
             yield
         finally:
             scheduler.shutdown(wait=False)
+            for task in background:
+                task.cancel()
+            if socket_mode is not None:
+                await socket_mode.close_async()  # type: ignore[no-untyped-call]
 
-    api = create_api(service, max_body_bytes=settings.max_body_bytes, lifespan=lifespan)
-    return App(settings, store, service, jobs, api)
+    api = create_api(
+        service,
+        max_body_bytes=settings.max_body_bytes,
+        lifespan=lifespan,
+        slack=None if slack_app is None else AsyncSlackRequestHandler(slack_app),
+    )
+    return App(settings, store, service, jobs, api, slack_app)
+
+
+def slack_chat_from(settings: Settings) -> SlackChat | None:
+    """Slack when ``SLACK_BOT_TOKEN`` is set; the channel is then required."""
+    if settings.slack_bot_token is None:
+        return None
+    if not settings.slack_channel:
+        raise SettingsError("SLACK_BOT_TOKEN is set but SLACK_CHANNEL is not: which channel?")
+    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    return SlackChat(client, settings.slack_channel)
+
+
+class SettingsError(ValueError):
+    """The settings cannot work together; the message names what to set."""
 
 
 @dataclass
@@ -96,18 +168,25 @@ async def start_server(app: App, host: str = "127.0.0.1", port: int = 0) -> Runn
 
 
 async def serve(settings: Settings) -> None:
-    """``probecast serve``: run until interrupted."""
-    chat = ConsoleChat()
-    app = build(settings, chat=chat)
+    """``probecast serve``: run until interrupted; Slack when configured, else the console."""
+    console = ConsoleChat() if settings.slack_bot_token is None else None
+    app = build(settings, chat=console)
     running = await start_server(app, settings.host, settings.port)
-    print(f"probecast bot listening on {running.url} (database {settings.db})", flush=True)
+    where = "Slack" if console is None else "this console"
+    print(
+        f"probecast bot listening on {running.url} (database {settings.db}); "
+        f"messages go to {where}",
+        flush=True,
+    )
     if sys.stdin.isatty():
+        # Typed commands work with any chat: the bot's own terminal is trusted.
         print("type /probecast help for commands", flush=True)
-        asyncio.create_task(chat.serve_commands(app.service.handle_command))
+        typed = console or ConsoleChat()
+        asyncio.create_task(typed.serve_commands(app.service.handle_command))
     try:
         await running.task
     finally:
         app.store.close()
 
 
-__all__ = ["App", "RunningServer", "build", "serve", "start_server"]
+__all__ = ["App", "RunningServer", "SettingsError", "build", "serve", "start_server"]

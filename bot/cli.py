@@ -53,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from bot.app import serve
+    from bot.app import SettingsError, serve
     from bot.settings import Settings
     from bot.store import StoreError
 
@@ -67,7 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise CliError("set PROBECAST_INGEST_SECRET: reporters enrol with it")
     try:
         asyncio.run(serve(settings))
-    except StoreError as exc:
+    except (StoreError, SettingsError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.bind}: {exc.strerror}") from None

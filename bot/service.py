@@ -17,6 +17,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bot.chat.base import Chat, MessageRef
@@ -40,6 +41,7 @@ from bot.core.render import (
     fmt_duration,
     fmt_exit_code,
     fmt_usd,
+    kill_confirm_text,
     option_table_csv,
     render_alert,
     render_alert_resolved,
@@ -336,6 +338,7 @@ class Service:
             origin_s=run.first_step_at,
         )
         kill = self.store.commands(run.id, ("queued", "sent", "done", "failed"))
+        reg_vast = _registration(run).vast
         spent = (
             None
             if run.usd_per_hour is None
@@ -359,6 +362,7 @@ class Service:
             return_code=run.return_code,
             spent_usd=spent,
             alerts=tuple(_alert_states(run)),
+            instance_id=None if reg_vast is None else reg_vast.container_id,
         )
         return RunSnapshot(run, estimate, view, calibration.clean_steps)
 
@@ -418,11 +422,12 @@ class Service:
         )
         return facts, missing
 
-    async def _post_option_table(self, snap: RunSnapshot) -> None:
-        """The card shows three short lines; the whole table follows as PNG and CSV."""
+    async def _post_option_table(self, snap: RunSnapshot, status: MessageRef) -> None:
+        """Into the status message's thread: three short lines, then the whole table as
+        PNG and CSV."""
         table = await self.option_table(snap)
         card = render_option_table(table, snap.view)
-        ref = await self.chat.post(card)
+        ref = await self.chat.reply(status, card)
         if card.table is None:
             return
         from bot.chart import render_table_png  # matplotlib loads only when needed
@@ -461,8 +466,8 @@ class Service:
             snap = self.snapshot(run)
             if not self._table_due(snap):
                 return False
-            await self._ensure_status(snap)
-            await self._post_option_table(snap)
+            status = await self._ensure_status(snap)
+            await self._post_option_table(snap, status)
             self.store.update_run(run_id, table_posted_at=self.clock())
             return True
 
@@ -552,7 +557,13 @@ class Service:
                 continue
             assert action.finding is not None
             card = render_alert(
-                action.finding, snap.estimate, snap.view, repeat=action.kind == "repeat"
+                action.finding,
+                snap.estimate,
+                snap.view,
+                repeat=action.kind == "repeat",
+                kill_confirm=kill_confirm_text(
+                    snap.view, self.settings.kill_grace_s, self.settings.on_kill
+                ),
             )
             ref = await self.chat.post(card)
             states[action.trigger] = replace(action.state, message_ref=ref.dumps())
@@ -579,8 +590,8 @@ class Service:
             self.jobs.cancel(run_id)
         if run.table_posted_at is None and run.first_event_at is not None:
             snap = self.snapshot(run)
-            await self._ensure_status(snap)
-            await self._post_option_table(snap)
+            status = await self._ensure_status(snap)
+            await self._post_option_table(snap, status)
             self.store.update_run(run_id, table_posted_at=self.clock())
         snap = self.snapshot(self.store.get_run(run_id) or run)
         ref = await self._ensure_status(snap, update=True)
@@ -704,10 +715,11 @@ class Service:
         )
         self.store.update_run(snap.run.id, kept_until=now + duration_s)
         what = "keeps" if kind == "keep" else "snoozes the alerts of"
+        until = datetime.fromtimestamp(now + duration_s, UTC).strftime("%a %H:%M UTC")
         return render_text(
             f"{'Kept' if kind == 'keep' else 'Snoozed'} · {snap.run.name}",
             f"{user} {what} {snap.run.name} for {fmt_duration(duration_s)}; "
-            "its alerts are silenced until then.",
+            f"its alerts are silenced until {until}.",
             kind,
         )
 

@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     alert_repeat_s: float = Field(default=1800.0, ge=0)
     keep_default_s: float = Field(default=7200.0, gt=0)
     snooze_s: float = Field(default=3600.0, gt=0)
+    # Slack (issue 7): Slack's own names. A bot token switches Slack on.
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias="SLACK_SIGNING_SECRET"
+    )
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_channel: str | None = Field(default=None, validation_alias="SLACK_CHANNEL")
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     # The option table (issue 6). Vast's own names, without our prefix.
     vast_api_key: SecretStr | None = Field(default=None, validation_alias="VAST_API_KEY")
     vast_api_url: str = Field(default="https://console.vast.ai", validation_alias="VAST_API_URL")

@@ -38,7 +38,7 @@ def chat() -> ConsoleChat:
 
 @pytest.fixture
 def app(tmp_path: Path, clock: FakeClock, chat: ConsoleChat) -> App:
-    return build(make_settings(tmp_path), chat=chat, clock=clock)
+    return build(make_settings(tmp_path, killers="alice,bob"), chat=chat, clock=clock)
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ class Button:
     label: str
     action_id: str
     style: ButtonStyle = "default"
+    confirm: str | None = None
+    """What pressing it will do, for a platform's confirm dialog (e.g. Slack's)."""
 
 
 @dataclass(frozen=True)

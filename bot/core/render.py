@@ -51,6 +51,7 @@ class RunView:
     return_code: int | None = None
     spent_usd: float | None = None
     alerts: tuple[str, ...] = ()  # triggers that hold now
+    instance_id: str | None = None  # the Vast container id, when the reporter knows it
 
 
 def fmt_exit_code(code: int) -> str:
@@ -199,7 +200,27 @@ BOTTLENECK_LABELS = {
 }
 
 
-def render_alert(finding: Finding, estimate: Estimate | None, run: RunView, repeat: bool) -> Card:
+def kill_confirm_text(run: RunView, grace_s: float, on_kill: str) -> str:
+    """What a kill does, in the words a confirm dialog shows (at most 300 characters)."""
+    instance = f"Vast instance {run.instance_id}" if run.instance_id else "the instance"
+    after = {
+        "stop": f"then {instance} is stopped (its disk still bills)",
+        "destroy": f"then {instance} is destroyed (billing ends, its disk is gone)",
+        "none": f"{instance} keeps running and billing until you stop it",
+    }.get(on_kill, "")
+    return (
+        f"Stops {run.name}'s training (SIGTERM, {grace_s:.0f} s to save, then SIGKILL); "
+        f"{after}. Spent so far: {_spent(None, run)}."
+    )[:300]
+
+
+def render_alert(
+    finding: Finding,
+    estimate: Estimate | None,
+    run: RunView,
+    repeat: bool,
+    kill_confirm: str | None = None,
+) -> Card:
     """An alert people should act on: what holds, the likely cause, the one thing to try."""
     label = TRIGGER_LABELS.get(finding.trigger, finding.trigger)
     fields = [
@@ -215,7 +236,7 @@ def render_alert(finding: Finding, estimate: Estimate | None, run: RunView, repe
         fields=tuple(fields),
         notes=tuple(finding.evidence[:5]),
         buttons=(
-            Button("Kill…", action_id("kill", run.run_id), "danger"),
+            Button("Kill…", action_id("kill", run.run_id), "danger", kill_confirm),
             Button("Keep (silence 2h)", action_id("keep", run.run_id), "primary"),
             Button("Snooze 1h", action_id("snooze", run.run_id)),
         ),
@@ -319,6 +340,7 @@ __all__ = [
     "fmt_duration",
     "fmt_usd",
     "render_checkin",
+    "kill_confirm_text",
     "option_table_csv",
     "render_option_table",
     "render_runs",
