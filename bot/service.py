@@ -732,9 +732,8 @@ class Service:
         projected = fmt_usd(est.live_cost_usd("base")) if est else "—"
         return Card(
             title=f"Kill {snap.run.name}?",
-            headline=(
-                f"Stops the training process (SIGTERM, {self.settings.kill_grace_s:.0f} s "
-                "grace for a checkpoint, then SIGKILL)."
+            headline=kill_confirm_text(
+                snap.view, self.settings.kill_grace_s, self.settings.on_kill
             ),
             fields=(
                 CardField("Spent so far", fmt_usd(snap.view.spent_usd)),

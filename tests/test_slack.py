@@ -4,11 +4,13 @@ against a fake Slack on loopback. Requests to the bot are really signed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -384,3 +386,34 @@ def test_serve_refuses_a_bot_token_without_a_channel(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "probecast serve: SLACK_BOT_TOKEN is set but SLACK_CHANNEL is not: which channel?"
     )
+
+
+async def test_slash_kill_asks_with_confirm_and_cancel_then_confirm_kills_once(
+    bot: Bot, clock: FakeClock
+) -> None:
+    run_id = await register_with_token(bot, clock)
+    ask = slash_command_body(
+        "/kill", "ll", user_id=KILLER, response_url=bot.slack.response_url("a")
+    )
+    assert (await bot.slack_post(ask)).status_code == 200  # a unique prefix is enough
+    await wait_for(lambda: bot.slack.response_url_posts)
+    question = bot.slack.response_url_posts[0]
+    assert question["response_type"] == "ephemeral"
+    shown = texts(question["blocks"])
+    assert "SIGTERM" in shown and "Spent so far" in shown
+    buttons = [
+        e["action_id"] for b in question["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert buttons == [action_id("confirm-kill", run_id), action_id("cancel-kill", run_id)]
+    assert bot.app.store.commands(run_id, ("queued",)) == []
+
+    payload = block_action_payload(
+        action_id("confirm-kill", run_id), run_id, user_id=KILLER,
+        response_url=bot.slack.response_url("c"),
+    )  # fmt: skip
+    payload["container"]["is_ephemeral"] = True
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    assert (await bot.slack_post(body)).status_code == 200
+    await wait_for(lambda: len(bot.slack.response_url_posts) >= 2)
+    assert "confirmed by U0KILLER" in bot.slack.response_url_posts[1]["text"]
+    assert len(bot.app.store.commands(run_id, ("queued",))) == 1
