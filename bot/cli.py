@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from reporter.argtypes import positive_int
+
 
 class CliError(Exception):
     """A problem the user can fix; printed as one line, exit code 2."""
@@ -88,10 +90,10 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="do not read commands from stdin; run to the end and exit",
     )
     parser.add_argument(
-        "--steps", type=_positive_int, default=1200, help="training steps (default 1200)"
+        "--steps", type=positive_int, default=1200, help="training steps (default 1200)"
     )
     parser.add_argument(
-        "--eval-every", type=_positive_int, default=300, help="evaluate every N steps (default 300)"
+        "--eval-every", type=positive_int, default=300, help="evaluate every N steps (default 300)"
     )
     parser.add_argument(
         "--usd-per-hour",
@@ -106,16 +108,6 @@ def _demo(args: argparse.Namespace) -> int:
     from bot import demo
 
     return demo.main(args.steps, args.eval_every, args.usd_per_hour, args.non_interactive)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from bot.core.estimate import (
 )
 from bot.core.fmt import fmt_duration
 from bot.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
+from reporter.argtypes import int_at_least, int_between, nonnegative_float
 
 _DESCRIPTION = """\
 Calibrate a run's throughput from its step log and project when it reaches its target
@@ -67,33 +67,33 @@ def add_parser(
     parser.add_argument(
         "--target-steps",
         metavar="T",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         required=True,
         help="the step the run ends at",
     )
     parser.add_argument(
         "--upto-step",
         metavar="K",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         help="use only rows with step <= K, as if the run had just logged step K",
     )
     parser.add_argument(
         "--eval-every",
         metavar="E",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         help="steps between evals (default: inferred from the is_eval rows, counting from "
         "step 0; none without an eval past step 0)",
     )
     parser.add_argument(
         "--usd-per-hour",
         metavar="D",
-        type=_finite_at_least_zero,
+        type=nonnegative_float,
         help="price of the machine in USD per hour; without it no cost is shown",
     )
     parser.add_argument(
         "--setup-s",
         metavar="S",
-        type=_finite_at_least_zero,
+        type=nonnegative_float,
         default=0.0,
         help="setup/debug seconds before the log's first step, counted in cost and tax "
         "(default: 0)",
@@ -101,7 +101,7 @@ def add_parser(
     parser.add_argument(
         "--probe-steps",
         metavar="N",
-        type=_int_between(20, 100),
+        type=int_between(20, 100),
         default=CalibrationSettings().probe_steps,
         help="clean steps needed for a complete probe, 20..100 (default: %(default)s)",
     )
@@ -295,38 +295,3 @@ def _factor(multiplier: float) -> str:
 
 def _rate(step_per_s: float) -> str:
     return f"{step_per_s:,.0f}" if step_per_s >= 100 else f"{step_per_s:.3g}"
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    return parse
-
-
-def _int_between(low: int, high: int) -> Callable[[str], int]:
-    at_least = _int_at_least(low)
-
-    def parse(text: str) -> int:
-        value = at_least(text)
-        if value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
-        return value
-
-    return parse
-
-
-def _finite_at_least_zero(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value

@@ -32,6 +32,7 @@ from bot.core.options import Candidate, Hardware, OptionTable, RunFacts, build_o
 from bot.core.render import RunView, render_option_table
 from bot.market import ReferenceMarket, VastCandidates, candidates_from_offers
 from bot.vast import Offer, VastError, VastMarket
+from reporter.argtypes import positive_float, positive_int
 
 PROBE_STEPS = 20
 
@@ -57,22 +58,22 @@ def add_parser(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--gpu", required=True, help="the GPU the rate was measured on")
-    parser.add_argument("--num-gpus", type=_positive_int, default=1, help="default 1")
+    parser.add_argument("--num-gpus", type=positive_int, default=1, help="default 1")
     parser.add_argument(
-        "--step-per-s", type=_positive_float, required=True, help="measured steps per second"
+        "--step-per-s", type=positive_float, required=True, help="measured steps per second"
     )
-    parser.add_argument("--target-steps", type=_positive_int, required=True)
-    parser.add_argument("--usd-per-hour", type=_positive_float, help="this machine's $/h")
+    parser.add_argument("--target-steps", type=positive_int, required=True)
+    parser.add_argument("--usd-per-hour", type=positive_float, help="this machine's $/h")
     parser.add_argument(
-        "--peak-vram-mib", type=_positive_float, help="peak VRAM per GPU (for the fit check)"
+        "--peak-vram-mib", type=positive_float, help="peak VRAM per GPU (for the fit check)"
     )
     parser.add_argument(
         "--precision", choices=("bf16", "fp16", "fp32"), default="bf16", help="default bf16"
     )
-    parser.add_argument("--batch-per-gpu", type=_positive_int, help="per-GPU batch size")
+    parser.add_argument("--batch-per-gpu", type=positive_int, help="per-GPU batch size")
     parser.add_argument("--offers", type=Path, metavar="FILE", help="a saved bundles response")
     parser.add_argument(
-        "--disk-gb", type=_positive_float, default=50.0, help="disk to price (default 50)"
+        "--disk-gb", type=positive_float, default=50.0, help="disk to price (default 50)"
     )
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
     parser.set_defaults(handler=run)
@@ -168,26 +169,6 @@ def _one_line(exc: Exception) -> str:
         first = exc.errors()[0]
         return f"offers file: {'.'.join(map(str, first['loc']))}: {first['msg']}"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 __all__ = ["add_parser", "hypothetical_estimate", "run", "table_to_dict"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Callable
 from typing import Any
 
 from bot.core.gpus import UnknownGpu, load_catalog
@@ -21,6 +20,7 @@ from bot.core.precheck import (
     parse_param_count,
     precheck,
 )
+from reporter.argtypes import int_at_least, nonnegative_float, share
 
 _DESCRIPTION = """\
 Stage A pre-rent check: from model size, precision, optimizer and batch, does the run fit
@@ -67,35 +67,35 @@ def add_parser(
     )
     model.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
     model.add_argument(
-        "--batch-per-gpu", metavar="B", type=_int_at_least(1), default=1, help="default: 1"
+        "--batch-per-gpu", metavar="B", type=int_at_least(1), default=1, help="default: 1"
     )
-    model.add_argument("--seq-len", metavar="L", type=_int_at_least(1))
-    model.add_argument("--hidden", metavar="H", type=_int_at_least(1), help="hidden size")
-    model.add_argument("--layers", metavar="N", type=_int_at_least(1))
+    model.add_argument("--seq-len", metavar="L", type=int_at_least(1))
+    model.add_argument("--hidden", metavar="H", type=int_at_least(1), help="hidden size")
+    model.add_argument("--layers", metavar="N", type=int_at_least(1))
     model.add_argument(
         "--heads",
         metavar="A",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         help="attention heads (adds the s×s score term; leave out with FlashAttention)",
     )
     model.add_argument(
         "--activation-gib",
         metavar="X",
-        type=_finite_at_least_zero,
+        type=nonnegative_float,
         help="activation memory per GPU, e.g. measured; overrides the estimate",
     )
     model.add_argument("--grad-checkpointing", action="store_true")
-    model.add_argument("--lora-rank", metavar="R", type=_int_at_least(1))
+    model.add_argument("--lora-rank", metavar="R", type=int_at_least(1))
     model.add_argument(
         "--lora-share",
         metavar="F",
-        type=_share,
+        type=share,
         help="trainable share under LoRA, 0..1 (default: 8·R·hidden·layers, else 1%%)",
     )
     model.add_argument(
         "--keep-checkpoints",
         metavar="K",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=2,
         help="checkpoints kept on disk (default: %(default)s)",
     )
@@ -103,12 +103,12 @@ def add_parser(
     machine.add_argument(
         "--gpu", metavar="NAME", help="NVML, Vast or catalog name; without it, list fits"
     )
-    machine.add_argument("--num-gpus", metavar="N", type=_int_at_least(1), default=1)
+    machine.add_argument("--num-gpus", metavar="N", type=int_at_least(1), default=1)
     machine.add_argument(
         "--zero", type=int, choices=(0, 1, 2, 3), help="ZeRO/FSDP stage (default: 0)"
     )
-    machine.add_argument("--host-ram-gib", metavar="R", type=_finite_at_least_zero)
-    machine.add_argument("--disk-gib", metavar="D", type=_finite_at_least_zero)
+    machine.add_argument("--host-ram-gib", metavar="R", type=nonnegative_float)
+    machine.add_argument("--disk-gib", metavar="D", type=nonnegative_float)
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of a summary"
     )
@@ -294,33 +294,3 @@ def _num(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return round(value, 3)
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    return parse
-
-
-def _finite_at_least_zero(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def _share(text: str) -> float:
-    value = _finite_at_least_zero(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
-    return value

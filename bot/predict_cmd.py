@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.core.gpus import GpuSpec, UnknownGpu, load_catalog
 from bot.core.predict import Precision, RatePrediction, predict_rate
+from reporter.argtypes import positive_float
 
 _DESCRIPTION = """\
 Predict the step rate a run would reach on other GPUs from the rate observed on this one,
@@ -43,7 +44,7 @@ def add_parser(
     parser.add_argument(
         "--rate",
         metavar="R",
-        type=_positive,
+        type=positive_float,
         required=True,
         help="observed step/s (or samples/s) on --from",
     )
@@ -57,7 +58,7 @@ def add_parser(
     )
     parser.add_argument(
         "--from-vram-gib",
-        type=_positive,
+        type=positive_float,
         metavar="G",
         help="VRAM of --from, to pick a memory variant (e.g. 40 or 80)",
     )
@@ -169,13 +170,3 @@ def _num(value: float) -> float:
     if value == 0 or not math.isfinite(value):
         return value
     return round(value, max(4, 5 - math.floor(math.log10(abs(value)))))
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
-    return value

@@ -26,6 +26,7 @@ from bot.core.triggers import (
     evaluate_triggers,
 )
 from bot.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
+from reporter.argtypes import positive_float, positive_int
 
 _DESCRIPTION = """\
 Replay a step log on its own clock through the trigger engine, with a check every S
@@ -179,21 +180,21 @@ def add_parser(
     parser.add_argument(
         "--check-interval-s",
         metavar="S",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_CHECK_INTERVAL_S,
         help="seconds of log time between checks (default: %(default)g)",
     )
     parser.add_argument(
         "--target-steps",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         help="the step the run ends at; sets the early checkpoint for loss movement "
         "(default: the log's last step)",
     )
     parser.add_argument(
         "--eval-every",
         metavar="E",
-        type=_positive_int,
+        type=positive_int,
         help="steps between evals (default: inferred from the eval rows seen so far)",
     )
     parser.add_argument(
@@ -267,26 +268,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     return code
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from reporter.argtypes import positive_int
 from reporter.logparse import FORMATS, Alert, LogParser, Progress, progress_json
 from reporter.run import DEFAULT_GRACE_S, LineSplitter, RunError, Runner, RunOptions
 
@@ -34,10 +35,10 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.add_argument("--name", help="run name (default: $PROBECAST_RUN, else the script name)")
     parser.add_argument(
         "--target-steps",
-        type=_positive_int,
+        type=positive_int,
         help="total steps (default: $PROBECAST_TARGET_STEPS, else read from the log)",
     )
-    parser.add_argument("--eval-every", type=_positive_int, help="steps between evaluations")
+    parser.add_argument("--eval-every", type=positive_int, help="steps between evaluations")
     parser.add_argument("--bot", metavar="URL", help="the bot's URL (default: $PROBECAST_URL)")
     parser.add_argument("--usd-per-hour", type=float, help="what this machine costs, in $/h")
     parser.add_argument(
@@ -72,7 +73,7 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     parser.add_argument(
         "--transfer-mb",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         help="at most this many MB per timed transfer (default 64)",
     )
@@ -219,16 +220,6 @@ def _summarise(records: list[Progress | Alert], fmt: str | None, out: TextIO) ->
 def _fail(command: str, message: str) -> int:
     print(f"probecast {command}: {message}", file=sys.stderr)
     return 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 __all__ = ["add_parse_log_parser", "add_run_parser"]
