@@ -67,6 +67,7 @@ class Outbox:
         self.dropped = 0  # events given up on: thinned, invalid or refused
         self._warn = warn or (lambda key, message: None)
         self._connect = connect
+        self._known_meta: dict[str, str] = {}  # survives even a spool that cannot be read
         self._conn = self._open()
         self._count = self._scalar("SELECT count(*) FROM events")
 
@@ -96,6 +97,7 @@ class Outbox:
             self._set_meta("run_id", run_id)
             self._set_meta("acked_seq", str(acked_seq))
             return
+        self._known_meta.update(run_id=run_id, acked_seq=str(self.acked_seq))
         self.ack(acked_seq)
 
     # --- writing ----------------------------------------------------------------------
@@ -202,10 +204,17 @@ class Outbox:
     def _fall_back_to_memory(self, exc: sqlite3.Error) -> None:
         """Copy the spool into memory and carry on there (the disk is full or broken)."""
         memory = sqlite3.connect(":memory:", isolation_level=None)
+        with suppress(sqlite3.Error):
+            self._conn.execute("ROLLBACK")  # backup() waits forever on an open write
         try:
             self._conn.backup(memory)
         except sqlite3.Error:
-            memory.executescript(_SCHEMA)  # unreadable too: start empty, count the loss
+            # Unreadable too: start empty, count the loss, but keep which run and which
+            # seq the bot has, or new events would reuse seqs it already stored.
+            memory.executescript(_SCHEMA)
+            memory.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)", list(self._known_meta.items())
+            )
             self.dropped += self._count
             self._count = 0
         self._warn(
@@ -294,6 +303,7 @@ class Outbox:
         return None if row is None else str(row[0])
 
     def _set_meta(self, key: str, value: str) -> None:
+        self._known_meta[key] = value
         self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value)
 
 
@@ -308,7 +318,14 @@ class _Transaction:
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         if exc_type is None:
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error:
+                # A full disk often fails at COMMIT; an open write transaction would
+                # block the memory fallback's backup forever.
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
         else:
             with suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")

@@ -376,9 +376,11 @@ class Probe:
                     self._pause(min(1.0, 0.05 * 2**failures))
                     continue
                 failures = 0 if self._flush_once() else min(failures + 1, 20)
-                self._wake.wait(_backoff_s(interval_s, failures))
+                self._sleep(_backoff_s(interval_s, failures))
         except Exception as exc:  # never let the reporter take the training job down
             self._warn("crash", f"reporter stopped: {type(exc).__name__}: {exc}")
+            # Nobody drains the queue now: cap it, so the training job's memory stays flat.
+            self._queue = collections.deque(maxlen=1)
         finally:
             self._client.close()
             if self._sampler is not None:
@@ -399,7 +401,12 @@ class Probe:
         if self._closing:
             time.sleep(max(0.0, min(seconds, self._deadline - time.monotonic())))
         else:
-            self._wake.wait(seconds)
+            self._sleep(seconds)
+
+    def _sleep(self, seconds: float) -> None:
+        """Until ``seconds`` pass or someone wakes us; each wake-up is used once."""
+        self._wake.wait(seconds)
+        self._wake.clear()
 
     def _register(self) -> None:
         while not self._target_known.is_set():

@@ -331,9 +331,13 @@ class Runner:
             os.killpg(child.pid, signal.SIGTERM)
         try:
             code = child.wait(timeout=grace_s)
-            return "done", f"stopped with SIGTERM; exit code {code}"
         except subprocess.TimeoutExpired:
             pass
+        else:
+            # Workers the child left behind in its group go too: the run is being killed.
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
+            return "done", f"stopped with SIGTERM; exit code {code}"
         with suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
         try:

@@ -493,6 +493,34 @@ def test_default_kill_sets_the_flag(bot: FakeBot, make_probe: Callable[..., Prob
     assert bot.outcomes[0][1]["detail"] == KILL_FLAG_DETAIL
 
 
+def test_learning_the_target_late_keeps_the_posting_pace() -> None:
+    # A wake-up (the target arrives from the log) must not leave the sender spinning.
+    bot = FakeBot(post_interval_s=5)
+    probe = Probe(
+        "demo-run",
+        None,
+        url="http://bot.test",
+        ingest_secret=SECRET,
+        transport=bot.transport,
+        post_interval_s=5,
+        spool=":memory:",
+        sample_interval_s=None,
+        target_from_log=True,
+        environ={},
+    )
+    try:
+        probe.step(1)
+        probe.set_target_steps(1_000)
+        wait_for(lambda: probe.acked_seq >= 1)
+        for n in range(2, 202):
+            probe.step(n)
+            time.sleep(0.002)
+        assert len(bot.batches) <= 2  # one post per 5 s interval, not one per step
+    finally:
+        probe.close(timeout_s=5)
+    assert [e["step"] for e in bot.events("step")] == list(range(1, 202))
+
+
 def test_a_kill_reaches_a_probe_whose_training_is_stuck_in_a_step(
     bot: FakeBot, make_probe: Callable[..., Probe]
 ) -> None:
