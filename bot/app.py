@@ -120,7 +120,10 @@ def build(settings: Settings, *, chat: Chat | None = None, clock: Clock = time.t
         service,
         max_body_bytes=settings.max_body_bytes,
         lifespan=lifespan,
-        slack=None if slack_app is None else AsyncSlackRequestHandler(slack_app),
+        # HTTP mode needs the signing secret; without it only Socket Mode can reach us.
+        slack=None
+        if slack_app is None or settings.slack_signing_secret is None
+        else AsyncSlackRequestHandler(slack_app),
     )
     return App(settings, store, service, jobs, api, slack_app)
 

@@ -133,6 +133,7 @@ class Service:
     ) -> None:
         self.store, self.chat, self.settings, self.clock = store, chat, settings, clock
         self.jobs = jobs
+        self._behind_s: dict[str, float] = {}  # run id -> the offset of a clock far behind
         self.market = market
         self.catalog = catalog or load_catalog()
         self._posting = asyncio.Lock()
@@ -207,9 +208,7 @@ class Service:
         # gap is its clock's offset (plus latency). Shifting the whole batch keeps step
         # spacing intact. A clock ahead would put events in the future; one far behind
         # would make a healthy run look hung. A small lag is latency, left alone.
-        shift_s = batch.sent_at - received_at
-        if -MAX_TRUSTED_LAG_S <= shift_s <= 0:
-            shift_s = 0.0
+        shift_s = self._clock_shift(run_id, batch.sent_at - received_at)
         known = self.store.known_seqs(run_id, batch.seq_from, batch.events[-1].seq)
         # Only events stored for the first time have effects: a resent batch repeats none.
         fresh = [e for e in batch.events if e.seq > run.acked_seq and e.seq not in known]
@@ -232,6 +231,21 @@ class Service:
         if stored:
             self._schedule_after_ingest(run_id, changes)
         return EventsAck(acked_seq=acked, commands=self._deliver_commands(run_id, received_at))
+
+    def _clock_shift(self, run_id: str, gap_s: float) -> float:
+        """How far to move a batch onto our clock, given sent_at minus our receive time.
+
+        Ahead: always, or events would be in the future. Behind: by one offset per run,
+        decided when the lag passes ``MAX_TRUSTED_LAG_S`` and kept while later batches
+        agree within that much, so latency jitter cannot flip steps back and forth.
+        """
+        if gap_s > 0:
+            return gap_s
+        offset = self._behind_s.get(run_id)
+        if offset is None or abs(gap_s - offset) > MAX_TRUSTED_LAG_S:
+            offset = gap_s if gap_s < -MAX_TRUSTED_LAG_S else 0.0
+            self._behind_s[run_id] = offset
+        return offset
 
     def _progress_changes(
         self, run: RunRecord, events: list[StoredEvent], received_at: float
@@ -588,6 +602,8 @@ class Service:
             return
         if self.jobs is not None:
             self.jobs.cancel(run_id)
+        if run.alert_states:
+            await self._check(run_id)  # an ended run resolves its alerts, buttons and all
         if run.table_posted_at is None and run.first_event_at is not None:
             snap = self.snapshot(run)
             status = await self._ensure_status(snap)
@@ -678,7 +694,12 @@ class Service:
             return render_text(
                 "probecast", "that button belongs to a run I no longer know", "usage"
             )
-        verb = parsed[0]
+        try:
+            return await self._act(parsed[0], run, user)
+        except cmd.CommandError as exc:  # e.g. Kill pressed on a run that has ended
+            return render_text("probecast", str(exc), "usage")
+
+    async def _act(self, verb: str, run: RunRecord, user: str) -> Card:
         snap = self.snapshot(run)
         if verb == "kill":
             return self.request_kill(snap, user)
@@ -713,9 +734,11 @@ class Service:
         self.store.add_decision(
             snap.run.id, kind, user, now, now + duration_s, self._decision_detail(snap)
         )
-        self.store.update_run(snap.run.id, kept_until=now + duration_s)
+        # A Snooze after a long Keep must not cut the silence short.
+        silenced_until = max(now + duration_s, snap.run.kept_until or 0.0)
+        self.store.update_run(snap.run.id, kept_until=silenced_until)
         what = "keeps" if kind == "keep" else "snoozes the alerts of"
-        until = datetime.fromtimestamp(now + duration_s, UTC).strftime("%a %H:%M UTC")
+        until = datetime.fromtimestamp(silenced_until, UTC).strftime("%a %H:%M UTC")
         return render_text(
             f"{'Kept' if kind == 'keep' else 'Snoozed'} · {snap.run.name}",
             f"{user} {what} {snap.run.name} for {fmt_duration(duration_s)}; "

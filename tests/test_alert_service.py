@@ -302,3 +302,17 @@ async def test_only_killers_may_confirm_and_a_refusal_is_audited(
         await app.service.handle_action(action_id("confirm-kill", run_id), "U0KILLER")
     (queued,) = app.store.commands(run_id, ("queued",))
     assert queued.confirmed_by == "U0KILLER"
+
+
+async def test_an_ended_run_resolves_its_alerts_and_its_buttons_answer_plainly(
+    app: App, reporter: Reporter, clock: FakeClock, chat: ConsoleChat
+) -> None:
+    run_id = await start_run(app, reporter, clock)
+    await hang(app, reporter, clock, 720)
+    await app.service.check(run_id)
+    assert [c.kind for _, c in alerts(chat)] == ["alert"]
+    await reporter.post([{"kind": "exit", "t": clock.now, "return_code": 1}])
+    await app.service.finish(run_id)
+    assert [c.kind for _, c in alerts(chat)] == ["alert", "alert-resolved"]
+    late = await app.service.handle_action(action_id("confirm-kill", run_id), "console")
+    assert late.kind == "usage" and "already failed" in late.headline

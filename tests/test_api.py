@@ -415,3 +415,19 @@ async def test_a_rerun_after_exit_is_active_again(client: httpx.AsyncClient, app
     stored = app.store.get_run(again["run_id"])
     assert stored is not None and stored.active and stored.target_steps == 5_000
     assert stored.return_code is None
+
+
+async def test_a_reporter_clock_about_a_minute_behind_does_not_flip_between_batches(
+    client: httpx.AsyncClient, app: App, clock: FakeClock
+) -> None:
+    run = await register(client)
+    stored: list[float] = []
+    for i, latency in enumerate((0.5, 0.1, 0.4, 0.2)):  # jitter around a 59.8 s lag
+        t0 = T0 + 100 + 10 * i
+        clock.now = t0 + 5 + 59.8 + latency
+        body = steps(1 + 5 * i, 1 + 5 * i, 5, t0, 1.0)
+        body["sent_at"] = t0 + 5
+        assert (await post(client, run, body)).status_code == 200
+    stored = [t for _, t, _ in app.store.events(run["run_id"], ["step"])]
+    gaps = [b - a for a, b in zip(stored, stored[1:], strict=False)]
+    assert all(0 < gap < 7 for gap in gaps), gaps  # no step goes back in time

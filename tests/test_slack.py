@@ -417,3 +417,30 @@ async def test_slash_kill_asks_with_confirm_and_cancel_then_confirm_kills_once(
     await wait_for(lambda: len(bot.slack.response_url_posts) >= 2)
     assert "confirmed by U0KILLER" in bot.slack.response_url_posts[1]["text"]
     assert len(bot.app.store.commands(run_id, ("queued",))) == 1
+
+
+async def test_a_message_slack_refuses_for_good_does_not_hold_up_the_rest(
+    bot: Bot, clock: FakeClock
+) -> None:
+    run_id = await bot.register_run(clock)
+    await bot.app.service.checkin(run_id)  # the status message exists
+    bot.slack.fail_next("chat.update", error="message_not_found")  # someone deleted it
+    await bot.app.service.checkin(run_id)
+    chat = bot.app.service.chat
+    assert chat.queue == []  # type: ignore[attr-defined]
+    checkins = [m for m in bot.slack.posted if m["text"].startswith("Check-in")]
+    assert len(checkins) == 2  # both check-ins arrived
+
+
+async def test_a_reference_from_before_a_restart_is_posted_on_its_own(
+    bot: Bot, clock: FakeClock
+) -> None:
+    from bot.chat.base import MessageRef
+    from bot.core.card import Card
+
+    chat = bot.app.service.chat
+    stale = MessageRef("pending", "0123abcd-1")  # provisional, from another process
+    await chat.reply(stale, Card(title="llm", headline="check-in"))
+    assert chat.queue == []  # type: ignore[attr-defined]
+    assert bot.slack.posted[-1]["text"] == "llm: check-in"
+    assert bot.slack.posted[-1]["thread_ts"] is None

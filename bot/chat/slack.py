@@ -22,11 +22,13 @@ import itertools
 import logging
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -86,6 +88,10 @@ class SlackChat:
         self.queue: list[_Queued] = []
         self.warning: str | None = None  # shown by /healthz until Slack takes a message
         self._real: dict[str, MessageRef] = {}  # provisional id -> the ref Slack gave
+        self._lost: set[str] = set()  # provisional ids Slack refused for good
+        # Provisional ids are unique per process: one stored before a restart never
+        # resolves to a message of this process.
+        self._prefix = uuid.uuid4().hex[:8]
         self._ids = itertools.count(1)
 
     # --- the Chat port --------------------------------------------------------------
@@ -110,7 +116,7 @@ class SlackChat:
         """Send what is queued, oldest first; returns how many are still waiting."""
         waiting, self.queue = self.queue, []
         for index, item in enumerate(waiting):
-            if not await self._try(item):
+            if await self._try(item) == "retry":
                 self.queue = waiting[index:] + self.queue
                 break
         return len(self.queue)
@@ -124,36 +130,52 @@ class SlackChat:
 
     async def _send(self, item: _Queued) -> MessageRef:
         if item.kind in ("post", "reply"):
-            item.ref = MessageRef(PENDING, f"q{next(self._ids)}")
+            item.ref = MessageRef(PENDING, f"{self._prefix}-{next(self._ids)}")
         if self.queue:
             await self.flush()  # order matters: what waits goes first
-        if self.queue or not await self._try(item):
+        if self.queue or await self._try(item) == "retry":
             self.queue.append(item)
         assert item.ref is not None or item.kind in ("update", "attach")
         return self._resolve(item.ref) if item.ref else MessageRef(self.channel, "")
 
-    async def _try(self, item: _Queued) -> bool:
+    async def _try(self, item: _Queued) -> Literal["sent", "retry", "dropped"]:
+        """One attempt: sent; retry later (Slack is away or refuses the bot as a whole);
+        or dropped (Slack refuses this one message for good: logged, the rest goes on)."""
         target = None if item.target is None else self._resolve(item.target)
         if target is not None and target.channel == PENDING:
-            return False  # its parent has not been posted yet
+            if target.message_id.startswith(self._prefix) and target.message_id not in self._lost:
+                return "retry"  # its parent waits in the queue: keep the order
+            # A parent from before a restart, or one Slack refused: post on its own.
+            item = replace(item, kind="post" if item.kind != "attach" else "attach")
+            target = None if item.kind == "post" else MessageRef(self.channel, "")
         try:
             await self._call(item, target)
         except SlackApiError as exc:
             error = str(exc.response.get("error", "unknown_error"))
-            self._complain(error, fatal=error in FATAL_ERRORS)
-            return False
-        except Exception as exc:  # network trouble beyond the retries: try later
+            if error in FATAL_ERRORS or exc.response.status_code >= 500:
+                self._complain(error, fatal=error in FATAL_ERRORS)
+                return "retry"
+            return self._drop(item, error)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # beyond the retries
             self._complain(f"{type(exc).__name__}: {exc}", fatal=False)
-            return False
+            return "retry"
+        except Exception as exc:  # a card Slack's models refuse: a bug, never a wedge
+            return self._drop(item, f"{type(exc).__name__}: {exc}")
         self.warning = None
-        return True
+        return "sent"
+
+    def _drop(self, item: _Queued, why: str) -> Literal["dropped"]:
+        log.error("Slack refused a %s for good (%s); dropped it and went on", item.kind, why)
+        if item.ref is not None:
+            self._lost.add(item.ref.message_id)
+        return "dropped"
 
     async def _call(self, item: _Queued, target: MessageRef | None) -> None:
         if item.kind == "attach":
             assert target is not None
             await self.client.files_upload_v2(
                 channel=target.channel,
-                thread_ts=target.message_id,
+                thread_ts=target.message_id or None,
                 content=item.data,
                 filename=item.filename,
                 title=item.title,
@@ -168,17 +190,17 @@ class SlackChat:
                 channel=target.channel, ts=target.message_id, text=text, blocks=blocks
             )
             return
-        thread = None if target is None else target.message_id
+        thread = None if target is None or not target.message_id else target.message_id
         response = await self.client.chat_postMessage(
             channel=self.channel if target is None else target.channel,
             text=text,
             blocks=blocks,
             thread_ts=thread,
         )
-        channel, ts = str(response["channel"]), str(response["ts"])
-        assert item.ref is not None
-        # A reply's handle is its thread: what is attached to it lands beside it.
-        self._real[item.ref.message_id] = MessageRef(channel, thread or ts)
+        if item.ref is not None:
+            # A reply's handle is its thread: what is attached to it lands beside it.
+            channel, ts = str(response["channel"]), str(response["ts"])
+            self._real[item.ref.message_id] = MessageRef(channel, thread or ts)
 
     def _resolve(self, ref: MessageRef) -> MessageRef:
         if ref.channel != PENDING:
