@@ -68,6 +68,9 @@ class VastCandidates:
             try:
                 offers = await self.vast.search_offers(query)
             except VastError as exc:
+                if found:  # the live offers we have beat a dated median
+                    log.warning("Vast search for %d GPUs failed: %s", count, exc)
+                    break
                 log.warning("Vast search failed, using reference prices: %s", exc)
                 return await self._fallback.candidates(num_gpus, disk_gb)
             found += candidates_from_offers(offers, self.catalog)
