@@ -503,20 +503,21 @@ class Service:
         ref = await self._ensure_status(snap, update=True)
         reply = await self.chat.reply(ref, render_checkin(snap.estimate, snap.view))
         self.store.update_run(run_id, last_checkin_at=self.clock())
-        png = await asyncio.to_thread(self._chart_png, run)
-        if png is not None:
+        inputs = self._chart_inputs(run)  # the store is read here, on the event loop
+        if inputs is not None:
+            # Computing and drawing take about a second on a long run: off the event
+            # loop, on data already read (the SQLite connection stays on this thread).
+            png = await asyncio.to_thread(_render_chart, inputs)
             await self.chat.attach(reply, "chart.png", png, f"{run.name}: speed and ETA")
 
-    def _chart_png(self, run: RunRecord) -> bytes | None:
-        """The check-in picture; matplotlib is slow enough to keep off the event loop."""
-        from bot.chart import render_checkin_png  # matplotlib loads only when needed
-
+    def _chart_inputs(self, run: RunRecord) -> dict[str, Any] | None:
+        """Everything the check-in chart needs, or None before the first step."""
         loaded = load_run(self.store, run, post_interval_s=self.settings.post_interval_s)
         if not loaded.history.steps:
             return None
         memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else None
         expected_s = loaded.history.expected_step_s or (memory and memory.expected_step_s)
-        data = build_chart_data(
+        return dict(
             title=f"{run.name} · {_gpu_label(run)}",
             steps=loaded.history.steps,
             pauses=loaded.history.pauses,
@@ -530,7 +531,6 @@ class Service:
             calibration_settings=CalibrationSettings(probe_steps=self.settings.probe_steps),
             slow_fraction=self.settings.trigger_throughput_ratio,
         )
-        return render_checkin_png(data)
 
     # --- triggers -------------------------------------------------------------------
 
@@ -835,6 +835,12 @@ class Service:
             self.store.update_command(record.id, state="cancelled", finished_at=self.clock())
         self.store.add_decision(snap.run.id, "kill-cancel", user, self.clock())
         return render_text(f"Kill · {snap.run.name}", f"cancelled by {user}", "kill")
+
+
+def _render_chart(inputs: dict[str, Any]) -> bytes:
+    from bot.chart import render_checkin_png  # matplotlib loads only when needed
+
+    return render_checkin_png(build_chart_data(**inputs))
 
 
 def _alert_states(run: RunRecord) -> dict[TriggerName, AlertState]:
