@@ -45,6 +45,7 @@ from bot.core.render import (
     option_table_csv,
     render_alert,
     render_alert_resolved,
+    render_audit,
     render_checkin,
     render_option_table,
     render_runs,
@@ -676,6 +677,8 @@ class Service:
         snap = self.snapshot(run)
         if parsed.verb == "status":
             return render_status(snap.estimate, snap.view)
+        if parsed.verb == "audit":
+            return render_audit(snap.view, self._audit_rows(snap.run.id))
         if parsed.verb == "table":
             return render_option_table(await self.option_table(snap), snap.view)
         if parsed.verb == "keep":
@@ -712,6 +715,16 @@ class Service:
         if verb == "snooze":
             return self.keep(snap, user, self.settings.snooze_s, kind="snooze")
         return render_text("probecast", f"unknown action {verb!r}", "usage")
+
+    def _audit_rows(self, run_id: str) -> list[dict[str, Any]]:
+        rows = []
+        for row in self.store.decisions(run_id):
+            try:
+                detail = json.loads(row.get("detail") or "{}")
+            except ValueError:
+                detail = {}
+            rows.append({**row, "detail": detail})
+        return rows
 
     def _find(self, query: str) -> RunRecord:
         runs = self.store.list_runs()

@@ -316,3 +316,20 @@ async def test_an_ended_run_resolves_its_alerts_and_its_buttons_answer_plainly(
     assert [c.kind for _, c in alerts(chat)] == ["alert", "alert-resolved"]
     late = await app.service.handle_action(action_id("confirm-kill", run_id), "console")
     assert late.kind == "usage" and "already failed" in late.headline
+
+
+async def test_audit_lists_every_decision_with_who_when_and_the_numbers(
+    app: App, reporter: Reporter, clock: FakeClock
+) -> None:
+    run_id = await start_run(app, reporter, clock)
+    await app.service.handle_command("/keep r1 30m", "alice")
+    await app.service.handle_action(action_id("snooze", run_id), "bob")
+    await app.service.handle_command("/kill r1", "carol")
+    audit = await app.service.handle_command("/probecast audit r1", "dave")
+    assert audit.kind == "audit" and audit.headline == "3 decision(s) recorded"
+    kinds = [f.label.split(" · ")[1] for f in audit.fields]
+    assert kinds == ["keep", "snooze", "kill-request"]
+    keep = audit.fields[0].value
+    assert keep.startswith("by alice · until ") and "step 200" in keep and "spent $" in keep
+    usage = await app.service.handle_command("/probecast audit", "dave")
+    assert usage.kind == "usage" and "/probecast audit RUN" in usage.headline

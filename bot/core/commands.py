@@ -19,10 +19,13 @@ USAGE = {
     "status": "/probecast status [RUN] — the run's status card",
     "table": "/probecast table RUN — the option table",
     "runs": "/probecast runs — every run and where it stands",
+    "audit": "/probecast audit RUN — every decision: who, when, the estimate and spend then",
     "help": "/probecast help — this list",
 }
 
-Verb = Literal["kill", "confirm-kill", "cancel-kill", "keep", "status", "table", "runs", "help"]
+Verb = Literal[
+    "kill", "confirm-kill", "cancel-kill", "keep", "status", "table", "runs", "audit", "help"
+]
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,10 @@ def parse_command(text: str) -> ParsedCommand:
         if len(args) != 1:
             raise CommandError(f"usage: {USAGE['table']}")
         return ParsedCommand("table", args[0])
+    if head == "audit":
+        if len(args) != 1:
+            raise CommandError(f"usage: {USAGE['audit']}")
+        return ParsedCommand("audit", args[0])
     if head == "runs" and not args:
         return ParsedCommand("runs")
     if head == "help":

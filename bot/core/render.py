@@ -10,8 +10,10 @@ import csv
 import io
 import math
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from bot.core.card import Button, Card, CardField, Table, action_id
 from bot.core.estimate import Estimate
@@ -200,6 +202,33 @@ BOTTLENECK_LABELS = {
 }
 
 
+def render_audit(run: RunView, decisions: Sequence[Mapping[str, Any]]) -> Card:
+    """Every decision on a run, oldest first: who, when, until, and the numbers then."""
+    fields = []
+    for d in decisions[-40:]:
+        when = datetime.fromtimestamp(float(d["at"]), UTC).strftime("%m-%d %H:%M UTC")
+        detail = d.get("detail") or {}
+        parts = [f"by {d['by']}"]
+        if d.get("until"):
+            until = datetime.fromtimestamp(float(d["until"]), UTC).strftime("%m-%d %H:%M")
+            parts.append(f"until {until}")
+        if detail.get("step") is not None:
+            parts.append(f"step {detail['step']:,}")
+        if detail.get("spent_usd") is not None:
+            parts.append(f"spent {fmt_usd(detail['spent_usd'])}")
+        if detail.get("projected_cost_usd") is not None:
+            parts.append(f"projected {fmt_usd(detail['projected_cost_usd'])}")
+        fields.append(CardField(f"{when} · {d['kind']}", " · ".join(parts)))
+    notes = () if len(decisions) <= 40 else (f"{len(decisions) - 40} older decisions not shown",)
+    return Card(
+        title=f"Audit · {run.name}",
+        headline=f"{len(decisions)} decision(s) recorded" if decisions else "no decisions yet",
+        fields=tuple(fields),
+        notes=notes,
+        kind="audit",
+    )
+
+
 def kill_confirm_text(run: RunView, grace_s: float, on_kill: str) -> str:
     """What a kill does, in the words a confirm dialog shows (at most 300 characters)."""
     instance = f"Vast instance {run.instance_id}" if run.instance_id else "the instance"
@@ -341,6 +370,7 @@ __all__ = [
     "fmt_usd",
     "render_checkin",
     "kill_confirm_text",
+    "render_audit",
     "option_table_csv",
     "render_option_table",
     "render_runs",
