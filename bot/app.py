@@ -56,6 +56,7 @@ def build(settings: Settings, *, chat: Chat | None = None, clock: Clock = time.t
     scheduler = AsyncIOScheduler(timezone=UTC)
     catalog = load_catalog()
     market: Market = ReferenceMarket(catalog)
+    vast: VastMarket | None = None
     if settings.vast_api_key is not None:
         vast = VastMarket(settings.vast_api_key.get_secret_value(), base_url=settings.vast_api_url)
         market = VastCandidates(vast, catalog)
@@ -67,6 +68,7 @@ def build(settings: Settings, *, chat: Chat | None = None, clock: Clock = time.t
         clock,
         market=market,
         catalog=catalog,
+        instances=vast,
     )
     jobs = SchedulerJobs(scheduler, service.run_job, clock)
     service.jobs = jobs

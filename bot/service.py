@@ -58,6 +58,7 @@ from bot.history import load_run, pauses_from_marks
 from bot.market import Market
 from bot.settings import Settings
 from bot.store import CommandRecord, RunRecord, SqliteStore, StoredEvent
+from bot.vast import Instance, VastError, VastNotFound
 from reporter.wire import (
     Command,
     CommandOutcome,
@@ -69,6 +70,9 @@ from reporter.wire import (
 )
 
 Clock = Callable[[], float]
+# After the grace period, how long a kill waits for the reporter before the bot stops the
+# instance through the Vast API alone.
+KILL_REPORTER_DEADLINE_S = 120.0
 # Commands typed into the bot's own terminal come from this user: whoever runs the bot.
 LOCAL_USER = "console"
 # A reporter whose clock is behind ours by more than this is corrected (issue 5's hung
@@ -90,6 +94,16 @@ class RunNotFound(ServiceError):
 
 class Conflict(ServiceError):
     code = "conflict"
+
+
+class Instances(Protocol):
+    """The cloud side of a kill (`bot.vast.VastMarket`)."""
+
+    async def stop_instance(self, instance_id: int | str) -> None: ...
+
+    async def destroy_instance(self, instance_id: int | str) -> None: ...
+
+    async def show_instance(self, instance_id: int | str) -> Instance: ...
 
 
 class Jobs(Protocol):
@@ -131,11 +145,13 @@ class Service:
         jobs: Jobs | None = None,
         market: Market | None = None,
         catalog: Catalog | None = None,
+        instances: Instances | None = None,
     ) -> None:
         self.store, self.chat, self.settings, self.clock = store, chat, settings, clock
         self.jobs = jobs
         self._behind_s: dict[str, float] = {}  # run id -> the offset of a clock far behind
         self.market = market
+        self.instances = instances
         self.catalog = catalog or load_catalog()
         self._posting = asyncio.Lock()
 
@@ -325,6 +341,111 @@ class Service:
                     f"Kill · {run.name}", f"reporter: {outcome.state} — {outcome.detail}", "kill"
                 ),
             )
+        if record.kind == "kill":
+            # Vast may be slow: the reporter's request is answered now, the stop follows.
+            if self.jobs is not None:
+                self.jobs.at(run_id, "instance-stop", None)
+            else:
+                await self.stop_instance_job(run_id)
+
+    async def stop_instance_job(self, run_id: str) -> None:
+        async with self._posting:
+            await self._stop_instance(run_id, "the training process was stopped")
+
+    async def kill_deadline(self, run_id: str) -> None:
+        """The reporter had its grace period and more: stop the instance without it."""
+        async with self._posting:
+            pending = self.store.commands(run_id, ("queued", "sent"))
+            if not pending:
+                return
+            for command in pending:
+                self.store.update_command(
+                    command.id,
+                    state="failed",
+                    finished_at=self.clock(),
+                    detail="the reporter did not answer in time",
+                )
+            await self._stop_instance(run_id, "the reporter did not answer in time")
+
+    async def _stop_instance(self, run_id: str, why: str) -> None:
+        """Stop or destroy the run's Vast instance once (PROBECAST_ON_KILL), then report."""
+        run = self.store.get_run(run_id)
+        if run is None or any(
+            d["kind"].startswith("instance-") for d in self.store.decisions(run_id)
+        ):
+            return  # done before: a retried outcome or a late deadline repeats nothing
+        action = self.settings.on_kill
+        vast = _registration(run).vast
+        instance_id = None if vast is None else vast.container_id
+        done, state = False, "not touched"
+        if action == "none":
+            state = "left running (PROBECAST_ON_KILL=none): it keeps billing"
+        elif instance_id is None:
+            state = "unknown: the reporter sent no Vast instance id; stop the machine by hand"
+        elif self.instances is None:
+            state = f"not stopped: set VAST_API_KEY, or {action} instance {instance_id} on Vast.ai"
+        else:
+            try:
+                if action == "destroy":
+                    await self.instances.destroy_instance(instance_id)
+                    state = f"instance {instance_id} destroyed: billing has ended"
+                else:
+                    await self.instances.stop_instance(instance_id)
+                    shown = await self.instances.show_instance(instance_id)
+                    state = (
+                        f"instance {instance_id} {shown.actual_status or 'stopping'}; "
+                        "a stopped instance still bills its disk: destroy it on Vast.ai "
+                        "when you no longer need the data"
+                    )
+                done = True
+            except VastNotFound:
+                done, state = True, f"instance {instance_id} is already gone"
+            except VastError as exc:
+                state = (
+                    f"could not {action} instance {instance_id} ({exc}); "
+                    f"do it on Vast.ai: Instances → {action}"
+                )
+        self.store.add_decision(
+            run_id,
+            f"instance-{action}",
+            "probecast",
+            self.clock(),
+            None,
+            {"done": done, "state": state, "why": why},
+        )
+        await self._report_kill(run, state, why)
+
+    async def _report_kill(self, run: RunRecord, instance_state: str, why: str) -> None:
+        confirmed = [d for d in self.store.decisions(run.id) if d["kind"] == "kill-confirm"]
+        snap = self.snapshot(self.store.get_run(run.id) or run)
+        at_kill = json.loads(confirmed[-1]["detail"]) if confirmed else {}
+        who = confirmed[-1]["by"] if confirmed else "?"
+        when = (
+            datetime.fromtimestamp(confirmed[-1]["at"], UTC).strftime("%H:%M UTC")
+            if confirmed
+            else "?"
+        )
+        projected, spent_then = at_kill.get("projected_cost_usd"), at_kill.get("spent_usd")
+        avoided = None if projected is None or spent_then is None else projected - spent_then
+        card = Card(
+            title=f"Killed · {run.name}",
+            headline=f"by {who} at {when}; {instance_state}",
+            fields=(
+                CardField("Spent", fmt_usd(snap.view.spent_usd)),
+                CardField("Avoided", f"{fmt_usd(avoided)} (projected cost still to come)"),
+                CardField(
+                    "Estimate then",
+                    f"step {at_kill.get('step') or 0:,}, "
+                    f"{fmt_duration(at_kill.get('eta_remaining_s'))} to go",
+                ),
+                CardField("Why now", why),
+            ),
+            kind="kill-report",
+        )
+        if run.status_ref:
+            await self.chat.reply(MessageRef.loads(run.status_ref), card)
+        else:
+            await self.chat.post(card)
 
     def _kill_sent(self, run_id: str) -> bool:
         return bool(self.store.commands(run_id, ("sent", "done")))
@@ -468,6 +589,8 @@ class Service:
             "table": self.post_table,
             "checkin": self.checkin,
             "check": self.check,
+            "kill-deadline": self.kill_deadline,
+            "instance-stop": self.stop_instance_job,
             "final": self.finish,
         }
         await handlers[job](run_id)
@@ -603,6 +726,9 @@ class Service:
             return
         if self.jobs is not None:
             self.jobs.cancel(run_id)
+        if self.store.commands(run_id, ("done",)):
+            # The exit can beat the instance-stop job that the cancel just removed.
+            await self._stop_instance(run_id, "the training process was stopped")
         if run.alert_states:
             await self._check(run_id)  # an ended run resolves its alerts, buttons and all
         if run.table_posted_at is None and run.first_event_at is not None:
@@ -828,6 +954,9 @@ class Service:
         self.store.add_decision(
             snap.run.id, "kill-confirm", user, now, None, self._decision_detail(snap)
         )
+        if self.jobs is not None:
+            deadline = now + self.settings.kill_grace_s + KILL_REPORTER_DEADLINE_S
+            self.jobs.at(snap.run.id, "kill-deadline", deadline)
         answer = render_text(
             f"Kill · {snap.run.name}",
             f"confirmed by {user}. The reporter stops the training process at its next report "
