@@ -138,8 +138,8 @@ async def kill_when_registered(app: App, probe_of: Callable[[], Probe | None], n
 
     await wait_for(registered)
     await wait_for(lambda: the_run(app, name).active)
-    await app.service.handle_command(f"/kill {name}", "tester")
-    await app.service.handle_command(f"/kill {name} confirm", "tester")
+    await app.service.handle_command(f"/kill {name}", "console")
+    await app.service.handle_command(f"/kill {name} confirm", "console")
 
 
 STEP_PAUSE_S = 0.01  # kill tests: slow enough that a kill lands long before the end
@@ -153,8 +153,8 @@ async def launch_and_kill(app: App, name: str, command: list[str]) -> tuple[int,
     )
     try:
         await wait_for(lambda: any(r.name == name for r in app.store.list_runs()), 90)
-        await app.service.handle_command(f"/kill {name}", "tester")
-        await app.service.handle_command(f"/kill {name} confirm", "tester")
+        await app.service.handle_command(f"/kill {name}", "console")
+        await app.service.handle_command(f"/kill {name} confirm", "console")
         out, err = await asyncio.wait_for(launcher.communicate(), 60)
     finally:
         if launcher.returncode is None:
