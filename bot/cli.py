@@ -12,11 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from bot.cli_error import CliError
 from reporter.argtypes import positive_int
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

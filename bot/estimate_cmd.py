@@ -9,6 +9,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from bot.cli_error import CliError
 from bot.core.estimate import (
     CalibrationSettings,
     Estimate,
@@ -114,8 +115,6 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Load the log, calibrate, estimate and print; user errors become ``CliError``."""
-    from bot.cli import CliError  # here, not at import: bot.cli imports this module
-
     try:
         log = load_steps_csv(args.steps_csv)
     except StepLogError as exc:

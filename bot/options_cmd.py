@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.chat.console import render_console
+from bot.cli_error import CliError
 from bot.core.estimate import (
     CalibrationSettings,
     Estimate,
@@ -81,8 +82,6 @@ def add_parser(
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.cli import CliError  # here, not at import: bot.cli imports this module
-
     catalog = load_catalog()
     try:
         spec = catalog.resolve(args.gpu)

@@ -7,6 +7,7 @@ import json
 import math
 from typing import Any
 
+from bot.cli_error import CliError
 from bot.core.gpus import UnknownGpu, load_catalog
 from bot.core.precheck import (
     OPTIMIZERS,
@@ -118,8 +119,6 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Parse, check and print; user errors become ``CliError``."""
-    from bot.cli import CliError  # here, not at import: bot.cli imports this module
-
     try:
         params = parse_param_count(args.params)
     except ValueError as exc:

@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from bot.cli_error import CliError
 from bot.core.gpus import GpuSpec, UnknownGpu, load_catalog
 from bot.core.predict import Precision, RatePrediction, predict_rate
 from reporter.argtypes import positive_float
@@ -87,8 +88,6 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Resolve the GPUs, predict, print; unknown names become one-line ``CliError``."""
-    from bot.cli import CliError  # here, not at import: bot.cli imports this module
-
     catalog = load_catalog()
     try:
         from_spec = catalog.resolve(args.from_gpu, args.from_vram_gib)

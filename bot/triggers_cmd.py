@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.cli_error import CliError
 from bot.core.alerts import AlertState, plan_alerts
 from bot.core.estimate import Pause, StepPoint
 from bot.core.fmt import fmt_duration
@@ -209,8 +210,6 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Load, replay and print; user errors become ``CliError`` (exit 2)."""
-    from bot.cli import CliError  # here, not at import: bot.cli imports this module
-
     try:
         log = load_steps_csv(args.steps_csv)
     except StepLogError as exc:
@@ -254,8 +253,6 @@ def render_replay(replay: Replay, check_interval_s: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command alone (as ``bot.cli`` would): for tests and ``python -m``."""
-    from bot.cli import CliError
-
     parser = argparse.ArgumentParser(prog="probecast")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["triggers", *(sys.argv[1:] if argv is None else argv)])
