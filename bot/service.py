@@ -778,15 +778,21 @@ class Service:
 
     # --- chat commands --------------------------------------------------------------
 
-    async def handle_command(self, text: str, user: str) -> Card:
-        """Answer one typed command; a mistake is answered with the usage, not raised."""
+    async def handle_command(self, text: str, user: str, *, can_kill: bool | None = None) -> Card:
+        """Answer one typed command; a mistake is answered with the usage, not raised.
+
+        ``can_kill`` is the platform's own verdict where it has one (a Discord role);
+        ``None`` leaves it to ``PROBECAST_KILLERS``.
+        """
         try:
             parsed = cmd.parse_command(text)
-            return await self._dispatch(parsed, user)
+            return await self._dispatch(parsed, user, can_kill)
         except cmd.CommandError as exc:
             return render_text("probecast", str(exc), "usage")
 
-    async def _dispatch(self, parsed: cmd.ParsedCommand, user: str) -> Card:
+    async def _dispatch(
+        self, parsed: cmd.ParsedCommand, user: str, can_kill: bool | None = None
+    ) -> Card:
         if parsed.verb == "help":
             return render_text("probecast commands", cmd.help_text(), "usage")
         if parsed.verb == "runs":
@@ -812,10 +818,10 @@ class Service:
         if parsed.verb == "kill":
             return self.request_kill(snap, user)
         if parsed.verb == "confirm-kill":
-            return await self.confirm_kill(snap, user)
+            return await self.confirm_kill(snap, user, can_kill)
         return self.cancel_kill(snap, user)
 
-    async def handle_action(self, action: str, user: str) -> Card:
+    async def handle_action(self, action: str, user: str, *, can_kill: bool | None = None) -> Card:
         """A button press (``probecast:<verb>:<run_id>``), from any chat platform."""
         parsed = parse_action_id(action)
         run = None if parsed is None else self.store.get_run(parsed[1])
@@ -824,16 +830,18 @@ class Service:
                 "probecast", "that button belongs to a run I no longer know", "usage"
             )
         try:
-            return await self._act(parsed[0], run, user)
+            return await self._act(parsed[0], run, user, can_kill)
         except cmd.CommandError as exc:  # e.g. Kill pressed on a run that has ended
             return render_text("probecast", str(exc), "usage")
 
-    async def _act(self, verb: str, run: RunRecord, user: str) -> Card:
+    async def _act(
+        self, verb: str, run: RunRecord, user: str, can_kill: bool | None = None
+    ) -> Card:
         snap = self.snapshot(run)
         if verb == "kill":
             return self.request_kill(snap, user)
         if verb == "confirm-kill":
-            return await self.confirm_kill(snap, user)
+            return await self.confirm_kill(snap, user, can_kill)
         if verb == "cancel-kill":
             return self.cancel_kill(snap, user)
         if verb == "keep":
@@ -913,12 +921,19 @@ class Service:
             kind="confirm",
         )
 
-    def may_kill(self, user: str) -> bool:
-        """Only ``PROBECAST_KILLERS`` may confirm a kill; the bot's own terminal may too."""
+    def may_kill(self, user: str, can_kill: bool | None = None) -> bool:
+        """Only ``PROBECAST_KILLERS`` may confirm a kill; the bot's own terminal may too.
+
+        A platform that checked a role itself (Discord) passes its verdict as ``can_kill``.
+        """
+        if can_kill is not None:
+            return can_kill
         return user == LOCAL_USER or user in self.settings.killer_ids
 
-    async def confirm_kill(self, snap: RunSnapshot, user: str) -> Card:
-        if not self.may_kill(user):
+    async def confirm_kill(
+        self, snap: RunSnapshot, user: str, can_kill: bool | None = None
+    ) -> Card:
+        if not self.may_kill(user, can_kill):
             self.store.add_decision(
                 snap.run.id, "kill-refused", user, self.clock(), None, self._decision_detail(snap)
             )

@@ -51,6 +51,21 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_channel: str | None = Field(default=None, validation_alias="SLACK_CHANNEL")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # Discord (issue 8): Discord's own names. A bot token switches the gateway bot on; a
+    # webhook alone gives post-only updates.
+    discord_bot_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_BOT_TOKEN")
+    discord_channel_id: int | None = Field(default=None, validation_alias="DISCORD_CHANNEL_ID")
+    discord_guild_id: int | None = Field(default=None, validation_alias="DISCORD_GUILD_ID")
+    discord_api_url: str = Field(
+        default="https://discord.com/api/v10", validation_alias="DISCORD_API_URL"
+    )
+    discord_gateway_url: str = Field(
+        default="wss://gateway.discord.gg", validation_alias="DISCORD_GATEWAY_URL"
+    )
+    discord_webhook_url: SecretStr | None = Field(
+        default=None, validation_alias="DISCORD_WEBHOOK_URL"
+    )
+    discord_kill_role: str | None = None  # PROBECAST_DISCORD_KILL_ROLE: role name or id
     # The option table (issue 6). Vast's own names, without our prefix.
     vast_api_key: SecretStr | None = Field(default=None, validation_alias="VAST_API_KEY")
     vast_api_url: str = Field(default="https://console.vast.ai", validation_alias="VAST_API_URL")
