@@ -141,6 +141,10 @@ def create_api(
         metrics.inc("events_received_total", len(batch.events))
         return ack
 
+    @app.get("/v1/runs/{run_id}/commands", response_model=EventsAck)
+    async def poll_commands(run_id: str, request: Request) -> EventsAck:
+        return service.poll_commands(run_id, _bearer(request))
+
     @app.post("/v1/runs/{run_id}/commands/{command_id}")
     async def outcome(
         run_id: str, command_id: str, body: CommandOutcome, request: Request

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from bot.chat.base import Chat, MessageRef
 from bot.core import commands as cmd
 from bot.core.alerts import AlertState, plan_alerts
-from bot.core.card import Button, Card, CardField, action_id, parse_action_id
+from bot.core.card import Card, parse_action_id
 from bot.core.chartdata import build_chart_data
 from bot.core.estimate import (
     CalibrationSettings,
@@ -34,13 +34,13 @@ from bot.core.estimate import (
     estimate_run,
 )
 from bot.core.gpus import Catalog, UnknownGpu, load_catalog
+from bot.core.kill import describe as kill_describe
 from bot.core.options import Hardware, OptionTable, RunFacts, SwitchSettings, build_option_table
 from bot.core.render import (
     TRIGGER_LABELS,
     RunView,
     fmt_duration,
     fmt_exit_code,
-    fmt_usd,
     kill_confirm_text,
     option_table_csv,
     render_alert,
@@ -55,12 +55,12 @@ from bot.core.render import (
 from bot.core.schedule import table_deadline_at, table_due
 from bot.core.triggers import TRIGGER_NAMES, CheckMemory, TriggerName, evaluate_triggers
 from bot.history import load_run, pauses_from_marks
+from bot.kill_flow import KillFlow
 from bot.market import Market
 from bot.settings import Settings
-from bot.store import CommandRecord, RunRecord, SqliteStore, StoredEvent
-from bot.vast import Instance, VastError, VastNotFound
+from bot.store import RunRecord, SqliteStore, StoredEvent
+from bot.vast import Instance
 from reporter.wire import (
-    Command,
     CommandOutcome,
     EventBatch,
     EventsAck,
@@ -70,11 +70,6 @@ from reporter.wire import (
 )
 
 Clock = Callable[[], float]
-# After the grace period, how long a kill waits for the reporter before the bot stops the
-# instance through the Vast API alone.
-KILL_REPORTER_DEADLINE_S = 120.0
-# Commands typed into the bot's own terminal come from this user: whoever runs the bot.
-LOCAL_USER = "console"
 # A reporter whose clock is behind ours by more than this is corrected (issue 5's hung
 # rule measures time since the last step on our clock); less is latency and batching.
 MAX_TRUSTED_LAG_S = 60.0
@@ -154,6 +149,7 @@ class Service:
         self.instances = instances
         self.catalog = catalog or load_catalog()
         self._posting = asyncio.Lock()
+        self.kills = KillFlow(self)
 
     # --- reporter side --------------------------------------------------------------
 
@@ -247,7 +243,14 @@ class Service:
         self.store.update_run(run_id, **changes)
         if stored:
             self._schedule_after_ingest(run_id, changes)
-        return EventsAck(acked_seq=acked, commands=self._deliver_commands(run_id, received_at))
+        commands, poll_s = self.kills.deliver(run_id, received_at)
+        return EventsAck(acked_seq=acked, commands=commands, poll_s=poll_s)
+
+    def poll_commands(self, run_id: str, presented_token: str) -> EventsAck:
+        """A reporter with nothing to post asks for commands (while a kill is pending)."""
+        run = self.authenticate(run_id, presented_token)
+        commands, poll_s = self.kills.deliver(run_id, self.clock())
+        return EventsAck(acked_seq=run.acked_seq, commands=commands, poll_s=poll_s)
 
     def _clock_shift(self, run_id: str, gap_s: float) -> float:
         """How far to move a batch onto our clock, given sent_at minus our receive time.
@@ -314,13 +317,6 @@ class Service:
         if self._table_due(self.snapshot(run)):
             self.jobs.at(run_id, "table", None)
 
-    def _deliver_commands(self, run_id: str, now: float) -> list[Command]:
-        pending = self.store.commands(run_id, ("queued", "sent"))
-        for record in pending:
-            if record.state == "queued":
-                self.store.update_command(record.id, state="sent", sent_at=now)
-        return [Command(id=c.id, kind="kill", grace_s=c.grace_s, reason=c.detail) for c in pending]
-
     async def command_outcome(
         self, run_id: str, presented_token: str, command_id: str, outcome: CommandOutcome
     ) -> None:
@@ -328,127 +324,14 @@ class Service:
         record = self.store.get_command(command_id)
         if record is None or record.run_id != run_id:
             raise RunNotFound(f"no command {command_id} for this run")
-        if record.state in ("done", "failed"):
-            return  # a retried report: already recorded
-        self.store.update_command(
-            command_id, state=outcome.state, finished_at=self.clock(), detail=outcome.detail
-        )
-        run = self.store.get_run(run_id)
-        if run is not None and run.status_ref:
-            await self.chat.reply(
-                MessageRef.loads(run.status_ref),
-                render_text(
-                    f"Kill · {run.name}", f"reporter: {outcome.state} — {outcome.detail}", "kill"
-                ),
-            )
-        if record.kind == "kill":
-            # Vast may be slow: the reporter's request is answered now, the stop follows.
-            if self.jobs is not None:
-                self.jobs.at(run_id, "instance-stop", None)
-            else:
-                await self.stop_instance_job(run_id)
-
-    async def stop_instance_job(self, run_id: str) -> None:
-        async with self._posting:
-            await self._stop_instance(run_id, "the training process was stopped")
+        await self.kills.outcome(record, outcome.step, outcome.state, outcome.detail)
 
     async def kill_deadline(self, run_id: str) -> None:
-        """The reporter had its grace period and more: stop the instance without it."""
-        async with self._posting:
-            pending = self.store.commands(run_id, ("queued", "sent"))
-            if not pending:
-                return
-            for command in pending:
-                self.store.update_command(
-                    command.id,
-                    state="failed",
-                    finished_at=self.clock(),
-                    detail="the reporter did not answer in time",
-                )
-            await self._stop_instance(run_id, "the reporter did not answer in time")
-
-    async def _stop_instance(self, run_id: str, why: str) -> None:
-        """Stop or destroy the run's Vast instance once (PROBECAST_ON_KILL), then report."""
-        run = self.store.get_run(run_id)
-        if run is None or any(
-            d["kind"].startswith("instance-") for d in self.store.decisions(run_id)
-        ):
-            return  # done before: a retried outcome or a late deadline repeats nothing
-        action = self.settings.on_kill
-        vast = _registration(run).vast
-        instance_id = None if vast is None else vast.container_id
-        done, state = False, "not touched"
-        if action == "none":
-            state = "left running (PROBECAST_ON_KILL=none): it keeps billing"
-        elif instance_id is None:
-            state = "unknown: the reporter sent no Vast instance id; stop the machine by hand"
-        elif self.instances is None:
-            state = f"not stopped: set VAST_API_KEY, or {action} instance {instance_id} on Vast.ai"
-        else:
-            try:
-                if action == "destroy":
-                    await self.instances.destroy_instance(instance_id)
-                    state = f"instance {instance_id} destroyed: billing has ended"
-                else:
-                    await self.instances.stop_instance(instance_id)
-                    shown = await self.instances.show_instance(instance_id)
-                    state = (
-                        f"instance {instance_id} {shown.actual_status or 'stopping'}; "
-                        "a stopped instance still bills its disk: destroy it on Vast.ai "
-                        "when you no longer need the data"
-                    )
-                done = True
-            except VastNotFound:
-                done, state = True, f"instance {instance_id} is already gone"
-            except VastError as exc:
-                state = (
-                    f"could not {action} instance {instance_id} ({exc}); "
-                    f"do it on Vast.ai: Instances → {action}"
-                )
-        self.store.add_decision(
-            run_id,
-            f"instance-{action}",
-            "probecast",
-            self.clock(),
-            None,
-            {"done": done, "state": state, "why": why},
-        )
-        await self._report_kill(run, state, why)
-
-    async def _report_kill(self, run: RunRecord, instance_state: str, why: str) -> None:
-        confirmed = [d for d in self.store.decisions(run.id) if d["kind"] == "kill-confirm"]
-        snap = self.snapshot(self.store.get_run(run.id) or run)
-        at_kill = json.loads(confirmed[-1]["detail"]) if confirmed else {}
-        who = confirmed[-1]["by"] if confirmed else "?"
-        when = (
-            datetime.fromtimestamp(confirmed[-1]["at"], UTC).strftime("%H:%M UTC")
-            if confirmed
-            else "?"
-        )
-        projected, spent_then = at_kill.get("projected_cost_usd"), at_kill.get("spent_usd")
-        avoided = None if projected is None or spent_then is None else projected - spent_then
-        card = Card(
-            title=f"Killed · {run.name}",
-            headline=f"by {who} at {when}; {instance_state}",
-            fields=(
-                CardField("Spent", fmt_usd(snap.view.spent_usd)),
-                CardField("Avoided", f"{fmt_usd(avoided)} (projected cost still to come)"),
-                CardField(
-                    "Estimate then",
-                    f"step {at_kill.get('step') or 0:,}, "
-                    f"{fmt_duration(at_kill.get('eta_remaining_s'))} to go",
-                ),
-                CardField("Why now", why),
-            ),
-            kind="kill-report",
-        )
-        if run.status_ref:
-            await self.chat.reply(MessageRef.loads(run.status_ref), card)
-        else:
-            await self.chat.post(card)
+        await self.kills.deadline(run_id)
 
     def _kill_sent(self, run_id: str) -> bool:
-        return bool(self.store.commands(run_id, ("sent", "done")))
+        kill = self.store.latest_kill(run_id)
+        return kill is not None and kill.process_started_at is not None
 
     # --- reading a run --------------------------------------------------------------
 
@@ -473,7 +356,7 @@ class Service:
             ),
             origin_s=run.first_step_at,
         )
-        kill = self.store.commands(run.id, ("queued", "sent", "done", "failed"))
+        kill = self.store.latest_kill(run.id)
         reg_vast = _registration(run).vast
         spent = (
             None
@@ -494,7 +377,9 @@ class Service:
             kept_until_s=None
             if run.kept_until is None or run.kept_until <= now
             else run.kept_until - now,
-            kill_state=kill[-1].state if kill else None,
+            kill_state=None
+            if kill is None or kill.state == "cancelled" or kill.expired(now)
+            else kill_describe(kill),
             return_code=run.return_code,
             spent_usd=spent,
             alerts=tuple(_alert_states(run)),
@@ -589,8 +474,8 @@ class Service:
             "table": self.post_table,
             "checkin": self.checkin,
             "check": self.check,
-            "kill-deadline": self.kill_deadline,
-            "instance-stop": self.stop_instance_job,
+            "kill-deadline": self.kills.deadline,
+            "instance-stop": self.kills.instance_step,
             "final": self.finish,
         }
         await handlers[job](run_id)
@@ -726,9 +611,10 @@ class Service:
             return
         if self.jobs is not None:
             self.jobs.cancel(run_id)
-        if self.store.commands(run_id, ("done",)):
-            # The exit can beat the instance-stop job that the cancel just removed.
-            await self._stop_instance(run_id, "the training process was stopped")
+        # The exit can beat a kill's own jobs, which the cancel just removed: put them back.
+        kill = self.store.latest_kill(run_id)
+        if kill is not None and kill.pending:
+            self.kills.schedule(kill)
         if run.alert_states:
             await self._check(run_id)  # an ended run resolves its alerts, buttons and all
         if run.table_posted_at is None and run.first_event_at is not None:
@@ -774,6 +660,7 @@ class Service:
         for run in self.store.list_runs():
             if not run.active and run.table_posted_at is None and run.first_event_at:
                 self.jobs.at(run.id, "final", None)
+        self.kills.resume()
         return len(active)
 
     # --- chat commands --------------------------------------------------------------
@@ -848,6 +735,8 @@ class Service:
             return self.keep(snap, user, self.settings.keep_default_s)
         if verb == "snooze":
             return self.keep(snap, user, self.settings.snooze_s, kind="snooze")
+        if verb == "destroy":
+            return await self.kills.destroy(snap, user, can_kill)
         return render_text("probecast", f"unknown action {verb!r}", "usage")
 
     def _audit_rows(self, run_id: str) -> list[dict[str, Any]]:
@@ -866,7 +755,7 @@ class Service:
         # Several instances may share a name; the latest registration is the one meant.
         return [r for r in runs if r.name == name][-1]
 
-    def _decision_detail(self, snap: RunSnapshot) -> dict[str, Any]:
+    def decision_detail(self, snap: RunSnapshot) -> dict[str, Any]:
         est = snap.estimate
         return {
             "step": est.current_step if est else None,
@@ -879,7 +768,7 @@ class Service:
         """Silence the run's alerts for ``duration_s`` (keep: "I want this run")."""
         now = self.clock()
         self.store.add_decision(
-            snap.run.id, kind, user, now, now + duration_s, self._decision_detail(snap)
+            snap.run.id, kind, user, now, now + duration_s, self.decision_detail(snap)
         )
         # A Snooze after a long Keep must not cut the silence short.
         silenced_until = max(now + duration_s, snap.run.kept_until or 0.0)
@@ -894,104 +783,30 @@ class Service:
         )
 
     def request_kill(self, snap: RunSnapshot, user: str) -> Card:
-        """The confirmation step: say what a kill does and what it costs, do nothing yet."""
-        self.store.add_decision(
-            snap.run.id, "kill-request", user, self.clock(), None, self._decision_detail(snap)
-        )
-        est = snap.estimate
-        projected = fmt_usd(est.live_cost_usd("base")) if est else "—"
-        return Card(
-            title=f"Kill {snap.run.name}?",
-            headline=kill_confirm_text(
-                snap.view, self.settings.kill_grace_s, self.settings.on_kill
-            ),
-            fields=(
-                CardField("Spent so far", fmt_usd(snap.view.spent_usd)),
-                CardField("Projected if kept", projected),
-                CardField("Instance", "keeps billing until it is stopped or destroyed"),
-            ),
-            notes=(
-                f"Type `/kill {snap.run.name} confirm` to go ahead, or "
-                f"`/kill {snap.run.name} cancel`.",
-            ),
-            buttons=(
-                Button("Confirm kill", action_id("confirm-kill", snap.run.id), "danger"),
-                Button("Cancel", action_id("cancel-kill", snap.run.id)),
-            ),
-            kind="confirm",
-        )
+        return self.kills.request(snap, user)
 
     def may_kill(self, user: str, can_kill: bool | None = None) -> bool:
-        """Only ``PROBECAST_KILLERS`` may confirm a kill; the bot's own terminal may too.
-
-        A platform that checked a role itself (Discord) passes its verdict as ``can_kill``.
-        """
-        if can_kill is not None:
-            return can_kill
-        return user == LOCAL_USER or user in self.settings.killer_ids
+        return self.kills.may_kill(user, can_kill)
 
     async def confirm_kill(
         self, snap: RunSnapshot, user: str, can_kill: bool | None = None
     ) -> Card:
-        if not self.may_kill(user, can_kill):
-            self.store.add_decision(
-                snap.run.id, "kill-refused", user, self.clock(), None, self._decision_detail(snap)
-            )
-            return render_text(
-                f"Kill · {snap.run.name}",
-                "only the people in PROBECAST_KILLERS may confirm a kill; "
-                "your attempt was recorded.",
-                "refused",
-            )
-        existing = self.store.commands(snap.run.id, ("queued", "sent", "done"))
-        if existing:
-            return render_text(
-                f"Kill · {snap.run.name}",
-                f"already {existing[-1].state} (requested by "
-                f"{existing[-1].requested_by}); nothing more to do.",
-                "kill",
-            )
-        if not snap.run.active:
-            raise cmd.CommandError(f"{snap.run.name} is already {snap.run.state}")
-        now = self.clock()
-        record = CommandRecord(
-            id=uuid.uuid4().hex[:12],
-            run_id=snap.run.id,
-            kind="kill",
-            state="queued",
-            grace_s=self.settings.kill_grace_s,
-            created_at=now,
-            requested_by=user,
-            confirmed_by=user,
-            detail=f"killed by {user}",
-        )
-        self.store.add_command(record)
-        self.store.add_decision(
-            snap.run.id, "kill-confirm", user, now, None, self._decision_detail(snap)
-        )
-        if self.jobs is not None:
-            deadline = now + self.settings.kill_grace_s + KILL_REPORTER_DEADLINE_S
-            self.jobs.at(snap.run.id, "kill-deadline", deadline)
-        answer = render_text(
-            f"Kill · {snap.run.name}",
-            f"confirmed by {user}. The reporter stops the training process at its next report "
-            "(seconds). The instance keeps billing until you stop it on Vast.ai.",
-            "kill",
-        )
-        if snap.run.status_ref:
-            await self.chat.reply(MessageRef.loads(snap.run.status_ref), answer)
-        return answer
+        return await self.kills.confirm(snap, user, can_kill)
 
     def cancel_kill(self, snap: RunSnapshot, user: str) -> Card:
-        queued = self.store.commands(snap.run.id, ("queued",))
-        if not queued:
-            sent = self.store.commands(snap.run.id, ("sent", "done"))
-            text = "too late: the reporter already has the kill" if sent else "no kill is pending"
-            return render_text(f"Kill · {snap.run.name}", text, "kill")
-        for record in queued:
-            self.store.update_command(record.id, state="cancelled", finished_at=self.clock())
-        self.store.add_decision(snap.run.id, "kill-cancel", user, self.clock())
-        return render_text(f"Kill · {snap.run.name}", f"cancelled by {user}", "kill")
+        return self.kills.cancel(snap, user)
+
+    async def refresh_status(self, run_id: str) -> None:
+        """Edit the run's status message in place, if it has one."""
+        run = self.store.get_run(run_id)
+        if run is not None and run.status_ref:
+            await self.chat.update(
+                MessageRef.loads(run.status_ref), render_status(*self._status_inputs(run))
+            )
+
+    def _status_inputs(self, run: RunRecord) -> tuple[Estimate | None, RunView]:
+        snap = self.snapshot(run)
+        return snap.estimate, snap.view
 
 
 def _render_chart(inputs: dict[str, Any]) -> bytes:

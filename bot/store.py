@@ -17,7 +17,9 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
-SCHEMA_VERSION = 3
+from bot.core.kill import Kill
+
+SCHEMA_VERSION = 4
 
 
 class StoreError(Exception):
@@ -120,7 +122,7 @@ def _migration_1(db: sqlite_utils.Database) -> None:
 
 def _sql_type(annotation: Any) -> type:
     text = str(annotation)
-    if text.startswith("int"):
+    if text.startswith(("int", "bool")):
         return int
     if text.startswith("float"):
         return float
@@ -138,7 +140,15 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db.table("runs").add_column("alert_states", str)
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3]
+def _migration_4(db: sqlite_utils.Database) -> None:
+    # Issue 9: a kill is a state machine of its own, one row per kill; the commands
+    # table stays the transport to the reporter (a kill's command has the kill's id).
+    db.table("kills").create({f.name: _sql_type(f.type) for f in fields(Kill)}, pk="id")
+    db.table("kills").create_index(["run_id", "requested_at"])
+    db.table("kills").create_index(["state"])
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4]
 
 
 class SqliteStore:
@@ -296,6 +306,48 @@ class SqliteStore:
     def decisions(self, run_id: str) -> list[dict[str, Any]]:
         return list(self.db.table("decisions").rows_where("run_id = ?", [run_id], order_by="id"))
 
+    # --- kills ----------------------------------------------------------------------
+
+    def add_kill(self, kill: Kill) -> None:
+        with self._errors("recording a kill"):
+            self.db.table("kills").insert(asdict(kill), pk="id")
+
+    def save_kill(self, kill: Kill, expected_state: str) -> bool:
+        """Store ``kill`` only if the stored one is still in ``expected_state``.
+
+        False means someone else moved it first (a second confirm, a replayed button, a
+        job racing a report): the caller then acts on nothing.
+        """
+        row = {k: v for k, v in asdict(kill).items() if k != "id"}
+        assignments = ", ".join(f"[{k}] = ?" for k in row)
+        with self._errors("updating a kill"), self.db.conn:
+            cursor = self.db.execute(
+                f"update kills set {assignments} where id = ? and state = ?",
+                [*row.values(), kill.id, expected_state],
+            )
+            return cursor.rowcount == 1
+
+    def get_kill(self, kill_id: str) -> Kill | None:
+        try:
+            return _kill(self.db.table("kills").get(kill_id))
+        except NotFoundError:
+            return None
+
+    def latest_kill(self, run_id: str) -> Kill | None:
+        rows = list(
+            self.db.table("kills").rows_where(
+                "run_id = ?", [run_id], order_by="requested_at desc, rowid desc", limit=1
+            )
+        )
+        return _kill(rows[0]) if rows else None
+
+    def open_kills(self) -> list[Kill]:
+        """Kills a restarted bot must carry on with."""
+        rows = self.db.table("kills").rows_where(
+            "state not in ('done', 'failed', 'cancelled')", order_by="requested_at"
+        )
+        return [_kill(row) for row in rows]
+
     # --- health ---------------------------------------------------------------------
 
     def check(self) -> None:
@@ -314,6 +366,10 @@ class SqliteStore:
         return _store_errors(doing, self.path)
 
 
+def _kill(row: dict[str, Any]) -> Kill:
+    return Kill(**{**row, "instance_accepted": bool(row["instance_accepted"])})
+
+
 @contextmanager
 def _store_errors(doing: str, path: Path) -> Iterator[None]:
     """Turn sqlite3 errors into one `StoreError` that says what was being done."""
@@ -323,4 +379,4 @@ def _store_errors(doing: str, path: Path) -> Iterator[None]:
         raise StoreError(f"{doing} in {path}: {exc}") from exc
 
 
-__all__ = ["CommandRecord", "RunRecord", "SqliteStore", "StoreError", "StoredEvent"]
+__all__ = ["CommandRecord", "Kill", "RunRecord", "SqliteStore", "StoreError", "StoredEvent"]

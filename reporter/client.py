@@ -81,6 +81,15 @@ class BotClient:
         """Send one batch; the ack says which seqs are stored and carries any commands."""
         return _parse(EventsAck, self._post(f"/v1/runs/{_seg(run_id)}/events", run_token, batch))
 
+    def poll_commands(self, run_id: str, run_token: str) -> EventsAck:
+        """Ask for commands with nothing to post (while a kill is pending)."""
+        path = f"/v1/runs/{_seg(run_id)}/commands"
+        try:
+            response = self._http.get(path, headers={"Authorization": f"Bearer {run_token}"})
+        except httpx.HTTPError as exc:
+            raise BotUnavailable(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+        return _parse(EventsAck, _checked(path, response))
+
     def report_outcome(
         self, run_id: str, run_token: str, command_id: str, outcome: CommandOutcome
     ) -> None:
@@ -106,16 +115,20 @@ class BotClient:
             )
         except httpx.HTTPError as exc:
             raise BotUnavailable(f"POST {path}: {type(exc).__name__}: {exc}") from exc
-        status = response.status_code
-        if status == 429 or status >= 500:
-            raise BotUnavailable(
-                f"POST {path}: HTTP {status}",
-                status=status,
-                retry_after_s=_retry_after_s(response),
-            )
-        if not 200 <= status < 300:
-            raise _rejection(response)
-        return response
+        return _checked(path, response)
+
+
+def _checked(path: str, response: httpx.Response) -> httpx.Response:
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise BotUnavailable(
+            f"{response.request.method} {path}: HTTP {status}",
+            status=status,
+            retry_after_s=_retry_after_s(response),
+        )
+    if not 200 <= status < 300:
+        raise _rejection(response)
+    return response
 
 
 def _parse(model: type[_M], response: httpx.Response) -> _M:
@@ -124,7 +137,7 @@ def _parse(model: type[_M], response: httpx.Response) -> _M:
     except ValidationError as exc:
         # A proxy's page or a mismatched bot: nothing we sent was wrong, so retry later.
         raise BotUnavailable(
-            f"POST {response.request.url.path}: unexpected {model.__name__} "
+            f"{response.request.method} {response.request.url.path}: unexpected {model.__name__} "
             f"({exc.error_count()} errors)",
             status=response.status_code,
         ) from exc

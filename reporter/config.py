@@ -167,7 +167,12 @@ def detect_vast(environ: Mapping[str, str]) -> VastIdentity | None:
         gpu_count = int(environ.get("GPU_COUNT", "").strip())
     if gpu_count is not None and not 0 <= gpu_count <= 64:
         gpu_count = None
-    return VastIdentity(container_id=container_id, label=label, gpu_count=gpu_count)
+    return VastIdentity(
+        container_id=container_id,
+        label=label,
+        gpu_count=gpu_count,
+        can_stop_self=container_id is not None and vast_api_key(environ) is not None,
+    )
 
 
 def vast_api_key(environ: Mapping[str, str]) -> str | None:

@@ -42,9 +42,11 @@ from reporter.config import (
     detect_host,
     detect_instance_started_at,
     detect_vast,
+    vast_api_key,
 )
 from reporter.outbox import MAX_SPOOL_EVENTS, Outbox
 from reporter.telemetry import TelemetrySampler
+from reporter.vast_self import DEFAULT_VAST_URL, end_own_instance
 from reporter.wire import (
     MAX_EVENTS_PER_BATCH,
     Command,
@@ -52,6 +54,7 @@ from reporter.wire import (
     ConfigFamily,
     Event,
     EventBatch,
+    EventsAck,
     ExitEvent,
     GpuInfo,
     GpuSample,
@@ -201,8 +204,12 @@ class Probe:
         self._batch_max = MAX_EVENTS_PER_BATCH
         self._registered: Registered | None = None
         self._disabled = False
-        self._outcomes: dict[str, CommandOutcome] = {}  # command id -> outcome
-        self._unreported: list[str] = []
+        self._outcomes: dict[str, CommandOutcome] = {}  # command id -> process outcome
+        self._unreported: list[tuple[str, CommandOutcome]] = []
+        # A kill that also asks us to end our own instance (the bot has no Vast key): the
+        # command, and when (time.monotonic()) to do it if the training loop has not closed.
+        self._instance_stop: tuple[Command, float] | None = None
+        self._poll_s: float | None = None  # the bot wants to hear from us this often
         self._warned: set[str] = set()
 
         self._wake = threading.Event()
@@ -365,6 +372,7 @@ class Probe:
             interval_s = self._interval_s()
             failures = 0
             while True:
+                self._end_instance_when_due()
                 if self._closing:
                     if self._flush_once():
                         if not self._disabled:  # discarded is not delivered
@@ -376,7 +384,8 @@ class Probe:
                     self._pause(min(1.0, 0.05 * 2**failures))
                     continue
                 failures = 0 if self._flush_once() else min(failures + 1, 20)
-                self._sleep(_backoff_s(interval_s, failures))
+                pace_s = interval_s if self._poll_s is None else min(interval_s, self._poll_s)
+                self._sleep(_backoff_s(pace_s, failures))
         except Exception as exc:  # never let the reporter take the training job down
             self._warn("crash", f"reporter stopped: {type(exc).__name__}: {exc}")
             # Nobody drains the queue now: cap it, so the training job's memory stays flat.
@@ -467,11 +476,34 @@ class Probe:
                 outbox.drop_all()
             return self._disabled
         self._report_outcomes()
+        posted = bool(outbox.pending)
         while outbox.pending:
             if not self._post_batch(outbox):
                 return False
+        if not posted and self._poll_s is not None and not self._poll():
+            return False
         self._report_outcomes()
         return not self._unreported
+
+    def _poll(self) -> bool:
+        """Ask for commands with nothing to post; False when the bot is unavailable."""
+        registered = self._registered
+        assert registered is not None
+        try:
+            ack = self._client.poll_commands(registered.run_id, registered.run_token)
+        except BotUnavailable:
+            return False
+        except BotRejected as exc:
+            self._warn("poll", f"the bot refused our command poll: {exc}")
+            self._poll_s = None
+            return True
+        self._take(ack)
+        return True
+
+    def _take(self, ack: EventsAck) -> None:
+        self._poll_s = ack.poll_s
+        for command in ack.commands:
+            self._handle(command)
 
     def _drain(self) -> None:
         """Move what the training thread queued into the spool, as validated wire events."""
@@ -512,8 +544,7 @@ class Probe:
         self._warned.discard("post")
         outbox.ack(ack.acked_seq)
         self._acked_seq = outbox.acked_seq
-        for command in ack.commands:
-            self._handle(command)
+        self._take(ack)
         if ack.acked_seq < batch.seq_from:
             # A 200 that stores nothing we sent: the bot lost earlier seqs. Back off
             # rather than resend in a tight loop.
@@ -602,22 +633,61 @@ class Probe:
                 detail = f"on_command raised {type(exc).__name__}: {exc}"
                 outcome = CommandOutcome(state="failed", detail=detail[:2048], t=self._clock())
         self._outcomes[command.id] = outcome
-        self._unreported.append(command.id)
+        self._unreported.append((command.id, outcome))
+        self._report_outcomes()
+        if command.instance_action is not None:
+            # The process is down under `probecast run`; a training loop that only got the
+            # flag has the grace period to checkpoint and close us first.
+            wait_s = 0.0 if self._on_command is not None else command.grace_s
+            self._instance_stop = (command, time.monotonic() + wait_s)
+            self._end_instance_when_due()
+
+    def _end_instance_when_due(self) -> None:
+        """Stop or destroy our own instance for a kill, once everything is posted."""
+        pending = self._instance_stop
+        if pending is None or not (self._closing or time.monotonic() >= pending[1]):
+            return
+        command, _ = pending
+        self._instance_stop = None
+        assert command.instance_action is not None
+        # Ending the instance ends us: everything we hold goes to the bot first.
+        outbox = self._outbox
+        while outbox is not None and outbox.pending and self._post_batch(outbox):
+            pass
+        self._report_outcomes()
+        vast = detect_vast(self._env)
+        key = vast_api_key(self._env)
+        if vast is None or vast.container_id is None or key is None:
+            state: Literal["done", "failed"] = "failed"
+            detail = "this instance has no CONTAINER_ID or CONTAINER_API_KEY to stop itself with"
+        else:
+            self._say(f"stopping this instance ({command.instance_action}) for the kill")
+            state, detail = end_own_instance(
+                vast.container_id,
+                key,
+                command.instance_action,
+                base_url=self._env.get("VAST_API_URL", "").strip() or DEFAULT_VAST_URL,
+            )
+        outcome = CommandOutcome(state=state, step="instance", detail=detail, t=self._clock())
+        self._unreported.append((command.id, outcome))
         self._report_outcomes()
 
     def _report_outcomes(self) -> None:
         registered = self._registered
         while self._unreported and registered is not None:
-            command_id = self._unreported[0]
+            command_id, outcome = self._unreported[0]
             try:
                 self._client.report_outcome(
-                    registered.run_id, registered.run_token, command_id, self._outcomes[command_id]
+                    registered.run_id, registered.run_token, command_id, outcome
                 )
             except BotUnavailable:
                 return  # try again after the next post
             except BotRejected as exc:
                 self._warn("outcome", f"the bot refused the outcome of {command_id}: {exc}")
             self._unreported.pop(0)
+
+    def _say(self, message: str) -> None:
+        print(f"probecast: {message}", file=sys.stderr, flush=True)
 
     def _warn(self, key: str, message: str) -> None:
         """One stderr line per kind of trouble until it clears; training logs stay readable."""

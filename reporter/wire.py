@@ -93,6 +93,9 @@ class VastIdentity(_Model):
     container_id: ShortText | None = None
     label: ShortText | None = None
     gpu_count: int | None = Field(default=None, ge=0, le=MAX_GPUS)
+    # The instance holds CONTAINER_API_KEY, so the reporter can stop its own instance when
+    # the bot has no VAST_API_KEY. The key itself never leaves the instance.
+    can_stop_self: bool = False
 
 
 class RunRegistration(_Model):
@@ -236,15 +239,22 @@ class Command(_Model):
     kind: Literal["kill"]
     grace_s: float = Field(ge=0, le=3_600)
     reason: Text = ""
+    # Set when the reporter, not the bot, stops or destroys the instance after the process.
+    instance_action: Literal["stop", "destroy"] | None = None
 
 
 class EventsAck(_Model):
     acked_seq: int = Field(ge=0, description="every seq up to this one is stored")
     commands: list[Command] = Field(default_factory=list, max_length=100)
+    # While a kill is asked for or under way: ask for commands at least this often, even
+    # with nothing to post (GET /v1/runs/{id}/commands).
+    poll_s: float | None = Field(default=None, gt=0, le=3_600)
 
 
 class CommandOutcome(_Model):
     state: Literal["done", "failed"]
+    # A kill with ``instance_action`` has two outcomes: the process, then the instance.
+    step: Literal["process", "instance"] = "process"
     detail: Text = ""
     t: UnixTime
 

@@ -297,9 +297,10 @@ async def test_kill_asks_then_queues_once_and_reaches_the_reporter(
     assert ask.title == "Kill r1?" and "confirm" in ask.notes[0]
     ack = await post(client, run, steps(31, 31, 1, T0 + 31, 1.0))
     assert ack.json()["commands"] == []  # nothing happens before confirmation
+    assert ack.json()["poll_s"] == 2.0  # but the reporter asks more often from now on
     await app.service.handle_command("/kill r1 confirm", "alice")
     again = await app.service.handle_command("/kill r confirm", "bob")  # prefix, 2nd click
-    assert "already queued" in again.headline
+    assert "already confirmed by alice" in again.headline
     ack = await post(client, run, steps(32, 32, 1, T0 + 32, 1.0))
     commands = ack.json()["commands"]
     assert [c["kind"] for c in commands] == ["kill"]
@@ -311,7 +312,19 @@ async def test_kill_asks_then_queues_once_and_reaches_the_reporter(
     assert r.status_code == 200
     assert app.store.commands(run["run_id"], ["done"])[0].detail == "SIGTERM sent"
     kinds = [d["kind"] for d in app.store.decisions(run["run_id"])]
-    assert kinds == ["kill-request", "kill-confirm"]
+    # No Vast instance id: the kill is done once the process is, and says what still bills.
+    assert kinds == ["kill-request", "kill-confirm", "kill-done"]
+    kill = app.store.latest_kill(run["run_id"])
+    assert (
+        kill is not None
+        and kill.state == "done"
+        and "stop the machine by hand" in str(kill.instance_result)
+    )
+    polled = await client.get(
+        f"/v1/runs/{run['run_id']}/commands",
+        headers={"Authorization": f"Bearer {run['run_token']}"},
+    )
+    assert polled.json() == {"acked_seq": 32, "commands": [], "poll_s": None}
 
 
 async def test_keep_and_usage_answers(client: httpx.AsyncClient, app: App) -> None:
@@ -355,7 +368,7 @@ async def test_restart_rebuilds_schedules_from_the_database(
 def test_store_schema_is_versioned(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
     assert store.migrate() == 0
-    assert store.migrate() == 3
+    assert store.migrate() == 4
     assert {"restart_s", "trigger_memory", "alert_states"} <= set(
         store.db.table("runs").columns_dict
     )

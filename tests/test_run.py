@@ -337,7 +337,12 @@ async def test_vast_identity_is_registered_and_its_key_never_leaves(
     assert result.returncode == 0
     run = bot.run()
     registration = json.loads(run.registration)
-    assert registration["vast"] == {"container_id": "4242", "label": "C.4242", "gpu_count": 2}
+    assert registration["vast"] == {
+        "container_id": "4242",
+        "label": "C.4242",
+        "gpu_count": 2,
+        "can_stop_self": True,  # that it holds the key is said, never the key itself
+    }
     assert key not in run.registration and key.encode() not in result.stderr
     everything = json.dumps([body for _, _, body in bot.app.store.events(run.id, ALL_KINDS)])
     assert key not in everything
