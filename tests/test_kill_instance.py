@@ -197,7 +197,7 @@ async def test_a_silent_reporter_makes_the_bot_stop_the_instance_alone(
     clock.advance(60 + 120 + 1)  # past the grace period and the deadline
     await app.service.kill_deadline(run_id)
     assert kill_of(app, run_id).state == "stopping-instance"
-    assert f"instance-stop:{run_id}" in app.jobs.job_ids()  # type: ignore[attr-defined]
+    assert f"instance-stop:{run_id}" in app.jobs.job_ids()
     await app.service.kills.instance_step(run_id)
     (destroy,) = stops(vast)
     assert destroy.method == "DELETE"
@@ -316,7 +316,7 @@ async def test_a_restart_mid_kill_resumes_and_never_repeats_a_finished_step(
     app2 = app_with(tmp_path, clock, chat2, vast.url)
     clock.now = now
     app2.service.resume()
-    assert f"instance-stop:{run_id}" in app2.jobs.job_ids()  # type: ignore[attr-defined]
+    assert f"instance-stop:{run_id}" in app2.jobs.job_ids()
     await app2.service.kills.instance_step(run_id)
     assert stops(vast) == []  # the stop was taken before the restart: not sent again
     assert [r.method for r in vast.received] == ["GET"]
@@ -334,7 +334,7 @@ async def test_a_restart_before_delivery_still_delivers_the_kill_once(
     app2 = app_with(tmp_path, clock, ConsoleChat(io.StringIO()), vast.url)
     clock.now = now
     app2.service.resume()
-    assert f"kill-deadline:{run_id}" in app2.jobs.job_ids()  # type: ignore[attr-defined]
+    assert f"kill-deadline:{run_id}" in app2.jobs.job_ids()
     first = await poll(app2, run_id, token)
     second = await poll(app2, run_id, token)  # sent again until the outcome comes back
     assert [c["id"] for c in first["commands"]] == [c["id"] for c in second["commands"]]
