@@ -72,6 +72,7 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._revoked = False
         self._failures: dict[str, list[_Failure]] = {}
+        self._stalls: dict[str, list[float]] = {}
         self._ts = itertools.count()
         self._file_ids = itertools.count(1)
         self._pending_files: dict[str, dict[str, Any]] = {}
@@ -134,6 +135,11 @@ class FakeSlack:
             status = 200 if error is not None else 429
         failure = _Failure(status, retry_after_s if status == 429 else None, error)
         self._failures.setdefault(method, []).extend([failure] * times)
+
+    def stall_next(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Hold the next `times` calls of `method` for `seconds`, then answer 504 without
+        taking the message: a Slack that does not answer in time."""
+        self._stalls.setdefault(method, []).extend([seconds] * times)
 
     def response_url(self, key: str = "default") -> str:
         """A response_url on the fake; POSTs to it land in `response_url_posts`."""
@@ -199,6 +205,11 @@ class FakeSlack:
         method = request.match_info["method"]
         self.calls.append(method)
         args = await _read_args(request)
+        stalls = self._stalls.get(method)
+        if stalls:
+            await asyncio.sleep(stalls.pop(0))
+            self.calls.append(f"{method} (stalled)")
+            return web.json_response({"ok": False, "error": "request_timeout"}, status=504)
         failure = self._pop_failure(method)
         if failure is not None:
             return failure

@@ -152,7 +152,10 @@ class SlackChat:
             await self._call(item, target)
         except SlackApiError as exc:
             error = str(exc.response.get("error", "unknown_error"))
-            if error in FATAL_ERRORS or exc.response.status_code >= 500:
+            status = exc.response.status_code
+            # A 429 that outlasted slack-sdk's own waits is Slack being busy, not a refusal
+            # of this message: keep it.
+            if error in FATAL_ERRORS or status >= 500 or status == 429:
                 self._complain(error, fatal=error in FATAL_ERRORS)
                 return "retry"
             return self._drop(item, error)
