@@ -46,7 +46,7 @@ class KillFlow:
     def request(self, snap: RunSnapshot, user: str) -> Card:
         """The confirmation step: say what a kill does and what it costs, do nothing yet."""
         run, now = snap.run, self.service.clock()
-        latest = self.store.latest_kill(run.id)
+        latest = self.latest(run)
         if latest is not None and (latest.pending or latest.state == "done"):
             return self._text(run, k.describe(latest))
         if not run.active:
@@ -92,7 +92,7 @@ class KillFlow:
                 "role) may confirm a kill; your attempt was recorded.",
                 "refused",
             )
-        latest = self.store.latest_kill(run.id)
+        latest = self.latest(run)
         if latest is not None and (latest.pending or latest.state == "done"):
             return self._text(run, f"already {k.describe(latest)}; nothing more to do")
         if not run.active:
@@ -347,6 +347,13 @@ class KillFlow:
         return card
 
     # --- internals ------------------------------------------------------------------
+
+    def latest(self, run: RunRecord) -> k.Kill | None:
+        """The run's latest kill, unless it ended before the run was started again."""
+        latest = self.store.latest_kill(run.id)
+        if latest is None or not latest.terminal or run.restart_at is None:
+            return latest
+        return None if latest.requested_at < run.restart_at else latest
 
     def _open_request(self, run: RunRecord, user: str, now: float, latest: k.Kill | None) -> k.Kill:
         """The run's open request, or a new one (an expired one is closed first)."""

@@ -290,7 +290,7 @@ class Service:
                 code = json.loads(event.body)["return_code"]
                 changes["return_code"] = code
                 changes["state"] = (
-                    "killed" if self._kill_sent(run.id) else ("finished" if code == 0 else "failed")
+                    "killed" if self._kill_sent(run) else ("finished" if code == 0 else "failed")
                 )
         return changes
 
@@ -329,8 +329,8 @@ class Service:
     async def kill_deadline(self, run_id: str) -> None:
         await self.kills.deadline(run_id)
 
-    def _kill_sent(self, run_id: str) -> bool:
-        kill = self.store.latest_kill(run_id)
+    def _kill_sent(self, run: RunRecord) -> bool:
+        kill = self.kills.latest(run)
         return kill is not None and kill.process_started_at is not None
 
     # --- reading a run --------------------------------------------------------------
@@ -356,7 +356,7 @@ class Service:
             ),
             origin_s=run.first_step_at,
         )
-        kill = self.store.latest_kill(run.id)
+        kill = self.kills.latest(run)
         reg_vast = _registration(run).vast
         spent = (
             None

@@ -443,3 +443,24 @@ def test_an_old_kill_row_reads_back_equal(tmp_path: Path) -> None:
     assert not store.save_kill(replace(kill, state="confirmed"), "confirmed")  # wrong state
     assert store.save_kill(replace(kill, state="confirmed"), "requested")
     assert store.open_kills()[0].state == "confirmed"
+
+
+async def test_a_rerun_after_a_kill_can_be_killed_again(
+    tmp_path: Path, clock: FakeClock, vast: FakeVast
+) -> None:
+    app = app_with(tmp_path, clock, ConsoleChat(io.StringIO()), vast.url)
+    app.service.jobs = None
+    run_id, token = await killed_run(app, clock)
+    await poll(app, run_id, token)
+    await report_outcome(app, run_id, token, "stopped")
+    assert kill_of(app, run_id).state == "done"
+    again = await app.service.handle_command("/kill llm confirm", "console")
+    assert again.headline.startswith("already done")
+    clock.advance(600)
+    rerun_id, rerun_token = await start_run(app, clock)  # the same run, started again
+    assert rerun_id == run_id
+    status = await app.service.handle_command("/probecast status llm", "console")
+    assert "Kill" not in {f.label for f in status.fields}  # the old kill is history
+    killed = await app.service.handle_command("/kill llm confirm", "console")
+    assert killed.headline.startswith("confirmed by console.")
+    assert len((await poll(app, rerun_id, rerun_token))["commands"]) == 1
