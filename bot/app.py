@@ -22,6 +22,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.api import create_api
 from bot.chat.base import Chat
 from bot.chat.console import ConsoleChat
+from bot.chat.discord_bot import DiscordRuntime, DiscordStartError, discord_runtime_from
 from bot.chat.slack import SlackChat, build_slack_app, web_client
 from bot.core.gpus import load_catalog
 from bot.market import Market, ReferenceMarket, VastCandidates
@@ -43,6 +44,7 @@ class App:
     jobs: SchedulerJobs
     api: FastAPI
     slack: AsyncApp | None = None
+    discord: DiscordRuntime | None = None
 
 
 def build(settings: Settings, *, chat: Chat | None = None, clock: Clock = time.time) -> App:
@@ -61,9 +63,10 @@ def build(settings: Settings, *, chat: Chat | None = None, clock: Clock = time.t
         vast = VastMarket(settings.vast_api_key.get_secret_value(), base_url=settings.vast_api_url)
         market = VastCandidates(vast, catalog)
     slack_chat = slack_chat_from(settings) if chat is None else None
+    discord = discord_from(settings, clock) if chat is None else None
     service = Service(
         store,
-        chat or slack_chat or ConsoleChat(),
+        chat or slack_chat or (discord.chat if discord else None) or ConsoleChat(),
         settings,
         clock,
         market=market,
@@ -72,6 +75,8 @@ def build(settings: Settings, *, chat: Chat | None = None, clock: Clock = time.t
     )
     jobs = SchedulerJobs(scheduler, service.run_job, clock)
     service.jobs = jobs
+    if discord is not None:
+        discord.bind(service, lambda: [run.name for run in store.list_runs()])
     slack_app = None
     if slack_chat is not None:
         secret = settings.slack_signing_secret
@@ -109,12 +114,20 @@ def build(settings: Settings, *, chat: Chat | None = None, clock: Clock = time.t
                     "SLACK_APP_TOKEN (xapp-, with connections:write); commands will not arrive"
                 )
                 log.error("%s", slack_chat.warning)
+        if discord is not None:
+            try:
+                await discord.start()  # the gateway bot runs in this event loop
+            except DiscordStartError as exc:  # the API still serves reporters
+                discord.chat.warning = str(exc)
+                log.error("%s", exc)
         try:
             yield
         finally:
             scheduler.shutdown(wait=False)
             for task in background:
                 task.cancel()
+            if discord is not None:
+                await discord.close()
             if socket_mode is not None:
                 await socket_mode.close_async()  # type: ignore[no-untyped-call]
 
@@ -127,7 +140,7 @@ def build(settings: Settings, *, chat: Chat | None = None, clock: Clock = time.t
         if slack_app is None or settings.slack_signing_secret is None
         else AsyncSlackRequestHandler(slack_app),
     )
-    return App(settings, store, service, jobs, api, slack_app)
+    return App(settings, store, service, jobs, api, slack_app, discord)
 
 
 def slack_chat_from(settings: Settings) -> SlackChat | None:
@@ -138,6 +151,28 @@ def slack_chat_from(settings: Settings) -> SlackChat | None:
         raise SettingsError("SLACK_BOT_TOKEN is set but SLACK_CHANNEL is not: which channel?")
     client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     return SlackChat(client, settings.slack_channel)
+
+
+def discord_from(settings: Settings, clock: Clock = time.time) -> DiscordRuntime | None:
+    """Discord when ``DISCORD_BOT_TOKEN`` (with a channel) or ``DISCORD_WEBHOOK_URL`` is set."""
+    token, webhook = settings.discord_bot_token, settings.discord_webhook_url
+    if settings.slack_bot_token is not None and (token or webhook):
+        log.warning("both Slack and Discord are configured: messages go to Slack only")
+        return None
+    try:
+        return discord_runtime_from(
+            bot_token=None if token is None else token.get_secret_value(),
+            channel_id=settings.discord_channel_id,
+            guild_id=settings.discord_guild_id,
+            webhook_url=None if webhook is None else webhook.get_secret_value(),
+            kill_role=settings.discord_kill_role,
+            killer_ids=settings.killer_ids,
+            api_url=settings.discord_api_url,
+            gateway_url=settings.discord_gateway_url,
+            clock=clock,
+        )
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 class SettingsError(ValueError):
@@ -173,11 +208,14 @@ async def start_server(app: App, host: str = "127.0.0.1", port: int = 0) -> Runn
 
 
 async def serve(settings: Settings) -> None:
-    """``probecast serve``: run until interrupted; Slack when configured, else the console."""
-    console = ConsoleChat() if settings.slack_bot_token is None else None
+    """``probecast serve``: run until interrupted; Slack or Discord when set, else the console."""
+    chat_set = (
+        settings.slack_bot_token or settings.discord_bot_token or settings.discord_webhook_url
+    )
+    console = None if chat_set else ConsoleChat()
     app = build(settings, chat=console)
     running = await start_server(app, settings.host, settings.port)
-    where = "Slack" if console is None else "this console"
+    where = "Slack" if app.slack else ("Discord" if app.discord else "this console")
     print(
         f"probecast bot listening on {running.url} (database {settings.db}); "
         f"messages go to {where}",
