@@ -322,8 +322,23 @@ class KillFlow:
 
     # --- destroy after a stop -------------------------------------------------------
 
+    def ask_destroy(self, snap: RunSnapshot) -> Card:
+        """The Destroy button asks first: destroying deletes the instance's data."""
+        run = snap.run
+        instance = _instance_id(run) or "?"
+        return Card(
+            title=f"Destroy instance {instance}?",
+            headline=f"Deletes {run.name}'s Vast instance {instance} and its disk: billing "
+            "ends, and the data on it cannot be recovered.",
+            buttons=(
+                Button("Confirm destroy", action_id("confirm-destroy", run.id), "danger"),
+                Button("Cancel", action_id("cancel-destroy", run.id)),
+            ),
+            kind="confirm",
+        )
+
     async def destroy(self, snap: RunSnapshot, user: str, can_kill: bool | None) -> Card:
-        """The final card's Destroy button: end the disk's billing too."""
+        """Confirmed from the final card: end the disk's billing too."""
         run, now = snap.run, self.service.clock()
         if not self.may_kill(user, can_kill):
             self.store.add_decision(run.id, "destroy-refused", user, now, None, self._detail(snap))

@@ -736,7 +736,11 @@ class Service:
         if verb == "snooze":
             return self.keep(snap, user, self.settings.snooze_s, kind="snooze")
         if verb == "destroy":
+            return self.kills.ask_destroy(snap)
+        if verb == "confirm-destroy":
             return await self.kills.destroy(snap, user, can_kill)
+        if verb == "cancel-destroy":
+            return render_text(f"Destroy · {run.name}", "cancelled: nothing was destroyed", "kill")
         return render_text("probecast", f"unknown action {verb!r}", "usage")
 
     def _audit_rows(self, run_id: str) -> list[dict[str, Any]]:

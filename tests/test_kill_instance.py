@@ -172,11 +172,17 @@ async def test_the_process_stop_is_followed_by_exactly_one_instance_stop(
     # A stopped instance still bills its disk: the report offers to destroy it, once.
     (destroy,) = card.buttons
     assert destroy.action_id == action_id("destroy", run_id) and destroy.confirm
-    refused = await app.service.handle_action(destroy.action_id, "U0STRANGER")
+    asked = await app.service.handle_action(destroy.action_id, "console")
+    assert asked.kind == "confirm" and "cannot be recovered" in asked.headline
+    confirm, cancel = asked.buttons
+    assert stops(vast) == [stops(vast)[0]]  # asking destroys nothing
+    cancelled = await app.service.handle_action(cancel.action_id, "console")
+    assert "nothing was destroyed" in cancelled.headline
+    refused = await app.service.handle_action(confirm.action_id, "U0STRANGER")
     assert refused.kind == "refused"
-    gone = await app.service.handle_action(destroy.action_id, "console")
+    gone = await app.service.handle_action(confirm.action_id, "console")
     assert "destroyed by console" in gone.headline
-    again = await app.service.handle_action(destroy.action_id, "console")
+    again = await app.service.handle_action(confirm.action_id, "console")
     assert "already destroyed" in again.headline
     assert [r.method for r in stops(vast)] == ["PUT", "DELETE"]
     kinds = [d["kind"] for d in app.store.decisions(run_id)]

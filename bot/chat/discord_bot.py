@@ -56,6 +56,10 @@ MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 # Decisions that close an alert: the message then says who decided what, and when.
 DECIDED = {"confirm-kill": "Kill confirmed", "keep": "Kept", "snooze": "Snoozed"}
 NOT_DECIDED_KINDS = frozenset({"refused", "usage"})
+# Buttons on an ephemeral Confirm / Cancel question (Kill and Destroy both ask first).
+ANSWERS_TO_A_QUESTION = frozenset(
+    {"confirm-kill", "cancel-kill", "confirm-destroy", "cancel-destroy"}
+)
 MAX_ASKED = 512  # open Kill questions remembered, to mark their alert when confirmed
 FAILED_TEXT = "something went wrong answering that; the bot's log says what"
 Clock = Callable[[], float]
@@ -222,7 +226,7 @@ class ProbecastBot(commands.Bot):
         parsed = parse_action_id(custom_id)
         verb = parsed[0] if parsed else ""
         clicked = interaction.message
-        if verb in ("confirm-kill", "cancel-kill"):
+        if verb in ANSWERS_TO_A_QUESTION:
             # On the ephemeral question: its buttons give way to the answer, so a second
             # press has nothing left to press.
             await interaction.response.defer()

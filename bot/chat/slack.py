@@ -259,10 +259,12 @@ def build_slack_app(
         user = body["user"]["id"]
         action_id = str(action["action_id"])
         parsed = parse_action_id(action_id)
-        if parsed is not None and parsed[0] == "kill":
-            # Our Kill button carries Slack's own confirm dialog: a press is a confirmation.
-            action_id = f"probecast:confirm-kill:{parsed[1]}"
-            parsed = ("confirm-kill", parsed[1])
+        if parsed is not None and parsed[0] in ("kill", "destroy"):
+            # Our Kill and Destroy buttons carry Slack's own confirm dialog: a press is a
+            # confirmation.
+            verb = f"confirm-{parsed[0]}"
+            action_id = f"probecast:{verb}:{parsed[1]}"
+            parsed = (verb, parsed[1])
         card = await on_action(action_id, user)
         await respond(
             response_type="ephemeral",
