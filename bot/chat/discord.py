@@ -17,27 +17,23 @@ Exceptions: none escape ``DiscordChat``; Discord's errors are logged and queued.
 
 from __future__ import annotations
 
-import asyncio
 import io
-import itertools
 import logging
 import re
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal, Protocol
 
 import aiohttp
 import discord
 
 from bot.chat.base import MessageRef
+from bot.chat.delivery import Outcome, Queued, QueuedChat
 from bot.chat.discord_embeds import MAX_CONTENT, card_content, card_to_embeds, clip
 from bot.core.card import Card
 
 log = logging.getLogger(__name__)
 
-PENDING = "pending"  # MessageRef.channel of a message Discord has not taken yet
-RETRY_EVERY_S = 30.0
 THREAD_ARCHIVE_MIN: Literal[1440] = 1440  # a day without messages before Discord hides the thread
 MAX_THREAD_NAME = 100
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
@@ -206,150 +202,62 @@ class WebhookSender:
             await self._hook().send(embed=embed, file=file)
 
 
-@dataclass
-class _Queued:
-    """A call Discord has not taken yet; ``ref`` is the provisional handle we handed out."""
+class DiscordChat(QueuedChat):
+    """The `Chat` port on Discord through ``sender``, with `QueuedChat`'s delivery;
+    ``where`` names the channel in warnings."""
 
-    kind: str  # post | reply | update | attach
-    ref: MessageRef | None
-    card: Card | None = None
-    target: MessageRef | None = None
-    filename: str = ""
-    data: bytes = b""
-    title: str = ""
-
-
-class DiscordChat:
-    """The `Chat` port on Discord, through ``sender``; ``where`` names it in warnings."""
+    platform = "Discord"
 
     def __init__(self, sender: BotSender | WebhookSender, where: str) -> None:
+        super().__init__(where)
         self.sender = sender
         self.where = where
-        self.queue: list[_Queued] = []
-        self.warning: str | None = None  # shown by /healthz until Discord takes a message
-        self._real: dict[str, MessageRef] = {}  # provisional id -> the ref Discord gave
-        self._lost: set[str] = set()  # provisional ids Discord refused for good
-        # Provisional ids are unique per process: one stored before a restart never
-        # resolves to a message of this process.
-        self._prefix = uuid.uuid4().hex[:8]
-        self._ids = itertools.count(1)
 
-    # --- the Chat port --------------------------------------------------------------
-
-    async def post(self, card: Card) -> MessageRef:
-        return await self._send(_Queued("post", None, card=card))
-
-    async def reply(self, ref: MessageRef, card: Card) -> MessageRef:
-        return await self._send(_Queued("reply", None, card=card, target=ref))
-
-    async def update(self, ref: MessageRef, card: Card) -> None:
-        await self._send(_Queued("update", None, card=card, target=ref))
-
-    async def attach(self, ref: MessageRef, filename: str, data: bytes, title: str) -> None:
-        await self._send(
-            _Queued("attach", None, target=ref, filename=filename, data=data, title=title)
-        )
-
-    # --- delivery -------------------------------------------------------------------
-
-    async def flush(self) -> int:
-        """Send what is queued, oldest first; returns how many are still waiting."""
-        waiting, self.queue = self.queue, []
-        for index, item in enumerate(waiting):
-            if await self._try(item) == "retry":
-                self.queue = waiting[index:] + self.queue
-                break
-        return len(self.queue)
-
-    async def retry_forever(self, every_s: float = RETRY_EVERY_S) -> None:
-        """Background task: keep offering the queue to Discord."""
-        while True:
-            await asyncio.sleep(every_s)
-            if self.queue:
-                await self.flush()
-
-    async def _send(self, item: _Queued) -> MessageRef:
-        if item.kind in ("post", "reply"):
-            item.ref = MessageRef(PENDING, f"{self._prefix}-{next(self._ids)}")
-        if self.queue:
-            await self.flush()  # order matters: what waits goes first
-        if self.queue or await self._try(item) == "retry":
-            self.queue.append(item)
-        if item.ref is None:
-            return MessageRef(self.where, "")
-        return self._resolve(item.ref)
-
-    async def _try(self, item: _Queued) -> Literal["sent", "retry", "dropped"]:
-        """One attempt: sent; retry later (Discord is away or refuses the bot as a whole);
-        or dropped (Discord refuses this one message for good: logged, the rest goes on)."""
-        target = None if item.target is None else self._resolve(item.target)
-        if target is not None and target.channel == PENDING:
-            if target.message_id.startswith(self._prefix) and target.message_id not in self._lost:
-                return "retry"  # its parent waits in the queue: keep the order
-            # A parent from before a restart, or one Discord refused: post on its own.
-            if item.kind == "update":
-                return self._drop(item, "its message was never posted")
-            target = None
+    async def _attempt(self, item: Queued, target: MessageRef | None) -> Outcome:
         try:
-            await self._call(item, target)
+            ref = await self._call(item, target)
         except discord.HTTPException as exc:
             if exc.code == UNKNOWN_MESSAGE and item.kind in ("reply", "attach"):
                 # Someone deleted the parent: the reply still goes out, in the channel.
-                return await self._try(replace(item, target=None))
+                return await self._attempt(replace(item, target=None), None)
             if exc.status in (401, 403) or exc.code == UNKNOWN_CHANNEL or exc.status >= 500:
-                self._complain(
-                    f"{exc.status} {exc.text or type(exc).__name__}", fatal=exc.status < 500
-                )
-                return "retry"
+                error = f"{exc.status} {exc.text or type(exc).__name__}"
+                return self._complain(error, fatal=exc.status < 500)
             return self._drop(item, f"{exc.status} {exc.text}")
         except NotConnected as exc:
-            self._complain(str(exc), fatal=False)
-            return "retry"
+            return self._complain(str(exc), fatal=False)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # beyond discord.py's retries
-            self._complain(f"{type(exc).__name__}: {exc}", fatal=False)
-            return "retry"
+            return self._complain(f"{type(exc).__name__}: {exc}", fatal=False)
         except Exception as exc:  # a card discord.py refuses: a bug, never a wedge
             return self._drop(item, f"{type(exc).__name__}: {exc}")
-        self.warning = None
-        return "sent"
+        return self._sent(item, ref)
 
-    async def _call(self, item: _Queued, target: MessageRef | None) -> None:
+    def _orphan(self, item: Queued) -> tuple[Queued, MessageRef | None] | None:
+        # A reply or a file whose message is unknown goes to the channel; an edit of a
+        # message that never existed has nothing to edit.
+        return None if item.kind == "update" else (item, None)
+
+    def _trouble(self, error: str, *, fatal: bool) -> str:
+        if fatal:
+            return (
+                f"Discord refused our message ({error}): check DISCORD_BOT_TOKEN and that the "
+                f"bot can view and send in {self.where}; messages are kept and retried"
+            )
+        return f"Discord unavailable ({error}); messages are kept and retried"
+
+    async def _call(self, item: Queued, target: MessageRef | None) -> MessageRef | None:
+        """One call through the sender; the new message's ref for a post or a reply."""
         if item.kind == "attach":
             await self.sender.attach(target, item.filename, item.data, item.title)
-            return
+            return None
         assert item.card is not None
         if item.kind == "update":
             assert target is not None
             await self.sender.update(target, item.card)
-            return
+            return None
         if target is None:
-            ref = await self.sender.post(item.card)
-        else:
-            ref = await self.sender.reply(target, item.card)
-        if item.ref is not None:
-            self._real[item.ref.message_id] = ref
-
-    def _drop(self, item: _Queued, why: str) -> Literal["dropped"]:
-        log.error("Discord refused a %s for good (%s); dropped it and went on", item.kind, why)
-        if item.ref is not None:
-            self._lost.add(item.ref.message_id)
-        return "dropped"
-
-    def _resolve(self, ref: MessageRef) -> MessageRef:
-        if ref.channel != PENDING:
-            return ref
-        return self._real.get(ref.message_id, ref)
-
-    def _complain(self, error: str, *, fatal: bool) -> None:
-        message = (
-            f"Discord refused our message ({error}): check DISCORD_BOT_TOKEN and that the bot "
-            f"can view and send in {self.where}; messages are kept and retried"
-            if fatal
-            else f"Discord unavailable ({error}); messages are kept and retried"
-        )
-        if message != self.warning:  # one line per kind of trouble, not one per message
-            log.error("%s", message)
-        self.warning = message
+            return await self.sender.post(item.card)
+        return await self.sender.reply(target, item.card)
 
 
 __all__ = ["BotSender", "DiscordChat", "NotConnected", "WebhookSender"]

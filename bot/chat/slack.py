@@ -17,16 +17,13 @@ Exceptions: none escape ``SlackChat``; Slack's errors are logged and queued.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
@@ -39,6 +36,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.chat.base import MessageRef
+from bot.chat.delivery import Outcome, Queued, QueuedChat
 from bot.chat.slack_blocks import card_fallback_text, card_to_blocks
 from bot.core.card import Card, parse_action_id
 
@@ -49,8 +47,6 @@ FATAL_ERRORS = frozenset(
     {"invalid_auth", "token_revoked", "account_inactive", "not_authed", "channel_not_found",
      "not_in_channel", "is_archived", "missing_scope"}
 )  # fmt: skip
-PENDING = "pending"  # MessageRef.channel of a message Slack has not taken yet
-RETRY_EVERY_S = 30.0
 
 
 def web_client(token: str, base_url: str) -> AsyncWebClient:
@@ -66,114 +62,48 @@ def web_client(token: str, base_url: str) -> AsyncWebClient:
     )
 
 
-@dataclass
-class _Queued:
-    """A call Slack has not taken yet; ``ref`` is the provisional handle we handed out."""
+class SlackChat(QueuedChat):
+    """The `Chat` port over slack-sdk's Web API client, with `QueuedChat`'s delivery."""
 
-    kind: str  # post | reply | update | attach
-    ref: MessageRef | None
-    card: Card | None = None
-    target: MessageRef | None = None
-    filename: str = ""
-    data: bytes = b""
-    title: str = ""
-
-
-class SlackChat:
-    """The `Chat` port on Slack; every card into ``channel`` (a channel id)."""
+    platform = "Slack"
 
     def __init__(self, client: AsyncWebClient, channel: str) -> None:
+        super().__init__(channel)
         self.client = client
-        self.channel = channel
-        self.queue: list[_Queued] = []
-        self.warning: str | None = None  # shown by /healthz until Slack takes a message
-        self._real: dict[str, MessageRef] = {}  # provisional id -> the ref Slack gave
-        self._lost: set[str] = set()  # provisional ids Slack refused for good
-        # Provisional ids are unique per process: one stored before a restart never
-        # resolves to a message of this process.
-        self._prefix = uuid.uuid4().hex[:8]
-        self._ids = itertools.count(1)
 
-    # --- the Chat port --------------------------------------------------------------
-
-    async def post(self, card: Card) -> MessageRef:
-        return await self._send(_Queued("post", None, card=card))
-
-    async def reply(self, ref: MessageRef, card: Card) -> MessageRef:
-        return await self._send(_Queued("reply", None, card=card, target=ref))
-
-    async def update(self, ref: MessageRef, card: Card) -> None:
-        await self._send(_Queued("update", None, card=card, target=ref))
-
-    async def attach(self, ref: MessageRef, filename: str, data: bytes, title: str) -> None:
-        await self._send(
-            _Queued("attach", None, target=ref, filename=filename, data=data, title=title)
-        )
-
-    # --- delivery -------------------------------------------------------------------
-
-    async def flush(self) -> int:
-        """Send what is queued, oldest first; returns how many are still waiting."""
-        waiting, self.queue = self.queue, []
-        for index, item in enumerate(waiting):
-            if await self._try(item) == "retry":
-                self.queue = waiting[index:] + self.queue
-                break
-        return len(self.queue)
-
-    async def retry_forever(self, every_s: float = RETRY_EVERY_S) -> None:
-        """Background task: keep offering the queue to Slack."""
-        while True:
-            await asyncio.sleep(every_s)
-            if self.queue:
-                await self.flush()
-
-    async def _send(self, item: _Queued) -> MessageRef:
-        if item.kind in ("post", "reply"):
-            item.ref = MessageRef(PENDING, f"{self._prefix}-{next(self._ids)}")
-        if self.queue:
-            await self.flush()  # order matters: what waits goes first
-        if self.queue or await self._try(item) == "retry":
-            self.queue.append(item)
-        assert item.ref is not None or item.kind in ("update", "attach")
-        return self._resolve(item.ref) if item.ref else MessageRef(self.channel, "")
-
-    async def _try(self, item: _Queued) -> Literal["sent", "retry", "dropped"]:
-        """One attempt: sent; retry later (Slack is away or refuses the bot as a whole);
-        or dropped (Slack refuses this one message for good: logged, the rest goes on)."""
-        target = None if item.target is None else self._resolve(item.target)
-        if target is not None and target.channel == PENDING:
-            if target.message_id.startswith(self._prefix) and target.message_id not in self._lost:
-                return "retry"  # its parent waits in the queue: keep the order
-            # A parent from before a restart, or one Slack refused: post on its own.
-            item = replace(item, kind="post" if item.kind != "attach" else "attach")
-            target = None if item.kind == "post" else MessageRef(self.channel, "")
+    async def _attempt(self, item: Queued, target: MessageRef | None) -> Outcome:
         try:
-            await self._call(item, target)
+            ref = await self._call(item, target)
         except SlackApiError as exc:
             error = str(exc.response.get("error", "unknown_error"))
             status = exc.response.status_code
             # A 429 that outlasted slack-sdk's own waits is Slack being busy, not a refusal
             # of this message: keep it.
             if error in FATAL_ERRORS or status >= 500 or status == 429:
-                self._complain(error, fatal=error in FATAL_ERRORS)
-                return "retry"
+                return self._complain(error, fatal=error in FATAL_ERRORS)
             return self._drop(item, error)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # beyond the retries
-            self._complain(f"{type(exc).__name__}: {exc}", fatal=False)
-            return "retry"
+            return self._complain(f"{type(exc).__name__}: {exc}", fatal=False)
         except Exception as exc:  # a card Slack's models refuse: a bug, never a wedge
             return self._drop(item, f"{type(exc).__name__}: {exc}")
-        self.warning = None
-        return "sent"
+        return self._sent(item, ref)
 
-    def _drop(self, item: _Queued, why: str) -> Literal["dropped"]:
-        log.error("Slack refused a %s for good (%s); dropped it and went on", item.kind, why)
-        if item.ref is not None:
-            self._lost.add(item.ref.message_id)
-        return "dropped"
+    def _orphan(self, item: Queued) -> tuple[Queued, MessageRef | None]:
+        # A reply or an edit whose message is unknown goes out as a message of its own.
+        if item.kind == "attach":
+            return item, MessageRef(self.channel, "")
+        return replace(item, kind="post"), None
 
-    async def _call(self, item: _Queued, target: MessageRef | None) -> None:
+    def _trouble(self, error: str, *, fatal: bool) -> str:
+        if fatal:
+            return (
+                f"Slack refused our message ({error}): check SLACK_BOT_TOKEN and that the "
+                f"bot is in channel {self.channel}; messages are kept and retried"
+            )
+        return f"Slack unavailable ({error}); messages are kept and retried"
+
+    async def _call(self, item: Queued, target: MessageRef | None) -> MessageRef | None:
+        """One Web API call; the new message's ref for a post or a reply."""
         if item.kind == "attach":
             assert target is not None
             await self.client.files_upload_v2(
@@ -183,7 +113,7 @@ class SlackChat:
                 filename=item.filename,
                 title=item.title,
             )
-            return
+            return None
         assert item.card is not None
         blocks = card_to_blocks(item.card)
         text = card_fallback_text(item.card)
@@ -192,7 +122,7 @@ class SlackChat:
             await self.client.chat_update(
                 channel=target.channel, ts=target.message_id, text=text, blocks=blocks
             )
-            return
+            return None
         thread = None if target is None or not target.message_id else target.message_id
         response = await self.client.chat_postMessage(
             channel=self.channel if target is None else target.channel,
@@ -200,26 +130,8 @@ class SlackChat:
             blocks=blocks,
             thread_ts=thread,
         )
-        if item.ref is not None:
-            # A reply's handle is its thread: what is attached to it lands beside it.
-            channel, ts = str(response["channel"]), str(response["ts"])
-            self._real[item.ref.message_id] = MessageRef(channel, thread or ts)
-
-    def _resolve(self, ref: MessageRef) -> MessageRef:
-        if ref.channel != PENDING:
-            return ref
-        return self._real.get(ref.message_id, ref)
-
-    def _complain(self, error: str, *, fatal: bool) -> None:
-        message = (
-            f"Slack refused our message ({error}): check SLACK_BOT_TOKEN and that the bot "
-            f"is in channel {self.channel}; messages are kept and retried"
-            if fatal
-            else f"Slack unavailable ({error}); messages are kept and retried"
-        )
-        if message != self.warning:  # one line per kind of trouble, not one per message
-            log.error("%s", message)
-        self.warning = message
+        # A reply's handle is its thread: what is attached to it lands beside it.
+        return MessageRef(str(response["channel"]), thread or str(response["ts"]))
 
 
 # --- incoming: commands and buttons ---------------------------------------------------
