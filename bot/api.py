@@ -63,25 +63,32 @@ class BodyLimit:
             await self._refuse(send)
             return
         seen = 0
-        started = False
+        started = refused = False
 
         async def counted_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_body_bytes:
+                # Answer here: FastAPI's body parser turns any error while reading into
+                # its own 400, which would hide the 413 from a chunked sender.
+                if not started and not refused:
+                    refused = True
+                    await self._refuse(send)
                 raise _TooLarge
             return message
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the app's answer to a body it never got; the 413 went out instead
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted_receive, tracked_send)
         except _TooLarge:
-            if not started:
+            if not started and not refused:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
@@ -114,7 +121,11 @@ def create_api(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        # FastAPI answers a body it cannot parse at all (nested past the recursion limit,
+        # a number past Python's digit limit) with a bare 400: it is still bad JSON.
+        code = {400: "bad_json", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
         return _error(exc.status_code, code, exc.detail)
 
     @app.exception_handler(ServiceError)
@@ -123,10 +134,15 @@ def create_api(
         status = {Unauthorized: 401, RunNotFound: 404}.get(type(exc), 409)
         return _error(status, exc.code, str(exc))
 
+    # The last write the database refused, until a write succeeds again: a full disk
+    # still answers the health check's tiny write, but not a batch of events.
+    store_failure: list[str] = []
+
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:
         # Not the client's fault and nothing was half-written: tell it to retry later.
         metrics.inc("store_errors_total")
+        store_failure[:] = [str(exc)]
         return _error(503, "store_unavailable", str(exc))
 
     @app.post("/v1/runs", response_model=Registered)
@@ -138,6 +154,7 @@ def create_api(
     @app.post("/v1/runs/{run_id}/events", response_model=EventsAck)
     async def events(run_id: str, batch: EventBatch, request: Request) -> EventsAck:
         ack = service.ingest(run_id, _bearer(request), batch)
+        store_failure.clear()
         metrics.inc("events_received_total", len(batch.events))
         return ack
 
@@ -158,6 +175,8 @@ def create_api(
             service.store.check()
         except StoreError as exc:
             return _error(503, "store_unavailable", str(exc))
+        if store_failure:
+            return _error(503, "store_unavailable", f"the last write failed: {store_failure[0]}")
         warning = getattr(service.chat, "warning", None)
         if warning:  # the chat is down or refusing us: the API itself still works
             return JSONResponse({"ok": True, "warnings": [warning]})

@@ -46,7 +46,9 @@ def _parse_loss(value: Any) -> Any:
             return _NONFINITE[key]
         raise ValueError("loss must be a number or one of 'nan', 'inf', '-inf'")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if math.isfinite(value) and abs(value) > 1e30:
+        # Compare before converting: an int beyond float range would raise OverflowError,
+        # which pydantic does not turn into a validation error (a 500 for anyone).
+        if abs(value) > 1e30 and not (isinstance(value, float) and math.isinf(value)):
             raise ValueError("loss magnitude above 1e30")
         return float(value)
     raise ValueError("loss must be a number or one of 'nan', 'inf', '-inf'")
