@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/triggers.py
 	$(BIN)/python bench/xgpu.py
 	$(BIN)/python bench/reporter_overhead.py
+	$(BIN)/python bench/ingest_load.py
 
 serve: $(STAMP)
 	$(BIN)/probecast serve
