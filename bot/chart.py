@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import math
 import statistics
-import textwrap
 from collections.abc import Sequence
 from itertools import pairwise
 
@@ -18,7 +17,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bot.core.card import Table
 from bot.core.chartdata import ChartData
 from bot.core.render import fmt_duration
 
@@ -69,33 +67,6 @@ def render_checkin_png(data: ChartData) -> bytes:
     """PNG bytes of the check-in chart, 1080 × 1350 px, without a timestamp or version."""
     buf = io.BytesIO()
     checkin_figure(data).savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
-
-
-def render_table_png(title: str, table: Table) -> bytes:
-    """The full option table as an image: rows are options, long cells wrapped, the
-    current run's row shaded. Landscape, so a phone shows it whole and zooms in."""
-    wrapped = [[textwrap.fill(cell, 22) for cell in row] for row in table.rows]
-    columns = [textwrap.fill(c, 12) for c in table.columns]
-    lines = [max(cell.count("\n") + 1 for cell in row) for row in wrapped]
-    height_in = 1.2 + 0.3 * (2 + sum(lines))
-    fig = Figure(figsize=(20, height_in), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.axis("off")
-    ax.set_title(title, fontsize=18, fontweight="bold", loc="left")
-    grid = ax.table(cellText=wrapped, colLabels=columns, loc="upper left", cellLoc="left")
-    grid.auto_set_font_size(False)
-    grid.set_fontsize(10)
-    for (row, _), cell in grid.get_celld().items():
-        cell.set_height((lines[row - 1] if row > 0 else 2) * 0.3 / height_in)
-        if row == 0:
-            cell.set_text_props(fontweight="bold")
-            cell.set_facecolor("#e8eef5")
-        elif row == 1:
-            cell.set_facecolor("#fff6e0")  # this run: observed, not predicted
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()
 
 

@@ -148,7 +148,7 @@ class Service:
         self.market = market
         self.instances = instances
         self.catalog = catalog or load_catalog()
-        self._posting = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
         self.kills = KillFlow(self)
 
     # --- reporter side --------------------------------------------------------------
@@ -235,12 +235,13 @@ class Service:
             )
             for e in fresh
         ]
-        self.store.add_events(run_id, stored)
-        acked = self.store.contiguous_seq(run_id, run.acked_seq)
-        changes: dict[str, Any] = {"acked_seq": acked, "last_event_at": received_at}
-        if stored:
-            changes.update(self._progress_changes(run, stored, received_at))
-        self.store.update_run(run_id, **changes)
+        with self.store.transaction():  # one commit per post, not one per write
+            self.store.add_events(run_id, stored)
+            acked = self.store.contiguous_seq(run_id, run.acked_seq)
+            changes: dict[str, Any] = {"acked_seq": acked, "last_event_at": received_at}
+            if stored:
+                changes.update(self._progress_changes(run, stored, received_at))
+            self.store.update_run(run_id, **changes)
         if stored:
             self._schedule_after_ingest(run_id, changes)
         commands, poll_s = self.kills.deliver(run_id, received_at)
@@ -451,7 +452,7 @@ class Service:
         ref = await self.chat.reply(status, card)
         if card.table is None:
             return
-        from bot.chart import render_table_png  # matplotlib loads only when needed
+        from bot.table_png import render_table_png  # Pillow loads only when needed
 
         png = await asyncio.to_thread(render_table_png, card.title, card.table)
         await self.chat.attach(ref, "options.png", png, f"{card.title} (all options)")
@@ -480,9 +481,14 @@ class Service:
         }
         await handlers[job](run_id)
 
+    def _posting(self, run_id: str) -> asyncio.Lock:
+        """One run's posts never race (its status message is made once, its table posted
+        once); runs never wait for each other, so one slow table holds up no one else."""
+        return self._locks.setdefault(run_id, asyncio.Lock())
+
     async def post_table(self, run_id: str) -> bool:
         """Post the option table once; returns whether this call posted it."""
-        async with self._posting:
+        async with self._posting(run_id):
             run = self.store.get_run(run_id)
             if run is None:
                 return False
@@ -495,7 +501,7 @@ class Service:
             return True
 
     async def checkin(self, run_id: str) -> None:
-        async with self._posting:
+        async with self._posting(run_id):
             await self._checkin(run_id)
 
     async def _checkin(self, run_id: str) -> None:
@@ -545,7 +551,7 @@ class Service:
 
     async def check(self, run_id: str) -> None:
         """Evaluate the run's triggers and post, repeat or resolve its alerts."""
-        async with self._posting:
+        async with self._posting(run_id):
             await self._check(run_id)
 
     async def _check(self, run_id: str) -> None:
@@ -600,9 +606,9 @@ class Service:
         )
 
     async def finish(self, run_id: str) -> None:
-        # Under the posting lock: the table, check-ins and the final card never race to
-        # create the status message or post the table twice.
-        async with self._posting:
+        # Under the run's posting lock: the table, check-ins and the final card never race
+        # to create the status message or post the table twice.
+        async with self._posting(run_id):
             await self._finish(run_id)
 
     async def _finish(self, run_id: str) -> None:
