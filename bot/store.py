@@ -238,6 +238,12 @@ class SqliteStore:
             )
             return self.db.conn.total_changes - before
 
+    def count_events(self, run_id: str, kind: str) -> int:
+        cursor = self.db.execute(
+            "select count(*) from events where run_id = ? and kind = ?", [run_id, kind]
+        )
+        return int(cursor.fetchone()[0])
+
     def known_seqs(self, run_id: str, seq_from: int, seq_to: int) -> set[int]:
         cursor = self.db.execute(
             "select seq from events where run_id = ? and seq between ? and ?",
