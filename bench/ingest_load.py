@@ -531,7 +531,9 @@ def print_series(level: Level) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, nargs="+", default=[100, 1000])
+    # 1,000 (the target) is a level of its own: on today's bot its option-table burst
+    # alone takes minutes (see the closing note of issue 10); `--runs 1000` runs it.
+    parser.add_argument("--runs", type=int, nargs="+", default=[100, 250])
     parser.add_argument("--duration-s", type=float, default=75.0, help="load per ladder level")
     parser.add_argument("--soak-s", type=float, help="instead of the ladder: one soak per N")
     parser.add_argument("--clients", type=int, default=1, help="client processes")
