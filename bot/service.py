@@ -609,13 +609,17 @@ class Service:
             )
             ref = await self.chat.post(card)
             states[action.trigger] = replace(action.state, message_ref=ref.dumps())
-            self.store.add_decision(
-                run_id, f"alert-{action.kind}", "probecast", now, None, action.finding.to_dict()
-            )
+            # Stored at once, with its decision: a bot killed after this alert went out
+            # must not send it again when it restarts.
+            with self.store.transaction():
+                self.store.add_decision(
+                    run_id, f"alert-{action.kind}", "probecast", now, None, action.finding.to_dict()
+                )
+                self.store.update_run(run_id, alert_states=_dump_states(states))
         self.store.update_run(
             run_id,
             trigger_memory=memory.to_json(),
-            alert_states=json.dumps({t: json.loads(s.to_json()) for t, s in states.items()}),
+            alert_states=_dump_states(states),
         )
 
     async def finish(self, run_id: str) -> None:
@@ -836,6 +840,10 @@ def _render_chart(inputs: dict[str, Any]) -> bytes:
     from bot.chart import render_checkin_png  # matplotlib loads only when needed
 
     return render_checkin_png(build_chart_data(**inputs))
+
+
+def _dump_states(states: dict[TriggerName, AlertState]) -> str:
+    return json.dumps({t: json.loads(s.to_json()) for t, s in states.items()})
 
 
 def _alert_states(run: RunRecord) -> dict[TriggerName, AlertState]:

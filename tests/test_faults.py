@@ -48,6 +48,13 @@ def integrity(db: Path) -> str:
         return str(conn.execute("pragma integrity_check").fetchone()[0])
 
 
+def alert_recorded(db: Path) -> bool:
+    with sqlite3.connect(db) as conn:
+        return bool(
+            conn.execute("select count(*) from decisions where kind = 'alert-fire'").fetchone()[0]
+        )
+
+
 class BotProcess:
     """``probecast serve`` as a real process, its console output in a file."""
 
@@ -128,6 +135,9 @@ async def test_a_bot_killed_with_sigkill_resumes_losing_and_repeating_nothing(
         # Mid-run: the option table is out and the GPU alert has fired.
         await wait_for(lambda: "Option table · faulty" in first.output(), timeout_s=60)
         await wait_for(lambda: alert_title in first.output(), timeout_s=60)
+        # Killed once the alert is on record: between a post and its record (microseconds)
+        # a kill would send that one alert again, at-least-once rather than never.
+        await wait_for(lambda: alert_recorded(tmp_path / "bot.db"), timeout_s=10)
         first.stop(signal.SIGKILL)
         stored_before = probe.acked_seq
         await asyncio.sleep(1.0)  # the run goes on while the bot is dead: the spool grows
