@@ -83,6 +83,15 @@ async def killed_run(app: App, clock: FakeClock, instance_id: int = INSTANCE) ->
     return run_id, token
 
 
+async def process_stopped(app: App, clock: FakeClock, instance_id: int = INSTANCE) -> str:
+    """A confirmed kill whose command reached the reporter, which stopped the process;
+    what is left is the instance step. Returns the run id."""
+    run_id, token = await killed_run(app, clock, instance_id)
+    await poll(app, run_id, token)
+    await report_outcome(app, run_id, token, "stopped")
+    return run_id
+
+
 def bot_client(app: App) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app.api), base_url="http://bot")
 
@@ -220,9 +229,7 @@ async def test_an_instance_already_gone_counts_as_done(
 ) -> None:
     chat = ConsoleChat(io.StringIO())
     app = app_with(tmp_path, clock, chat, vast.url)
-    run_id, token = await killed_run(app, clock, instance_id=999)  # not on Vast any more
-    await poll(app, run_id, token)
-    await report_outcome(app, run_id, token, "stopped")
+    run_id = await process_stopped(app, clock, instance_id=999)  # not on Vast any more
     await app.service.kills.instance_step(run_id)
     assert kill_of(app, run_id).state == "done"
     assert "999 is already gone" in report(chat).headline
@@ -240,9 +247,7 @@ async def test_an_auth_failure_fails_at_once_and_says_what_to_do(
 ) -> None:
     chat = ConsoleChat(io.StringIO())
     app = app_with(tmp_path, clock, chat, vast.url, key="wrong-key-do-not-leak")
-    run_id, token = await killed_run(app, clock)
-    await poll(app, run_id, token)
-    await report_outcome(app, run_id, token, "stopped")
+    run_id = await process_stopped(app, clock)
     if failure is not None:
         app.service.instances = impatient_vast(vast.url)
         vast.fail_next(1, 404, body=failure)
@@ -260,9 +265,7 @@ async def test_rate_limits_back_off_on_the_clock_and_stop_the_instance_once(
 ) -> None:
     chat = ConsoleChat(io.StringIO())
     app = app_with(tmp_path, clock, chat, vast.url)
-    run_id, token = await killed_run(app, clock)
-    await poll(app, run_id, token)
-    await report_outcome(app, run_id, token, "stopped")
+    run_id = await process_stopped(app, clock)
     vast.fail_next(2, 429, body="Too Many Requests")  # Vast's 429: text, no Retry-After
     started = clock.now
     await app.service.kills.instance_step(run_id)
@@ -286,9 +289,7 @@ async def test_server_errors_and_timeouts_retry_then_fail_with_what_to_do(
 ) -> None:
     chat = ConsoleChat(io.StringIO())
     app = app_with(tmp_path, clock, chat, vast.url)
-    run_id, token = await killed_run(app, clock)
-    await poll(app, run_id, token)
-    await report_outcome(app, run_id, token, "stopped")
+    run_id = await process_stopped(app, clock)
     vast.fail_next(4, 502, body="Bad Gateway")
     for _ in range(4):
         await app.service.kills.instance_step(run_id)
@@ -308,9 +309,7 @@ async def test_a_restart_mid_kill_resumes_and_never_repeats_a_finished_step(
 ) -> None:
     chat = ConsoleChat(io.StringIO())
     app = app_with(tmp_path, clock, chat, vast.url)
-    run_id, token = await killed_run(app, clock)
-    await poll(app, run_id, token)
-    await report_outcome(app, run_id, token, "stopped")
+    run_id = await process_stopped(app, clock)
     # The bot dies right after Vast took the stop, before reading the state back.
     vast.instances[INSTANCE]["actual_status"] = "stopped"
     kill = kill_of(app, run_id)
@@ -456,9 +455,7 @@ async def test_a_rerun_after_a_kill_can_be_killed_again(
 ) -> None:
     app = app_with(tmp_path, clock, ConsoleChat(io.StringIO()), vast.url)
     app.service.jobs = None
-    run_id, token = await killed_run(app, clock)
-    await poll(app, run_id, token)
-    await report_outcome(app, run_id, token, "stopped")
+    run_id = await process_stopped(app, clock)
     assert kill_of(app, run_id).state == "done"
     again = await app.service.handle_command("/kill llm confirm", "console")
     assert again.headline.startswith("already done")
