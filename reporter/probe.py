@@ -638,9 +638,10 @@ class Probe:
         if command.instance_action is not None:
             # The process is down under `probecast run`; a training loop that only got the
             # flag has the grace period to checkpoint and close us first.
+            # Done from the sender loop, not here: we may be inside a post's answer.
             wait_s = 0.0 if self._on_command is not None else command.grace_s
             self._instance_stop = (command, time.monotonic() + wait_s)
-            self._end_instance_when_due()
+            self._wake.set()
 
     def _end_instance_when_due(self) -> None:
         """Stop or destroy our own instance for a kill, once everything is posted."""
