@@ -2,10 +2,18 @@
 
 Jobs live in memory only: `Service.resume()` rebuilds them from the database at start-up,
 so a restart loses no schedule without a second copy of state in a job store.
+
+Jobs start one per turn of the event loop. Runs started together fall due together (every
+run's check each minute, every run's option table when the probes complete), and
+APScheduler hands all due jobs to the loop at once: their synchronous parts (reading a
+run's history, building its table) then ran back to back in one turn, and requests from
+reporters waited behind all of them. Started one per turn, each job's first stretch of
+work is followed by the requests that arrived meanwhile (bench/ingest_load.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,9 +29,12 @@ Runner = Callable[[str, str], Awaitable[None]]
 class SchedulerJobs:
     def __init__(self, scheduler: AsyncIOScheduler, runner: Runner, clock: Clock) -> None:
         self.scheduler, self.runner, self.clock = scheduler, runner, clock
+        self._start_turn = asyncio.Lock()
 
     async def _run(self, run_id: str, job: str) -> None:
         try:
+            async with self._start_turn:
+                await asyncio.sleep(0)  # let the loop poll for requests before we start
             await self.runner(run_id, job)
         except Exception:  # one failing job must not stop the others
             log.exception("job %s for run %s failed", job, run_id)

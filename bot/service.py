@@ -247,7 +247,7 @@ class Service:
                 changes.update(self._progress_changes(run, stored, received_at))
             self.store.update_run(run_id, **changes)
         if stored:
-            self._schedule_after_ingest(run_id, changes)
+            self._schedule_after_ingest(run, changes)
         commands, poll_s = self.kills.deliver(run_id, received_at)
         return EventsAck(acked_seq=acked, commands=commands, poll_s=poll_s)
 
@@ -304,14 +304,15 @@ class Service:
         self.jobs.every(run_id, "checkin", self.settings.checkin_interval_s)
         self.jobs.every(run_id, "check", self.settings.check_interval_s)
 
-    def _schedule_after_ingest(self, run_id: str, changes: dict[str, Any]) -> None:
+    def _schedule_after_ingest(self, run: RunRecord, changes: dict[str, Any]) -> None:
+        """``run`` as read before this post: only the table job sets ``table_posted_at``."""
         if self.jobs is None:
             return
+        run_id = run.id
         if changes.get("state") in ("finished", "failed", "killed"):
             self.jobs.at(run_id, "final", None)
             return
-        run = self.store.get_run(run_id)
-        if run is None or run.table_posted_at is not None:
+        if run.table_posted_at is not None:
             return
         if "first_event_at" in changes:
             self.jobs.at(
@@ -320,16 +321,18 @@ class Service:
                 table_deadline_at(changes["first_event_at"], self.settings.table_deadline_s),
             )
         # Whether the probe is complete takes a calibration over every step: under load,
-        # once per post per run was the bot's largest cost. A few seconds late is fine
-        # against a 15-minute promise, and too few steps need no calibration at all.
+        # once per post per run was the bot's largest cost. So it is not judged here but
+        # in a job (jobs take turns with requests, see bot/sched.py), at most once per
+        # TABLE_CHECK_EVERY_S and never while one is queued: a few seconds late is fine
+        # against a 15-minute promise. Too few steps need no calibration at all. The job
+        # has its own id: the deadline job ("table") must survive a probe found short.
         now = self.clock()
         if now - self._table_checked_at.get(run_id, -math.inf) < TABLE_CHECK_EVERY_S:
             return
         if self.store.count_events(run_id, "step") < self.settings.probe_steps:
             return
-        self._table_checked_at[run_id] = now
-        if self._table_due(self.snapshot(run)):
-            self.jobs.at(run_id, "table", None)
+        self._table_checked_at[run_id] = math.inf  # queued
+        self.jobs.at(run_id, "table-check", None)
 
     async def command_outcome(
         self, run_id: str, presented_token: str, command_id: str, outcome: CommandOutcome
@@ -463,7 +466,7 @@ class Service:
         table = await self.option_table(snap)
         card = render_option_table(table, snap.view)
         ref = await self.chat.reply(status, card)
-        if card.table is None:
+        if card.table is None or not self.chat.keeps_attachments:
             return
         from bot.table_png import render_table_png  # Pillow loads only when needed
 
@@ -486,6 +489,7 @@ class Service:
     async def run_job(self, run_id: str, job: str) -> None:
         handlers = {
             "table": self.post_table,
+            "table-check": self.post_table,
             "checkin": self.checkin,
             "check": self.check,
             "kill-deadline": self.kills.deadline,
@@ -501,6 +505,15 @@ class Service:
 
     async def post_table(self, run_id: str) -> bool:
         """Post the option table once; returns whether this call posted it."""
+        posted = False
+        try:
+            posted = await self._post_table(run_id)
+        finally:
+            if not posted:  # the next post after TABLE_CHECK_EVERY_S queues a check again
+                self._table_checked_at[run_id] = self.clock()
+        return posted
+
+    async def _post_table(self, run_id: str) -> bool:
         async with self._posting(run_id):
             run = self.store.get_run(run_id)
             if run is None:
@@ -531,6 +544,8 @@ class Service:
         ref = await self._ensure_status(snap, update=True)
         reply = await self.chat.reply(ref, render_checkin(snap.estimate, snap.view))
         self.store.update_run(run_id, last_checkin_at=self.clock())
+        if not self.chat.keeps_attachments:
+            return
         inputs = self._chart_inputs(run)  # the store is read here, on the event loop
         if inputs is not None:
             # Computing and drawing take about a second on a long run: off the event

@@ -199,21 +199,17 @@ class SqliteStore:
     # --- runs -----------------------------------------------------------------------
 
     def find_run(self, name: str, instance_id: str) -> RunRecord | None:
-        rows = list(
-            self.db.table("runs").rows_where("name = ? and instance_id = ?", [name, instance_id])
+        rows = self._rows(
+            "select * from runs where name = ? and instance_id = ?", name, instance_id
         )
         return RunRecord(**rows[0]) if rows else None
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        try:
-            return RunRecord(**self.db.table("runs").get(run_id))
-        except NotFoundError:
-            return None
+        rows = self._rows("select * from runs where id = ?", run_id)
+        return RunRecord(**rows[0]) if rows else None
 
     def list_runs(self) -> list[RunRecord]:
-        return [
-            RunRecord(**row) for row in self.db.table("runs").rows_where(order_by="registered_at")
-        ]
+        return [RunRecord(**row) for row in self._rows("select * from runs order by registered_at")]
 
     def create_run(self, run: RunRecord) -> None:
         with self._errors("creating a run"):
@@ -224,17 +220,19 @@ class SqliteStore:
         if unknown:
             raise ValueError(f"unknown run columns {sorted(unknown)}")
         with self._errors("updating a run"):
-            self.db.table("runs").update(run_id, changes)
+            self._update("runs", run_id, changes)
 
     # --- events ---------------------------------------------------------------------
 
     def add_events(self, run_id: str, events: Iterable[StoredEvent]) -> int:
         """Store events not seen before; returns how many were new."""
-        rows = [{"run_id": run_id, **asdict(e)} for e in events]
+        rows = [(run_id, e.seq, e.kind, e.t, e.received_at, e.body) for e in events]
         with self._errors("storing events"), self.db.atomic():
             before = self.db.conn.total_changes
-            self.db.table("events").insert_all(
-                rows, pk=("run_id", "seq"), ignore=True, batch_size=500
+            self.db.conn.executemany(
+                "insert or ignore into events (run_id, seq, kind, t, received_at, body)"
+                " values (?, ?, ?, ?, ?, ?)",
+                rows,
             )
             return self.db.conn.total_changes - before
 
@@ -282,22 +280,22 @@ class SqliteStore:
             self.db.table("commands").insert(asdict(command), pk="id")
 
     def get_command(self, command_id: str) -> CommandRecord | None:
-        try:
-            return CommandRecord(**self.db.table("commands").get(command_id))
-        except NotFoundError:
-            return None
+        rows = self._rows("select * from commands where id = ?", command_id)
+        return CommandRecord(**rows[0]) if rows else None
 
     def commands(self, run_id: str, states: Iterable[str]) -> list[CommandRecord]:
         states = list(states)
         marks = ",".join("?" for _ in states)
-        rows = self.db.table("commands").rows_where(
-            f"run_id = ? and state in ({marks})", [run_id, *states], order_by="created_at"
+        rows = self._rows(
+            f"select * from commands where run_id = ? and state in ({marks}) order by created_at",
+            run_id,
+            *states,
         )
         return [CommandRecord(**row) for row in rows]
 
     def update_command(self, command_id: str, **changes: Any) -> None:
         with self._errors("updating a command"):
-            self.db.table("commands").update(command_id, changes)
+            self._update("commands", command_id, changes)
 
     def add_decision(
         self,
@@ -321,7 +319,7 @@ class SqliteStore:
             )
 
     def decisions(self, run_id: str) -> list[dict[str, Any]]:
-        return list(self.db.table("decisions").rows_where("run_id = ?", [run_id], order_by="id"))
+        return self._rows("select * from decisions where run_id = ? order by id", run_id)
 
     # --- kills ----------------------------------------------------------------------
 
@@ -345,23 +343,21 @@ class SqliteStore:
             return cursor.rowcount == 1
 
     def get_kill(self, kill_id: str) -> Kill | None:
-        try:
-            return _kill(self.db.table("kills").get(kill_id))
-        except NotFoundError:
-            return None
+        rows = self._rows("select * from kills where id = ?", kill_id)
+        return _kill(rows[0]) if rows else None
 
     def latest_kill(self, run_id: str) -> Kill | None:
-        rows = list(
-            self.db.table("kills").rows_where(
-                "run_id = ?", [run_id], order_by="requested_at desc, rowid desc", limit=1
-            )
+        rows = self._rows(
+            "select * from kills where run_id = ? order by requested_at desc, rowid desc limit 1",
+            run_id,
         )
         return _kill(rows[0]) if rows else None
 
     def open_kills(self) -> list[Kill]:
         """Kills a restarted bot must carry on with."""
-        rows = self.db.table("kills").rows_where(
-            "state not in ('done', 'failed', 'cancelled')", order_by="requested_at"
+        rows = self._rows(
+            "select * from kills where state not in ('done', 'failed', 'cancelled')"
+            " order by requested_at"
         )
         return [_kill(row) for row in rows]
 
@@ -378,6 +374,25 @@ class SqliteStore:
             return int(self.db.table("meta").get(key)["value"])
         except NotFoundError:
             return 0
+
+    # Hot paths are plain SQL: sqlite-utils' Table.get/update/rows_where read the schema
+    # (sqlite_master, PRAGMA table_info) on every call, which was most of a post's cost
+    # under load (bench/ingest_load.py). Column names below come from our own dataclasses.
+
+    def _rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        with self._errors("reading"):
+            cursor = self.db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _update(self, table: str, key: str, changes: dict[str, Any]) -> None:
+        if not changes:
+            return
+        assignments = ", ".join(f"[{name}] = ?" for name in changes)
+        with self.db.atomic():  # commits unless it joins the caller's transaction
+            self.db.execute(
+                f"update [{table}] set {assignments} where id = ?", [*changes.values(), key]
+            )
 
     def _errors(self, doing: str) -> AbstractContextManager[None]:
         return _store_errors(doing, self.path)

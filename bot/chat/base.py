@@ -26,6 +26,11 @@ class MessageRef:
 
 
 class Chat(Protocol):
+    # False where attachments would be dropped (a console with no folder to save them
+    # in): the service then does not render images nobody will see. Under load a table's
+    # PNG costs more CPU than everything else about the run (bench/ingest_load.py).
+    keeps_attachments: bool
+
     async def post(self, card: Card) -> MessageRef:
         """Post a new message to the run's channel (it notifies people)."""
         ...

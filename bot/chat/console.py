@@ -48,6 +48,7 @@ class ConsoleChat:
     def __init__(self, out: TextIO | None = None, attachments_dir: Path | None = None) -> None:
         self.out = out or sys.stdout
         self.attachments_dir = attachments_dir
+        self.keeps_attachments = attachments_dir is not None
         self.transcript: list[tuple[str, MessageRef, Card]] = []
         self._ids = itertools.count(1)
 

@@ -52,6 +52,7 @@ class QueuedChat(ABC):
     """The `Chat` port over a platform that may be away; see the module docstring."""
 
     platform = "chat"  # how log lines name it
+    keeps_attachments = True
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
