@@ -55,11 +55,15 @@ class SchedulerJobs:
             coalesce=True,
         )
 
-    def every(self, run_id: str, job: str, interval_s: float) -> None:
+    def every(
+        self, run_id: str, job: str, interval_s: float, first_at_s: float | None = None
+    ) -> None:
+        start = None if first_at_s is None else datetime.fromtimestamp(first_at_s, tz=UTC)
         self.scheduler.add_job(
             self._run,
             "interval",
             seconds=interval_s,
+            start_date=start,
             args=[run_id, job],
             id=f"{job}:{run_id}",
             replace_existing=True,

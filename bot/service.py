@@ -53,7 +53,7 @@ from bot.core.render import (
     render_status,
     render_text,
 )
-from bot.core.schedule import table_deadline_at, table_due
+from bot.core.schedule import check_phase_s, table_deadline_at, table_due
 from bot.core.triggers import TRIGGER_NAMES, CheckMemory, TriggerName, evaluate_triggers
 from bot.history import load_run, pauses_from_marks
 from bot.kill_flow import KillFlow
@@ -109,7 +109,11 @@ class Jobs(Protocol):
 
     def at(self, run_id: str, job: str, at_s: float | None) -> None: ...
 
-    def every(self, run_id: str, job: str, interval_s: float) -> None: ...
+    def every(
+        self, run_id: str, job: str, interval_s: float, first_at_s: float | None = None
+    ) -> None:
+        """Every ``interval_s``, first at ``first_at_s`` (default: one interval from now)."""
+        ...
 
     def cancel(self, run_id: str) -> None: ...
 
@@ -302,7 +306,9 @@ class Service:
     def _schedule_run(self, run_id: str) -> None:
         assert self.jobs is not None
         self.jobs.every(run_id, "checkin", self.settings.checkin_interval_s)
-        self.jobs.every(run_id, "check", self.settings.check_interval_s)
+        interval_s = self.settings.check_interval_s
+        first_at_s = self.clock() + check_phase_s(run_id, interval_s)
+        self.jobs.every(run_id, "check", interval_s, first_at_s)
 
     def _schedule_after_ingest(self, run: RunRecord, changes: dict[str, Any]) -> None:
         """``run`` as read before this post: only the table job sets ``table_posted_at``."""

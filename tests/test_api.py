@@ -25,6 +25,7 @@ from bot.core.estimate import (
     estimate_run,
 )
 from bot.core.render import fmt_usd
+from bot.core.schedule import check_phase_s
 from bot.store import SqliteStore
 from tests.conftest import SECRET, FakeClock, make_settings
 
@@ -363,6 +364,19 @@ async def test_restart_rebuilds_schedules_from_the_database(
     ]
     stored = second.store.get_run(run["run_id"])
     assert stored is not None and stored.acked_seq == 5
+    # The periodic check keeps its phase: first due at now + the run's own offset.
+    phase_s = check_phase_s(run["run_id"], second.service.settings.check_interval_s)
+    trigger = second.jobs.scheduler.get_job(f"check:{run['run_id']}").trigger
+    assert trigger.start_date.timestamp() == pytest.approx(clock() + phase_s)
+
+
+def test_check_phases_spread_runs_registered_together_over_the_interval() -> None:
+    interval_s = 60.0
+    phases = [check_phase_s(f"run-{i}", interval_s) for i in range(1_000)]
+    assert all(0 < p <= interval_s for p in phases)
+    assert check_phase_s("run-7", interval_s) == phases[7]  # the same after a restart
+    per_6_s = [sum(1 for p in phases if k * 6 < p <= (k + 1) * 6) for k in range(10)]
+    assert max(per_6_s) < 2 * 100, per_6_s  # no second of the minute gets them all
 
 
 def test_store_schema_is_versioned(tmp_path: Path) -> None:

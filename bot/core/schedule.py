@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+
 MAX_TABLE_DEADLINE_S = 900.0
+
+
+def check_phase_s(run_id: str, interval_s: float) -> float:
+    """When, inside its first interval, a run's periodic check first falls due.
+
+    Spread by the run id, the same for every restart: runs registered together (a sweep,
+    a cluster's nodes) would otherwise all check in the same second, every interval, and
+    requests would queue behind a thousand history reads (bench/ingest_load.py).
+    """
+    digest = hashlib.sha256(run_id.encode()).digest()
+    return (int.from_bytes(digest[:4], "big") + 1) / 2**32 * interval_s
 
 
 def table_deadline_at(first_event_at_s: float, deadline_s: float) -> float:
@@ -31,4 +44,10 @@ def checkin_due(
     return now_s >= reference + interval_s
 
 
-__all__ = ["MAX_TABLE_DEADLINE_S", "checkin_due", "table_deadline_at", "table_due"]
+__all__ = [
+    "MAX_TABLE_DEADLINE_S",
+    "check_phase_s",
+    "checkin_due",
+    "table_deadline_at",
+    "table_due",
+]
