@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from bot.core.estimate import (
 )
 from bot.core.render import fmt_usd
 from bot.core.schedule import check_phase_s
-from bot.store import SqliteStore
+from bot.store import SqliteStore, StoredEvent
 from tests.conftest import SECRET, FakeClock, make_settings
 
 T0 = 1_700_000_000.0
@@ -377,6 +379,32 @@ def test_check_phases_spread_runs_registered_together_over_the_interval() -> Non
     assert check_phase_s("run-7", interval_s) == phases[7]  # the same after a restart
     per_6_s = [sum(1 for p in phases if k * 6 < p <= (k + 1) * 6) for k in range(10)]
     assert max(per_6_s) < 2 * 100, per_6_s  # no second of the minute gets them all
+
+
+def test_background_checkpoints_copy_the_wal_off_the_writers_thread(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "x.db")
+    store.migrate()
+    store.checkpoint_in_background(every_s=0.02)
+    assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    main_file = tmp_path / "x.db"
+    before = main_file.stat().st_size
+    body = json.dumps({"step": 1, "loss": 2.0, "note": "x" * 200})
+    for batch in range(10):
+        events = [StoredEvent(batch * 500 + i, "step", 1.0, 1.0, body) for i in range(1, 501)]
+        with store.transaction():
+            store.add_events("r", events)
+    # With SQLite's own checkpoints off, only the thread can have moved these pages
+    # from the WAL into the database file.
+    deadline = time.monotonic() + 20
+    while main_file.stat().st_size < before + 1_000_000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert main_file.stat().st_size >= before + 1_000_000
+    store.close()
+    assert not [t for t in threading.enumerate() if t.name == "sqlite-checkpoint"]
+    reopened = SqliteStore(tmp_path / "x.db")
+    assert reopened.count_events("r", "step") == 5_000
+    assert reopened.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    reopened.close()
 
 
 def test_store_schema_is_versioned(tmp_path: Path) -> None:
