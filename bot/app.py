@@ -216,8 +216,9 @@ async def serve(settings: Settings) -> None:
     console = None if chat_set else ConsoleChat()
     app = build(settings, chat=console)
     app.store.checkpoint_in_background()
-    # What start-up built (modules, schemas, routes) lives as long as the process: out
-    # of the collector's sight, a full collection under load took ~200 ms less.
+    # What start-up built (modules, schemas, routes) lives as long as the process and
+    # was ~150k of the ~200k objects each full collection scanned: those took 130-300 ms
+    # under load (bench/ingest_load.py), stalling every request meanwhile.
     gc.freeze()
     running = await start_server(app, settings.host, settings.port)
     where = "Slack" if app.slack else ("Discord" if app.discord else "this console")
@@ -234,7 +235,6 @@ async def serve(settings: Settings) -> None:
     try:
         await running.task
     finally:
-        app.service.history.close()
         app.store.close()
 
 

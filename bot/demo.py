@@ -109,7 +109,6 @@ async def run_demo(
             if commands is not None:
                 commands.cancel()
             await server.stop()
-            app.service.history.close()
             app.store.close()
     print(f"\nprobecast demo: training exited with code {return_code}", file=out)
     # 143 is the child's answer to a confirmed /kill: the demo did its job.

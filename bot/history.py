@@ -6,12 +6,9 @@ is the one place that knows how events are stored.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 
 from bot.core.estimate import Pause, StepPoint
 from bot.core.triggers import (
@@ -115,43 +112,6 @@ def load_run(store: SqliteStore, run: RunRecord, *, post_interval_s: float) -> L
     return LoadedRun(history, tuple(gpu_util), tuple(vram_pct), peak_vram_mib)
 
 
-class HistoryReader:
-    """``load_run`` on a thread of its own, with its own connection to the database.
-
-    A trigger check reads and parses a run's whole history: ~10 ms on a 10-minute run,
-    growing with the run. On the event loop that was one uninterrupted stretch, and with
-    a thousand runs checking every minute, requests waited behind them (p99 over 100 ms
-    in bench/ingest_load.py's 10-minute soak). On this thread SQLite works without the
-    GIL and Python parsing gives it back every switch interval, so requests keep moving.
-    WAL gives the reader a consistent snapshot while the loop writes.
-    """
-
-    def __init__(self, store: SqliteStore) -> None:
-        self.store = store
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
-        self._reader: SqliteStore | None = None
-
-    async def load(self, run: RunRecord, *, post_interval_s: float) -> LoadedRun:
-        if str(self.store.path) == ":memory:":  # a second connection would see another db
-            return load_run(self.store, run, post_interval_s=post_interval_s)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(self._load, run, post_interval_s))
-
-    def _load(self, run: RunRecord, post_interval_s: float) -> LoadedRun:
-        if self._reader is None:  # opened on, and only ever used by, the worker thread
-            self._reader = SqliteStore(self.store.path)
-        return load_run(self._reader, run, post_interval_s=post_interval_s)
-
-    def close(self) -> None:
-        def close_reader() -> None:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
-
-        self._executor.submit(close_reader).result()
-        self._executor.shutdown()
-
-
 def pauses_from_marks(marks: Iterable[tuple[str, str, float]]) -> list[Pause]:
     """Pair eval/checkpoint start and end marks; one still open runs to infinity."""
     open_at: dict[str, float] = {}
@@ -212,4 +172,4 @@ def _chart_points(
         vram_pct.append((t, max(shares)))
 
 
-__all__ = ["ALL_KINDS", "HistoryReader", "LoadedRun", "load_run", "pauses_from_marks"]
+__all__ = ["ALL_KINDS", "LoadedRun", "load_run", "pauses_from_marks"]

@@ -55,7 +55,7 @@ from bot.core.render import (
 )
 from bot.core.schedule import check_phase_s, table_deadline_at, table_due
 from bot.core.triggers import TRIGGER_NAMES, CheckMemory, TriggerName, evaluate_triggers
-from bot.history import HistoryReader, load_run, pauses_from_marks
+from bot.history import load_run, pauses_from_marks
 from bot.kill_flow import KillFlow
 from bot.market import Market
 from bot.settings import Settings
@@ -158,7 +158,6 @@ class Service:
         self._locks: dict[str, asyncio.Lock] = {}
         self._table_checked_at: dict[str, float] = {}  # run id -> when the probe was judged
         self.kills = KillFlow(self)
-        self.history = HistoryReader(store)
 
     # --- reporter side --------------------------------------------------------------
 
@@ -593,11 +592,8 @@ class Service:
         run = self.store.get_run(run_id)
         if run is None or run.first_event_at is None:
             return
-        loaded = await self.history.load(run, post_interval_s=self.settings.post_interval_s)
-        run = self.store.get_run(run_id)  # as it is now: a /keep or a kill while we read
-        if run is None:
-            return
         now = self.clock()
+        loaded = load_run(self.store, run, post_interval_s=self.settings.post_interval_s)
         memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else CheckMemory()
         findings, memory = evaluate_triggers(
             loaded.history, now, memory, self.settings.trigger_settings()
