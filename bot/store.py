@@ -361,13 +361,8 @@ class SqliteStore:
         job racing a report): the caller then acts on nothing.
         """
         row = {k: v for k, v in asdict(kill).items() if k != "id"}
-        assignments = ", ".join(f"[{k}] = ?" for k in row)
-        with self._errors("updating a kill"), self.db.atomic():
-            cursor = self.db.execute(
-                f"update kills set {assignments} where id = ? and state = ?",
-                [*row.values(), kill.id, expected_state],
-            )
-            return cursor.rowcount == 1
+        with self._errors("updating a kill"):
+            return self._update("kills", kill.id, row, only_if_state=expected_state) == 1
 
     def get_kill(self, kill_id: str) -> Kill | None:
         rows = self._rows("select * from kills where id = ?", kill_id)
@@ -412,14 +407,19 @@ class SqliteStore:
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def _update(self, table: str, key: str, changes: dict[str, Any]) -> None:
+    def _update(
+        self, table: str, key: str, changes: dict[str, Any], *, only_if_state: str | None = None
+    ) -> int:
+        """Rows changed: 0 when ``key`` is unknown or its state is not ``only_if_state``."""
         if not changes:
-            return
+            return 0
         assignments = ", ".join(f"[{name}] = ?" for name in changes)
+        where, params = "id = ?", [*changes.values(), key]
+        if only_if_state is not None:
+            where, params = "id = ? and state = ?", [*params, only_if_state]
         with self.db.atomic():  # commits unless it joins the caller's transaction
-            self.db.execute(
-                f"update [{table}] set {assignments} where id = ?", [*changes.values(), key]
-            )
+            cursor = self.db.execute(f"update [{table}] set {assignments} where {where}", params)
+            return int(cursor.rowcount)
 
     def _errors(self, doing: str) -> AbstractContextManager[None]:
         return _store_errors(doing, self.path)
@@ -435,7 +435,7 @@ class _Checkpointer:
         self._thread.start()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(str(self.path), check_same_thread=False)
+        conn = sqlite3.connect(str(self.path))  # made, used and closed on this thread
         failing = False
         try:
             conn.execute("PRAGMA busy_timeout = 5000")
