@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.core.estimate import Pause, StepPoint
 from bot.core.triggers import (
@@ -37,79 +38,140 @@ class LoadedRun:
 
 def load_run(store: SqliteStore, run: RunRecord, *, post_interval_s: float) -> LoadedRun:
     """Every event of ``run``, sorted into the core's types."""
-    registration = RunRegistration.model_validate_json(run.registration)
-    steps: list[StepPoint] = []
-    losses: list[LossPoint] = []
-    work: list[WorkPoint] = []
-    marks: list[tuple[str, str, float]] = []
-    gpus: list[GpuReading] = []
-    hosts: list[HostReading] = []
-    logs: list[LogMark] = []
-    transfers: list[TransferReading] = []
-    gpu_util: list[tuple[float, float]] = []
-    vram_pct: list[tuple[float, float]] = []
-    no_gpu_reason: str | None = None
-    peak_vram_mib: float | None = None
-    exited = False
+    builder = HistoryBuilder()
     for kind, t, body in store.events(run.id, ALL_KINDS):
+        builder.add(kind, t, body)
+    return builder.loaded(run, post_interval_s=post_interval_s)
+
+
+class HistoryBuilder:
+    """Sorts events, in the order they were sent, into the core's types.
+
+    ``chart=False`` leaves out the check-in chart's series (a trigger check does not read
+    them, and a builder kept between checks should not grow with them).
+    """
+
+    def __init__(self, *, chart: bool = True) -> None:
+        self.chart = chart
+        self.steps: list[StepPoint] = []
+        self.losses: list[LossPoint] = []
+        self.work: list[WorkPoint] = []
+        self.marks: list[tuple[str, str, float]] = []
+        self.gpus: list[GpuReading] = []
+        self.hosts: list[HostReading] = []
+        self.logs: list[LogMark] = []
+        self.transfers: list[TransferReading] = []
+        self.gpu_util: list[tuple[float, float]] = []
+        self.vram_pct: list[tuple[float, float]] = []
+        self.no_gpu_reason: str | None = None
+        self.peak_vram_mib: float | None = None
+        self.exited = False
+        self.losses_dropped = 0
+        self.nonfinite_dropped = 0
+
+    def add(self, kind: str, t: float, body: dict[str, Any]) -> None:
         if kind == "step":
             step = int(body["step"])
-            steps.append(StepPoint(step, t))
+            self.steps.append(StepPoint(step, t))
             loss = _loss(body.get("loss"))
             if loss is not None:
-                losses.append(LossPoint(step, t, loss))
+                self.losses.append(LossPoint(step, t, loss))
             if body.get("samples") is not None or body.get("tokens") is not None:
-                work.append(WorkPoint(step, body.get("samples"), body.get("tokens")))
+                self.work.append(WorkPoint(step, body.get("samples"), body.get("tokens")))
         elif kind == "phase":
-            marks.append((body["phase"], body["edge"], t))
+            self.marks.append((body["phase"], body["edge"], t))
         elif kind == "sample":
             readings = [_gpu(t, g) for g in body.get("gpus", [])]
             for g in body.get("gpus", []):
                 seen = g.get("vram_peak_mib") or g.get("vram_used_mib")
-                if seen is not None and (peak_vram_mib is None or seen > peak_vram_mib):
-                    peak_vram_mib = float(seen)
-            gpus += readings
+                if seen is not None and (self.peak_vram_mib is None or seen > self.peak_vram_mib):
+                    self.peak_vram_mib = float(seen)
+            self.gpus += readings
             host = body.get("host")
             if host:
-                hosts.append(
+                self.hosts.append(
                     HostReading(
                         t, host.get("cpu_pct"), host.get("ram_used_mib"), host.get("ram_total_mib")
                     )
                 )
-            no_gpu_reason = body.get("no_gpu_reason") or no_gpu_reason
-            _chart_points(t, readings, gpu_util, vram_pct)
+            self.no_gpu_reason = body.get("no_gpu_reason") or self.no_gpu_reason
+            if self.chart:
+                _chart_points(t, readings, self.gpu_util, self.vram_pct)
         elif kind == "log":
-            logs.append(LogMark(t, body["code"], body.get("message", "")))
+            self.logs.append(LogMark(t, body["code"], body.get("message", "")))
         elif kind == "transfer":
             seconds = float(body["seconds"])
-            transfers.append(
+            self.transfers.append(
                 TransferReading(
                     t, body["endpoint"], body["direction"], body["bytes"] / 1e6 / seconds
                 )
             )
         elif kind == "exit":
-            exited = True
-    history = RunHistory(
-        steps=steps,
-        target_steps=run.target_steps,
-        losses=losses,
-        work=work,
-        pauses=pauses_from_marks(marks),
-        gpus=gpus,
-        hosts=hosts,
-        logs=logs,
-        transfers=transfers,
-        eval_every=run.eval_every,
-        expected_step_s=registration.expected_step_s,
-        first_event_at=run.first_event_at,
-        last_event_at=run.last_event_at,
-        exited=exited or not run.active,
-        post_interval_s=post_interval_s,
-        no_gpu_reason=None if gpus else no_gpu_reason,
-        cpu_cores=registration.host.cpu_cores if registration.host else None,
-        precision=registration.config.precision,
-    )
-    return LoadedRun(history, tuple(gpu_util), tuple(vram_pct), peak_vram_mib)
+            self.exited = True
+
+    def loaded(self, run: RunRecord, *, post_interval_s: float) -> LoadedRun:
+        registration = RunRegistration.model_validate_json(run.registration)
+        history = RunHistory(
+            steps=self.steps,
+            target_steps=run.target_steps,
+            losses=self.losses,
+            work=self.work,
+            pauses=pauses_from_marks(self.marks),
+            gpus=self.gpus,
+            hosts=self.hosts,
+            logs=self.logs,
+            transfers=self.transfers,
+            eval_every=run.eval_every,
+            expected_step_s=registration.expected_step_s,
+            first_event_at=run.first_event_at,
+            last_event_at=run.last_event_at,
+            exited=self.exited or not run.active,
+            post_interval_s=post_interval_s,
+            no_gpu_reason=None if self.gpus else self.no_gpu_reason,
+            cpu_cores=registration.host.cpu_cores if registration.host else None,
+            precision=registration.config.precision,
+            losses_dropped=self.losses_dropped,
+            nonfinite_dropped=self.nonfinite_dropped,
+        )
+        return LoadedRun(history, tuple(self.gpu_util), tuple(self.vram_pct), self.peak_vram_mib)
+
+    def keep_only(self, kept: RunHistory) -> None:
+        """Drop what ``kept`` (a trimmed history built from this builder) left out."""
+        self.steps = list(kept.steps)
+        self.losses = list(kept.losses)
+        self.work = list(kept.work)
+        self.gpus = list(kept.gpus)
+        self.hosts = list(kept.hosts)
+        self.logs = list(kept.logs)
+        self.transfers = list(kept.transfers)
+        self.losses_dropped = kept.losses_dropped
+        self.nonfinite_dropped = kept.nonfinite_dropped
+
+
+class CheckHistory:
+    """One run's history for its trigger checks, read incrementally.
+
+    Each check reads only the events stored since the last one (up to the run's
+    contiguous ``acked_seq``, so an event after a gap waits for the gap to fill, and
+    nothing is read twice), and after the check keeps only what later checks read
+    (``bot/core/trim.py``). A check's cost then no longer grows with the run's length.
+    """
+
+    def __init__(self) -> None:
+        self.builder = HistoryBuilder(chart=False)
+        self.read_upto_seq = 0
+        self.checked_at: float | None = None
+
+    def read(self, store: SqliteStore, run: RunRecord, *, post_interval_s: float) -> RunHistory:
+        upto = run.acked_seq
+        for kind, t, body in store.events_between(run.id, self.read_upto_seq, upto):
+            self.builder.add(kind, t, body)
+        self.read_upto_seq = max(self.read_upto_seq, upto)
+        return self.builder.loaded(run, post_interval_s=post_interval_s).history
+
+    def keep_only(self, kept: RunHistory, checked_at: float) -> None:
+        self.builder.keep_only(kept)
+        self.checked_at = checked_at
 
 
 def pauses_from_marks(marks: Iterable[tuple[str, str, float]]) -> list[Pause]:
@@ -172,4 +234,11 @@ def _chart_points(
         vram_pct.append((t, max(shares)))
 
 
-__all__ = ["ALL_KINDS", "LoadedRun", "load_run", "pauses_from_marks"]
+__all__ = [
+    "ALL_KINDS",
+    "CheckHistory",
+    "HistoryBuilder",
+    "LoadedRun",
+    "load_run",
+    "pauses_from_marks",
+]

@@ -55,7 +55,8 @@ from bot.core.render import (
 )
 from bot.core.schedule import check_phase_s, table_deadline_at, table_due
 from bot.core.triggers import TRIGGER_NAMES, CheckMemory, TriggerName, evaluate_triggers
-from bot.history import load_run, pauses_from_marks
+from bot.core.trim import trim_history
+from bot.history import CheckHistory, load_run, pauses_from_marks
 from bot.kill_flow import KillFlow
 from bot.market import Market
 from bot.settings import Settings
@@ -157,6 +158,8 @@ class Service:
         self.catalog = catalog or load_catalog()
         self._locks: dict[str, asyncio.Lock] = {}
         self._table_checked_at: dict[str, float] = {}  # run id -> when the probe was judged
+        # run id -> what its trigger checks still read; rebuilt from the store when absent
+        self._check_histories: dict[str, CheckHistory] = {}
         self.kills = KillFlow(self)
 
     # --- reporter side --------------------------------------------------------------
@@ -593,11 +596,13 @@ class Service:
         if run is None or run.first_event_at is None:
             return
         now = self.clock()
-        loaded = load_run(self.store, run, post_interval_s=self.settings.post_interval_s)
+        kept = self._check_histories.get(run_id)
+        if kept is None or (kept.checked_at is not None and now < kept.checked_at):
+            kept = self._check_histories[run_id] = CheckHistory()  # a clock back: read afresh
+        history = kept.read(self.store, run, post_interval_s=self.settings.post_interval_s)
         memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else CheckMemory()
-        findings, memory = evaluate_triggers(
-            loaded.history, now, memory, self.settings.trigger_settings()
-        )
+        trigger_settings = self.settings.trigger_settings()
+        findings, memory = evaluate_triggers(history, now, memory, trigger_settings)
         if not run.active:
             findings = []  # an ended run resolves whatever it held, and raises nothing new
         active = _alert_states(run)
@@ -642,6 +647,12 @@ class Service:
             trigger_memory=memory.to_json(),
             alert_states=_dump_states(states),
         )
+        # Trimmed only once the memory it assumes is stored: a check that failed before
+        # this point leaves the whole history for the next one.
+        if run.active:
+            kept.keep_only(trim_history(history, now, memory, trigger_settings), now)
+        else:
+            self._check_histories.pop(run_id, None)
 
     async def finish(self, run_id: str) -> None:
         # Under the run's posting lock: the table, check-ins and the final card never race

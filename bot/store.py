@@ -300,6 +300,18 @@ class SqliteStore:
             # a trigger check parses every event of the run, once a minute.
             yield kind, t, pydantic_core.from_json(body)
 
+    def events_between(
+        self, run_id: str, after_seq: int, upto_seq: int
+    ) -> Iterator[tuple[str, float, dict[str, Any]]]:
+        """Events with ``after_seq < seq <= upto_seq``, in seq order (a range of the key)."""
+        cursor = self.db.execute(
+            "select kind, t, body from events where run_id = ? and seq > ? and seq <= ?"
+            " order by seq",
+            [run_id, after_seq, upto_seq],
+        )
+        for kind, t, body in cursor:
+            yield kind, t, pydantic_core.from_json(body)
+
     # --- commands and decisions -----------------------------------------------------
 
     def add_command(self, command: CommandRecord) -> None:

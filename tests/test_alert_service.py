@@ -333,3 +333,38 @@ async def test_audit_lists_every_decision_with_who_when_and_the_numbers(
     assert keep.startswith("by alice · until ") and "step 200" in keep and "spent $" in keep
     usage = await app.service.handle_command("/probecast audit", "dave")
     assert usage.kind == "usage" and "/probecast audit RUN" in usage.headline
+
+
+async def test_checks_read_only_new_events_and_judge_as_the_whole_history_would(
+    app: App, reporter: Reporter, clock: FakeClock, chat: ConsoleChat
+) -> None:
+    """A check keeps a trimmed history between checks (bot/core/trim.py) and reads only
+    the events since; at every check its memory must equal what evaluating the whole
+    stored history gives, and what it keeps must not grow with the run."""
+    from bot.core.triggers import CheckMemory, evaluate_triggers
+    from bot.core.trim import TAIL_ROWS
+    from bot.history import load_run
+
+    run_id = await start_run(app, reporter, clock)
+    settings = app.service.settings
+    run = app.store.get_run(run_id)
+    assert run is not None and run.trigger_memory is not None
+    whole_memory = CheckMemory.from_json(run.trigger_memory)
+    for minute in range(40):
+        clock.advance(60)
+        step_s = 1.0 if minute < 30 else 2.5  # then a slowdown: the throughput alert
+        await reporter.steps(int(60 / step_s), step_s)
+        await reporter.heartbeat()
+        await app.service.check(run_id)
+        run = app.store.get_run(run_id)
+        assert run is not None and run.trigger_memory is not None
+        loaded = load_run(app.store, run, post_interval_s=settings.post_interval_s)
+        _, whole_memory = evaluate_triggers(
+            loaded.history, clock.now, whole_memory, settings.trigger_settings()
+        )
+        assert CheckMemory.from_json(run.trigger_memory) == whole_memory, f"minute {minute}"
+    assert [c.kind for _, c in alerts(chat)] == ["alert"]
+    assert "throughput" in alerts(chat)[0][1].title.lower(), alerts(chat)[0][1].title
+    kept = app.service._check_histories[run_id].builder
+    assert len(loaded.history.steps) > 2000
+    assert len(kept.steps) <= TAIL_ROWS + 70 and len(kept.losses) <= TAIL_ROWS + 70

@@ -202,6 +202,9 @@ class RunHistory:
     no_gpu_reason: str | None = None
     cpu_cores: int | None = None
     precision: str | None = None
+    # Losses a trimmed history left out (bot/core/trim.py), so the counts stay exact.
+    losses_dropped: int = 0
+    nonfinite_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -808,14 +811,15 @@ def _nonfinite(ctx: _Context) -> Finding | None:
     by_t = operator.attrgetter("t")
     losses = [lp for lp in ctx.history.losses if lp.t <= ctx.now]
     bad = [lp for lp in losses if not math.isfinite(lp.loss)]
+    n_bad = len(bad) + ctx.history.nonfinite_dropped
+    n_losses = len(losses) + ctx.history.losses_dropped + ctx.history.nonfinite_dropped
     if bad:
         last_bad = max(bad, key=by_t)
         if last_bad.t >= since or not math.isfinite(max(losses, key=by_t).loss):
             return _finding(
                 ctx,
                 "nonfinite_loss",
-                f"loss {last_bad.loss} at step {last_bad.step} "
-                f"({len(bad)} non-finite of {len(losses)})",
+                f"loss {last_bad.loss} at step {last_bad.step} ({n_bad} non-finite of {n_losses})",
             )
     marks = _recent_marks(ctx, "nonfinite_loss")
     if marks:
@@ -858,7 +862,7 @@ def _no_progress(ctx: _Context, was_held: bool) -> Finding | None:
     if ctx.at_step < checkpoint:
         return None
     losses = [lp for lp in ctx.history.losses if lp.t <= ctx.now and math.isfinite(lp.loss)]
-    k = min(ctx.settings.loss_points, len(losses) // 2)
+    k = min(ctx.settings.loss_points, (len(losses) + ctx.history.losses_dropped) // 2)
     if k < 2:
         return None  # no loss reported, or too little to tell movement from noise
     losses.sort(key=operator.attrgetter("step", "t"))
