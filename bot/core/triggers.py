@@ -115,7 +115,7 @@ class TriggerSettings:
 # --- the history ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GpuReading:
     """One GPU in one telemetry sample."""
 
@@ -130,7 +130,7 @@ class GpuReading:
     power_limit_w: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostReading:
     t: float
     cpu_pct: float | None = None
@@ -138,7 +138,7 @@ class HostReading:
     ram_total_mib: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogMark:
     """A matched log line; ``code`` is one of oom, nonfinite_loss, traceback, nccl, warning."""
 
@@ -147,7 +147,7 @@ class LogMark:
     message: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LossPoint:
     """A training loss; nan and inf are kept (a diverged run logs them)."""
 
@@ -156,7 +156,7 @@ class LossPoint:
     loss: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkPoint:
     """Work done in one step (from that step on, until the next point): a schedule that
     grows the batch or the sequence shows up here, not as a slowdown."""
@@ -166,7 +166,7 @@ class WorkPoint:
     tokens: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TransferReading:
     t: float
     endpoint: str
