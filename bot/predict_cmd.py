@@ -76,6 +76,13 @@ def add_parser(
         help="per-GPU batch size; small batches predict less change",
     )
     parser.add_argument(
+        "--step-per-s",
+        type=positive_float,
+        metavar="S",
+        help="observed step/s, when --rate is samples/s (with a batch of 12 or less, 8 step/s "
+        "or more means a fixed per-step cost dominates); default: --rate",
+    )
+    parser.add_argument(
         "--gpu-util-pct",
         type=float,
         metavar="U",
@@ -101,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         gpu_util_pct=args.gpu_util_pct,
         batch_per_gpu=args.batch_per_gpu,
+        step_per_s=args.step_per_s or args.rate,
     )
     doc = predictions_to_dict(from_spec, rows)
     if args.json:
@@ -118,6 +126,7 @@ def predict_many(
     precision: Precision,
     gpu_util_pct: float | None = None,
     batch_per_gpu: int | None = None,
+    step_per_s: float | None = None,
 ) -> list[tuple[GpuSpec, RatePrediction]]:
     """One prediction per target GPU, in the order given."""
     return [
@@ -130,6 +139,7 @@ def predict_many(
                 precision=precision,
                 gpu_util_pct=gpu_util_pct,
                 batch_per_gpu=batch_per_gpu,
+                step_per_s=step_per_s,
             ),
         )
         for spec in to_specs

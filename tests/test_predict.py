@@ -18,6 +18,7 @@ from bot.core.gpus import GpuSpec, load_catalog
 from bot.core.predict import (
     FITTED,
     SMALL_BATCH,
+    SMALL_MIN_STEP_PER_S,
     ModelParams,
     Precision,
     RatePrediction,
@@ -46,8 +47,12 @@ FAST = spec("fast", tflops=400.0, bw=2000.0)
 NO_BAND = dict(band_log_lo=0.0, band_log_hi=0.0, small_band_log_lo=0.0, small_band_log_hi=0.0)
 
 
-def params(compute: float, bandwidth: float, share: float = 0.0) -> ModelParams:
-    return ModelParams(compute, bandwidth, share, **NO_BAND)
+def params(flops_per_byte: float, exponent: float = 1.0, share: float = 0.0) -> ModelParams:
+    return ModelParams(flops_per_byte, exponent, share, **NO_BAND)
+
+
+COMPUTE_BOUND = 1e12  # k far above any GPU's balance: only TFLOPS matter
+BANDWIDTH_BOUND = 0.0
 
 
 def test_identity_when_from_equals_to() -> None:
@@ -56,34 +61,51 @@ def test_identity_when_from_equals_to() -> None:
 
 
 @pytest.mark.parametrize(
-    ("compute", "bandwidth", "expected"),
+    ("flops_per_byte", "exponent", "expected"),
     [
-        (0.0, 1.0, 2.0),  # pure bandwidth-bound: the bandwidth ratio
-        (1.0, 0.0, 4.0),  # pure compute-bound: the TFLOPS ratio
-        (0.5, 0.5, math.sqrt(8.0)),  # sqrt(TFLOPS x BW)
-        (0.0, 0.0, 1.0),  # no change
+        (BANDWIDTH_BOUND, 1.0, 2.0),  # the bandwidth ratio (1 -> 2 TB/s)
+        (COMPUTE_BOUND, 1.0, 4.0),  # the TFLOPS ratio (100 -> 400)
+        # a sample costs 100/100 + 1/1 = 2 on SLOW and 100/400 + 1/2 = 0.75 on FAST
+        (100.0, 1.0, 2 / 0.75),
+        (100.0, 0.5, math.sqrt(2 / 0.75)),  # real kernels reach less of the bigger peak
+        (100.0, 0.0, 1.0),  # no change
     ],
 )
-def test_ratio_arithmetic(compute: float, bandwidth: float, expected: float) -> None:
-    got = predict_rate(SLOW, 2.0, FAST, params=params(compute, bandwidth))
+def test_roofline_arithmetic(flops_per_byte: float, exponent: float, expected: float) -> None:
+    p = params(flops_per_byte, exponent)
+    got = predict_rate(SLOW, 2.0, FAST, params=p)
     assert got.base == pytest.approx(2.0 * expected)
-    back = predict_rate(FAST, 2.0 * expected, SLOW, params=params(compute, bandwidth))
+    back = predict_rate(FAST, 2.0 * expected, SLOW, params=p)
     assert back.base == pytest.approx(2.0)
 
 
-def test_small_batch_keeps_a_fixed_share_of_the_step() -> None:
+def test_a_balanced_gpu_gains_less_than_its_headline_ratio() -> None:
+    """At k = 100 FLOPs per byte: 4x the TFLOPS at the same bandwidth is 1 + 1 -> 0.25 + 1,
+    1.6x, not 4x; and 2x the bandwidth at the same TFLOPS is 2 -> 1.5, 1.33x."""
+    more_compute = spec("compute", tflops=400.0, bw=1000.0)
+    more_bandwidth = spec("bandwidth", tflops=100.0, bw=2000.0)
+    p = params(100.0)
+    assert predict_rate(SLOW, 1.0, more_compute, params=p).base == pytest.approx(1.6)
+    assert predict_rate(SLOW, 1.0, more_bandwidth, params=p).base == pytest.approx(4 / 3)
+
+
+def test_small_fast_steps_keep_a_fixed_share_of_the_step() -> None:
     # ratio 2 on the GPU-bound half of the step: 1 / (0.5 + 0.5 / 2) = 4/3
-    p = params(0.0, 1.0, share=0.5)
-    small = predict_rate(SLOW, 3.0, FAST, batch_per_gpu=SMALL_BATCH, params=p)
+    p = params(BANDWIDTH_BOUND, share=0.5)
+    fast = SMALL_MIN_STEP_PER_S
+    small = predict_rate(SLOW, 3.0, FAST, batch_per_gpu=SMALL_BATCH, step_per_s=fast, params=p)
     assert small.base == pytest.approx(4.0)
-    large = predict_rate(SLOW, 3.0, FAST, batch_per_gpu=SMALL_BATCH + 1, params=p)
+    large = predict_rate(SLOW, 3.0, FAST, batch_per_gpu=SMALL_BATCH + 1, step_per_s=fast, params=p)
     assert large.base == pytest.approx(6.0)
-    unknown = predict_rate(SLOW, 3.0, FAST, params=p)
+    # a big model at batch 4 and 2 step/s is GPU-bound: the full ratio
+    slow_steps = predict_rate(SLOW, 3.0, FAST, batch_per_gpu=4, step_per_s=2.0, params=p)
+    assert slow_steps.base == pytest.approx(6.0)
+    unknown = predict_rate(SLOW, 3.0, FAST, batch_per_gpu=SMALL_BATCH, params=p)
     assert unknown.base == pytest.approx(6.0)
 
 
 def test_idle_gpu_time_does_not_speed_up() -> None:
-    p = params(0.0, 1.0)
+    p = params(BANDWIDTH_BOUND)
     assert overhead_share(p, gpu_util_pct=60.0, batch_per_gpu=None) == pytest.approx(0.4)
     assert overhead_share(p, gpu_util_pct=120.0, batch_per_gpu=None) == 0.0
     assert overhead_share(p, gpu_util_pct=0.0, batch_per_gpu=None) == pytest.approx(0.95)
@@ -93,7 +115,7 @@ def test_idle_gpu_time_does_not_speed_up() -> None:
 
 def test_precision_picks_the_rate() -> None:
     rtx = spec("geforce", tflops=100.0, bw=1000.0, geforce=True)
-    p = params(1.0, 0.0)
+    p = params(COMPUTE_BOUND)
     assert predict_rate(SLOW, 1.0, rtx, precision="fp16", params=p).base == pytest.approx(2.0)
     assert predict_rate(SLOW, 1.0, rtx, precision="bf16", params=p).base == pytest.approx(1.0)
     v100 = CATALOG.by_name("V100 SXM2 16GB")
@@ -112,7 +134,7 @@ def test_precision_picks_the_rate() -> None:
 @pytest.mark.parametrize("batch", [None, 8, 256])
 def test_band_is_ordered_for_every_catalog_pair(precision: Precision, batch: int | None) -> None:
     for a, b in itertools.permutations(list(CATALOG)[::3], 2):
-        r = predict_rate(a, 2.0, b, precision=precision, batch_per_gpu=batch)
+        r = predict_rate(a, 20.0, b, precision=precision, batch_per_gpu=batch, step_per_s=20.0)
         assert r.opt >= r.base >= r.pess > 0, (a.name, b.name)
         if a != b:
             assert r.opt > r.base > r.pess  # predicted rows carry a band
@@ -120,7 +142,7 @@ def test_band_is_ordered_for_every_catalog_pair(precision: Precision, batch: int
 
 def test_fitted_params_are_sane() -> None:
     for p in FITTED.values():
-        assert 0 <= p.compute_exp <= 1 and 0 <= p.bandwidth_exp <= 1
+        assert 10 <= p.flops_per_byte <= 1000 and 0.5 <= p.exponent <= 1
         assert 0 <= p.small_batch_overhead < 1
         assert p.band_log_lo < 0 < p.band_log_hi
 
@@ -238,7 +260,8 @@ def test_bench_scores_a_bandwidth_bound_workload(
     bandwidth = bench.score([p for p in pairs if p.precision == "fp16"], bench._ratio("bw"))
     assert bandwidth.median_abs_pct == pytest.approx(0.0)
     fitted = bench.fit_all([p for p in pairs if p.precision == "fp16"])
-    assert (fitted.compute_exp, fitted.bandwidth_exp) == (0.0, 1.0)
+    # bandwidth-bound: the fit drives the FLOPs per byte towards 0, at exponent 1
+    assert fitted.flops_per_byte < 1.0 and fitted.exponent == pytest.approx(1.0, abs=0.02)
 
     assert bench.main([str(path)]) == 0
     out = capsys.readouterr().out

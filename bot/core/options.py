@@ -446,6 +446,7 @@ def build_option_table(
                 precision=facts.precision,
                 gpu_util_pct=facts.gpu_util_pct,
                 batch_per_gpu=facts.batch_per_gpu,
+                step_per_s=observed,
             )
             per_gpu = RatePrediction(
                 prediction.opt * facts.num_gpus,
