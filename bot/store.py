@@ -215,8 +215,11 @@ class SqliteStore:
         But SQLite starts the WAL file over only after a checkpoint that copied all of it,
         which a PASSIVE one never does while posts keep coming: the file grew without
         bound (258 MB in eight minutes of 1,000 runs). So past ``restart_frames`` the
-        thread runs a TRUNCATE checkpoint, which waits for the writer; by then the
-        PASSIVE ones have copied all but the last second's frames, so the wait is short.
+        thread runs a RESTART checkpoint: it holds the writer back while it copies what
+        the last PASSIVE one left (a second's frames) and the next commit writes from the
+        start of the file again, which keeps its size. In 40 s of commits every 4 ms the
+        longest commit was 12 ms with RESTART and 82 ms with TRUNCATE (which shrinks the
+        file, so every commit after it grows it again).
         """
         if self._checkpointer is not None or str(self.path) == ":memory:":
             return
@@ -465,7 +468,7 @@ class _Checkpointer:
                 try:
                     _, wal_frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if wal_frames > self.restart_frames:
-                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
                     failing = False
                 except sqlite3.Error as exc:
                     # Full or read-only disk: the writes fail too and /healthz says so;

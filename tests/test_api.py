@@ -410,7 +410,7 @@ def test_background_checkpoints_copy_the_wal_off_the_writers_thread(tmp_path: Pa
 def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path: Path) -> None:
     """A PASSIVE checkpoint never catches up with a writer that never stops, and SQLite
     starts the WAL over only after a complete one: the file grew to 258 MB in eight
-    minutes of the 1,000-run load. Past ``restart_frames`` the thread truncates it."""
+    minutes of the 1,000-run load. Past ``restart_frames`` the thread restarts it."""
     store = SqliteStore(tmp_path / "x.db")
     store.migrate()
     store.checkpoint_in_background(every_s=0.01, restart_frames=400)

@@ -11,6 +11,7 @@ import itertools
 import sys
 import textwrap
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
@@ -43,13 +44,19 @@ def render_console(card: Card, width: int = 78) -> str:
 
 
 class ConsoleChat:
-    """Prints every message; keeps a transcript so the demo and tests can look back."""
+    """Prints every message; keeps the last ``keep_cards`` so the demo and tests can look
+    back (a bounded transcript: `probecast serve` on the console runs for weeks)."""
 
-    def __init__(self, out: TextIO | None = None, attachments_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        attachments_dir: Path | None = None,
+        keep_cards: int = 1000,
+    ) -> None:
         self.out = out or sys.stdout
         self.attachments_dir = attachments_dir
         self.keeps_attachments = attachments_dir is not None
-        self.transcript: list[tuple[str, MessageRef, Card]] = []
+        self.transcript: deque[tuple[str, MessageRef, Card]] = deque(maxlen=keep_cards)
         self._ids = itertools.count(1)
 
     def _emit(self, action: str, ref: MessageRef, card: Card, prefix: str = "") -> None:
