@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.estimate import Pause, StepPoint
+from bot.core.estimate import StepPoint
 from bot.core.triggers import (
     CheckMemory,
     GpuReading,
@@ -30,6 +30,7 @@ from bot.core.triggers import (
     evaluate_triggers,
 )
 from bot.core.trim import TAIL_ROWS, trim_history
+from bot.history import pauses_from_marks
 from bot.steplog import load_steps_csv
 from bot.triggers_cmd import replay_log
 
@@ -98,7 +99,7 @@ def arriving(
                 target_steps=20_000,
                 losses=list(lists["losses"]),  # type: ignore[arg-type]
                 work=list(lists["work"]),  # type: ignore[arg-type]
-                pauses=_pauses(marks),
+                pauses=pauses_from_marks(marks),
                 gpus=list(lists["gpus"]),  # type: ignore[arg-type]
                 hosts=list(lists["hosts"]),  # type: ignore[arg-type]
                 logs=list(lists["logs"]),  # type: ignore[arg-type]
@@ -111,12 +112,6 @@ def arriving(
             ),
         )
         now += check_s
-
-
-def _pauses(marks: list[tuple[str, str, float]]) -> list[Pause]:
-    from bot.history import pauses_from_marks
-
-    return pauses_from_marks(marks)
 
 
 def synthetic_run(seed: int) -> list[tuple[float, str, object]]:
@@ -224,7 +219,7 @@ def test_a_trimmed_history_stays_small_on_a_long_run() -> None:
     assert len(last.losses) <= 2 * SETTINGS.loss_points + 80
     assert len(last.gpus) < 40 and len(last.hosts) < 20
     counted = len(last.losses) + last.losses_dropped + last.nonfinite_dropped
-    assert counted == len([lp for lp in whole.losses])
+    assert counted == len(whole.losses)
 
 
 def test_a_run_resumed_behind_its_nans_then_hung_stays_resolved() -> None:
