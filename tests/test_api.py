@@ -28,7 +28,7 @@ from bot.core.estimate import (
 )
 from bot.core.render import fmt_usd
 from bot.core.schedule import check_phase_s
-from bot.store import SqliteStore, StoredEvent
+from bot.store import MIGRATIONS, SqliteStore, StoredEvent
 from tests.conftest import SECRET, FakeClock, make_settings
 
 T0 = 1_700_000_000.0
@@ -440,11 +440,36 @@ def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path: Path) -> 
 def test_store_schema_is_versioned(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
     assert store.migrate() == 0
-    assert store.migrate() == 4
+    assert store.migrate() == 5
     assert {"restart_s", "trigger_memory", "alert_states"} <= set(
         store.db.table("runs").columns_dict
     )
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_migrating_to_clustered_events_keeps_every_event(tmp_path: Path) -> None:
+    """Schema 5 rebuilds the events table clustered by (run_id, seq): a database from
+    before keeps every event, in order, and its duplicate protection."""
+    store = SqliteStore(tmp_path / "x.db")
+    store.db.table("meta").create({"key": str, "value": str}, pk="key")
+    for migration in MIGRATIONS[:4]:
+        migration(store.db)
+    store.db.table("meta").insert({"key": "schema_version", "value": "4"})
+    for run_id in ("b", "a"):
+        for seq in range(1, 301):
+            kind = "sample" if seq % 10 == 0 else "step"
+            store.db.table("events").insert(
+                dict(run_id=run_id, seq=seq, kind=kind, t=seq, received_at=seq, body="{}")
+            )
+    assert store.migrate() == 4
+    sql = store.db.execute("select sql from sqlite_master where name = 'events'").fetchone()[0]
+    assert "without rowid" in sql.lower()
+    assert store.count_events("a", "step") == 270 and store.count_events("b", "sample") == 30
+    assert [t for _, t, _ in store.events_between("a", 0, 300)] == list(range(1, 301))
+    again = StoredEvent(seq=5, kind="step", t=5.0, received_at=5.0, body="{}")
+    assert store.add_events("a", [again]) == 0
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store.close()
 
 
 async def test_a_reporter_clock_ahead_keeps_step_spacing(
