@@ -45,6 +45,25 @@ def load_run(store: SqliteStore, run: RunRecord, *, post_interval_s: float) -> L
     return builder.loaded(run, post_interval_s=post_interval_s)
 
 
+def load_steps(store: SqliteStore, run_id: str) -> tuple[list[StepPoint], list[Pause]]:
+    """A run's step rows and pauses, without parsing event bodies in Python: the
+    estimate and the chart read this on every check-in, and a ten-hour run has 36,000
+    rows."""
+    rows, marks = store.step_times(run_id)
+    return [StepPoint(step, t) for step, t in rows], pauses_from_marks(marks)
+
+
+def load_telemetry_series(
+    store: SqliteStore, run_id: str
+) -> tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]]:
+    """The check-in chart's (t, mean GPU util %) and (t, highest VRAM %) series."""
+    gpu_util: list[tuple[float, float]] = []
+    vram_pct: list[tuple[float, float]] = []
+    for _, t, body in store.events(run_id, ("sample",)):
+        _chart_points(t, [_gpu(t, g) for g in body.get("gpus", [])], gpu_util, vram_pct)
+    return tuple(gpu_util), tuple(vram_pct)
+
+
 class StepColumns:
     """Step rows as typed columns, made into `StepPoint`s only when a check reads them.
 
@@ -299,5 +318,7 @@ __all__ = [
     "LossColumns",
     "StepColumns",
     "load_run",
+    "load_steps",
+    "load_telemetry_series",
     "pauses_from_marks",
 ]

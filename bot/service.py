@@ -30,7 +30,6 @@ from bot.core.estimate import (
     CalibrationSettings,
     Estimate,
     RunInputs,
-    StepPoint,
     calibrate_throughput,
     estimate_run,
 )
@@ -56,7 +55,7 @@ from bot.core.render import (
 from bot.core.schedule import check_phase_s, table_deadline_at, table_due
 from bot.core.triggers import TRIGGER_NAMES, CheckMemory, TriggerName, evaluate_triggers
 from bot.core.trim import trim_history
-from bot.history import CheckHistory, load_run, pauses_from_marks
+from bot.history import CheckHistory, load_run, load_steps, load_telemetry_series
 from bot.kill_flow import KillFlow
 from bot.market import Market
 from bot.settings import Settings
@@ -363,16 +362,10 @@ class Service:
 
     def snapshot(self, run: RunRecord) -> RunSnapshot:
         now = self.clock()
-        points: list[StepPoint] = []
-        phase_marks: list[tuple[str, str, float]] = []
-        for kind, t, body in self.store.events(run.id, ("step", "phase")):
-            if kind == "step":
-                points.append(StepPoint(int(body["step"]), t))
-            else:
-                phase_marks.append((body["phase"], body["edge"], t))
+        points, pauses = load_steps(self.store, run.id)
         calibration = calibrate_throughput(
             points,
-            pauses_from_marks(phase_marks),
+            pauses,
             CalibrationSettings(probe_steps=self.settings.probe_steps),
         )
         estimate = estimate_run(
@@ -564,20 +557,21 @@ class Service:
 
     def _chart_inputs(self, run: RunRecord) -> dict[str, Any] | None:
         """Everything the check-in chart needs, or None before the first step."""
-        loaded = load_run(self.store, run, post_interval_s=self.settings.post_interval_s)
-        if not loaded.history.steps:
+        steps, pauses = load_steps(self.store, run.id)
+        if not steps:
             return None
+        gpu_util, vram_pct = load_telemetry_series(self.store, run.id)
         memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else None
-        expected_s = loaded.history.expected_step_s or (memory and memory.expected_step_s)
+        expected_s = _registration(run).expected_step_s or (memory and memory.expected_step_s)
         return dict(
             title=f"{run.name} · {_gpu_label(run)}",
-            steps=loaded.history.steps,
-            pauses=loaded.history.pauses,
+            steps=steps,
+            pauses=pauses,
             target_steps=run.target_steps,
             eval_every=run.eval_every,
             usd_per_hour=run.usd_per_hour,
-            gpu_util=loaded.gpu_util,
-            vram_pct=loaded.vram_pct,
+            gpu_util=gpu_util,
+            vram_pct=vram_pct,
             expected_step_per_s=1 / expected_s if expected_s else None,
             now=self.clock(),
             calibration_settings=CalibrationSettings(probe_steps=self.settings.probe_steps),

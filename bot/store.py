@@ -331,6 +331,28 @@ class SqliteStore:
             # a trigger check parses every event of the run, once a minute.
             yield kind, t, pydantic_core.from_json(body)
 
+    def step_times(
+        self, run_id: str
+    ) -> tuple[list[tuple[int, float]], list[tuple[str, str, float]]]:
+        """A run's (step, t) rows and (phase, edge, t) marks, in seq order, for the
+        estimate. SQLite takes the fields out of the JSON: on a ten-hour run (36,000
+        steps) that read took 240 ms parsing each body in Python."""
+        steps: list[tuple[int, float]] = []
+        marks: list[tuple[str, str, float]] = []
+        cursor = self.db.execute(
+            "select kind, t, iif(kind = 'step', json_extract(body, '$.step'), null),"
+            " iif(kind = 'phase', json_extract(body, '$.phase'), null),"
+            " iif(kind = 'phase', json_extract(body, '$.edge'), null)"
+            " from events where run_id = ? and kind in ('step', 'phase') order by seq",
+            [run_id],
+        )
+        for kind, t, step, phase, edge in cursor:
+            if kind == "step":
+                steps.append((step, t))
+            else:
+                marks.append((phase, edge, t))
+        return steps, marks
+
     def events_between(
         self, run_id: str, after_seq: int, upto_seq: int
     ) -> Iterator[tuple[str, float, dict[str, Any]]]:
