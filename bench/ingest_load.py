@@ -611,11 +611,14 @@ def print_series(level: Level) -> None:
         print(f"  {t:>6.0f} {cpu:>7.0f}% {rss:>8.1f} {p99:>7.1f} {count:>6}")
     series = level.usage.series
     if len(series) > 2:
-        mid = series[len(series) // 2][2]
+        mid_s, _, mid = series[len(series) // 2]
+        # Each run's kept state fills in its first minutes (a 210-row tail, the option
+        # table card); growth after that would be a leak, so it is printed on its own.
         print(
             f"  RSS start {series[0][2]:.1f} MiB (idle bot) · first sample under load "
             f"{series[1][2]:.1f} · mid {mid:.1f} · end {series[-1][2]:.1f} MiB; "
-            f"growth from first sample under load to end {series[-1][2] - series[1][2]:+.1f} MiB"
+            f"growth from first sample under load to end {series[-1][2] - series[1][2]:+.1f} "
+            f"MiB, over the second half ({mid_s:.0f} s to end) {series[-1][2] - mid:+.1f} MiB"
         )
 
 
