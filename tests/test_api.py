@@ -447,7 +447,9 @@ def test_store_schema_is_versioned(tmp_path: Path) -> None:
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_migrating_to_clustered_events_keeps_every_event(tmp_path: Path) -> None:
+def test_migrating_to_clustered_events_keeps_every_event(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Schema 5 rebuilds the events table clustered by (run_id, seq): a database from
     before keeps every event, in order, and its duplicate protection."""
     store = SqliteStore(tmp_path / "x.db")
@@ -462,6 +464,7 @@ def test_migrating_to_clustered_events_keeps_every_event(tmp_path: Path) -> None
                 dict(run_id=run_id, seq=seq, kind=kind, t=seq, received_at=seq, body="{}")
             )
     assert store.migrate() == 4
+    assert "rebuilding the events table" in caplog.text  # start-up says why it waits
     sql = store.db.execute("select sql from sqlite_master where name = 'events'").fetchone()[0]
     assert "without rowid" in sql.lower()
     assert store.count_events("a", "step") == 270 and store.count_events("b", "sample") == 30
