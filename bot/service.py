@@ -29,7 +29,9 @@ from bot.core.chartdata import build_chart_data
 from bot.core.estimate import (
     CalibrationSettings,
     Estimate,
+    Pause,
     RunInputs,
+    StepPoint,
     calibrate_throughput,
     estimate_run,
 )
@@ -360,9 +362,12 @@ class Service:
 
     # --- reading a run --------------------------------------------------------------
 
-    def snapshot(self, run: RunRecord) -> RunSnapshot:
+    def snapshot(
+        self, run: RunRecord, steps: tuple[list[StepPoint], list[Pause]] | None = None
+    ) -> RunSnapshot:
+        """``steps``: the run's ``load_steps``, when the caller has read them already."""
         now = self.clock()
-        points, pauses = load_steps(self.store, run.id)
+        points, pauses = steps or load_steps(self.store, run.id)
         calibration = calibrate_throughput(
             points,
             pauses,
@@ -542,22 +547,25 @@ class Service:
             return
         if run.first_event_at is None:
             return  # nothing to say before the run reports anything
-        snap = self.snapshot(run)
+        # Read once for the estimate and the chart: a ten-hour run has 36,000 rows.
+        steps = load_steps(self.store, run.id)
+        snap = self.snapshot(run, steps)
         ref = await self._ensure_status(snap, update=True)
         reply = await self.chat.reply(ref, render_checkin(snap.estimate, snap.view))
         self.store.update_run(run_id, last_checkin_at=self.clock())
         if not self.chat.keeps_attachments:
             return
-        inputs = self._chart_inputs(run)  # the store is read here, on the event loop
+        inputs = self._chart_inputs(run, *steps)  # telemetry is read here, on the event loop
         if inputs is not None:
             # Computing and drawing take about a second on a long run: off the event
             # loop, on data already read (the SQLite connection stays on this thread).
             png = await asyncio.to_thread(_render_chart, inputs)
             await self.chat.attach(reply, "chart.png", png, f"{run.name}: speed and ETA")
 
-    def _chart_inputs(self, run: RunRecord) -> dict[str, Any] | None:
+    def _chart_inputs(
+        self, run: RunRecord, steps: list[StepPoint], pauses: list[Pause]
+    ) -> dict[str, Any] | None:
         """Everything the check-in chart needs, or None before the first step."""
-        steps, pauses = load_steps(self.store, run.id)
         if not steps:
             return None
         gpu_util, vram_pct = load_telemetry_series(self.store, run.id)
