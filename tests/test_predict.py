@@ -263,6 +263,15 @@ def test_bench_scores_a_bandwidth_bound_workload(
     # bandwidth-bound: the fit drives the FLOPs per byte towards 0, at exponent 1
     assert fitted.flops_per_byte < 1.0 and fitted.exponent == pytest.approx(1.0, abs=0.02)
 
+    fp16 = [p for p in pairs if p.precision == "fp16"]
+    # the data is exactly bandwidth-bound: the roofline fits each workload, and nothing is
+    # left for a per-GPU offset to correct
+    assert all(e < 0.5 for e in bench.oracle_errors(fp16).values())
+    offsets = bench.gpu_offset_errors(fp16, bench.fit_lowo(fp16))
+    assert sorted(offsets) == ["lambda_v9:w1:fp16", "lambda_v9:w2:fp16", "lambda_v9:w3:fp16"]
+    assert all(e < 0.5 for e in offsets.values())
+
     assert bench.main([str(path)]) == 0
     out = capsys.readouterr().out
     assert "fp16 Lambda" in out and "VERDICT (LOWO):" in out
+    assert "roofline fit on the scored workload itself (a bound)" in out
