@@ -98,13 +98,30 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=2.10,
         help="price to pretend this machine costs, in $/h (default 2.10)",
     )
+    parser.add_argument(
+        "--as-gpu",
+        default="RTX 4090",
+        metavar="NAME",
+        help="GPU to label the CPU run with, so the option table predicts the other GPUs "
+        "from its measured rate (default RTX 4090; 'none': report no GPU, and the table "
+        "has only this run's row)",
+    )
     parser.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from bot import demo
+    from bot.core.gpus import UnknownGpu, load_catalog
 
-    return demo.main(args.steps, args.eval_every, args.usd_per_hour, args.non_interactive)
+    as_gpu: str | None = None
+    if args.as_gpu.strip().lower() != "none":
+        try:
+            as_gpu = load_catalog().resolve(args.as_gpu).name
+        except UnknownGpu as exc:
+            raise CliError(f"--as-gpu: {exc}") from None
+    return demo.main(
+        args.steps, args.eval_every, args.usd_per_hour, args.non_interactive, as_gpu=as_gpu
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,10 +47,15 @@ async def run_demo(
     eval_every: int,
     usd_per_hour: float,
     interactive: bool,
+    as_gpu: str | None = None,
     out: TextIO | None = None,
     commands_in: TextIO | None = None,
 ) -> int:
-    """Run the demo; typed commands come from ``commands_in`` (stdin) when interactive."""
+    """Run the demo; typed commands come from ``commands_in`` (stdin) when interactive.
+
+    ``as_gpu`` labels the CPU run as that GPU, so the option table has something to
+    predict the other GPUs from; the rate it predicts from is still the one measured here.
+    """
     out = out or sys.stdout
     secret = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="probecast-demo-") as tmp:
@@ -66,6 +71,13 @@ async def run_demo(
             "when the probe completes (at most 15 s), check-ins every 8 s.",
             file=out,
         )
+        if as_gpu is not None:
+            print(
+                f"the run says it is on 1× {as_gpu} at ${usd_per_hour:.2f}/h, so the table "
+                "predicts the other GPUs from the rate measured on this CPU "
+                "(--as-gpu none: no label, no alternatives).",
+                file=out,
+            )
         if interactive:
             print(
                 "Commands: /probecast status | table | runs | help, /keep demo-mlp 2h, "
@@ -90,6 +102,7 @@ async def run_demo(
             str(steps),
             "--eval-every",
             str(eval_every),
+            *(["--as-gpu", as_gpu] if as_gpu is not None else []),
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -124,11 +137,22 @@ async def _wait_for_final(service: object, chat: ConsoleChat, timeout_s: float) 
         await asyncio.sleep(0.1)
 
 
-def main(steps: int, eval_every: int, usd_per_hour: float, non_interactive: bool) -> int:
+def main(
+    steps: int,
+    eval_every: int,
+    usd_per_hour: float,
+    non_interactive: bool,
+    *,
+    as_gpu: str | None = None,
+) -> int:
     interactive = not non_interactive and sys.stdin.isatty()
     return asyncio.run(
         run_demo(
-            steps=steps, eval_every=eval_every, usd_per_hour=usd_per_hour, interactive=interactive
+            steps=steps,
+            eval_every=eval_every,
+            usd_per_hour=usd_per_hour,
+            interactive=interactive,
+            as_gpu=as_gpu,
         )
     )
 

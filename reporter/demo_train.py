@@ -23,7 +23,7 @@ from operator import mul
 
 from reporter.config import ConfigError
 from reporter.probe import Probe
-from reporter.wire import ConfigFamily
+from reporter.wire import ConfigFamily, GpuInfo
 
 Point = tuple[float, float, int]  # x, y, label
 KILLED_EXIT_CODE = 143  # what a SIGTERM'd process returns, so kills look alike
@@ -159,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, help="default: $PROBECAST_EVAL_EVERY, else 100")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--usd-per-hour", type=float)
+    parser.add_argument(
+        "--as-gpu", metavar="NAME", help="report this GPU instead of what NVML finds (demo)"
+    )
     args = parser.parse_args(argv)
 
     environ = dict(os.environ)
@@ -170,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             eval_every=args.eval_every,
             usd_per_hour=args.usd_per_hour,
             family=ConfigFamily(batch_size=args.batch, precision="fp64"),
+            gpus=[GpuInfo(name=args.as_gpu)] if args.as_gpu else (),
             environ=environ,
         )
     except ConfigError as exc:

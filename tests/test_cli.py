@@ -68,3 +68,11 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for command in ("estimate", "serve", "demo"):
         assert command in out
+
+
+def test_demo_refuses_a_gpu_label_it_cannot_predict_from() -> None:
+    result = run_cli("demo", "--non-interactive", "--as-gpu", "RTX 4099")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "probecast demo: --as-gpu: unknown GPU 'RTX 4099'; closest: RTX 4090, RTX 5090, RTX 3090"
+    ]

@@ -176,6 +176,9 @@ def test_demo_runs_unattended() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "Option table · demo-mlp" in out
+    # labelled as an RTX 4090, the CPU run gets alternatives predicted from its own rate
+    assert "1× RTX 4090 (this run) · keep" in out
+    assert "step/s predicted" in out
     assert "Check-in · demo-mlp" in out
     assert "demo-mlp finished" in out
     assert "Traceback" not in out + result.stderr

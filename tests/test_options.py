@@ -22,6 +22,7 @@ from bot.core.options import (
     build_option_table,
     predicted_row,
     scaling_factor,
+    worth_showing,
 )
 from bot.core.predict import RatePrediction
 from bot.core.render import option_table_csv, render_option_table
@@ -150,6 +151,69 @@ def test_switch_when_materially_sooner_at_a_similar_cost() -> None:
     made = table([Candidate(FAST, 1, 2.1, "ref")], ratio=2.0)  # half the time, +5% money
     (alt,) = made.rows[1:]
     assert alt.decision == "switch" and alt.reason.startswith("finishes sooner")
+
+
+def test_a_fast_option_beyond_the_cheapest_six_is_shown() -> None:
+    # Eight cards at half this one's speed for a bit more than half its price, and an H100
+    # four times as fast at $6/h: the dearest to finish, so the cheapest six alone would
+    # hide what more money buys.
+    cheap = [Candidate(spec(f"Cheap {i}"), 1, 0.60 + i / 100, "ref") for i in range(8)]
+    made = table([*cheap, Candidate(FAST, 1, 6.0, "ref")], by_gpu={"H100_SXM": 4.0}, ratio=0.5)
+    shown = [r.gpu_option for r in made.rows[1:]]
+    assert shown == [*(f"1× Cheap {i}" for i in range(5)), "1× H100 SXM"]
+    fast = by_name(made.rows)["1× H100 SXM"]
+    assert fast.decision == "keep" and fast.reason == "not worth a move: 50% dearer, 75% sooner"
+
+
+def test_the_same_gpu_elsewhere_is_an_option_only_when_materially_cheaper() -> None:
+    same = [Candidate(HERE, 1, 0.9, "Vast offer 1"), Candidate(HERE, 1, 0.4, "Vast offer 2")]
+    made = table(same, ratio=1.0)
+    (alt,) = made.rows[1:]  # $0.90/h against this run's $1/h is no reason to move
+    assert alt.price_source == "Vast offer 2"
+    assert alt.decision == "switch" and alt.reason == "finishes cheaper: 60% cheaper, same time"
+
+
+def test_a_switch_is_shown_even_when_it_is_neither_cheapest_nor_fastest() -> None:
+    # Twelve dear, slow cards fill the cheapest places only if the switch is not kept.
+    rows = [
+        OptionRow(
+            f"1× Slow {i}",
+            1.0,
+            24,
+            None,
+            100,
+            1000,
+            1.0,
+            False,
+            None,
+            None,
+            0.0,
+            (),
+            "keep",
+            finish_cost_usd=1.0 + i / 10,
+            finish_s=1000.0,
+        )
+        for i in range(12)
+    ]
+    switch = OptionRow(
+        "1× Good",
+        1.0,
+        24,
+        None,
+        100,
+        1000,
+        1.0,
+        False,
+        None,
+        None,
+        0.0,
+        (),
+        "switch",
+        finish_cost_usd=5.0,
+        finish_s=2000.0,
+    )
+    shown = worth_showing([*rows, switch], 3)
+    assert [r.gpu_option for r in shown] == ["1× Slow 0", "1× Slow 1", "1× Good"]
 
 
 def test_a_high_setup_tax_never_recommends_pricier_hardware() -> None:

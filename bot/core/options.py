@@ -365,17 +365,20 @@ def _decide_one(
         )
     cheaper = cost_ratio <= 1 - settings.saving and time_ratio <= 1 + settings.slower_ok
     sooner = time_ratio <= 1 - settings.saving and cost_ratio <= 1 + settings.slower_ok
-    change = f"{_change(cost_ratio, 'cheaper', 'dearer')}, {_change(time_ratio, 'sooner', 'later')}"
+    change = (
+        f"{_change(cost_ratio, 'cheaper', 'dearer', 'same cost')}, "
+        f"{_change(time_ratio, 'sooner', 'later', 'same time')}"
+    )
     if cheaper or sooner:
         what = "cheaper" if cheaper else "sooner"
         return replace(alt, decision="switch", reason=f"finishes {what}: {change}")
     return replace(alt, reason=f"not worth a move: {change}")
 
 
-def _change(ratio: float, less: str, more: str) -> str:
-    """``0.75`` → ``25% cheaper``; ``1.3`` → ``30% dearer``."""
+def _change(ratio: float, less: str, more: str, same: str) -> str:
+    """``0.75`` → ``25% cheaper``; ``1.3`` → ``30% dearer``; ``1.0`` → ``same cost``."""
     if abs(ratio - 1) < 0.005:
-        return f"no {less[:-2] if less.endswith('er') else less} change"
+        return same
     return f"{abs(1 - ratio):.0%} {less if ratio < 1 else more}"
 
 
@@ -437,7 +440,7 @@ def build_option_table(
         missing.append(f"other GPUs not predicted: {why}")
     elif estimate is not None and observed and facts.spec is not None:
         for candidate in candidates:
-            if _same_machine(candidate, facts, hardware):
+            if _same_as_this(candidate, facts, hardware, usd_per_hour, cfg.saving):
                 continue
             prediction = predict(
                 facts.spec,
@@ -458,15 +461,55 @@ def build_option_table(
                 left_out.append(made)
             else:
                 alternatives.append(made)
-    alternatives.sort(key=lambda r: (r.finish_cost_usd is None, r.finish_cost_usd or 0.0))
-    row, decided = decide(row, alternatives[: cfg.max_alternatives], estimate, facts, cfg)
-    return OptionTable(rows=(row, *decided), missing=tuple(missing), left_out=tuple(left_out))
+    alternatives.sort(key=_by_finish_cost)
+    # Every candidate is judged; only the display is cut, so a faster option that is not
+    # among the cheapest can still be the switch.
+    row, decided = decide(row, alternatives, estimate, facts, cfg)
+    shown = worth_showing(decided, cfg.max_alternatives)
+    return OptionTable(rows=(row, *shown), missing=tuple(missing), left_out=tuple(left_out))
 
 
-def _same_machine(candidate: Candidate, facts: RunFacts, hardware: Hardware) -> bool:
-    return facts.spec is not None and (
+def _by_finish_cost(row: OptionRow) -> tuple[bool, float]:
+    return row.finish_cost_usd is None, row.finish_cost_usd or 0.0
+
+
+def worth_showing(rows: Sequence[OptionRow], limit: int) -> list[OptionRow]:
+    """At most ``limit`` alternatives, listed cheapest to finish first. Chosen in this
+    order: the best switch; the time/cost front (each row that finishes sooner than every
+    cheaper one: what more money buys; both ends kept when it is long); the other
+    switches; the cheapest of the rest. The cheapest alone would hide the fast GPUs."""
+    by_cost = sorted(rows, key=_by_finish_cost)
+    front: list[OptionRow] = []
+    soonest_s = math.inf
+    for r in by_cost:
+        if r.finish_s is not None and r.finish_cost_usd is not None and r.finish_s < soonest_s:
+            front.append(r)
+            soonest_s = r.finish_s
+    if len(front) > limit:  # keep both ends: the cheapest and the fastest
+        front = [*front[: limit - 1], front[-1]]
+    switches = [r for r in by_cost if r.decision == "switch"]
+    chosen: list[OptionRow] = []
+    for r in (*switches[:1], *front, *switches, *by_cost):
+        if len(chosen) < limit and all(r is not c for c in chosen):
+            chosen.append(r)
+    return sorted(chosen, key=_by_finish_cost)
+
+
+def _same_as_this(
+    candidate: Candidate,
+    facts: RunFacts,
+    hardware: Hardware,
+    usd_per_hour: float | None,
+    saving: float,
+) -> bool:
+    """The same GPUs as this run at no material saving: nothing to move for (and, with
+    live offers, possibly this very host). The same GPUs for much less stay: moving host
+    is a real option when this one is overpriced."""
+    same_gpus = facts.spec is not None and (
         candidate.spec.name == facts.spec.name and candidate.num_gpus == hardware.gpu_count
     )
+    cheaper = usd_per_hour is not None and candidate.usd_per_hour <= usd_per_hour * (1 - saving)
+    return same_gpus and not cheaper
 
 
 __all__ = [
@@ -483,4 +526,5 @@ __all__ = [
     "assess_risks",
     "build_option_table",
     "current_row",
+    "worth_showing",
 ]
