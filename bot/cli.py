@@ -95,8 +95,8 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--usd-per-hour",
         type=float,
-        default=2.10,
-        help="price to pretend this machine costs, in $/h (default 2.10)",
+        help="price to pretend this machine costs, in $/h (default: the median Vast price "
+        "of the --as-gpu GPU, else 2.10)",
     )
     parser.add_argument(
         "--as-gpu",
@@ -114,13 +114,21 @@ def _demo(args: argparse.Namespace) -> int:
     from bot.core.gpus import UnknownGpu, load_catalog
 
     as_gpu: str | None = None
+    usd_per_hour: float | None = args.usd_per_hour
     if args.as_gpu.strip().lower() != "none":
+        catalog = load_catalog()
         try:
-            as_gpu = load_catalog().resolve(args.as_gpu).name
+            as_gpu = catalog.resolve(args.as_gpu).name
         except UnknownGpu as exc:
             raise CliError(f"--as-gpu: {exc}") from None
+        if usd_per_hour is None:  # a GPU Vast had no offers for keeps the plain default
+            usd_per_hour = dict(catalog.reference_usd_per_hour_by_gpu).get(as_gpu)
     return demo.main(
-        args.steps, args.eval_every, args.usd_per_hour, args.non_interactive, as_gpu=as_gpu
+        args.steps,
+        args.eval_every,
+        2.10 if usd_per_hour is None else usd_per_hour,
+        args.non_interactive,
+        as_gpu=as_gpu,
     )
 
 

@@ -18,6 +18,7 @@ from typing import TextIO
 
 from bot.app import build, start_server
 from bot.chat.console import ConsoleChat
+from bot.core.render import fmt_usd
 from bot.settings import Settings
 
 RUN_NAME = "demo-mlp"
@@ -73,7 +74,7 @@ async def run_demo(
         )
         if as_gpu is not None:
             print(
-                f"the run says it is on 1× {as_gpu} at ${usd_per_hour:.2f}/h, so the table "
+                f"the run says it is on 1× {as_gpu} at {fmt_usd(usd_per_hour)}/h, so the table "
                 "predicts the other GPUs from the rate measured on this CPU "
                 "(--as-gpu none: no label, no alternatives).",
                 file=out,

@@ -29,6 +29,7 @@ from bot.core.estimate import (
     calibrate_throughput,
     estimate_run,
 )
+from bot.core.gpus import load_catalog
 from bot.core.render import fmt_duration, fmt_usd
 from reporter.probe import Probe
 from tests.conftest import SECRET, make_settings
@@ -176,7 +177,10 @@ def test_demo_runs_unattended() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "Option table · demo-mlp" in out
-    # labelled as an RTX 4090, the CPU run gets alternatives predicted from its own rate
+    # labelled as an RTX 4090 at its median Vast price, the CPU run gets alternatives
+    # predicted from its own rate
+    usd_per_hour, _ = load_catalog().reference_usd_per_hour("RTX 4090")
+    assert f"on 1× RTX 4090 at {fmt_usd(usd_per_hour)}/h" in out
     assert "1× RTX 4090 (this run) · keep" in out
     assert "step/s predicted" in out
     assert "Check-in · demo-mlp" in out
