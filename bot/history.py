@@ -10,9 +10,15 @@ import math
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from bot.core.estimate import Pause, StepPoint
+from bot.core.estimate import (
+    Calibration,
+    CalibrationSettings,
+    Pause,
+    StepPoint,
+    calibrate_throughput,
+)
 from bot.core.triggers import (
     GpuReading,
     HostReading,
@@ -51,6 +57,19 @@ def load_steps(store: SqliteStore, run_id: str) -> tuple[list[StepPoint], list[P
     rows."""
     rows, marks = store.step_times(run_id)
     return [StepPoint(step, t) for step, t in rows], pauses_from_marks(marks)
+
+
+class StepHistory(NamedTuple):
+    """A run's steps and pauses as the estimate reads them, and their calibration."""
+
+    points: list[StepPoint]
+    pauses: list[Pause]
+    calibration: Calibration
+
+
+def calibrated_steps(store: SqliteStore, run_id: str, settings: CalibrationSettings) -> StepHistory:
+    points, pauses = load_steps(store, run_id)
+    return StepHistory(points, pauses, calibrate_throughput(points, pauses, settings))
 
 
 def load_telemetry_series(
@@ -317,6 +336,8 @@ __all__ = [
     "LoadedRun",
     "LossColumns",
     "StepColumns",
+    "StepHistory",
+    "calibrated_steps",
     "load_run",
     "load_steps",
     "load_telemetry_series",

@@ -433,7 +433,7 @@ class KillFlow:
         run = self.store.get_run(kill.run_id)
         if run is None:
             return
-        snap = self.service.snapshot(run)
+        snap = await self.service.read_snapshot(run)
         confirmed = [
             d
             for d in self.store.decisions(run.id)

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     on_kill: Literal["stop", "destroy", "none"] = "stop"
     killers: str = ""  # Slack user ids (comma or space separated) who may confirm a kill
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # A run with more events than this has its step history read and calibrated on a
+    # worker thread (its own read-only connection), not on the event loop.
+    history_off_loop_events: int = Field(default=20_000, ge=0)
     # Triggers (issue 5): the method's thresholds are the defaults.
     trigger_throughput_ratio: float = Field(default=0.70, gt=0, le=1)
     trigger_throughput_checks: int = Field(default=2, ge=1)

@@ -178,12 +178,15 @@ MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration
 
 
 class SqliteStore:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         try:
-            # One connection shared by the event loop and test portals; SQLite serialises.
-            conn = sqlite3.connect(str(path), check_same_thread=False)
+            if read_only:
+                conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)
+            else:
+                # One connection shared by the event loop and test portals; SQLite serialises.
+                conn = sqlite3.connect(str(path), check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
-            if str(path) != ":memory:":
+            if str(path) != ":memory:" and not read_only:
                 self.db.enable_wal()
                 # In WAL mode NORMAL syncs at checkpoints, not at every commit: a killed
                 # bot loses nothing; a power cut may lose the last acked batches, which
@@ -194,6 +197,17 @@ class SqliteStore:
             raise StoreError(f"cannot open {path}: {exc}") from exc
         self.path = Path(path)
         self._checkpointer: _Checkpointer | None = None
+
+    @classmethod
+    def reader(cls, path: Path) -> SqliteStore:
+        """A read-only store on a connection of its own, for one worker thread (WAL lets
+        it read while the event loop writes). Open, use and close it on that thread."""
+        return cls(path, read_only=True)
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether another connection can open this database (``:memory:`` cannot)."""
+        return str(self.path) != ":memory:"
 
     def migrate(self) -> int:
         """Bring the schema to `SCHEMA_VERSION`; returns the version found before."""

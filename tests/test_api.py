@@ -6,13 +6,14 @@ clock, so the table deadline is tested without waiting for it.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -28,10 +29,11 @@ from bot.core.estimate import (
 )
 from bot.core.render import fmt_usd
 from bot.core.schedule import check_phase_s
-from bot.store import MIGRATIONS, SqliteStore, StoredEvent
+from bot.store import MIGRATIONS, SqliteStore, StoredEvent, StoreError
 from tests.conftest import SECRET, FakeClock, make_settings
 
 T0 = 1_700_000_000.0
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -473,6 +475,67 @@ def test_migrating_to_clustered_events_keeps_every_event(
     assert store.add_events("a", [again]) == 0
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     store.close()
+
+
+def test_a_reader_reads_beside_the_writer_and_cannot_write(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "x.db")
+    store.migrate()
+    body = json.dumps({"step": 1})
+    store.add_events("a", [StoredEvent(seq=1, kind="step", t=1.0, received_at=1.0, body=body)])
+    reader = SqliteStore.reader(tmp_path / "x.db")
+    assert reader.step_times("a") == store.step_times("a") == ([(1, 1.0)], [])
+    again = StoredEvent(seq=2, kind="step", t=2.0, received_at=2.0, body=body)
+    with pytest.raises(StoreError, match="readonly"):
+        reader.add_events("a", [again])
+    assert store.add_events("a", [again]) == 1  # the writer is not held up by the reader
+    assert reader.step_times("a")[0] == [(1, 1.0), (1, 2.0)]
+    reader.close()
+    store.close()
+
+
+async def _ticks_while(work: Awaitable[T]) -> tuple[T, int]:
+    """``work``'s result, and how often another task ran on the loop while it did."""
+    ticks, done = 0, False
+
+    async def tick() -> None:
+        nonlocal ticks
+        while not done:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    result = await work
+    done = True
+    await ticker
+    return result, ticks
+
+
+async def test_a_long_runs_history_is_read_off_the_event_loop(
+    tmp_path: Path, clock: FakeClock, chat: ConsoleChat
+) -> None:
+    """Past ``history_off_loop_events`` a snapshot reads and calibrates the steps on a
+    worker thread, so the loop goes on answering; the figures are the same."""
+    app = build(make_settings(tmp_path, history_off_loop_events=500), chat=chat, clock=clock)
+    transport = httpx.ASGITransport(app=app.api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+        long, short = await register(client, name="long"), await register(client, name="short")
+        for batch in range(3):  # 600 events: over the line
+            clock.now = T0 + 100 * (batch + 1)  # sent as the batch ends: no clock skew
+            first = 1 + 200 * batch
+            await post(client, long, steps(first, first, 200, T0 + 100 * batch, 0.5))
+            if batch == 0:
+                await post(client, short, steps(1, 1, 200, T0, 0.5))  # 200 events: under it
+    for run_id, off_loop in ((long["run_id"], True), (short["run_id"], False)):
+        run = app.store.get_run(run_id)
+        assert run is not None
+        snap, ticks = await _ticks_while(app.service.read_snapshot(run))
+        assert (ticks > 0) is off_loop, (run.name, ticks)
+        assert snap.estimate is not None
+        assert snap.estimate == app.service.snapshot(run).estimate  # read on this thread
+    long_snap = app.service.snapshot(app.store.get_run(long["run_id"]))  # type: ignore[arg-type]
+    assert long_snap.estimate is not None
+    assert long_snap.estimate.calibration.step_time_s == pytest.approx(0.5)
+    app.store.close()
 
 
 async def test_a_reporter_clock_ahead_keeps_step_spacing(
