@@ -375,7 +375,7 @@ class Service:
         """The run's steps, calibrated. A long run's are read and calibrated on a worker
         thread with a connection of its own: a day at 5 step/s (432,000 steps) is about
         2 s of CPU, and on the event loop no post was answered and no Slack action acked
-        while it ran. The loop keeps the GIL often enough (longest gap ~85 ms)."""
+        while it ran. Beside the thread the loop's longest stall was about 0.12 s."""
         if run.acked_seq < self.settings.history_off_loop_events or not self.store.on_disk:
             return self._steps(self.store, run.id)
         return await asyncio.to_thread(self._steps_apart, run.id)

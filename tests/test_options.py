@@ -15,6 +15,7 @@ from bot.core.estimate import (
 from bot.core.gpus import GpuSpec
 from bot.core.options import (
     Candidate,
+    Decision,
     Hardware,
     OptionRow,
     RunFacts,
@@ -173,45 +174,18 @@ def test_the_same_gpu_elsewhere_is_an_option_only_when_materially_cheaper() -> N
     assert alt.decision == "switch" and alt.reason == "finishes cheaper: 60% cheaper, same time"
 
 
+def alt(name: str, decision: Decision, cost_usd: float, finish_s: float) -> OptionRow:
+    """A predicted row with only what choosing rows to show looks at."""
+    return OptionRow(
+        name, 1.0, 24, None, 100, 1000, 1.0, False, None, None, 0.0, (), decision,
+        finish_cost_usd=cost_usd, finish_s=finish_s,
+    )  # fmt: skip
+
+
 def test_a_switch_is_shown_even_when_it_is_neither_cheapest_nor_fastest() -> None:
     # Twelve dear, slow cards fill the cheapest places only if the switch is not kept.
-    rows = [
-        OptionRow(
-            f"1× Slow {i}",
-            1.0,
-            24,
-            None,
-            100,
-            1000,
-            1.0,
-            False,
-            None,
-            None,
-            0.0,
-            (),
-            "keep",
-            finish_cost_usd=1.0 + i / 10,
-            finish_s=1000.0,
-        )
-        for i in range(12)
-    ]
-    switch = OptionRow(
-        "1× Good",
-        1.0,
-        24,
-        None,
-        100,
-        1000,
-        1.0,
-        False,
-        None,
-        None,
-        0.0,
-        (),
-        "switch",
-        finish_cost_usd=5.0,
-        finish_s=2000.0,
-    )
+    rows = [alt(f"1× Slow {i}", "keep", 1.0 + i / 10, 1000.0) for i in range(12)]
+    switch = alt("1× Good", "switch", 5.0, 2000.0)
     shown = worth_showing([*rows, switch], 3)
     assert [r.gpu_option for r in shown] == ["1× Slow 0", "1× Slow 1", "1× Good"]
 
