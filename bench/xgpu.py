@@ -352,6 +352,7 @@ class Score:
     pairs: int
     median_abs_pct: float
     in_band: float
+    per_workload: dict[str, float]  # each workload's median absolute % error
 
 
 def score(pairs: Sequence[Pair], predictor: Predictor) -> Score:
@@ -361,8 +362,9 @@ def score(pairs: Sequence[Pair], predictor: Predictor) -> Score:
         opt, base, pess = predictor(p)
         errors.setdefault(p.workload, []).append(abs(base - p.to_value) / p.to_value * 100)
         inside += pess <= p.to_value <= opt
-    median = statistics.median(statistics.median(v) for v in errors.values())
-    return Score(len(errors), len(pairs), median, inside / len(pairs))
+    per_workload = {w: statistics.median(v) for w, v in errors.items()}
+    median = statistics.median(per_workload.values())
+    return Score(len(errors), len(pairs), median, inside / len(pairs), per_workload)
 
 
 GROUPS: dict[str, Callable[[Pair], bool]] = {
@@ -454,13 +456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         offsets = gpu_offset_errors(lambda16, lowo_fits["fp16"])
         print()
         print("What the fp16 Lambda rows allow (median over workloads; per workload in key order):")
-        lowo16 = _model(lambda p: lowo_fits["fp16"][p.workload])
-        shipped_lowo = {
-            w: statistics.median(abs(lowo16(p)[1] - p.to_value) / p.to_value * 100 for p in ps)
-            for w, ps in itertools.groupby(lambda16, key=lambda p: p.workload)
-        }
+        lowo16 = score(lambda16, _model(lambda p: lowo_fits["fp16"][p.workload]))
         for label, errs in (
-            ("LOWO roofline (the model above)", shipped_lowo),
+            ("LOWO roofline (the model above)", lowo16.per_workload),
             ("roofline fit on the scored workload itself (a bound)", oracle),
             ("LOWO roofline + per-GPU offsets from the other workloads", offsets),
         ):
