@@ -302,6 +302,7 @@ def _gpu(t: float, body: dict[str, object]) -> GpuReading:
         t=t,
         index=int(body.get("index", 0)),  # type: ignore[call-overload]
         util_pct=number("util_pct"),
+        mem_util_pct=number("mem_util_pct"),
         vram_used_mib=number("vram_used_mib"),
         vram_total_mib=number("vram_total_mib"),
         sm_clock_mhz=number("sm_clock_mhz"),

@@ -293,6 +293,7 @@ class TelemetrySampler:
         values: dict[str, Any] = {
             "index": index,
             "util_pct": None if utilization is None else utilization.gpu,
+            "mem_util_pct": None if utilization is None else utilization.memory,
             "vram_used_mib": used_mib,
             "vram_total_mib": None if memory is None else memory.total / _MIB,
             "vram_peak_mib": peak_mib,

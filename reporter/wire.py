@@ -158,6 +158,9 @@ class PhaseEvent(_Model):
 class GpuSample(_Model):
     index: int = Field(ge=0, lt=MAX_GPUS)
     util_pct: Percent | None = None
+    # NVML's memory utilisation: the share of time the memory controller was reading or
+    # writing VRAM. Busy memory with a busy GPU is a bandwidth-bound step.
+    mem_util_pct: Percent | None = None
     vram_used_mib: MiB | None = None
     vram_total_mib: MiB | None = None
     vram_peak_mib: MiB | None = None  # highest used since the sampler started

@@ -29,6 +29,7 @@ from bot.core.estimate import (
 )
 from bot.core.render import fmt_usd
 from bot.core.schedule import check_phase_s
+from bot.history import load_run
 from bot.store import MIGRATIONS, SqliteStore, StoredEvent, StoreError
 from tests.conftest import SECRET, FakeClock, make_settings
 
@@ -536,6 +537,26 @@ async def test_a_long_runs_history_is_read_off_the_event_loop(
     assert long_snap.estimate is not None
     assert long_snap.estimate.calibration.step_time_s == pytest.approx(0.5)
     app.store.close()
+
+
+async def test_memory_controller_utilisation_reaches_the_checks(
+    client: httpx.AsyncClient, app: App, clock: FakeClock
+) -> None:
+    run = await register(client)
+    clock.now = T0
+    gpu = {"index": 0, "util_pct": 97, "mem_util_pct": 91, "vram_used_mib": 20_000}
+
+    def sample(seq: int, gpu: dict[str, Any]) -> dict[str, Any]:
+        event = {"kind": "sample", "seq": seq, "t": T0, "gpus": [gpu]}
+        return {"seq_from": seq, "sent_at": T0, "events": [event]}
+
+    assert (await post(client, run, sample(1, gpu))).status_code == 200
+    refused = await post(client, run, sample(2, {**gpu, "mem_util_pct": 101}))
+    assert refused.status_code == 422  # a percentage, or refused
+    stored = app.store.get_run(run["run_id"])
+    assert stored is not None
+    (reading,) = load_run(app.store, stored, post_interval_s=1.0).history.gpus
+    assert (reading.util_pct, reading.mem_util_pct) == (97.0, 91.0)
 
 
 async def test_a_reporter_clock_ahead_keeps_step_spacing(

@@ -63,6 +63,7 @@ class FakeGpu:
     used_mib: float = 30_000
     total_mib: float = 81_559
     util_pct: int = 87
+    mem_util_pct: int = 40
     power_mw: int = 312_500
     limit_mw: int = 400_000
     sm_clock_mhz: int = 1_980
@@ -138,7 +139,7 @@ class FakeNvml:
 
     def nvmlDeviceGetUtilizationRates(self, gpu: FakeGpu) -> SimpleNamespace:
         self._field(gpu, "util")
-        return SimpleNamespace(gpu=gpu.util_pct, memory=40)
+        return SimpleNamespace(gpu=gpu.util_pct, memory=gpu.mem_util_pct)
 
     def nvmlDeviceGetPowerUsage(self, gpu: FakeGpu) -> int:
         self._field(gpu, "power")
@@ -272,6 +273,7 @@ def test_reads_every_gpu_field(
         GpuSample(
             index=0,
             util_pct=87,
+            mem_util_pct=40,
             vram_used_mib=30_000,
             vram_total_mib=81_559,
             vram_peak_mib=30_000,

@@ -536,6 +536,25 @@ def _slow_run(**overrides: Any) -> list[tuple[float, list[Finding]]]:
             "batch size and grad accumulation: if the step does more work",
         ),
         (
+            "GPU busy waiting on memory",
+            {
+                "gpus": gpu_samples(
+                    0, 700, 97.0, mem_util_pct=91.0, vram_used_mib=20_000, vram_total_mib=80_000
+                ),
+                "hosts": host_samples(0, 700, cpu_pct=30.0),
+            },
+            "compute",
+            "GPU util 97% (lowest: GPU 0 at 97%), memory controller 91% busy while CPU 30%",
+            "batch size: raise the micro-batch (VRAM 25% used) so each read of the weights",
+        ),
+        (
+            "GPU busy, memory not the limit",
+            {"gpus": gpu_samples(0, 700, 97.0, mem_util_pct=50.0)},
+            "compute",
+            "GPU util 97% (lowest: GPU 0 at 97%), memory controller 50% busy",
+            "batch size and grad accumulation: if the step does more work",
+        ),
+        (
             "no telemetry",
             {},
             "unknown",

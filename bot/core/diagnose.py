@@ -32,6 +32,7 @@ CPU_BUSY_PCT = 85.0
 GPU_IDLE_PCT = 10.0
 GPU_BUSY_PCT = 85.0
 GPU_LOW_PCT = 60.0
+MEM_BUSY_PCT = 80.0  # memory controller busy this share of the time: bandwidth-bound
 CLOCK_LOW_RATIO = 0.85
 VRAM_FULL_RATIO = 0.95
 VRAM_HEADROOM_RATIO = 0.60  # used below this share: room for a bigger batch
@@ -47,6 +48,9 @@ CHANGE = {
     "keep the effective batch",
     "batch_down": "batch size: halve the micro-batch and double grad accumulation "
     "(same effective batch)",
+    "bandwidth": "batch size: raise the micro-batch{vram} so each read of the weights "
+    "serves more samples, then bf16; the GPU waits on memory, so a GPU with more HBM "
+    "bandwidth helps more than one with more TFLOPS",
     "work": "batch size and grad accumulation: if the step does more work by design "
     "(batch/sequence schedule), report samples or tokens per step so work/s is compared",
     "loader": "data pipeline: more DataLoader workers, pin_memory and prefetch; keep the "
@@ -139,6 +143,7 @@ class Signals:
     """The telemetry a diagnosis reads, summarised over the samples it chose."""
 
     gpu_util_pct: float | None = None
+    mem_util_pct: float | None = None
     lowest_gpu: tuple[int, float] | None = None
     n_gpus: int = 0
     cpu_pct: float | None = None
@@ -233,6 +238,11 @@ def _diagnose_slow(sig: Signals, history: RunHistory, lines: list[str]) -> Diagn
             vram = f"VRAM {sig.vram_ratio:.0%} used"
             return Diagnosis("compute", tuple(lines[:5]), CHANGE["batch_up"].format(vram=vram))
         return _made("input", "io", lines)
+    if gpu_busy and sig.mem_util_pct is not None and sig.mem_util_pct >= MEM_BUSY_PCT:
+        room = sig.vram_ratio is not None and sig.vram_ratio < VRAM_HEADROOM_RATIO
+        vram = f" (VRAM {sig.vram_ratio:.0%} used)" if room and sig.vram_ratio else ""
+        change = CHANGE["bandwidth"].format(vram=vram)
+        return Diagnosis("compute", tuple(lines[:5]), change)
     if gpu_busy:
         return _made("compute", "work", lines)
     if not sig.has_telemetry:
@@ -285,9 +295,11 @@ def _gpu_signals(
         for g in utils:
             per_gpu.setdefault(g.index, []).append(g.util_pct or 0.0)
         index, values = min(per_gpu.items(), key=lambda kv: statistics.fmean(kv[1]))
+        mems = [g.mem_util_pct for g in utils if g.mem_util_pct is not None]
         sig = replace(
             sig,
             gpu_util_pct=statistics.fmean(g.util_pct or 0.0 for g in utils),
+            mem_util_pct=statistics.fmean(mems) if mems else None,
             lowest_gpu=(index, statistics.fmean(values)),
             n_gpus=len(per_gpu),
         )
@@ -375,6 +387,8 @@ def _evidence_lines(sig: Signals, history: RunHistory, expected_step_s: float | 
         if sig.n_gpus > 1 and sig.lowest_gpu is not None:
             index, low = sig.lowest_gpu
             text += f" (lowest: GPU {index} at {low:.0f}%)"
+        if sig.mem_util_pct is not None:
+            text += f", memory controller {sig.mem_util_pct:.0f}% busy"
         if sig.cpu_pct is not None:
             cores = f" ({history.cpu_cores} cores)" if history.cpu_cores else ""
             text += f" while CPU {sig.cpu_pct:.0f}%{cores}"

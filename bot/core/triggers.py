@@ -122,6 +122,7 @@ class GpuReading:
     t: float
     index: int = 0
     util_pct: float | None = None
+    mem_util_pct: float | None = None  # memory controller busy, % of the time
     vram_used_mib: float | None = None
     vram_total_mib: float | None = None
     sm_clock_mhz: float | None = None
