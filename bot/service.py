@@ -470,6 +470,7 @@ class Service:
         loaded = load_run(self.store, run, post_interval_s=self.settings.post_interval_s)
         history = loaded.history
         utils = [u for _, u in loaded.gpu_util]
+        mems = [g.mem_util_pct for g in history.gpus if g.mem_util_pct is not None]
         rams = [h.ram_used_mib for h in history.hosts if h.ram_used_mib is not None]
         downloads = [x.mb_per_s for x in history.transfers if x.direction == "down"]
         silenced = run.kept_until is not None and run.kept_until > self.clock()
@@ -484,6 +485,7 @@ class Service:
             if precision in ("fp32", "fp64", "float32")
             else ("fp16" if precision in ("fp16", "float16", "half") else "bf16"),
             gpu_util_pct=sum(utils) / len(utils) if utils else None,
+            mem_util_pct=sum(mems) / len(mems) if mems else None,
             batch_per_gpu=None if batch is None else max(1, batch // num_gpus),
             peak_vram_mib=loaded.peak_vram_mib,
             peak_host_ram_gib=max(rams) / 1024 if rams else None,

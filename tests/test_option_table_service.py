@@ -49,6 +49,7 @@ async def run_on_a_4090(app: Any, clock: FakeClock) -> str:
                     {
                         "index": 0,
                         "util_pct": 97,
+                        "mem_util_pct": 91,
                         "vram_used_mib": 14_000,
                         "vram_total_mib": 24_564,
                         "vram_peak_mib": 15_000,
@@ -90,6 +91,8 @@ async def test_the_table_for_a_4090_run_lists_priced_predicted_alternatives(
     assert not any(r["GPU option"].startswith(("1× RTX 3070 ", "1× RTX 3080 ")) for r in rows)
     assert len(card.fields) == 3  # this run and the two best alternatives, one line each
     assert all(len(f.value) < 200 for f in card.fields)
+    # the GPU is busy and so is its memory controller: the card says which rows may be off
+    assert any(n.startswith("This run keeps the memory controller 91% busy") for n in card.notes)
 
     table_csv = (attachments / "options.csv").read_text()
     assert list(csv.reader(io.StringIO(table_csv)))[1:] == [list(r) for r in card.table.rows]

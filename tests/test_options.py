@@ -26,7 +26,7 @@ from bot.core.options import (
     worth_showing,
 )
 from bot.core.predict import RatePrediction
-from bot.core.render import option_table_csv, render_option_table
+from bot.core.render import RunView, option_table_csv, render_option_table
 
 
 def spec(name: str, vram_gib: float = 24, tflops: float = 100, bw: float = 1000) -> GpuSpec:
@@ -188,6 +188,24 @@ def test_a_switch_is_shown_even_when_it_is_neither_cheapest_nor_fastest() -> Non
     switch = alt("1× Good", "switch", 5.0, 2000.0)
     shown = worth_showing([*rows, switch], 3)
     assert [r.gpu_option for r in shown] == ["1× Slow 0", "1× Slow 1", "1× Good"]
+
+
+@pytest.mark.parametrize(
+    ("gpu_util_pct", "mem_util_pct", "noted"),
+    [(97.0, 91.0, True), (None, 91.0, True), (97.0, 50.0, False), (40.0, 91.0, False)],
+)
+def test_a_run_waiting_on_memory_is_told_which_rows_may_be_off(
+    gpu_util_pct: float | None, mem_util_pct: float, noted: bool
+) -> None:
+    facts = RunFacts(spec=HERE, gpu_util_pct=gpu_util_pct, mem_util_pct=mem_util_pct)
+    made = table([Candidate(FAST, 1, 1.5, "ref")], facts=facts)
+    view = RunView("r1", "run", "running", 10_000, "1× RTX 4090", 1.0)
+    notes = render_option_table(made, view).notes
+    said = [n for n in notes if "memory controller" in n]
+    assert bool(said) is noted, notes
+    if noted:
+        assert said[0].startswith("This run keeps the memory controller 91% busy")
+    assert table([], facts=facts).notes == ()  # nothing predicted, nothing to weigh
 
 
 def test_a_high_setup_tax_never_recommends_pricier_hardware() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from bot.core.diagnose import GPU_BUSY_PCT, MEM_BUSY_PCT
 from bot.core.estimate import Estimate, Scenarios
 from bot.core.gpus import GpuSpec
 from bot.core.predict import Precision, RatePrediction, predict_rate
@@ -63,6 +64,8 @@ class OptionTable:
     missing: tuple[str, ...]
     """Why the table is incomplete (probe not finished, no price); empty when it is not."""
     left_out: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """What to weigh when reading the predicted rows."""
     """Options considered and dropped, each with why (does not fit, unknown GPU)."""
 
 
@@ -180,6 +183,7 @@ class RunFacts:
     num_gpus: int = 1
     precision: Precision = "bf16"
     gpu_util_pct: float | None = None
+    mem_util_pct: float | None = None  # memory controller busy, mean over the probe
     batch_per_gpu: int | None = None
     peak_vram_mib: float | None = None  # per GPU, the highest seen
     peak_host_ram_gib: float | None = None
@@ -466,7 +470,23 @@ def build_option_table(
     # among the cheapest can still be the switch.
     row, decided = decide(row, alternatives, estimate, facts, cfg)
     shown = worth_showing(decided, cfg.max_alternatives)
-    return OptionTable(rows=(row, *shown), missing=tuple(missing), left_out=tuple(left_out))
+    notes = _balance_notes(facts) if shown else ()
+    return OptionTable(
+        rows=(row, *shown), missing=tuple(missing), left_out=tuple(left_out), notes=notes
+    )
+
+
+def _balance_notes(facts: RunFacts) -> tuple[str, ...]:
+    """Which way the run leans, when the probe shows it: the predictor assumes a typical
+    compute/bandwidth mix (bench/xgpu.py), and an unscored correction would only guess."""
+    mem, gpu = facts.mem_util_pct, facts.gpu_util_pct
+    if mem is None or mem < MEM_BUSY_PCT or (gpu is not None and gpu < GPU_BUSY_PCT):
+        return ()
+    return (
+        f"This run keeps the memory controller {mem:.0f}% busy: it is bandwidth-bound, and "
+        "predictions assume a typical mix, so GPUs with more HBM bandwidth may beat their "
+        "rows and ones with only more TFLOPS fall short.",
+    )
 
 
 def _by_finish_cost(row: OptionRow) -> tuple[bool, float]:

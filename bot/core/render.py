@@ -140,6 +140,7 @@ def render_option_table(table: OptionTable, run: RunView) -> Card:
         )
     if table.left_out:
         notes += (f"Left out: {'; '.join(table.left_out[:3])}",)
+    notes += table.notes
     notes += (
         "Scenarios are the method's: step/s ×1.2 (opt), ×1.0 (base), ×0.6 (pess).",
         "A stopped Vast instance still bills its disk; destroy it to stop paying.",
