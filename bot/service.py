@@ -69,6 +69,7 @@ from bot.settings import Settings
 from bot.store import RunRecord, SqliteStore, StoredEvent
 from bot.vast import Instance
 from reporter.wire import (
+    SCHEMA_VERSION,
     CommandOutcome,
     EventBatch,
     EventsAck,
@@ -221,7 +222,9 @@ class Service:
             run_token=token,
             restarts=restarts,
             acked_seq=acked,
-            settings=RunSettings(post_interval_s=self.settings.post_interval_s),
+            settings=RunSettings(
+                post_interval_s=self.settings.post_interval_s, schema_version=SCHEMA_VERSION
+            ),
         )
 
     def authenticate(self, run_id: str, presented_token: str) -> RunRecord:

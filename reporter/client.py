@@ -26,6 +26,7 @@ from reporter.wire import (
     EventsAck,
     Registered,
     RunRegistration,
+    fields_unknown_to,
 )
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -77,9 +78,14 @@ class BotClient:
         """Enrol the run (idempotent on name and instance); returns its id and token."""
         return _parse(Registered, self._post("/v1/runs", ingest_secret, registration))
 
-    def post_events(self, run_id: str, run_token: str, batch: EventBatch) -> EventsAck:
-        """Send one batch; the ack says which seqs are stored and carries any commands."""
-        return _parse(EventsAck, self._post(f"/v1/runs/{_seg(run_id)}/events", run_token, batch))
+    def post_events(
+        self, run_id: str, run_token: str, batch: EventBatch, *, bot_schema_version: int
+    ) -> EventsAck:
+        """Send one batch, without the fields the bot's wire version does not know; the
+        ack says which seqs are stored and carries any commands."""
+        path = f"/v1/runs/{_seg(run_id)}/events"
+        exclude = fields_unknown_to(bot_schema_version)
+        return _parse(EventsAck, self._post(path, run_token, batch, exclude=exclude))
 
     def poll_commands(self, run_id: str, run_token: str) -> EventsAck:
         """Ask for commands with nothing to post (while a kill is pending)."""
@@ -105,12 +111,14 @@ class BotClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _post(self, path: str, token: str, body: BaseModel) -> httpx.Response:
+    def _post(
+        self, path: str, token: str, body: BaseModel, *, exclude: dict[str, Any] | None = None
+    ) -> httpx.Response:
         try:
             response = self._http.post(
                 path,
                 # mode="json" is what turns a NaN loss into the string "nan".
-                json=body.model_dump(mode="json"),
+                json=body.model_dump(mode="json", exclude=exclude),
                 headers={"Authorization": f"Bearer {token}"},
             )
         except httpx.HTTPError as exc:

@@ -534,7 +534,12 @@ class Probe:
             seq_from=events[0].seq, sent_at=self._clock(), events=events
         )
         try:
-            ack = self._client.post_events(registered.run_id, registered.run_token, batch)
+            ack = self._client.post_events(
+                registered.run_id,
+                registered.run_token,
+                batch,
+                bot_schema_version=registered.settings.schema_version,
+            )
         except BotUnavailable as exc:
             self._warn("post", f"bot unavailable, keeping {outbox.pending} events: {exc}")
             return False

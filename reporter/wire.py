@@ -21,9 +21,19 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: GpuSample.mem_util_pct
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_GPUS = 64
+
+
+def fields_unknown_to(bot_schema_version: int) -> dict[str, Any] | None:
+    """A ``model_dump`` exclude for an event batch: the fields newer than the bot's wire
+    version. Every model here forbids unknown fields, so a bot older than the reporter
+    would refuse a whole batch (its steps too) over one new telemetry field."""
+    if bot_schema_version >= 2:
+        return None
+    return {"events": {"__all__": {"gpus": {"__all__": {"mem_util_pct"}}}}}
+
 
 RunName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -119,7 +129,8 @@ class RunSettings(_Model):
     """What the bot tells a reporter about how to behave."""
 
     post_interval_s: float = Field(ge=0.05, le=3_600)
-    schema_version: int = SCHEMA_VERSION
+    # The wire version the bot reads. A bot that does not say is taken as the first.
+    schema_version: int = Field(default=1, ge=1)
 
 
 class Registered(_Model):
@@ -272,6 +283,7 @@ class ErrorBody(_Model):
 __all__ = [
     "MAX_EVENTS_PER_BATCH",
     "SCHEMA_VERSION",
+    "fields_unknown_to",
     "Command",
     "CommandOutcome",
     "ConfigFamily",

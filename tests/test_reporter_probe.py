@@ -22,9 +22,11 @@ from reporter.config import ConfigError, ProbeConfig, detect_host, detect_vast
 from reporter.demo_train import Mlp, make_spirals, train
 from reporter.probe import KILL_FLAG_DETAIL, Probe
 from reporter.wire import (
+    SCHEMA_VERSION,
     Command,
     CommandOutcome,
     EventBatch,
+    GpuSample,
     HostSample,
     RunRegistration,
     StepEvent,
@@ -41,10 +43,16 @@ class FakeBot:
     """The bot's reporter API in miniature; records everything it receives."""
 
     def __init__(
-        self, *, post_interval_s: float = 0.05, restarts: int = 0, stored_before: int = 0
+        self,
+        *,
+        post_interval_s: float = 0.05,
+        restarts: int = 0,
+        stored_before: int = 0,
+        schema_version: int | None = None,  # None: the field left out (read as version 1)
     ) -> None:
         self.lock = threading.Lock()
         self.post_interval_s = post_interval_s
+        self.schema_version = schema_version
         self.restarts = restarts
         self.register_attempts = 0
         self.registrations: list[dict[str, Any]] = []
@@ -107,7 +115,8 @@ class FakeBot:
                 "run_id": RUN_ID,
                 "run_token": TOKEN,
                 "restarts": self.restarts,
-                "settings": {"post_interval_s": self.post_interval_s},
+                "settings": {"post_interval_s": self.post_interval_s}
+                | ({} if self.schema_version is None else {"schema_version": self.schema_version}),
             },
         )
 
@@ -206,12 +215,30 @@ def test_client_registers_with_the_ingest_secret(bot: FakeBot) -> None:
     assert bot.registrations[0]["name"] == "demo-run"
 
 
+@pytest.mark.parametrize(("schema_version", "sent"), [(None, False), (1, False), (2, True)])
+def test_fields_newer_than_the_bot_are_left_out(
+    make_probe: Callable[..., Probe], schema_version: int | None, sent: bool
+) -> None:
+    """Every wire model forbids unknown fields: a bot older than the reporter would refuse
+    the whole batch, steps and all, over memory-controller utilisation (wire version 2)."""
+    older = FakeBot(schema_version=schema_version)
+    probe = make_probe(older)
+    probe.step(1)
+    probe.sample(gpus=(GpuSample(index=0, util_pct=97, mem_util_pct=91),))
+    assert probe.close(return_code=0)
+    (gpu,) = older.events("sample")[0]["gpus"]
+    assert ("mem_util_pct" in gpu) is sent
+    assert gpu["util_pct"] == 97 and [e["step"] for e in older.events("step")] == [1]
+    if sent:
+        assert gpu["mem_util_pct"] == 91
+
+
 def test_client_posts_nan_loss_as_the_string_nan(bot: FakeBot) -> None:
     batch = EventBatch(
         seq_from=1, sent_at=T0, events=[StepEvent(seq=1, t=T0, step=1, loss=math.nan)]
     )
     with BotClient("http://bot.test", transport=bot.transport) as client:
-        ack = client.post_events(RUN_ID, TOKEN, batch)
+        ack = client.post_events(RUN_ID, TOKEN, batch, bot_schema_version=SCHEMA_VERSION)
     assert ack.acked_seq == 1
     assert bot.batches[0]["events"][0]["loss"] == "nan"
 
