@@ -64,9 +64,9 @@ class OptionTable:
     missing: tuple[str, ...]
     """Why the table is incomplete (probe not finished, no price); empty when it is not."""
     left_out: tuple[str, ...] = ()
+    """Options considered and dropped, each with why (does not fit, unknown GPU)."""
     notes: tuple[str, ...] = ()
     """What to weigh when reading the predicted rows."""
-    """Options considered and dropped, each with why (does not fit, unknown GPU)."""
 
 
 def assess_risks(
