@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from bot.adapters.steplog import load_steps_csv
 from bot.core.estimate import RunInputs, calibrate_throughput, estimate_run
-from bot.steplog import load_steps_csv
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 

@@ -30,9 +30,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from bot.adapters.steplog import StepLog, StepLogError, load_steps_csv
+from bot.cli.estimate import estimate_log
 from bot.core.estimate import CalibrationSettings, RunInputs
-from bot.estimate_cmd import estimate_log
-from bot.steplog import StepLog, StepLogError, load_steps_csv
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 CHECKPOINT_LABELS = ("probe", "10%", "25%", "50%")

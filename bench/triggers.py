@@ -33,16 +33,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bot.adapters.steplog import StepLog, StepLogError, load_steps_csv
+from bot.cli.triggers import Replay, replay_log
 from bot.core.estimate import Pause, StepPoint
 from bot.core.fmt import fmt_duration
-from bot.core.triggers import (
-    CheckMemory,
-    RunHistory,
-    TriggerSettings,
-    hung_threshold,
-)
-from bot.steplog import StepLog, StepLogError, load_steps_csv
-from bot.triggers_cmd import Replay, replay_log
+from bot.core.run_history import RunHistory
+from bot.core.triggers import CheckMemory, TriggerSettings, hung_threshold
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 TIMING_TRIGGERS = ("throughput", "gpu_util", "hung", "silent")

@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot.adapters.store import StoreError
 from bot.service import RunNotFound, Service, ServiceError, Unauthorized
-from bot.store import StoreError
 from reporter.wire import CommandOutcome, EventBatch, EventsAck, Registered, RunRegistration
 
 
@@ -110,9 +110,23 @@ def create_api(
     app.state.metrics = metrics
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
 
+    def authenticate(request: Request) -> None:
+        """Raise `Unauthorized` unless the request carries the credentials its route needs."""
+        run_id = request.path_params.get("run_id")
+        if run_id is None:
+            service.check_ingest_secret(_bearer(request))
+        else:
+            service.authenticate(str(run_id), _bearer(request))
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         metrics.inc("requests_rejected_total")
+        # Authenticate before validating: a stranger learns nothing of the schema, and
+        # gets 401 whatever the body. A valid body reaches the route, which authenticates.
+        try:
+            authenticate(request)
+        except Unauthorized as exc_auth:
+            return _error(401, exc_auth.code, str(exc_auth))
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return _error(400, "bad_json", "the body is not valid JSON")
@@ -123,6 +137,11 @@ def create_api(
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # FastAPI answers a body it cannot parse at all (nested past the recursion limit,
         # a number past Python's digit limit) with a bare 400: it is still bad JSON.
+        if exc.status_code == 400:
+            try:
+                authenticate(request)
+            except Unauthorized as exc_auth:
+                return _error(401, exc_auth.code, str(exc_auth))
         code = {400: "bad_json", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "http_error"
         )

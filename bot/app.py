@@ -20,18 +20,18 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot.adapters.market import Market, ReferenceMarket, VastCandidates
+from bot.adapters.store import SqliteStore
+from bot.adapters.vast import VastMarket
 from bot.api import create_api
 from bot.chat.base import Chat
 from bot.chat.console import ConsoleChat
 from bot.chat.discord_bot import DiscordRuntime, DiscordStartError, discord_runtime_from
 from bot.chat.slack import SlackChat, build_slack_app, web_client
 from bot.core.gpus import load_catalog
-from bot.market import Market, ReferenceMarket, VastCandidates
 from bot.sched import SchedulerJobs
 from bot.service import Clock, Service
 from bot.settings import Settings
-from bot.store import SqliteStore
-from bot.vast import VastMarket
 
 log = logging.getLogger(__name__)
 SOCKET_MODE_CONNECT_S = 15.0

@@ -1,6 +1,6 @@
 """A fake Vast.ai REST API on loopback that serves real offer and instance objects.
 
-It answers the calls `bot.vast.VastMarket` makes, checks the Bearer key the way Vast does
+It answers the calls `bot.adapters.vast.VastMarket` makes, checks the Bearer key the way Vast does
 (401, or 404 with `auth_error`), can be told to fail the next requests with 429 or 5xx,
 and records every request in `received`.
 """

@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from bot.core.triggers import TRIGGER_NAMES, Finding, TriggerName
+from bot.core.run_history import TRIGGER_NAMES, TriggerName
+from bot.core.triggers import Finding
 
 ActionKind = Literal["fire", "repeat", "resolve"]
 

@@ -15,18 +15,16 @@ import statistics
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bot.core.triggers import (
-        Bottleneck,
-        GpuReading,
-        HostReading,
-        LogMark,
-        RunHistory,
-        TransferReading,
-        TriggerName,
-    )
+from bot.core.run_history import (
+    Bottleneck,
+    GpuReading,
+    HostReading,
+    LogMark,
+    RunHistory,
+    TransferReading,
+    TriggerName,
+)
 
 CPU_BUSY_PCT = 85.0
 GPU_IDLE_PCT = 10.0

@@ -17,7 +17,7 @@ import statistics
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import Any
 
 from bot.core import diagnose
 from bot.core.estimate import (
@@ -27,13 +27,16 @@ from bot.core.estimate import (
     calibrate_throughput,
 )
 from bot.core.fmt import fmt_duration
-
-TriggerName = Literal[
-    "throughput", "gpu_util", "near_oom", "oom", "no_progress", "nonfinite_loss", "hung", "silent"
-]
-Bottleneck = Literal["input", "compute", "memory", "logging", "infra", "unknown"]
-TRIGGER_NAMES: tuple[TriggerName, ...] = get_args(TriggerName)
-BOTTLENECKS: tuple[Bottleneck, ...] = get_args(Bottleneck)
+from bot.core.run_history import (
+    BOTTLENECKS,
+    TRIGGER_NAMES,
+    Bottleneck,
+    GpuReading,
+    LogMark,
+    RunHistory,
+    TriggerName,
+    WorkPoint,
+)
 
 _MEMORY_VERSION = 1
 
@@ -110,102 +113,6 @@ class TriggerSettings:
                 raise ValueError(f"{name} must be >= 0")
         if self.hung_factor < 1 or self.silent_intervals < 1:
             raise ValueError("hung_factor and silent_intervals must be at least 1")
-
-
-# --- the history ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class GpuReading:
-    """One GPU in one telemetry sample."""
-
-    t: float
-    index: int = 0
-    util_pct: float | None = None
-    mem_util_pct: float | None = None  # memory controller busy, % of the time
-    vram_used_mib: float | None = None
-    vram_total_mib: float | None = None
-    sm_clock_mhz: float | None = None
-    throttle_reasons: tuple[str, ...] = ()
-    power_w: float | None = None
-    power_limit_w: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HostReading:
-    t: float
-    cpu_pct: float | None = None
-    ram_used_mib: float | None = None
-    ram_total_mib: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LogMark:
-    """A matched log line; ``code`` is one of oom, nonfinite_loss, traceback, nccl, warning."""
-
-    t: float
-    code: str
-    message: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class LossPoint:
-    """A training loss; nan and inf are kept (a diverged run logs them)."""
-
-    step: int
-    t: float
-    loss: float
-
-
-@dataclass(frozen=True, slots=True)
-class WorkPoint:
-    """Work done in one step (from that step on, until the next point): a schedule that
-    grows the batch or the sequence shows up here, not as a slowdown."""
-
-    step: int
-    samples: int | None = None
-    tokens: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TransferReading:
-    t: float
-    endpoint: str
-    direction: str
-    mb_per_s: float
-
-
-@dataclass(frozen=True)
-class RunHistory:
-    """Everything the triggers read, times on one clock (the reporter's, or a log's).
-
-    ``pauses`` are eval/checkpoint phases: ``end_s=inf`` while one is in progress,
-    ``start_s == end_s`` for one known only by its end (a log's eval line).
-    ``expected_step_s`` is a declared step *time* in seconds per step; ``None`` means the
-    probe's calibrated figure is used.
-    """
-
-    steps: Sequence[StepPoint]
-    target_steps: int
-    losses: Sequence[LossPoint] = ()
-    work: Sequence[WorkPoint] = ()
-    pauses: Sequence[Pause] = ()
-    gpus: Sequence[GpuReading] = ()
-    hosts: Sequence[HostReading] = ()
-    logs: Sequence[LogMark] = ()
-    transfers: Sequence[TransferReading] = ()
-    eval_every: int | None = None
-    expected_step_s: float | None = None
-    first_event_at: float | None = None
-    last_event_at: float | None = None
-    exited: bool = False
-    post_interval_s: float = 5.0
-    no_gpu_reason: str | None = None
-    cpu_cores: int | None = None
-    precision: str | None = None
-    # Losses a trimmed history left out (bot/core/trim.py), so the counts stay exact.
-    losses_dropped: int = 0
-    nonfinite_dropped: int = 0
 
 
 @dataclass(frozen=True)

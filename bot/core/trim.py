@@ -38,15 +38,8 @@ from dataclasses import replace
 from typing import TypeVar
 
 from bot.core.diagnose import RECENT_S
-from bot.core.triggers import (
-    CheckMemory,
-    GpuReading,
-    HostReading,
-    LossPoint,
-    RunHistory,
-    TriggerSettings,
-    WorkPoint,
-)
+from bot.core.run_history import GpuReading, HostReading, LossPoint, RunHistory, WorkPoint
+from bot.core.triggers import CheckMemory, TriggerSettings
 
 __all__ = ["TAIL_ROWS", "trim_history"]
 

@@ -1,0 +1,60 @@
+"""What a stored run keeps as JSON, read back as values: its registration (GPUs, host,
+Vast identity) and its alerts' lifecycle states."""
+
+from __future__ import annotations
+
+import json
+
+from bot.adapters.store import RunRecord
+from bot.core.alerts import AlertState
+from bot.core.options import Hardware
+from bot.core.run_history import TRIGGER_NAMES, TriggerName
+from reporter.wire import RunRegistration
+
+
+def registration_of(run: RunRecord) -> RunRegistration:
+    return RunRegistration.model_validate_json(run.registration)
+
+
+def instance_id_of(run: RunRecord) -> str | None:
+    vast = registration_of(run).vast
+    return None if vast is None else vast.container_id
+
+
+def gpu_label(run: RunRecord) -> str:
+    gpus = registration_of(run).gpus
+    if not gpus:
+        return "no GPU reported"
+    return ", ".join(f"{g.count}× {g.name}" for g in gpus)
+
+
+def hardware_of(run: RunRecord) -> Hardware:
+    reg = registration_of(run)
+    gpu = reg.gpus[0] if reg.gpus else None
+    return Hardware(
+        gpu_name=gpu.name if gpu else None,
+        gpu_count=gpu.count if gpu else 1,
+        vram_gib=gpu.vram_mib / 1024 if gpu and gpu.vram_mib else None,
+        cpu_ram_gib=reg.host.ram_mib / 1024 if reg.host and reg.host.ram_mib else None,
+    )
+
+
+def alert_states(run: RunRecord) -> dict[TriggerName, AlertState]:
+    if not run.alert_states:
+        return {}
+    stored = json.loads(run.alert_states)
+    return {t: AlertState.from_json(stored[t]) for t in TRIGGER_NAMES if t in stored}
+
+
+def dump_alert_states(states: dict[TriggerName, AlertState]) -> str:
+    return json.dumps({t: json.loads(s.to_json()) for t, s in states.items()})
+
+
+__all__ = [
+    "alert_states",
+    "dump_alert_states",
+    "gpu_label",
+    "hardware_of",
+    "instance_id_of",
+    "registration_of",
+]

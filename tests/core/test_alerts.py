@@ -1,0 +1,134 @@
+"""The alert lifecycle with an injected clock: fire, repeat limit, resolve, re-arm, silence."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pytest
+
+from bot.core.alerts import AlertAction, AlertState, plan_alerts
+from bot.core.run_history import TriggerName
+from bot.core.triggers import Finding
+from tests.conftest import FakeClock
+
+REPEAT_S = 1800.0
+
+
+def hold(trigger: TriggerName = "hung", detail: str = "no step for 11m") -> Finding:
+    return Finding(trigger, detail, "unknown", ("evidence",), "first look", 100)
+
+
+class Lifecycle:
+    """Checks every minute on a fake clock; remembers states as the service would."""
+
+    def __init__(self, clock: FakeClock, silenced_until: float | None = None) -> None:
+        self.clock = clock
+        self.active: dict[TriggerName, AlertState] = {}
+        self.silenced_until = silenced_until
+        self.log: list[tuple[float, str, str]] = []
+
+    def check(self, findings: Sequence[Finding], minutes: float = 1.0) -> list[AlertAction]:
+        now = self.clock.advance(60.0 * minutes)
+        actions, self.active = plan_alerts(
+            findings, self.active, now, silenced_until=self.silenced_until, repeat_s=REPEAT_S
+        )
+        # States go through JSON, as they do through SQLite.
+        self.active = {k: AlertState.from_json(v.to_json()) for k, v in self.active.items()}
+        self.log += [(now - self.clock_start, a.kind, a.trigger) for a in actions]
+        return actions
+
+    @property
+    def clock_start(self) -> float:
+        return 1_700_000_000.0
+
+
+def kinds(actions: Sequence[AlertAction]) -> list[tuple[str, str]]:
+    return [(a.kind, a.trigger) for a in actions]
+
+
+def test_fires_once_then_repeats_at_most_every_30_minutes(clock: FakeClock) -> None:
+    life = Lifecycle(clock)
+    assert kinds(life.check([hold()])) == [("fire", "hung")]
+    quiet = [life.check([hold(detail=f"no step for {11 + m}m")]) for m in range(1, 30)]
+    assert all(a == [] for a in quiet)  # minutes 2..30: within the repeat limit
+    assert life.active["hung"].detail == "no step for 40m"  # detail still tracked
+    (repeat,) = life.check([hold()])  # minute 31: 30 min after the fire
+    assert repeat.kind == "repeat" and repeat.finding is not None
+    assert repeat.state.posts == 2 and repeat.state.first_at == clock.now - 1800.0
+
+
+def test_resolves_when_it_clears_and_rearms(clock: FakeClock) -> None:
+    life = Lifecycle(clock)
+    life.check([hold()])
+    life.check([hold()])
+    (resolve,) = life.check([])
+    assert resolve.kind == "resolve" and resolve.finding is None
+    assert resolve.state.detail == "no step for 11m"  # what the message said
+    assert life.active == {}
+    assert life.check([]) == []  # nothing to resolve twice
+    assert kinds(life.check([hold()])) == [("fire", "hung")]  # re-armed: a new episode
+    assert life.active["hung"].posts == 1
+
+
+def test_triggers_are_independent_and_ordered(clock: FakeClock) -> None:
+    life = Lifecycle(clock)
+    actions = life.check([hold("silent"), hold("throughput")])
+    assert kinds(actions) == [("fire", "throughput"), ("fire", "silent")]
+    assert kinds(life.check([hold("throughput")])) == [("resolve", "silent")]
+
+
+@pytest.mark.parametrize(
+    ("name", "silence_min", "hold_min", "expected"),
+    [
+        # Silenced for 10 min; the trigger holds at checks 1..20 (minutes): it fires at the
+        # first check after the silence and resolves at the first check where it is gone.
+        ("still holding when the silence ends", 10, 20, [(11.0, "fire"), (21.0, "resolve")]),
+        # Began and ended inside the silence: never posted, so nothing to resolve.
+        ("over before the silence ends", 10, 5, []),
+    ],
+)
+def test_silence(
+    clock: FakeClock, name: str, silence_min: int, hold_min: int, expected: list[tuple[float, str]]
+) -> None:
+    life = Lifecycle(clock, silenced_until=clock.now + 60.0 * silence_min + 1)
+    for _ in range(hold_min):
+        life.check([hold()])
+    for _ in range(15):
+        life.check([])
+    assert [(t / 60, kind) for t, kind, _ in life.log] == expected, name
+
+
+def test_resolve_is_still_emitted_while_silenced(clock: FakeClock) -> None:
+    life = Lifecycle(clock)
+    life.check([hold()])
+    life.silenced_until = clock.now + 7200.0  # /keep for 2 h after the alert was posted
+    assert life.check([hold()]) == []
+    assert kinds(life.check([])) == [("resolve", "hung")]
+
+
+def test_silence_holds_back_repeats_too(clock: FakeClock) -> None:
+    life = Lifecycle(clock)
+    life.check([hold()])
+    life.silenced_until = clock.now + 3600.0
+    assert all(life.check([hold()]) == [] for _ in range(59))
+    (after,) = life.check([hold()], minutes=2)
+    assert after.kind == "repeat"
+
+
+def test_message_ref_survives_updates(clock: FakeClock) -> None:
+    life = Lifecycle(clock)
+    life.check([hold()])
+    life.active["hung"] = replace(life.active["hung"], message_ref="C1/17")
+    life.check([hold()])
+    (resolve,) = life.check([])
+    assert resolve.state.message_ref == "C1/17"
+
+
+def test_alert_state_json() -> None:
+    state = AlertState("oom", first_at=1.5, last_posted_at=None, detail="d", posts=0)
+    assert AlertState.from_json(state.to_json()) == state
+    assert AlertState.from_json(json.loads(state.to_json())) == state
+    with pytest.raises(ValueError):
+        AlertState.from_json({"trigger": "nope", "first_at": 0, "detail": ""})

@@ -1,0 +1,448 @@
+"""``probecast run -- CMD``: real child processes, reported to the real bot over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bot.app import App, RunningServer, build, start_server
+from bot.chat.console import ConsoleChat
+from reporter.run import LineSplitter, LogClock, default_run_name, exit_code_of
+from tests.conftest import SECRET, make_settings
+
+REPO = Path(__file__).resolve().parents[2]
+ALL_KINDS = ("step", "phase", "sample", "transfer", "log", "exit")
+
+MNG_CHILD = """
+import sys, time
+total = int(sys.argv[1])
+print(f"step:0/{total} val_loss:10.9000 train_time:0ms step_avg:nanms")
+t_ms = 0
+for s in range(1, total + 1):
+    time.sleep(0.01)
+    t_ms += 10
+    print(f"step:{s}/{total} train_loss:{3.0 / s:.4f} train_time:{t_ms}ms step_avg:10.00ms")
+    if s % 10 == 0:
+        time.sleep(0.05)
+        print(f"step:{s}/{total} val_loss:{2.0 / s:.4f} train_time:{t_ms}ms step_avg:10.00ms")
+print("done", file=sys.stderr)
+sys.exit(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+"""
+
+# Prints a step line forever; with "ignore" it shrugs off SIGTERM like a wedged job.
+STUBBORN_CHILD = """
+import signal, sys, time
+if sys.argv[1] == "ignore":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+else:
+    def bye(signum, frame):
+        print(f"child got signal {signum}", flush=True)
+        sys.exit(128 + signum)
+    signal.signal(signal.SIGTERM, bye)
+    signal.signal(signal.SIGINT, bye)
+s = 0
+while True:
+    s += 1
+    print(f"step:{s}/100000 train_loss:1.0000 train_time:{s * 20}ms step_avg:20.00ms")
+    time.sleep(0.02)
+"""
+
+
+@dataclass
+class Bot:
+    app: App
+    server: RunningServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def run(self) -> Any:
+        runs = self.app.store.list_runs()
+        assert len(runs) == 1, runs
+        return runs[0]
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        run = self.run()
+        return [{**body, "t": t} for _, t, body in self.app.store.events(run.id, [kind])]
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+    settings = make_settings(
+        tmp_path, table_deadline_s=600, checkin_interval_s=3600, kill_grace_s=1.0
+    )
+    app = build(settings, chat=ConsoleChat(io.StringIO()))
+    server = await start_server(app)
+    yield Bot(app, server)
+    await server.stop()
+    app.store.close()
+
+
+def reporter_env(bot_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PROBECAST_", "CONTAINER_", "VAST_"))
+    }
+    env.update(
+        PROBECAST_URL=bot_url,
+        PROBECAST_INGEST_SECRET=SECRET,
+        PROBECAST_SPOOL_DIR=str(tmp_path / "spool"),
+        PROBECAST_POST_INTERVAL_S="0.05",
+    )
+    env.update(extra)
+    return env
+
+
+def script(tmp_path: Path, name: str, source: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def probecast(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bot.cli", *args]
+
+
+async def run_to_end(
+    argv: list[str], env: dict[str, str], timeout_s: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    return await asyncio.to_thread(
+        subprocess.run, argv, cwd=REPO, env=env, capture_output=True, timeout=timeout_s
+    )
+
+
+async def wait_for(predicate: Callable[[], object], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+# --- pure pieces ----------------------------------------------------------------------
+
+
+def test_log_clock_keeps_log_spacing_and_shows_pauses_the_log_left_out() -> None:
+    clock = LogClock(slack_s=5.0)
+    assert clock.place(0.0, arrived_at=1_000.0) == 1_000.0
+    # a burst: lines arrive together, but the log's own clock spaces them
+    assert clock.place(1.0, arrived_at=1_002.0) == 1_001.0
+    assert clock.place(2.0, arrived_at=1_002.0) == 1_002.0
+    # a line that came through quicker than the first sets a smaller lag from then on
+    assert clock.place(3.0, arrived_at=1_002.5) == 1_002.5
+    assert clock.place(4.0, arrived_at=1_004.0) == 1_003.5
+    # a 60 s eval the training clock does not count: placed at arrival, not hidden
+    assert clock.place(5.0, arrived_at=1_065.0) == 1_065.0
+    assert clock.place(6.0, arrived_at=1_066.0) == 1_066.0
+    # lines without a clock are placed at arrival
+    assert clock.place(None, arrived_at=1_066.5) == 1_066.5
+
+
+def test_line_splitter_handles_cr_bars_partial_lines_and_huge_lines() -> None:
+    splitter = LineSplitter(max_bytes=16)
+    assert splitter.feed(b"step 1\nstep") == ["step 1"]
+    assert splitter.feed(b" 2\r 50%|###\r 60%|####\n") == ["step 2", " 50%|###", " 60%|####"]
+    assert splitter.feed(b"x" * 40 + b"\nafter\n") == ["x" * 16, "after"]
+    assert splitter.feed(b"\xff\xfe bad utf8\n") == ["\ufffd\ufffd bad utf8"]
+    assert splitter.feed(b"tail") == [] and splitter.flush() == ["tail"]
+
+
+def test_default_run_name_and_exit_codes() -> None:
+    assert default_run_name(["python", "train.py", "--lr", "3"], {}) == "train"
+    assert default_run_name(["torchrun", "--nproc", "8", "my model.py"], {}) == "my-model"
+    assert default_run_name(["./run.sh"], {}) == "run"
+    assert default_run_name(["python", "x.py"], {"PROBECAST_RUN": "mine"}) == "mine"
+    assert exit_code_of(0) == 0 and exit_code_of(3) == 3
+    assert exit_code_of(-signal.SIGTERM) == 143 and exit_code_of(-signal.SIGKILL) == 137
+
+
+# --- real child processes -------------------------------------------------------------
+
+
+async def test_run_reports_a_real_child_and_passes_its_output_through(
+    bot: Bot, tmp_path: Path
+) -> None:
+    child = script(tmp_path, "train.py", MNG_CHILD)
+    env = reporter_env(bot.url, tmp_path)
+    argv = probecast("run", "--sample-every", "0.5", "--", sys.executable, str(child), "40", "3")
+    result = await run_to_end(argv, env)
+
+    # The child's exit code is ours, and its output came through byte for byte.
+    assert result.returncode == 3, result.stderr.decode()[-2000:]
+    direct = await run_to_end([sys.executable, str(child), "40", "3"], env)
+    assert result.stdout == direct.stdout
+    assert b"done\n" in result.stderr and b"Traceback" not in result.stderr
+
+    run = bot.run()
+    assert run.name == "train"
+    assert run.target_steps == 40  # learnt from "step:X/40": no --target-steps given
+    steps = bot.events("step")
+    assert [e["step"] for e in steps] == list(range(1, 41))
+    assert steps[4]["loss"] == pytest.approx(0.6)
+    # the log's training clock spaces the steps: 10 ms apart, not arrival jitter
+    gaps = [b["t"] - a["t"] for a, b in zip(steps[:20], steps[1:21], strict=True)]
+    assert sorted(gaps)[10] == pytest.approx(0.010, abs=1e-6), gaps
+    # A loaded machine delivers the first lines in a burst, before the clock offset
+    # settles; after that the spacing is the log's own.
+    assert sum(abs(gap - 0.010) < 0.005 for gap in gaps) >= 16, gaps
+    phases = [(e["phase"], e["edge"]) for e in bot.events("phase")]
+    assert phases.count(("eval", "start")) == 5 and phases.count(("eval", "end")) == 5
+    assert bot.events("exit")[0]["return_code"] == 3
+    samples = bot.events("sample")
+    assert samples and samples[0]["host"]["ram_total_mib"] > 0
+    assert samples[0]["gpus"] or samples[0]["no_gpu_reason"]
+
+
+async def test_warnings_in_the_output_are_reported(bot: Bot, tmp_path: Path) -> None:
+    child = script(
+        tmp_path,
+        "oom.py",
+        """
+        import sys
+        print("step:1/10 train_loss:nan train_time:10ms step_avg:10.00ms")
+        print("Traceback (most recent call last):", file=sys.stderr)
+        print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+              file=sys.stderr)
+        sys.exit(1)
+        """,
+    )
+    result = await run_to_end(
+        probecast("run", "--", sys.executable, str(child)), reporter_env(bot.url, tmp_path)
+    )
+    assert result.returncode == 1
+    codes = {e["code"] for e in bot.events("log")}
+    assert {"oom", "traceback", "nonfinite_loss"} <= codes
+    assert bot.events("step")[0]["loss"] == "nan"
+
+
+async def test_a_signal_to_run_reaches_the_child(bot: Bot, tmp_path: Path) -> None:
+    child = script(tmp_path, "stubborn.py", STUBBORN_CHILD)
+    argv = probecast("run", "--target-steps", "100000", "--", sys.executable, str(child), "x")
+    process = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=reporter_env(bot.url, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await wait_for(lambda: bot.app.store.list_runs() and len(bot.events("step")) >= 5)
+        process.send_signal(signal.SIGINT)  # Ctrl-C at the terminal
+        out, err = await asyncio.to_thread(process.communicate, timeout=30)
+    finally:
+        process.kill()
+    assert b"child got signal 2" in out, err.decode()[-2000:]
+    assert process.returncode == 130
+    await wait_for(lambda: bot.events("exit"))
+    assert bot.events("exit")[0]["return_code"] == 130
+
+
+async def test_a_kill_from_chat_stops_a_child_that_ignores_sigterm(
+    bot: Bot, tmp_path: Path
+) -> None:
+    child = script(tmp_path, "stubborn.py", STUBBORN_CHILD)
+    argv = probecast(
+        "run", "--name", "wedged", "--target-steps", "100000", "--",
+        sys.executable, str(child), "ignore",
+    )  # fmt: skip
+    process = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=reporter_env(bot.url, tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await wait_for(lambda: bot.app.store.list_runs() and len(bot.events("step")) >= 5)
+        asked = await bot.app.service.handle_command("/kill wedged", "console")
+        assert "confirm" in json.dumps(asked.__dict__, default=str).lower()
+        await bot.app.service.handle_command("/kill wedged confirm", "console")
+        _, err = await asyncio.to_thread(process.communicate, timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 137, err.decode()[-2000:]  # SIGKILL after the grace
+    assert b"kill requested from chat" in err
+    run = bot.run()
+    await wait_for(lambda: bot.app.store.commands(run.id, ["done", "failed"]))
+    (command,) = bot.app.store.commands(run.id, ["done", "failed"])
+    assert command.state == "done" and "SIGKILL" in (command.detail or "")
+
+
+async def test_garbage_output_passes_through_and_does_not_break_parsing(
+    bot: Bot, tmp_path: Path
+) -> None:
+    child = script(
+        tmp_path,
+        "noisy.py",
+        """
+        import os, sys
+        out = sys.stdout.buffer
+        out.write(bytes(range(256)) * 64 + b"\\n")
+        out.write(b"x" * 5_000_000 + b"\\n")  # a 5 MB line
+        out.write(b"\\x1b[31mstep:1/2 train_loss:2.0000 train_time:5ms step_avg:5ms\\x1b[0m\\n")
+        out.write(b"step:2/2 train_loss:1.0000 train_time:10ms step_avg:5ms\\n")
+        out.flush()
+        """,
+    )
+    env = reporter_env(bot.url, tmp_path)
+    result = await run_to_end(probecast("run", "--", sys.executable, str(child)), env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    direct = await run_to_end([sys.executable, str(child)], env)
+    assert result.stdout == direct.stdout and len(result.stdout) > 5_000_000
+    assert [e["step"] for e in bot.events("step")] == [1, 2]
+
+
+async def test_an_unreachable_bot_never_stops_the_job(tmp_path: Path) -> None:
+    child = script(tmp_path, "train.py", MNG_CHILD)
+    env = reporter_env("http://127.0.0.1:9", tmp_path)  # the discard port: refused
+    argv = probecast("run", "--flush-timeout", "1", "--", sys.executable, str(child), "20")
+    result = await run_to_end(argv, env)
+    assert result.returncode == 0
+    direct = await run_to_end([sys.executable, str(child), "20"], env)
+    assert result.stdout == direct.stdout
+    err = result.stderr.decode()
+    assert "bot unavailable" in err and "Traceback" not in err
+    # what could not be sent waits in the spool for the next run of the same name
+    assert list((tmp_path / "spool").glob("train-*.sqlite"))
+
+
+async def test_vast_identity_is_registered_and_its_key_never_leaves(
+    bot: Bot, tmp_path: Path
+) -> None:
+    child = script(tmp_path, "train.py", MNG_CHILD)
+    key = "vast-container-key-do-not-leak"
+    env = reporter_env(
+        bot.url,
+        tmp_path,
+        CONTAINER_ID="4242",
+        VAST_CONTAINERLABEL="C.4242",
+        GPU_COUNT="2",
+        CONTAINER_API_KEY=key,
+    )
+    result = await run_to_end(probecast("run", "--", sys.executable, str(child), "10"), env)
+    assert result.returncode == 0
+    run = bot.run()
+    registration = json.loads(run.registration)
+    assert registration["vast"] == {
+        "container_id": "4242",
+        "label": "C.4242",
+        "gpu_count": 2,
+        "can_stop_self": True,  # that it holds the key is said, never the key itself
+    }
+    assert key not in run.registration and key.encode() not in result.stderr
+    everything = json.dumps([body for _, _, body in bot.app.store.events(run.id, ALL_KINDS)])
+    assert key not in everything
+
+
+async def test_transfer_speed_is_timed_and_reported(bot: Bot, tmp_path: Path) -> None:
+    received: list[int] = []
+
+    async def download(request: web.Request) -> web.Response:
+        return web.Response(body=b"\0" * 3_000_000)
+
+    async def upload(request: web.Request) -> web.Response:
+        received.append(len(await request.read()))
+        return web.Response(status=201)
+
+    files = web.Application(client_max_size=32 * 1024 * 1024)
+    files.router.add_get("/data.bin", download)
+    files.router.add_put("/scratch", upload)
+    runner = web.AppRunner(files)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        child = script(tmp_path, "train.py", MNG_CHILD)
+        argv = probecast(
+            "run",
+            "--artifact-url", f"http://127.0.0.1:{port}/data.bin?X-Signature=secret",
+            "--upload-url", f"http://127.0.0.1:{port}/scratch",
+            "--transfer-mb", "2",
+            "--", sys.executable, str(child), "30",
+        )  # fmt: skip
+        result = await run_to_end(argv, reporter_env(bot.url, tmp_path))
+    finally:
+        await runner.cleanup()
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    transfers = {e["direction"]: e for e in bot.events("transfer")}
+    assert "up" in transfers, result.stderr.decode()[-1500:]
+    assert transfers["down"]["bytes"] == 2_000_000
+    assert transfers["down"]["endpoint"] == f"http://127.0.0.1:{port}/data.bin"
+    assert transfers["up"]["bytes"] == 2_000_000 and received == [2_000_000]
+    assert b"MB/s" in result.stderr and b"secret" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run"], "no command given"),
+        (["run", "--", "definitely-not-a-command-xyz"], "command not found"),
+        (["run", "--step-pattern", "(unclosed", "--", "true"], "not a valid regex"),
+        (["run", "--bot", "ftp://x", "--", "true"], "PROBECAST_URL"),
+    ],
+)
+def test_run_refuses_bad_input_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    env = reporter_env("http://127.0.0.1:9", tmp_path)
+    result = subprocess.run(probecast(*args), cwd=REPO, env=env, capture_output=True, timeout=30)
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_without_a_bot_configured_does_not_start_the_child(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROBECAST_")}
+    argv = probecast("run", "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')")
+    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, timeout=30)
+    assert result.returncode == 2
+    assert b"PROBECAST_URL is not set" in result.stderr or b"is not set" in result.stderr
+    assert not marker.exists()
+
+
+async def test_the_vast_on_start_snippet_runs_the_command_under_the_reporter(
+    bot: Bot, tmp_path: Path
+) -> None:
+    # The snippet installs the reporter into PROBECAST_VENV unless it is there already;
+    # here it is: a launcher for this checkout, so the test needs no network.
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    launcher = venv_bin / "probecast"
+    launcher.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m bot.cli "$@"\n')
+    launcher.chmod(0o755)
+    work = tmp_path / "workspace"
+    work.mkdir()
+    child = script(work, "train.py", MNG_CHILD)
+    env = reporter_env(
+        bot.url,
+        tmp_path,
+        PROBECAST_VENV=str(tmp_path / "venv"),
+        PROBECAST_WORKDIR=str(work),
+        PROBECAST_TRAIN_CMD=f"{sys.executable} {child.name} 20",
+        CONTAINER_ID="777",
+        VAST_CONTAINERLABEL="C.777",
+    )
+    del env["PROBECAST_SPOOL_DIR"]  # the snippet's default: on the work directory's disk
+    result = await run_to_end(["bash", str(REPO / "deploy" / "vast-onstart.sh")], env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    run = bot.run()
+    assert run.name == "C.777"  # the run is named after the instance's label
+    assert [e["step"] for e in bot.events("step")] == list(range(1, 21))
+    assert b"step:20/20" in (work / "train.log").read_bytes()
+    assert (work / ".probecast").is_dir()
