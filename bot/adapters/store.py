@@ -22,7 +22,7 @@ from sqlite_utils.db import NotFoundError
 
 from bot.core.kill import Kill
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6  # = len(MIGRATIONS)
 CHECKPOINT_EVERY_S = 1.0
 # ~40 MiB of WAL at 4 KiB pages: then the checkpoint thread starts the file over.
 WAL_RESTART_FRAMES = 10_000
@@ -62,6 +62,7 @@ class RunRecord:
     kept_until: float | None = None
     trigger_memory: str | None = None  # JSON: what one trigger check leaves for the next
     alert_states: str | None = None  # JSON: {trigger: AlertState} for alerts that hold
+    instance_track: str | None = None  # JSON: the Vast instance as last read (core.instance)
 
     @property
     def active(self) -> bool:
@@ -97,7 +98,7 @@ _RUN_COLUMNS = {f.name for f in fields(RunRecord)}
 
 # Columns that later migrations add; the first migration must keep creating the
 # version-1 table so every database walks the same path.
-_ADDED_LATER = {"restart_s", "trigger_memory", "alert_states"}
+_ADDED_LATER = {"restart_s", "trigger_memory", "alert_states", "instance_track"}
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -174,7 +175,12 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     db.execute("alter table events_clustered rename to events")
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5]
+def _migration_6(db: sqlite_utils.Database) -> None:
+    # Issue 24: the instance's own life (status, contract end, pauses, billed price).
+    db.table("runs").add_column("instance_track", str)
+
+
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6]
 
 
 class SqliteStore:
@@ -467,6 +473,13 @@ class SqliteStore:
         rows = self._rows(
             "select * from kills where state not in ('done', 'failed', 'cancelled')"
             " order by requested_at"
+        )
+        return [_kill(row) for row in rows]
+
+    def stopped_instance_kills(self) -> list[Kill]:
+        """Kills that left an instance stopped: its disk bills until someone destroys it."""
+        rows = self._rows(
+            "select * from kills where state = 'done' and on_kill = 'stop' order by requested_at"
         )
         return [_kill(row) for row in rows]
 

@@ -159,6 +159,11 @@ class Instance(_VastModel):
     disk_usage_gb: float | None = Field(
         None, validation_alias=AliasChoices("disk_usage_gb", "disk_usage")
     )
+    # The host's contract end (Unix seconds): an on-demand instance stops then.
+    end_date_unix_s: float | None = Field(
+        None, validation_alias=AliasChoices("end_date_unix_s", "end_date")
+    )
+    min_bid_usd: float | None = Field(None, validation_alias=AliasChoices("min_bid_usd", "min_bid"))
     # Still billed while the instance is stopped.
     storage_usd_per_hour: float | None = Field(
         None, validation_alias=AliasChoices("storage_usd_per_hour", "storage_total_cost")
@@ -256,10 +261,11 @@ class VastMarket:
             self._cache[query] = (self._clock(), offers)
             return list(offers)
 
-    async def show_instance(self, instance_id: int | str) -> Instance:
-        """The instance's current state and price."""
+    async def show_instance(self, instance_id: int | str, *, once: bool = False) -> Instance:
+        """The instance's current state and price. ``once``: a single request, no retries
+        (a watcher that reads again later paces itself, and backs off on its own)."""
         path = _instance_path(instance_id)
-        body = await self._call("GET", path, retry_ambiguous=True)
+        body = await self._call("GET", path, retry_ambiguous=True, tries=1 if once else None)
         raw = body.get("instances") if isinstance(body, dict) else None
         if not isinstance(raw, dict):
             # Vast answers {"instances": null} for an id that is not ours.
@@ -298,9 +304,11 @@ class VastMarket:
         json: dict[str, Any] | None = None,
         retry_ambiguous: bool = False,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        tries: int | None = None,
     ) -> Any:
-        for attempt in range(1, self._max_tries + 1):
-            last = attempt == self._max_tries
+        max_tries = self._max_tries if tries is None else max(1, tries)
+        for attempt in range(1, max_tries + 1):
+            last = attempt == max_tries
             if before_send is not None:
                 await before_send()
             try:

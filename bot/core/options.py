@@ -190,6 +190,7 @@ class RunFacts:
     checkpoint_gb: float | None = None
     transfer_mb_per_s: float | None = None  # measured download speed, if any
     trigger_holding: str | None = None  # an unsilenced alert: the current row says kill
+    instance_risks: tuple[str, ...] = ()  # the instance's own (a contract ending too soon)
 
 
 def scaling_factor(ratio: float, efficiency: float) -> float:
@@ -414,6 +415,8 @@ def build_option_table(
         probe_steps=probe_steps,
         usd_per_hour=usd_per_hour,
     )
+    if facts.instance_risks:
+        row = replace(row, risks=(*facts.instance_risks, *row.risks))
     if estimate is not None and usd_per_hour is not None:
         row = replace(
             row,

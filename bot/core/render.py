@@ -54,6 +54,7 @@ class RunView:
     spent_usd: float | None = None
     alerts: tuple[str, ...] = ()  # triggers that hold now
     instance_id: str | None = None  # the Vast container id, when the reporter knows it
+    instance_state: str | None = None  # the instance as Vast last said, when it was read
 
 
 def fmt_exit_code(code: int) -> str:
@@ -192,6 +193,9 @@ TRIGGER_LABELS = {
     "nonfinite_loss": "Loss is NaN/inf",
     "hung": "No progress: job looks hung",
     "silent": "Reporter silent",
+    "contract_end": "Contract ends before the run",
+    "outbid": "Paused by Vast (outbid)",
+    "host_down": "Instance down",
 }
 BOTTLENECK_LABELS = {
     "input": "input pipeline",
@@ -322,6 +326,8 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
         if cal.eval_s_each is not None:
             fields.append(CardField("Eval", f"{fmt_duration(cal.eval_s_each)} each"))
     fields.append(CardField("GPU", f"{run.gpu_label} · {fmt_usd(run.usd_per_hour)}/h"))
+    if run.instance_state is not None:
+        fields.append(CardField("Instance", run.instance_state))
     if run.last_event_age_s is not None:
         fields.append(CardField("Last report", f"{fmt_duration(run.last_event_age_s)} ago"))
     if run.alerts:

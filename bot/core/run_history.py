@@ -13,7 +13,18 @@ from typing import Literal, get_args
 from bot.core.estimate import Pause, StepPoint
 
 TriggerName = Literal[
-    "throughput", "gpu_util", "near_oom", "oom", "no_progress", "nonfinite_loss", "hung", "silent"
+    "throughput",
+    "gpu_util",
+    "near_oom",
+    "oom",
+    "no_progress",
+    "nonfinite_loss",
+    "hung",
+    "silent",
+    # the instance's own life (bot/core/instance.py), raised when Vast is read
+    "contract_end",
+    "outbid",
+    "host_down",
 ]
 Bottleneck = Literal["input", "compute", "memory", "logging", "infra", "unknown"]
 TRIGGER_NAMES: tuple[TriggerName, ...] = get_args(TriggerName)

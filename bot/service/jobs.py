@@ -17,6 +17,13 @@ from bot.chat.base import MessageRef
 from bot.core.alerts import plan_alerts
 from bot.core.chartdata import build_chart_data
 from bot.core.estimate import CalibrationSettings, Pause, StepPoint
+from bot.core.instance import (
+    InstanceTrack,
+    instance_findings,
+    price_note,
+    projected_finish_at_s,
+    without_quiet_alarms,
+)
 from bot.core.render import (
     fmt_exit_code,
     kill_confirm_text,
@@ -28,10 +35,13 @@ from bot.core.render import (
     render_status,
     render_text,
 )
+from bot.core.run_history import RunHistory
 from bot.core.schedule import check_phase_s, table_deadline_at, table_due
-from bot.core.triggers import CheckMemory, evaluate_triggers
+from bot.core.triggers import CheckMemory, Finding, evaluate_triggers
 from bot.core.trim import trim_history
+from bot.service.disk import JOB as DISK_JOB
 from bot.service.history import CheckHistory, load_telemetry_series
+from bot.service.instance_watch import InstanceWatch
 from bot.service.kill_flow import KillFlow
 from bot.service.ports import Ports, RunSnapshot
 from bot.service.records import alert_states, dump_alert_states, gpu_label, registration_of
@@ -44,6 +54,7 @@ TABLE_CHECK_EVERY_S = 5.0
 class ScheduledJobs:
     def __init__(self, ports: Ports, snapshots: Snapshots, kills: KillFlow) -> None:
         self.ports, self.snapshots, self.kills = ports, snapshots, kills
+        self.watch = InstanceWatch(ports)
         self._locks: dict[str, asyncio.Lock] = {}
         self._table_checked_at: dict[str, float] = {}  # run id -> when the probe was judged
         # run id -> what its trigger checks still read; rebuilt from the store when absent
@@ -119,6 +130,7 @@ class ScheduledJobs:
             "check": self.check,
             "kill-deadline": self.kills.deadline,
             "instance-stop": self.kills.instance_step,
+            DISK_JOB: self.kills.disk.remind,
             "final": self.finish,
         }
         await handlers[job](run_id)
@@ -225,6 +237,8 @@ class ScheduledJobs:
         memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else CheckMemory()
         trigger_settings = self.ports.settings.trigger_settings()
         findings, memory = evaluate_triggers(history, now, memory, trigger_settings)
+        if run.active:
+            findings = await self._with_instance(run, findings, history, memory, now)
         if not run.active:
             findings = []  # an ended run resolves whatever it held, and raises nothing new
         active = alert_states(run)
@@ -276,6 +290,40 @@ class ScheduledJobs:
         else:
             self._check_histories.pop(run_id, None)
 
+    async def _with_instance(
+        self,
+        run: RunRecord,
+        findings: list[Finding],
+        history: RunHistory,
+        memory: CheckMemory,
+        now: float,
+    ) -> list[Finding]:
+        """Read the run's Vast instance when due, and let it speak: a paused or downed
+        instance replaces "hung" and "reporter silent"; a contract ending before the
+        finish, an outbid pause or a host in trouble is an alert of its own."""
+        track = await self.watch.refresh(run)
+        if track is None:
+            return findings
+        await self._note_price_once(run, track)
+        done = history.steps[-1].step if history.steps else 0
+        base_at, pess_at = projected_finish_at_s(
+            now, done, run.target_steps, memory.expected_step_s
+        )
+        return without_quiet_alarms(findings, track.status) + instance_findings(
+            track, now, finish_base_at_s=base_at, finish_pess_at_s=pess_at
+        )
+
+    async def _note_price_once(self, run: RunRecord, track: InstanceTrack) -> None:
+        """Vast bills a price other than the one given at launch: say so, once."""
+        note = price_note(run.usd_per_hour, track.facts)
+        if track.price_noted or note is None or run.status_ref is None:
+            return
+        self.ports.store.update_run(
+            run.id, instance_track=replace(track, price_noted=True).to_json()
+        )
+        card = render_text(f"Price · {run.name}", note, "note")
+        await self.ports.chat.reply(MessageRef.loads(run.status_ref), card)
+
     async def finish(self, run_id: str) -> None:
         # Under the run's posting lock: the table, check-ins and the final card never race
         # to create the status message or post the table twice.
@@ -292,6 +340,8 @@ class ScheduledJobs:
         kill = self.ports.store.latest_kill(run_id)
         if kill is not None and kill.pending:
             self.kills.schedule(kill)
+        elif kill is not None:
+            self.kills.disk.schedule(kill)
         if run.alert_states:
             await self._check(run_id)  # an ended run resolves its alerts, buttons and all
         if run.table_posted_at is None and run.first_event_at is not None:
@@ -338,6 +388,7 @@ class ScheduledJobs:
             if not run.active and run.table_posted_at is None and run.first_event_at:
                 self.ports.jobs.at(run.id, "final", None)
         self.kills.resume()
+        self.kills.disk.resume()
         return len(active)
 
 

@@ -26,6 +26,7 @@ from bot.chat.base import MessageRef
 from bot.core import kill as k
 from bot.core import slash
 from bot.core.card import Button, Card, CardField, action_id
+from bot.core.instance import disk_line
 from bot.core.render import (
     fmt_duration,
     fmt_usd,
@@ -33,6 +34,7 @@ from bot.core.render import (
     render_status,
     render_text,
 )
+from bot.service.disk import DiskReminders, disk_usd_per_day
 from bot.service.ports import Ports, RunSnapshot, SnapshotReader
 from bot.service.records import instance_id_of, registration_of
 from bot.service.snapshots import current_kill
@@ -51,6 +53,7 @@ class KillFlow:
     def __init__(self, ports: Ports, snapshots: SnapshotReader) -> None:
         self.ports, self.snapshots = ports, snapshots
         self.store = ports.store
+        self.disk = DiskReminders(ports)
 
     # --- asked from chat ------------------------------------------------------------
 
@@ -474,12 +477,18 @@ class KillFlow:
                     f"{fmt_duration(at_kill.get('eta_remaining_s'))} to go",
                 ),
                 CardField("Process", kill.process_result or "—"),
+                *(
+                    (CardField("Disk", disk_line(disk_usd_per_day(run))),)
+                    if done and kill.on_kill == "stop"
+                    else ()
+                ),
             ),
             buttons=buttons,
             kind="kill-report",
         )
         await self._to_thread(run, card, post_if_no_thread=True)
         await self._refresh_status(run.id)
+        self.disk.schedule(kill)
 
     async def _refresh_status(self, run_id: str) -> None:
         """Edit the run's status message in place, if it has one."""

@@ -7,6 +7,7 @@ import json
 
 from bot.adapters.store import RunRecord
 from bot.core.alerts import AlertState
+from bot.core.instance import InstanceTrack
 from bot.core.options import Hardware
 from bot.core.run_history import TRIGGER_NAMES, TriggerName
 from reporter.wire import RunRegistration
@@ -46,6 +47,11 @@ def alert_states(run: RunRecord) -> dict[TriggerName, AlertState]:
     return {t: AlertState.from_json(stored[t]) for t in TRIGGER_NAMES if t in stored}
 
 
+def instance_track(run: RunRecord) -> InstanceTrack | None:
+    """What the last read of the run's Vast instance said, if it was ever read."""
+    return None if run.instance_track is None else InstanceTrack.from_json(run.instance_track)
+
+
 def dump_alert_states(states: dict[TriggerName, AlertState]) -> str:
     return json.dumps({t: json.loads(s.to_json()) for t, s in states.items()})
 
@@ -56,5 +62,6 @@ __all__ = [
     "gpu_label",
     "hardware_of",
     "instance_id_of",
+    "instance_track",
     "registration_of",
 ]

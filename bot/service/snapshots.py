@@ -11,11 +11,18 @@ from bot.adapters.store import RunRecord, SqliteStore
 from bot.core import kill as k
 from bot.core.estimate import CalibrationSettings, RunInputs, estimate_run
 from bot.core.gpus import Catalog, UnknownGpu
+from bot.core.instance import billed_usd_per_hour, contract_risk, describe_instance
 from bot.core.options import OptionTable, RunFacts, SwitchSettings, build_option_table
 from bot.core.render import TRIGGER_LABELS, RunView
 from bot.service.history import StepHistory, calibrated_steps, load_run
 from bot.service.ports import Ports, RunSnapshot
-from bot.service.records import alert_states, gpu_label, hardware_of, registration_of
+from bot.service.records import (
+    alert_states,
+    gpu_label,
+    hardware_of,
+    instance_track,
+    registration_of,
+)
 
 
 def current_kill(store: SqliteStore, run: RunRecord) -> k.Kill | None:
@@ -62,30 +69,32 @@ class Snapshots:
         has read them already; otherwise they are read here, on the caller's thread."""
         now = self.ports.clock()
         calibration = (steps or self._steps(self.ports.store, run.id)).calibration
+        track = instance_track(run)
+        facts = None if track is None else track.facts
+        usd_per_hour = billed_usd_per_hour(run.usd_per_hour, facts)
         estimate = estimate_run(
             calibration,
-            RunInputs(
-                run.target_steps, run.eval_every, run.usd_per_hour, run.setup_s, run.restart_s
-            ),
+            RunInputs(run.target_steps, run.eval_every, usd_per_hour, run.setup_s, run.restart_s),
             origin_s=run.first_step_at,
         )
         kill = current_kill(self.ports.store, run)
         reg_vast = registration_of(run).vast
-        spent = (
-            None
-            if run.usd_per_hour is None
+        spent = None
+        if usd_per_hour is not None:
             # an active run bills until now, even while its reporter is silent
-            else max(0.0, (now if run.active else run.last_event_at or now) - run.started_at)
-            / 3600
-            * run.usd_per_hour
-        )
+            billed_s = (now if run.active else run.last_event_at or now) - run.started_at
+            spent = max(0.0, billed_s) / 3600 * usd_per_hour
+            if track is not None:  # an outbid pause bills the disk, not the GPU
+                storage = (facts.storage_usd_per_hour if facts else None) or 0.0
+                paused_usd = track.lost_s(now) / 3600 * max(0.0, usd_per_hour - storage)
+                spent = max(0.0, spent - paused_usd)
         view = RunView(
             run_id=run.id,
             name=run.name,
             state=run.state,
             target_steps=run.target_steps,
             gpu_label=gpu_label(run),
-            usd_per_hour=run.usd_per_hour,
+            usd_per_hour=usd_per_hour,
             last_event_age_s=None if run.last_event_at is None else now - run.last_event_at,
             kept_until_s=None
             if run.kept_until is None or run.kept_until <= now
@@ -97,6 +106,7 @@ class Snapshots:
             spent_usd=spent,
             alerts=tuple(alert_states(run)),
             instance_id=None if reg_vast is None else reg_vast.container_id,
+            instance_state=None if track is None else describe_instance(track, now),
         )
         return RunSnapshot(run, estimate, view, calibration.clean_steps)
 
@@ -109,17 +119,29 @@ class Snapshots:
             if self.market is None
             else await self.market.candidates(facts.num_gpus, settings.offer_disk_gb)
         )
+        facts = replace(facts, instance_risks=self._instance_risks(snap))
         table = build_option_table(
             snap.estimate,
             hardware_of(snap.run),
             probe_steps_seen=snap.clean_steps,
             probe_steps=settings.probe_steps,
-            usd_per_hour=snap.run.usd_per_hour,
+            usd_per_hour=snap.view.usd_per_hour,
             candidates=candidates,
             facts=facts,
             settings=SwitchSettings(saving=settings.switch_saving),
         )
         return replace(table, missing=(*table.missing, *missing))
+
+    def _instance_risks(self, snap: RunSnapshot) -> tuple[str, ...]:
+        """The contract ending before the finish: a major risk for this run's own row."""
+        track = instance_track(snap.run)
+        if track is None or snap.estimate is None:
+            return ()
+        now, eta = self.ports.clock(), snap.estimate.eta
+        risk = contract_risk(
+            track.facts, now, now + eta.base.remaining_s, now + eta.pess.remaining_s
+        )
+        return () if risk is None else (f"MAJOR: {risk}",)
 
     def _run_facts(self, run: RunRecord) -> tuple[RunFacts, list[str]]:
         """What the probe and telemetry say about the run, for predicting other GPUs."""

@@ -489,8 +489,8 @@ def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path: Path) -> 
 def test_store_schema_is_versioned(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
     assert store.migrate() == 0
-    assert store.migrate() == 5
-    assert {"restart_s", "trigger_memory", "alert_states"} <= set(
+    assert store.migrate() == 6
+    assert {"restart_s", "trigger_memory", "alert_states", "instance_track"} <= set(
         store.db.table("runs").columns_dict
     )
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
