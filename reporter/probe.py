@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import collections
 import hashlib
+import math
 import os
 import random
 import sys
@@ -46,7 +47,7 @@ from reporter.config import (
 )
 from reporter.outbox import MAX_SPOOL_EVENTS, Outbox
 from reporter.telemetry import TelemetrySampler
-from reporter.vast_self import DEFAULT_VAST_URL, end_own_instance
+from reporter.vast_self import DEFAULT_VAST_URL, end_own_instance, read_own_instance
 from reporter.wire import (
     MAX_EVENTS_PER_BATCH,
     Command,
@@ -59,6 +60,7 @@ from reporter.wire import (
     GpuInfo,
     GpuSample,
     HostSample,
+    InstanceEvent,
     LogEvent,
     PhaseEvent,
     Registered,
@@ -121,7 +123,16 @@ class _Sample(NamedTuple):
     no_gpu_reason: str | None
 
 
-_Record = _Step | _Phase | _Log | _Exit | _Sample | _Transfer
+class _Instance(NamedTuple):
+    t: float
+    shown: dict[str, object]  # what Vast said of this instance (vast_self.read_own_instance)
+
+
+_Record = _Step | _Phase | _Log | _Exit | _Sample | _Transfer | _Instance
+# This instance as Vast shows it, read with its own key for a bot that has none: one request
+# per 10 minutes is far inside Vast's limits; failures wait twice as long each, up to 1 h.
+INSTANCE_READ_EVERY_S = 600.0
+INSTANCE_READ_MAX_S = 3_600.0
 
 
 class Probe:
@@ -203,6 +214,8 @@ class Probe:
         self._dropped = 0  # invalid records; the outbox counts its own losses
         self._batch_max = MAX_EVENTS_PER_BATCH
         self._registered: Registered | None = None
+        self._instance_read_at = 0.0  # monotonic: when to read this Vast instance next
+        self._instance_failures = 0
         self._disabled = False
         self._outcomes: dict[str, CommandOutcome] = {}  # command id -> process outcome
         self._unreported: list[tuple[str, CommandOutcome]] = []
@@ -373,6 +386,7 @@ class Probe:
             failures = 0
             while True:
                 self._end_instance_when_due()
+                self._read_instance_when_due()
                 if self._closing:
                     if self._flush_once():
                         if not self._disabled:  # discarded is not delivered
@@ -598,6 +612,8 @@ class Probe:
             if isinstance(record, _Exit):
                 code = max(-255, min(255, record.return_code))
                 return ExitEvent(seq=seq, t=record.t, return_code=code)
+            if isinstance(record, _Instance):
+                return InstanceEvent.model_validate({"seq": seq, "t": record.t, **record.shown})
             if isinstance(record, _Sample):
                 return SampleEvent(
                     seq=seq,
@@ -677,6 +693,34 @@ class Probe:
         outcome = CommandOutcome(state=state, step="instance", detail=detail, t=self._clock())
         self._unreported.append((command.id, outcome))
         self._report_outcomes()
+
+    def _read_instance_when_due(self) -> None:
+        """Read this Vast instance (status, contract end, billed price) every 10 minutes,
+        for a bot that reads wire version 3; the instance's own key never leaves here."""
+        registered = self._registered
+        now = time.monotonic()
+        if registered is None or registered.settings.schema_version < 3:
+            return
+        if now < self._instance_read_at:
+            return
+        vast = detect_vast(self._env)
+        key = vast_api_key(self._env)
+        if vast is None or vast.container_id is None or key is None:
+            self._instance_read_at = math.inf  # nothing to read with: never ask again
+            return
+        shown = read_own_instance(
+            vast.container_id,
+            key,
+            base_url=self._env.get("VAST_API_URL", "").strip() or DEFAULT_VAST_URL,
+        )
+        if shown is None:
+            self._instance_failures += 1
+            wait_s = INSTANCE_READ_EVERY_S * 2.0**self._instance_failures
+            self._instance_read_at = now + min(wait_s, INSTANCE_READ_MAX_S)
+            return
+        self._instance_failures = 0
+        self._instance_read_at = now + INSTANCE_READ_EVERY_S
+        self._queue.append(_Instance(self._clock(), shown))
 
     def _report_outcomes(self) -> None:
         registered = self._registered

@@ -1,4 +1,4 @@
-"""Stop or destroy this Vast instance with its own ``CONTAINER_API_KEY``.
+"""Read, stop or destroy this Vast instance with its own ``CONTAINER_API_KEY``.
 
 Used after a kill when the bot holds no ``VAST_API_KEY``: Vast gives every container a
 key scoped to that one instance, so the reporter can end its own billing. Stop
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -57,6 +57,52 @@ def end_own_instance(
     return "failed", f"{last} after {len(RETRY_DELAYS_S) + 1} tries; {action} it on Vast.ai"
 
 
+def read_own_instance(
+    instance_id: str,
+    api_key: str,
+    *,
+    base_url: str = DEFAULT_VAST_URL,
+    timeout_s: float = 10.0,
+) -> dict[str, Any] | None:
+    """This instance's status, contract end and prices, or None when Vast did not say.
+
+    One request, no retries: the caller reads again later (and backs off); a failed read
+    is no reason to disturb the training job.
+    """
+    if not instance_id.isdigit():
+        return None
+    url = f"{base_url.rstrip('/')}/api/v0/instances/{int(instance_id)}/"
+    headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+    try:
+        with httpx.Client(timeout=timeout_s, headers=headers) as client:
+            response = client.get(url)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    raw = _json(response).get("instances")
+    if not isinstance(raw, dict):
+        return None
+    return {
+        "actual_status": _text(raw.get("actual_status"), 128),
+        "intended_status": _text(raw.get("intended_status"), 128),
+        "status_msg": _text(raw.get("status_msg"), 2048),
+        "interruptible": bool(raw.get("is_bid")),
+        "end_date": _number(raw.get("end_date")),
+        "dph_total_usd": _number(raw.get("dph_total")),
+        "min_bid_usd": _number(raw.get("min_bid")),
+        "storage_usd_per_hour": _number(raw.get("storage_total_cost")),
+    }
+
+
+def _text(value: object, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _verdict(response: httpx.Response, instance_id: str, action: str) -> Outcome | None:
     """The outcome of one answer, or None when it is worth asking again."""
     status = response.status_code
@@ -86,4 +132,4 @@ def _json(response: httpx.Response) -> dict[str, object]:
     return body if isinstance(body, dict) else {}
 
 
-__all__ = ["DEFAULT_VAST_URL", "end_own_instance"]
+__all__ = ["DEFAULT_VAST_URL", "end_own_instance", "read_own_instance"]

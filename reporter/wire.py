@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 2  # 2: GpuSample.mem_util_pct
+SCHEMA_VERSION = 3  # 2: GpuSample.mem_util_pct; 3: InstanceEvent
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_GPUS = 64
 
@@ -225,8 +225,28 @@ class ExitEvent(_Model):
     return_code: int = Field(ge=-255, le=255)
 
 
+Usd = Annotated[float, Field(ge=0, le=1_000, allow_inf_nan=False)]
+
+
+class InstanceEvent(_Model):
+    """This Vast instance as Vast shows it, read with its own ``CONTAINER_API_KEY`` (for a
+    bot with no ``VAST_API_KEY``). Sent only to a bot that reads wire version 3."""
+
+    kind: Literal["instance"] = "instance"
+    seq: Seq
+    t: UnixTime
+    actual_status: ShortText | None = None
+    intended_status: ShortText | None = None
+    status_msg: Text | None = None
+    interruptible: bool = False
+    end_date: UnixTime | None = None
+    dph_total_usd: Usd | None = None
+    min_bid_usd: Usd | None = None
+    storage_usd_per_hour: Usd | None = None
+
+
 Event = Annotated[
-    StepEvent | PhaseEvent | SampleEvent | TransferEvent | LogEvent | ExitEvent,
+    StepEvent | PhaseEvent | SampleEvent | TransferEvent | LogEvent | ExitEvent | InstanceEvent,
     Field(discriminator="kind"),
 ]
 
@@ -296,6 +316,7 @@ __all__ = [
     "GpuSample",
     "HostInfo",
     "HostSample",
+    "InstanceEvent",
     "LogEvent",
     "PhaseEvent",
     "Registered",

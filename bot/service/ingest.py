@@ -15,9 +15,11 @@ import uuid
 from typing import Any
 
 from bot.adapters.store import RunRecord, StoredEvent
+from bot.core.instance import InstanceFacts, InstanceTrack, track_read
 from bot.service.jobs import ScheduledJobs
 from bot.service.kill_flow import KillFlow
 from bot.service.ports import Ports, RunNotFound, Unauthorized
+from bot.service.records import instance_track
 from reporter.wire import (
     SCHEMA_VERSION,
     CommandOutcome,
@@ -192,7 +194,27 @@ class Ingest:
                 changes["state"] = (
                     "killed" if self._kill_sent(run) else ("finished" if code == 0 else "failed")
                 )
+        shown = [e for e in events if e.kind == "instance"]
+        if shown:
+            changes["instance_track"] = self._instance_seen(run, shown[-1]).to_json()
         return changes
+
+    def _instance_seen(self, run: RunRecord, event: StoredEvent) -> InstanceTrack:
+        """The instance as its reporter read it with its own key (a bot with no key)."""
+        body = json.loads(event.body)
+        facts = InstanceFacts(
+            read_at_s=event.t,
+            actual_status=body.get("actual_status"),
+            intended_status=body.get("intended_status"),
+            status_msg=body.get("status_msg"),
+            interruptible=bool(body.get("interruptible")),
+            end_date_s=body.get("end_date"),
+            dph_total_usd=body.get("dph_total_usd"),
+            min_bid_usd=body.get("min_bid_usd"),
+            storage_usd_per_hour=body.get("storage_usd_per_hour"),
+        )
+        track = instance_track(run) or InstanceTrack()
+        return track_read(track, facts, event.t, self.ports.settings.check_interval_s)
 
     async def command_outcome(
         self, run_id: str, presented_token: str, command_id: str, outcome: CommandOutcome

@@ -3,6 +3,7 @@ through the real client against a fake Vast API on loopback, on an injected cloc
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 from collections.abc import AsyncIterator
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App
+from bot.app import App, build, start_server
 from bot.chat.console import ConsoleChat
 from bot.core.card import Card
-from tests.conftest import FakeClock
+from reporter.probe import Probe
+from tests.conftest import SECRET, FakeClock, make_settings
 from tests.fake_vast import TINY_INSTANCES, TINY_OFFERS, FakeVast
 from tests.service.test_kill_instance import (
     INSTANCE,
@@ -193,3 +195,47 @@ async def test_the_kill_report_says_what_the_disk_costs_when_vast_said(
     await report_outcome(app, run_id, token, "stopped")
     fields = {f.label: f.value for f in cards(chat, "kill-report")[-1].fields}
     assert fields["Disk"] == "$0.13/day while stopped, until destroyed"
+
+
+async def test_without_a_bot_key_the_reporter_reads_its_own_instance(
+    tmp_path: Path, vast: FakeVast
+) -> None:
+    """A real Probe on a 'Vast instance' (CONTAINER_ID and CONTAINER_API_KEY set) reads the
+    instance from the fake Vast API and posts it to the real bot over HTTP; the bot, with no
+    VAST_API_KEY, bills at Vast's price and knows the contract end."""
+    vast.api_key = "container-key-for-4242"  # the instance's own key, never sent to the bot
+    vast.instances[INSTANCE]["end_date"] = 2_000_000_000.0
+    chat = ConsoleChat(io.StringIO())
+    bot = build(make_settings(tmp_path), chat=chat)
+    server = await start_server(bot)
+    environ = {
+        "PROBECAST_URL": server.url,
+        "PROBECAST_INGEST_SECRET": SECRET,
+        "PROBECAST_SPOOL_DIR": str(tmp_path / "spool"),
+        "PROBECAST_POST_INTERVAL_S": "0.05",
+        "CONTAINER_ID": str(INSTANCE),
+        "CONTAINER_API_KEY": "container-key-for-4242",
+        "VAST_API_URL": vast.url,
+    }
+    probe = Probe("own", 1_000, usd_per_hour=2.0, environ=environ, sample_interval_s=None)
+    try:
+        for step in range(1, 30):
+            probe.step(step, loss=1.0)
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            runs = bot.store.list_runs()
+            if runs and runs[0].instance_track is not None:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "no instance event arrived"
+            await asyncio.sleep(0.05)
+    finally:
+        await asyncio.to_thread(probe.close)
+        await server.stop()
+    (read,) = [r for r in vast.received if r.method == "GET"]
+    assert read.authorization == "Bearer container-key-for-4242"
+    run = bot.store.get_run(runs[0].id)
+    assert run is not None and "container-key" not in run.registration
+    snap = bot.service.snapshot(run)
+    assert snap.view.usd_per_hour == pytest.approx(0.3013)
+    assert snap.view.instance_state is not None and "contract ends" in snap.view.instance_state
+    bot.store.close()
