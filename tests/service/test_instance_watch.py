@@ -78,11 +78,12 @@ async def test_the_instance_is_read_once_per_interval_and_its_billed_price_used(
     assert table.rows[0].usd_per_hour == pytest.approx(0.3013)
 
 
-async def test_rate_limits_slow_the_watch_down_and_never_speed_it_up(
-    app: App, clock: FakeClock, vast: FakeVast
+@pytest.mark.parametrize("status", [429, 503])
+async def test_refusals_slow_the_watch_down_and_never_speed_it_up(
+    app: App, clock: FakeClock, vast: FakeVast, status: int
 ) -> None:
     run_id, _ = await start_run(app, clock)
-    vast.fail_next(5, 429, body="Too Many Requests")
+    vast.fail_next(5, status, body="Too Many Requests" if status == 429 else "")
     asked_at = []
     for _ in range(30):  # 30 minutes of checks, one a minute
         before = reads(vast)
