@@ -39,6 +39,12 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="total steps (default: $PROBECAST_TARGET_STEPS, else read from the log)",
     )
     parser.add_argument("--eval-every", type=positive_int, help="steps between evaluations")
+    parser.add_argument(
+        "--attempt-of",
+        metavar="NAME",
+        help="the earlier run this relaunches (default: an earlier run of the same name); "
+        "the bot compares the two once the probe completes",
+    )
     parser.add_argument("--bot", metavar="URL", help="the bot's URL (default: $PROBECAST_URL)")
     parser.add_argument("--usd-per-hour", type=float, help="what this machine costs, in $/h")
     parser.add_argument(
@@ -121,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         transfer_max_bytes=args.transfer_mb * 1_000_000,
         sample_interval_s=args.sample_every,
         close_timeout_s=max(0.0, args.flush_timeout),
+        attempt_of=args.attempt_of,
     )
     try:
         return Runner(options).run()

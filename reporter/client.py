@@ -74,9 +74,17 @@ class BotClient:
             headers={"User-Agent": f"probecast-reporter/{__version__}"},
         )
 
-    def register(self, registration: RunRegistration, ingest_secret: str) -> Registered:
-        """Enrol the run (idempotent on name and instance); returns its id and token."""
-        return _parse(Registered, self._post("/v1/runs", ingest_secret, registration))
+    def register(
+        self,
+        registration: RunRegistration,
+        ingest_secret: str,
+        *,
+        exclude: set[str] | None = None,
+    ) -> Registered:
+        """Enrol the run (idempotent on name and instance); returns its id and token.
+        ``exclude``: fields to leave out for a bot that does not know them."""
+        response = self._post("/v1/runs", ingest_secret, registration, exclude=exclude)
+        return _parse(Registered, response)
 
     def post_events(
         self, run_id: str, run_token: str, batch: EventBatch, *, bot_schema_version: int
@@ -112,7 +120,12 @@ class BotClient:
         self.close()
 
     def _post(
-        self, path: str, token: str, body: BaseModel, *, exclude: dict[str, Any] | None = None
+        self,
+        path: str,
+        token: str,
+        body: BaseModel,
+        *,
+        exclude: dict[str, Any] | set[str] | None = None,
     ) -> httpx.Response:
         try:
             response = self._http.post(

@@ -45,11 +45,13 @@ from reporter.config import (
     detect_vast,
     vast_api_key,
 )
+from reporter.launch import detect_launch
 from reporter.outbox import MAX_SPOOL_EVENTS, Outbox
 from reporter.telemetry import TelemetrySampler
 from reporter.vast_self import DEFAULT_VAST_URL, end_own_instance, read_own_instance
 from reporter.wire import (
     MAX_EVENTS_PER_BATCH,
+    REGISTRATION_FIELDS_SINCE_3,
     Command,
     CommandOutcome,
     ConfigFamily,
@@ -171,6 +173,9 @@ class Probe:
         environ: Mapping[str, str] | None = None,
         max_pending: int = MAX_PENDING_EVENTS,
         sample_interval_s: float | None = DEFAULT_SAMPLE_INTERVAL_S,
+        attempt_of: str | None = None,
+        launch_command: Sequence[str] | None = None,
+        framework_args: Mapping[str, object] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
         self.config = ProbeConfig.from_env(
@@ -194,6 +199,10 @@ class Probe:
         self._family = family or ConfigFamily()
         self._gpus = list(gpus)
         self._expected_step_s = expected_step_s
+        # The next attempt of an earlier run (issue 25), and what this launch runs.
+        self._attempt_of = attempt_of or env.get("PROBECAST_ATTEMPT_OF", "").strip() or None
+        self._launch_command = list(sys.argv if launch_command is None else launch_command)
+        self._framework_args = dict(framework_args or {})
         self._spool_path: Path | None = (
             None
             if spool == ":memory:"
@@ -452,23 +461,34 @@ class Probe:
                 vast=vast,
                 instance_started_at=detect_instance_started_at(vast),
                 reporter_version=__version__,
+                attempt_of=self._attempt_of,
+                launch=detect_launch(
+                    self._launch_command, self._env, framework_args=self._framework_args
+                ),
             )
         except ValidationError as exc:
             self._disable(f"cannot build the registration: {exc.errors()[0]['msg']}")
             return
         delay_s = min(self.config.post_interval_s, 1.0)
+        exclude: set[str] | None = None
         while not (self._closing and time.monotonic() >= self._deadline):
             self._drain()  # keeps memory bounded while the bot is away
             try:
-                self._registered = self._client.register(registration, self.config.ingest_secret)
+                self._registered = self._client.register(
+                    registration, self.config.ingest_secret, exclude=exclude
+                )
+            except BotRejected as exc:
+                if exc.status == 422 and exclude is None:
+                    # A bot before wire version 3 refuses what it does not know: say less.
+                    exclude = set(REGISTRATION_FIELDS_SINCE_3)
+                    continue
+                self._disable(f"the bot refused to register run {self.config.name!r}: {exc}")
+                return
             except BotUnavailable as exc:
                 self._warn("register", f"bot unavailable, will keep trying to register: {exc}")
                 self._pause(max(delay_s * random.uniform(0.5, 1.0), exc.retry_after_s or 0.0))
                 delay_s = min(delay_s * 2, MAX_BACKOFF_S)
                 continue
-            except BotRejected as exc:
-                self._disable(f"the bot refused to register run {self.config.name!r}: {exc}")
-                return
             # A restarted reporter continues the bot's numbering (and its own spool).
             assert self._outbox is not None
             self._outbox.bind(self._registered.run_id, self._registered.acked_seq)

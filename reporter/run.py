@@ -65,6 +65,7 @@ class RunOptions:
     transfer_max_bytes: int = 64 * 1024 * 1024
     sample_interval_s: float = 10.0
     close_timeout_s: float = 15.0
+    attempt_of: str | None = None  # the earlier run this relaunches (issue 25)
 
 
 class RunError(Exception):
@@ -249,6 +250,8 @@ class Runner:
             transport=self._transport,
             clock=self._clock,
             environ=probe_env,
+            attempt_of=self.options.attempt_of,
+            launch_command=self.options.command,
         )
         self._attach(probe)
         sampler.start()

@@ -21,9 +21,14 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 3  # 2: GpuSample.mem_util_pct; 3: InstanceEvent
+SCHEMA_VERSION = 3  # 2: GpuSample.mem_util_pct; 3: InstanceEvent, attempts
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_GPUS = 64
+
+
+# Registration fields a bot before version 3 refuses. A reporter learns the bot's version
+# only from the registration's answer, so on a 422 it registers again without them.
+REGISTRATION_FIELDS_SINCE_3 = frozenset({"attempt_of", "launch"})
 
 
 def fields_unknown_to(bot_schema_version: int) -> dict[str, Any] | None:
@@ -110,6 +115,20 @@ class VastIdentity(_Model):
     can_stop_self: bool = False
 
 
+class LaunchInfo(_Model):
+    """What a relaunch may change, so attempts of one job can be compared. Never secrets:
+    the reporter leaves out variables and flags whose names suggest keys or tokens."""
+
+    command: list[Annotated[str, StringConstraints(max_length=512)]] = Field(
+        default_factory=list, max_length=128
+    )
+    framework_args: dict[ShortText, ShortText] = Field(default_factory=dict, max_length=64)
+    env: dict[ShortText, ShortText] = Field(default_factory=dict, max_length=64)
+    git_commit: ShortText | None = None
+    git_dirty: bool | None = None
+    packages: dict[ShortText, ShortText] = Field(default_factory=dict, max_length=64)
+
+
 class RunRegistration(_Model):
     name: RunName
     target_steps: int = Field(ge=1, le=10**10)
@@ -123,6 +142,9 @@ class RunRegistration(_Model):
     vast: VastIdentity | None = None
     instance_started_at: UnixTime | None = None
     reporter_version: ShortText = "unknown"
+    # Issue 25: the earlier run this is the next attempt of (by name), and what it ran.
+    attempt_of: RunName | None = None
+    launch: LaunchInfo | None = None
 
 
 class RunSettings(_Model):
@@ -317,6 +339,8 @@ __all__ = [
     "HostInfo",
     "HostSample",
     "InstanceEvent",
+    "LaunchInfo",
+    "REGISTRATION_FIELDS_SINCE_3",
     "LogEvent",
     "PhaseEvent",
     "Registered",

@@ -198,3 +198,28 @@ def _short(title: str) -> str:
     if len(title) > TITLE_CHARS:
         title = title[: TITLE_CHARS - 1] + "…"
     return title.replace("$", r"\$")  # a bare "$" would switch matplotlib to math text
+
+
+def render_attempts_png(
+    title: str, series: Sequence[tuple[str, Sequence[tuple[float, int]]]]
+) -> bytes:
+    """Attempts of one job overlaid: steps against time since each one's first step, so a
+    faster relaunch is the steeper line and a designed slowdown shows in both."""
+    fig = Figure(figsize=(WIDTH_IN, WIDTH_IN * 0.8), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.set_title(_short(title), fontsize=TITLE_PT, fontweight="bold")
+    for (label, points), colour in zip(series, (EXPECTED, RATE, SLOW, UTIL), strict=False):
+        if points:
+            ax.plot(
+                [t / 3600 for t, _ in points], [s for _, s in points], label=label, color=colour
+            )
+    ax.set_xlabel("hours since the first step", fontsize=FONT_PT)
+    ax.set_ylabel("step", fontsize=FONT_PT)
+    ax.tick_params(labelsize=FONT_PT)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=FONT_PT)
+    out = io.BytesIO()
+    fig.savefig(out, format="png", metadata={"Software": None})
+    return out.getvalue()

@@ -22,7 +22,7 @@ from sqlite_utils.db import NotFoundError
 
 from bot.core.kill import Kill
 
-SCHEMA_VERSION = 6  # = len(MIGRATIONS)
+SCHEMA_VERSION = 7  # = len(MIGRATIONS)
 CHECKPOINT_EVERY_S = 1.0
 # ~40 MiB of WAL at 4 KiB pages: then the checkpoint thread starts the file over.
 WAL_RESTART_FRAMES = 10_000
@@ -63,6 +63,8 @@ class RunRecord:
     trigger_memory: str | None = None  # JSON: what one trigger check leaves for the next
     alert_states: str | None = None  # JSON: {trigger: AlertState} for alerts that hold
     instance_track: str | None = None  # JSON: the Vast instance as last read (core.instance)
+    attempt_of: str | None = None  # the run id of the job's previous attempt
+    attempt: int = 1  # 1 for a job's first run, 2 for its relaunch, …
 
     @property
     def active(self) -> bool:
@@ -98,7 +100,14 @@ _RUN_COLUMNS = {f.name for f in fields(RunRecord)}
 
 # Columns that later migrations add; the first migration must keep creating the
 # version-1 table so every database walks the same path.
-_ADDED_LATER = {"restart_s", "trigger_memory", "alert_states", "instance_track"}
+_ADDED_LATER = {
+    "restart_s",
+    "trigger_memory",
+    "alert_states",
+    "instance_track",
+    "attempt_of",
+    "attempt",
+}
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -180,7 +189,24 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db.table("runs").add_column("instance_track", str)
 
 
-MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6]
+def _migration_7(db: sqlite_utils.Database) -> None:
+    # Issue 25: a relaunch on the same instance is the job's next attempt, a run of its own,
+    # so (name, instance) no longer names one run: the latest registration is the current.
+    db.table("runs").add_column("attempt_of", str)
+    db.table("runs").add_column("attempt", int, not_null_default=1)
+    db.execute("drop index if exists idx_runs_name_instance_id")
+    db.table("runs").create_index(["name", "instance_id", "registered_at"])
+
+
+MIGRATIONS = [
+    _migration_1,
+    _migration_2,
+    _migration_3,
+    _migration_4,
+    _migration_5,
+    _migration_6,
+    _migration_7,
+]
 
 
 class SqliteStore:
@@ -283,8 +309,20 @@ class SqliteStore:
     # --- runs -----------------------------------------------------------------------
 
     def find_run(self, name: str, instance_id: str) -> RunRecord | None:
+        """The latest run of this name on this instance (earlier ones are its attempts)."""
         rows = self._rows(
-            "select * from runs where name = ? and instance_id = ?", name, instance_id
+            "select * from runs where name = ? and instance_id = ?"
+            " order by registered_at desc, rowid desc limit 1",
+            name,
+            instance_id,
+        )
+        return RunRecord(**rows[0]) if rows else None
+
+    def latest_run_named(self, name: str) -> RunRecord | None:
+        """The latest run of this name on any instance: what a relaunch follows."""
+        rows = self._rows(
+            "select * from runs where name = ? order by registered_at desc, rowid desc limit 1",
+            name,
         )
         return RunRecord(**rows[0]) if rows else None
 

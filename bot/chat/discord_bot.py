@@ -2,7 +2,7 @@
 
 ``ProbecastBot`` is a ``commands.Bot`` with one cog per feature: ``DecisionsCog``
 (``/kill run:``, ``/keep run: duration:``) and ``ProbecastCog`` (``/probecast
-status|table|runs|audit|help``), synced to ``DISCORD_GUILD_ID`` so they appear at once.
+status|table|runs|audit|compare|help``), synced to ``DISCORD_GUILD_ID`` so they appear at once.
 Every button on our messages is one ``DynamicItem`` (``ProbecastButton``, custom_id
 ``probecast:<verb>:<run_id>``) registered in ``setup_hook``: buttons keep working on
 messages posted before a restart, with no view stored anywhere.
@@ -316,7 +316,7 @@ class DecisionsCog(commands.Cog):
 
 @app_commands.guild_only()
 class ProbecastCog(commands.GroupCog, group_name="probecast", group_description="probecast"):
-    """``/probecast status|table|runs|audit|help``: reading, never deciding."""
+    """``/probecast status|table|runs|audit|compare|help``: reading, never deciding."""
 
     def __init__(self, bot: ProbecastBot) -> None:
         self.bot = bot
@@ -341,6 +341,14 @@ class ProbecastCog(commands.GroupCog, group_name="probecast", group_description=
     async def audit(self, interaction: discord.Interaction[Any], run: str) -> None:
         await self.bot.answer_command(interaction, f"/probecast audit {run}")
 
+    @app_commands.command(name="compare", description="A run against an earlier attempt")
+    @app_commands.describe(run="the run", attempt="the earlier attempt's number (default: last)")
+    async def compare(
+        self, interaction: discord.Interaction[Any], run: str, attempt: int | None = None
+    ) -> None:
+        text = f"/probecast compare {run}" + (f" {attempt}" if attempt else "")
+        await self.bot.answer_command(interaction, text)
+
     @app_commands.command(name="help", description="What probecast can do")
     async def help(self, interaction: discord.Interaction[Any]) -> None:
         await self.bot.answer_command(interaction, "/probecast help")
@@ -348,6 +356,7 @@ class ProbecastCog(commands.GroupCog, group_name="probecast", group_description=
     @status.autocomplete("run")
     @table.autocomplete("run")
     @audit.autocomplete("run")
+    @compare.autocomplete("run")
     async def _runs(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:

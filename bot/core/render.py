@@ -55,6 +55,7 @@ class RunView:
     alerts: tuple[str, ...] = ()  # triggers that hold now
     instance_id: str | None = None  # the Vast container id, when the reporter knows it
     instance_state: str | None = None  # the instance as Vast last said, when it was read
+    attempt: int = 1  # which attempt of its job (name) this run is
 
 
 def fmt_exit_code(code: int) -> str:
@@ -360,10 +361,15 @@ def render_checkin(estimate: Estimate | None, run: RunView) -> Card:
 def render_runs(runs: Sequence[tuple[RunView, Estimate | None]]) -> Card:
     if not runs:
         return Card(title="Runs", headline="no runs yet")
-    fields = tuple(
-        CardField(run.name, f"{run.state} · {status_headline(est, run)}") for run, est in runs
-    )
-    return Card(title="Runs", headline=f"{len(runs)} run(s)", fields=fields)
+    jobs: dict[str, list[str]] = {}  # a job's attempts share its name: newest first
+    for run, est in reversed(runs):
+        headline = status_headline(est, run)
+        line = headline if headline.startswith(run.state) else f"{run.state} · {headline}"
+        jobs.setdefault(run.name, []).append(
+            f"attempt {run.attempt}: {line}" if run.attempt > 1 or run.name in jobs else line
+        )
+    fields = tuple(CardField(name, "\n".join(lines)) for name, lines in jobs.items())
+    return Card(title="Runs", headline=f"{len(runs)} run(s) of {len(jobs)} job(s)", fields=fields)
 
 
 def render_text(title: str, text: str, kind: str = "reply") -> Card:

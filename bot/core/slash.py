@@ -20,11 +20,21 @@ USAGE = {
     "table": "/probecast table RUN — the option table",
     "runs": "/probecast runs — every run and where it stands",
     "audit": "/probecast audit RUN — every decision: who, when, the estimate and spend then",
+    "compare": "/probecast compare RUN [ATTEMPT] — the run against an earlier attempt",
     "help": "/probecast help — this list",
 }
 
 Verb = Literal[
-    "kill", "confirm-kill", "cancel-kill", "keep", "status", "table", "runs", "audit", "help"
+    "kill",
+    "confirm-kill",
+    "cancel-kill",
+    "keep",
+    "status",
+    "table",
+    "runs",
+    "audit",
+    "compare",
+    "help",
 ]
 
 
@@ -33,6 +43,7 @@ class ParsedCommand:
     verb: Verb
     run: str | None = None
     duration_s: float | None = None
+    attempt: int | None = None  # compare: the earlier attempt's number (default: the last)
 
 
 class CommandError(ValueError):
@@ -94,6 +105,10 @@ def parse_command(text: str) -> ParsedCommand:
         if len(args) != 1:
             raise CommandError(f"usage: {USAGE['audit']}")
         return ParsedCommand("audit", args[0])
+    if head == "compare":
+        if not 1 <= len(args) <= 2 or (len(args) == 2 and not args[1].isdigit()):
+            raise CommandError(f"usage: {USAGE['compare']}")
+        return ParsedCommand("compare", args[0], attempt=int(args[1]) if len(args) == 2 else None)
     if head == "runs" and not args:
         return ParsedCommand("runs")
     if head == "help":
@@ -107,6 +122,7 @@ def help_text() -> str:
 
 def resolve_run(query: str, names: list[str]) -> str:
     """A unique prefix is enough; an exact name always wins."""
+    names = list(dict.fromkeys(names))  # a job's attempts share its name
     if query in names:
         return query
     matches = [n for n in names if n.startswith(query)]

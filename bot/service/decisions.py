@@ -18,14 +18,18 @@ from bot.core.render import (
     render_status,
     render_text,
 )
+from bot.service.attempts import Attempts
 from bot.service.kill_flow import KillFlow
 from bot.service.ports import Ports, RunSnapshot
 from bot.service.snapshots import Snapshots
 
 
 class Decisions:
-    def __init__(self, ports: Ports, snapshots: Snapshots, kills: KillFlow) -> None:
+    def __init__(
+        self, ports: Ports, snapshots: Snapshots, kills: KillFlow, attempts: Attempts
+    ) -> None:
         self.ports, self.snapshots, self.kills = ports, snapshots, kills
+        self.attempts = attempts
 
     async def handle_command(self, text: str, user: str, *, can_kill: bool | None = None) -> Card:
         """Answer one typed command; a mistake is answered with the usage, not raised.
@@ -53,6 +57,8 @@ class Decisions:
             run = active[0]
         else:
             run = self._find(parsed.run or "")
+        if parsed.verb == "compare":
+            return await self._compare(run, parsed.attempt)
         snap = await self.snapshots.read_snapshot(run)
         if parsed.verb == "status":
             return render_status(snap.estimate, snap.view)
@@ -102,6 +108,18 @@ class Decisions:
         if verb == "cancel-destroy":
             return render_text(f"Destroy · {run.name}", "cancelled: nothing was destroyed", "kill")
         return render_text("probecast", f"unknown action {verb!r}", "usage")
+
+    async def _compare(self, run: RunRecord, attempt: int | None) -> Card:
+        card = await self.attempts.comparison(run, attempt)
+        if card is not None:
+            return card
+        what = "no earlier attempt" if attempt is None else f"no attempt {attempt} before it"
+        return render_text(
+            f"Compare · {run.name}",
+            f"{run.name} (attempt {run.attempt}) has {what}: relaunch it under the same name, "
+            "or with --attempt-of, to compare.",
+            "usage",
+        )
 
     def _audit_rows(self, run_id: str) -> list[dict[str, Any]]:
         rows = []

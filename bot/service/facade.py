@@ -15,6 +15,7 @@ from bot.chat.base import Chat
 from bot.core.card import Card
 from bot.core.gpus import Catalog, load_catalog
 from bot.core.options import OptionTable
+from bot.service.attempts import Attempts
 from bot.service.decisions import Decisions
 from bot.service.ingest import Ingest
 from bot.service.jobs import ScheduledJobs
@@ -40,9 +41,10 @@ class Service:
         self.ports = Ports(store, chat, settings, clock, jobs, instances)
         self.snapshots = Snapshots(self.ports, catalog or load_catalog(), market)
         self.kills = KillFlow(self.ports, self.snapshots)
-        self.scheduled = ScheduledJobs(self.ports, self.snapshots, self.kills)
+        self.attempts = Attempts(self.ports, self.snapshots)
+        self.scheduled = ScheduledJobs(self.ports, self.snapshots, self.kills, self.attempts)
         self.ingestion = Ingest(self.ports, self.scheduled, self.kills)
-        self.decisions = Decisions(self.ports, self.snapshots, self.kills)
+        self.decisions = Decisions(self.ports, self.snapshots, self.kills, self.attempts)
 
     # --- the ports, shared by every part ------------------------------------------------
 

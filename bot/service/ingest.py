@@ -54,40 +54,47 @@ class Ingest:
         now = self.ports.clock()
         instance_id = (registration.vast.container_id if registration.vast else None) or ""
         token = secrets.token_urlsafe(32)
-        existing = self.ports.store.find_run(registration.name, instance_id)
-        if existing is not None:
+        store = self.ports.store
+        existing = store.find_run(registration.name, instance_id)
+        if existing is not None and existing.active:
             # A restarted reporter continues the same run; the restart is setup/debug time.
-            # A rerun after an exit makes the run active again, with what it now declares.
-            self.ports.store.update_run(
+            store.update_run(
                 existing.id,
                 token_hash=hash_token(token),
                 restarts=existing.restarts + 1,
                 restart_at=now,
                 state="registered",
-                return_code=None,
                 registration=registration.model_dump_json(),
                 target_steps=registration.target_steps,
                 eval_every=registration.eval_every,
                 usd_per_hour=registration.usd_per_hour,
             )
             run_id, restarts, acked = existing.id, existing.restarts + 1, existing.acked_seq
-            if self.ports.jobs is not None and not existing.active:
-                self.scheduled.schedule_run(run_id)
         else:
+            # A new run; after an earlier one of the job has ended, its next attempt.
+            previous = (
+                registration.attempt_of and store.latest_run_named(registration.attempt_of)
+            ) or store.latest_run_named(registration.name)
             started = registration.instance_started_at
+            started_at = min(started, now) if started else now
+            if previous is not None and previous.instance_id == instance_id and instance_id:
+                # Same instance: the time since the last attempt ended is this one's setup.
+                started_at = max(started_at, min(previous.last_event_at or now, now))
             run = RunRecord(
                 id=uuid.uuid4().hex[:16],
                 name=registration.name,
                 instance_id=instance_id,
                 token_hash=hash_token(token),
                 registered_at=now,
-                started_at=min(started, now) if started else now,
+                started_at=started_at,
                 registration=registration.model_dump_json(),
                 target_steps=registration.target_steps,
                 eval_every=registration.eval_every,
                 usd_per_hour=registration.usd_per_hour,
+                attempt_of=None if previous is None else previous.id,
+                attempt=1 if previous is None else previous.attempt + 1,
             )
-            self.ports.store.create_run(run)
+            store.create_run(run)
             run_id, restarts, acked = run.id, 0, 0
             if self.ports.jobs is not None:
                 self.scheduled.schedule_run(run_id)

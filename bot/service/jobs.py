@@ -39,6 +39,7 @@ from bot.core.run_history import RunHistory
 from bot.core.schedule import check_phase_s, table_deadline_at, table_due
 from bot.core.triggers import CheckMemory, Finding, evaluate_triggers
 from bot.core.trim import trim_history
+from bot.service.attempts import Attempts
 from bot.service.disk import JOB as DISK_JOB
 from bot.service.history import CheckHistory, load_telemetry_series
 from bot.service.instance_watch import InstanceWatch
@@ -52,8 +53,11 @@ TABLE_CHECK_EVERY_S = 5.0
 
 
 class ScheduledJobs:
-    def __init__(self, ports: Ports, snapshots: Snapshots, kills: KillFlow) -> None:
+    def __init__(
+        self, ports: Ports, snapshots: Snapshots, kills: KillFlow, attempts: Attempts
+    ) -> None:
         self.ports, self.snapshots, self.kills = ports, snapshots, kills
+        self.attempts = attempts
         self.watch = InstanceWatch(ports)
         self._locks: dict[str, asyncio.Lock] = {}
         self._table_checked_at: dict[str, float] = {}  # run id -> when the probe was judged
@@ -160,6 +164,7 @@ class ScheduledJobs:
                 return False
             status = await self._ensure_status(snap)
             await self._post_option_table(snap, status)
+            await self.attempts.post_comparison(snap.run, status)
             self.ports.store.update_run(run_id, table_posted_at=self.ports.clock())
             return True
 
@@ -348,6 +353,7 @@ class ScheduledJobs:
             snap = await self.snapshots.read_snapshot(run)
             status = await self._ensure_status(snap)
             await self._post_option_table(snap, status)
+            await self.attempts.post_comparison(snap.run, status)
             self.ports.store.update_run(run_id, table_posted_at=self.ports.clock())
         snap = await self.snapshots.read_snapshot(self.ports.store.get_run(run_id) or run)
         ref = await self._ensure_status(snap, update=True)

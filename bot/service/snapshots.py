@@ -107,6 +107,7 @@ class Snapshots:
             alerts=tuple(alert_states(run)),
             instance_id=None if reg_vast is None else reg_vast.container_id,
             instance_state=None if track is None else describe_instance(track, now),
+            attempt=run.attempt,
         )
         return RunSnapshot(run, estimate, view, calibration.clean_steps)
 

@@ -52,8 +52,16 @@ class ProbeDriver:
         probe = self.probe
         return probe is not None and probe.kill_requested.is_set()
 
-    def start(self, *, target_steps: int | None, eval_every: int | None) -> None:
-        """Adopt the given probe, or make one; keyword arguments win over the trainer's."""
+    def start(
+        self,
+        *,
+        target_steps: int | None,
+        eval_every: int | None,
+        framework_args: Mapping[str, object] | None = None,
+    ) -> None:
+        """Adopt the given probe, or make one; keyword arguments win over the trainer's.
+        ``framework_args``: what the trainer was told (batch size, accumulation,
+        precision, workers), so the next attempt can say what changed."""
         if self.probe is not None:
             return  # a retried train loop (auto batch size) keeps its run
         if self._given is not None:
@@ -64,6 +72,8 @@ class ProbeDriver:
             kwargs["target_steps"] = target_steps
         if kwargs.get("eval_every") is None and eval_every is not None and eval_every >= 1:
             kwargs["eval_every"] = eval_every
+        if kwargs.get("framework_args") is None and framework_args:
+            kwargs["framework_args"] = framework_args
         try:
             self.probe = Probe(**kwargs)
         except Exception as exc:  # ConfigError above all: a missing PROBECAST_* setting

@@ -74,6 +74,7 @@ class ProbecastCallback(_transformers.TrainerCallback):  # type: ignore[misc]
                 self.driver.start(
                     target_steps=max_steps if max_steps > 0 else None,
                     eval_every=_eval_every(args, state),
+                    framework_args=_framework_args(args),
                 )
             if getattr(args, "eval_on_start", False):
                 self.driver.open("eval")  # the Trainer evaluates right after this hook
@@ -213,6 +214,31 @@ def _any_rank(flag: bool, device: Any) -> bool:
     votes = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(votes, op=dist.ReduceOp.MAX)
     return bool(votes.item())
+
+
+# TrainingArguments a relaunch changes to move a bottleneck (the method's order: batch and
+# accumulation, data loading, logging/eval, precision and checkpointing, compile).
+_HF_ARGS = (
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "bf16",
+    "fp16",
+    "tf32",
+    "dataloader_num_workers",
+    "gradient_checkpointing",
+    "torch_compile",
+    "optim",
+    "learning_rate",
+    "max_steps",
+    "num_train_epochs",
+    "eval_steps",
+    "logging_steps",
+    "save_steps",
+)
+
+
+def _framework_args(args: Any) -> dict[str, object]:
+    return {name: getattr(args, name) for name in _HF_ARGS if hasattr(args, name)}
 
 
 __all__ = ["ProbecastCallback"]

@@ -72,7 +72,9 @@ class ProbecastCallback(_pl.Callback):  # type: ignore[misc]
             self._samples = 0
             if trainer.is_global_zero:
                 self.driver.start(
-                    target_steps=_target_steps(trainer), eval_every=_eval_every(trainer)
+                    target_steps=_target_steps(trainer),
+                    eval_every=_eval_every(trainer),
+                    framework_args=_framework_args(trainer),
                 )
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
@@ -206,6 +208,22 @@ def _batch_size(batch: Any) -> int | None:
             if size is not None:
                 return size
     return None
+
+
+def _framework_args(trainer: Any) -> dict[str, object]:
+    """What the Trainer was told that a relaunch changes to move a bottleneck."""
+    found: dict[str, object] = {}
+    for name in ("accumulate_grad_batches", "precision", "max_steps", "max_epochs"):
+        value = getattr(trainer, name, None)
+        if value is not None:
+            found[name] = value
+    found["devices"] = getattr(trainer, "num_devices", None)
+    loader = getattr(trainer, "train_dataloader", None)
+    for name in ("batch_size", "num_workers"):
+        value = getattr(loader, name, None)
+        if isinstance(value, int):
+            found[name] = value
+    return {k: v for k, v in found.items() if v is not None}
 
 
 __all__ = ["ProbecastCallback"]

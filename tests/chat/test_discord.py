@@ -161,7 +161,7 @@ async def test_a_slash_command_is_answered_only_to_the_caller(bot: Bot) -> None:
     synced = {c["name"]: c for c in bot.discord.synced_commands[GUILD_ID]}
     assert set(synced) == {"kill", "keep", "probecast"}  # to the guild: there at once
     subcommands = {o["name"] for o in synced["probecast"]["options"]}
-    assert subcommands == {"status", "table", "runs", "audit", "help"}
+    assert subcommands == {"status", "table", "runs", "audit", "compare", "help"}
     assert any(o["name"] == "duration" for o in synced["keep"]["options"])
     await bot.register_run()
 

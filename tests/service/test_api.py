@@ -489,8 +489,8 @@ def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path: Path) -> 
 def test_store_schema_is_versioned(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
     assert store.migrate() == 0
-    assert store.migrate() == 6
-    assert {"restart_s", "trigger_memory", "alert_states", "instance_track"} <= set(
+    assert store.migrate() == 7
+    assert {"trigger_memory", "alert_states", "instance_track", "attempt_of", "attempt"} <= set(
         store.db.table("runs").columns_dict
     )
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -589,7 +589,7 @@ async def test_memory_controller_utilisation_reaches_the_checks(
     client: httpx.AsyncClient, app: App, clock: FakeClock
 ) -> None:
     run = await register(client)
-    assert run["settings"]["schema_version"] == 2  # reporters may send wire version 2 fields
+    assert run["settings"]["schema_version"] >= 2  # reporters may send wire version 2 fields
     clock.now = T0
     gpu = {"index": 0, "util_pct": 97, "mem_util_pct": 91, "vram_used_mib": 20_000}
 
@@ -643,7 +643,7 @@ async def test_a_resent_batch_repeats_no_side_effect(
     assert app.store.get_run(run["run_id"]).state == "finished"  # type: ignore[union-attr]
 
 
-async def test_a_rerun_after_exit_is_active_again(client: httpx.AsyncClient, app: App) -> None:
+async def test_a_rerun_after_exit_is_the_next_attempt(client: httpx.AsyncClient, app: App) -> None:
     run = await register(client, vast={"container_id": "9"})
     await post(
         client,
@@ -656,9 +656,14 @@ async def test_a_rerun_after_exit_is_active_again(client: httpx.AsyncClient, app
     )
     assert app.store.get_run(run["run_id"]).state == "failed"  # type: ignore[union-attr]
     again = await register(client, vast={"container_id": "9"}, target_steps=5_000)
+    # issue 25: a rerun after the exit is the job's next attempt, a run of its own
+    assert again["run_id"] != run["run_id"] and again["restarts"] == 0
     stored = app.store.get_run(again["run_id"])
     assert stored is not None and stored.active and stored.target_steps == 5_000
     assert stored.return_code is None
+    assert stored.attempt == 2 and stored.attempt_of == run["run_id"]
+    first = app.store.get_run(run["run_id"])
+    assert first is not None and first.state == "failed"  # the earlier attempt stays as it was
 
 
 async def test_a_reporter_clock_about_a_minute_behind_does_not_flip_between_batches(
