@@ -29,17 +29,32 @@ the next iteration line); `LogParser.flush` returns what is still held at end of
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import date
-from typing import Literal
 
-LogCode = Literal["oom", "nonfinite_loss", "traceback", "nccl", "warning"]
-ClockKind = Literal["wall", "train"]
+from reporter.logread.base import ANSI as _ANSI
+from reporter.logread.base import CARET_ANSI as _CARET_ANSI
+from reporter.logread.base import (
+    MAX_LINE_CHARS,
+    MAX_MESSAGE_CHARS,
+    Alert,
+    ClockKind,
+    LogCode,
+    Progress,
+    Record,
+)
+from reporter.logread.base import NCCL as _NCCL
+from reporter.logread.base import NUM as _NUM
+from reporter.logread.base import OOM as _OOM
+from reporter.logread.base import TRACEBACK as _TRACEBACK
+from reporter.logread.base import US as _US
+from reporter.logread.base import Format as _Format
+from reporter.logread.base import WallClock as _WallClock
+from reporter.logread.base import day_ordinal as _day_ordinal
+from reporter.logread.base import interval_s as _interval_s
+from reporter.logread.base import iso_stamp_us as _iso_stamp_us
+from reporter.logread.base import number as _number
 
 FORMATS: tuple[str, ...] = (
     "mng",
@@ -52,128 +67,6 @@ FORMATS: tuple[str, ...] = (
     "lightning",
 )
 CUSTOM_FORMAT = "custom"
-MAX_LINE_CHARS = 65_536
-MAX_MESSAGE_CHARS = 512
-_US = 1_000_000
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress row: a training step reached, or an eval result at a step."""
-
-    step: int  # steps completed
-    t_s: float | None  # seconds on the log's own clock; None when the format has none
-    clock: ClockKind | None  # "train" excludes eval (the job's own timer), "wall" does not
-    loss: float | None  # NaN and inf kept as they are
-    is_eval: bool
-    total_steps: int | None  # when the log prints it
-
-
-@dataclass(frozen=True)
-class Alert:
-    """A line that signals trouble: OOM, non-finite loss, traceback, NCCL failure."""
-
-    code: LogCode
-    message: str  # the line, stripped, at most MAX_MESSAGE_CHARS
-
-
-Record = Progress | Alert
-
-# --- shared pieces --------------------------------------------------------------------
-
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|(?i:nan|inf(?:inity)?))"
-_ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)?|[@-Z\\-_])")
-# The same escapes written out in caret notation ("^[[B"), as some log captures keep them.
-_CARET_ANSI = re.compile(r"\^\[(?:\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_])")
-_ISO_STAMP = re.compile(r"\[?(\d{4})[-/](\d\d)[-/](\d\d)[ T](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,6}))?")
-
-_OOM = re.compile(
-    r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED"
-    r"|CUDNN_STATUS_ALLOC_FAILED|HIP out of memory|MPS backend out of memory|XPU out of memory"
-    r"|RESOURCE_EXHAUSTED: Out of memory|OOM when allocating"
-)
-_NCCL = re.compile(
-    r"NCCL (?i:error|warn|timeout)|nccl(?:InternalError|SystemError|UnhandledCudaError"
-    r"|InvalidUsage|InvalidArgument|RemoteError)|Watchdog caught collective operation timeout"
-    r"|NCCL communicator was aborted|ProcessGroupNCCL.{0,200}?(?i:timeout|timed out)"
-)
-_TRACEBACK = "Traceback (most recent call last)"
-
-
-def _number(text: str | None) -> float | None:
-    """A float from a printed number (``nan`` and ``inf`` included), or None."""
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-@functools.lru_cache(maxsize=64)
-def _day_ordinal(year: int, month: int, day: int) -> int | None:
-    try:
-        return date(year, month, day).toordinal()
-    except ValueError:
-        return None
-
-
-def _iso_stamp_us(line: str, *, anywhere: bool = False) -> int | None:
-    """Microseconds (on an arbitrary epoch) of a ``YYYY-MM-DD HH:MM:SS[,ms]`` stamp.
-
-    The stamp starts the line, or with ``anywhere`` lies in its first 64 characters
-    (``INFO 2024-01-02 …``).
-    """
-    m = _ISO_STAMP.search(line[:64]) if anywhere else _ISO_STAMP.match(line)
-    if m is None:
-        return None
-    day = _day_ordinal(int(m[1]), int(m[2]), int(m[3]))
-    if day is None:
-        return None
-    fraction_us = int(m[7].ljust(6, "0")) if m[7] else 0
-    return _US * (day * 86_400 + int(m[4]) * 3_600 + int(m[5]) * 60 + int(m[6])) + fraction_us
-
-
-def _interval_s(text: str) -> float | None:
-    """Seconds of a progress bar's ``MM:SS`` or ``H:MM:SS``."""
-    parts = text.split(":")
-    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
-        return None
-    seconds = 0
-    for part in parts:
-        seconds = seconds * 60 + int(part)
-    return float(seconds)
-
-
-class _WallClock:
-    """Timestamps to seconds since an origin: the training-start line, else the first row.
-
-    Stamps are whole microseconds, so a difference is exact before it becomes a float.
-    """
-
-    def __init__(self) -> None:
-        self.origin: int | None = None
-
-    def since_origin(self, stamp_us: int) -> float:
-        if self.origin is None:
-            self.origin = stamp_us
-        return (stamp_us - self.origin) / _US
-
-
-class _Format(ABC):
-    """One log format: turns lines into progress rows and keeps what it needs between them."""
-
-    name = ""
-    #: A row's total_steps is the whole run's (not one epoch's), so reaching it ends the run.
-    run_wide_total = True
-
-    @abstractmethod
-    def rows(self, line: str) -> list[Progress]:
-        """The progress rows in ``line`` (usually none or one)."""
-
-    def flush(self) -> list[Progress]:
-        return []
-
 
 # --- modded-nanogpt -------------------------------------------------------------------
 
