@@ -55,6 +55,7 @@ from reporter.logread.base import day_ordinal as _day_ordinal
 from reporter.logread.base import interval_s as _interval_s
 from reporter.logread.base import iso_stamp_us as _iso_stamp_us
 from reporter.logread.base import number as _number
+from reporter.logread.generic import Generic
 
 FORMATS: tuple[str, ...] = (
     "mng",
@@ -65,8 +66,10 @@ FORMATS: tuple[str, ...] = (
     "tqdm",
     "hf",
     "lightning",
+    "generic",
 )
 CUSTOM_FORMAT = "custom"
+FALLBACK_PATIENCE = 16  # plain rows held back while the generic reader may still lock
 
 # --- modded-nanogpt -------------------------------------------------------------------
 
@@ -648,6 +651,8 @@ def _make_format(name: str) -> _Format:
         return _DeepSpeed()
     if name == "plain":
         return _Plain()
+    if name == "generic":
+        return Generic()
     return _Bars(name)
 
 
@@ -668,6 +673,7 @@ class LogParser:
             raise ValueError("log format 'custom' needs at least one step pattern")
         self._custom = _Custom(step_patterns) if step_patterns else None
         self._candidates: list[_Format] = []
+        self._fallback: _Format | None = None
         self._active: _Format | None = None
         if fmt == CUSTOM_FORMAT:
             self._active = self._custom
@@ -677,7 +683,9 @@ class LogParser:
             self._candidates = [
                 _make_format(name) for name in ("mng", "nanochat", "d2", "deepspeed")
             ]
-            self._candidates += [_Bars(None), _Plain()]
+            self._candidates += [_Bars(None), Generic()]
+            self._fallback = _Plain()
+        self._held: list[Progress] = []  # the fallback's rows while a better reader may lock
         self._last_train_step: int | None = None
         self._last_train_loss: float | None = None
         self._done_step: int | None = None
@@ -697,6 +705,10 @@ class LogParser:
 
     def flush(self) -> list[Record]:
         """Rows still waiting for a later line; call once the output has ended."""
+        if self._active is None and self._held and self._fallback is not None:
+            fallback, held = self._fallback, self._held
+            self._lock(fallback)
+            return self._accepted(held + fallback.flush(), fallback, "")
         if self._active is None:
             return []
         return self._accepted(self._active.flush(), self._active, "")
@@ -729,11 +741,20 @@ class LogParser:
             if rows:
                 self._lock(candidate)
                 return rows, candidate
+        if self._fallback is not None:
+            # Plain timestamped lines lock only once the generic reader has had its chance.
+            self._held.extend(self._fallback.rows(text))
+            if len(self._held) >= FALLBACK_PATIENCE:
+                fallback, held = self._fallback, self._held
+                self._lock(fallback)
+                return held, fallback
         return [], None
 
     def _lock(self, fmt: _Format) -> None:
         self._active = fmt
         self._candidates = []
+        self._fallback = None
+        self._held = []
 
     def _accepted(self, rows: list[Progress], fmt: _Format, text: str) -> list[Record]:
         out: list[Record] = []

@@ -1,0 +1,493 @@
+"""The generic reader: progress from a log whose lines repeat a template with a counter.
+
+Template mining in the spirit of Drain (He et al., ICWS 2017): a line's numbers are
+masked to give its template (``step # | loss: # | dt: #ms``), and each number is named by
+the words just before it (``step``, ``loss``, ``dt``). While searching, the reader keeps
+per-template statistics over a bounded number of templates; it locks onto the first
+template that repeats with an integer field rising by a steady increment and carries
+evidence that it is a training line (a loss, a time, a total, or a step-like name on a
+timestamped line). The lines of that template already seen (a bounded window) are
+replayed, so the first steps are not lost; from then on a line is a progress line when
+its template starts like the locked one, and its fields are read by name:
+
+- the step is the counter; an epoch counter before it (``Epoch [3][120/500]``,
+  ``epoch: 3/300, iter: 10/47``) makes it epoch-relative, and the step becomes
+  ``(epoch - first epoch number) x batches per epoch + i``;
+- the total is the counter's ``N/M``, epochs x batches per epoch, or what another line
+  states (``max_steps``, ``Total optimization steps = 17,000``, ``max: 12 epochs``);
+- the loss is the field named ``loss`` (else ``total_loss``, ``lm loss``, any other
+  training loss); a record whose fields follow on indented lines (OLMo) is completed
+  from them;
+- the clock is the line's timestamp, else an elapsed-time field, else the sum of a
+  per-iteration time (``dt: 4738ms``, ``time: 0.25``) over the steps it covers.
+
+A step that goes back starts a new launch (several runs appended to one file).
+Everything is bounded: lines are read to `SCAN_CHARS`, templates kept to `MAX_TEMPLATES`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from reporter.logread.base import US, Format, Progress, iso_stamp_us
+
+SCAN_CHARS = 8_192
+MAX_TEMPLATES = 2_048
+MIN_REPEATS = 3  # lines of a template before it can be locked onto
+WINDOW = 64  # lines of each template kept for replay at lock time
+MAX_CONTINUATION = 24  # indented lines that may complete a record
+
+# A number, or nan/inf as Python and C print them.
+_TOKEN = re.compile(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|(?<![A-Za-z])(?:nan|NaN|inf|Inf)(?![A-Za-z])")
+_SEPARATORS = re.compile(r"[|,;{}\[\]\t]| - |\s{3,}")
+_BAR_GLYPHS = re.compile(r"[━─╸╺█▏▎▍▌▋▊▉░▒▓#=>.\-·•]{3,}")
+_UNIT = re.compile(r"[A-Za-z%/]{1,6}")
+_STEP_KEY = re.compile(
+    r"(?:^|[\s/_.])(?:step|steps|global_step|globalstep|iter|iters|iteration|it|update"
+    r"|updates|num_updates|batch|optimizer_step|trainer/global_step)$"
+)
+_EPOCH_KEY = re.compile(r"(?:^|[\s/_.])(?:epoch|ep|e)$")
+_EVAL_WORD = re.compile(r"val|eval|test|dev\b")
+_DATA_TIME = re.compile(r"data|reader|load|eta|remaining|left|wait")
+_ELAPSED = re.compile(r"elapsed|wall|total|train_time|since|uptime")
+_MS_KEY = re.compile(r"\bms\b|_ms\b|\(ms\)|\bmsec")
+_STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?")
+_HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update")
+_STEPS_HINT = re.compile(
+    r"(?i)(?:max[_ ]?(?:steps|iters?|iterations|updates?|num[_ ]steps)|total[_ ]optimization[_ ]steps"
+    r"|total[_ ]training[_ ]steps|train[_ ]iters|num[_ ]training[_ ]steps|total[_ ]steps"
+    r"|max_update)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,12})(?![\d.])"
+)
+_EPOCHS_HINT = re.compile(
+    r"(?i)(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs|n_epochs"
+    r"|^\s{0,8}epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})(?![\d.])"
+    r"|max: (\d{1,6}) epochs"
+)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One number of a line: its value, the name before it and the unit after it."""
+
+    key: str
+    value: float
+    text: str
+    unit: str
+    is_total: bool  # printed as the M of ``N/M`` (or ``N of M``)
+
+
+@dataclass
+class _SlotStats:
+    up: int = 0
+    flat: int = 0
+    down: int = 0
+    integer: bool = True
+    last: float | None = None
+    diffs: dict[float, int] = field(default_factory=dict)
+
+    def add(self, value: float, is_int: bool) -> None:
+        self.integer = self.integer and is_int
+        if self.last is not None:
+            diff = value - self.last
+            if diff > 0:
+                self.up += 1
+                if len(self.diffs) < 16 or diff in self.diffs:
+                    self.diffs[diff] = self.diffs.get(diff, 0) + 1
+            elif diff == 0:
+                self.flat += 1
+            else:
+                self.down += 1
+        self.last = value
+
+    def steady(self) -> bool:
+        """Rises by one increment (mostly), seldom stands still, may restart."""
+        if not self.integer or self.up < 2:
+            return False
+        common = max(self.diffs.values(), default=0)
+        return self.flat * 10 <= self.up and common * 2 >= self.up and self.down * 4 <= self.up
+
+
+@dataclass
+class _Template:
+    count: int = 0
+    slots: list[_SlotStats] = field(default_factory=list)
+    window: deque[tuple[list[Slot], int | None, str]] = field(
+        default_factory=lambda: deque(maxlen=WINDOW)
+    )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a locked template keeps its fields."""
+
+    prefix: str  # the template up to the counter (and its total)
+    anchor: str  # a literal word of the prefix, for a cheap test before scanning a line
+    step_index: int
+    step_increment: float
+    epoch_index: int | None  # an epoch counter before the step: the step is epoch-relative
+
+
+@functools.lru_cache(maxsize=8192)
+def _key(piece: str) -> str:
+    """The name before a number: ``" | lm loss: "`` → ``"lm loss"``."""
+    text = piece.rstrip(" [(\"'=:#\t")
+    parts = _SEPARATORS.split(text)
+    name = parts[-1].strip(" \"'()#*>:=").lower() if parts else ""
+    return name[-48:]
+
+
+@functools.lru_cache(maxsize=8192)
+def _mask(piece: str) -> str:
+    """A piece of a template: whitespace collapsed, bar glyphs masked."""
+    return " ".join(_BAR_GLYPHS.sub("~", piece).split())
+
+
+def scan(line: str) -> tuple[str, list[Slot]]:
+    """A line's template (numbers masked as ``#``) and its numbers."""
+    text = line[:SCAN_CHARS]
+    pieces: list[str] = []
+    slots: list[Slot] = []
+    pos = 0
+    for m in _TOKEN.finditer(text):
+        start, end = m.span()
+        before = text[start - 1] if start else ""
+        if before.isalpha() or before == "_" or (before == "." and start >= 2 and text[start - 2].isalpha()):
+            continue  # part of a word: fc1, loss_0, bf16
+        piece = text[pos:start]
+        negative = before == "-" and (start < 2 or text[start - 2] in " :=[(,{\t'\"")
+        if negative:
+            piece = piece[:-1]
+        pieces.append(_mask(piece))
+        unit_match = _UNIT.match(text, end)
+        unit = unit_match[0] if unit_match is not None else ""
+        value = float(m[0])
+        stripped = piece.strip()
+        slots.append(
+            Slot(
+                key=_key(piece),
+                value=-value if negative else value,
+                text=m[0],
+                unit=unit,
+                is_total=bool(slots) and (stripped == "/" or stripped == "of"),
+            )
+        )
+        pos = end
+    pieces.append(_mask(text[pos:]))
+    return "#".join(pieces), slots
+
+
+def _stamp_slots(line: str) -> int:
+    """How many of a line's first numbers are a timestamp's (or come before it)."""
+    m = _STAMP.search(line[:64])
+    return 0 if m is None else len(_TOKEN.findall(line[: m.end()]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _loss_rank(key: str) -> int:
+    """How good a name is for the training loss: 0 best, 9 not a loss."""
+    if "loss" not in key or _EVAL_WORD.search(key) or "scale" in key:
+        return 9
+    if key == "loss":
+        return 0
+    if re.fullmatch(r"(?:train(?:ing)?|total|lm|avg|mean|global)?[ _/]?loss", key):
+        return 1
+    if key.endswith(("/loss", " loss", "_loss", "loss_total")) and "train" in key:
+        return 2
+    if key.endswith("loss"):
+        return 3
+    return 4
+
+
+@functools.lru_cache(maxsize=1024)
+def _time_kind(key: str, unit: str) -> tuple[str, float] | None:
+    """``("dt", scale)`` for a per-step time, ``("elapsed", scale)`` for a clock, else None."""
+    if not ("time" in key or key in ("dt", "t") or "cost" in key or "duration" in key or "timing" in key):
+        return None
+    if _DATA_TIME.search(key):
+        return None
+    scale = 1e-3 if unit.lower().startswith("ms") or _MS_KEY.search(key) else 1.0
+    if unit.lower() in ("h", "min", "m"):
+        return None
+    kind = "elapsed" if _ELAPSED.search(key) and "per" not in key and "iter" not in key else "dt"
+    return kind, scale
+
+
+def _is_int(slot: Slot) -> bool:
+    return slot.text.isdigit()
+
+
+class Generic(Format):
+    """Reads progress from any log with a repeating, counting template (see module doc)."""
+
+    name = "generic"
+    run_wide_total = False  # a later launch in the same file must not be cut off
+
+    def __init__(self) -> None:
+        self._templates: dict[str, _Template] = {}
+        self.layout: Layout | None = None
+        self._launch = 0
+        self._last_step: int | None = None
+        self._epoch_base: int | None = None
+        self._epoch_offset = 0  # epoch-relative counters without a printed per-epoch total
+        self._last_inner: float | None = None
+        self._last_epoch: float | None = None
+        self._steps_hint: int | None = None
+        self._epochs_hint: int | None = None
+        self._origin_us: int | None = None
+        self._clock_s = 0.0
+        self._pending: Progress | None = None
+        self._continuation = 0
+        self._holds = False  # the record's fields continue on indented lines
+        self.common_template: tuple[str, int] | None = None  # most frequent, for hints
+
+    # --- feeding ---------------------------------------------------------------------
+
+    def rows(self, line: str) -> list[Progress]:
+        out: list[Progress] = []
+        if self._pending is not None:
+            if self._continues(line) and self._continuation < MAX_CONTINUATION:
+                self._complete(line)
+                if self._pending.loss is None:
+                    return out
+                self._holds = True  # this format's records go on below their first line
+            out.append(self._pending)
+            self._pending = None
+            self._continuation = 0
+        if any(word in line for word in _HINT_WORDS):
+            self._hints(line)
+        if self.layout is None:
+            out.extend(self._search(line))
+        elif self.layout.anchor in line:
+            template, slots = scan(line)
+            if template.startswith(self.layout.prefix):
+                out.extend(self._read(slots, iso_stamp_us(line, anywhere=True), line))
+        return out
+
+    def flush(self) -> list[Progress]:
+        pending, self._pending = self._pending, None
+        return [] if pending is None else [pending]
+
+    def _hints(self, line: str) -> None:
+        steps = _STEPS_HINT.search(line)
+        if steps is not None:
+            value = int(steps[1].replace(",", ""))
+            if value > 0:
+                self._steps_hint = value
+        epochs = _EPOCHS_HINT.search(line)
+        if epochs is not None:
+            value = int((epochs[1] or epochs[2]).replace(",", ""))
+            if value > 0:
+                self._epochs_hint = value
+
+    # --- searching -------------------------------------------------------------------
+
+    def _search(self, line: str) -> list[Progress]:
+        if not any(c.isdigit() for c in line[:SCAN_CHARS]):
+            return []
+        template, slots = scan(line)
+        if not slots:
+            return []
+        skip = _stamp_slots(line)
+        stats = self._templates.get(template)
+        if stats is None:
+            if len(self._templates) >= MAX_TEMPLATES:
+                self._templates = {k: v for k, v in self._templates.items() if v.count > 1}
+                if len(self._templates) >= MAX_TEMPLATES:
+                    return []
+            stats = _Template(slots=[_SlotStats() for _ in slots])
+            self._templates[template] = stats
+        stats.count += 1
+        for slot, slot_stats in zip(slots, stats.slots, strict=True):
+            slot_stats.add(slot.value, _is_int(slot))
+        stamp = iso_stamp_us(line, anywhere=True)
+        stats.window.append((slots, stamp, line))
+        if self.common_template is None or stats.count > self.common_template[1]:
+            self.common_template = (template, stats.count)
+        if stats.count < MIN_REPEATS:
+            return []
+        layout = self._layout(template, stats, slots, skip, stamp is not None)
+        if layout is None:
+            return []
+        self.layout = layout
+        out: list[Progress] = []
+        for old_slots, old_stamp, old_line in stats.window:
+            out.extend(self._read(old_slots, old_stamp, old_line))
+        self._templates = {}
+        return out
+
+    def _layout(
+        self, template: str, stats: _Template, slots: list[Slot], skip: int, stamped: bool
+    ) -> Layout | None:
+        """Where the counter is, if this template is a training line; else None."""
+        best: tuple[int, int] | None = None
+        for i, (slot, slot_stats) in enumerate(zip(slots, stats.slots, strict=True)):
+            if i < skip or slot.is_total or not slot_stats.steady():
+                continue
+            score = 2 if _STEP_KEY.search(slot.key) else 0
+            if _EPOCH_KEY.search(slot.key):
+                score -= 3
+            if i + 1 < len(slots) and slots[i + 1].is_total:
+                score += 1
+            if best is None or score > best[0]:
+                best = (score, i)
+        if best is None:
+            return None
+        score, index = best
+        keys = [s.key for s in slots]
+        has_loss = any(_loss_rank(k) < 9 for k in keys)
+        has_time = any(_time_kind(s.key, s.unit) is not None for s in slots)
+        has_total = index + 1 < len(slots) and slots[index + 1].is_total
+        step_named = score >= 2
+        if not (has_loss or has_time or (step_named and (has_total or stamped))):
+            return None
+        epoch_index = self._epoch_slot(template, slots, index, skip)
+        end = index + 2 if has_total else index + 1
+        prefix = "#".join(template.split("#")[:end])
+        anchor = max(re.findall(r"[A-Za-z_]{2,}", prefix) or [""], key=len)
+        increment = max(stats.slots[index].diffs, key=stats.slots[index].diffs.__getitem__)
+        return Layout(prefix, anchor, index, increment, epoch_index)
+
+    @staticmethod
+    def _epoch_slot(template: str, slots: list[Slot], index: int, skip: int) -> int | None:
+        """The epoch counter just before the step counter, if there is one."""
+        pieces = template.split("#")
+        for j in range(index - 1, skip - 1, -1):
+            if slots[j].is_total:
+                continue
+            if not _is_int(slots[j]):
+                return None
+            between = "".join(pieces[j + 1 : index + 1])
+            between = re.sub(r"^/#?", "", between) if slots[j + 1].is_total else between
+            bracketed = re.fullmatch(r"[/#]*\s*\]\s*\[\s*", between) is not None
+            if _EPOCH_KEY.search(slots[j].key) or bracketed:
+                return j
+            return None
+        return None
+
+    # --- reading ---------------------------------------------------------------------
+
+    def _read(self, slots: list[Slot], stamp: int | None, line: str) -> list[Progress]:
+        layout = self.layout
+        assert layout is not None
+        if layout.step_index >= len(slots):
+            return []
+        counter = slots[layout.step_index]
+        if not _is_int(counter):
+            return []
+        inner = int(counter.value)
+        has_total = layout.step_index + 1 < len(slots) and slots[layout.step_index + 1].is_total
+        per_epoch = int(slots[layout.step_index + 1].value) if has_total else None
+        step, total = inner, per_epoch
+        if layout.epoch_index is not None and layout.epoch_index < len(slots):
+            epoch_slot = slots[layout.epoch_index]
+            epoch = int(epoch_slot.value)
+            if self._epoch_base is None or (self._last_step is None and epoch < self._epoch_base):
+                self._epoch_base = 0 if epoch == 0 else 1
+            epochs: int | None = self._epochs_hint
+            if layout.epoch_index + 1 < len(slots) and slots[layout.epoch_index + 1].is_total:
+                epochs = int(slots[layout.epoch_index + 1].value)
+            if per_epoch is not None:
+                step = (epoch - self._epoch_base) * per_epoch + inner
+                total = epochs * per_epoch if epochs else None
+            else:
+                # No per-epoch total printed: a counter that restarts with a new epoch is
+                # epoch-relative, one that runs on is already global.
+                if (
+                    self._last_inner is not None
+                    and self._last_epoch is not None
+                    and inner < self._last_inner
+                    and epoch > self._last_epoch
+                ):
+                    self._epoch_offset += int(self._last_inner)
+                step = self._epoch_offset + inner
+                total = self._steps_hint
+            self._last_inner, self._last_epoch = inner, epoch
+        elif total is None:
+            total = self._steps_hint
+        if self._last_step is not None and step < self._last_step:
+            self._new_launch(stamp)
+        if self._last_step is not None and step == self._last_step:
+            return []
+        previous = self._last_step
+        self._last_step = step
+        loss = self._loss(slots)
+        t_s, clock = self._clock(slots, stamp, step, previous, layout.step_increment)
+        row = Progress(step, t_s, clock, loss, False, total, self._launch)
+        if loss is None and self._expects_continuation(line):
+            self._pending = row
+            return []
+        return [row]
+
+    def _new_launch(self, stamp: int | None) -> None:
+        self._launch += 1
+        self._last_step = None
+        self._origin_us = None
+        self._clock_s = 0.0
+        self._epoch_offset = 0
+        self._last_inner = self._last_epoch = None
+        self._epoch_base = None
+
+    @staticmethod
+    def _loss(slots: list[Slot]) -> float | None:
+        best: tuple[int, float] | None = None
+        for slot in slots:
+            rank = _loss_rank(slot.key)
+            if rank < 9 and (best is None or rank < best[0]):
+                best = (rank, slot.value)
+        return None if best is None else best[1]
+
+    def _clock(
+        self,
+        slots: list[Slot],
+        stamp: int | None,
+        step: int,
+        previous: int | None,
+        increment: float,
+    ) -> tuple[float | None, str | None]:
+        if stamp is not None:
+            if self._origin_us is None:
+                self._origin_us = stamp
+            return (stamp - self._origin_us) / US, "wall"
+        dt: float | None = None
+        for slot in slots:
+            kind = _time_kind(slot.key, slot.unit)
+            if kind is None or not math.isfinite(slot.value):
+                continue
+            if kind[0] == "elapsed":
+                return slot.value * kind[1], "train"
+            if dt is None:
+                dt = slot.value * kind[1]
+        if dt is None:
+            return None, None
+        covered = step - previous if previous is not None else increment
+        self._clock_s += dt * max(covered, 0)
+        return self._clock_s, "train"
+
+    # --- records continued on indented lines -----------------------------------------
+
+    def _expects_continuation(self, line: str) -> bool:
+        return self._holds or line.rstrip().endswith(("]", ":"))
+
+    @staticmethod
+    def _continues(line: str) -> bool:
+        return line[:1] in (" ", "\t") and ("=" in line or ":" in line)
+
+    def _complete(self, line: str) -> None:
+        assert self._pending is not None
+        self._continuation += 1
+        if self._continuation > MAX_CONTINUATION:
+            return
+        _, slots = scan(line.strip())
+        loss = self._loss(slots)
+        if loss is not None:
+            p = self._pending
+            self._pending = Progress(
+                p.step, p.t_s, p.clock, loss, p.is_eval, p.total_steps, p.launch
+            )
+
+
+__all__ = ["Generic", "Layout", "Slot", "scan"]
