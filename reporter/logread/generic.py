@@ -38,6 +38,7 @@ from reporter.logread.base import US, Format, Progress, iso_stamp_us
 SCAN_CHARS = 8_192
 MAX_TEMPLATES = 2_048
 MIN_REPEATS = 3  # lines of a template before it can be locked onto
+LOOKAHEAD = 2  # more lines of the first qualifying template before choosing
 WINDOW = 64  # lines of each template kept for replay at lock time
 MAX_CONTINUATION = 24  # indented lines that may complete a record
 
@@ -243,6 +244,7 @@ class Generic(Format):
         self._continuation = 0
         self._holds = False  # the record's fields continue on indented lines
         self.common_template: tuple[str, int] | None = None  # most frequent, for hints
+        self._decide_at: tuple[str, int] | None = None  # lock when this template is seen so often
 
     # --- feeding ---------------------------------------------------------------------
 
@@ -268,8 +270,11 @@ class Generic(Format):
         return out
 
     def flush(self) -> list[Progress]:
-        pending, self._pending = self._pending, None
-        return [] if pending is None else [pending]
+        out = self._decide() if self.layout is None and self._decide_at is not None else []
+        if self._pending is not None:
+            out.append(self._pending)
+            self._pending = None
+        return out
 
     def _hints(self, line: str) -> None:
         steps = _STEPS_HINT.search(line)
@@ -291,7 +296,6 @@ class Generic(Format):
         template, slots = scan(line)
         if not slots:
             return []
-        skip = _stamp_slots(line)
         stats = self._templates.get(template)
         if stats is None:
             if len(self._templates) >= MAX_TEMPLATES:
@@ -309,20 +313,40 @@ class Generic(Format):
             self.common_template = (template, stats.count)
         if stats.count < MIN_REPEATS:
             return []
-        layout = self._layout(template, stats, slots, skip, stamp is not None)
-        if layout is None:
+        if self._decide_at is None:
+            if self._layout(template, stats) is None:
+                return []
+            # Lock a little later, so that a richer template printed for the same steps
+            # (Megatron's iteration line after DeepSpeed's) can show itself too.
+            self._decide_at = (template, stats.count + LOOKAHEAD)
+        if template == self._decide_at[0] and stats.count >= self._decide_at[1]:
+            return self._decide()
+        return []
+
+    def _decide(self) -> list[Progress]:
+        """Lock onto the richest qualifying template and replay its window."""
+        best: tuple[float, Layout, _Template] | None = None
+        for template, stats in self._templates.items():
+            if stats.count < MIN_REPEATS:
+                continue
+            found = self._layout(template, stats)
+            if found is not None and (best is None or found[0] > best[0]):
+                best = (found[0], found[1], stats)
+        self._decide_at = None
+        if best is None:
             return []
-        self.layout = layout
+        _, self.layout, stats = best
         out: list[Progress] = []
         for old_slots, old_stamp, old_line in stats.window:
-            out.extend(self._read(old_slots, old_stamp, old_line))
+            # Their indented continuation lines are gone: these rows go out as they are.
+            out.extend(self._read(old_slots, old_stamp, old_line, hold=False))
         self._templates = {}
         return out
 
-    def _layout(
-        self, template: str, stats: _Template, slots: list[Slot], skip: int, stamped: bool
-    ) -> Layout | None:
-        """Where the counter is, if this template is a training line; else None."""
+    def _layout(self, template: str, stats: _Template) -> tuple[float, Layout] | None:
+        """How rich this template is as a training line, and where its counter is."""
+        slots, stamp, line = stats.window[-1]
+        skip = _stamp_slots(line)
         best: tuple[int, int] | None = None
         for i, (slot, slot_stats) in enumerate(zip(slots, stats.slots, strict=True)):
             if i < skip or slot.is_total or not slot_stats.steady():
@@ -337,19 +361,20 @@ class Generic(Format):
         if best is None:
             return None
         score, index = best
-        keys = [s.key for s in slots]
-        has_loss = any(_loss_rank(k) < 9 for k in keys)
+        has_loss = any(_loss_rank(s.key) < 9 for s in slots)
         has_time = any(_time_kind(s.key, s.unit) is not None for s in slots)
         has_total = index + 1 < len(slots) and slots[index + 1].is_total
         step_named = score >= 2
-        if not (has_loss or has_time or (step_named and (has_total or stamped))):
+        if not (has_loss or has_time or (step_named and (has_total or stamp is not None))):
             return None
+        richness = 2 * has_total + 2 * has_loss + has_time + step_named + stats.count / 1e6
         epoch_index = self._epoch_slot(template, slots, index, skip)
         end = index + 2 if has_total else index + 1
         prefix = "#".join(template.split("#")[:end])
         anchor = max(re.findall(r"[A-Za-z_]{2,}", prefix) or [""], key=len)
-        increment = max(stats.slots[index].diffs, key=stats.slots[index].diffs.__getitem__)
-        return Layout(prefix, anchor, index, increment, epoch_index)
+        diffs = stats.slots[index].diffs
+        increment = max(diffs, key=diffs.__getitem__)
+        return richness, Layout(prefix, anchor, index, increment, epoch_index)
 
     @staticmethod
     def _epoch_slot(template: str, slots: list[Slot], index: int, skip: int) -> int | None:
@@ -370,7 +395,9 @@ class Generic(Format):
 
     # --- reading ---------------------------------------------------------------------
 
-    def _read(self, slots: list[Slot], stamp: int | None, line: str) -> list[Progress]:
+    def _read(
+        self, slots: list[Slot], stamp: int | None, line: str, *, hold: bool = True
+    ) -> list[Progress]:
         layout = self.layout
         assert layout is not None
         if layout.step_index >= len(slots):
@@ -417,15 +444,14 @@ class Generic(Format):
         loss = self._loss(slots)
         t_s, clock = self._clock(slots, stamp, step, previous, layout.step_increment)
         row = Progress(step, t_s, clock, loss, False, total, self._launch)
-        if loss is None and self._expects_continuation(line):
+        if hold and loss is None and self._expects_continuation(line):
             self._pending = row
             return []
         return [row]
 
     def _new_launch(self, stamp: int | None) -> None:
         self._launch += 1
-        self._last_step = None
-        self._origin_us = None
+        self._last_step = None  # the wall clock runs on: a launch's time is the log's time
         self._clock_s = 0.0
         self._epoch_offset = 0
         self._last_inner = self._last_epoch = None
