@@ -56,6 +56,7 @@ from reporter.logread.base import interval_s as _interval_s
 from reporter.logread.base import iso_stamp_us as _iso_stamp_us
 from reporter.logread.base import number as _number
 from reporter.logread.generic import Generic
+from reporter.logread.named import HFDicts, Keras, Ultralytics
 
 FORMATS: tuple[str, ...] = (
     "mng",
@@ -66,6 +67,9 @@ FORMATS: tuple[str, ...] = (
     "tqdm",
     "hf",
     "lightning",
+    "keras",
+    "ultralytics",
+    "hf-dict",
     "generic",
 )
 CUSTOM_FORMAT = "custom"
@@ -653,6 +657,12 @@ def _make_format(name: str) -> _Format:
         return _Plain()
     if name == "generic":
         return Generic()
+    if name == "keras":
+        return Keras()
+    if name == "ultralytics":
+        return Ultralytics()
+    if name == "hf-dict":
+        return HFDicts()
     return _Bars(name)
 
 
@@ -683,7 +693,7 @@ class LogParser:
             self._candidates = [
                 _make_format(name) for name in ("mng", "nanochat", "d2", "deepspeed")
             ]
-            self._candidates += [_Bars(None), Generic()]
+            self._candidates += [Keras(), Ultralytics(), _Bars(None), HFDicts(), Generic()]
             self._fallback = _Plain()
         self._held: list[Progress] = []  # the fallback's rows while a better reader may lock
         self._last_train_step: int | None = None
