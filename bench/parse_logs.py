@@ -94,7 +94,10 @@ def score(name: str, rows: list[Progress], fmt: str | None, truth: dict[str, obj
     total_ok = None if want_total is None else total == want_total
     time_truth: dict[str, float | None] = truth.get("time") or {}  # type: ignore[assignment]
     spans = [s for s in (time_truth.get("span_s"), time_truth.get("span_alt_s")) if s]
-    timed = [r.t_s for r in train if r.t_s is not None]
+    # The span runs over the rows of the steps the truth covers: a step-0 row at the
+    # training-start line comes before the first logged step.
+    first, last = min(truth_steps(truth)[0]), max(truth_steps(truth)[0])
+    timed = [r.t_s for r in train if r.t_s is not None and first <= r.step <= last]
     span_error = None
     if spans:
         span = timed[-1] - timed[0] if len(timed) >= 2 else 0.0

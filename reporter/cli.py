@@ -158,6 +158,7 @@ def _parse_log(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail("parse-log", f"cannot read {args.file}: {exc.strerror or exc}")
     out = sys.stdout
+    found = any(isinstance(r, Progress) and not r.is_eval for r in records)
     if args.json:
         for record in records:
             if isinstance(record, Progress):
@@ -165,9 +166,20 @@ def _parse_log(args: argparse.Namespace) -> int:
         for record in records:
             if isinstance(record, Alert):
                 print(f"probecast parse-log: {record.code}: {record.message}", file=sys.stderr)
-        return 0
-    _summarise(records, parser.format, out)
+    else:
+        _summarise(records, parser.format, out)
+    if not found:
+        print(f"probecast parse-log: {_no_progress_hint(args.file, parser)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _no_progress_hint(path: Path, parser: LogParser) -> str:
+    """One line: nothing was read, and a ``--step-pattern`` to try where one can be built."""
+    pattern = parser.suggested_step_pattern()
+    if pattern is None:
+        return f"no training steps found in {path}, and no line with numbers repeats"
+    return f"no training steps found in {path}; try --step-pattern '{pattern}'"
 
 
 def _parse_file(path: Path, parser: LogParser) -> Iterator[Progress | Alert]:

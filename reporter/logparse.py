@@ -465,7 +465,7 @@ class _Bars(_Format):
     )
     _SKIP = re.compile(
         r"(?i)\b(?:download|upload|load|map\b|token|generat|extract|filter|fetch|resolv|shard"
-        r"|convert|prepar|build|compil|cach|sav|writ|read|pars|encod|index|sanity|warm)"
+        r"|convert|prepar|build|compil|cach|sav|writ|read|pars|encod|index|sanity|warm|pack|captur)"
     )
     _EVAL = re.compile(r"(?i)eval|valid|test|predict|infer")
     _LIGHTNING = re.compile(r"Epoch (\d+)")
@@ -591,13 +591,22 @@ class _Bars(_Format):
 
 
 class _Custom(_Format):
-    """Lines matched by the user's ``--step-pattern`` regexes, tried before the built-ins."""
+    """Lines matched by the user's ``--step-pattern`` regexes, tried before the built-ins.
+
+    Named groups: ``step`` (required), ``total``, ``loss``, and the time as seconds since
+    the start (``t`` or ``elapsed_s``) or as the duration of the step (``dt_s`` or
+    ``dt_ms``, summed over the steps each line covers). A line with a timestamp and no
+    time group is on the wall clock.
+    """
 
     name = CUSTOM_FORMAT
-    _GROUPS = frozenset({"step", "loss", "total"})
+    _GROUPS = frozenset({"step", "loss", "total", "t", "elapsed_s", "dt_s", "dt_ms"})
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self._patterns = [self._compile(p) for p in patterns]
+        self._wall = _WallClock()
+        self._clock_s = 0.0
+        self._last_step: int | None = None
 
     @classmethod
     def _compile(cls, pattern: str) -> re.Pattern[str]:
@@ -612,7 +621,7 @@ class _Custom(_Format):
         if unknown:
             raise ValueError(
                 f"step pattern {pattern!r} has unknown group(s) {', '.join(unknown)};"
-                " use step, loss and total"
+                " use step, total, loss, and t, elapsed_s, dt_s or dt_ms for time"
             )
         if compiled.search("") is not None:
             raise ValueError(f"step pattern {pattern!r} matches an empty line")
@@ -628,17 +637,38 @@ class _Custom(_Format):
             if step is None or not math.isfinite(step):
                 continue
             total = _number(groups.get("total"))
+            t_s, clock = self._time(groups, int(step), line)
+            self._last_step = int(step)
             return [
                 Progress(
                     step=int(step),
-                    t_s=None,
-                    clock=None,
+                    t_s=t_s,
+                    clock=clock,
                     loss=_number(groups.get("loss")),
                     is_eval=False,
                     total_steps=int(total) if total is not None and math.isfinite(total) else None,
                 )
             ]
         return []
+
+    def _time(
+        self, groups: dict[str, str | None], step: int, line: str
+    ) -> tuple[float | None, ClockKind | None]:
+        elapsed = _number(groups.get("t") or groups.get("elapsed_s"))
+        if elapsed is not None:
+            return elapsed, "train"
+        dt_s = _number(groups.get("dt_s"))
+        dt_ms = _number(groups.get("dt_ms"))
+        if dt_s is None and dt_ms is not None:
+            dt_s = dt_ms / 1000
+        if dt_s is not None:
+            covered = 1 if self._last_step is None else max(step - self._last_step, 0)
+            self._clock_s += dt_s * covered
+            return self._clock_s, "train"
+        stamp = _iso_stamp_us(line, anywhere=True)
+        if stamp is not None:
+            return self._wall.since_origin(stamp), "wall"
+        return None, None
 
 
 # --- the parser -----------------------------------------------------------------------
@@ -684,6 +714,7 @@ class LogParser:
         self._custom = _Custom(step_patterns) if step_patterns else None
         self._candidates: list[_Format] = []
         self._fallback: _Format | None = None
+        self._generic: Generic | None = None
         self._active: _Format | None = None
         if fmt == CUSTOM_FORMAT:
             self._active = self._custom
@@ -693,7 +724,8 @@ class LogParser:
             self._candidates = [
                 _make_format(name) for name in ("mng", "nanochat", "d2", "deepspeed")
             ]
-            self._candidates += [Keras(), Ultralytics(), _Bars(None), HFDicts(), Generic()]
+            self._generic = Generic()
+            self._candidates += [Keras(), Ultralytics(), _Bars(None), HFDicts(), self._generic]
             self._fallback = _Plain()
         self._held: list[Progress] = []  # the fallback's rows while a better reader may lock
         self._last_train_step: int | None = None
@@ -704,6 +736,13 @@ class LogParser:
     def format(self) -> str | None:
         """The format being read: the one given, or in auto mode the one detected so far."""
         return None if self._active is None else self._active.name
+
+    def suggested_step_pattern(self) -> str | None:
+        """A ``--step-pattern`` built from the most frequent line template with numbers.
+
+        For a log where nothing was read (auto mode only); None when no such line repeats.
+        """
+        return None if self._generic is None else self._generic.suggested_pattern()
 
     def feed(self, line: str) -> list[Record]:
         """The records one line of output gives (a line may hold ``\\r``-joined updates)."""

@@ -33,7 +33,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-from reporter.logread.base import US, Format, Progress, iso_stamp_us
+from reporter.logread.base import US, ClockKind, Format, Progress, iso_stamp_us
 
 SCAN_CHARS = 8_192
 MAX_TEMPLATES = 2_048
@@ -59,7 +59,8 @@ _MS_KEY = re.compile(r"\bms\b|_ms\b|\(ms\)|\bmsec")
 _STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?")
 _HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update")
 _STEPS_HINT = re.compile(
-    r"(?i)(?:max[_ ]?(?:steps|iters?|iterations|updates?|num[_ ]steps)|total[_ ]optimization[_ ]steps"
+    r"(?i)(?:max[_ ]?(?:steps|iters?|iterations|updates?|num[_ ]steps)"
+    r"|total[_ ]optimization[_ ]steps"
     r"|total[_ ]training[_ ]steps|train[_ ]iters|num[_ ]training[_ ]steps|total[_ ]steps"
     r"|max_update)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,12})(?![\d.])"
 )
@@ -125,7 +126,7 @@ class _Template:
 class Layout:
     """Where a locked template keeps its fields."""
 
-    prefix: str  # the template up to the counter (and its total)
+    prefix: str  # the template up to the counter (and its total), without spaces
     anchor: str  # a literal word of the prefix, for a cheap test before scanning a line
     step_index: int
     step_increment: float
@@ -143,8 +144,13 @@ def _key(piece: str) -> str:
 
 @functools.lru_cache(maxsize=8192)
 def _mask(piece: str) -> str:
-    """A piece of a template: whitespace collapsed, bar glyphs masked."""
-    return " ".join(_BAR_GLYPHS.sub("~", piece).split())
+    """A piece of a template: each run of whitespace as one space, bar glyphs masked."""
+    core = " ".join(_BAR_GLYPHS.sub("~", piece).split())
+    if not core:
+        return " " if piece else ""
+    lead = " " if piece[0].isspace() else ""
+    trail = " " if piece[-1].isspace() else ""
+    return lead + core + trail
 
 
 def scan(line: str) -> tuple[str, list[Slot]]:
@@ -156,7 +162,11 @@ def scan(line: str) -> tuple[str, list[Slot]]:
     for m in _TOKEN.finditer(text):
         start, end = m.span()
         before = text[start - 1] if start else ""
-        if before.isalpha() or before == "_" or (before == "." and start >= 2 and text[start - 2].isalpha()):
+        if (
+            before.isalpha()
+            or before == "_"
+            or (before == "." and start >= 2 and text[start - 2].isalpha())
+        ):
             continue  # part of a word: fc1, loss_0, bf16
         piece = text[pos:start]
         negative = before == "-" and (start < 2 or text[start - 2] in " :=[(,{\t'\"")
@@ -206,7 +216,9 @@ def _loss_rank(key: str) -> int:
 @functools.lru_cache(maxsize=1024)
 def _time_kind(key: str, unit: str) -> tuple[str, float] | None:
     """``("dt", scale)`` for a per-step time, ``("elapsed", scale)`` for a clock, else None."""
-    if not ("time" in key or key in ("dt", "t") or "cost" in key or "duration" in key or "timing" in key):
+    if not (
+        "time" in key or key in ("dt", "t") or "cost" in key or "duration" in key or "timing" in key
+    ):
         return None
     if _DATA_TIME.search(key):
         return None
@@ -243,7 +255,7 @@ class Generic(Format):
         self._pending: Progress | None = None
         self._continuation = 0
         self._holds = False  # the record's fields continue on indented lines
-        self.common_template: tuple[str, int] | None = None  # most frequent, for hints
+        self._common: tuple[str, int, tuple[str, ...]] | None = None  # for a suggestion
         self._decide_at: tuple[str, int] | None = None  # lock when this template is seen so often
 
     # --- feeding ---------------------------------------------------------------------
@@ -265,7 +277,7 @@ class Generic(Format):
             out.extend(self._search(line))
         elif self.layout.anchor in line:
             template, slots = scan(line)
-            if template.startswith(self.layout.prefix):
+            if template.replace(" ", "").startswith(self.layout.prefix):
                 out.extend(self._read(slots, iso_stamp_us(line, anywhere=True), line))
         return out
 
@@ -288,14 +300,21 @@ class Generic(Format):
             if value > 0:
                 self._epochs_hint = value
 
+    def suggested_pattern(self) -> str | None:
+        """A ``--step-pattern`` from the most frequent template with numbers seen so far."""
+        if self._common is None or self._common[1] < 2:
+            return None
+        return pattern_for(self._common[0], self._common[2])
+
     # --- searching -------------------------------------------------------------------
 
     def _search(self, line: str) -> list[Progress]:
         if not any(c.isdigit() for c in line[:SCAN_CHARS]):
             return []
-        template, slots = scan(line)
+        spaced, slots = scan(line)
         if not slots:
             return []
+        template = spaced.replace(" ", "")  # padding (``[   0/1562]``) makes no new template
         stats = self._templates.get(template)
         if stats is None:
             if len(self._templates) >= MAX_TEMPLATES:
@@ -309,8 +328,8 @@ class Generic(Format):
             slot_stats.add(slot.value, _is_int(slot))
         stamp = iso_stamp_us(line, anywhere=True)
         stats.window.append((slots, stamp, line))
-        if self.common_template is None or stats.count > self.common_template[1]:
-            self.common_template = (template, stats.count)
+        if self._common is None or stats.count > self._common[1]:
+            self._common = (spaced, stats.count, tuple(s.key for s in slots))
         if stats.count < MIN_REPEATS:
             return []
         if self._decide_at is None:
@@ -371,7 +390,8 @@ class Generic(Format):
         epoch_index = self._epoch_slot(template, slots, index, skip)
         end = index + 2 if has_total else index + 1
         prefix = "#".join(template.split("#")[:end])
-        anchor = max(re.findall(r"[A-Za-z_]{2,}", prefix) or [""], key=len)
+        words = [w for w in re.findall(r"[A-Za-z_]{2,}", line) if w in prefix]
+        anchor = max(words or [""], key=len)
         diffs = stats.slots[index].diffs
         increment = max(diffs, key=diffs.__getitem__)
         return richness, Layout(prefix, anchor, index, increment, epoch_index)
@@ -473,7 +493,7 @@ class Generic(Format):
         step: int,
         previous: int | None,
         increment: float,
-    ) -> tuple[float | None, str | None]:
+    ) -> tuple[float | None, ClockKind | None]:
         if stamp is not None:
             if self._origin_us is None:
                 self._origin_us = stamp
@@ -516,4 +536,33 @@ class Generic(Format):
             )
 
 
-__all__ = ["Generic", "Layout", "Slot", "scan"]
+def pattern_for(template: str, keys: tuple[str, ...]) -> str:
+    """A regex for lines of ``template`` with named groups a user can check and edit.
+
+    The step is the number named like a step (else the first); a number named like a
+    loss is ``loss``; whitespace matches any run of it and quotes any character, so the
+    pattern can be pasted between single quotes in a shell.
+    """
+    pieces = template.split("#")
+    step_at = next((i for i, k in enumerate(keys) if _STEP_KEY.search(k)), 0)
+    loss_at = min(range(len(keys)), key=lambda i: _loss_rank(keys[i]), default=None)
+    if loss_at is not None and _loss_rank(keys[loss_at]) == 9:
+        loss_at = None
+    out = [_literal(pieces[0])]
+    for i, piece in enumerate(pieces[1:]):
+        if i == step_at:
+            out.append(r"(?P<step>\d+)")
+        elif i == loss_at:
+            out.append(r"(?P<loss>[-+\d.eE]+|nan|inf)")
+        else:
+            out.append(r"[-+\d.eE]+")
+        out.append(_literal(piece))
+    return "".join(out).rstrip()
+
+
+def _literal(piece: str) -> str:
+    text = re.escape(piece).replace("\\ ", r"\s+").replace("~", ".*?")
+    return text.replace("'", ".").replace('"', ".")
+
+
+__all__ = ["Generic", "Layout", "Slot", "pattern_for", "scan"]

@@ -88,7 +88,9 @@ class Ultralytics(Format):
 
     name = "ultralytics"
     _BAR = re.compile(
-        r"\s{0,16}(\d{1,6})/(\d{1,6})\s{1,16}(?:[\d.]{1,8}G\s{1,16})?((?:" + NUM + r"\s{1,16}){1,8})"
+        r"\s{0,16}(\d{1,6})/(\d{1,6})\s{1,16}(?:[\d.]{1,8}G\s{1,16})?((?:"
+        + NUM
+        + r"\s{1,16}){1,8})"
         r"\d{1,7}\s{1,16}\d{1,5}:\s{0,4}\d{1,3}%\s{0,4}\|?[^\d|]{0,200}\|?\s{0,4}(\d{1,9})/(\d{1,9})"
         r"\s{0,4}\[?(?:[\d.]{1,10}(?:s/it|it/s)\s{1,4})?([\d:.]{1,12}s?)?"
     )
@@ -156,7 +158,8 @@ class HFDicts(Format):
         items: dict[str, tuple[float | None, str | None]] = {
             key: (number(value), of) for key, value, of in self._ITEM.findall(line, start)
         }
-        if "loss" in items and "train_runtime" not in items:
+        trainer = "epoch" in items or "learning_rate" in items or "grad_norm" in items
+        if "loss" in items and trainer and "train_runtime" not in items:
             step = self._train_step(items)
             if step is None or step <= self._step:
                 return []
