@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 
 from reporter.logread.base import ANSI as _ANSI
 from reporter.logread.base import CARET_ANSI as _CARET_ANSI
@@ -74,6 +75,7 @@ FORMATS: tuple[str, ...] = (
 )
 CUSTOM_FORMAT = "custom"
 FALLBACK_PATIENCE = 16  # plain rows held back while the generic reader may still lock
+UNDERSTUDY_LINES = 5_000  # lines a loss-less bar's understudy looks for a richer template
 
 # --- modded-nanogpt -------------------------------------------------------------------
 
@@ -715,6 +717,11 @@ class LogParser:
         self._candidates: list[_Format] = []
         self._fallback: _Format | None = None
         self._generic: Generic | None = None
+        # A bar that shows no loss may be the outline of a richer line: this reader looks
+        # for it for a while, and takes over where it counts the same steps with a loss.
+        self._understudy: Generic | None = None
+        self._understudy_lines = 0
+        self._last_total: int | None = None
         self._active: _Format | None = None
         if fmt == CUSTOM_FORMAT:
             self._active = self._custom
@@ -730,6 +737,7 @@ class LogParser:
         self._held: list[Progress] = []  # the fallback's rows while a better reader may lock
         self._last_train_step: int | None = None
         self._last_train_loss: float | None = None
+        self._last_train_t: float | None = None
         self._done_step: int | None = None
 
     @property
@@ -784,7 +792,10 @@ class LogParser:
         if self._active is not None:
             if self._active is self._custom:
                 return [], None
-            return self._active.rows(text), self._active
+            rows = self._active.rows(text)
+            if self._understudy is not None:
+                rows = self._understudy_rows(text, rows)
+            return rows, self._active
         for candidate in self._candidates:  # every one sees the line: some note a start line
             rows = candidate.rows(text)
             if rows:
@@ -799,7 +810,37 @@ class LogParser:
                 return held, fallback
         return [], None
 
+    def _understudy_rows(self, text: str, rows: list[Progress]) -> list[Progress]:
+        """The active bar's rows, or the understudy's once it takes over."""
+        assert self._understudy is not None
+        if any(r.loss is not None for r in rows) or self._active is None:
+            self._understudy = None  # the bar shows a loss after all
+            return rows
+        self._last_total = next((r.total_steps for r in rows if r.total_steps), self._last_total)
+        self._understudy_lines += 1
+        found = self._understudy.rows(text)
+        if self._understudy.layout is None:
+            if self._understudy_lines > UNDERSTUDY_LINES:
+                self._understudy = None
+            return rows
+        understudy, self._understudy = self._understudy, None
+        last = self._last_train_step
+        agrees = last is not None and any(abs(r.step - last) <= 1 for r in found)
+        if not (agrees and any(r.loss is not None for r in found)):
+            return rows
+        understudy.expect_total(self._last_total)
+        self._active = understudy
+        found = [r for r in found if r.step >= last]
+        same = next((r for r in found if r.step == last and r.t_s is not None), None)
+        if same is not None and self._last_train_t is not None and same.clock != "wall":
+            offset_s = self._last_train_t - (same.t_s or 0.0)
+            understudy.shift_clock(offset_s)
+            found = [replace(r, t_s=None if r.t_s is None else r.t_s + offset_s) for r in found]
+        return found
+
     def _lock(self, fmt: _Format) -> None:
+        if isinstance(fmt, _Bars) and self._generic is not None:
+            self._understudy = Generic(lookahead=0)
         self._active = fmt
         self._candidates = []
         self._fallback = None
@@ -824,6 +865,7 @@ class LogParser:
         if row.step == self._last_train_step and row.loss in (None, self._last_train_loss):
             return False  # the same step again (a bar refresh, a second logger line)
         self._last_train_step, self._last_train_loss = row.step, row.loss
+        self._last_train_t = row.t_s
         if fmt.run_wide_total and row.total_steps is not None and row.step >= row.total_steps:
             self._done_step = row.step
         return True

@@ -55,6 +55,12 @@ _EPOCH_KEY = re.compile(r"(?:^|[\s/_.])(?:epoch|ep|e)$")
 _EVAL_WORD = re.compile(r"val|eval|test|dev\b")
 _DATA_TIME = re.compile(r"data|reader|load|eta|remaining|left|wait")
 _ELAPSED = re.compile(r"elapsed|wall|total|train_time|since|uptime")
+_PART_TIME = re.compile(r"per[_ ]?(?:token|sample|example|image)|forward|backward|optim|gen\b")
+_WHOLE_STEP = re.compile(
+    r"(?:^|[/_ ])(?:step|iter|iteration|batch|it)(?:[_ ]?(?:time|cost))?(?: \(m?s\))?$"
+    r"|^(?:iter|step|batch|train|elapsed|wall|total)[_ ]?(?:time|cost)(?: \(m?s\))?$"
+    r"|per[_ ](?:step|iter|iteration|batch)|^elapsed|^wall"
+)
 _MS_KEY = re.compile(r"\bms\b|_ms\b|\(ms\)|\bmsec")
 _STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?")
 _HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update")
@@ -214,19 +220,24 @@ def _loss_rank(key: str) -> int:
 
 
 @functools.lru_cache(maxsize=1024)
-def _time_kind(key: str, unit: str) -> tuple[str, float] | None:
-    """``("dt", scale)`` for a per-step time, ``("elapsed", scale)`` for a clock, else None."""
+def _time_kind(key: str, unit: str) -> tuple[int, str, float] | None:
+    """``(rank, "dt" or "elapsed", seconds per unit)`` for a time field, else None.
+
+    "dt" is one step's duration, "elapsed" a clock; rank 0 names the whole step
+    (``dt``, ``time``, ``iter_time``, ``timing_s/step``), rank 1 some other time.
+    """
     if not (
         "time" in key or key in ("dt", "t") or "cost" in key or "duration" in key or "timing" in key
     ):
         return None
-    if _DATA_TIME.search(key):
+    if _DATA_TIME.search(key) or _PART_TIME.search(key):
         return None
     scale = 1e-3 if unit.lower().startswith("ms") or _MS_KEY.search(key) else 1.0
     if unit.lower() in ("h", "min", "m"):
         return None
     kind = "elapsed" if _ELAPSED.search(key) and "per" not in key and "iter" not in key else "dt"
-    return kind, scale
+    whole = key in ("dt", "t", "time") or _WHOLE_STEP.search(key) is not None
+    return (0 if whole else 1), kind, scale
 
 
 def _is_int(slot: Slot) -> bool:
@@ -239,7 +250,8 @@ class Generic(Format):
     name = "generic"
     run_wide_total = False  # a later launch in the same file must not be cut off
 
-    def __init__(self) -> None:
+    def __init__(self, lookahead: int = LOOKAHEAD) -> None:
+        self._lookahead = lookahead
         self._templates: dict[str, _Template] = {}
         self.layout: Layout | None = None
         self._launch = 0
@@ -252,6 +264,7 @@ class Generic(Format):
         self._epochs_hint: int | None = None
         self._origin_us: int | None = None
         self._clock_s = 0.0
+        self._elapsed_offset_s = 0.0
         self._pending: Progress | None = None
         self._continuation = 0
         self._holds = False  # the record's fields continue on indented lines
@@ -300,6 +313,17 @@ class Generic(Format):
             if value > 0:
                 self._epochs_hint = value
 
+    def expect_total(self, total: int | None) -> None:
+        """A total learned elsewhere (the bar this reader takes over from)."""
+        if total is not None and self._steps_hint is None:
+            self._steps_hint = total
+
+    def shift_clock(self, offset_s: float) -> None:
+        """Move a counted clock (not timestamps) on by ``offset_s``, as a reader taking
+        over from another one keeps that one's time."""
+        self._clock_s += offset_s
+        self._elapsed_offset_s += offset_s
+
     def suggested_pattern(self) -> str | None:
         """A ``--step-pattern`` from the most frequent template with numbers seen so far."""
         if self._common is None or self._common[1] < 2:
@@ -337,7 +361,7 @@ class Generic(Format):
                 return []
             # Lock a little later, so that a richer template printed for the same steps
             # (Megatron's iteration line after DeepSpeed's) can show itself too.
-            self._decide_at = (template, stats.count + LOOKAHEAD)
+            self._decide_at = (template, stats.count + self._lookahead)
         if template == self._decide_at[0] and stats.count >= self._decide_at[1]:
             return self._decide()
         return []
@@ -498,17 +522,18 @@ class Generic(Format):
             if self._origin_us is None:
                 self._origin_us = stamp
             return (stamp - self._origin_us) / US, "wall"
-        dt: float | None = None
+        best: tuple[int, str, float] | None = None
         for slot in slots:
             kind = _time_kind(slot.key, slot.unit)
             if kind is None or not math.isfinite(slot.value):
                 continue
-            if kind[0] == "elapsed":
-                return slot.value * kind[1], "train"
-            if dt is None:
-                dt = slot.value * kind[1]
-        if dt is None:
+            if best is None or kind[0] < best[0]:
+                best = (kind[0], kind[1], slot.value * kind[2])
+        if best is None:
             return None, None
+        if best[1] == "elapsed":
+            return self._elapsed_offset_s + best[2], "train"
+        dt = best[2]
         covered = step - previous if previous is not None else increment
         self._clock_s += dt * max(covered, 0)
         return self._clock_s, "train"
