@@ -825,8 +825,9 @@ class LogParser:
             return rows
         understudy, self._understudy = self._understudy, None
         last = self._last_train_step
-        agrees = last is not None and any(abs(r.step - last) <= 1 for r in found)
-        if not (agrees and any(r.loss is not None for r in found)):
+        if last is None or not any(abs(r.step - last) <= 1 for r in found):
+            return rows
+        if not any(r.loss is not None for r in found):
             return rows
         understudy.expect_total(self._last_total)
         self._active = understudy
