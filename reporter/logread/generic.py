@@ -52,7 +52,7 @@ _STEP_KEY = re.compile(
     r"|updates|num_updates|batch|optimizer_step|trainer/global_step)$"
 )
 _EPOCH_KEY = re.compile(r"(?:^|[\s/_.])(?:epoch|ep|e)$")
-_EVAL_WORD = re.compile(r"val|eval|test|dev\b")
+_EVAL_WORD = re.compile(r"(?:^|[\W_])(?:val|valid|validation|eval|evaluation|test|dev)")
 _DATA_TIME = re.compile(r"data|reader|load|eta|remaining|left|wait")
 _ELAPSED = re.compile(r"elapsed|wall|total|train_time|since|uptime")
 _PART_TIME = re.compile(r"per[_ ]?(?:token|sample|example|image)|forward|backward|optim|gen\b")
