@@ -152,7 +152,8 @@ def test_a_richer_template_for_the_same_steps_wins() -> None:
     for i in range(1, 12):
         lines.append(f"steps: {i} loss: {9 - i / 10:.4f} iter time (s): 15.0")
         lines.append(
-            f" iteration {i:>8}/     500 | elapsed time per iteration (ms): 15000.0 | lm loss: 9.0E+00 |"
+            f" iteration {i:>8}/     500 | elapsed time per iteration (ms): 15000.0"
+            " | lm loss: 9.0E+00 |"
         )
     rows = train_rows(lines)
     assert [r.step for r in rows] == list(range(1, 12))
