@@ -762,6 +762,11 @@ class LogParser:
 
     def flush(self) -> list[Record]:
         """Rows still waiting for a later line; call once the output has ended."""
+        for candidate in self._candidates:  # a reader still deciding decides now
+            rows = candidate.flush()
+            if rows:
+                self._lock(candidate)
+                return self._accepted(rows, candidate, "")
         if self._active is None and self._held and self._fallback is not None:
             fallback, held = self._fallback, self._held
             self._lock(fallback)

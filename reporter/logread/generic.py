@@ -72,6 +72,7 @@ _STEPS_HINT = re.compile(
 )
 _EPOCHS_HINT = re.compile(
     r"(?i)(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs|n_epochs"
+    r"|scheduled epochs"
     r"|^\s{0,8}epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})(?![\d.])"
     r"|max: (\d{1,6}) epochs"
 )
@@ -116,7 +117,7 @@ class _SlotStats:
         if not self.integer or self.up < 2:
             return False
         common = max(self.diffs.values(), default=0)
-        return self.flat * 10 <= self.up and common * 2 >= self.up and self.down * 4 <= self.up
+        return self.flat * 10 <= self.up and common * 2 >= self.up and self.down * 2 <= self.up
 
 
 @dataclass
@@ -431,7 +432,7 @@ class Generic(Format):
                 return None
             between = "".join(pieces[j + 1 : index + 1])
             between = re.sub(r"^/#?", "", between) if slots[j + 1].is_total else between
-            bracketed = re.fullmatch(r"[/#]*\s*\]\s*\[\s*", between) is not None
+            bracketed = re.fullmatch(r"(?:[/#]*\s*\])?\s*\[\s*", between) is not None
             if _EPOCH_KEY.search(slots[j].key) or bracketed:
                 return j
             return None
