@@ -46,7 +46,7 @@ MAX_CONTINUATION = 24  # indented lines that may complete a record
 _TOKEN = re.compile(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|(?<![A-Za-z])(?:nan|NaN|inf|Inf)(?![A-Za-z])")
 _SEPARATORS = re.compile(r"[|,;{}\[\]\t]| - |\s{3,}")
 _BAR_GLYPHS = re.compile(r"[━─╸╺█▏▎▍▌▋▊▉░▒▓#=>.\-·•]{3,}")
-_UNIT = re.compile(r"[A-Za-z%/]{1,6}")
+_UNIT = re.compile(r" ?([A-Za-z%/]{1,6})(?![A-Za-z])")
 _STEP_KEY = re.compile(
     r"(?:^|[\s/_.])(?:step|steps|global_step|globalstep|iter|iters|iteration|it|update"
     r"|updates|num_updates|batch|optimizer_step|trainer/global_step)$"
@@ -181,7 +181,7 @@ def scan(line: str) -> tuple[str, list[Slot]]:
             piece = piece[:-1]
         pieces.append(_mask(piece))
         unit_match = _UNIT.match(text, end)
-        unit = unit_match[0] if unit_match is not None else ""
+        unit = unit_match[1] if unit_match is not None else ""
         value = float(m[0])
         stripped = piece.strip()
         slots.append(
@@ -230,7 +230,8 @@ def _time_kind(key: str, unit: str) -> tuple[int, str, float] | None:
     if not (
         "time" in key or key in ("dt", "t") or "cost" in key or "duration" in key or "timing" in key
     ):
-        return None
+        # llm.c's ``| 2511.08 ms |``: a bare duration is a step time of last resort.
+        return (2, "dt", 1e-3 if unit == "ms" else 1.0) if not key and unit in ("ms", "s") else None
     if _DATA_TIME.search(key) or _PART_TIME.search(key):
         return None
     scale = 1e-3 if unit.lower().startswith("ms") or _MS_KEY.search(key) else 1.0
