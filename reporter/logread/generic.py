@@ -32,6 +32,7 @@ import math
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from reporter.logread.base import US, ClockKind, Format, Progress, iso_stamp_us
 
@@ -78,8 +79,7 @@ _EPOCHS_HINT = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(NamedTuple):
     """One number of a line: its value, the name before it and the unit after it."""
 
     key: str
@@ -138,6 +138,7 @@ class Layout:
     step_index: int
     step_increment: float
     epoch_index: int | None  # an epoch counter before the step: the step is epoch-relative
+    prefix_numbers: int  # the numbers in the prefix: the counter's, and its total's
 
 
 @functools.lru_cache(maxsize=8192)
@@ -271,6 +272,7 @@ class Generic(Format):
         self._continuation = 0
         self._holds = False  # the record's fields continue on indented lines
         self._common: tuple[str, int, tuple[str, ...]] | None = None  # for a suggestion
+        self._reader: _Reader | None = None
         self._decide_at: tuple[str, int] | None = None  # lock when this template is seen so often
 
     # --- feeding ---------------------------------------------------------------------
@@ -286,15 +288,34 @@ class Generic(Format):
             out.append(self._pending)
             self._pending = None
             self._continuation = 0
-        if any(word in line for word in _HINT_WORDS):
-            self._hints(line)
         if self.layout is None:
+            self._hints(line)
             out.extend(self._search(line))
-        elif self.layout.anchor in line:
-            template, slots = scan(line)
-            if template.replace(" ", "").startswith(self.layout.prefix):
-                out.extend(self._read(slots, iso_stamp_us(line, anywhere=True), line))
+            return out
+        slots = self._locked_slots(line) if self.layout.anchor in line else None
+        if slots is None:
+            self._hints(line)
+        else:
+            out.extend(self._read(slots, iso_stamp_us(line, anywhere=True), line))
         return out
+
+    def _locked_slots(self, line: str) -> list[Slot] | None:
+        """The numbers a line of the locked template holds, read by regex (the fast path):
+        those of its prefix, then the loss and the time found by their names."""
+        assert self._reader is not None
+        reader = self._reader
+        m = reader.prefix.match(line, 0, SCAN_CHARS)
+        if m is None:
+            return None
+        slots = [
+            Slot(key, float(text), text, "", is_total)
+            for (key, is_total), text in zip(reader.prefix_keys, m.groups(), strict=True)
+        ]
+        for key, unit, pattern in reader.fields:
+            found = pattern.search(line, m.end(), SCAN_CHARS)
+            if found is not None:
+                slots.append(Slot(key, float(found[1]), found[1], unit, False))
+        return slots
 
     def flush(self) -> list[Progress]:
         out = self._decide() if self.layout is None and self._decide_at is not None else []
@@ -304,6 +325,8 @@ class Generic(Format):
         return out
 
     def _hints(self, line: str) -> None:
+        if not any(word in line for word in _HINT_WORDS):
+            return
         steps = _STEPS_HINT.search(line)
         if steps is not None:
             value = int(steps[1].replace(",", ""))
@@ -381,6 +404,7 @@ class Generic(Format):
         if best is None:
             return []
         _, self.layout, stats = best
+        self._reader = _locked_reader(self.layout, stats.window[-1][2])
         out: list[Progress] = []
         for old_slots, old_stamp, old_line in stats.window:
             # Their indented continuation lines are gone: these rows go out as they are.
@@ -420,7 +444,7 @@ class Generic(Format):
         anchor = max(words or [""], key=len)
         diffs = stats.slots[index].diffs
         increment = max(diffs, key=diffs.__getitem__)
-        return richness, Layout(prefix, anchor, index, increment, epoch_index)
+        return richness, Layout(prefix, anchor, index, increment, epoch_index, end)
 
     @staticmethod
     def _epoch_slot(template: str, slots: list[Slot], index: int, skip: int) -> int | None:
@@ -561,6 +585,62 @@ class Generic(Format):
             self._pending = Progress(
                 p.step, p.t_s, p.clock, loss, p.is_eval, p.total_steps, p.launch
             )
+
+
+_NUMBER = r"([-+]?(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf))"
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Compiled regexes for the lines of a locked template."""
+
+    prefix: re.Pattern[str]  # the template up to the counter, one group per number
+    prefix_keys: tuple[tuple[str, bool], ...]  # each group's name and whether it is a total
+    fields: tuple[tuple[str, str, re.Pattern[str]], ...]  # (name, unit, pattern): loss, time
+
+
+def _locked_reader(layout: Layout, line: str) -> _Reader:
+    """Regexes that read what `scan` reads from the locked template's lines, faster."""
+    spaced, slots = scan(line)
+    end = layout.prefix_numbers
+    pieces = spaced.split("#")[:end]
+    regex = "".join(_loose(piece) + _NUMBER for piece in pieces)
+    prefix_keys = tuple((s.key, s.is_total) for s in slots[:end])
+    fields: list[tuple[str, str, re.Pattern[str]]] = []
+    rest = slots[end:]
+    loss = min(rest, key=lambda s: _loss_rank(s.key), default=None)
+    if loss is not None and _loss_rank(loss.key) < 9:
+        fields.append((loss.key, "", _named(loss.key, "")))
+    timed = [(k, s) for s in rest if (k := _time_kind(s.key, s.unit)) is not None]
+    if timed:
+        _, slot = min(timed, key=lambda pair: pair[0][0])
+        fields.append((slot.key, slot.unit, _named(slot.key, slot.unit)))
+    return _Reader(re.compile(regex), prefix_keys, tuple(fields))
+
+
+def _loose(piece: str) -> str:
+    """A template piece as a regex: any whitespace (or none) for a space, any short run of
+    characters for a progress bar's glyphs."""
+    out = []
+    for part in re.split(r"( |~)", piece):
+        if part == " ":
+            out.append(r"\s*")
+        elif part == "~":
+            out.append(r"[^\d]{0,400}?")
+        elif part:
+            out.append(re.escape(part))
+    return "".join(out)
+
+
+def _named(key: str, unit: str) -> re.Pattern[str]:
+    """A number after its name (``loss: 1.2``, ``'loss': '1.2'``, ``loss=1.2``) or, for a
+    nameless one, before its unit (``| 2511.08 ms``)."""
+    if not key:
+        return re.compile(r"(?<![\w.])" + _NUMBER + r" ?" + re.escape(unit) + r"(?![A-Za-z])")
+    name = r"\s+".join(re.escape(word) for word in key.split())
+    return re.compile(
+        r"(?i)(?<![\w/.])" + name + r"[)\]'\"]{0,2}\s{0,4}[:=]?\s{0,4}['\"]?" + _NUMBER
+    )
 
 
 def pattern_for(template: str, keys: tuple[str, ...]) -> str:
