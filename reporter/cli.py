@@ -58,8 +58,10 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         action="append",
         default=[],
         metavar="REGEX",
-        help="extra regex with a (?P<step>...) group, optional (?P<loss>...) and "
-        "(?P<total>...); repeatable, tried before the built-in formats",
+        help="extra regex with a (?P<step>...) group, optional (?P<loss>...), "
+        "(?P<total>...) and time as (?P<t>...)/(?P<elapsed_s>...) seconds since the start "
+        "or (?P<dt_s>...)/(?P<dt_ms>...) per step; repeatable, tried before the built-in "
+        "formats",
     )
     parser.add_argument(
         "--artifact-url",
@@ -133,9 +135,11 @@ def add_parse_log_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "parse-log",
         help="read progress from a training log file, as `probecast run` would",
         description="Parse FILE with the same parser `probecast run` uses. Without --json, "
-        "print a summary; with --json, one object per progress line: "
-        '{"step", "t", "loss", "eval", "total_steps"} where t is seconds on the log\'s own '
-        "clock (its first timestamp, or its training clock), or null.",
+        "print a summary of the last launch in the file; with --json, one object per "
+        'progress line: {"step", "t", "loss", "eval", "total_steps", "launch"} where t is '
+        "seconds on the log's own clock (its first timestamp, or its training clock), or "
+        "null, and launch counts the runs appended to the file (0 first). Exits 1, with a "
+        "--step-pattern to try, when no training step is found.",
     )
     parser.add_argument("file", type=Path, help="the log file ('-' for stdin)")
     parser.add_argument(
@@ -194,14 +198,19 @@ def _parse_file(path: Path, parser: LogParser) -> Iterator[Progress | Alert]:
 
 
 def _summarise(records: list[Progress | Alert], fmt: str | None, out: TextIO) -> None:
-    steps = [r for r in records if isinstance(r, Progress) and not r.is_eval]
-    evals = [r for r in records if isinstance(r, Progress) and r.is_eval]
+    rows = [r for r in records if isinstance(r, Progress)]
+    launches = 1 + max((r.launch for r in rows), default=0)
+    last = [r for r in rows if r.launch == launches - 1]  # the run is the last launch
+    steps = [r for r in last if not r.is_eval]
+    evals = [r for r in last if r.is_eval]
     alerts = [r for r in records if isinstance(r, Alert)]
     if not steps:
         print(f"no progress lines found (format: {fmt or 'none matched'})", file=out)
     else:
         total = next((r.total_steps for r in reversed(steps) if r.total_steps), None)
         print(f"format        {fmt}", file=out)
+        if launches > 1:
+            print(f"launches      {launches} in this file; the last one is shown", file=out)
         of_total = f" of {total:,}" if total else ""
         print(f"steps         {steps[0].step:,} to {steps[-1].step:,}{of_total}", file=out)
         print(f"lines         {len(steps):,} step lines, {len(evals):,} eval lines", file=out)

@@ -923,6 +923,7 @@ def progress_json(p: Progress) -> dict[str, object]:
         "loss": loss,
         "eval": p.is_eval,
         "total_steps": p.total_steps,
+        "launch": p.launch,
     }
 
 
