@@ -57,7 +57,7 @@ from reporter.logread.base import interval_s as _interval_s
 from reporter.logread.base import iso_stamp_us as _iso_stamp_us
 from reporter.logread.base import number as _number
 from reporter.logread.generic import Generic
-from reporter.logread.named import HFDicts, Keras, Ultralytics
+from reporter.logread.named import RELAUNCH, HFDicts, Keras, Ultralytics
 
 FORMATS: tuple[str, ...] = (
     "mng",
@@ -722,6 +722,7 @@ class LogParser:
         self._understudy: Generic | None = None
         self._understudy_lines = 0
         self._last_total: int | None = None
+        self._launch = 0  # launches told apart here (the bars' readers do not)
         self._active: _Format | None = None
         if fmt == CUSTOM_FORMAT:
             self._active = self._custom
@@ -797,7 +798,11 @@ class LogParser:
         if self._active is not None:
             if self._active is self._custom:
                 return [], None
+            if isinstance(self._active, _Bars) and RELAUNCH in text:
+                self._relaunch()
             rows = self._active.rows(text)
+            if self._launch:
+                rows = [replace(r, launch=self._launch) for r in rows]
             if self._understudy is not None:
                 rows = self._understudy_rows(text, rows)
             return rows, self._active
@@ -814,6 +819,15 @@ class LogParser:
                 self._lock(fallback)
                 return held, fallback
         return [], None
+
+    def _relaunch(self) -> None:
+        """The Trainer starts again in the same output: read it as a fresh run."""
+        if self._last_train_step is None or not isinstance(self._active, _Bars):
+            return
+        self._active = _Bars(self._active.name)
+        self._launch += 1
+        self._last_train_step = self._last_train_loss = self._last_train_t = None
+        self._done_step = None
 
     def _understudy_rows(self, text: str, rows: list[Progress]) -> list[Progress]:
         """The active bar's rows, or the understudy's once it takes over."""

@@ -234,3 +234,79 @@ def test_parse_log_on_a_log_with_no_numbers_says_so(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stdout == ""
     assert "no training steps found" in done.stderr
+
+
+# --- named readers, and launches ------------------------------------------------------
+
+
+def test_keras_epoch_lines_make_the_batch_bar_global() -> None:
+    lines = []
+    for epoch in (1, 2):
+        lines.append(f"Epoch {epoch}/3")
+        lines += [f" {i}/10 [====>.....] - ETA: 1s - loss: 0.{9 - i % 9}" for i in (3, 6, 9)]
+        lines.append("10/10 [==========] - 4s 400ms/step - loss: 0.5 - val_loss: 0.6")
+    records = list(parse_lines(lines))
+    train = [r for r in progress(records) if not r.is_eval]
+    assert [r.step for r in train] == [3, 6, 9, 10, 13, 16, 19, 20]
+    assert {r.total_steps for r in train} == {30}
+    assert [(r.step, r.t_s) for r in train if r.t_s is not None] == [(10, 4.0), (20, 8.0)]
+    assert [(r.step, r.loss) for r in progress(records) if r.is_eval] == [(10, 0.6), (20, 0.6)]
+
+
+def test_ultralytics_bar_counts_epochs_times_batches() -> None:
+    def bar(epoch: int, i: int, elapsed: str) -> str:
+        return (
+            f"      {epoch}/50      8.37G      1.2      3.4     0.98         49        640: "
+            f"{100 * i // 75}% ━━━╸──────── {i}/75 1.4s/it {elapsed}<1:00"
+        )
+
+    lines = [bar(1, 1, "1.4s"), bar(1, 75, "1:45"), bar(2, 1, "1.5s"), bar(2, 2, "2.9s")]
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == [1, 75, 76, 77]
+    assert {r.total_steps for r in rows} == {3750}
+    assert [r.t_s for r in rows] == pytest.approx([1.4, 105.0, 106.5, 107.9])
+    assert rows[0].loss == pytest.approx(1.2 + 3.4 + 0.98)
+
+
+def test_trainer_dicts_without_a_bar_take_their_step_from_the_epoch() -> None:
+    lines = [
+        "[INFO|2024-11-26 22:07:15] trainer.py:2315 >>   Num Epochs = 10",
+        "[INFO|2024-11-26 22:07:15] trainer.py:2321 >>   Total optimization steps = 1,000",
+    ]
+    lines += [
+        f"[INFO|2024-11-26 22:{10 + k:02d}:00] logging.py:157 >> "
+        f"{{'loss': {2 - k / 10:.4f}, 'learning_rate': 1e-05, 'epoch': {0.05 * (k + 1):.2f}}}"
+        for k in range(8)
+    ]
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert {r.total_steps for r in rows} == {1000}
+    assert rows[-1].t_s == 7 * 60
+
+
+def test_a_trainer_started_again_in_the_same_output_is_a_new_launch() -> None:
+    def bar(n: int) -> str:
+        return f"{100 * n // 20:3d}%|█         | {n}/20 [00:{n:02d}<00:10,  1.00it/s]"
+
+    run = ["***** Running training *****", *[bar(n) for n in range(0, 21, 5)]]
+    rows = train_rows(run + run)
+    assert [(r.step, r.launch) for r in rows] == [
+        *[(n, 0) for n in range(0, 21, 5)],
+        *[(n, 1) for n in range(0, 21, 5)],
+    ]
+
+
+def test_a_bar_without_loss_hands_over_to_a_richer_line_for_the_same_steps() -> None:
+    lines = ["Packing dataset: 100%|██████████| 5000/5000 [00:05<00:00, 999.00it/s]"]
+    for epoch in (1, 2):
+        for i in range(1, 21):
+            step = (epoch - 1) * 20 + i
+            lines.append(
+                f"{epoch}|{step}|Loss: {2 - step / 100:.6f}: {5 * i}%|█▌        "
+                f"| {i}/20 [00:{2 * i:02d}<00:30,  2.00s/it]"
+            )
+    rows = train_rows(lines)
+    assert sorted({r.step for r in rows}) == list(range(1, 41))  # global, not per epoch
+    assert {r.launch for r in rows} == {0}
+    assert all(a.step < b.step for a, b in zip(rows, rows[1:], strict=False))
+    assert sum(r.loss is not None for r in rows) >= 36

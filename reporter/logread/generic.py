@@ -31,7 +31,7 @@ import functools
 import math
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from reporter.logread.base import US, ClockKind, Format, Progress, iso_stamp_us
@@ -46,7 +46,7 @@ MAX_CONTINUATION = 24  # indented lines that may complete a record
 # A number, or nan/inf as Python and C print them.
 _TOKEN = re.compile(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|(?<![A-Za-z])(?:nan|NaN|inf|Inf)(?![A-Za-z])")
 _SEPARATORS = re.compile(r"[|,;{}\[\]\t]| - |\s{3,}")
-_BAR_GLYPHS = re.compile(r"[━─╸╺█▏▎▍▌▋▊▉░▒▓#=>.\-·•]{3,}")
+_BAR_GLYPHS = re.compile(r"[━─╸╺█▏▎▍▌▋▊▉░▒▓]+|[#=>.\-·•]{3,}")
 _UNIT = re.compile(r" ?([A-Za-z%/]{1,6})(?![A-Za-z])")
 _STEP_KEY = re.compile(
     r"(?:^|[\s/_.])(?:step|steps|global_step|globalstep|iter|iters|iteration|it|update"
@@ -232,7 +232,8 @@ def _time_kind(key: str, unit: str) -> tuple[int, str, float] | None:
         "time" in key or key in ("dt", "t") or "cost" in key or "duration" in key or "timing" in key
     ):
         # llm.c's ``| 2511.08 ms |``: a bare duration is a step time of last resort.
-        return (2, "dt", 1e-3 if unit == "ms" else 1.0) if not key and unit in ("ms", "s") else None
+        bare = not key and unit in ("ms", "s", "s/it")
+        return (2, "dt", 1e-3 if unit == "ms" else 1.0) if bare else None
     if _DATA_TIME.search(key) or _PART_TIME.search(key):
         return None
     scale = 1e-3 if unit.lower().startswith("ms") or _MS_KEY.search(key) else 1.0
@@ -268,6 +269,7 @@ class Generic(Format):
         self._origin_us: int | None = None
         self._clock_s = 0.0
         self._elapsed_offset_s = 0.0
+        self._last_slots: list[Slot] = []
         self._pending: Progress | None = None
         self._continuation = 0
         self._holds = False  # the record's fields continue on indented lines
@@ -506,9 +508,12 @@ class Generic(Format):
         elif total is None:
             total = self._steps_hint
         if self._last_step is not None and step < self._last_step:
+            if layout.epoch_index is None and self._take_global_counter(slots):
+                return self._read(slots, stamp, line, hold=hold)
             self._new_launch(stamp)
         if self._last_step is not None and step == self._last_step:
             return []
+        self._last_slots = slots
         previous = self._last_step
         self._last_step = step
         loss = self._loss(slots)
@@ -518,6 +523,20 @@ class Generic(Format):
             self._pending = row
             return []
         return [row]
+
+    def _take_global_counter(self, slots: list[Slot]) -> bool:
+        """Where the counter went back but another number before it ran on (torchtune's
+        ``2|101|Loss: …`` before its per-epoch bar), count that one instead."""
+        assert self.layout is not None and self._last_step is not None
+        before = self._last_slots
+        for j in range(min(self.layout.step_index, len(before), len(slots))):
+            old, new = before[j], slots[j]
+            if new.is_total or not (_is_int(old) and _is_int(new)):
+                continue
+            if old.value == self._last_step and new.value > old.value:
+                self.layout = replace(self.layout, step_index=j)
+                return True
+        return False
 
     def _new_launch(self, stamp: int | None) -> None:
         self._launch += 1

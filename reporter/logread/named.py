@@ -14,6 +14,9 @@ import re
 
 from reporter.logread.base import NUM, Format, Progress, WallClock, iso_stamp_us, number
 
+#: The Hugging Face Trainer prints this each time ``train()`` starts: a new launch.
+RELAUNCH = "***** Running training *****"
+
 
 def _seconds(text: str) -> float | None:
     """Seconds of ``59.9s``, ``1:04`` or ``1:02:03``."""
@@ -49,12 +52,17 @@ class Keras(Format):
         self._epochs: int | None = None
         self._clock_s = 0.0
         self._last_step = -1
+        self._launch = 0
 
     def rows(self, line: str) -> list[Progress]:
         if "Epoch " in line:
             m = self._EPOCH.search(line)
             if m is not None:
-                self._epoch, self._epochs = int(m[1]), int(m[2])
+                epoch = int(m[1])
+                if self._epoch is not None and epoch < self._epoch:
+                    self._launch += 1  # another model.fit (or another run) in the same log
+                    self._clock_s, self._last_step = 0.0, -1
+                self._epoch, self._epochs = epoch, int(m[2])
             return []
         if "/" not in line[:24]:
             return []
@@ -72,9 +80,9 @@ class Keras(Format):
         if batch == batches and m[3] is not None:
             self._clock_s += float(m[3]) / (1000 if m[4] == "ms" else 1)
             t_s = self._clock_s
-        out = [Progress(step, t_s, "train", losses.get(False), False, total)]
+        out = [Progress(step, t_s, "train", losses.get(False), False, total, self._launch)]
         if True in losses and t_s is not None:
-            out.append(Progress(step, t_s, "train", losses[True], True, total))
+            out.append(Progress(step, t_s, "train", losses[True], True, total, self._launch))
         return out
 
 
@@ -100,6 +108,7 @@ class Ultralytics(Format):
         self._elapsed_s = 0.0
         self._offset_s = 0.0
         self._last_step = -1
+        self._launch = 0
 
     def rows(self, line: str) -> list[Progress]:
         if "/" not in line[:40] or "%" not in line:
@@ -109,7 +118,10 @@ class Ultralytics(Format):
             return []
         epoch, epochs, batch, batches = int(m[1]), int(m[2]), int(m[4]), int(m[5])
         if epoch != self._epoch:
-            if self._epoch is not None:
+            if self._epoch is not None and epoch < self._epoch:
+                self._launch += 1  # a new training run appended to the same log
+                self._offset_s, self._last_step = 0.0, -1
+            elif self._epoch is not None:
                 self._offset_s += self._elapsed_s
             self._epoch, self._elapsed_s = epoch, 0.0
         elapsed = _seconds(m[6]) if m[6] else None
@@ -124,7 +136,7 @@ class Ultralytics(Format):
         losses = [x for x in columns if x is not None]
         loss = sum(losses) if losses else None
         t_s = self._offset_s + self._elapsed_s
-        return [Progress(step, t_s, "train", loss, False, epochs * batches)]
+        return [Progress(step, t_s, "train", loss, False, epochs * batches, self._launch)]
 
 
 class HFDicts(Format):
@@ -149,9 +161,13 @@ class HFDicts(Format):
         self._logging_steps = 1
         self._count = 0
         self._step = 0
+        self._launch = 0
 
     def rows(self, line: str) -> list[Progress]:
         start = line.find("{'")  # a Python dict; JSON records (fairseq) are the generic's
+        if start < 0 and RELAUNCH in line and self._count:
+            self._launch += 1
+            self._count = self._step = 0
         if start < 0:
             self._settings(line)
             return []
@@ -161,13 +177,17 @@ class HFDicts(Format):
         trainer = "epoch" in items or "learning_rate" in items or "grad_norm" in items
         if "loss" in items and trainer and "train_runtime" not in items:
             step = self._train_step(items)
-            if step is None or step <= self._step:
+            if step is None or step == self._step:
                 return []
+            if step < self._step:
+                self._launch += 1  # trainer.train() again, in this process or another
             self._step = step
-            return [Progress(step, self._t_s(line), "wall", items["loss"][0], False, self._total)]
+            loss = items["loss"][0]
+            return [Progress(step, self._t_s(line), "wall", loss, False, self._total, self._launch)]
         if "eval_loss" in items and self._count:
             loss = items["eval_loss"][0]
-            return [Progress(self._step, self._t_s(line), "wall", loss, True, self._total)]
+            t_s = self._t_s(line)
+            return [Progress(self._step, t_s, "wall", loss, True, self._total, self._launch)]
         return []
 
     def _settings(self, line: str) -> None:
@@ -201,4 +221,4 @@ class HFDicts(Format):
         return None if stamp is None else self._wall.since_origin(stamp)
 
 
-__all__ = ["HFDicts", "Keras", "Ultralytics"]
+__all__ = ["RELAUNCH", "HFDicts", "Keras", "Ultralytics"]
