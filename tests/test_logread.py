@@ -310,3 +310,28 @@ def test_a_bar_without_loss_hands_over_to_a_richer_line_for_the_same_steps() -> 
     assert {r.launch for r in rows} == {0}
     assert all(a.step < b.step for a, b in zip(rows, rows[1:], strict=False))
     assert sum(r.loss is not None for r in rows) >= 36
+
+
+def test_every_rank_printing_the_same_step_counts_it_once() -> None:
+    lines = [
+        f"rank {rank} | step {step} | loss {3 - step / 100:.3f} | 120ms"
+        for step in range(1, 30)
+        for rank in (0, 1, 2, 3)
+    ]
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == list(range(1, 30))
+    assert {r.launch for r in rows} == {0}
+
+
+def test_padded_counters_are_read_after_the_lock() -> None:
+    lines = []
+    for epoch in (1, 2):
+        lines += [
+            f"2023/03/01 10:{epoch:02d}:{i // 10:02d} - mmengine - INFO - Epoch(train)  "
+            f"[{epoch}][{i:>3}/300]  lr: 2.0e-02  eta: 1:00:00  time: 0.2500  loss: 1.{i}"
+            for i in range(50, 301, 50)
+        ]
+        lines.append(
+            f"2023/03/01 10:{epoch:02d}:59 - mmengine - INFO - Epoch(val) [{epoch}][50/50]"
+        )
+    assert [r.step for r in train_rows(lines)] == list(range(50, 601, 50))

@@ -112,12 +112,14 @@ class _SlotStats:
                 self.down += 1
         self.last = value
 
-    def steady(self) -> bool:
-        """Rises by one increment (mostly), seldom stands still, may restart."""
+    def steady(self, *, of_total: bool) -> bool:
+        """Rises by one increment (mostly), seldom stands still, may restart: often if it
+        prints its total (``[i/N]`` restarts each epoch), seldom if not (a rank number)."""
         if not self.integer or self.up < 2:
             return False
         common = max(self.diffs.values(), default=0)
-        return self.flat * 10 <= self.up and common * 2 >= self.up and self.down * 2 <= self.up
+        restarts_ok = self.down * (2 if of_total else 4) <= self.up
+        return self.flat <= 8 * self.up and common * 2 >= self.up and restarts_ok
 
 
 @dataclass
@@ -169,13 +171,9 @@ def scan(line: str) -> tuple[str, list[Slot]]:
     pos = 0
     for m in _TOKEN.finditer(text):
         start, end = m.span()
-        before = text[start - 1] if start else ""
-        if (
-            before.isalpha()
-            or before == "_"
-            or (before == "." and start >= 2 and text[start - 2].isalpha())
-        ):
+        if _in_word(text, start):
             continue  # part of a word: fc1, loss_0, bf16
+        before = text[start - 1] if start else ""
         piece = text[pos:start]
         negative = before == "-" and (start < 2 or text[start - 2] in " :=[(,{\t'\"")
         if negative:
@@ -202,7 +200,19 @@ def scan(line: str) -> tuple[str, list[Slot]]:
 def _stamp_slots(line: str) -> int:
     """How many of a line's first numbers are a timestamp's (or come before it)."""
     m = _STAMP.search(line[:64])
-    return 0 if m is None else len(_TOKEN.findall(line[: m.end()]))
+    if m is None:
+        return 0
+    return sum(not _in_word(line, t.start()) for t in _TOKEN.finditer(line, 0, m.end()))
+
+
+def _in_word(text: str, start: int) -> bool:
+    """Whether the digits at ``start`` belong to a word (fc1, loss_0, bf16, rank0)."""
+    before = text[start - 1] if start else ""
+    return (
+        before.isalpha()
+        or before == "_"
+        or (before == "." and start >= 2 and text[start - 2].isalpha())
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -420,7 +430,8 @@ class Generic(Format):
         skip = _stamp_slots(line)
         best: tuple[int, int] | None = None
         for i, (slot, slot_stats) in enumerate(zip(slots, stats.slots, strict=True)):
-            if i < skip or slot.is_total or not slot_stats.steady():
+            of_total = i + 1 < len(slots) and slots[i + 1].is_total
+            if i < skip or slot.is_total or not slot_stats.steady(of_total=of_total):
                 continue
             score = 2 if _STEP_KEY.search(slot.key) else 0
             if _EPOCH_KEY.search(slot.key):
@@ -625,7 +636,7 @@ def _locked_reader(layout: Layout, line: str) -> _Reader:
     spaced, slots = scan(line)
     end = layout.prefix_numbers
     pieces = spaced.split("#")[:end]
-    regex = "".join(_loose(piece) + _NUMBER for piece in pieces)
+    regex = "".join(_loose(piece) + r"\s*" + _NUMBER for piece in pieces)  # padded numbers
     prefix_keys = tuple((s.key, s.is_total) for s in slots[:end])
     fields: list[tuple[str, str, re.Pattern[str]]] = []
     rest = slots[end:]
