@@ -431,9 +431,15 @@ class Generic(Format):
         best: tuple[int, int] | None = None
         for i, (slot, slot_stats) in enumerate(zip(slots, stats.slots, strict=True)):
             of_total = i + 1 < len(slots) and slots[i + 1].is_total
-            if i < skip or slot.is_total or not slot_stats.steady(of_total=of_total):
+            named = _STEP_KEY.search(slot.key) is not None
+            # A number named like a step needs only to have risen and never fallen (every
+            # rank may print each step); others must rise steadily.
+            rising = slot_stats.integer and slot_stats.up >= 1 and slot_stats.down == 0
+            if i < skip or slot.is_total:
                 continue
-            score = 2 if _STEP_KEY.search(slot.key) else 0
+            if not (slot_stats.steady(of_total=of_total) or (named and rising)):
+                continue
+            score = 2 if named else 0
             if _EPOCH_KEY.search(slot.key):
                 score -= 3
             if i + 1 < len(slots) and slots[i + 1].is_total:
