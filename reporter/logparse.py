@@ -817,7 +817,7 @@ class LogParser:
             if len(self._held) >= FALLBACK_PATIENCE:
                 fallback, held = self._fallback, self._held
                 self._lock(fallback)
-                return held, fallback
+                return [replace(r, replayed=True) for r in held[:-1]] + held[-1:], fallback
         return [], None
 
     def _relaunch(self) -> None:

@@ -31,6 +31,9 @@ class Progress:
     #: Which launch of the job wrote the row, 0 first: a file may hold several runs
     #: appended, and the last one is the run.
     launch: int = 0
+    #: Read after later lines (a reader deciding on a window of lines, or holding a row
+    #: back): the time it was returned is not when its line arrived; ``t_s`` still is.
+    replayed: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,11 @@ from typing import NamedTuple
 from reporter.logread.base import US, ClockKind, Format, Progress, iso_stamp_us
 
 SCAN_CHARS = 8_192
-MAX_TEMPLATES = 2_048
+MAX_TEMPLATES = 1_024
+MAX_SLOTS = 128  # numbers read from one line
 MIN_REPEATS = 3  # lines of a template before it can be locked onto
 LOOKAHEAD = 2  # more lines of the first qualifying template before choosing
-WINDOW = 64  # lines of each template kept for replay at lock time
+WINDOW = 8  # lines of each template kept for replay at lock time
 MAX_CONTINUATION = 24  # indented lines that may complete a record
 
 # A number, or nan/inf as Python and C print them.
@@ -126,9 +127,10 @@ class _SlotStats:
 class _Template:
     count: int = 0
     slots: list[_SlotStats] = field(default_factory=list)
-    window: deque[tuple[list[Slot], int | None, str]] = field(
+    window: deque[tuple[list[Slot], int | None]] = field(
         default_factory=lambda: deque(maxlen=WINDOW)
     )
+    last_line: str = ""  # the newest line (cut to SCAN_CHARS): its keys name the fields
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,8 @@ def scan(line: str) -> tuple[str, list[Slot]]:
     slots: list[Slot] = []
     pos = 0
     for m in _TOKEN.finditer(text):
+        if len(slots) >= MAX_SLOTS:
+            break
         start, end = m.span()
         if _in_word(text, start):
             continue  # part of a word: fc1, loss_0, bf16
@@ -388,7 +392,8 @@ class Generic(Format):
         for slot, slot_stats in zip(slots, stats.slots, strict=True):
             slot_stats.add(slot.value, _is_int(slot))
         stamp = iso_stamp_us(line, anywhere=True)
-        stats.window.append((slots, stamp, line))
+        stats.window.append((slots, stamp))
+        stats.last_line = line[:SCAN_CHARS]
         if self._common is None or stats.count > self._common[1]:
             self._common = (spaced, stats.count, tuple(s.key for s in slots))
         if stats.count < MIN_REPEATS:
@@ -416,17 +421,20 @@ class Generic(Format):
         if best is None:
             return []
         _, self.layout, stats = best
-        self._reader = _locked_reader(self.layout, stats.window[-1][2])
+        self._reader = _locked_reader(self.layout, stats.last_line)
         out: list[Progress] = []
-        for old_slots, old_stamp, old_line in stats.window:
+        for i, (old_slots, old_stamp) in enumerate(stats.window):
             # Their indented continuation lines are gone: these rows go out as they are.
-            out.extend(self._read(old_slots, old_stamp, old_line, hold=False))
+            rows = self._read(old_slots, old_stamp, stats.last_line, hold=False)
+            late = i < len(stats.window) - 1  # read before this line: not its arrival time
+            out.extend(replace(r, replayed=True) if late else r for r in rows)
         self._templates = {}
         return out
 
     def _layout(self, template: str, stats: _Template) -> tuple[float, Layout] | None:
         """How rich this template is as a training line, and where its counter is."""
-        slots, stamp, line = stats.window[-1]
+        slots, stamp = stats.window[-1]
+        line = stats.last_line
         skip = _stamp_slots(line)
         best: tuple[int, int] | None = None
         for i, (slot, slot_stats) in enumerate(zip(slots, stats.slots, strict=True)):
