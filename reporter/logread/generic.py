@@ -201,6 +201,14 @@ def scan(line: str) -> tuple[str, list[Slot]]:
     return "#".join(pieces), slots
 
 
+def _worth_a_look(count: int) -> bool:
+    """Whether a template seen ``count`` times is judged again: each time at first, then
+    ever less often, so that lines that never qualify cost little."""
+    if count <= 32:
+        return True
+    return count % (4 if count <= 256 else 32) == 0
+
+
 def _stamp_slots(line: str) -> int:
     """How many of a line's first numbers are a timestamp's (or come before it)."""
     m = _STAMP.search(line[:64])
@@ -399,7 +407,7 @@ class Generic(Format):
         if stats.count < MIN_REPEATS:
             return []
         if self._decide_at is None:
-            if self._layout(template, stats) is None:
+            if not _worth_a_look(stats.count) or self._layout(template, stats) is None:
                 return []
             # Lock a little later, so that a richer template printed for the same steps
             # (Megatron's iteration line after DeepSpeed's) can show itself too.
