@@ -2,6 +2,7 @@
 
     python bench/parse_logs.py                    # the table for ../shared/logs
     python bench/parse_logs.py DIR [DIR ...]      # other folders of NAME.log + NAME.json
+    python bench/parse_logs.py --format generic   # the generic reader alone
     python bench/parse_logs.py --cost FILE        # parser microseconds per line on FILE
 
 Each ``NAME.json`` gives ``steps`` (or ``first_step``/``last_step``), ``alt_steps``,
@@ -56,9 +57,9 @@ class Score:
         )
 
 
-def read_log(path: Path) -> tuple[list[Progress], str | None]:
+def read_log(path: Path, fmt: str = "auto") -> tuple[list[Progress], str | None]:
     """Progress rows of a log file read as ``parse-log`` reads it (bytes, split by lines)."""
-    parser = LogParser()
+    parser = LogParser(fmt)
     splitter = LineSplitter()
     rows: list[Progress] = []
     with path.open("rb") as stream:
@@ -121,15 +122,15 @@ def score(name: str, rows: list[Progress], fmt: str | None, truth: dict[str, obj
     )
 
 
-def score_folder(folder: Path) -> list[Score]:
+def score_folder(folder: Path, fmt: str = "auto") -> list[Score]:
     out = []
     for log in sorted(folder.glob("*.log")):
         meta = log.with_suffix(".json")
         if not meta.exists():
             continue
         truth = json.loads(meta.read_text(encoding="utf-8"))
-        rows, fmt = read_log(log)
-        out.append(score(log.stem, rows, fmt, truth))
+        rows, found = read_log(log, fmt)
+        out.append(score(log.stem, rows, found, truth))
     return out
 
 
@@ -174,6 +175,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="*", type=Path)
     ap.add_argument("--cost", type=Path, action="append", default=[], metavar="FILE")
+    ap.add_argument("--format", default="auto", help="read with this format only (generic…)")
     args = ap.parse_args()
     if args.cost:
         for path in args.cost:
@@ -183,7 +185,7 @@ def main() -> int:
             )
         return 0
     for folder in args.folders or [SHARED_LOGS]:
-        print_table(score_folder(folder))
+        print_table(score_folder(folder, args.format))
     return 0
 
 

@@ -335,3 +335,33 @@ def test_padded_counters_are_read_after_the_lock() -> None:
             f"2023/03/01 10:{epoch:02d}:59 - mmengine - INFO - Epoch(val) [{epoch}][50/50]"
         )
     assert [r.step for r in train_rows(lines)] == list(range(50, 601, 50))
+
+
+def generic_rows(lines: list[str]) -> list[Progress]:
+    return [r for r in progress(list(parse_lines(lines, "generic"))) if not r.is_eval]
+
+
+def test_generic_alone_finds_an_unnamed_epoch_when_the_counter_restarts() -> None:
+    lines = [
+        f"  {epoch}/4   2.1G   {1.5 - i / 100:.3f}   {0.9 - i / 200:.3f}   48   640: "
+        f"{100 * i // 20}% ━━━╸──── {i}/20 0.9s/it {i}.0s<10s"
+        for epoch in (1, 2, 3)
+        for i in range(1, 21)
+    ]
+    rows = generic_rows(lines)
+    assert [r.step for r in rows] == list(range(1, 61))
+    # Until the first restart shows which number is the epoch, the total is one epoch's.
+    assert {r.total_steps for r in rows[20:]} == {80}
+    assert {r.launch for r in rows} == {0}
+
+
+def test_generic_alone_takes_the_epoch_from_a_line_of_its_own() -> None:
+    lines = []
+    for epoch in (1, 2, 3):
+        lines.append(f"Epoch {epoch}/3")
+        lines += [
+            f"{i:>3}/50 [====>....] - ETA: 2s - loss: {2 - i / 100:.4f}" for i in range(5, 51, 5)
+        ]
+    rows = generic_rows(lines)
+    assert [r.step for r in rows] == list(range(5, 151, 5))
+    assert {r.total_steps for r in rows} == {150}

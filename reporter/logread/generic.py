@@ -65,6 +65,9 @@ _WHOLE_STEP = re.compile(
 )
 _MS_KEY = re.compile(r"\bms\b|_ms\b|\(ms\)|\bmsec")
 _STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?")
+_CONTEXT_EPOCH = re.compile(
+    r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
+)
 _HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update")
 _STEPS_HINT = re.compile(
     r"(?i)(?:max[_ ]?(?:steps|iters?|iterations|updates?|num[_ ]steps)"
@@ -143,6 +146,7 @@ class Layout:
     step_increment: float
     epoch_index: int | None  # an epoch counter before the step: the step is epoch-relative
     prefix_numbers: int  # the numbers in the prefix: the counter's, and its total's
+    first_number: int = 0  # the numbers before it belong to a timestamp
 
 
 @functools.lru_cache(maxsize=8192)
@@ -292,6 +296,11 @@ class Generic(Format):
         self._clock_s = 0.0
         self._elapsed_offset_s = 0.0
         self._last_slots: list[Slot] = []
+        self._first_slots: list[Slot] = []
+        self._context_epoch: tuple[int, int | None] | None = None
+        self._context_epochs: int | None = None
+        self._context_changes = 0
+        self._context_changes_at_row = 0
         self._pending: Progress | None = None
         self._continuation = 0
         self._holds = False  # the record's fields continue on indented lines
@@ -314,11 +323,15 @@ class Generic(Format):
             self._continuation = 0
         if self.layout is None:
             self._hints(line)
+            if "poch" in line:
+                self._context(line)
             out.extend(self._search(line))
             return out
         slots = self._locked_slots(line) if self.layout.anchor in line else None
         if slots is None:
             self._hints(line)
+            if "poch" in line:
+                self._context(line)
         else:
             out.extend(self._read(slots, iso_stamp_us(line, anywhere=True), line))
         return out
@@ -479,7 +492,7 @@ class Generic(Format):
         anchor = max(words or [""], key=len)
         diffs = stats.slots[index].diffs
         increment = max(diffs, key=diffs.__getitem__)
-        return richness, Layout(prefix, anchor, index, increment, epoch_index, end)
+        return richness, Layout(prefix, anchor, index, increment, epoch_index, end, skip)
 
     @staticmethod
     def _epoch_slot(template: str, slots: list[Slot], index: int, skip: int) -> int | None:
@@ -538,17 +551,31 @@ class Generic(Format):
                 step = self._epoch_offset + inner
                 total = self._steps_hint
             self._last_inner, self._last_epoch = inner, epoch
-        elif total is None:
-            total = self._steps_hint
+        else:
+            step = self._epoch_offset + inner
+            if per_epoch is not None and self._context_epochs is not None:
+                total = self._context_epochs * per_epoch
+            elif total is None:
+                total = self._steps_hint
         if self._last_step is not None and step < self._last_step:
-            if layout.epoch_index is None and self._take_global_counter(slots):
-                return self._read(slots, stamp, line, hold=hold)
+            if layout.epoch_index is None:
+                if self._take_global_counter(slots) or self._take_epoch_counter(slots):
+                    return self._read(slots, stamp, line, hold=hold)
+                if self._context_changes != self._context_changes_at_row:
+                    # An ``Epoch 3/50`` line came between: the counter counts this epoch.
+                    last_inner = self._last_slots[layout.step_index].value
+                    self._epoch_offset += per_epoch if per_epoch is not None else int(last_inner)
+                    self._context_changes_at_row = self._context_changes
+                    return self._read(slots, stamp, line, hold=hold)
             if self._last_step - step <= layout.step_increment:
                 return []  # a straggler: another rank's line for the step before
             self._new_launch(stamp)
         if self._last_step is not None and step == self._last_step:
             return []
+        if self._last_step is None:
+            self._first_slots = slots
         self._last_slots = slots
+        self._context_changes_at_row = self._context_changes
         previous = self._last_step
         self._last_step = step
         loss = self._loss(slots)
@@ -572,6 +599,34 @@ class Generic(Format):
                 self.layout = replace(self.layout, step_index=j)
                 return True
         return False
+
+    def _take_epoch_counter(self, slots: list[Slot]) -> bool:
+        """Where the counter went back as a number before it rose by one (Ultralytics'
+        ``  3/50 … 1/75``): that number is the epoch, and the counter counts within it."""
+        assert self.layout is not None
+        before = self._last_slots
+        last = min(self.layout.step_index, len(before), len(slots))
+        for j in range(last - 1, self.layout.first_number - 1, -1):
+            old, new = before[j], slots[j]
+            if new.is_total or not (_is_int(old) and _is_int(new)):
+                continue
+            if new.value == old.value + 1:
+                first = self._first_slots[j].value if j < len(self._first_slots) else old.value
+                self.layout = replace(self.layout, epoch_index=j)
+                self._epoch_base = 0 if first == 0 else 1
+                return True
+        return False
+
+    def _context(self, line: str) -> None:
+        """An epoch line of its own (Keras' ``Epoch 3/50``) above the counted lines."""
+        m = _CONTEXT_EPOCH.match(line)
+        if m is None:
+            return
+        epoch = (int(m[1]), int(m[2]) if m[2] else None)
+        if epoch != self._context_epoch:
+            self._context_epoch = epoch
+            self._context_epochs = epoch[1]
+            self._context_changes += 1
 
     def _new_launch(self, stamp: int | None) -> None:
         self._launch += 1
