@@ -313,7 +313,8 @@ class Generic(Format):
     def rows(self, line: str) -> list[Progress]:
         out: list[Progress] = []
         if self._pending is not None:
-            if self._continues(line) and self._continuation < MAX_CONTINUATION:
+            continues = self._continues(line) and self._continuation < MAX_CONTINUATION
+            if continues and self._locked_slots(line) is None:
                 self._complete(line)
                 if self._pending.loss is None:
                     return out
