@@ -848,6 +848,8 @@ class LogParser:
             return rows
         if not any(r.loss is not None for r in found):
             return rows
+        if understudy.layout is None or understudy.layout.step_increment > 1:
+            return rows  # a line every N steps would read the run more coarsely than the bar
         understudy.expect_total(self._last_total)
         self._active = understudy
         found = [r for r in found if r.step >= last]
