@@ -365,3 +365,11 @@ def test_generic_alone_takes_the_epoch_from_a_line_of_its_own() -> None:
     rows = generic_rows(lines)
     assert [r.step for r in rows] == list(range(5, 151, 5))
     assert {r.total_steps for r in rows} == {150}
+
+
+def test_a_micro_batch_counter_counts_optimizer_steps_where_the_log_gives_accumulation() -> None:
+    lines = ["gradient_accumulation_steps: 4"]
+    lines += [f"micro_step {i}/400 | loss {2 - i / 1000:.3f} | 50ms" for i in range(1, 41)]
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == list(range(1, 11))
+    assert {r.total_steps for r in rows} == {100}

@@ -75,7 +75,11 @@ _STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?"
 _CONTEXT_EPOCH = re.compile(
     r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
 )
-_HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update")
+_HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update", "ccumul")
+_ACCUM_HINT = re.compile(
+    r"(?i)(?:gradient_accumulation_steps|grad_accum(?:ulation)?(?:_steps)?|accumulate_grad_batches"
+    r"|accumulation[_ ]steps)['\"]?\s{0,4}[:=]?\s{0,4}['\"]?(\d{1,4})\b"
+)
 _STEPS_HINT = re.compile(
     r"(?i)(?:max[_ ]?(?:steps|iters?|iterations|updates?|num[_ ]steps)"
     r"|total[_ ]optimization[_ ]steps"
@@ -299,6 +303,7 @@ class Generic(Format):
         self._last_epoch: float | None = None
         self._steps_hint: int | None = None
         self._epochs_hint: int | None = None
+        self._accumulation = 1  # micro-batches per optimizer step, where the log says
         self._origin_us: int | None = None
         self._clock_s = 0.0
         self._elapsed_offset_s = 0.0
@@ -382,6 +387,9 @@ class Generic(Format):
             value = int((epochs[1] or epochs[2]).replace(",", ""))
             if value > 0:
                 self._epochs_hint = value
+        accumulation = _ACCUM_HINT.search(line)
+        if accumulation is not None and int(accumulation[1]) > 0:
+            self._accumulation = int(accumulation[1])
 
     def expect_total(self, total: int | None) -> None:
         """A total learned elsewhere (the bar this reader takes over from)."""
@@ -565,6 +573,13 @@ class Generic(Format):
                 total = self._context_epochs * per_epoch
             elif total is None:
                 total = self._steps_hint
+        if self._accumulation > 1 and "micro" in counter.key:
+            # A micro-batch counter: the optimizer steps once per accumulation.
+            if step % self._accumulation:
+                return []
+            step //= self._accumulation
+            if total is not None and total != self._steps_hint:
+                total //= self._accumulation
         if self._last_step is not None and step < self._last_step:
             if layout.epoch_index is None:
                 if self._take_global_counter(slots) or self._take_epoch_counter(slots):
