@@ -75,6 +75,7 @@ FORMATS: tuple[str, ...] = (
 )
 CUSTOM_FORMAT = "custom"
 FALLBACK_PATIENCE = 16  # plain rows held back while the generic reader may still lock
+DATA_BAR_IT_PER_S = 1_000.0  # a bar faster than this counts items, not training steps
 UNDERSTUDY_LINES = 5_000  # lines a loss-less bar's understudy looks for a richer template
 
 # --- modded-nanogpt -------------------------------------------------------------------
@@ -488,6 +489,7 @@ class _Bars(_Format):
         self._restarted = False
         self._total: int | None = None
         self._evals_done: set[tuple[str, int]] = set()
+        self._data_bar = False  # the current bar moved only at data-work speed
 
     def rows(self, line: str) -> list[Progress]:
         if "%|" in line:
@@ -509,12 +511,17 @@ class _Bars(_Format):
         if elapsed_s is None or total <= 0:
             return []
         key = (re.sub(r"\d+", "#", desc), total)
+        if rate.endswith("it/s") and (_number(rate[:-4]) or 0.0) > DATA_BAR_IT_PER_S:
+            # Thousands of items a second: tokenizing or loading, not training steps.
+            self._data_bar = self._data_bar or key == self._key
+            return []
         if self._EVAL.search(desc):
             return self._eval_bar(key, n, total, elapsed_s)
         if self._key != key:
             if self._key is not None and not self._replaceable_by(total):
                 return []
             self._key, self._n, self._epoch, self._step_offset = key, 0, None, 0
+            self._data_bar = False
         epoch_match = self._LIGHTNING.fullmatch(desc)
         if epoch_match is not None and self._kind in (None, "lightning"):
             epoch = int(epoch_match[1])
@@ -536,11 +543,12 @@ class _Bars(_Format):
         return [Progress(self._step, self._t_s(), "wall", loss, False, self._total)]
 
     def _replaceable_by(self, total: int) -> bool:
-        """A longer bar takes over from one that has not started, or finished alone."""
+        """A longer bar takes over from one that has not started, or finished alone; any
+        bar from one that never moved (its updates were all data work)."""
         assert self._key is not None
         unmoved = self._n == 0 and self._step_offset == 0 and self._epoch in (None, 0)
         finished = self._n == self._key[1] and self._step_offset == 0 and self._epoch is None
-        return total > self._key[1] and (unmoved or finished)
+        return (total > self._key[1] and (unmoved or finished)) or (unmoved and self._data_bar)
 
     def _eval_bar(
         self, key: tuple[str, int], n: int, total: int, elapsed_s: float

@@ -373,3 +373,19 @@ def test_a_micro_batch_counter_counts_optimizer_steps_where_the_log_gives_accumu
     rows = train_rows(lines)
     assert [r.step for r in rows] == list(range(1, 11))
     assert {r.total_steps for r in rows} == {100}
+
+
+def test_fast_bars_without_a_description_are_data_work_not_the_training_bar() -> None:
+    def bar(n: int, total: int, rate: str) -> str:
+        return f"{100 * n // total:3d}%|███       | {n}/{total} [00:01<00:00, {rate}]"
+
+    lines = [
+        bar(0, 10000, "?it/s"),
+        bar(5000, 10000, "9000.00it/s"),
+        bar(10000, 10000, "9479.50it/s"),
+    ]
+    lines += [bar(0, 71514, "?it/s"), bar(71514, 71514, "4000.00it/s")]
+    lines += [bar(0, 8264, "?it/s")] + [bar(n, 8264, "6.66s/it") for n in range(1, 20)]
+    rows = train_rows(lines)
+    assert [r.step for r in rows][-19:] == list(range(1, 20))
+    assert rows[-1].total_steps == 8264
