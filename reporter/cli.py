@@ -64,8 +64,10 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         action="append",
         default=[],
         metavar="REGEX",
-        help="extra regex with a (?P<step>...) group, optional (?P<loss>...) and "
-        "(?P<total>...); repeatable, tried before the built-in formats",
+        help="extra regex with a (?P<step>...) group, optional (?P<loss>...), "
+        "(?P<total>...) and time as (?P<t>...)/(?P<elapsed_s>...) seconds since the start "
+        "or (?P<dt_s>...)/(?P<dt_ms>...) per step; repeatable, tried before the built-in "
+        "formats",
     )
     parser.add_argument(
         "--artifact-url",
@@ -140,9 +142,11 @@ def add_parse_log_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "parse-log",
         help="read progress from a training log file, as `probecast run` would",
         description="Parse FILE with the same parser `probecast run` uses. Without --json, "
-        "print a summary; with --json, one object per progress line: "
-        '{"step", "t", "loss", "eval", "total_steps"} where t is seconds on the log\'s own '
-        "clock (its first timestamp, or its training clock), or null.",
+        "print a summary of the last launch in the file; with --json, one object per "
+        'progress line: {"step", "t", "loss", "eval", "total_steps", "launch"} where t is '
+        "seconds on the log's own clock (its first timestamp, or its training clock), or "
+        "null, and launch counts the runs appended to the file (0 first). Exits 1, with a "
+        "--step-pattern to try, when no training step is found.",
     )
     parser.add_argument("file", type=Path, help="the log file ('-' for stdin)")
     parser.add_argument(
@@ -165,6 +169,7 @@ def _parse_log(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail("parse-log", f"cannot read {args.file}: {exc.strerror or exc}")
     out = sys.stdout
+    found = any(isinstance(r, Progress) and not r.is_eval for r in records)
     if args.json:
         for record in records:
             if isinstance(record, Progress):
@@ -172,9 +177,20 @@ def _parse_log(args: argparse.Namespace) -> int:
         for record in records:
             if isinstance(record, Alert):
                 print(f"probecast parse-log: {record.code}: {record.message}", file=sys.stderr)
-        return 0
-    _summarise(records, parser.format, out)
+    else:
+        _summarise(records, parser.format, out)
+    if not found:
+        print(f"probecast parse-log: {_no_progress_hint(args.file, parser)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _no_progress_hint(path: Path, parser: LogParser) -> str:
+    """One line: nothing was read, and a ``--step-pattern`` to try where one can be built."""
+    pattern = parser.suggested_step_pattern()
+    if pattern is None:
+        return f"no training steps found in {path}, and no line with numbers repeats"
+    return f"no training steps found in {path}; try --step-pattern '{pattern}'"
 
 
 def _parse_file(path: Path, parser: LogParser) -> Iterator[Progress | Alert]:
@@ -189,14 +205,19 @@ def _parse_file(path: Path, parser: LogParser) -> Iterator[Progress | Alert]:
 
 
 def _summarise(records: list[Progress | Alert], fmt: str | None, out: TextIO) -> None:
-    steps = [r for r in records if isinstance(r, Progress) and not r.is_eval]
-    evals = [r for r in records if isinstance(r, Progress) and r.is_eval]
+    rows = [r for r in records if isinstance(r, Progress)]
+    launches = 1 + max((r.launch for r in rows), default=0)
+    last = [r for r in rows if r.launch == launches - 1]  # the run is the last launch
+    steps = [r for r in last if not r.is_eval]
+    evals = [r for r in last if r.is_eval]
     alerts = [r for r in records if isinstance(r, Alert)]
     if not steps:
         print(f"no progress lines found (format: {fmt or 'none matched'})", file=out)
     else:
         total = next((r.total_steps for r in reversed(steps) if r.total_steps), None)
         print(f"format        {fmt}", file=out)
+        if launches > 1:
+            print(f"launches      {launches} in this file; the last one is shown", file=out)
         of_total = f" of {total:,}" if total else ""
         print(f"steps         {steps[0].step:,} to {steps[-1].step:,}{of_total}", file=out)
         print(f"lines         {len(steps):,} step lines, {len(evals):,} eval lines", file=out)

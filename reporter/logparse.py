@@ -29,17 +29,35 @@ the next iteration line); `LogParser.flush` returns what is still held at end of
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import date
-from typing import Literal
+from dataclasses import replace
 
-LogCode = Literal["oom", "nonfinite_loss", "traceback", "nccl", "warning"]
-ClockKind = Literal["wall", "train"]
+from reporter.logread.base import ANSI as _ANSI
+from reporter.logread.base import CARET_ANSI as _CARET_ANSI
+from reporter.logread.base import (
+    MAX_LINE_CHARS,
+    MAX_MESSAGE_CHARS,
+    Alert,
+    ClockKind,
+    LogCode,
+    Progress,
+    Record,
+)
+from reporter.logread.base import NCCL as _NCCL
+from reporter.logread.base import NUM as _NUM
+from reporter.logread.base import OOM as _OOM
+from reporter.logread.base import TRACEBACK as _TRACEBACK
+from reporter.logread.base import US as _US
+from reporter.logread.base import Format as _Format
+from reporter.logread.base import WallClock as _WallClock
+from reporter.logread.base import day_ordinal as _day_ordinal
+from reporter.logread.base import interval_s as _interval_s
+from reporter.logread.base import iso_stamp_us as _iso_stamp_us
+from reporter.logread.base import number as _number
+from reporter.logread.generic import Generic
+from reporter.logread.named import RELAUNCH, HFDicts, Keras, Ultralytics
 
 FORMATS: tuple[str, ...] = (
     "mng",
@@ -50,130 +68,15 @@ FORMATS: tuple[str, ...] = (
     "tqdm",
     "hf",
     "lightning",
+    "keras",
+    "ultralytics",
+    "hf-dict",
+    "generic",
 )
 CUSTOM_FORMAT = "custom"
-MAX_LINE_CHARS = 65_536
-MAX_MESSAGE_CHARS = 512
-_US = 1_000_000
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress row: a training step reached, or an eval result at a step."""
-
-    step: int  # steps completed
-    t_s: float | None  # seconds on the log's own clock; None when the format has none
-    clock: ClockKind | None  # "train" excludes eval (the job's own timer), "wall" does not
-    loss: float | None  # NaN and inf kept as they are
-    is_eval: bool
-    total_steps: int | None  # when the log prints it
-
-
-@dataclass(frozen=True)
-class Alert:
-    """A line that signals trouble: OOM, non-finite loss, traceback, NCCL failure."""
-
-    code: LogCode
-    message: str  # the line, stripped, at most MAX_MESSAGE_CHARS
-
-
-Record = Progress | Alert
-
-# --- shared pieces --------------------------------------------------------------------
-
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|(?i:nan|inf(?:inity)?))"
-_ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)?|[@-Z\\-_])")
-# The same escapes written out in caret notation ("^[[B"), as some log captures keep them.
-_CARET_ANSI = re.compile(r"\^\[(?:\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_])")
-_ISO_STAMP = re.compile(r"\[?(\d{4})[-/](\d\d)[-/](\d\d)[ T](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,6}))?")
-
-_OOM = re.compile(
-    r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED"
-    r"|CUDNN_STATUS_ALLOC_FAILED|HIP out of memory|MPS backend out of memory|XPU out of memory"
-    r"|RESOURCE_EXHAUSTED: Out of memory|OOM when allocating"
-)
-_NCCL = re.compile(
-    r"NCCL (?i:error|warn|timeout)|nccl(?:InternalError|SystemError|UnhandledCudaError"
-    r"|InvalidUsage|InvalidArgument|RemoteError)|Watchdog caught collective operation timeout"
-    r"|NCCL communicator was aborted|ProcessGroupNCCL.{0,200}?(?i:timeout|timed out)"
-)
-_TRACEBACK = "Traceback (most recent call last)"
-
-
-def _number(text: str | None) -> float | None:
-    """A float from a printed number (``nan`` and ``inf`` included), or None."""
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-@functools.lru_cache(maxsize=64)
-def _day_ordinal(year: int, month: int, day: int) -> int | None:
-    try:
-        return date(year, month, day).toordinal()
-    except ValueError:
-        return None
-
-
-def _iso_stamp_us(line: str, *, anywhere: bool = False) -> int | None:
-    """Microseconds (on an arbitrary epoch) of a ``YYYY-MM-DD HH:MM:SS[,ms]`` stamp.
-
-    The stamp starts the line, or with ``anywhere`` lies in its first 64 characters
-    (``INFO 2024-01-02 …``).
-    """
-    m = _ISO_STAMP.search(line[:64]) if anywhere else _ISO_STAMP.match(line)
-    if m is None:
-        return None
-    day = _day_ordinal(int(m[1]), int(m[2]), int(m[3]))
-    if day is None:
-        return None
-    fraction_us = int(m[7].ljust(6, "0")) if m[7] else 0
-    return _US * (day * 86_400 + int(m[4]) * 3_600 + int(m[5]) * 60 + int(m[6])) + fraction_us
-
-
-def _interval_s(text: str) -> float | None:
-    """Seconds of a progress bar's ``MM:SS`` or ``H:MM:SS``."""
-    parts = text.split(":")
-    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
-        return None
-    seconds = 0
-    for part in parts:
-        seconds = seconds * 60 + int(part)
-    return float(seconds)
-
-
-class _WallClock:
-    """Timestamps to seconds since an origin: the training-start line, else the first row.
-
-    Stamps are whole microseconds, so a difference is exact before it becomes a float.
-    """
-
-    def __init__(self) -> None:
-        self.origin: int | None = None
-
-    def since_origin(self, stamp_us: int) -> float:
-        if self.origin is None:
-            self.origin = stamp_us
-        return (stamp_us - self.origin) / _US
-
-
-class _Format(ABC):
-    """One log format: turns lines into progress rows and keeps what it needs between them."""
-
-    name = ""
-    #: A row's total_steps is the whole run's (not one epoch's), so reaching it ends the run.
-    run_wide_total = True
-
-    @abstractmethod
-    def rows(self, line: str) -> list[Progress]:
-        """The progress rows in ``line`` (usually none or one)."""
-
-    def flush(self) -> list[Progress]:
-        return []
-
+FALLBACK_PATIENCE = 16  # plain rows held back while the generic reader may still lock
+DATA_BAR_IT_PER_S = 1_000.0  # a bar faster than this counts items, not training steps
+UNDERSTUDY_LINES = 5_000  # lines a loss-less bar's understudy looks for a richer template
 
 # --- modded-nanogpt -------------------------------------------------------------------
 
@@ -565,7 +468,7 @@ class _Bars(_Format):
     )
     _SKIP = re.compile(
         r"(?i)\b(?:download|upload|load|map\b|token|generat|extract|filter|fetch|resolv|shard"
-        r"|convert|prepar|build|compil|cach|sav|writ|read|pars|encod|index|sanity|warm)"
+        r"|convert|prepar|build|compil|cach|sav|writ|read|pars|encod|index|sanity|warm|pack|captur)"
     )
     _EVAL = re.compile(r"(?i)eval|valid|test|predict|infer")
     _LIGHTNING = re.compile(r"Epoch (\d+)")
@@ -586,6 +489,7 @@ class _Bars(_Format):
         self._restarted = False
         self._total: int | None = None
         self._evals_done: set[tuple[str, int]] = set()
+        self._data_bar = False  # the current bar moved only at data-work speed
 
     def rows(self, line: str) -> list[Progress]:
         if "%|" in line:
@@ -607,12 +511,17 @@ class _Bars(_Format):
         if elapsed_s is None or total <= 0:
             return []
         key = (re.sub(r"\d+", "#", desc), total)
+        if rate.endswith("it/s") and (_number(rate[:-4]) or 0.0) > DATA_BAR_IT_PER_S:
+            # Thousands of items a second: tokenizing or loading, not training steps.
+            self._data_bar = self._data_bar or key == self._key
+            return []
         if self._EVAL.search(desc):
             return self._eval_bar(key, n, total, elapsed_s)
         if self._key != key:
             if self._key is not None and not self._replaceable_by(total):
                 return []
             self._key, self._n, self._epoch, self._step_offset = key, 0, None, 0
+            self._data_bar = False
         epoch_match = self._LIGHTNING.fullmatch(desc)
         if epoch_match is not None and self._kind in (None, "lightning"):
             epoch = int(epoch_match[1])
@@ -634,11 +543,12 @@ class _Bars(_Format):
         return [Progress(self._step, self._t_s(), "wall", loss, False, self._total)]
 
     def _replaceable_by(self, total: int) -> bool:
-        """A longer bar takes over from one that has not started, or finished alone."""
+        """A longer bar takes over from one that has not started, or finished alone; any
+        bar from one that never moved (its updates were all data work)."""
         assert self._key is not None
         unmoved = self._n == 0 and self._step_offset == 0 and self._epoch in (None, 0)
         finished = self._n == self._key[1] and self._step_offset == 0 and self._epoch is None
-        return total > self._key[1] and (unmoved or finished)
+        return (total > self._key[1] and (unmoved or finished)) or (unmoved and self._data_bar)
 
     def _eval_bar(
         self, key: tuple[str, int], n: int, total: int, elapsed_s: float
@@ -691,13 +601,22 @@ class _Bars(_Format):
 
 
 class _Custom(_Format):
-    """Lines matched by the user's ``--step-pattern`` regexes, tried before the built-ins."""
+    """Lines matched by the user's ``--step-pattern`` regexes, tried before the built-ins.
+
+    Named groups: ``step`` (required), ``total``, ``loss``, and the time as seconds since
+    the start (``t`` or ``elapsed_s``) or as the duration of the step (``dt_s`` or
+    ``dt_ms``, summed over the steps each line covers). A line with a timestamp and no
+    time group is on the wall clock.
+    """
 
     name = CUSTOM_FORMAT
-    _GROUPS = frozenset({"step", "loss", "total"})
+    _GROUPS = frozenset({"step", "loss", "total", "t", "elapsed_s", "dt_s", "dt_ms"})
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self._patterns = [self._compile(p) for p in patterns]
+        self._wall = _WallClock()
+        self._clock_s = 0.0
+        self._last_step: int | None = None
 
     @classmethod
     def _compile(cls, pattern: str) -> re.Pattern[str]:
@@ -712,7 +631,7 @@ class _Custom(_Format):
         if unknown:
             raise ValueError(
                 f"step pattern {pattern!r} has unknown group(s) {', '.join(unknown)};"
-                " use step, loss and total"
+                " use step, total, loss, and t, elapsed_s, dt_s or dt_ms for time"
             )
         if compiled.search("") is not None:
             raise ValueError(f"step pattern {pattern!r} matches an empty line")
@@ -728,17 +647,38 @@ class _Custom(_Format):
             if step is None or not math.isfinite(step):
                 continue
             total = _number(groups.get("total"))
+            t_s, clock = self._time(groups, int(step), line)
+            self._last_step = int(step)
             return [
                 Progress(
                     step=int(step),
-                    t_s=None,
-                    clock=None,
+                    t_s=t_s,
+                    clock=clock,
                     loss=_number(groups.get("loss")),
                     is_eval=False,
                     total_steps=int(total) if total is not None and math.isfinite(total) else None,
                 )
             ]
         return []
+
+    def _time(
+        self, groups: dict[str, str | None], step: int, line: str
+    ) -> tuple[float | None, ClockKind | None]:
+        elapsed = _number(groups.get("t") or groups.get("elapsed_s"))
+        if elapsed is not None:
+            return elapsed, "train"
+        dt_s = _number(groups.get("dt_s"))
+        dt_ms = _number(groups.get("dt_ms"))
+        if dt_s is None and dt_ms is not None:
+            dt_s = dt_ms / 1000
+        if dt_s is not None:
+            covered = 1 if self._last_step is None else max(step - self._last_step, 0)
+            self._clock_s += dt_s * covered
+            return self._clock_s, "train"
+        stamp = _iso_stamp_us(line, anywhere=True)
+        if stamp is not None:
+            return self._wall.since_origin(stamp), "wall"
+        return None, None
 
 
 # --- the parser -----------------------------------------------------------------------
@@ -755,6 +695,14 @@ def _make_format(name: str) -> _Format:
         return _DeepSpeed()
     if name == "plain":
         return _Plain()
+    if name == "generic":
+        return Generic()
+    if name == "keras":
+        return Keras()
+    if name == "ultralytics":
+        return Ultralytics()
+    if name == "hf-dict":
+        return HFDicts()
     return _Bars(name)
 
 
@@ -775,6 +723,14 @@ class LogParser:
             raise ValueError("log format 'custom' needs at least one step pattern")
         self._custom = _Custom(step_patterns) if step_patterns else None
         self._candidates: list[_Format] = []
+        self._fallback: _Format | None = None
+        self._generic: Generic | None = None
+        # A bar that shows no loss may be the outline of a richer line: this reader looks
+        # for it for a while, and takes over where it counts the same steps with a loss.
+        self._understudy: Generic | None = None
+        self._understudy_lines = 0
+        self._last_total: int | None = None
+        self._launch = 0  # launches told apart here (the bars' readers do not)
         self._active: _Format | None = None
         if fmt == CUSTOM_FORMAT:
             self._active = self._custom
@@ -784,15 +740,26 @@ class LogParser:
             self._candidates = [
                 _make_format(name) for name in ("mng", "nanochat", "d2", "deepspeed")
             ]
-            self._candidates += [_Bars(None), _Plain()]
+            self._generic = Generic()
+            self._candidates += [Keras(), Ultralytics(), _Bars(None), HFDicts(), self._generic]
+            self._fallback = _Plain()
+        self._held: list[Progress] = []  # the fallback's rows while a better reader may lock
         self._last_train_step: int | None = None
         self._last_train_loss: float | None = None
+        self._last_train_t: float | None = None
         self._done_step: int | None = None
 
     @property
     def format(self) -> str | None:
         """The format being read: the one given, or in auto mode the one detected so far."""
         return None if self._active is None else self._active.name
+
+    def suggested_step_pattern(self) -> str | None:
+        """A ``--step-pattern`` built from the most frequent line template with numbers.
+
+        For a log where nothing was read (auto mode only); None when no such line repeats.
+        """
+        return None if self._generic is None else self._generic.suggested_pattern()
 
     def feed(self, line: str) -> list[Record]:
         """The records one line of output gives (a line may hold ``\\r``-joined updates)."""
@@ -804,6 +771,15 @@ class LogParser:
 
     def flush(self) -> list[Record]:
         """Rows still waiting for a later line; call once the output has ended."""
+        for candidate in self._candidates:  # a reader still deciding decides now
+            rows = candidate.flush()
+            if rows:
+                self._lock(candidate)
+                return self._accepted(rows, candidate, "")
+        if self._active is None and self._held and self._fallback is not None:
+            fallback, held = self._fallback, self._held
+            self._lock(fallback)
+            return self._accepted(held + fallback.flush(), fallback, "")
         if self._active is None:
             return []
         return self._accepted(self._active.flush(), self._active, "")
@@ -830,17 +806,75 @@ class LogParser:
         if self._active is not None:
             if self._active is self._custom:
                 return [], None
-            return self._active.rows(text), self._active
+            if isinstance(self._active, _Bars) and RELAUNCH in text:
+                self._relaunch()
+            rows = self._active.rows(text)
+            if self._launch:
+                rows = [replace(r, launch=self._launch) for r in rows]
+            if self._understudy is not None:
+                rows = self._understudy_rows(text, rows)
+            return rows, self._active
         for candidate in self._candidates:  # every one sees the line: some note a start line
             rows = candidate.rows(text)
             if rows:
                 self._lock(candidate)
                 return rows, candidate
+        if self._fallback is not None:
+            # Plain timestamped lines lock only once the generic reader has had its chance.
+            self._held.extend(self._fallback.rows(text))
+            if len(self._held) >= FALLBACK_PATIENCE:
+                fallback, held = self._fallback, self._held
+                self._lock(fallback)
+                return [replace(r, replayed=True) for r in held[:-1]] + held[-1:], fallback
         return [], None
 
+    def _relaunch(self) -> None:
+        """The Trainer starts again in the same output: read it as a fresh run."""
+        if self._last_train_step is None or not isinstance(self._active, _Bars):
+            return
+        self._active = _Bars(self._active.name)
+        self._launch += 1
+        self._last_train_step = self._last_train_loss = self._last_train_t = None
+        self._done_step = None
+
+    def _understudy_rows(self, text: str, rows: list[Progress]) -> list[Progress]:
+        """The active bar's rows, or the understudy's once it takes over."""
+        assert self._understudy is not None
+        if any(r.loss is not None for r in rows) or self._active is None:
+            self._understudy = None  # the bar shows a loss after all
+            return rows
+        self._last_total = next((r.total_steps for r in rows if r.total_steps), self._last_total)
+        self._understudy_lines += 1
+        found = self._understudy.rows(text)
+        if self._understudy.layout is None:
+            if self._understudy_lines > UNDERSTUDY_LINES:
+                self._understudy = None
+            return rows
+        understudy, self._understudy = self._understudy, None
+        last = self._last_train_step
+        if last is None or not any(abs(r.step - last) <= 1 for r in found):
+            return rows
+        if not any(r.loss is not None for r in found):
+            return rows
+        if understudy.layout is None or understudy.layout.step_increment > 1:
+            return rows  # a line every N steps would read the run more coarsely than the bar
+        understudy.expect_total(self._last_total)
+        self._active = understudy
+        found = [r for r in found if r.step >= last]
+        same = next((r for r in found if r.step == last and r.t_s is not None), None)
+        if same is not None and self._last_train_t is not None and same.clock != "wall":
+            offset_s = self._last_train_t - (same.t_s or 0.0)
+            understudy.shift_clock(offset_s)
+            found = [replace(r, t_s=None if r.t_s is None else r.t_s + offset_s) for r in found]
+        return found
+
     def _lock(self, fmt: _Format) -> None:
+        if isinstance(fmt, _Bars) and self._generic is not None:
+            self._understudy = Generic(lookahead=0)
         self._active = fmt
         self._candidates = []
+        self._fallback = None
+        self._held = []
 
     def _accepted(self, rows: list[Progress], fmt: _Format, text: str) -> list[Record]:
         out: list[Record] = []
@@ -861,6 +895,7 @@ class LogParser:
         if row.step == self._last_train_step and row.loss in (None, self._last_train_loss):
             return False  # the same step again (a bar refresh, a second logger line)
         self._last_train_step, self._last_train_loss = row.step, row.loss
+        self._last_train_t = row.t_s
         if fmt.run_wide_total and row.total_steps is not None and row.step >= row.total_steps:
             self._done_step = row.step
         return True
@@ -912,6 +947,7 @@ def progress_json(p: Progress) -> dict[str, object]:
         "loss": loss,
         "eval": p.is_eval,
         "total_steps": p.total_steps,
+        "launch": p.launch,
     }
 
 

@@ -587,5 +587,6 @@ def test_progress_json(loss: float | None, shown: object) -> None:
         "loss": shown,
         "eval": False,
         "total_steps": 100,
+        "launch": 0,
     }
     assert json.loads(json.dumps(progress_json(row), allow_nan=False))["loss"] == shown

@@ -1,0 +1,142 @@
+"""What every log reader shares: the rows it returns, number and timestamp helpers, and
+the `Format` base class that named readers and the generic reader implement."""
+
+from __future__ import annotations
+
+import functools
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+LogCode = Literal["oom", "nonfinite_loss", "traceback", "nccl", "warning"]
+ClockKind = Literal["wall", "train"]
+
+MAX_LINE_CHARS = 65_536
+MAX_MESSAGE_CHARS = 512
+US = 1_000_000
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress row: a training step reached, or an eval result at a step."""
+
+    step: int  # steps completed
+    t_s: float | None  # seconds on the log's own clock; None when the format has none
+    clock: ClockKind | None  # "train" excludes eval (the job's own timer), "wall" does not
+    loss: float | None  # NaN and inf kept as they are
+    is_eval: bool
+    total_steps: int | None  # when the log prints it
+    #: Which launch of the job wrote the row, 0 first: a file may hold several runs
+    #: appended, and the last one is the run.
+    launch: int = 0
+    #: Read after later lines (a reader deciding on a window of lines, or holding a row
+    #: back): the time it was returned is not when its line arrived; ``t_s`` still is.
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A line that signals trouble: OOM, non-finite loss, traceback, NCCL failure."""
+
+    code: LogCode
+    message: str  # the line, stripped, at most MAX_MESSAGE_CHARS
+
+
+Record = Progress | Alert
+
+# --- shared pieces --------------------------------------------------------------------
+
+NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|(?i:nan|inf(?:inity)?))"
+ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# The same escapes written out in caret notation ("^[[B"), as some log captures keep them.
+CARET_ANSI = re.compile(r"\^\[(?:\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_])")
+ISO_STAMP = re.compile(r"\[?(\d{4})[-/](\d\d)[-/](\d\d)[ T](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,6}))?")
+
+OOM = re.compile(
+    r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED"
+    r"|CUDNN_STATUS_ALLOC_FAILED|HIP out of memory|MPS backend out of memory|XPU out of memory"
+    r"|RESOURCE_EXHAUSTED: Out of memory|OOM when allocating"
+)
+NCCL = re.compile(
+    r"NCCL (?i:error|warn|timeout)|nccl(?:InternalError|SystemError|UnhandledCudaError"
+    r"|InvalidUsage|InvalidArgument|RemoteError)|Watchdog caught collective operation timeout"
+    r"|NCCL communicator was aborted|ProcessGroupNCCL.{0,200}?(?i:timeout|timed out)"
+)
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def number(text: str | None) -> float | None:
+    """A float from a printed number (``nan`` and ``inf`` included), or None."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def day_ordinal(year: int, month: int, day: int) -> int | None:
+    try:
+        return date(year, month, day).toordinal()
+    except ValueError:
+        return None
+
+
+def iso_stamp_us(line: str, *, anywhere: bool = False) -> int | None:
+    """Microseconds (on an arbitrary epoch) of a ``YYYY-MM-DD HH:MM:SS[,ms]`` stamp.
+
+    The stamp starts the line, or with ``anywhere`` lies in its first 64 characters
+    (``INFO 2024-01-02 …``).
+    """
+    m = ISO_STAMP.search(line[:64]) if anywhere else ISO_STAMP.match(line)
+    if m is None:
+        return None
+    day = day_ordinal(int(m[1]), int(m[2]), int(m[3]))
+    if day is None:
+        return None
+    fraction_us = int(m[7].ljust(6, "0")) if m[7] else 0
+    return US * (day * 86_400 + int(m[4]) * 3_600 + int(m[5]) * 60 + int(m[6])) + fraction_us
+
+
+def interval_s(text: str) -> float | None:
+    """Seconds of a progress bar's ``MM:SS`` or ``H:MM:SS``."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return float(seconds)
+
+
+class WallClock:
+    """Timestamps to seconds since an origin: the training-start line, else the first row.
+
+    Stamps are whole microseconds, so a difference is exact before it becomes a float.
+    """
+
+    def __init__(self) -> None:
+        self.origin: int | None = None
+
+    def since_origin(self, stamp_us: int) -> float:
+        if self.origin is None:
+            self.origin = stamp_us
+        return (stamp_us - self.origin) / US
+
+
+class Format(ABC):
+    """One log format: turns lines into progress rows and keeps what it needs between them."""
+
+    name = ""
+    #: A row's total_steps is the whole run's (not one epoch's), so reaching it ends the run.
+    run_wide_total = True
+
+    @abstractmethod
+    def rows(self, line: str) -> list[Progress]:
+        """The progress rows in ``line`` (usually none or one)."""
+
+    def flush(self) -> list[Progress]:
+        return []

@@ -1,0 +1,807 @@
+"""The generic reader: progress from a log whose lines repeat a template with a counter.
+
+Template mining in the spirit of Drain (He et al., ICWS 2017): a line's numbers are
+masked to give its template (``step # | loss: # | dt: #ms``), and each number is named by
+the words just before it (``step``, ``loss``, ``dt``). While searching, the reader keeps
+per-template statistics over a bounded number of templates. Once a template repeats with
+an integer field rising by a steady increment (or named like a step and never falling)
+and carries evidence that it is a training line (a loss, a time, a total, or a step-like
+name on a timestamped line), the reader waits `LOOKAHEAD` more of its lines and locks
+onto the richest qualifying template (a total, a loss, a time). The lines of that template
+already seen (a bounded window) are replayed, so the first steps are not lost. From then
+on a line is read by compiled regexes (its prefix up to the counter, then the loss and the
+time by their names), not by a full scan:
+
+- the step is the counter; an epoch counter before it (``Epoch [3][120/500]``,
+  ``epoch: 3/300, iter: 10/47``, or a number that rises by one as the counter restarts)
+  or an ``Epoch 3/50`` line of its own makes it epoch-relative, and the step becomes
+  ``(epoch - first epoch number) x batches per epoch + i``; where another number runs on
+  as the counter restarts, that one is the step;
+- the total is the counter's ``N/M``, epochs x batches per epoch, or what another line
+  states (``max_steps``, ``Total optimization steps = 17,000``, ``max: 12 epochs``);
+- the loss is the field named ``loss`` (else ``total_loss``, ``lm loss``, any other
+  training loss); a record whose fields follow on indented lines (OLMo) is completed
+  from them;
+- the clock is the line's timestamp, else an elapsed-time field, else the sum of a
+  per-iteration time (``dt: 4738ms``, ``time: 0.25``, llm.c's bare ``2511.08 ms``) over
+  the steps it covers.
+
+A step that goes back starts a new launch (several runs appended to one file), unless it
+goes back by one increment (another rank's line). Everything is bounded: lines are read
+to `SCAN_CHARS` and `MAX_SLOTS` numbers, templates kept to `MAX_TEMPLATES` with `WINDOW`
+lines each.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+from reporter.logread.base import US, ClockKind, Format, Progress, iso_stamp_us
+
+SCAN_CHARS = 8_192
+MAX_TEMPLATES = 1_024
+MAX_SLOTS = 128  # numbers read from one line
+MIN_REPEATS = 3  # lines of a template before it can be locked onto
+LOOKAHEAD = 2  # more lines of the first qualifying template before choosing
+WINDOW = 8  # lines of each template kept for replay at lock time
+MAX_CONTINUATION = 24  # indented lines that may complete a record
+
+# A number, or nan/inf as Python and C print them.
+_TOKEN = re.compile(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|(?<![A-Za-z])(?:nan|NaN|inf|Inf)(?![A-Za-z])")
+_SEPARATORS = re.compile(r"[|,;{}\[\]\t]| - |\s{3,}")
+_BAR_GLYPHS = re.compile(r"[━─╸╺█▏▎▍▌▋▊▉░▒▓]+|[#=>.\-·•]{3,}")
+_UNIT = re.compile(r" ?([A-Za-z%/]{1,6})(?![A-Za-z])")
+_STEP_KEY = re.compile(
+    r"(?:^|[\s/_.])(?:step|steps|global_step|globalstep|iter|iters|iteration|it|update"
+    r"|updates|num_updates|batch|optimizer_step|trainer/global_step)$"
+)
+_EPOCH_KEY = re.compile(r"(?:^|[\s/_.])(?:epoch|ep|e)$")
+_EVAL_WORD = re.compile(r"(?:^|[\W_])(?:val|valid|validation|eval|evaluation|test|dev)")
+_DATA_TIME = re.compile(r"data|reader|load|eta|remaining|left|wait")
+_ELAPSED = re.compile(r"elapsed|wall|total|train_time|since|uptime")
+_PART_TIME = re.compile(r"per[_ ]?(?:token|sample|example|image)|forward|backward|optim|gen\b")
+_WHOLE_STEP = re.compile(
+    r"(?:^|[/_ ])(?:step|iter|iteration|batch|it)(?:[_ ]?(?:time|cost))?(?: \(m?s\))?$"
+    r"|^(?:iter|step|batch|train|elapsed|wall|total)[_ ]?(?:time|cost)(?: \(m?s\))?$"
+    r"|per[_ ](?:step|iter|iteration|batch)|^elapsed|^wall"
+)
+_MS_KEY = re.compile(r"\bms\b|_ms\b|\(ms\)|\bmsec")
+_STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?")
+_CONTEXT_EPOCH = re.compile(
+    r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
+)
+_HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update", "ccumul")
+_ACCUM_HINT = re.compile(
+    r"(?i)(?:gradient_accumulation_steps|grad_accum(?:ulation)?(?:_steps)?|accumulate_grad_batches"
+    r"|accumulation[_ ]steps)['\"]?\s{0,4}[:=]?\s{0,4}['\"]?(\d{1,4})\b"
+)
+_STEPS_HINT = re.compile(
+    r"(?i)(?:max[_ ]?(?:steps|iters?|iterations|updates?|num[_ ]steps)"
+    r"|total[_ ]optimization[_ ]steps"
+    r"|total[_ ]training[_ ]steps|train[_ ]iters|num[_ ]training[_ ]steps|total[_ ]steps"
+    r"|max_update)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,12})(?![\d.])"
+)
+_EPOCHS_HINT = re.compile(
+    r"(?i)(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs|n_epochs"
+    r"|scheduled epochs"
+    r"|^\s{0,8}epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})(?![\d.])"
+    r"|max: (\d{1,6}) epochs"
+)
+
+
+class Slot(NamedTuple):
+    """One number of a line: its value, the name before it and the unit after it."""
+
+    key: str
+    value: float
+    text: str
+    unit: str
+    is_total: bool  # printed as the M of ``N/M`` (or ``N of M``)
+
+
+@dataclass
+class _SlotStats:
+    up: int = 0
+    flat: int = 0
+    down: int = 0
+    integer: bool = True
+    last: float | None = None
+    diffs: dict[float, int] = field(default_factory=dict)
+
+    def add(self, value: float, is_int: bool) -> None:
+        self.integer = self.integer and is_int
+        if self.last is not None:
+            diff = value - self.last
+            if diff > 0:
+                self.up += 1
+                if len(self.diffs) < 16 or diff in self.diffs:
+                    self.diffs[diff] = self.diffs.get(diff, 0) + 1
+            elif diff == 0:
+                self.flat += 1
+            else:
+                self.down += 1
+        self.last = value
+
+    def steady(self, *, of_total: bool) -> bool:
+        """Rises by one increment (mostly), seldom stands still, may restart: often if it
+        prints its total (``[i/N]`` restarts each epoch), seldom if not (a rank number)."""
+        if not self.integer or self.up < 2:
+            return False
+        common = max(self.diffs.values(), default=0)
+        restarts_ok = self.down * (2 if of_total else 4) <= self.up
+        return self.flat <= 8 * self.up and common * 2 >= self.up and restarts_ok
+
+
+@dataclass
+class _Template:
+    count: int = 0
+    slots: list[_SlotStats] = field(default_factory=list)
+    window: deque[tuple[list[Slot], int | None]] = field(
+        default_factory=lambda: deque(maxlen=WINDOW)
+    )
+    last_line: str = ""  # the newest line (cut to SCAN_CHARS): its keys name the fields
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a locked template keeps its fields."""
+
+    prefix: str  # the template up to the counter (and its total), without spaces
+    anchor: str  # a literal word of the prefix, for a cheap test before scanning a line
+    step_index: int
+    step_increment: float
+    epoch_index: int | None  # an epoch counter before the step: the step is epoch-relative
+    prefix_numbers: int  # the numbers in the prefix: the counter's, and its total's
+    first_number: int = 0  # the numbers before it belong to a timestamp
+
+
+@functools.lru_cache(maxsize=8192)
+def _key(piece: str) -> str:
+    """The name before a number: ``" | lm loss: "`` → ``"lm loss"``."""
+    text = piece.rstrip(" [(\"'=:#\t")
+    parts = _SEPARATORS.split(text)
+    name = parts[-1].strip(" \"'()#*>:=").lower() if parts else ""
+    return name[-48:]
+
+
+@functools.lru_cache(maxsize=8192)
+def _mask(piece: str) -> str:
+    """A piece of a template: each run of whitespace as one space, bar glyphs masked."""
+    core = " ".join(_BAR_GLYPHS.sub("~", piece).split())
+    if not core:
+        return " " if piece else ""
+    lead = " " if piece[0].isspace() else ""
+    trail = " " if piece[-1].isspace() else ""
+    return lead + core + trail
+
+
+def scan(line: str) -> tuple[str, list[Slot]]:
+    """A line's template (numbers masked as ``#``) and its numbers."""
+    text = line[:SCAN_CHARS]
+    pieces: list[str] = []
+    slots: list[Slot] = []
+    pos = 0
+    for m in _TOKEN.finditer(text):
+        if len(slots) >= MAX_SLOTS:
+            break
+        start, end = m.span()
+        if _in_word(text, start):
+            continue  # part of a word: fc1, loss_0, bf16
+        before = text[start - 1] if start else ""
+        piece = text[pos:start]
+        negative = before == "-" and (start < 2 or text[start - 2] in " :=[(,{\t'\"")
+        if negative:
+            piece = piece[:-1]
+        pieces.append(_mask(piece))
+        unit_match = _UNIT.match(text, end)
+        unit = unit_match[1] if unit_match is not None else ""
+        value = float(m[0])
+        stripped = piece.strip()
+        slots.append(
+            Slot(
+                key=_key(piece),
+                value=-value if negative else value,
+                text=m[0],
+                unit=unit,
+                is_total=bool(slots) and (stripped == "/" or stripped == "of"),
+            )
+        )
+        pos = end
+    pieces.append(_mask(text[pos:]))
+    return "#".join(pieces), slots
+
+
+def _worth_a_look(count: int) -> bool:
+    """Whether a template seen ``count`` times is judged again: each time at first, then
+    ever less often, so that lines that never qualify cost little."""
+    if count <= 32:
+        return True
+    return count % (4 if count <= 256 else 32) == 0
+
+
+def _stamp_slots(line: str) -> int:
+    """How many of a line's first numbers are a timestamp's (or come before it)."""
+    m = _STAMP.search(line[:64])
+    if m is None:
+        return 0
+    return sum(not _in_word(line, t.start()) for t in _TOKEN.finditer(line, 0, m.end()))
+
+
+def _in_word(text: str, start: int) -> bool:
+    """Whether the digits at ``start`` belong to a word (fc1, loss_0, bf16, rank0)."""
+    before = text[start - 1] if start else ""
+    return (
+        before.isalpha()
+        or before == "_"
+        or (before == "." and start >= 2 and text[start - 2].isalpha())
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _loss_rank(key: str) -> int:
+    """How good a name is for the training loss: 0 best, 9 not a loss."""
+    if "loss" not in key or _EVAL_WORD.search(key) or "scale" in key:
+        return 9
+    if key == "loss":
+        return 0
+    if re.fullmatch(r"(?:train(?:ing)?|total|lm|avg|mean|global)?[ _/]?loss", key):
+        return 1
+    if key.endswith(("/loss", " loss", "_loss", "loss_total")) and "train" in key:
+        return 2
+    if key.endswith("loss"):
+        return 3
+    return 4
+
+
+@functools.lru_cache(maxsize=1024)
+def _time_kind(key: str, unit: str) -> tuple[int, str, float] | None:
+    """``(rank, "dt" or "elapsed", seconds per unit)`` for a time field, else None.
+
+    "dt" is one step's duration, "elapsed" a clock; rank 0 names the whole step
+    (``dt``, ``time``, ``iter_time``, ``timing_s/step``), rank 1 some other time.
+    """
+    if not (
+        "time" in key or key in ("dt", "t") or "cost" in key or "duration" in key or "timing" in key
+    ):
+        # llm.c's ``| 2511.08 ms |``: a bare duration is a step time of last resort.
+        bare = not key and unit in ("ms", "s", "s/it")
+        return (2, "dt", 1e-3 if unit == "ms" else 1.0) if bare else None
+    if _DATA_TIME.search(key) or _PART_TIME.search(key):
+        return None
+    scale = 1e-3 if unit.lower().startswith("ms") or _MS_KEY.search(key) else 1.0
+    if unit.lower() in ("h", "min", "m"):
+        return None
+    kind = "elapsed" if _ELAPSED.search(key) and "per" not in key and "iter" not in key else "dt"
+    whole = key in ("dt", "t", "time") or _WHOLE_STEP.search(key) is not None
+    return (0 if whole else 1), kind, scale
+
+
+def _is_int(slot: Slot) -> bool:
+    return slot.text.isdigit()
+
+
+class Generic(Format):
+    """Reads progress from any log with a repeating, counting template (see module doc)."""
+
+    name = "generic"
+    run_wide_total = False  # a later launch in the same file must not be cut off
+
+    def __init__(self, lookahead: int = LOOKAHEAD) -> None:
+        self._lookahead = lookahead
+        self._templates: dict[str, _Template] = {}
+        self.layout: Layout | None = None
+        self._launch = 0
+        self._last_step: int | None = None
+        self._epoch_base: int | None = None
+        self._epoch_offset = 0  # epoch-relative counters without a printed per-epoch total
+        self._last_inner: float | None = None
+        self._last_epoch: float | None = None
+        self._steps_hint: int | None = None
+        self._epochs_hint: int | None = None
+        self._accumulation = 1  # micro-batches per optimizer step, where the log says
+        self._origin_us: int | None = None
+        self._clock_s = 0.0
+        self._elapsed_offset_s = 0.0
+        self._last_slots: list[Slot] = []
+        self._first_slots: list[Slot] = []
+        self._context_epoch: tuple[int, int | None] | None = None
+        self._context_epochs: int | None = None
+        self._context_changes = 0
+        self._context_changes_at_row = 0
+        self._pending: Progress | None = None
+        self._continuation = 0
+        self._holds = False  # the record's fields continue on indented lines
+        self._common: tuple[str, int, tuple[str, ...]] | None = None  # for a suggestion
+        self._reader: _Reader | None = None
+        self._decide_at: tuple[str, int] | None = None  # lock when this template is seen so often
+
+    # --- feeding ---------------------------------------------------------------------
+
+    def rows(self, line: str) -> list[Progress]:
+        out: list[Progress] = []
+        if self._pending is not None:
+            continues = self._continues(line) and self._continuation < MAX_CONTINUATION
+            if continues and self._locked_slots(line) is None:
+                self._complete(line)
+                if self._pending.loss is None:
+                    return out
+                self._holds = True  # this format's records go on below their first line
+            out.append(self._pending)
+            self._pending = None
+            self._continuation = 0
+        if self.layout is None:
+            self._hints(line)
+            if "poch" in line:
+                self._context(line)
+            out.extend(self._search(line))
+            return out
+        slots = self._locked_slots(line) if self.layout.anchor in line else None
+        if slots is None:
+            self._hints(line)
+            if "poch" in line:
+                self._context(line)
+        else:
+            out.extend(self._read(slots, iso_stamp_us(line, anywhere=True), line))
+        return out
+
+    def _locked_slots(self, line: str) -> list[Slot] | None:
+        """The numbers a line of the locked template holds, read by regex (the fast path):
+        those of its prefix, then the loss and the time found by their names."""
+        assert self._reader is not None
+        reader = self._reader
+        m = reader.prefix.match(line, 0, SCAN_CHARS)
+        if m is None:
+            return None
+        slots = [
+            Slot(key, float(text), text, "", is_total)
+            for (key, is_total), text in zip(reader.prefix_keys, m.groups(), strict=True)
+        ]
+        for key, unit, pattern in reader.fields:
+            found = pattern.search(line, m.end(), SCAN_CHARS)
+            if found is not None:
+                slots.append(Slot(key, float(found[1]), found[1], unit, False))
+        return slots
+
+    def flush(self) -> list[Progress]:
+        out = self._decide() if self.layout is None and self._decide_at is not None else []
+        if self._pending is not None:
+            out.append(self._pending)
+            self._pending = None
+        return out
+
+    def _hints(self, line: str) -> None:
+        if not any(word in line for word in _HINT_WORDS):
+            return
+        steps = _STEPS_HINT.search(line)
+        if steps is not None:
+            value = int(steps[1].replace(",", ""))
+            if value > 0:
+                self._steps_hint = value
+        epochs = _EPOCHS_HINT.search(line)
+        if epochs is not None:
+            value = int((epochs[1] or epochs[2]).replace(",", ""))
+            if value > 0:
+                self._epochs_hint = value
+        accumulation = _ACCUM_HINT.search(line)
+        if accumulation is not None and int(accumulation[1]) > 0:
+            self._accumulation = int(accumulation[1])
+
+    def expect_total(self, total: int | None) -> None:
+        """A total learned elsewhere (the bar this reader takes over from)."""
+        if total is not None and self._steps_hint is None:
+            self._steps_hint = total
+
+    def shift_clock(self, offset_s: float) -> None:
+        """Move a counted clock (not timestamps) on by ``offset_s``, as a reader taking
+        over from another one keeps that one's time."""
+        self._clock_s += offset_s
+        self._elapsed_offset_s += offset_s
+
+    def suggested_pattern(self) -> str | None:
+        """A ``--step-pattern`` from the most frequent template with numbers seen so far."""
+        if self._common is None or self._common[1] < 2:
+            return None
+        return pattern_for(self._common[0], self._common[2])
+
+    # --- searching -------------------------------------------------------------------
+
+    def _search(self, line: str) -> list[Progress]:
+        if not any(c.isdigit() for c in line[:SCAN_CHARS]):
+            return []
+        spaced, slots = scan(line)
+        if not slots:
+            return []
+        template = spaced.replace(" ", "")  # padding (``[   0/1562]``) makes no new template
+        stats = self._templates.get(template)
+        if stats is None:
+            if len(self._templates) >= MAX_TEMPLATES:
+                self._templates = {k: v for k, v in self._templates.items() if v.count > 1}
+                if len(self._templates) >= MAX_TEMPLATES:
+                    return []
+            stats = _Template(slots=[_SlotStats() for _ in slots])
+            self._templates[template] = stats
+        stats.count += 1
+        for slot, slot_stats in zip(slots, stats.slots, strict=True):
+            slot_stats.add(slot.value, _is_int(slot))
+        stamp = iso_stamp_us(line, anywhere=True)
+        stats.window.append((slots, stamp))
+        stats.last_line = line[:SCAN_CHARS]
+        if self._common is None or stats.count > self._common[1]:
+            self._common = (spaced, stats.count, tuple(s.key for s in slots))
+        if stats.count < MIN_REPEATS:
+            return []
+        if self._decide_at is None:
+            if not _worth_a_look(stats.count) or self._layout(template, stats) is None:
+                return []
+            # Lock a little later, so that a richer template printed for the same steps
+            # (Megatron's iteration line after DeepSpeed's) can show itself too.
+            self._decide_at = (template, stats.count + self._lookahead)
+        if template == self._decide_at[0] and stats.count >= self._decide_at[1]:
+            return self._decide()
+        return []
+
+    def _decide(self) -> list[Progress]:
+        """Lock onto the richest qualifying template and replay its window."""
+        best: tuple[float, Layout, _Template] | None = None
+        for template, stats in self._templates.items():
+            if stats.count < MIN_REPEATS:
+                continue
+            found = self._layout(template, stats)
+            if found is not None and (best is None or found[0] > best[0]):
+                best = (found[0], found[1], stats)
+        self._decide_at = None
+        if best is None:
+            return []
+        _, self.layout, stats = best
+        self._reader = _locked_reader(self.layout, stats.last_line)
+        out: list[Progress] = []
+        for i, (old_slots, old_stamp) in enumerate(stats.window):
+            # Their indented continuation lines are gone: these rows go out as they are.
+            rows = self._read(old_slots, old_stamp, stats.last_line, hold=False)
+            late = i < len(stats.window) - 1  # read before this line: not its arrival time
+            out.extend(replace(r, replayed=True) if late else r for r in rows)
+        self._templates = {}
+        return out
+
+    def _layout(self, template: str, stats: _Template) -> tuple[float, Layout] | None:
+        """How rich this template is as a training line, and where its counter is."""
+        slots, stamp = stats.window[-1]
+        line = stats.last_line
+        skip = _stamp_slots(line)
+        best: tuple[int, int] | None = None
+        for i, (slot, slot_stats) in enumerate(zip(slots, stats.slots, strict=True)):
+            of_total = i + 1 < len(slots) and slots[i + 1].is_total
+            named = _STEP_KEY.search(slot.key) is not None
+            # A number named like a step needs only to have risen and never fallen (every
+            # rank may print each step); others must rise steadily.
+            rising = slot_stats.integer and slot_stats.up >= 1 and slot_stats.down == 0
+            if i < skip or slot.is_total:
+                continue
+            if not (slot_stats.steady(of_total=of_total) or (named and rising)):
+                continue
+            score = 2 if named else 0
+            if _EPOCH_KEY.search(slot.key):
+                score -= 3
+            if i + 1 < len(slots) and slots[i + 1].is_total:
+                score += 1
+            if best is None or score > best[0]:
+                best = (score, i)
+        if best is None:
+            return None
+        score, index = best
+        has_loss = any(_loss_rank(s.key) < 9 for s in slots)
+        has_time = any(_time_kind(s.key, s.unit) is not None for s in slots)
+        has_total = index + 1 < len(slots) and slots[index + 1].is_total
+        step_named = score >= 2
+        if not (has_loss or has_time or (step_named and (has_total or stamp is not None))):
+            return None
+        richness = 2 * has_total + 2 * has_loss + has_time + step_named + stats.count / 1e6
+        epoch_index = self._epoch_slot(template, slots, index, skip)
+        end = index + 2 if has_total else index + 1
+        prefix = "#".join(template.split("#")[:end])
+        words = [w for w in re.findall(r"[A-Za-z_]{2,}", line) if w in prefix]
+        anchor = max(words or [""], key=len)
+        diffs = stats.slots[index].diffs
+        increment = max(diffs, key=diffs.__getitem__)
+        return richness, Layout(prefix, anchor, index, increment, epoch_index, end, skip)
+
+    @staticmethod
+    def _epoch_slot(template: str, slots: list[Slot], index: int, skip: int) -> int | None:
+        """The epoch counter just before the step counter, if there is one."""
+        pieces = template.split("#")
+        for j in range(index - 1, skip - 1, -1):
+            if slots[j].is_total:
+                continue
+            if not _is_int(slots[j]):
+                return None
+            between = "".join(pieces[j + 1 : index + 1])
+            between = re.sub(r"^/#?", "", between) if slots[j + 1].is_total else between
+            bracketed = re.fullmatch(r"(?:[/#]*\s*\])?\s*\[\s*", between) is not None
+            if _EPOCH_KEY.search(slots[j].key) or bracketed:
+                return j
+            return None
+        return None
+
+    # --- reading ---------------------------------------------------------------------
+
+    def _read(
+        self, slots: list[Slot], stamp: int | None, line: str, *, hold: bool = True
+    ) -> list[Progress]:
+        layout = self.layout
+        assert layout is not None
+        if layout.step_index >= len(slots):
+            return []
+        counter = slots[layout.step_index]
+        if not _is_int(counter):
+            return []
+        inner = int(counter.value)
+        has_total = layout.step_index + 1 < len(slots) and slots[layout.step_index + 1].is_total
+        per_epoch = int(slots[layout.step_index + 1].value) if has_total else None
+        step, total = inner, per_epoch
+        if layout.epoch_index is not None and layout.epoch_index < len(slots):
+            epoch_slot = slots[layout.epoch_index]
+            epoch = int(epoch_slot.value)
+            if self._epoch_base is None or (self._last_step is None and epoch < self._epoch_base):
+                self._epoch_base = 0 if epoch == 0 else 1
+            epochs: int | None = self._epochs_hint
+            if layout.epoch_index + 1 < len(slots) and slots[layout.epoch_index + 1].is_total:
+                epochs = int(slots[layout.epoch_index + 1].value)
+            if per_epoch is not None:
+                step = (epoch - self._epoch_base) * per_epoch + inner
+                total = epochs * per_epoch if epochs else None
+            else:
+                # No per-epoch total printed: a counter that restarts with a new epoch is
+                # epoch-relative, one that runs on is already global.
+                if (
+                    self._last_inner is not None
+                    and self._last_epoch is not None
+                    and inner < self._last_inner
+                    and epoch > self._last_epoch
+                ):
+                    self._epoch_offset += int(self._last_inner)
+                step = self._epoch_offset + inner
+                total = self._steps_hint
+            self._last_inner, self._last_epoch = inner, epoch
+        else:
+            step = self._epoch_offset + inner
+            if per_epoch is not None and self._context_epochs is not None:
+                total = self._context_epochs * per_epoch
+            elif total is None:
+                total = self._steps_hint
+        if self._accumulation > 1 and "micro" in counter.key:
+            # A micro-batch counter: the optimizer steps once per accumulation.
+            if step % self._accumulation:
+                return []
+            step //= self._accumulation
+            if total is not None and total != self._steps_hint:
+                total //= self._accumulation
+        if self._last_step is not None and step < self._last_step:
+            if layout.epoch_index is None:
+                if self._take_global_counter(slots) or self._take_epoch_counter(slots):
+                    return self._read(slots, stamp, line, hold=hold)
+                if self._context_changes != self._context_changes_at_row:
+                    # An ``Epoch 3/50`` line came between: the counter counts this epoch.
+                    last_inner = self._last_slots[layout.step_index].value
+                    self._epoch_offset += per_epoch if per_epoch is not None else int(last_inner)
+                    self._context_changes_at_row = self._context_changes
+                    return self._read(slots, stamp, line, hold=hold)
+            if self._last_step - step <= layout.step_increment:
+                return []  # a straggler: another rank's line for the step before
+            self._new_launch(stamp)
+        if self._last_step is not None and step == self._last_step:
+            return []
+        if self._last_step is None:
+            self._first_slots = slots
+        self._last_slots = slots
+        self._context_changes_at_row = self._context_changes
+        previous = self._last_step
+        self._last_step = step
+        loss = self._loss(slots)
+        t_s, clock = self._clock(slots, stamp, step, previous, layout.step_increment)
+        row = Progress(step, t_s, clock, loss, False, total, self._launch)
+        if hold and loss is None and self._expects_continuation(line):
+            self._pending = row
+            return []
+        return [row]
+
+    def _take_global_counter(self, slots: list[Slot]) -> bool:
+        """Where the counter went back but another number before it ran on (torchtune's
+        ``2|101|Loss: …`` before its per-epoch bar), count that one instead."""
+        assert self.layout is not None and self._last_step is not None
+        before = self._last_slots
+        for j in range(min(self.layout.step_index, len(before), len(slots))):
+            old, new = before[j], slots[j]
+            if new.is_total or not (_is_int(old) and _is_int(new)):
+                continue
+            if old.value == self._last_step and new.value > old.value:
+                self.layout = replace(self.layout, step_index=j)
+                return True
+        return False
+
+    def _take_epoch_counter(self, slots: list[Slot]) -> bool:
+        """Where the counter went back as a number before it rose by one (Ultralytics'
+        ``  3/50 … 1/75``): that number is the epoch, and the counter counts within it."""
+        assert self.layout is not None
+        before = self._last_slots
+        last = min(self.layout.step_index, len(before), len(slots))
+        for j in range(last - 1, self.layout.first_number - 1, -1):
+            old, new = before[j], slots[j]
+            if new.is_total or not (_is_int(old) and _is_int(new)):
+                continue
+            if new.value == old.value + 1:
+                first = self._first_slots[j].value if j < len(self._first_slots) else old.value
+                self.layout = replace(self.layout, epoch_index=j)
+                self._epoch_base = 0 if first == 0 else 1
+                return True
+        return False
+
+    def _context(self, line: str) -> None:
+        """An epoch line of its own (Keras' ``Epoch 3/50``) above the counted lines."""
+        m = _CONTEXT_EPOCH.match(line)
+        if m is None:
+            return
+        epoch = (int(m[1]), int(m[2]) if m[2] else None)
+        if epoch != self._context_epoch:
+            self._context_epoch = epoch
+            self._context_epochs = epoch[1]
+            self._context_changes += 1
+
+    def _new_launch(self, stamp: int | None) -> None:
+        self._launch += 1
+        self._last_step = None  # the wall clock runs on: a launch's time is the log's time
+        self._clock_s = 0.0
+        self._epoch_offset = 0
+        self._last_inner = self._last_epoch = None
+        self._epoch_base = None
+
+    @staticmethod
+    def _loss(slots: list[Slot]) -> float | None:
+        best: tuple[int, float] | None = None
+        for slot in slots:
+            rank = _loss_rank(slot.key)
+            if rank < 9 and (best is None or rank < best[0]):
+                best = (rank, slot.value)
+        return None if best is None else best[1]
+
+    def _clock(
+        self,
+        slots: list[Slot],
+        stamp: int | None,
+        step: int,
+        previous: int | None,
+        increment: float,
+    ) -> tuple[float | None, ClockKind | None]:
+        if stamp is not None:
+            if self._origin_us is None:
+                self._origin_us = stamp
+            return (stamp - self._origin_us) / US, "wall"
+        best: tuple[int, str, float] | None = None
+        for slot in slots:
+            kind = _time_kind(slot.key, slot.unit)
+            if kind is None or not math.isfinite(slot.value):
+                continue
+            if best is None or kind[0] < best[0]:
+                best = (kind[0], kind[1], slot.value * kind[2])
+        if best is None:
+            return None, None
+        if best[1] == "elapsed":
+            return self._elapsed_offset_s + best[2], "train"
+        dt = best[2]
+        covered = step - previous if previous is not None else increment
+        self._clock_s += dt * max(covered, 0)
+        return self._clock_s, "train"
+
+    # --- records continued on indented lines -----------------------------------------
+
+    def _expects_continuation(self, line: str) -> bool:
+        return self._holds or line.rstrip().endswith(("]", ":"))
+
+    @staticmethod
+    def _continues(line: str) -> bool:
+        return line[:1] in (" ", "\t") and ("=" in line or ":" in line)
+
+    def _complete(self, line: str) -> None:
+        assert self._pending is not None
+        self._continuation += 1
+        if self._continuation > MAX_CONTINUATION:
+            return
+        _, slots = scan(line.strip())
+        loss = self._loss(slots)
+        if loss is not None:
+            p = self._pending
+            self._pending = Progress(
+                p.step, p.t_s, p.clock, loss, p.is_eval, p.total_steps, p.launch
+            )
+
+
+_NUMBER = r"([-+]?(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf))"
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Compiled regexes for the lines of a locked template."""
+
+    prefix: re.Pattern[str]  # the template up to the counter, one group per number
+    prefix_keys: tuple[tuple[str, bool], ...]  # each group's name and whether it is a total
+    fields: tuple[tuple[str, str, re.Pattern[str]], ...]  # (name, unit, pattern): loss, time
+
+
+def _locked_reader(layout: Layout, line: str) -> _Reader:
+    """Regexes that read what `scan` reads from the locked template's lines, faster."""
+    spaced, slots = scan(line)
+    end = layout.prefix_numbers
+    pieces = spaced.split("#")[:end]
+    regex = "".join(_loose(piece) + r"\s*" + _NUMBER for piece in pieces)  # padded numbers
+    prefix_keys = tuple((s.key, s.is_total) for s in slots[:end])
+    fields: list[tuple[str, str, re.Pattern[str]]] = []
+    rest = slots[end:]
+    loss = min(rest, key=lambda s: _loss_rank(s.key), default=None)
+    if loss is not None and _loss_rank(loss.key) < 9:
+        fields.append((loss.key, "", _named(loss.key, "")))
+    timed = [(k, s) for s in rest if (k := _time_kind(s.key, s.unit)) is not None]
+    if timed:
+        _, slot = min(timed, key=lambda pair: pair[0][0])
+        fields.append((slot.key, slot.unit, _named(slot.key, slot.unit)))
+    return _Reader(re.compile(regex), prefix_keys, tuple(fields))
+
+
+def _loose(piece: str) -> str:
+    """A template piece as a regex: any whitespace (or none) for a space, any short run of
+    characters for a progress bar's glyphs."""
+    out = []
+    for part in re.split(r"( |~)", piece):
+        if part == " ":
+            out.append(r"\s*")
+        elif part == "~":
+            out.append(r"[^\d]{0,400}?")
+        elif part:
+            out.append(re.escape(part))
+    return "".join(out)
+
+
+def _named(key: str, unit: str) -> re.Pattern[str]:
+    """A number after its name (``loss: 1.2``, ``'loss': '1.2'``, ``loss=1.2``) or, for a
+    nameless one, before its unit (``| 2511.08 ms``)."""
+    if not key:
+        return re.compile(r"(?<![\w.])" + _NUMBER + r" ?" + re.escape(unit) + r"(?![A-Za-z])")
+    name = r"\s+".join(re.escape(word) for word in key.split())
+    return re.compile(
+        r"(?i)(?<![\w/.])" + name + r"[)\]'\"]{0,2}\s{0,4}[:=]?\s{0,4}['\"]?" + _NUMBER
+    )
+
+
+def pattern_for(template: str, keys: tuple[str, ...]) -> str:
+    """A regex for lines of ``template`` with named groups a user can check and edit.
+
+    The step is the number named like a step (else the first); a number named like a
+    loss is ``loss``; whitespace matches any run of it and quotes any character, so the
+    pattern can be pasted between single quotes in a shell.
+    """
+    pieces = template.split("#")
+    step_at = next((i for i, k in enumerate(keys) if _STEP_KEY.search(k)), 0)
+    loss_at = min(range(len(keys)), key=lambda i: _loss_rank(keys[i]), default=None)
+    if loss_at is not None and _loss_rank(keys[loss_at]) == 9:
+        loss_at = None
+    out = [_literal(pieces[0])]
+    for i, piece in enumerate(pieces[1:]):
+        if i == step_at:
+            out.append(r"(?P<step>\d+)")
+        elif i == loss_at:
+            out.append(r"(?P<loss>[-+\d.eE]+|nan|inf)")
+        else:
+            out.append(r"[-+\d.eE]+")
+        out.append(_literal(piece))
+    return "".join(out).rstrip()
+
+
+def _literal(piece: str) -> str:
+    text = re.escape(piece).replace("\\ ", r"\s+").replace("~", ".*?")
+    return text.replace("'", ".").replace('"', ".")
+
+
+__all__ = ["Generic", "Layout", "Slot", "pattern_for", "scan"]
