@@ -92,6 +92,13 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="after CMD exits, wait at most this long for the bot to take the last events "
         "(default 15); what is left stays in the spool for the next run of this name",
     )
+    parser.add_argument(
+        "--no-pty",
+        dest="pty",
+        action="store_false",
+        help="give CMD pipes, not a pseudo-terminal (progress bars may then not draw, and "
+        "Python output is read as it is flushed)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     parser.set_defaults(handler=_run)
 
@@ -121,6 +128,7 @@ def _run(args: argparse.Namespace) -> int:
         transfer_max_bytes=args.transfer_mb * 1_000_000,
         sample_interval_s=args.sample_every,
         close_timeout_s=max(0.0, args.flush_timeout),
+        pty=args.pty,
     )
     try:
         return Runner(options).run()

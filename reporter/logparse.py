@@ -67,6 +67,9 @@ class Progress:
     loss: float | None  # NaN and inf kept as they are
     is_eval: bool
     total_steps: int | None  # when the log prints it
+    # How fine ``t_s`` is where it is coarse (a progress bar's whole seconds): a live
+    # reader then times the row by its arrival instead. None: fine, or not known.
+    t_resolution_s: float | None = None
 
 
 @dataclass(frozen=True)
