@@ -588,7 +588,9 @@ class Runner:
         held = self._held
         if held is not None:
             if row.step == held[0].step:
-                if row.loss is not None and held[0].loss is None:
+                # The same step redrawn: a later loss is the fresher one (Lightning draws
+                # a batch, then its loss; the Trainer prints its loss, then the bar).
+                if row.loss is not None:
                     self._held = (replace(held[0], loss=row.loss), held[1])
                 return
             self._release_held()
