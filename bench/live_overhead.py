@@ -47,7 +47,8 @@ SECRET = "bench-secret"
 CHILD = textwrap.dedent(
     """
     import json, sys, time
-    rate, seconds, burst, out = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    rate, seconds = float(sys.argv[1]), float(sys.argv[2])
+    burst, out = int(sys.argv[3]), sys.argv[4]
     err = sys.stderr
     total = int(rate * seconds) if burst == 0 else burst
     durations = []

@@ -61,6 +61,12 @@ DEFAULT_GRACE_S = 60.0
 HOLD_S = 0.25
 # Output queued for the parser beyond this is skipped: the child is never made to wait.
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
+# The parser wakes once for what came in this long, not once per chunk: each chunk keeps
+# its own arrival time, and at 1,000 lines/s a wake-up per line cost more than parsing.
+PARSE_EVERY_S = 0.05
+# Step rows timed by arrival closer together than this are thinned to the latest: a bot
+# calibrates as well from 20 rows a second as from 1,000, and each row sent costs CPU.
+MIN_ROW_GAP_S = 0.05
 # Signals a user (or the machine) sends that belong to the training job, not to us.
 FORWARDED_SIGNALS = (
     signal.SIGINT,
@@ -135,7 +141,8 @@ class LineSplitter:
 
     With ``eager``, a line redrawn after a CR (tqdm and Rich bars) is given out as soon
     as a chunk ends with it, not when the next redraw ends it a refresh later; it is not
-    given out again when its CR or LF comes, unless more of it came first.
+    given out again when its CR or LF comes, unless more of it came first. After each
+    call ``redraws`` says, line by line, which lines began after a CR.
     """
 
     def __init__(self, max_bytes: int = MAX_LINE_BYTES, *, eager: bool = False) -> None:
@@ -145,9 +152,11 @@ class LineSplitter:
         self._skipping = False
         self._after_cr = False  # the line being built began after a CR
         self._given = 0  # bytes of it already given out eagerly
+        self.redraws: list[bool] = []
 
     def feed(self, chunk: bytes) -> list[str]:
         lines: list[str] = []
+        self.redraws = []
         start = 0
         for match in re.finditer(rb"[\r\n]", chunk):
             self._take(chunk[start : match.start()], lines, end=True)
@@ -157,11 +166,13 @@ class LineSplitter:
         fresh = len(self._partial) > self._given
         if self.eager and self._after_cr and fresh and not self._skipping:
             lines.append(self._partial.decode("utf-8", errors="replace"))
+            self.redraws.append(True)
             self._given = len(self._partial)
         return lines
 
     def flush(self) -> list[str]:
         lines: list[str] = []
+        self.redraws = []
         self._take(b"", lines, end=True)
         return lines
 
@@ -171,11 +182,13 @@ class LineSplitter:
             self._partial += piece[:room]
             if len(piece) > room:
                 lines.append(self._partial.decode("utf-8", errors="replace"))
+                self.redraws.append(self._after_cr)
                 self._partial.clear()
                 self._skipping = True
         if end:
             if not self._skipping and len(self._partial) > self._given:
                 lines.append(self._partial.decode("utf-8", errors="replace"))
+                self.redraws.append(self._after_cr)
             self._partial.clear()
             self._skipping = False
             self._given = 0
@@ -215,6 +228,7 @@ class _Stream:
     fd: int
     sink: BinaryIO
     close: Callable[[], None]
+    sink_fd: int | None = None  # the sink's descriptor, once its buffer is flushed
 
 
 class Runner:
@@ -247,6 +261,7 @@ class Runner:
         self._last_step_at: float | None = None
         self._last_sent_step: int | None = None
         self._held: tuple[Progress, float] | None = None  # a step row waiting for its loss
+        self._last_shape: dict[str, str] = {}  # per stream: the last line's, if a redraw
         self._warned: set[str] = set()
         self._child: subprocess.Popen[bytes] | None = None
         self._ptys: list[Pty] = []
@@ -365,18 +380,19 @@ class Runner:
             if isinstance(exc, PermissionError):
                 raise RunError(f"permission denied: {program}") from None
             raise RunError(f"cannot start {program}: {exc.strerror}") from None
+        out_fd, err_fd = _flushed_fileno(self._out), _flushed_fileno(self._err)
         if not ptys:
             assert child.stdout is not None and child.stderr is not None
             return child, [
-                _Stream("stdout", child.stdout.fileno(), self._out, child.stdout.close),
-                _Stream("stderr", child.stderr.fileno(), self._err, child.stderr.close),
+                _Stream("stdout", child.stdout.fileno(), self._out, child.stdout.close, out_fd),
+                _Stream("stderr", child.stderr.fileno(), self._err, child.stderr.close, err_fd),
             ]
         close_fds(*(pty.slave for pty in ptys))  # the child holds them now
         labels = ("stdout",) if len(ptys) == 1 else ("stdout", "stderr")
-        sinks = (self._out, self._err)
+        sinks = ((self._out, out_fd), (self._err, err_fd))
         return child, [
-            _Stream(label, pty.master, sink, _closer(pty.master))
-            for label, pty, sink in zip(labels, ptys, sinks, strict=False)
+            _Stream(label, pty.master, sink, _closer(pty.master), sink_fd)
+            for label, pty, (sink, sink_fd) in zip(labels, ptys, sinks, strict=False)
         ]
 
     def _open_ptys(self) -> list[Pty]:
@@ -482,8 +498,11 @@ class Runner:
             arrived_at = self._clock()
             if passthrough:
                 try:
-                    stream.sink.write(chunk)
-                    stream.sink.flush()
+                    if stream.sink_fd is None:
+                        stream.sink.write(chunk)
+                        stream.sink.flush()
+                    else:  # straight to the descriptor: no buffer to copy through
+                        _write_all(stream.sink_fd, chunk)
                 except (OSError, ValueError):
                     passthrough = False  # our terminal went away; keep draining the child
             self._enqueue(arrived_at, stream.label, chunk)
@@ -505,29 +524,69 @@ class Runner:
         splitters: dict[str, LineSplitter] = {}
         while True:
             try:
-                item = self._inbox.get(timeout=HOLD_S)
+                batch = [self._inbox.get(timeout=HOLD_S)]
             except queue.Empty:
-                pass  # nothing new: only a held row may be due
+                batch = []  # nothing new: only a held row may be due
             else:
-                if item is None:
-                    return
-                arrived_at, label, chunk = item
-                with self._queued_lock:
-                    self._queued_bytes -= len(chunk)
-                splitter = splitters.setdefault(label, LineSplitter(eager=True))
-                self._parse(splitter.feed(chunk) if chunk else splitter.flush(), arrived_at)
+                time.sleep(PARSE_EVERY_S)
+                with suppress(queue.Empty):
+                    while True:
+                        batch.append(self._inbox.get_nowait())
+            done = None in batch
+            chunks = [item for item in batch if item is not None]
+            with self._queued_lock:
+                self._queued_bytes -= sum(len(chunk) for _, _, chunk in chunks)
+            entries: list[tuple[str, str, bool, float]] = []
+            for arrived_at, label, chunk in chunks:
+                splitter = splitters.get(label)
+                if splitter is None:
+                    splitter = splitters[label] = LineSplitter(eager=True)
+                lines = splitter.feed(chunk) if chunk else splitter.flush()
+                entries += [
+                    (label, line, redraw, arrived_at)
+                    for line, redraw in zip(lines, splitter.redraws, strict=True)
+                ]
+            self._parse(list(self._unsuperseded(entries)))
+            if done:
+                return
             try:
                 with self._parse_lock:
                     self._release_held(older_than=self._clock() - HOLD_S)
             except Exception as exc:
                 self._warn_once("parse", f"reporting steps stopped working: {exc!r}")
 
-    def _parse(self, lines: list[str], arrived_at: float) -> None:
+    def _unsuperseded(
+        self, entries: list[tuple[str, str, bool, float]]
+    ) -> Iterator[tuple[str, float]]:
+        """(line, arrival) of each line but the bar redraws that the next redraw replaced.
+
+        Within one batch, a redraw that follows a redraw of the same bar and is followed
+        by another is skipped: at 1,000 redraws a second, parsing each one was most of
+        the reporter's CPU, and the row it gave would have been thinned away. The first
+        redraw after other output (the Trainer's bar right after its loss line), the last
+        one of a batch, and redraws that start with a number (no description) are read.
+        """
+        shapes = [_shape(line) if redraw else "" for _, line, redraw, _ in entries]
+        next_shape: list[str | None] = [None] * len(entries)
+        upcoming: dict[str, str] = {}
+        for i in range(len(entries) - 1, -1, -1):
+            label = entries[i][0]
+            next_shape[i] = upcoming.get(label)
+            upcoming[label] = shapes[i]
+        for i, (label, line, _, arrived_at) in enumerate(entries):
+            shape = shapes[i]
+            before = self._last_shape.get(label)
+            self._last_shape[label] = shape
+            if shape and before == shape and next_shape[i] == shape:
+                continue
+            yield line, arrived_at
+
+    def _parse(self, lines: list[tuple[str, float]]) -> None:
         if not lines:
             return
         try:
             with self._parse_lock:
-                for line in lines:
+                for line, arrived_at in lines:
                     for record in self._parser.feed(line):
                         self._report(record, arrived_at)
         except Exception as exc:  # a parser bug must not stop the pass-through
@@ -574,8 +633,7 @@ class Runner:
 
     def _place(self, row: Progress, arrived_at: float) -> float:
         """Arrival time, or a log clock finer than a second anchored to it (`LogClock`)."""
-        coarse = row.t_resolution_s is not None and row.t_resolution_s >= 0.5
-        if row.t_s is None or coarse:
+        if _timed_by_arrival(row):
             return arrived_at
         return self._log_clock.place(row.t_s, arrived_at)
 
@@ -583,7 +641,9 @@ class Runner:
         """Keep a step row back a moment: the loss for it may come on the next line.
 
         Stored steps never repeat and never go back: a row for the step just sent, or an
-        earlier one, is dropped (the second with a warning).
+        earlier one, is dropped (the second with a warning). A row timed by its arrival
+        less than `MIN_ROW_GAP_S` after the last one sent gives way to the next: so close,
+        arrival times are mostly jitter. A row with a fine clock of its own is kept.
         """
         held = self._held
         if held is not None:
@@ -592,6 +652,14 @@ class Runner:
                 # a batch, then its loss; the Trainer prints its loss, then the bar).
                 if row.loss is not None:
                     self._held = (replace(held[0], loss=row.loss), held[1])
+                return
+            if (
+                row.step > held[0].step
+                and _timed_by_arrival(held[0])
+                and self._last_step_at is not None
+                and held[1] - self._last_step_at < MIN_ROW_GAP_S
+            ):
+                self._held = (row, t)  # thinned: the held row came too soon after the last
                 return
             self._release_held()
         last = self._last_sent_step
@@ -675,12 +743,42 @@ class Runner:
             self._say(message)
 
 
+def _timed_by_arrival(row: Progress) -> bool:
+    """A row with no clock, or one in whole seconds (a bar's), is timed by its arrival."""
+    coarse = row.t_resolution_s is not None and row.t_resolution_s >= 0.5
+    return row.t_s is None or coarse
+
+
+_SHAPE = re.compile(r"\s*(\D{0,40})")
+
+
+def _shape(line: str) -> str:
+    """What a redrawn bar keeps from one redraw to the next: the text before its numbers."""
+    m = _SHAPE.match(line)
+    return m[1] if m else ""
+
+
 def _fileno(stream: object) -> int | None:
     try:
         fileno = stream.fileno  # type: ignore[attr-defined]
         return int(fileno())
     except (AttributeError, OSError, ValueError):
         return None
+
+
+def _flushed_fileno(stream: BinaryIO) -> int | None:
+    """The descriptor under ``stream`` with its buffer emptied, or None (an in-memory one)."""
+    fd = _fileno(stream)
+    if fd is not None:
+        with suppress(OSError, ValueError):
+            stream.flush()
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _isatty(fd: int | None) -> bool:

@@ -48,6 +48,7 @@ class Scenario:
     script: str
     args: tuple[str, ...]
     zero_code: bool
+    loss_every: int | None = None  # the Trainer's logging_steps: its losses land on these
 
 
 SCENARIOS = (
@@ -57,12 +58,14 @@ SCENARIOS = (
         "train_hf.py",
         ("--max-steps", "250", "--step-ms", "100", "--accum", "2"),
         True,
+        loss_every=10,
     ),
     Scenario(
         "hf-callback",
         "train_hf.py",
         ("--max-steps", "250", "--step-ms", "100", "--accum", "2", "--callback"),
         False,
+        loss_every=10,
     ),
     Scenario(
         "lightning-rich",
@@ -224,6 +227,19 @@ def judge(
         f" not real {unreal[:5]}, before they happened {len(early)},"
         f" last {steps[-1] if steps else None} (real {real_last})",
     )
+
+    if scenario.loss_every:
+        with_loss = [
+            body["step"]
+            for _, _, body in app.store.events(run.id, ["step"])
+            if body.get("loss") is not None
+        ]
+        logged = list(range(scenario.loss_every, real_last + 1, scenario.loss_every))
+        check(
+            with_loss == logged,
+            f"losses on the steps the Trainer logged them: {len(with_loss)} of {len(logged)},"
+            f" off-step {[s for s in with_loss if s not in logged][:5]}",
+        )
 
     # total without --target-steps
     check(

@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--callback", action="store_true", help="add probecast's callback")
     args = parser.parse_args()
     torch.manual_seed(0)
+    torch.set_flush_denormal(True)  # a steady pace, as on a GPU (see train_hf.py)
+    torch.set_num_threads(1)
     data = TensorDataset(torch.randn(args.batches * 8, 32), torch.randn(args.batches * 8, 1))
     callbacks: list[L.Callback] = [_Truth()]
     if args.tqdm:

@@ -16,6 +16,8 @@ def main() -> None:
     parser.add_argument("--step-ms", type=float, default=20.0)
     args = parser.parse_args()
     torch.manual_seed(0)
+    torch.set_flush_denormal(True)  # a steady pace, as on a GPU (see train_hf.py)
+    torch.set_num_threads(1)
     model = torch.nn.Linear(32, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = torch.randn(64, 32), torch.randn(64, 1)
