@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/xgpu.py
 	$(BIN)/python bench/reporter_overhead.py
 	$(BIN)/python bench/ingest_load.py
+	$(BIN)/python bench/live_overhead.py
 
 serve: $(STAMP)
 	$(BIN)/probecast serve

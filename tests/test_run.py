@@ -168,6 +168,7 @@ def test_log_clock_keeps_log_spacing_and_shows_pauses_the_log_left_out() -> None
 def test_eager_line_splitter_gives_a_redrawn_bar_as_soon_as_it_is_drawn() -> None:
     splitter = LineSplitter(eager=True)
     assert splitter.feed(b"loading\n\r 10%|#| 1/10") == ["loading", " 10%|#| 1/10"]
+    assert splitter.redraws == [False, True]  # which lines began after a CR
     assert splitter.feed(b"\r 20%|##| 2/10") == [" 20%|##| 2/10"]  # not the 10% again
     assert splitter.feed(b"\n") == []  # the bar's last redraw was given already
     assert splitter.feed(b"half a li") == []  # a line not redrawn waits for its end

@@ -52,31 +52,31 @@ class Scenario:
 
 
 SCENARIOS = (
-    Scenario("tqdm-loop", "train_tqdm.py", ("--steps", "1500", "--step-ms", "20"), True),
+    Scenario("tqdm-loop", "train_tqdm.py", ("--steps", "3000", "--step-ms", "20"), True),
     Scenario(
         "hf-trainer",
         "train_hf.py",
-        ("--max-steps", "250", "--step-ms", "100", "--accum", "2"),
+        ("--max-steps", "400", "--step-ms", "100", "--accum", "2"),
         True,
         loss_every=10,
     ),
     Scenario(
         "hf-callback",
         "train_hf.py",
-        ("--max-steps", "250", "--step-ms", "100", "--accum", "2", "--callback"),
+        ("--max-steps", "400", "--step-ms", "100", "--accum", "2", "--callback"),
         False,
         loss_every=10,
     ),
     Scenario(
         "lightning-rich",
         "train_lightning.py",
-        ("--epochs", "3", "--batches", "150", "--step-ms", "40", "--accum", "1"),
+        ("--epochs", "3", "--batches", "300", "--step-ms", "40", "--accum", "1"),
         True,
     ),
     Scenario(
         "lightning-callback",
         "train_lightning.py",
-        ("--epochs", "3", "--batches", "150", "--step-ms", "40", "--accum", "2", "--callback"),
+        ("--epochs", "3", "--batches", "300", "--step-ms", "40", "--accum", "2", "--callback"),
         False,
     ),
 )
