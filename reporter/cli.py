@@ -24,7 +24,8 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser = sub.add_parser(
         "run",
         help="run a training command and report it to the bot, no code change",
-        description="Run CMD as a child process, pass its output through unchanged, read "
+        description="Run CMD as a child process on a pseudo-terminal (so it prints and draws "
+        "its progress bars as at a terminal), pass its output through unchanged, read "
         "progress from it (modded-nanogpt, nanochat, detectron2, DeepSpeed, tqdm, Hugging "
         "Face, Lightning, timestamped logging lines) and report steps, evals, warnings and "
         "GPU/host telemetry to the probecast bot. Signals go to CMD; a kill from chat stops "
