@@ -5,13 +5,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench serve clean
+.PHONY: demo test lint bench serve clean frameworks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[bot,dev]'
 	touch $(STAMP)
+
+# `make frameworks`: real torch (CPU), transformers, accelerate, lightning and tqdm in a
+# venv of their own (about 6 GB: PyPI's torch wheel brings the CUDA libraries), then short
+# real trainings reported to a real bot, zero-code and with the callbacks. Not in `make test`.
+FW_VENV := .venv-frameworks
+FW_STAMP := $(FW_VENV)/.installed
+
+$(FW_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(FW_VENV)
+	$(FW_VENV)/bin/pip install --quiet --upgrade pip
+	$(FW_VENV)/bin/pip install --quiet -e '.[bot,callbacks,frameworks]'
+	touch $(FW_STAMP)
+
+frameworks: $(FW_STAMP)
+	$(FW_VENV)/bin/python bench/frameworks/check.py
 
 demo: $(STAMP)
 	$(BIN)/probecast demo
@@ -30,9 +45,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/xgpu.py
 	$(BIN)/python bench/reporter_overhead.py
 	$(BIN)/python bench/ingest_load.py
+	$(BIN)/python bench/live_overhead.py
 
 serve: $(STAMP)
 	$(BIN)/probecast serve
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(FW_VENV) *.egg-info

@@ -24,7 +24,8 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser = sub.add_parser(
         "run",
         help="run a training command and report it to the bot, no code change",
-        description="Run CMD as a child process, pass its output through unchanged, read "
+        description="Run CMD as a child process on a pseudo-terminal (so it prints and draws "
+        "its progress bars as at a terminal), pass its output through unchanged, read "
         "progress from it (modded-nanogpt, nanochat, detectron2, DeepSpeed, tqdm, Hugging "
         "Face, Lightning, timestamped logging lines) and report steps, evals, warnings and "
         "GPU/host telemetry to the probecast bot. Signals go to CMD; a kill from chat stops "
@@ -100,6 +101,13 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="after CMD exits, wait at most this long for the bot to take the last events "
         "(default 15); what is left stays in the spool for the next run of this name",
     )
+    parser.add_argument(
+        "--no-pty",
+        dest="pty",
+        action="store_false",
+        help="give CMD pipes, not a pseudo-terminal (progress bars may then not draw, and "
+        "Python output is read as it is flushed)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     parser.set_defaults(handler=_run)
 
@@ -130,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
         sample_interval_s=args.sample_every,
         close_timeout_s=max(0.0, args.flush_timeout),
         attempt_of=args.attempt_of,
+        pty=args.pty,
     )
     try:
         return Runner(options).run()

@@ -446,19 +446,31 @@ class _Plain(_Format):
 
 
 class _Bars(_Format):
-    """tqdm bars, alone or as the Hugging Face Trainer or PyTorch Lightning print them.
+    """tqdm bars, alone or as the Hugging Face Trainer or PyTorch Lightning print them,
+    and Lightning's Rich bar (``Epoch 2/9 ━━━╸━━ 12/30 0:00:01 • 0:00:02 9.8it/s loss: 0.4``).
 
     The training bar is the first bar that counts iterations (``it/s`` or ``s/it``)
     and whose description is not data work (download, map, tokenize…) nor eval. A
     longer bar replaces it while it still stands at 0 (an outer epoch bar comes first)
     or once it has finished on its own (some setup step); other bars never move the
     step. A bar that restarts counts on from where the last one ended (one bar per
-    epoch); Lightning's ``Epoch N`` bars give the step as N × batches per epoch +
-    position. An eval bar that completes is an eval row. A bar with no total
+    epoch). An eval bar that completes is an eval row. A bar with no total
     (``450it [00:12, 36.2it/s]``) is not read.
 
-    Hugging Face prints no step in its ``{'loss': …}`` lines: the row takes the step
-    of the latest training-bar position, which tqdm may show up to 0.1 s late.
+    Lightning's ``Epoch N`` bars count batches within an epoch; the step is the global
+    optimizer step, N × steps per epoch + steps so far, never going back (Lightning
+    redraws the finished bar at 0 before it names the next epoch). Steps are batches
+    unless the output states ``accumulate_grad_batches`` (Lightning prints it nowhere
+    itself); then an epoch of B batches is ⌈B / k⌉ steps, as Lightning steps the
+    optimizer on an epoch's last, short accumulation too. The Rich bar's
+    ``Epoch N/M`` gives the run's total, (M + 1) epochs; the TQDM bar states none.
+
+    Hugging Face prints no step in its ``{'loss': …}`` lines. Its bar writes them with
+    ``tqdm.write``, which redraws the bar right after, at the step the loss was logged
+    for: the loss goes with that next bar row (or, at the end, the last step).
+
+    A bar's clock shows whole seconds, so its rows say ``t_resolution_s=1``: a live
+    reader times them by their arrival instead.
     """
 
     _BAR = re.compile(
@@ -466,19 +478,26 @@ class _Bars(_Format):
         r"\s{0,8}(?P<n>\d{1,12})/(?P<total>\d{1,12})\s{0,8}\[(?P<elapsed>[\d:]{4,12})<"
         r"[^,\]]{0,20},\s{0,8}(?P<rate>[^,\]]{0,40})(?P<postfix>[^\]]{0,2000})\]"
     )
+    # Rich's columns: description, bar, n/total, elapsed • remaining, rate, metrics.
+    _RICH = re.compile(
+        r"\s{0,8}(?P<desc>\S[^━╸╺•]{0,200}?)\s{1,40}(?:[━╸╺─-]{1,400}\s{1,8})?"
+        r"(?P<n>\d{1,12})/(?P<total>\d{1,12})\s{1,8}(?P<elapsed>\d{1,4}:\d\d:\d\d)\s{1,8}•"
+        r"\s{1,8}[-\d:]{1,12}\s{1,8}(?P<rate>[\d.]{1,20}(?:it/s|s/it))(?P<postfix>.{0,2000})"
+    )
     _SKIP = re.compile(
         r"(?i)\b(?:download|upload|load|map\b|token|generat|extract|filter|fetch|resolv|shard"
         r"|convert|prepar|build|compil|cach|sav|writ|read|pars|encod|index|sanity|warm|pack|captur)"
     )
     _EVAL = re.compile(r"(?i)eval|valid|test|predict|infer")
-    _LIGHTNING = re.compile(r"Epoch (\d+)")
-    _POSTFIX = re.compile(r"([A-Za-z_][\w./-]{0,80})=([^,\s]{1,40})")
+    _LIGHTNING = re.compile(r"Epoch (\d+)(?:/(-?\d+))?")
+    _ACCUM = re.compile(r"accumulate_grad_batches\W{1,4}(\d{1,6})\b")
+    _POSTFIX = re.compile(r"([A-Za-z_][\w./-]{0,80})(?:=|: )([^,\s]{1,40})")
     _DICT_ITEM = re.compile(r"'(\w{1,80})': '?(" + _NUM + ")'?")
 
     def __init__(self, kind: str | None) -> None:
         self._kind = kind  # None: auto, named after what is seen
         self.name = kind or "tqdm"
-        self.run_wide_total = kind == "hf"  # the Trainer's bar counts max_steps, others an epoch
+        self.run_wide_total = kind in ("hf", "lightning")  # a plain bar may count an epoch
         self._key: tuple[str, int] | None = None
         self._n = 0
         self._epoch: int | None = None
@@ -488,6 +507,9 @@ class _Bars(_Format):
         self._t_offset_s = 0.0
         self._restarted = False
         self._total: int | None = None
+        self._accum = 1
+        self._pending_loss: float | None = None  # a Trainer dict's, for the next bar row
+        self._has_pending = False
         self._evals_done: set[tuple[str, int]] = set()
         self._data_bar = False  # the current bar moved only at data-work speed
 
@@ -495,9 +517,22 @@ class _Bars(_Format):
         if "%|" in line:
             m = self._BAR.match(line)
             return [] if m is None else self._bar(m)
+        if "•" in line and "/" in line:
+            rich = self._RICH.match(line)
+            if rich is not None:
+                return self._bar(rich)
         if self._kind in (None, "hf") and line.lstrip().startswith("{'"):
             return self._trainer_dict(line)
+        if "accumulate_grad_batches" in line:
+            accum = self._ACCUM.search(line)
+            if accum is not None and int(accum[1]) > 0:
+                self._accum = int(accum[1])
         return []
+
+    def flush(self) -> list[Progress]:
+        if not self._has_pending:
+            return []
+        return [self._row(self._take_pending())]
 
     def _bar(self, m: re.Match[str]) -> list[Progress]:
         rate = m["rate"].strip()
@@ -510,7 +545,11 @@ class _Bars(_Format):
         elapsed_s = _interval_s(m["elapsed"])
         if elapsed_s is None or total <= 0:
             return []
-        key = (re.sub(r"\d+", "#", desc), total)
+        epoch_match = self._LIGHTNING.fullmatch(desc)
+        if epoch_match is not None and epoch_match[2] is not None and m.re is not self._RICH:
+            epoch_match = None  # a script's own "Epoch 1/2" tqdm bar, not Lightning's
+        # Lightning's train bar keeps its place whatever the epoch it names.
+        key = ("Epoch", total) if epoch_match else (re.sub(r"\d+", "#", desc), total)
         if rate.endswith("it/s") and (_number(rate[:-4]) or 0.0) > DATA_BAR_IT_PER_S:
             # Thousands of items a second: tokenizing or loading, not training steps.
             self._data_bar = self._data_bar or key == self._key
@@ -522,25 +561,46 @@ class _Bars(_Format):
                 return []
             self._key, self._n, self._epoch, self._step_offset = key, 0, None, 0
             self._data_bar = False
-        epoch_match = self._LIGHTNING.fullmatch(desc)
         if epoch_match is not None and self._kind in (None, "lightning"):
-            epoch = int(epoch_match[1])
-            if self._epoch is not None and epoch != self._epoch:
-                self._t_offset_s += self._elapsed_s  # Lightning resets the bar each epoch
-            self._epoch = epoch
-            self._seen("lightning")
-            self._step = epoch * total + n
-            self._total = None  # the bar shows one epoch; the run's epochs are not printed
+            step = self._lightning_step(int(epoch_match[1]), epoch_match[2], n, total, elapsed_s)
+            if step is None:
+                return []
         else:
             if n < self._n:  # the same bar again: the next epoch
                 self._step_offset += total
                 self._t_offset_s += self._elapsed_s
                 self._restarted = True
-            self._step = self._step_offset + n
+            step = self._step_offset + n
             self._total = None if self._restarted else total
-        self._n, self._elapsed_s = n, elapsed_s
+        self._step, self._n, self._elapsed_s = step, n, elapsed_s
         loss = self._postfix_loss(m["postfix"])
-        return [Progress(self._step, self._t_s(), "wall", loss, False, self._total)]
+        if self._has_pending:
+            loss = self._take_pending()
+        return [self._row(loss)]
+
+    def _lightning_step(
+        self, epoch: int, last_epoch: str | None, n: int, total: int, elapsed_s: float
+    ) -> int | None:
+        """The global step of batch ``n`` of ``epoch``; None for a redraw that goes back."""
+        per_epoch = -(-total // self._accum)
+        in_epoch = n // self._accum + (1 if n == total and n % self._accum else 0)
+        step = epoch * per_epoch + in_epoch
+        if self._epoch is not None and (epoch < self._epoch or step < self._step):
+            return None  # the finished bar redrawn at 0 before it is renamed, or older
+        if self._epoch is not None and epoch != self._epoch:
+            self._t_offset_s += self._elapsed_s  # Lightning resets the bar each epoch
+        self._epoch = epoch
+        self._seen("lightning")
+        epochs = int(last_epoch) + 1 if last_epoch is not None else 0
+        self._total = epochs * per_epoch if epochs > 0 else None
+        return step
+
+    def _row(self, loss: float | None) -> Progress:
+        return Progress(self._step, self._t_s(), "wall", loss, False, self._total, t_resolution_s=1.0)
+
+    def _take_pending(self) -> float | None:
+        loss, self._pending_loss, self._has_pending = self._pending_loss, None, False
+        return loss
 
     def _replaceable_by(self, total: int) -> bool:
         """A longer bar takes over from one that has not started, or finished alone; any
@@ -559,7 +619,8 @@ class _Bars(_Format):
         if key in self._evals_done or self._key is None or self.name == "hf":
             return []
         self._evals_done.add(key)
-        return [Progress(self._step, self._t_s() + elapsed_s, "wall", None, True, self._total)]
+        t_s = self._t_s() + elapsed_s
+        return [Progress(self._step, t_s, "wall", None, True, self._total, t_resolution_s=1.0)]
 
     def _trainer_dict(self, line: str) -> list[Progress]:
         if self._key is None:
@@ -569,19 +630,20 @@ class _Bars(_Format):
             return []
         self._seen("hf")
         if "loss" in items:
-            return [
-                Progress(
-                    self._step, self._t_s(), "wall", _number(items["loss"]), False, self._total
-                )
-            ]
+            # A block-buffered log writes many dicts before the next redraw: each earlier
+            # one keeps its loss on the current step rather than being lost.
+            earlier = [self._row(self._take_pending())] if self._has_pending else []
+            self._pending_loss, self._has_pending = _number(items["loss"]), True
+            return earlier
         runtime_s = _number(items.get("eval_runtime")) or 0.0
         loss = _number(items["eval_loss"])
-        return [Progress(self._step, self._t_s() + runtime_s, "wall", loss, True, self._total)]
+        t_s = self._t_s() + runtime_s
+        return [Progress(self._step, t_s, "wall", loss, True, self._total, t_resolution_s=1.0)]
 
     def _seen(self, kind: str) -> None:
         if self._kind is None:
             self.name = kind
-            self.run_wide_total = kind == "hf"
+            self.run_wide_total = kind in ("hf", "lightning")
 
     def _t_s(self) -> float:
         return self._t_offset_s + self._elapsed_s

@@ -1,19 +1,30 @@
 """``probecast run -- CMD``: report a training job from its output, with no code change.
 
-The command runs as a child in its own process group. Its stdout and stderr pass
-through byte for byte; a copy of each line goes to the log parser, whose progress and
-warnings reach the bot through a `Probe`. Telemetry is sampled beside it. Signals sent
-to us go to the child's group; a kill from the bot is SIGTERM to the group, a grace
-period, then SIGKILL. Our exit code is the child's (128 + N when a signal N ended it).
+The command runs as a child in its own process group, writing to a pseudo-terminal
+(`reporter.terminal`; ``--no-pty`` or no pty available: pipes), so it line-buffers and
+draws its progress bars as it would for a person. Its stdout and stderr pass through
+byte for byte; a copy goes to the log parser, whose progress and warnings reach the bot
+through a `Probe`. Telemetry is sampled beside it. Signals sent to us go to the child's
+group; a kill from the bot is SIGTERM to the group, a grace period, then SIGKILL. Our
+exit code is the child's (128 + N when a signal N ended it).
 
-Nothing the reporter does may slow or stop the job: the pass-through never waits on the
-network, and a fault in parsing, sampling or posting is reported once on stderr and
-otherwise ignored.
+Live time is arrival time: each chunk of output is stamped when it is read, on the
+monotonic clock (sub-millisecond, never stepping back), and a progress row takes the
+stamp of the line it came from. A ``\r``-redrawn bar is read as soon as it is drawn,
+not when the next redraw ends it. A log's own clock is used only where it is finer than
+a second (modded-nanogpt's ``train_time``), anchored to arrival by `LogClock`; a
+progress bar's one-second elapsed time is not.
+
+Nothing the reporter does may slow or stop the job: the threads that read the child's
+output only pass it on and queue it; parsing happens on a thread of its own, so a slow
+parser or bot never fills the child's pipe. A fault in parsing, sampling or posting is
+reported once on stderr and otherwise ignored.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -22,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -32,11 +43,30 @@ from reporter.config import ConfigError, ProbeConfig
 from reporter.logparse import Alert, LogParser, Progress
 from reporter.probe import Probe
 from reporter.telemetry import TelemetrySampler
+from reporter.terminal import (
+    Pty,
+    PtyUnavailable,
+    close_fds,
+    open_pty,
+    resize,
+    same_destination,
+    window_size,
+)
 from reporter.transfer import TransferError, time_download, time_upload
 from reporter.wire import Command, GpuSample, HostSample
 
 MAX_LINE_BYTES = 64 * 1024
 DEFAULT_GRACE_S = 60.0
+# A step row waits this long for a loss printed just after it (the Trainer's dicts).
+HOLD_S = 0.25
+# Output queued for the parser beyond this is skipped: the child is never made to wait.
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
+# The parser wakes once for what came in this long, not once per chunk: each chunk keeps
+# its own arrival time, and at 1,000 lines/s a wake-up per line cost more than parsing.
+PARSE_EVERY_S = 0.05
+# Step rows timed by arrival closer together than this are thinned to the latest: a bot
+# calibrates as well from 20 rows a second as from 1,000, and each row sent costs CPU.
+MIN_ROW_GAP_S = 0.05
 # Signals a user (or the machine) sends that belong to the training job, not to us.
 FORWARDED_SIGNALS = (
     signal.SIGINT,
@@ -66,6 +96,7 @@ class RunOptions:
     sample_interval_s: float = 10.0
     close_timeout_s: float = 15.0
     attempt_of: str | None = None  # the earlier run this relaunches (issue 25)
+    pty: bool = True  # False: pipes, as ``--no-pty`` asks
 
 
 class RunError(Exception):
@@ -108,24 +139,41 @@ class LineSplitter:
 
     A line longer than ``max_bytes`` is cut there and the rest of it is skipped: the
     parser never sees megabytes, and memory stays flat.
+
+    With ``eager``, a line redrawn after a CR (tqdm and Rich bars) is given out as soon
+    as a chunk ends with it, not when the next redraw ends it a refresh later; it is not
+    given out again when its CR or LF comes, unless more of it came first. After each
+    call ``redraws`` says, line by line, which lines began after a CR.
     """
 
-    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
+    def __init__(self, max_bytes: int = MAX_LINE_BYTES, *, eager: bool = False) -> None:
         self.max_bytes = max_bytes
+        self.eager = eager
         self._partial = bytearray()
         self._skipping = False
+        self._after_cr = False  # the line being built began after a CR
+        self._given = 0  # bytes of it already given out eagerly
+        self.redraws: list[bool] = []
 
     def feed(self, chunk: bytes) -> list[str]:
         lines: list[str] = []
+        self.redraws = []
         start = 0
         for match in re.finditer(rb"[\r\n]", chunk):
             self._take(chunk[start : match.start()], lines, end=True)
+            self._after_cr = chunk[match.start()] == 0x0D
             start = match.end()
         self._take(chunk[start:], lines, end=False)
+        fresh = len(self._partial) > self._given
+        if self.eager and self._after_cr and fresh and not self._skipping:
+            lines.append(self._partial.decode("utf-8", errors="replace"))
+            self.redraws.append(True)
+            self._given = len(self._partial)
         return lines
 
     def flush(self) -> list[str]:
         lines: list[str] = []
+        self.redraws = []
         self._take(b"", lines, end=True)
         return lines
 
@@ -135,13 +183,16 @@ class LineSplitter:
             self._partial += piece[:room]
             if len(piece) > room:
                 lines.append(self._partial.decode("utf-8", errors="replace"))
+                self.redraws.append(self._after_cr)
                 self._partial.clear()
                 self._skipping = True
         if end:
-            if not self._skipping and self._partial:
+            if not self._skipping and len(self._partial) > self._given:
                 lines.append(self._partial.decode("utf-8", errors="replace"))
+                self.redraws.append(self._after_cr)
             self._partial.clear()
             self._skipping = False
+            self._given = 0
 
 
 def default_run_name(command: Sequence[str], environ: Mapping[str, str]) -> str:
@@ -155,12 +206,30 @@ def default_run_name(command: Sequence[str], environ: Mapping[str, str]) -> str:
     return name or "run"
 
 
+def monotonic_clock() -> Callable[[], float]:
+    """Unix time read off the monotonic clock: sub-millisecond, and never steps back
+    when NTP or a person sets the wall clock during a run."""
+    offset_s = time.time() - time.monotonic()
+    return lambda: offset_s + time.monotonic()
+
+
 def exit_code_of(return_code: int) -> int:
     """A shell's convention: a child ended by signal N exits 128 + N."""
     return 128 - return_code if return_code < 0 else return_code
 
 
 # --- the runner -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """One output of the child: the descriptor we read, where its copy goes."""
+
+    label: str
+    fd: int
+    sink: BinaryIO
+    close: Callable[[], None]
+    sink_fd: int | None = None  # the sink's descriptor, once its buffer is flushed
 
 
 class Runner:
@@ -173,7 +242,7 @@ class Runner:
         environ: Mapping[str, str] | None = None,
         stdout: BinaryIO | None = None,
         stderr: BinaryIO | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not options.command:
@@ -182,7 +251,7 @@ class Runner:
         self._env = dict(os.environ if environ is None else environ)
         self._out = stdout or sys.stdout.buffer
         self._err = stderr or sys.stderr.buffer
-        self._clock = clock
+        self._clock = clock or monotonic_clock()
         self._transport = transport
         try:
             self._parser = LogParser(options.log_format, options.step_patterns)
@@ -191,11 +260,19 @@ class Runner:
         self._parse_lock = threading.Lock()
         self._log_clock = LogClock()
         self._last_step_at: float | None = None
+        self._last_sent_step: int | None = None
+        self._held: tuple[Progress, float] | None = None  # a step row waiting for its loss
+        self._last_shape: dict[str, str] = {}  # per stream: the last line's, if a redraw
         self._warned: set[str] = set()
         self._child: subprocess.Popen[bytes] | None = None
+        self._ptys: list[Pty] = []
         self._probe: Probe | None = None
         self._early: list[tuple[Progress | Alert, float]] = []  # parsed before the probe
         self._killed_by_bot = threading.Event()
+        # (arrival time, stream, bytes) from the readers to the parser; None ends it.
+        self._inbox: queue.SimpleQueue[tuple[float, str, bytes] | None] = queue.SimpleQueue()
+        self._queued_bytes = 0
+        self._queued_lock = threading.Lock()
 
     def run(self) -> int:
         """Start the child, report it until it exits; returns the exit code to use."""
@@ -215,18 +292,17 @@ class Runner:
         except ConfigError as exc:
             raise RunError(str(exc)) from None
 
-        child = self._spawn()
+        child, streams = self._spawn()
         self._child = child
         restore = self._forward_signals(child)
         # Output flows from the first byte; what is parsed before the probe exists waits.
+        parser = threading.Thread(target=self._parse_loop, name="probecast-parse", daemon=True)
+        parser.start()
         readers = [
             threading.Thread(
-                target=self._pump, args=(pipe, sink), name=f"probecast-{label}", daemon=True
+                target=self._pump, args=(stream,), name=f"probecast-{stream.label}", daemon=True
             )
-            for pipe, sink, label in (
-                (child.stdout, self._out, "stdout"),
-                (child.stderr, self._err, "stderr"),
-            )
+            for stream in streams
         ]
         for reader in readers:
             reader.start()
@@ -261,8 +337,10 @@ class Runner:
         finally:
             restore()
             for reader in readers:
-                # A grandchild may hold the pipes open after the child exits; don't hang.
+                # A grandchild may hold the output open after the child exits; don't hang.
                 reader.join(timeout=5)
+            self._inbox.put(None)
+            parser.join(timeout=30)
             self._flush_parser()
             sampler.stop()
             if transfers is not None:
@@ -279,26 +357,64 @@ class Runner:
 
     # --- child ----------------------------------------------------------------------
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], list[_Stream]]:
         env = dict(self._env)
-        # Python children buffer stdout in 8 KiB blocks when it is a pipe; progress lines
-        # must arrive as they are printed, or every step time would be wrong.
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        ptys = self._open_ptys() if self.options.pty else []
+        if not ptys:
+            # Python children buffer stdout in 8 KiB blocks when it is a pipe; progress
+            # lines must arrive as they are printed, or every step time would be wrong.
+            env.setdefault("PYTHONUNBUFFERED", "1")
+        out: int = ptys[0].slave if ptys else subprocess.PIPE
+        err: int = ptys[-1].slave if ptys else subprocess.PIPE
         try:
-            return subprocess.Popen(
+            child = subprocess.Popen(
                 list(self.options.command),
                 stdin=None,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
                 env=env,
                 process_group=0,  # its own group: a kill reaches DataLoader workers too
             )
-        except FileNotFoundError:
-            raise RunError(f"command not found: {self.options.command[0]}") from None
-        except PermissionError:
-            raise RunError(f"permission denied: {self.options.command[0]}") from None
         except OSError as exc:
-            raise RunError(f"cannot start {self.options.command[0]}: {exc.strerror}") from None
+            close_fds(*(fd for pty in ptys for fd in (pty.master, pty.slave)))
+            program = self.options.command[0]
+            if isinstance(exc, FileNotFoundError):
+                raise RunError(f"command not found: {program}") from None
+            if isinstance(exc, PermissionError):
+                raise RunError(f"permission denied: {program}") from None
+            raise RunError(f"cannot start {program}: {exc.strerror}") from None
+        out_fd, err_fd = _flushed_fileno(self._out), _flushed_fileno(self._err)
+        if not ptys:
+            assert child.stdout is not None and child.stderr is not None
+            return child, [
+                _Stream("stdout", child.stdout.fileno(), self._out, child.stdout.close, out_fd),
+                _Stream("stderr", child.stderr.fileno(), self._err, child.stderr.close, err_fd),
+            ]
+        close_fds(*(pty.slave for pty in ptys))  # the child holds them now
+        labels = ("stdout",) if len(ptys) == 1 else ("stdout", "stderr")
+        sinks = ((self._out, out_fd), (self._err, err_fd))
+        return child, [
+            _Stream(label, pty.master, sink, _closer(pty.master), sink_fd)
+            for label, pty, (sink, sink_fd) in zip(labels, ptys, sinks, strict=False)
+        ]
+
+    def _open_ptys(self) -> list[Pty]:
+        """One pty where our stdout and stderr go to one place, else one each; [] if none."""
+        out_fd, err_fd = _fileno(self._out), _fileno(self._err)
+        columns, rows = window_size((out_fd, err_fd, _fileno(sys.stdin)))
+        ptys: list[Pty] = []
+        try:
+            for _ in range(1 if same_destination(out_fd, err_fd) else 2):
+                ptys.append(open_pty(columns, rows))
+        except PtyUnavailable as exc:
+            close_fds(*(fd for pty in ptys for fd in (pty.master, pty.slave)))
+            self._say(
+                f"no pseudo-terminal for the command ({exc}); reading its output through "
+                "pipes, where some progress bars do not draw"
+            )
+            return []
+        self._ptys = ptys
+        return ptys
 
     def _wait(self, child: subprocess.Popen[bytes]) -> int:
         while True:
@@ -316,6 +432,19 @@ class Runner:
                 os.killpg(child.pid, signum)
 
         previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+        terminals = [fd for fd in (_fileno(self._out), _fileno(self._err)) if _isatty(fd)]
+        if self._ptys and terminals:
+
+            def resized(signum: int, frame: object) -> None:
+                # The child has no controlling terminal to tell it: we do.
+                columns, rows = window_size(tuple(terminals))
+                with suppress(OSError):
+                    for pty in self._ptys:
+                        resize(pty, columns, rows)
+                with suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGWINCH)
+
+            previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resized)
 
         def restore() -> None:
             for sig, handler in previous.items():
@@ -359,38 +488,110 @@ class Runner:
 
     # --- output ---------------------------------------------------------------------
 
-    def _pump(self, pipe: BinaryIO | None, sink: BinaryIO) -> None:
-        if pipe is None:
-            return
-        splitter = LineSplitter()
+    def _pump(self, stream: _Stream) -> None:
+        """Read, pass on, queue for the parser: nothing here waits on parsing or the bot."""
         passthrough = True
-        fd = pipe.fileno()
         while True:
             try:
-                chunk = os.read(fd, 65536)
-            except OSError:
+                chunk = os.read(stream.fd, 65536)
+            except OSError:  # EIO from a pty: its last writer has gone
                 break
             if not chunk:
                 break
+            arrived_at = self._clock()
             if passthrough:
                 try:
-                    sink.write(chunk)
-                    sink.flush()
+                    if stream.sink_fd is None:
+                        stream.sink.write(chunk)
+                        stream.sink.flush()
+                    else:  # straight to the descriptor: no buffer to copy through
+                        _write_all(stream.sink_fd, chunk)
                 except (OSError, ValueError):
                     passthrough = False  # our terminal went away; keep draining the child
-            self._parse(splitter.feed(chunk))
-        self._parse(splitter.flush())
+            self._enqueue(arrived_at, stream.label, chunk)
+        self._inbox.put((self._clock(), stream.label, b""))  # the end: flush its last line
         with suppress(OSError):
-            pipe.close()
+            stream.close()
 
-    def _parse(self, lines: list[str]) -> None:
+    def _enqueue(self, arrived_at: float, label: str, chunk: bytes) -> None:
+        with self._queued_lock:
+            room = self._queued_bytes + len(chunk) <= MAX_QUEUED_BYTES
+            if room:
+                self._queued_bytes += len(chunk)
+        if room:
+            self._inbox.put((arrived_at, label, chunk))
+        else:
+            self._warn_once("behind", "log parsing fell behind the output; some lines skipped")
+
+    def _parse_loop(self) -> None:
+        splitters: dict[str, LineSplitter] = {}
+        while True:
+            try:
+                batch = [self._inbox.get(timeout=HOLD_S)]
+            except queue.Empty:
+                batch = []  # nothing new: only a held row may be due
+            else:
+                time.sleep(PARSE_EVERY_S)
+                with suppress(queue.Empty):
+                    while True:
+                        batch.append(self._inbox.get_nowait())
+            done = None in batch
+            chunks = [item for item in batch if item is not None]
+            with self._queued_lock:
+                self._queued_bytes -= sum(len(chunk) for _, _, chunk in chunks)
+            entries: list[tuple[str, str, bool, float]] = []
+            for arrived_at, label, chunk in chunks:
+                splitter = splitters.get(label)
+                if splitter is None:
+                    splitter = splitters[label] = LineSplitter(eager=True)
+                lines = splitter.feed(chunk) if chunk else splitter.flush()
+                entries += [
+                    (label, line, redraw, arrived_at)
+                    for line, redraw in zip(lines, splitter.redraws, strict=True)
+                ]
+            self._parse(list(self._unsuperseded(entries)))
+            if done:
+                return
+            try:
+                with self._parse_lock:
+                    self._release_held(older_than=self._clock() - HOLD_S)
+            except Exception as exc:
+                self._warn_once("parse", f"reporting steps stopped working: {exc!r}")
+
+    def _unsuperseded(
+        self, entries: list[tuple[str, str, bool, float]]
+    ) -> Iterator[tuple[str, float]]:
+        """(line, arrival) of each line but the bar redraws that the next redraw replaced.
+
+        Within one batch, a redraw that follows a redraw of the same bar and is followed
+        by another is skipped: at 1,000 redraws a second, parsing each one was most of
+        the reporter's CPU, and the row it gave would have been thinned away. The first
+        redraw after other output (the Trainer's bar right after its loss line), the last
+        one of a batch, and redraws that start with a number (no description) are read.
+        """
+        shapes = [_shape(line) if redraw else "" for _, line, redraw, _ in entries]
+        next_shape: list[str | None] = [None] * len(entries)
+        upcoming: dict[str, str] = {}
+        for i in range(len(entries) - 1, -1, -1):
+            label = entries[i][0]
+            next_shape[i] = upcoming.get(label)
+            upcoming[label] = shapes[i]
+        for i, (label, line, _, arrived_at) in enumerate(entries):
+            shape = shapes[i]
+            before = self._last_shape.get(label)
+            self._last_shape[label] = shape
+            if shape and before == shape and next_shape[i] == shape:
+                continue
+            yield line, arrived_at
+
+    def _parse(self, lines: list[tuple[str, float]]) -> None:
         if not lines:
             return
         try:
             with self._parse_lock:
-                for line in lines:
+                for line, arrived_at in lines:
                     for record in self._parser.feed(line):
-                        self._report(record)
+                        self._report(record, arrived_at)
         except Exception as exc:  # a parser bug must not stop the pass-through
             self._warn_once("parse", f"log parsing stopped working: {type(exc).__name__}: {exc}")
 
@@ -398,8 +599,10 @@ class Runner:
         """Rows a format holds back until it sees what follows (detectron2's last eval)."""
         try:
             with self._parse_lock:
+                now = self._clock()
                 for record in self._parser.flush():
-                    self._report(record)
+                    self._report(record, now)
+                self._release_held()
         except Exception as exc:
             self._warn_once("parse", f"log parsing stopped working: {type(exc).__name__}: {exc}")
 
@@ -411,26 +614,79 @@ class Runner:
                 self._report(record, arrived_at)
             self._early.clear()
 
-    def _report(self, record: Progress | Alert, now: float | None = None) -> None:
-        now = self._clock() if now is None else now
+    def _report(self, record: Progress | Alert, arrived_at: float) -> None:
         probe = self._probe
         if probe is None:
             if len(self._early) < 100_000:
-                self._early.append((record, now))
+                self._early.append((record, arrived_at))
             return
         if isinstance(record, Alert):
-            probe.log(record.code, record.message, t=now)
+            probe.log(record.code, record.message, t=arrived_at)
             return
         if record.total_steps:
             probe.set_target_steps(record.total_steps)
-        t = self._log_clock.place(record.t_s, now)
+        t = self._place(record, arrived_at)
         if record.is_eval:
+            self._release_held()
             # The row is printed when evaluation ends; it began after the last step.
             probe.mark("eval", "start", t=self._last_step_at if self._last_step_at else t)
             probe.mark("eval", "end", t=t)
             return
-        probe.step(record.step, loss=record.loss, t=t)
+        self._hold(record, t)
+
+    def _place(self, row: Progress, arrived_at: float) -> float:
+        """Arrival time, or a log clock finer than a second anchored to it (`LogClock`)."""
+        if _timed_by_arrival(row):
+            return arrived_at
+        return self._log_clock.place(row.t_s, arrived_at)
+
+    def _hold(self, row: Progress, t: float) -> None:
+        """Keep a step row back a moment: the loss for it may come on the next line.
+
+        Stored steps never repeat and never go back: a row for the step just sent, or an
+        earlier one, is dropped (the second with a warning). A row timed by its arrival
+        less than `MIN_ROW_GAP_S` after the last one sent gives way to the next: so close,
+        arrival times are mostly jitter. A row with a fine clock of its own is kept.
+        """
+        held = self._held
+        if held is not None:
+            if row.step == held[0].step:
+                # The same step redrawn: a later loss is the fresher one (Lightning draws
+                # a batch, then its loss; the Trainer prints its loss, then the bar).
+                if row.loss is not None:
+                    self._held = (replace(held[0], loss=row.loss), held[1])
+                return
+            if (
+                row.step > held[0].step
+                and _timed_by_arrival(held[0])
+                and self._last_step_at is not None
+                and held[1] - self._last_step_at < MIN_ROW_GAP_S
+            ):
+                self._held = (row, t)  # thinned: the held row came too soon after the last
+                return
+            self._release_held()
+        last = self._last_sent_step
+        if last is not None and row.step <= last:
+            if row.step < last:
+                self._warn_once(
+                    "backward",
+                    f"the step went back from {last} to {row.step}; "
+                    f"rows are ignored until it passes {last}",
+                )
+            return
+        self._held = (row, t)
+
+    def _release_held(self, older_than: float | None = None) -> None:
+        held, probe = self._held, self._probe
+        if held is None or probe is None:
+            return
+        row, t = held
+        if older_than is not None and t > older_than:
+            return
+        self._held = None
+        probe.step(row.step, loss=row.loss, t=t)
         self._last_step_at = t
+        self._last_sent_step = row.step
 
     # --- side work ------------------------------------------------------------------
 
@@ -490,6 +746,52 @@ class Runner:
             self._say(message)
 
 
+def _timed_by_arrival(row: Progress) -> bool:
+    """A row with no clock, or one in whole seconds (a bar's), is timed by its arrival."""
+    coarse = row.t_resolution_s is not None and row.t_resolution_s >= 0.5
+    return row.t_s is None or coarse
+
+
+_SHAPE = re.compile(r"\s*(\D{0,40})")
+
+
+def _shape(line: str) -> str:
+    """What a redrawn bar keeps from one redraw to the next: the text before its numbers."""
+    m = _SHAPE.match(line)
+    return m[1] if m else ""
+
+
+def _fileno(stream: object) -> int | None:
+    try:
+        fileno = stream.fileno  # type: ignore[attr-defined]
+        return int(fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _flushed_fileno(stream: BinaryIO) -> int | None:
+    """The descriptor under ``stream`` with its buffer emptied, or None (an in-memory one)."""
+    fd = _fileno(stream)
+    if fd is not None:
+        with suppress(OSError, ValueError):
+            stream.flush()
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _isatty(fd: int | None) -> bool:
+    return fd is not None and os.isatty(fd)
+
+
+def _closer(fd: int) -> Callable[[], None]:
+    return lambda: close_fds(fd)
+
+
 __all__ = [
     "DEFAULT_GRACE_S",
     "FORWARDED_SIGNALS",
@@ -500,4 +802,5 @@ __all__ = [
     "Runner",
     "default_run_name",
     "exit_code_of",
+    "monotonic_clock",
 ]

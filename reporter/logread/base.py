@@ -34,6 +34,9 @@ class Progress:
     #: Read after later lines (a reader deciding on a window of lines, or holding a row
     #: back): the time it was returned is not when its line arrived; ``t_s`` still is.
     replayed: bool = False
+    #: How fine ``t_s`` is where it is coarse (a progress bar's whole seconds): a live
+    #: reader then times the row by its arrival instead. None: fine, or not known.
+    t_resolution_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,7 @@ def test_hf_trainer_takes_the_step_from_its_bar_and_the_loss_from_its_dicts() ->
         "{'eval_loss': 2.1, 'eval_runtime': 0.5, 'eval_samples_per_second': 80.0, 'epoch': 0.33}",
         bar("", 11, 30, "00:08", "1.40it/s"),
         "{'loss': nan, 'grad_norm': nan, 'learning_rate': 3e-05, 'epoch': 0.67}",
+        bar("", 11, 30, "00:08", "1.40it/s"),  # tqdm.write redraws the bar after the dict
         bar("", 30, 30, "00:22", "1.40it/s"),
         "{'train_runtime': 22.5, 'train_steps_per_second': 1.33, 'train_loss': 2.0, 'epoch': 1.0}",
     ]
@@ -229,6 +230,7 @@ def test_hf_trainer_takes_the_step_from_its_bar_and_the_loss_from_its_dicts() ->
     assert got[7:] == [(30, 22.0, None, False)]
     assert [a.code for a in alerts(records)] == ["nonfinite_loss"]
     assert {p.total_steps for p in progress(records)} == {30}
+    assert {p.t_resolution_s for p in progress(records)} == {1.0}  # a bar's whole seconds
 
 
 def test_lightning_step_is_epoch_times_batches_plus_position() -> None:

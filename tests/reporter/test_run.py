@@ -62,6 +62,17 @@ while True:
 """
 
 
+# A plain tqdm loop: 150 steps of 20 ms, the bar's clock in whole seconds.
+TQDM_CHILD = """
+import sys, time
+from tqdm import tqdm
+steps = int(sys.argv[1])
+print("isatty", sys.stdout.isatty(), sys.stderr.isatty(), flush=True)
+for i in tqdm(range(steps), desc="train"):
+    time.sleep(0.02)
+"""
+
+
 @dataclass
 class Bot:
     app: App
@@ -154,6 +165,16 @@ def test_log_clock_keeps_log_spacing_and_shows_pauses_the_log_left_out() -> None
     assert clock.place(None, arrived_at=1_066.5) == 1_066.5
 
 
+def test_eager_line_splitter_gives_a_redrawn_bar_as_soon_as_it_is_drawn() -> None:
+    splitter = LineSplitter(eager=True)
+    assert splitter.feed(b"loading\n\r 10%|#| 1/10") == ["loading", " 10%|#| 1/10"]
+    assert splitter.redraws == [False, True]  # which lines began after a CR
+    assert splitter.feed(b"\r 20%|##| 2/10") == [" 20%|##| 2/10"]  # not the 10% again
+    assert splitter.feed(b"\n") == []  # the bar's last redraw was given already
+    assert splitter.feed(b"half a li") == []  # a line not redrawn waits for its end
+    assert splitter.feed(b"ne\n") == ["half a line"]
+
+
 def test_line_splitter_handles_cr_bars_partial_lines_and_huge_lines() -> None:
     splitter = LineSplitter(max_bytes=16)
     assert splitter.feed(b"step 1\nstep") == ["step 1"]
@@ -207,6 +228,70 @@ async def test_run_reports_a_real_child_and_passes_its_output_through(
     samples = bot.events("sample")
     assert samples and samples[0]["host"]["ram_total_mib"] > 0
     assert samples[0]["gpus"] or samples[0]["no_gpu_reason"]
+
+
+async def test_a_real_tqdm_loop_calibrates_from_arrival_times(bot: Bot, tmp_path: Path) -> None:
+    child = script(tmp_path, "train.py", TQDM_CHILD)
+    env = reporter_env(bot.url, tmp_path)
+    result = await run_to_end(probecast("run", "--", sys.executable, str(child), "150"), env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    # The child writes to a terminal: tqdm draws, and the redraws pass through as drawn.
+    assert result.stdout.startswith(b"isatty True True\n")
+    assert b"\rtrain: 100%|" in result.stderr and b"150/150" in result.stderr
+    run = bot.run()
+    assert run.target_steps == 150  # the bar's total: no --target-steps given
+    steps = [e["step"] for e in bot.events("step")]
+    assert steps[0] == 0 and steps[-1] == 150
+    assert steps == sorted(set(steps)), steps  # no step twice, none going back
+    assert len(steps) >= 20  # tqdm redraws about every 0.1 s
+    # Most steps share a second on the bar's clock; arrival times tell them apart, so
+    # the bot has a step rate and an ETA.
+    snapshot = bot.app.service.snapshot(run)
+    assert snapshot.estimate is not None
+    assert snapshot.estimate.calibration.step_per_s is not None
+    assert snapshot.estimate.calibration.step_per_s > 0
+
+
+async def test_without_a_pty_the_child_writes_to_pipes(bot: Bot, tmp_path: Path) -> None:
+    child = script(tmp_path, "train.py", TQDM_CHILD)
+    env = reporter_env(bot.url, tmp_path)
+    argv = probecast("run", "--no-pty", "--", sys.executable, str(child), "30")
+    result = await run_to_end(argv, env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert result.stdout.startswith(b"isatty False False\n")
+    assert [e["step"] for e in bot.events("step")][-1] == 30
+
+
+async def test_one_terminal_for_both_streams_when_they_go_to_one_place(
+    bot: Bot, tmp_path: Path
+) -> None:
+    child = script(
+        tmp_path,
+        "both.py",
+        """
+        import os, sys
+        print("out 1", flush=True)
+        print("err 1", file=sys.stderr, flush=True)
+        print("out 2", os.get_terminal_size().columns > 0, flush=True)
+        print("step:1/1 train_loss:1.0000 train_time:5ms step_avg:5ms", flush=True)
+        """,
+    )
+    log = tmp_path / "train.log"
+    with log.open("wb") as sink:
+        argv = probecast("run", "--", sys.executable, str(child))
+        code = await asyncio.to_thread(
+            subprocess.call,
+            argv,
+            cwd=REPO,
+            env=reporter_env(bot.url, tmp_path),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+        )
+    assert code == 0
+    # One pty keeps the order in which the child wrote; LF stays LF.
+    assert log.read_bytes().startswith(b"out 1\nerr 1\nout 2 True\nstep:1/1")
+    assert [e["step"] for e in bot.events("step")] == [1]
 
 
 async def test_warnings_in_the_output_are_reported(bot: Bot, tmp_path: Path) -> None:
