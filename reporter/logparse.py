@@ -596,7 +596,9 @@ class _Bars(_Format):
         return step
 
     def _row(self, loss: float | None) -> Progress:
-        return Progress(self._step, self._t_s(), "wall", loss, False, self._total, t_resolution_s=1.0)
+        return Progress(
+            self._step, self._t_s(), "wall", loss, False, self._total, t_resolution_s=1.0
+        )
 
     def _take_pending(self) -> float | None:
         loss, self._pending_loss, self._has_pending = self._pending_loss, None, False
