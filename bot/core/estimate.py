@@ -6,7 +6,6 @@ caller's step points use (the reporter's Unix clock, or a log's own elapsed cloc
 
 from __future__ import annotations
 
-import bisect
 import math
 import statistics
 from collections import deque
@@ -46,6 +45,8 @@ class CalibrationSettings:
     window_steps: int = 100
     short_window_steps: int = 20
     step_change: float = 0.1
+    window_resolutions: float = 50.0
+    """A window spans at least this many clock ticks, so a one-second clock adds ≤ 2%."""
 
     def __post_init__(self) -> None:
         if not 20 <= self.probe_steps <= 100:
@@ -71,6 +72,15 @@ class Calibration:
     step_time_drift: float
     first_step: StepPoint | None
     last_step: StepPoint | None
+    clock_resolution_s: float = 0.0
+    """The log's clock tick (1.0 for whole seconds); 0 for a fine clock."""
+    rate_rel_error: float = 0.0
+    """Relative standard error of the step time from its window: noise and clock ticks."""
+    evals_in_rate: bool = False
+    """No training time could be told apart from eval time (every row follows an eval):
+    the step time is counted over whole intervals and already pays for the evals."""
+    checkpoints_seen: int = 0
+    checkpoint_s_each: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -143,15 +153,70 @@ def _overlaps(pause: Pause, start_s: float, end_s: float) -> bool:
     return pause.start_s < end_s and pause.end_s > start_s
 
 
-def _warmup_count(train: Sequence[_Interval], settings: CalibrationSettings) -> int:
+def clock_resolution_s(points: Sequence[StepPoint]) -> float:
+    """The coarsest tick every timestamp sits on (1.0 for a log stamped in whole
+    seconds, 0.001 in milliseconds); 0 for a fine clock."""
+    if len(points) < 2:
+        return 0.0
+    t0 = points[0].t_s
+    offsets = [p.t_s - t0 for p in points[:: max(1, len(points) // 500)]]
+    for tick in (60.0, 10.0, 1.0, 0.1, 0.01, 0.001):
+        if all(abs(x / tick - round(x / tick)) < 1e-6 * max(1.0, abs(x / tick)) for x in offsets):
+            return tick
+    return 0.0
+
+
+def _rate_s(intervals: Sequence[_Interval]) -> float:
+    """Seconds per step counted over whole intervals: time over steps, not a median of
+    per-interval figures (on a one-second clock most of those are 0 or 1 s)."""
+    steps = sum(iv.steps for iv in intervals)
+    return sum(iv.duration_s for iv in intervals) / steps if steps else 0.0
+
+
+def _opening_rate_s(intervals: Sequence[_Interval]) -> float:
+    """The count rate of the first intervals less their slowest tenth (an early stall)."""
+    head = sorted(intervals[:25], key=attrgetter("per_step_s"))
+    return _rate_s(head[: max(1, len(head) - len(head) // 10)])
+
+
+def _warmup_count(
+    train: Sequence[_Interval], settings: CalibrationSettings, tick_s: float
+) -> int:
     """Leading intervals much slower than what follows them (compile, cache warm-up)."""
     count = 0
     while count < min(settings.max_warmup_intervals, len(train) - 1):
-        following = [iv.per_step_s for iv in train[count + 1 : count + 21]]
-        if train[count].per_step_s <= settings.warmup_factor * statistics.median(following):
+        following = _opening_rate_s(train[count + 1 : count + 21])
+        iv = train[count]
+        if iv.duration_s <= settings.warmup_factor * following * iv.steps + tick_s:
             break
         count += 1
     return count
+
+
+def _split_stalls(
+    steady: Sequence[_Interval], settings: CalibrationSettings, tick_s: float
+) -> tuple[list[_Interval], list[_Interval]]:
+    """Clean intervals and stalls: slower than ``outlier_factor`` times the recent count
+    rate (plus one clock tick, which a quantised interval may gain)."""
+    clean: list[_Interval] = []
+    stalls: list[_Interval] = []
+    recent: deque[_Interval] = deque()
+    recent_s = recent_steps = 0.0
+    opening = _opening_rate_s(steady)
+    for iv in steady:
+        reference = recent_s / recent_steps if len(recent) >= 5 and recent_steps else opening
+        if iv.duration_s > settings.outlier_factor * reference * iv.steps + tick_s:
+            stalls.append(iv)
+            continue
+        clean.append(iv)
+        recent.append(iv)
+        recent_s += iv.duration_s
+        recent_steps += iv.steps
+        if len(recent) > 25:
+            old = recent.popleft()
+            recent_s -= old.duration_s
+            recent_steps -= old.steps
+    return clean, stalls
 
 
 def calibrate_throughput(
@@ -159,60 +224,60 @@ def calibrate_throughput(
     pauses: Sequence[Pause] = (),
     settings: CalibrationSettings | None = None,
 ) -> Calibration:
-    """Median step time from clean steps, with warm-up, pauses and stalls set aside.
+    """Step time counted over clean intervals, with warm-up, pauses and stalls set aside.
 
     Intervals that overlap an eval or checkpoint pause are excluded from the step time;
     their excess over normal steps is the measured pause runtime. Intervals slower than
-    ``outlier_factor`` times the running median are stalls, excluded and totalled.
+    ``outlier_factor`` times the recent rate are stalls, excluded and totalled. When no
+    training time can be told apart (every row follows an eval), the step time is
+    counted over whole intervals and pays for the evals itself (``evals_in_rate``).
     """
     settings = settings or CalibrationSettings()
     intervals = _intervals(points, pauses)
+    tick_s = clock_resolution_s(sorted(points, key=_by_time))
     train = [iv for iv in intervals if iv.pause_kind is None]
-    n_warm = _warmup_count(train, settings)
+    n_warm = _warmup_count(train, settings, tick_s)
     warm, steady = train[:n_warm], train[n_warm:]
+    clean, stalls = _split_stalls(steady, settings, tick_s)
 
-    clean: list[_Interval] = []
-    stalls: list[_Interval] = []
-    recent = _RecentMedian(25)
-    opening = statistics.median([iv.per_step_s for iv in steady[:25]]) if steady else 0.0
-    for iv in steady:
-        reference = recent.median() if len(recent) >= 5 else opening
-        if iv.per_step_s > settings.outlier_factor * reference:
-            stalls.append(iv)
-        else:
-            clean.append(iv)
-            recent.add(iv.per_step_s)
+    evals_in_rate = False
+    if intervals and (len(clean) < 2 or _rate_s(clean) <= 0):
+        # No clean training time to count: count whole intervals, pauses and all.
+        n_warm = _warmup_count(intervals, settings, tick_s)
+        warm = intervals[:n_warm]
+        clean, stalls = _split_stalls(intervals[n_warm:], settings, tick_s)
+        if _rate_s(clean) <= 0:
+            clean, stalls = list(intervals[n_warm:]) or list(intervals), []
+        evals_in_rate = True
 
-    step_time_s, drift = _current_step_time(clean, settings)
+    step_time_s, drift, rel_error = _current_step_time(clean, settings, tick_s)
     reference_s = step_time_s or 0.0
-    evals = [iv for iv in intervals if iv.pause_kind == "eval"]
-    checkpoints = [iv for iv in intervals if iv.pause_kind not in (None, "eval")]
+    evals = [] if evals_in_rate else [iv for iv in intervals if iv.pause_kind == "eval"]
+    checkpoints = (
+        [] if evals_in_rate else [iv for iv in intervals if iv.pause_kind not in (None, "eval")]
+    )
     eval_excess = [_pause_excess(iv, reference_s) for iv in evals]
     eval_every_inferred = None
-    if not evals and reference_s > 0:
-        eval_every_inferred, periodic = _periodic_gaps(stalls)
+    if not evals and not evals_in_rate and reference_s > 0:
+        eval_every_inferred, periodic = _periodic_gaps(stalls, reference_s)
         if periodic:
             # The trainer said nothing, but the gaps recur every N steps: they are evals
             # (or checkpoints), an overhead to project, not stalls.
-            excess = [_stall_excess(iv, reference_s) for iv in periodic]
-            typical = statistics.median(excess)
-            regular = [
-                iv
-                for iv, x in zip(periodic, excess, strict=True)
-                if x <= settings.outlier_factor * typical
-            ]
-            stalls = [iv for iv in stalls if iv not in regular]
-            evals = regular
-            eval_excess = [_stall_excess(iv, reference_s) for iv in regular]
+            periodic_ids = {id(iv) for iv in periodic}
+            stalls = [iv for iv in stalls if id(iv) not in periodic_ids]
+            evals = list(periodic)
+            eval_excess = [_stall_excess(iv, reference_s) for iv in periodic]
     # Time an interval spends beyond its pause and its steps is a stall after the pause
     # (detectron2 sat for hours after some evals): not eval time, not throughput.
     stalls += [
         iv
         for iv in evals + checkpoints
         if iv.pause_kind is not None
-        and iv.duration_s - iv.pause_s > settings.outlier_factor * iv.steps * reference_s
+        and iv.duration_s - iv.pause_s
+        > settings.outlier_factor * iv.steps * reference_s + tick_s
         and reference_s > 0
     ]
+    checkpoint_excess = [_pause_excess(iv, reference_s) for iv in checkpoints]
     spread = _spread(clean[-max(1, len(clean) // 2) :]) if len(clean) >= 4 else None
     return Calibration(
         step_time_s=step_time_s,
@@ -223,63 +288,60 @@ def calibrate_throughput(
         evals_seen=len(evals),
         eval_every_inferred=eval_every_inferred,
         eval_s_each=statistics.median(eval_excess) if eval_excess else None,
-        checkpoint_s_total=sum(_pause_excess(iv, reference_s) for iv in checkpoints),
+        checkpoint_s_total=sum(checkpoint_excess),
         stall_s_total=sum(_stall_excess(iv, reference_s) for iv in stalls),
         stalls_seen=len(stalls),
         step_time_spread=spread,
         step_time_drift=drift,
         first_step=min(points, key=_by_time, default=None),
         last_step=max(points, key=_by_time, default=None),
+        clock_resolution_s=tick_s,
+        rate_rel_error=rel_error,
+        evals_in_rate=evals_in_rate,
+        checkpoints_seen=len(checkpoints),
+        checkpoint_s_each=statistics.median(checkpoint_excess) if checkpoint_excess else None,
     )
 
 
-class _RecentMedian:
-    """The median of the last ``size`` values, kept sorted as they come and go. The
-    stall check asks for it once per interval; re-sorting the window each time was a
-    quarter of the calibration of a day-long run (432,000 steps)."""
+def _periodic_gaps(
+    stalls: Sequence[_Interval], step_time_s: float
+) -> tuple[int | None, list[_Interval]]:
+    """Stalls that recur every N steps from step 0, and that N; none if not periodic.
 
-    def __init__(self, size: int) -> None:
-        self._window: deque[float] = deque()
-        self._sorted: list[float] = []
-        self._size = size
-
-    def __len__(self) -> int:
-        return len(self._window)
-
-    def add(self, value: float) -> None:
-        if len(self._window) == self._size:
-            del self._sorted[bisect.bisect_left(self._sorted, self._window.popleft())]
-        self._window.append(value)
-        bisect.insort(self._sorted, value)
-
-    def median(self) -> float:
-        """As ``statistics.median``: the middle value, or the mean of the middle two."""
-        n = len(self._sorted)
-        mid = n // 2
-        return self._sorted[mid] if n % 2 else (self._sorted[mid - 1] + self._sorted[mid]) / 2
-
-
-def _periodic_gaps(stalls: Sequence[_Interval]) -> tuple[int | None, list[_Interval]]:
-    """Stalls that recur every N steps from step 0, and that N; none if not periodic."""
+    Periodic means a steady spacing over several gaps: at least three gaps on one grid
+    (two, where each costs at least ten steps' time and they agree within a factor of
+    two), nearly all stalls on it, and a spacing of more than one logged interval. Noise
+    (a scatter of slow steps) has no such grid.
+    """
     if len(stalls) < 2:
         return None, []
-    positions = [iv.end.step for iv in stalls]
-    spacing = round(
-        statistics.median(b - a for a, b in zip([0, *positions], positions, strict=False))
-    )
-    if spacing <= 0:
+    positions = sorted({iv.end.step for iv in stalls})
+    gaps = [b - a for a, b in zip([0, *positions], positions, strict=False)]
+    spacing = round(statistics.median(gaps))
+    typical_steps = statistics.median(iv.steps for iv in stalls)
+    if spacing <= max(1, 2 * typical_steps):
         return None, []
+    tolerance = max(typical_steps, 0.02 * spacing)
     on_grid = [
         iv
         for iv in stalls
         if iv.end.step >= spacing // 2
-        and abs(iv.end.step - round(iv.end.step / spacing) * spacing)
-        <= max(iv.steps, 0.02 * spacing)
+        and abs(iv.end.step - round(iv.end.step / spacing) * spacing) <= tolerance
     ]
-    multiples = {round(iv.end.step / spacing) for iv in on_grid}
-    if len(on_grid) < 2 or len(multiples) < len(on_grid) or len(on_grid) < 0.75 * len(stalls):
+    multiples = sorted({round(iv.end.step / spacing) for iv in on_grid})
+    if len(multiples) < len(on_grid) or len(on_grid) < 0.75 * len(stalls):
         return None, []
-    return spacing, on_grid
+    # the grid must be filled from its start: a grid point skipped is no period
+    if multiples != list(range(1, len(multiples) + 1)):
+        return None, []
+    excess = [_stall_excess(iv, step_time_s) for iv in on_grid]
+    if len(on_grid) >= 3:
+        typical = statistics.median(excess)
+        regular = [iv for iv, x in zip(on_grid, excess, strict=True) if x <= 3 * typical]
+        return (spacing, regular) if len(regular) >= 3 else (None, [])
+    if len(on_grid) == 2 and min(excess) >= 10 * step_time_s and max(excess) <= 2 * min(excess):
+        return spacing, on_grid
+    return None, []
 
 
 def _pause_excess(iv: _Interval, step_time_s: float) -> float:
@@ -293,64 +355,74 @@ def _stall_excess(iv: _Interval, step_time_s: float) -> float:
     return max(0.0, iv.duration_s - iv.pause_s - iv.steps * step_time_s)
 
 
-def _window(clean: Sequence[_Interval], window_steps: int, skip: int = 0) -> list[float]:
-    """Per-step times of the intervals covering the last ``window_steps`` steps.
+def _window(
+    clean: Sequence[_Interval], window_steps: int, min_span_s: float = 0.0, skip: int = 0
+) -> list[_Interval]:
+    """The intervals covering the last ``window_steps`` steps and ``min_span_s`` seconds.
 
     ``skip`` leaves out that many of the most recent intervals first (for the window
     before the current one).
     """
-    window: list[float] = []
+    window: list[_Interval] = []
     steps = 0
+    span_s = 0.0
     for iv in reversed(clean[: len(clean) - skip] if skip else clean):
-        window.append(iv.per_step_s)
+        window.append(iv)
         steps += iv.steps
-        if steps >= window_steps:
+        span_s += iv.duration_s
+        if steps >= window_steps and span_s >= min_span_s:
             break
+    window.reverse()
     return window
 
 
+def _chunks(window: Sequence[_Interval], n: int) -> list[list[_Interval]]:
+    size = max(1, len(window) // n)
+    return [list(window[i : i + size]) for i in range(0, size * n, size) if window[i : i + size]]
+
+
 def _current_step_time(
-    clean: Sequence[_Interval], settings: CalibrationSettings
-) -> tuple[float | None, float]:
-    """The step time to project with, and how far it has drifted (relative).
+    clean: Sequence[_Interval], settings: CalibrationSettings, tick_s: float
+) -> tuple[float | None, float, float]:
+    """The step time to project with, how far it has drifted, and its relative error.
 
-    A mean trimmed of outliers over the recent window: a median would flip between the
-    two modes of a trainer whose steps alternate fast/slow (gradient accumulation,
-    every-other-step work), while stalls are already gone. When the last few intervals sit
-    clearly apart from it (a schedule stepped the batch or sequence length up), the
-    short window wins so the estimate follows the change within ~20 steps instead of
-    waiting for half the window to turn over.
+    Counted over the recent window (time over steps; stalls are already gone, so a mean
+    is what the run will really pay). When the last few intervals sit clearly apart from
+    it (a schedule stepped the batch or sequence length up), the short window wins so the
+    estimate follows the change within ~20 steps instead of waiting for half the window
+    to turn over. "Clearly": all four quarters of the short window lie on the same side,
+    and the change exceeds ``step_change`` and three standard errors.
     """
-    long = _window(clean, settings.window_steps)
-    if not long:
-        return None, 0.0
-    long_median = _trimmed_mean(long)
-    short = _window(clean, settings.short_window_steps)
-    short_median = _trimmed_mean(short)
-    step_time = long_median
-    if len(short) >= 3 and len(long) > len(short):
-        noise = _relative_iqr(long) / math.sqrt(len(short))
-        q1, _, q3 = statistics.quantiles(short, n=4)
-        # A real change moves most of the short window, not just its median.
-        consistent = q1 > long_median or q3 < long_median
-        if consistent and abs(short_median / long_median - 1) > max(
-            settings.step_change, 3 * noise
-        ):
-            step_time = short_median
-    before = _window(clean, settings.window_steps, skip=len(long))
-    history = [iv.per_step_s for iv in clean]
-    references = [_trimmed_mean(history)] + ([_trimmed_mean(before)] if before else [])
+    long = _window(clean, settings.window_steps, settings.window_resolutions * tick_s)
+    if not long or _rate_s(long) <= 0:
+        return None, 0.0, 0.0
+    long_s = _rate_s(long)
+    short = _window(clean, settings.short_window_steps, settings.window_resolutions / 2 * tick_s)
+    short_s = _rate_s(short)
+    step_time = long_s
+    window = long
+    if len(short) >= 4 and len(long) > len(short) and short_s > 0:
+        quarters = [_rate_s(c) for c in _chunks(short, 4)]
+        consistent = all(q > long_s for q in quarters) or all(q < long_s for q in quarters)
+        noise = _rel_error(short, short_s, tick_s)
+        if consistent and abs(short_s / long_s - 1) > max(settings.step_change, 3 * noise):
+            step_time, window = short_s, short
+    before = _window(clean, settings.window_steps, settings.window_resolutions * tick_s, len(long))
+    references = [_rate_s(clean)] + ([_rate_s(before)] if before else [])
     drift = max((abs(step_time / ref - 1) for ref in references if ref > 0), default=0.0)
-    return step_time, drift
+    return step_time, drift, _rel_error(window, step_time, tick_s)
 
 
-def _trimmed_mean(values: Sequence[float], trim: float = 0.1) -> float:
-    """Mean of the middle of the sorted values: robust like a median, unbiased for
-    steps that alternate between two durations."""
-    ordered = sorted(values)
-    cut = int(len(ordered) * trim)
-    kept = ordered[cut : len(ordered) - cut] or ordered
-    return statistics.fmean(kept)
+def _rel_error(window: Sequence[_Interval], step_time_s: float, tick_s: float) -> float:
+    """Standard error of a window's count rate, relative: the spread of its per-step
+    times over the root of their number, and one clock tick over the window's span."""
+    span_s = sum(iv.duration_s for iv in window)
+    tick = tick_s / span_s if span_s > 0 else 1.0
+    noise = _relative_iqr([iv.per_step_s for iv in window]) / math.sqrt(max(1, len(window)))
+    if tick_s > 0 and step_time_s > 0:
+        # per-interval figures on a coarse clock are mostly quantisation: trust the tick
+        noise = min(noise, tick)
+    return math.hypot(noise, tick)
 
 
 def _relative_iqr(values: Sequence[float]) -> float:
