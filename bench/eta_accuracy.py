@@ -1,9 +1,13 @@
 """How close the ETA comes to a run's real end, checkpoint by checkpoint.
 
-For every trace in the directory (default ../shared/traces: ``NAME.csv`` + ``NAME.json``)
-the estimator sees only the rows up to four checkpoints: end of probe (step
-min(100, T/10)), then 10%, 25% and 50% of the target step T. Its base ETA is compared
-with the run's actual final elapsed time, next to baselines computed from the same rows:
+The corpus: every trace in the directory (default ../shared/traces: ``NAME.csv`` +
+``NAME.json``), plus the traces `bench/log_traces.py` derives from the console logs in
+../shared/logs (``--logs``; ``--no-logs`` leaves them out), plus any further directories of
+``NAME.csv`` + ``NAME.json`` given with ``--extra``. The estimator sees only the rows up
+to four checkpoints: end of probe (step min(100, T/10)), then 10%, 25% and 50% of the
+target step T (a checkpoint before a trace's first row is "no data", not a miss). Its
+base ETA is compared with the run's actual final elapsed time, next to baselines
+computed from the same rows:
 
   (a) mean pace       elapsed / step x T, what tqdm shows
   (b) recent median   elapsed + median of the last 50 per-step durations x steps left
@@ -11,9 +15,15 @@ with the run's actual final elapsed time, next to baselines computed from the sa
                       end that ETA aims at
 
 It also reports how often the actual time falls inside the scenario band and the
-calibrated interval, a per-trace table, and a one-line verdict against issue 3's targets.
+calibrated interval, a per-trace table, and a one-line verdict against issue 21's targets.
 
-    python bench/eta_accuracy.py [TRACES_DIR] [--no-declared-eval-every] [--json]
+The interval is scored leave-one-run-out: the run being scored is not in the calibration
+set. Its conformal quantile comes from the other runs' scores at the same band row, and
+its eval prior from the other runs' measured evals; the shipped table
+(bot/core/eta_band.py, made by bench/calibrate_band.py from every run) is not used here.
+
+    python bench/eta_accuracy.py [TRACES_DIR] [--logs DIR | --no-logs] [--extra DIR ...]
+                                 [--no-declared-eval-every] [--json]
 """
 
 from __future__ import annotations
@@ -30,9 +40,22 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from bot.adapters.steplog import StepLog, StepLogError, load_steps_csv
-from bot.cli.estimate import estimate_log
-from bot.core.estimate import CalibrationSettings, RunInputs
+from bot.adapters.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
+from bot.core.estimate import (
+    BandTable,
+    CalibrationSettings,
+    RunInputs,
+    band_row,
+    calibrate_throughput,
+    conformal_quantile,
+    estimate_run,
+)
+from bot.core.eta_band import BAND
+
+try:  # run as a script (bench/ on sys.path) or imported as bench.eta_accuracy
+    from log_traces import DEFAULT_LOGS, derive_all  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    from bench.log_traces import DEFAULT_LOGS, derive_all
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 CHECKPOINT_LABELS = ("probe", "10%", "25%", "50%")
@@ -40,6 +63,10 @@ RECENT_ROWS = 50
 PROBE_TARGET_PCT = 3.0
 QUARTER_TARGET_PCT = 1.5
 COVERAGE_TARGET = 0.90
+PROBE_WIDTH_TARGET_PCT = 25.0
+SCHEDULE_RATIO = 1.5  # late/early step time beyond this (either way): a designed schedule
+MIN_PROGRESS_STEPS = 20  # a run this far along (and MIN_PROGRESS_S) must get an estimate
+MIN_PROGRESS_S = 10.0
 DRIFT_FLOOR_PCT = 1.0
 
 
@@ -67,6 +94,12 @@ class Trace:
     eval_every: int | None  # the cadence the run declared (.json), None where it has none
     logged_etas: tuple[LoggedEta, ...] = ()
     ran_to_end: bool = False  # the framework's ETA aims at the same end as target_step
+    final_eval: bool = False  # the framework evaluates once more at the end
+
+    @property
+    def scheduled(self) -> bool:
+        """The step time moves by design: late/early medians apart by SCHEDULE_RATIO."""
+        return designed_schedule(self.log)
 
 
 @dataclass(frozen=True)
@@ -89,6 +122,12 @@ class CheckpointResult:
     framework_s: float | None = None
     recent_step_s: float | None = None
     note: str | None = None  # why the estimator gave no answer
+    elapsed_s: float | None = None  # the log's clock at the checkpoint's last row
+    sigma: float | None = None  # the run's own relative uncertainty (band_sigma)
+    row: int | None = None  # the band table row this checkpoint reads
+    no_data: bool = False  # no row at or before the checkpoint: nothing to estimate from
+    progressed: bool = False  # >= MIN_PROGRESS_STEPS over >= MIN_PROGRESS_S logged
+    scheduled: bool = False  # the run's step time moves by design
 
 
 @dataclass(frozen=True)
@@ -157,10 +196,12 @@ class Verdict:
     drift_violations: int
     drift_ok: bool
     passed: bool
+    refusals: int = 0
 
 
 @dataclass(frozen=True)
 class Summary:
+    refusals: tuple[str, ...]  # no estimate although >= 20 steps over >= 10 s were logged
     checkpoints: tuple[CheckpointSummary, ...]
     per_trace: tuple[TraceRow, ...]
     band_overall: CoverageStats
@@ -223,8 +264,37 @@ def baseline_framework(trace: Trace, upto_step: int) -> float | None:
     return seen[-1].elapsed_s + seen[-1].eta_s if seen else None
 
 
+def designed_schedule(log: StepLog) -> bool:
+    """Whether the median step time of the last fifth of the rows is SCHEDULE_RATIO
+    apart from that of the first fifth (warm-up aside): a batch or sequence schedule."""
+    durations = step_durations_s(log)
+    if len(durations) < 20:
+        return False
+    fifth = len(durations) // 5
+    early = statistics.median(durations[2 : 2 + fifth])
+    late = statistics.median(durations[-fifth:])
+    if early <= 0 or late <= 0:
+        return False
+    return max(late / early, early / late) > SCHEDULE_RATIO
+
+
+def progressed(log: StepLog) -> bool:
+    """At least MIN_PROGRESS_STEPS steps over MIN_PROGRESS_S seconds logged: the
+    estimator must answer."""
+    if len(log.points) < 2:
+        return False
+    first = min(log.points, key=lambda p: p.t_s)
+    last = max(log.points, key=lambda p: p.t_s)
+    return last.step - first.step >= MIN_PROGRESS_STEPS and last.t_s - first.t_s >= MIN_PROGRESS_S
+
+
 def evaluate_checkpoint(
-    trace: Trace, label: str, upto_step: int, *, declared_eval_every: bool = True
+    trace: Trace,
+    label: str,
+    upto_step: int,
+    *,
+    declared_eval_every: bool = True,
+    band: BandTable | None = None,
 ) -> CheckpointResult:
     """The estimator and the baselines, each fed only the rows with step <= ``upto_step``."""
     log = trace.log.upto(upto_step)
@@ -238,13 +308,19 @@ def evaluate_checkpoint(
         recent_median_s=baseline_recent_median(log, trace.target_step),
         framework_s=baseline_framework(trace, upto_step),
         recent_step_s=recent_step_s(log),
+        no_data=not log.points,
+        progressed=progressed(log),
+        scheduled=trace.scheduled,
     )
+    eval_every = trace.eval_every if declared_eval_every else None
     inputs = RunInputs(
         target_steps=trace.target_step,
-        eval_every=trace.eval_every if declared_eval_every else None,
+        eval_every=eval_every or infer_eval_every(log.eval_steps),
+        final_eval=trace.final_eval,
     )
     try:
-        estimate = estimate_log(log, inputs, CalibrationSettings())
+        calibration = calibrate_throughput(log.points, log.pauses, CalibrationSettings())
+        estimate = estimate_run(calibration, inputs, origin_s=0.0, band=band)
     except Exception as exc:  # a bench reports an estimator crash as a miss, never dies
         return replace(common, note=f"estimator raised {type(exc).__name__}: {exc}")
     if estimate is None:
@@ -258,14 +334,125 @@ def evaluate_checkpoint(
         interval_supported=hasattr(estimate, "eta_interval"),
         interval_low_s=None if interval is None else float(interval.low_s),
         interval_high_s=None if interval is None else float(interval.high_s),
+        elapsed_s=estimate.elapsed_s,
+        sigma=None if interval is None else interval.sigma,
+        row=band_row(estimate.current_step, trace.target_step, BAND.row_starts),
     )
 
 
-def evaluate_trace(trace: Trace, *, declared_eval_every: bool = True) -> list[CheckpointResult]:
+def evaluate_trace(
+    trace: Trace,
+    *,
+    declared_eval_every: bool = True,
+    band: BandTable | None = None,
+    extra_fractions: Sequence[float] = (),
+) -> list[CheckpointResult]:
+    steps = list(checkpoints(trace.target_step))
+    steps += [(f"{f:.0%}", max(1, round(trace.target_step * f))) for f in extra_fractions]
     return [
-        evaluate_checkpoint(trace, label, step, declared_eval_every=declared_eval_every)
-        for label, step in checkpoints(trace.target_step)
+        evaluate_checkpoint(
+            trace, label, step, declared_eval_every=declared_eval_every, band=band
+        )
+        for label, step in steps
     ]
+
+
+# --- the band, calibrated leave-one-run-out -------------------------------------------
+
+
+def band_score(r: CheckpointResult) -> float | None:
+    """|log(actual remaining / predicted remaining)| / sigma, or None where undefined."""
+    if r.base_s is None or r.elapsed_s is None or not r.sigma:
+        return None
+    predicted = r.base_s - r.elapsed_s
+    actual = r.actual_s - r.elapsed_s
+    if predicted <= 0 or actual <= 0:
+        return None
+    return abs(math.log(actual / predicted)) / r.sigma
+
+
+def scores_by_row(results: Sequence[CheckpointResult]) -> dict[int, dict[str, float]]:
+    """One score per run and band row: the run's earliest checkpoint in that row."""
+    out: dict[int, dict[str, float]] = {}
+    for r in results:
+        score = band_score(r)
+        if score is None or r.row is None:
+            continue
+        out.setdefault(r.row, {}).setdefault(r.trace, score)
+    return out
+
+
+def eval_share(trace: Trace) -> float | None:
+    """Measured eval runtime over the training time between evals, on the whole trace."""
+    every = trace.eval_every or infer_eval_every(trace.log.eval_steps)
+    if not every:
+        return None
+    cal = calibrate_throughput(trace.log.points, trace.log.pauses)
+    if cal.eval_s_each is None or not cal.step_time_s or cal.evals_in_rate:
+        return None
+    return cal.eval_s_each / (every * cal.step_time_s)
+
+
+def band_without(
+    scores: dict[int, dict[str, float]],
+    shares: dict[str, float],
+    left_out: str | None,
+    *,
+    coverage: float = COVERAGE_TARGET,
+    rows: int | None = None,
+) -> BandTable:
+    """The band table calibrated on every run but ``left_out``."""
+    n_rows = rows if rows is not None else len(BAND.quantiles)
+    quantiles, runs = [], []
+    for row in range(n_rows):
+        others = [v for name, v in scores.get(row, {}).items() if name != left_out]
+        quantiles.append(conformal_quantile(others, coverage))
+        runs.append(len(others))
+    kept = [v for name, v in shares.items() if name != left_out]
+    return BandTable(
+        row_starts=BAND.row_starts,
+        quantiles=tuple(quantiles),
+        runs=tuple(runs),
+        coverage=coverage,
+        eval_prior_share=statistics.median(kept) if kept else BAND.eval_prior_share,
+    )
+
+
+def replay_corpus(
+    traces: Sequence[Trace],
+    *,
+    declared_eval_every: bool = True,
+    extra_fractions: Sequence[float] = (),
+    progress: bool = False,
+) -> tuple[list[CheckpointResult], dict[int, dict[str, float]], dict[str, float]]:
+    """Every trace at every checkpoint, with the band scored leave-one-run-out.
+
+    Pass 1 replays each run with an eval prior from the other runs (sigma and the point
+    estimate do not depend on the quantiles). Pass 2 replays each
+    run again with a table made without it: its quantiles from the other runs' pass-1
+    scores, its eval prior from the other runs' measured evals.
+    """
+    shares = {t.name: v for t in traces if (v := eval_share(t)) is not None}
+    first = [
+        r
+        for t in traces
+        for r in evaluate_trace(
+            t,
+            declared_eval_every=declared_eval_every,
+            band=band_without({}, shares, t.name),
+            extra_fractions=extra_fractions,
+        )
+    ]
+    scores = scores_by_row(first)
+    results: list[CheckpointResult] = []
+    for i, t in enumerate(traces, start=1):
+        if progress:
+            print(f"[{i}/{len(traces)}] {t.name}", file=sys.stderr, flush=True)
+        table = band_without(scores, shares, t.name)
+        results += evaluate_trace(
+            t, declared_eval_every=declared_eval_every, band=table, extra_fractions=()
+        )
+    return results, scores, shares
 
 
 def error_pct(predicted_s: float | None, actual_s: float) -> float | None:
@@ -354,7 +541,11 @@ def drift_violations(results: Sequence[CheckpointResult]) -> tuple[int, list[Dri
 
 
 def summarise(results: Sequence[CheckpointResult]) -> Summary:
-    """All figures and the verdict from the per-trace, per-checkpoint results."""
+    """All figures and the verdict from the per-trace, per-checkpoint results.
+
+    A checkpoint before a trace's first row is left out: there was nothing to estimate.
+    """
+    results = [r for r in results if not r.no_data]
     labels = _labels(results)
     per_checkpoint = [summarise_checkpoint(label, results) for label in labels]
     interval_supported = any(r.interval_supported for r in results)
@@ -370,14 +561,20 @@ def summarise(results: Sequence[CheckpointResult]) -> Summary:
         )
         for name, trace_results in _by_trace(results).items()
     ]
+    refusals = tuple(
+        f"{r.trace}@{r.checkpoint}" for r in results if r.progressed and r.base_s is None
+    )
     return Summary(
+        refusals=refusals,
         checkpoints=tuple(per_checkpoint),
         per_trace=tuple(rows),
         band_overall=band_overall,
         interval_overall=interval_overall,
         drift_pairs=pairs,
         drift_violations=tuple(violations),
-        verdict=judge(per_checkpoint, band_overall, interval_overall, len(violations)),
+        verdict=judge(
+            per_checkpoint, band_overall, interval_overall, len(violations), len(refusals)
+        ),
     )
 
 
@@ -406,8 +603,12 @@ def judge(
     band: CoverageStats,
     interval: CoverageStats | None,
     n_violations: int,
+    n_refusals: int = 0,
 ) -> Verdict:
-    """Issue 3's targets, each a yes/no; ``interval_ok`` is None while there is no interval."""
+    """Issue 21's targets, each a yes/no; ``interval_ok`` is None while there is no
+    interval. The interval must cover COVERAGE_TARGET overall and at every checkpoint,
+    be narrower than the scenario band, and at the probe have a median width of at most
+    PROBE_WIDTH_TARGET_PCT of the real run time."""
     failures = tuple(s.label for s in per_checkpoint if not _beats_baselines(s))
     by_label = {s.label: s for s in per_checkpoint}
     probe = by_label.get("probe")
@@ -418,12 +619,20 @@ def judge(
     quarter_ok = quarter_median is not None and quarter_median <= QUARTER_TARGET_PCT
     interval_ok: bool | None = None
     if interval is not None:
+        probe_width = probe.interval.median_width_pct if probe and probe.interval else None
         interval_ok = (
             interval.share is not None
             and interval.share >= COVERAGE_TARGET
+            and all(
+                s.interval is not None
+                and s.interval.share is not None
+                and s.interval.share >= COVERAGE_TARGET
+                for s in per_checkpoint
+            )
             and interval.median_width_pct is not None
             and band.median_width_pct is not None
             and interval.median_width_pct < band.median_width_pct
+            and (probe_width is None or probe_width <= PROBE_WIDTH_TARGET_PCT)
         )
     beats = bool(per_checkpoint) and not failures
     return Verdict(
@@ -439,7 +648,13 @@ def judge(
         interval_ok=interval_ok,
         drift_violations=n_violations,
         drift_ok=n_violations == 0,
-        passed=beats and probe_ok and quarter_ok and interval_ok is True and n_violations == 0,
+        refusals=n_refusals,
+        passed=beats
+        and probe_ok
+        and quarter_ok
+        and interval_ok is True
+        and n_violations == 0
+        and n_refusals == 0,
     )
 
 
@@ -450,6 +665,8 @@ def render(summary: Summary, *, header: Sequence[str] = ()) -> str:
     lines += ["", *_render_coverage(summary)]
     lines += ["", *_render_traces(summary)]
     lines += ["", *_render_drift(summary)]
+    if summary.refusals:
+        lines += ["", f"refused although progressed: {', '.join(summary.refusals)}"]
     lines += ["", render_verdict(summary.verdict)]
     return "\n".join(lines)
 
@@ -471,6 +688,8 @@ def render_verdict(v: Verdict) -> str:
         f"25% <= {QUARTER_TARGET_PCT:g}%: {_yes(v.quarter_ok)} ({_pct(v.quarter_median_abs_pct)})",
         f"interval covers >= {COVERAGE_TARGET:.0%} and is narrower than the band: {interval}",
         f"drift violations: {v.drift_violations}",
+        f"refusals after >= {MIN_PROGRESS_STEPS} steps over >= {MIN_PROGRESS_S:g} s: "
+        f"{v.refusals}",
     ]
     return " | ".join(parts)
 
@@ -674,12 +893,44 @@ def _read_logged_etas(csv_path: Path) -> tuple[LoggedEta, ...]:
     return tuple(out)
 
 
+def load_corpus(
+    traces_dir: Path, logs_dir: Path | None, extra_dirs: Sequence[Path] = ()
+) -> tuple[list[Trace], list[str]]:
+    """Every usable trace: CSV traces, then traces derived from console logs; and the
+    reasons others were skipped."""
+    traces: list[Trace] = []
+    skipped: list[str] = []
+    for directory in (traces_dir, *extra_dirs):
+        for path in sorted(directory.glob("*.csv")):
+            try:
+                traces.append(load_trace(path))
+            except TraceError as exc:
+                skipped.append(str(exc))
+    if logs_dir is not None and logs_dir.is_dir():
+        for derived in derive_all(logs_dir):
+            traces.append(
+                Trace(
+                    name=derived.name,
+                    log=derived.log,
+                    target_step=derived.target_step,
+                    actual_s=derived.actual_s,
+                    eval_every=derived.eval_every,
+                )
+            )
+    return traces, skipped
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
         epilog="Progress goes to stderr; the report (or --json) to stdout.",
     )
     parser.add_argument("traces", nargs="?", type=Path, default=DEFAULT_TRACES)
+    parser.add_argument("--logs", type=Path, default=DEFAULT_LOGS, help="console logs to derive")
+    parser.add_argument("--no-logs", action="store_true", help="CSV traces only")
+    parser.add_argument(
+        "--extra", type=Path, action="append", default=[], help="more NAME.csv + NAME.json"
+    )
     parser.add_argument(
         "--no-declared-eval-every",
         action="store_true",
@@ -688,27 +939,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
-    files = sorted(args.traces.glob("*.csv"))
-    if not files:
-        print(f"no traces in {args.traces}", file=sys.stderr)
-        return 2
-    declared = not args.no_declared_eval_every
-    results: list[CheckpointResult] = []
-    skipped: list[str] = []
-    for i, path in enumerate(files, start=1):
-        print(f"[{i}/{len(files)}] {path.stem}", file=sys.stderr, flush=True)
-        try:
-            trace = load_trace(path)
-        except TraceError as exc:
-            print(f"  skipped: {exc}", file=sys.stderr)
-            skipped.append(str(exc))
-            continue
-        results += evaluate_trace(trace, declared_eval_every=declared)
-    if not results:
+    traces, skipped = load_corpus(args.traces, None if args.no_logs else args.logs, args.extra)
+    for reason in skipped:
+        print(f"  skipped: {reason}", file=sys.stderr)
+    if not traces:
         print(f"no usable traces in {args.traces}", file=sys.stderr)
         return 2
-
+    declared = not args.no_declared_eval_every
+    results, _, _ = replay_corpus(traces, declared_eval_every=declared, progress=True)
     summary = summarise(results)
+    steady = summarise([r for r in results if not r.scheduled])
     if args.json:
         print(
             to_json(
@@ -716,6 +956,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 traces_dir=str(args.traces),
                 declared_eval_every=declared,
                 skipped=skipped,
+                without_schedule=asdict(steady),
                 results=[asdict(r) for r in results],
             )
         )
@@ -725,14 +966,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if declared
         else "inferred from eval rows (--no-declared-eval-every)"
     )
+    scheduled = sorted({r.trace for r in results if r.scheduled})
     header = [
-        f"ETA accuracy over {len(summary.per_trace)} traces in {args.traces}",
+        f"ETA accuracy over {len(summary.per_trace)} traces: {args.traces}"
+        + ("" if args.no_logs else f" and {args.logs} (derived, named log:*)")
+        + "".join(f" and {d}" for d in args.extra),
         f"eval cadence: {cadence}",
         "checkpoints: probe = step min(100, T/10), then 10%, 25%, 50% of target step T;",
-        "each method sees only the rows with step <= checkpoint",
+        "each method sees only the rows with step <= checkpoint;",
+        "interval: split-conformal, leave-one-run-out (the scored run is not in its "
+        f"calibration set), target coverage {COVERAGE_TARGET:.0%}",
+        f"designed schedule (late/early step time > {SCHEDULE_RATIO:g}x): "
+        + (", ".join(scheduled) or "none"),
     ]
     header += [f"skipped: {reason}" for reason in skipped]
     print(render(summary, header=header))
+    print()
+    print("Runs without a designed schedule:")
+    print("\n".join(_render_errors(steady)))
+    print(render_verdict(steady.verdict))
     return 0
 
 

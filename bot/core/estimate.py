@@ -6,13 +6,14 @@ caller's step points use (the reporter's Unix clock, or a log's own elapsed cloc
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, Literal, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -458,6 +459,32 @@ class ScenarioMultipliers:
 
 
 @dataclass(frozen=True)
+class Phases:
+    """A recurring phase outside training (evals, or checkpoint saves): every ``every``
+    steps from step 0, once more at the end when ``at_end`` (and the end is off the
+    grid), each costing ``s_each`` seconds (None: not known)."""
+
+    every: int | None = None
+    s_each: float | None = None
+    at_end: bool = False
+
+    def count(self, target_steps: int) -> int:
+        """How many of these phases a run to ``target_steps`` holds."""
+        n = target_steps // self.every if self.every else 0
+        if self.at_end and (not self.every or target_steps % self.every):
+            n += 1
+        return n
+
+    def left(self, current_step: int, target_steps: int) -> int:
+        """Phases still to come after ``current_step`` (the end one included)."""
+        done = current_step // self.every if self.every else 0
+        return max(0, self.count(target_steps) - done)
+
+    def left_s(self, current_step: int, target_steps: int) -> float:
+        return (self.s_each or 0.0) * self.left(current_step, target_steps)
+
+
+@dataclass(frozen=True)
 class Projection:
     """Stage C for one throughput: the whole run's hours and cost, and Stage D's tax."""
 
@@ -471,7 +498,7 @@ class Projection:
 
 
 def evals_in_run(target_steps: int, eval_every: int | None) -> int:
-    return target_steps // eval_every if eval_every else 0
+    return Phases(eval_every).count(target_steps)
 
 
 def project_run(
@@ -482,10 +509,13 @@ def project_run(
     eval_every: int | None,
     setup_debug_s: float,
     usd_per_hour: float | None,
+    final_eval: bool = False,
+    saves: Phases = Phases(),
 ) -> Projection:
-    """Stage C: ``wall = setup/debug + target/step_s + eval runtime × evals``; Stage D tax."""
+    """Stage C: ``wall = setup/debug + target/step_s + eval and save runtime``; Stage D tax."""
     train_hours = target_steps / (step_per_s * 3600)
-    eval_hours = (eval_s_each or 0.0) * evals_in_run(target_steps, eval_every) / 3600
+    evals = Phases(eval_every, eval_s_each, final_eval)
+    eval_hours = (evals.left_s(0, target_steps) + saves.left_s(0, target_steps)) / 3600
     setup_hours = setup_debug_s / 3600
     wall_hours = setup_hours + train_hours + eval_hours
     return Projection(
@@ -523,37 +553,103 @@ def live_eta(
     target_steps: int,
     eval_s_each: float | None,
     eval_every: int | None,
+    final_eval: bool = False,
+    saves: Phases = Phases(),
 ) -> LiveEta:
     steps_left = max(0, target_steps - current_step)
-    evals_left = max(
-        0, evals_in_run(target_steps, eval_every) - evals_in_run(current_step, eval_every)
+    evals = Phases(eval_every, eval_s_each, final_eval)
+    remaining_s = (
+        steps_left / step_per_s
+        + evals.left_s(current_step, target_steps)
+        + saves.left_s(current_step, target_steps)
     )
-    remaining_s = steps_left / step_per_s + (eval_s_each or 0.0) * evals_left
     return LiveEta(step_per_s, remaining_s, elapsed_s + remaining_s)
+
+
+# --- the calibrated band --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BandTable:
+    """Split-conformal quantiles for the ETA band, by progress.
+
+    A score is ``|log(actual remaining / predicted remaining)| / sigma``, where sigma is
+    what the run itself says about its uncertainty (`band_sigma`). Row 0 is the probe (up
+    to step min(100, T/10), or under ``row_starts[0]`` of the run); row i+1 starts at
+    fraction ``row_starts[i]``. Each row's quantile is the ⌈(n+1)·coverage⌉-th smallest
+    of n dev runs' scores (one per run): for a new run exchangeable with them, the band
+    covers its real end with probability ≥ coverage. ``bench/calibrate_band.py`` makes it.
+    """
+
+    row_starts: tuple[float, ...]
+    quantiles: tuple[float, ...]
+    runs: tuple[int, ...]
+    coverage: float
+    eval_prior_share: float
+    """Prior eval runtime, as a share of the training time between evals (the median
+    over dev runs with measured evals); used until the run's first eval is measured."""
+
+    def row(self, current_step: int, target_steps: int) -> int:
+        return band_row(current_step, target_steps, self.row_starts)
+
+
+def band_row(current_step: int, target_steps: int, row_starts: Sequence[float]) -> int:
+    """Which row of a `BandTable` a run at ``current_step`` of ``target_steps`` reads."""
+    probe_step = min(100, target_steps // 10)
+    fraction = current_step / target_steps if target_steps > 0 else 1.0
+    if current_step <= probe_step or not row_starts or fraction < row_starts[0]:
+        return 0
+    return bisect.bisect_right(row_starts, fraction)
+
+
+def conformal_quantile(scores: Sequence[float], coverage: float) -> float:
+    """The ⌈(n+1)·coverage⌉-th smallest score; infinite when there are too few."""
+    ordered = sorted(scores)
+    k = math.ceil((len(ordered) + 1) * coverage)
+    return ordered[k - 1] if 0 < k <= len(ordered) else math.inf
 
 
 @dataclass(frozen=True)
 class EtaInterval:
     """A calibrated range for the total time on the run's clock (not a scenario).
 
-    Built from what this run has shown: the drift and noise of its step time, its
-    stalls, and evals that are due but not yet measured.
+    ``low_s``/``high_s`` put ``exp(∓quantile × sigma)`` on the remaining time: sigma from
+    this run (its drift, noise, clock ticks, stalls and unmeasured evals), the quantile
+    from leave-one-run-out replay of the dev corpus (`BandTable`).
     """
 
     low_s: float
     high_s: float
+    sigma: float = 0.0
+    quantile: float = 0.0
+    coverage: float = 0.0
 
 
 @dataclass(frozen=True)
-class IntervalSettings:
-    floor: float = 0.02
-    """Smallest relative uncertainty on remaining training time."""
-    high_drift_factor: float = 2.0
-    """Step times grow more often than they shrink (schedules, thermal, data)."""
-    eval_low: float = 0.8
-    eval_high: float = 1.25
-    unmeasured_eval_share: float = 0.25
-    """Evals due but never seen may add up to this share of the remaining train time."""
+class BandSettings:
+    floor: float = 0.01
+    """Smallest relative uncertainty on the remaining time."""
+
+
+def band_sigma(
+    calibration: Calibration,
+    eta: LiveEta,
+    *,
+    prior_eval_s: float,
+    settings: BandSettings | None = None,
+) -> float:
+    """The run's own relative uncertainty on its remaining time (a log scale)."""
+    cfg = settings or BandSettings()
+    elapsed_s = eta.eta_total_s - eta.remaining_s
+    stall_rate = calibration.stall_s_total / elapsed_s if elapsed_s > 0 else 0.0
+    unmeasured = prior_eval_s / eta.remaining_s if eta.remaining_s > 0 else 0.0
+    return math.sqrt(
+        cfg.floor**2
+        + calibration.step_time_drift**2
+        + calibration.rate_rel_error**2
+        + stall_rate**2
+        + unmeasured**2
+    )
 
 
 def eta_interval(
@@ -562,33 +658,25 @@ def eta_interval(
     *,
     current_step: int,
     target_steps: int,
-    eval_every: int | None,
-    settings: IntervalSettings | None = None,
+    prior_eval_s: float = 0.0,
+    table: BandTable | None = None,
+    settings: BandSettings | None = None,
 ) -> EtaInterval:
     """The calibrated interval around a base `LiveEta`."""
-    cfg = settings or IntervalSettings()
-    steps_left = max(0, target_steps - current_step)
-    train_left_s = steps_left / eta.step_per_s
-    eval_left_s = eta.remaining_s - train_left_s
+    from bot.core.eta_band import BAND  # generated data: kept apart from the method
+
+    band = table or BAND
+    sigma = band_sigma(calibration, eta, prior_eval_s=prior_eval_s, settings=settings)
+    q = band.quantiles[min(band.row(current_step, target_steps), len(band.quantiles) - 1)]
     elapsed_s = eta.eta_total_s - eta.remaining_s
-    uncertainty = max(cfg.floor, calibration.step_time_drift)
-    evals_due = evals_in_run(target_steps, eval_every) - evals_in_run(current_step, eval_every)
-    unmeasured_eval_s = (
-        cfg.unmeasured_eval_share * train_left_s
-        if calibration.eval_s_each is None and evals_due > 0
-        else 0.0
+    spread = math.exp(min(q * sigma, 50.0))
+    return EtaInterval(
+        low_s=elapsed_s + eta.remaining_s / spread,
+        high_s=elapsed_s + eta.remaining_s * spread,
+        sigma=sigma,
+        quantile=q,
+        coverage=band.coverage,
     )
-    # Stalls recur at the rate seen so far: project that rate over the time remaining.
-    stall_rate = calibration.stall_s_total / elapsed_s if elapsed_s > 0 else 0.0
-    low = elapsed_s + train_left_s * (1 - uncertainty) + eval_left_s * cfg.eval_low
-    high = (
-        elapsed_s
-        + train_left_s * (1 + cfg.high_drift_factor * uncertainty)
-        + eval_left_s * cfg.eval_high
-        + unmeasured_eval_s
-        + stall_rate * eta.remaining_s
-    )
-    return EtaInterval(low_s=max(elapsed_s, low), high_s=high)
 
 
 @dataclass(frozen=True)
@@ -602,6 +690,13 @@ class RunInputs:
     """Before the first step: outside the run's elapsed time."""
     restart_s: float = 0.0
     """Restarts after the first step: debug time already inside the elapsed time."""
+    final_eval: bool = False
+    """The framework evaluates once more when training ends (detectron2, Lightning)."""
+    save_every: int | None = None
+    final_save: bool = False
+
+
+EvalSource = Literal["measured", "prior", "in rate", "none"]
 
 
 @dataclass(frozen=True)
@@ -613,6 +708,10 @@ class Estimate:
     scenarios: Scenarios[Projection]
     eta: Scenarios[LiveEta]
     eta_interval: EtaInterval
+    eval_source: EvalSource = "none"
+    """Where the eval runtime in the ETA comes from: measured on this run, a stated prior
+    (evals due, none measured yet), inside the step rate, or no evals at all."""
+    eval_s_each: float | None = None
 
     @property
     def eval_every(self) -> int | None:
@@ -648,18 +747,36 @@ class Estimate:
         return self.live_total_s(scenario) / 3600 * self.inputs.usd_per_hour
 
 
+def _eval_runtime(
+    calibration: Calibration, inputs: RunInputs, eval_every: int | None, prior_share: float
+) -> tuple[float | None, EvalSource]:
+    if calibration.evals_in_rate:
+        return None, "in rate"
+    if calibration.eval_s_each is not None:
+        return calibration.eval_s_each, "measured"
+    if eval_every and calibration.step_time_s:
+        return prior_share * eval_every * calibration.step_time_s, "prior"
+    return None, "none"
+
+
 def estimate_run(
     calibration: Calibration,
     inputs: RunInputs,
     *,
     origin_s: float | None = None,
     multipliers: ScenarioMultipliers | None = None,
+    band: BandTable | None = None,
 ) -> Estimate | None:
     """All three scenarios from a calibration; ``None`` until a step time is known.
 
     ``origin_s`` is where the run's clock starts (the log's zero, or the first step);
-    warm-up time beyond normal steps counts as setup/debug, since it is paid once.
+    warm-up time beyond normal steps counts as setup/debug, since it is paid once. Evals
+    due but not yet measured are in the ETA at the band table's prior share, and widen
+    the band by that amount until the first is measured.
     """
+    from bot.core.eta_band import BAND
+
+    table = band or BAND
     if calibration.step_per_s is None or calibration.last_step is None:
         return None
     first = calibration.first_step
@@ -668,28 +785,41 @@ def estimate_run(
     setup_debug_s = inputs.setup_s + inputs.restart_s + calibration.warmup_excess_s
     rates = scale_scenarios(calibration.step_per_s, multipliers)
     eval_every = inputs.eval_every or calibration.eval_every_inferred
+    eval_s_each, source = _eval_runtime(calibration, inputs, eval_every, table.eval_prior_share)
+    final_eval = inputs.final_eval and not calibration.evals_in_rate
+    saves = Phases(inputs.save_every, calibration.checkpoint_s_each, inputs.final_save)
+    current_step = calibration.last_step.step
 
     def project(rate: float) -> Projection:
         return project_run(
             rate,
             inputs.target_steps,
-            eval_s_each=calibration.eval_s_each,
+            eval_s_each=eval_s_each,
             eval_every=eval_every,
             setup_debug_s=setup_debug_s,
             usd_per_hour=inputs.usd_per_hour,
+            final_eval=final_eval,
+            saves=saves,
         )
 
     def eta(rate: float) -> LiveEta:
         return live_eta(
             rate,
-            current_step=calibration.last_step.step if calibration.last_step else 0,
+            current_step=current_step,
             elapsed_s=elapsed_s,
             target_steps=inputs.target_steps,
-            eval_s_each=calibration.eval_s_each,
+            eval_s_each=eval_s_each,
             eval_every=eval_every,
+            final_eval=final_eval,
+            saves=saves,
         )
 
     base_eta = eta(rates.base)
+    prior_eval_s = (
+        Phases(eval_every, eval_s_each, final_eval).left_s(current_step, inputs.target_steps)
+        if source == "prior"
+        else 0.0
+    )
     return Estimate(
         calibration=calibration,
         inputs=inputs,
@@ -700,8 +830,11 @@ def estimate_run(
         eta_interval=eta_interval(
             calibration,
             base_eta,
-            current_step=calibration.last_step.step,
+            current_step=current_step,
             target_steps=inputs.target_steps,
-            eval_every=eval_every,
+            prior_eval_s=prior_eval_s,
+            table=table,
         ),
+        eval_source=source,
+        eval_s_each=eval_s_each,
     )
