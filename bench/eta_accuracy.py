@@ -50,6 +50,7 @@ from bot.core.estimate import (
     conformal_quantile,
     estimate_run,
 )
+from bot.core.estimate import band_score as core_band_score
 from bot.core.eta_band import BAND
 
 try:  # run as a script (bench/ on sys.path) or imported as bench.eta_accuracy
@@ -95,6 +96,7 @@ class Trace:
     logged_etas: tuple[LoggedEta, ...] = ()
     ran_to_end: bool = False  # the framework's ETA aims at the same end as target_step
     final_eval: bool = False  # the framework evaluates once more at the end
+    clock_excludes_eval: bool = False  # the log's clock stops during evals (.json)
 
     @property
     def scheduled(self) -> bool:
@@ -312,7 +314,10 @@ def evaluate_checkpoint(
         progressed=progressed(log),
         scheduled=trace.scheduled,
     )
-    eval_every = trace.eval_every if declared_eval_every else None
+    # A clock that stops during evals has no evals to project: declaring the cadence
+    # would make the estimator add eval time this clock never shows.
+    declared = declared_eval_every and not trace.clock_excludes_eval
+    eval_every = trace.eval_every if declared else None
     inputs = RunInputs(
         target_steps=trace.target_step,
         eval_every=eval_every or infer_eval_every(log.eval_steps),
@@ -336,7 +341,7 @@ def evaluate_checkpoint(
         interval_high_s=None if interval is None else float(interval.high_s),
         elapsed_s=estimate.elapsed_s,
         sigma=None if interval is None else interval.sigma,
-        row=band_row(estimate.current_step, trace.target_step, BAND.row_starts),
+        row=checkpoint_row(label),
     )
 
 
@@ -361,29 +366,39 @@ def evaluate_trace(
 
 
 def band_score(r: CheckpointResult) -> float | None:
-    """|log(actual remaining / predicted remaining)| / sigma, or None where undefined."""
+    """The checkpoint's conformity score (`bot.core.estimate.band_score`), or None."""
     if r.base_s is None or r.elapsed_s is None or not r.sigma:
         return None
-    predicted = r.base_s - r.elapsed_s
-    actual = r.actual_s - r.elapsed_s
-    if predicted <= 0 or actual <= 0:
-        return None
-    return abs(math.log(actual / predicted)) / r.sigma
+    return core_band_score(
+        r.actual_s - r.elapsed_s, r.base_s - r.elapsed_s, r.sigma, BAND.high_side
+    )
+
+
+def checkpoint_row(label: str) -> int | None:
+    """The band row a checkpoint calibrates: probe 0, 10% 1, 25% 2, 50% 3 (the rows of
+    `BandTable` start at the same fractions, so a run reads the row of the last
+    checkpoint it has passed)."""
+    return CHECKPOINT_LABELS.index(label) if label in CHECKPOINT_LABELS else None
 
 
 def scores_by_row(results: Sequence[CheckpointResult]) -> dict[int, dict[str, float]]:
-    """One score per run and band row: the run's earliest checkpoint in that row."""
+    """One score per run and checkpoint: split conformal needs the scored run's
+    checkpoint drawn the same way as the calibration runs' ones."""
     out: dict[int, dict[str, float]] = {}
     for r in results:
         score = band_score(r)
-        if score is None or r.row is None:
+        row = checkpoint_row(r.checkpoint)
+        if score is None or row is None:
             continue
-        out.setdefault(r.row, {}).setdefault(r.trace, score)
+        out.setdefault(row, {})[r.trace] = score
     return out
 
 
 def eval_share(trace: Trace) -> float | None:
-    """Measured eval runtime over the training time between evals, on the whole trace."""
+    """Measured eval runtime over the training time between evals, on the whole trace;
+    None where the clock stops during evals (it measures nothing about them)."""
+    if trace.clock_excludes_eval:
+        return None
     every = trace.eval_every or infer_eval_every(trace.log.eval_steps)
     if not every:
         return None
@@ -415,6 +430,7 @@ def band_without(
         runs=tuple(runs),
         coverage=coverage,
         eval_prior_share=statistics.median(kept) if kept else BAND.eval_prior_share,
+        high_side=BAND.high_side,
     )
 
 
@@ -449,10 +465,28 @@ def replay_corpus(
         if progress:
             print(f"[{i}/{len(traces)}] {t.name}", file=sys.stderr, flush=True)
         table = band_without(scores, shares, t.name)
-        results += evaluate_trace(
-            t, declared_eval_every=declared_eval_every, band=table, extra_fractions=()
-        )
+        results += [
+            interval_at_checkpoint(r, table)
+            for r in evaluate_trace(t, declared_eval_every=declared_eval_every, band=table)
+        ]
     return results, scores, shares
+
+
+def interval_at_checkpoint(r: CheckpointResult, table: BandTable) -> CheckpointResult:
+    """The interval from the quantile of the checkpoint's own row (the estimator picks
+    the row from its progress; at a checkpoint the two agree but for a run logging
+    sparsely, whose last row falls just short of the checkpoint's fraction)."""
+    row = checkpoint_row(r.checkpoint)
+    if r.base_s is None or r.elapsed_s is None or r.sigma is None or row is None:
+        return r
+    q = table.quantiles[row]
+    remaining = r.base_s - r.elapsed_s
+    return replace(
+        r,
+        interval_low_s=r.elapsed_s + remaining * math.exp(-min(q * r.sigma, 50.0)),
+        interval_high_s=r.elapsed_s
+        + remaining * math.exp(min(table.high_side * q * r.sigma, 50.0)),
+    )
 
 
 def error_pct(predicted_s: float | None, actual_s: float) -> float | None:
@@ -872,6 +906,7 @@ def load_trace(csv_path: Path) -> Trace:
         eval_every=eval_every if isinstance(eval_every, int) and eval_every > 0 else None,
         logged_etas=_read_logged_etas(csv_path),
         ran_to_end=meta.get("completed") is True or meta.get("total_steps") == target_step,
+        clock_excludes_eval=meta.get("clock_excludes_eval") is True,
     )
 
 
@@ -915,6 +950,7 @@ def load_corpus(
                     target_step=derived.target_step,
                     actual_s=derived.actual_s,
                     eval_every=derived.eval_every,
+                    clock_excludes_eval=derived.clock_excludes_eval,
                 )
             )
     return traces, skipped

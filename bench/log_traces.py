@@ -35,6 +35,10 @@ class DerivedTrace:
     eval_every: int | None
     clock: str  # how the time was recovered
 
+    @property
+    def clock_excludes_eval(self) -> bool:
+        return "train only" in self.clock
+
 
 @dataclass(frozen=True)
 class _Row:

@@ -48,6 +48,8 @@ class CalibrationSettings:
     step_change: float = 0.1
     window_resolutions: float = 50.0
     """A window spans at least this many clock ticks, so a one-second clock adds ≤ 2%."""
+    window_intervals: int = 20
+    """...and this many logged intervals, for a run that logs every 50 or 500 steps."""
 
     def __post_init__(self) -> None:
         if not 20 <= self.probe_steps <= 100:
@@ -258,8 +260,16 @@ def calibrate_throughput(
         [] if evals_in_rate else [iv for iv in intervals if iv.pause_kind not in (None, "eval")]
     )
     eval_excess = [_pause_excess(iv, reference_s) for iv in evals]
+    last = max(points, key=_by_time, default=None)
+    if last is not None and not evals_in_rate:
+        # An eval that ended after the last step (no step since): measured already.
+        eval_excess += [
+            p.end_s - max(p.start_s if p.start_s < p.end_s else last.t_s, last.t_s)
+            for p in pauses
+            if p.kind == "eval" and last.t_s < p.end_s < math.inf
+        ]
     eval_every_inferred = None
-    if not evals and not evals_in_rate and reference_s > 0:
+    if not eval_excess and not evals_in_rate and reference_s > 0:
         eval_every_inferred, periodic = _periodic_gaps(stalls, reference_s)
         if periodic:
             # The trainer said nothing, but the gaps recur every N steps: they are evals
@@ -286,7 +296,7 @@ def calibrate_throughput(
         probe_steps=settings.probe_steps,
         warmup_steps_excluded=sum(iv.steps for iv in warm),
         warmup_excess_s=sum(max(0.0, iv.duration_s - iv.steps * reference_s) for iv in warm),
-        evals_seen=len(evals),
+        evals_seen=len(eval_excess),
         eval_every_inferred=eval_every_inferred,
         eval_s_each=statistics.median(eval_excess) if eval_excess else None,
         checkpoint_s_total=sum(checkpoint_excess),
@@ -357,9 +367,14 @@ def _stall_excess(iv: _Interval, step_time_s: float) -> float:
 
 
 def _window(
-    clean: Sequence[_Interval], window_steps: int, min_span_s: float = 0.0, skip: int = 0
+    clean: Sequence[_Interval],
+    window_steps: int,
+    min_span_s: float = 0.0,
+    skip: int = 0,
+    min_intervals: int = 1,
 ) -> list[_Interval]:
-    """The intervals covering the last ``window_steps`` steps and ``min_span_s`` seconds.
+    """The last intervals covering ``window_steps`` steps, ``min_span_s`` seconds and
+    ``min_intervals`` intervals.
 
     ``skip`` leaves out that many of the most recent intervals first (for the window
     before the current one).
@@ -371,7 +386,7 @@ def _window(
         window.append(iv)
         steps += iv.steps
         span_s += iv.duration_s
-        if steps >= window_steps and span_s >= min_span_s:
+        if steps >= window_steps and span_s >= min_span_s and len(window) >= min_intervals:
             break
     window.reverse()
     return window
@@ -394,11 +409,21 @@ def _current_step_time(
     to turn over. "Clearly": all four quarters of the short window lie on the same side,
     and the change exceeds ``step_change`` and three standard errors.
     """
-    long = _window(clean, settings.window_steps, settings.window_resolutions * tick_s)
+    long = _window(
+        clean,
+        settings.window_steps,
+        settings.window_resolutions * tick_s,
+        min_intervals=settings.window_intervals,
+    )
     if not long or _rate_s(long) <= 0:
         return None, 0.0, 0.0
     long_s = _rate_s(long)
-    short = _window(clean, settings.short_window_steps, settings.window_resolutions / 2 * tick_s)
+    short = _window(
+        clean,
+        settings.short_window_steps,
+        settings.window_resolutions / 2 * tick_s,
+        min_intervals=max(4, settings.window_intervals // 2),
+    )
     short_s = _rate_s(short)
     step_time = long_s
     window = long
@@ -408,8 +433,17 @@ def _current_step_time(
         noise = _rel_error(short, short_s, tick_s)
         if consistent and abs(short_s / long_s - 1) > max(settings.step_change, 3 * noise):
             step_time, window = short_s, short
-    before = _window(clean, settings.window_steps, settings.window_resolutions * tick_s, len(long))
-    references = [_rate_s(clean)] + ([_rate_s(before)] if before else [])
+    before = _window(
+        clean,
+        settings.window_steps,
+        settings.window_resolutions * tick_s,
+        len(long),
+        settings.window_intervals,
+    )
+    # With no window before the current one yet, its first half is the reference: a pace
+    # still settling (data loading, caches) shows as drift from the first probe on.
+    first_half = [] if before else list(window[: len(window) // 2])
+    references = [_rate_s(clean)] + [_rate_s(w) for w in (before, first_half) if w]
     drift = max((abs(step_time / ref - 1) for ref in references if ref > 0), default=0.0)
     return step_time, drift, _rel_error(window, step_time, tick_s)
 
@@ -573,8 +607,10 @@ def live_eta(
 class BandTable:
     """Split-conformal quantiles for the ETA band, by progress.
 
-    A score is ``|log(actual remaining / predicted remaining)| / sigma``, where sigma is
-    what the run itself says about its uncertainty (`band_sigma`). Row 0 is the probe (up
+    A score is ``log(actual remaining / predicted remaining) / sigma`` (divided by
+    ``high_side`` more when the run took longer: step times grow more often than they
+    shrink, a prior fixed before calibration, not fitted), where sigma is what the run
+    itself says about its uncertainty (`band_sigma`). Row 0 is the probe (up
     to step min(100, T/10), or under ``row_starts[0]`` of the run); row i+1 starts at
     fraction ``row_starts[i]``. Each row's quantile is the ⌈(n+1)·coverage⌉-th smallest
     of n dev runs' scores (one per run): for a new run exchangeable with them, the band
@@ -588,6 +624,7 @@ class BandTable:
     eval_prior_share: float
     """Prior eval runtime, as a share of the training time between evals (the median
     over dev runs with measured evals); used until the run's first eval is measured."""
+    high_side: float = 2.0
 
     def row(self, current_step: int, target_steps: int) -> int:
         return band_row(current_step, target_steps, self.row_starts)
@@ -602,6 +639,17 @@ def band_row(current_step: int, target_steps: int, row_starts: Sequence[float]) 
     return bisect.bisect_right(row_starts, fraction)
 
 
+def band_score(
+    actual_remaining_s: float, predicted_remaining_s: float, sigma: float, high_side: float
+) -> float | None:
+    """A run's conformity score: its log-error on the remaining time in units of its own
+    sigma (``high_side`` times wider above); None where undefined."""
+    if actual_remaining_s <= 0 or predicted_remaining_s <= 0 or sigma <= 0:
+        return None
+    error = math.log(actual_remaining_s / predicted_remaining_s)
+    return error / (high_side * sigma) if error > 0 else -error / sigma
+
+
 def conformal_quantile(scores: Sequence[float], coverage: float) -> float:
     """The ⌈(n+1)·coverage⌉-th smallest score; infinite when there are too few."""
     ordered = sorted(scores)
@@ -613,9 +661,10 @@ def conformal_quantile(scores: Sequence[float], coverage: float) -> float:
 class EtaInterval:
     """A calibrated range for the total time on the run's clock (not a scenario).
 
-    ``low_s``/``high_s`` put ``exp(∓quantile × sigma)`` on the remaining time: sigma from
-    this run (its drift, noise, clock ticks, stalls and unmeasured evals), the quantile
-    from leave-one-run-out replay of the dev corpus (`BandTable`).
+    ``low_s``/``high_s`` put ``exp(-quantile × sigma)`` and ``exp(high_side × quantile ×
+    sigma)`` on the remaining time: sigma from this run (its drift, noise, clock ticks,
+    stalls, unmeasured evals and how far it extrapolates), the quantile from the dev
+    corpus (`BandTable`).
     """
 
     low_s: float
@@ -629,6 +678,9 @@ class EtaInterval:
 class BandSettings:
     floor: float = 0.01
     """Smallest relative uncertainty on the remaining time."""
+    horizon: float = 0.01
+    """Uncertainty per e-fold of extrapolation (steps left over steps seen): a pace
+    measured over 1% of a run says less about the rest than one measured over half."""
 
 
 def band_sigma(
@@ -636,6 +688,8 @@ def band_sigma(
     eta: LiveEta,
     *,
     prior_eval_s: float,
+    current_step: int,
+    target_steps: int,
     settings: BandSettings | None = None,
 ) -> float:
     """The run's own relative uncertainty on its remaining time (a log scale)."""
@@ -643,12 +697,16 @@ def band_sigma(
     elapsed_s = eta.eta_total_s - eta.remaining_s
     stall_rate = calibration.stall_s_total / elapsed_s if elapsed_s > 0 else 0.0
     unmeasured = prior_eval_s / eta.remaining_s if eta.remaining_s > 0 else 0.0
+    first = calibration.first_step.step if calibration.first_step else 0
+    seen = max(1, current_step - first)
+    horizon = cfg.horizon * math.log1p(max(0, target_steps - current_step) / seen)
     return math.sqrt(
         cfg.floor**2
         + calibration.step_time_drift**2
         + calibration.rate_rel_error**2
         + stall_rate**2
         + unmeasured**2
+        + horizon**2
     )
 
 
@@ -666,13 +724,21 @@ def eta_interval(
     from bot.core.eta_band import BAND  # generated data: kept apart from the method
 
     band = table or BAND
-    sigma = band_sigma(calibration, eta, prior_eval_s=prior_eval_s, settings=settings)
+    sigma = band_sigma(
+        calibration,
+        eta,
+        prior_eval_s=prior_eval_s,
+        current_step=current_step,
+        target_steps=target_steps,
+        settings=settings,
+    )
     q = band.quantiles[min(band.row(current_step, target_steps), len(band.quantiles) - 1)]
     elapsed_s = eta.eta_total_s - eta.remaining_s
-    spread = math.exp(min(q * sigma, 50.0))
+    below = math.exp(-min(q * sigma, 50.0))
+    above = math.exp(min(band.high_side * q * sigma, 50.0))
     return EtaInterval(
-        low_s=elapsed_s + eta.remaining_s / spread,
-        high_s=elapsed_s + eta.remaining_s * spread,
+        low_s=elapsed_s + eta.remaining_s * below,
+        high_s=elapsed_s + eta.remaining_s * above,
         sigma=sigma,
         quantile=q,
         coverage=band.coverage,

@@ -6,9 +6,9 @@ Placeholder until the bench is run.
 from bot.core.estimate import BandTable
 
 BAND = BandTable(
-    row_starts=(0.05, 0.1, 0.25, 0.5, 0.75),
-    quantiles=(2.0, 2.0, 2.0, 2.0, 2.0, 2.0),
-    runs=(0, 0, 0, 0, 0, 0),
+    row_starts=(0.1, 0.25, 0.5),
+    quantiles=(2.0, 2.0, 2.0, 2.0),
+    runs=(0, 0, 0, 0),
     coverage=0.9,
     eval_prior_share=0.05,
 )
