@@ -19,6 +19,7 @@ from bot.core.card import Button, Card, CardField, Table, action_id
 from bot.core.estimate import Estimate
 from bot.core.fmt import fmt_duration
 from bot.core.options import OptionRow, OptionTable
+from bot.core.schedule import TableRevision
 from bot.core.triggers import Finding
 
 OPTION_COLUMNS = (
@@ -118,9 +119,12 @@ def _row_cells(row: OptionRow) -> tuple[str, ...]:
     )
 
 
-def render_option_table(table: OptionTable, run: RunView) -> Card:
+def render_option_table(
+    table: OptionTable, run: RunView, revised: TableRevision | None = None
+) -> Card:
     """Three short lines a phone can read (this run, the two best alternatives); the
-    whole table rides along in ``Card.table`` for the PNG and CSV attachments."""
+    whole table rides along in ``Card.table`` for the PNG and CSV attachments. A table
+    rebuilt because the pace moved says so first."""
     current = table.rows[0]
     if current.time_h is not None:
         headline = (
@@ -133,6 +137,12 @@ def render_option_table(table: OptionTable, run: RunView) -> Card:
     best = sorted(table.rows[1:], key=lambda r: (r.decision != "switch", r.finish_cost_usd or 0))
     fields = tuple(_short_line(r) for r in (current, *best[:2]))
     notes = tuple(f"Missing: {why}" for why in table.missing)
+    if revised is not None:
+        notes = (
+            f"Revised at step {revised.at_step} (pace {fmt_rate(revised.from_step_per_s)} → "
+            f"{fmt_rate(revised.to_step_per_s)} step/s).",
+            *notes,
+        )
     if len(table.rows) > 1:
         notes += (
             f"{len(table.rows) - 1} alternatives, predicted from this run's probe; "
