@@ -41,16 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.adapters.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
-from bot.core.estimate import (
-    BandTable,
-    CalibrationSettings,
-    RunInputs,
-    band_row,
-    calibrate_throughput,
-    conformal_quantile,
-    estimate_run,
-)
-from bot.core.estimate import band_score as core_band_score
+from bot.core.band import BandTable, conformal_quantile
+from bot.core.band import band_score as core_band_score
+from bot.core.estimate import CalibrationSettings, RunInputs, calibrate_throughput, estimate_run
 from bot.core.eta_band import BAND
 
 try:  # run as a script (bench/ on sys.path) or imported as bench.eta_accuracy
@@ -355,9 +348,7 @@ def evaluate_trace(
     steps = list(checkpoints(trace.target_step))
     steps += [(f"{f:.0%}", max(1, round(trace.target_step * f))) for f in extra_fractions]
     return [
-        evaluate_checkpoint(
-            trace, label, step, declared_eval_every=declared_eval_every, band=band
-        )
+        evaluate_checkpoint(trace, label, step, declared_eval_every=declared_eval_every, band=band)
         for label, step in steps
     ]
 
@@ -722,8 +713,7 @@ def render_verdict(v: Verdict) -> str:
         f"25% <= {QUARTER_TARGET_PCT:g}%: {_yes(v.quarter_ok)} ({_pct(v.quarter_median_abs_pct)})",
         f"interval covers >= {COVERAGE_TARGET:.0%} and is narrower than the band: {interval}",
         f"drift violations: {v.drift_violations}",
-        f"refusals after >= {MIN_PROGRESS_STEPS} steps over >= {MIN_PROGRESS_S:g} s: "
-        f"{v.refusals}",
+        f"refusals after >= {MIN_PROGRESS_STEPS} steps over >= {MIN_PROGRESS_S:g} s: {v.refusals}",
     ]
     return " | ".join(parts)
 

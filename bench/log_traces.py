@@ -87,7 +87,9 @@ def _llamafactory(lines: Iterable[str]) -> list[_Row]:
 
 
 def _paddleocr(lines: Iterable[str]) -> list[_Row]:
-    train = re.compile(r"^\[(\S+ \S+)\] root INFO: epoch: \[\d+/\d+\], (?:global_step|iter): (\d+),")
+    train = re.compile(
+        r"^\[(\S+ \S+)\] root INFO: epoch: \[\d+/\d+\], (?:global_step|iter): (\d+),"
+    )
     val = re.compile(r"^\[(\S+ \S+)\] root INFO: cur metric")
     rows: list[_Row] = []
     for line in lines:
@@ -131,7 +133,9 @@ def _cumulative(pattern: str, scale: float) -> Callable[[Iterable[str]], list[_R
 
 def _lightning_epochs(lines: Iterable[str]) -> list[_Row]:
     # Validation runs before each epoch line is printed: every row follows an eval.
-    pattern = re.compile(r"\[(?:\x1b\[\d+m)?(\d\d/\d\d/\d\d \d\d:\d\d:\d\d)(?:\x1b\[0m)?\].*INFO.*Epoch (\d+):")
+    pattern = re.compile(
+        r"\[(?:\x1b\[\d+m)?(\d\d/\d\d/\d\d \d\d:\d\d:\d\d)(?:\x1b\[0m)?\].*INFO.*Epoch (\d+):"
+    )
     rows: list[_Row] = []
     for line in lines:
         if m := pattern.search(line):
@@ -161,7 +165,8 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "yolox_voc_s_windows": (_yolox, "line timestamps (ms), eval included"),
     "megatron_ds_qwen7b_500": (
         _cumulative(
-            r"iteration\s+(?P<step>\d+)/\s*\d+ \|.*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
+            r"iteration\s+(?P<step>\d+)/\s*\d+ \|"
+            r".*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
             1e-3,
         ),
         "sum of per-iteration ms (train only)",

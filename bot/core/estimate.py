@@ -6,7 +6,6 @@ caller's step points use (the reporter's Unix clock, or a log's own elapsed cloc
 
 from __future__ import annotations
 
-import bisect
 import math
 import statistics
 from collections import deque
@@ -14,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Generic, Literal, NamedTuple, TypeVar
+
+from bot.core.band import BandTable
+from bot.core.eta_band import BAND
 
 T = TypeVar("T")
 
@@ -182,9 +184,7 @@ def _opening_rate_s(intervals: Sequence[_Interval]) -> float:
     return _rate_s(head[: max(1, len(head) - len(head) // 10)])
 
 
-def _warmup_count(
-    train: Sequence[_Interval], settings: CalibrationSettings, tick_s: float
-) -> int:
+def _warmup_count(train: Sequence[_Interval], settings: CalibrationSettings, tick_s: float) -> int:
     """Leading intervals much slower than what follows them (compile, cache warm-up)."""
     count = 0
     while count < min(settings.max_warmup_intervals, len(train) - 1):
@@ -284,8 +284,7 @@ def calibrate_throughput(
         iv
         for iv in evals + checkpoints
         if iv.pause_kind is not None
-        and iv.duration_s - iv.pause_s
-        > settings.outlier_factor * iv.steps * reference_s + tick_s
+        and iv.duration_s - iv.pause_s > settings.outlier_factor * iv.steps * reference_s + tick_s
         and reference_s > 0
     ]
     checkpoint_excess = [_pause_excess(iv, reference_s) for iv in checkpoints]
@@ -604,60 +603,6 @@ def live_eta(
 
 
 @dataclass(frozen=True)
-class BandTable:
-    """Split-conformal quantiles for the ETA band, by progress.
-
-    A score is ``log(actual remaining / predicted remaining) / sigma`` (divided by
-    ``high_side`` more when the run took longer: step times grow more often than they
-    shrink, a prior fixed before calibration, not fitted), where sigma is what the run
-    itself says about its uncertainty (`band_sigma`). Row 0 is the probe (up
-    to step min(100, T/10), or under ``row_starts[0]`` of the run); row i+1 starts at
-    fraction ``row_starts[i]``. Each row's quantile is the ⌈(n+1)·coverage⌉-th smallest
-    of n dev runs' scores (one per run): for a new run exchangeable with them, the band
-    covers its real end with probability ≥ coverage. ``bench/calibrate_band.py`` makes it.
-    """
-
-    row_starts: tuple[float, ...]
-    quantiles: tuple[float, ...]
-    runs: tuple[int, ...]
-    coverage: float
-    eval_prior_share: float
-    """Prior eval runtime, as a share of the training time between evals (the median
-    over dev runs with measured evals); used until the run's first eval is measured."""
-    high_side: float = 2.0
-
-    def row(self, current_step: int, target_steps: int) -> int:
-        return band_row(current_step, target_steps, self.row_starts)
-
-
-def band_row(current_step: int, target_steps: int, row_starts: Sequence[float]) -> int:
-    """Which row of a `BandTable` a run at ``current_step`` of ``target_steps`` reads."""
-    probe_step = min(100, target_steps // 10)
-    fraction = current_step / target_steps if target_steps > 0 else 1.0
-    if current_step <= probe_step or not row_starts or fraction < row_starts[0]:
-        return 0
-    return bisect.bisect_right(row_starts, fraction)
-
-
-def band_score(
-    actual_remaining_s: float, predicted_remaining_s: float, sigma: float, high_side: float
-) -> float | None:
-    """A run's conformity score: its log-error on the remaining time in units of its own
-    sigma (``high_side`` times wider above); None where undefined."""
-    if actual_remaining_s <= 0 or predicted_remaining_s <= 0 or sigma <= 0:
-        return None
-    error = math.log(actual_remaining_s / predicted_remaining_s)
-    return error / (high_side * sigma) if error > 0 else -error / sigma
-
-
-def conformal_quantile(scores: Sequence[float], coverage: float) -> float:
-    """The ⌈(n+1)·coverage⌉-th smallest score; infinite when there are too few."""
-    ordered = sorted(scores)
-    k = math.ceil((len(ordered) + 1) * coverage)
-    return ordered[k - 1] if 0 < k <= len(ordered) else math.inf
-
-
-@dataclass(frozen=True)
 class EtaInterval:
     """A calibrated range for the total time on the run's clock (not a scenario).
 
@@ -721,8 +666,6 @@ def eta_interval(
     settings: BandSettings | None = None,
 ) -> EtaInterval:
     """The calibrated interval around a base `LiveEta`."""
-    from bot.core.eta_band import BAND  # generated data: kept apart from the method
-
     band = table or BAND
     sigma = band_sigma(
         calibration,
@@ -840,8 +783,6 @@ def estimate_run(
     due but not yet measured are in the ETA at the band table's prior share, and widen
     the band by that amount until the first is measured.
     """
-    from bot.core.eta_band import BAND
-
     table = band or BAND
     if calibration.step_per_s is None or calibration.last_step is None:
         return None

@@ -15,8 +15,8 @@ from typing import Any
 
 from bot.adapters.store import RunRecord
 from bot.chat.base import MessageRef
-from bot.core.card import Card
 from bot.core.alerts import plan_alerts
+from bot.core.card import Card
 from bot.core.chartdata import build_chart_data
 from bot.core.estimate import CalibrationSettings, Pause, StepPoint
 from bot.core.render import (
