@@ -17,11 +17,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     StringConstraints,
+    model_serializer,
     model_validator,
 )
 
-SCHEMA_VERSION = 2  # 2: GpuSample.mem_util_pct
+SCHEMA_VERSION = 3  # 2: GpuSample.mem_util_pct; 3: ConfigFamily's eval and save cadence
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_GPUS = 64
 
@@ -29,7 +31,8 @@ MAX_GPUS = 64
 def fields_unknown_to(bot_schema_version: int) -> dict[str, Any] | None:
     """A ``model_dump`` exclude for an event batch: the fields newer than the bot's wire
     version. Every model here forbids unknown fields, so a bot older than the reporter
-    would refuse a whole batch (its steps too) over one new telemetry field."""
+    would refuse a whole batch (its steps too) over one new telemetry field. (Schema 3
+    added to the registration only, whose new fields travel only when set.)"""
     if bot_schema_version >= 2:
         return None
     return {"events": {"__all__": {"gpus": {"__all__": {"mem_util_pct"}}}}}
@@ -95,10 +98,28 @@ class HostInfo(_Model):
     disk_free_mib: MiB | None = None
 
 
+# Fields added after the first wire version, left out of a dump while unset: a reporter
+# that does not set them registers with an older, strict bot exactly as before.
+_CADENCE_FIELDS = ("final_eval", "save_every", "final_save")
+
+
 class ConfigFamily(_Model):
     batch_size: int | None = Field(default=None, ge=1, le=10**9)
     grad_accum: int | None = Field(default=None, ge=1, le=10**6)
     precision: ShortText | None = None
+    # Schema 3: what a framework callback knows of the run's phases besides
+    # RunRegistration.eval_every, so the ETA counts them before the first is measured.
+    final_eval: bool | None = None  # the framework evaluates once more when training ends
+    save_every: int | None = Field(default=None, ge=1, le=10**10)  # steps between saves
+    final_save: bool | None = None  # and saves once more at the end
+
+    @model_serializer(mode="wrap")
+    def _without_unset_cadence(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _CADENCE_FIELDS:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class VastIdentity(_Model):

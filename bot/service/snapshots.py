@@ -62,15 +62,24 @@ class Snapshots:
         has read them already; otherwise they are read here, on the caller's thread."""
         now = self.ports.clock()
         calibration = (steps or self._steps(self.ports.store, run.id)).calibration
+        registration = registration_of(run)
+        config = registration.config
         estimate = estimate_run(
             calibration,
             RunInputs(
-                run.target_steps, run.eval_every, run.usd_per_hour, run.setup_s, run.restart_s
+                run.target_steps,
+                run.eval_every,
+                run.usd_per_hour,
+                run.setup_s,
+                run.restart_s,
+                final_eval=bool(config.final_eval),
+                save_every=config.save_every,
+                final_save=bool(config.final_save),
             ),
             origin_s=run.first_step_at,
         )
         kill = current_kill(self.ports.store, run)
-        reg_vast = registration_of(run).vast
+        reg_vast = registration.vast
         spent = (
             None
             if run.usd_per_hour is None
