@@ -329,8 +329,23 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
                 f" clean steps{' ✓' if cal.complete else ''}",
             ),
         ]
-        if cal.eval_s_each is not None:
-            fields.append(CardField("Eval", f"{fmt_duration(cal.eval_s_each)} each"))
+        if estimate.eval_source == "measured" and estimate.eval_s_each is not None:
+            fields.append(CardField("Eval", f"{fmt_duration(estimate.eval_s_each)} each"))
+        elif estimate.eval_source == "prior" and estimate.eval_s_each is not None:
+            fields.append(
+                CardField("Eval", f"~{fmt_duration(estimate.eval_s_each)} each (prior, none yet)")
+            )
+        interval = estimate.eta_interval
+        eta = estimate.eta
+        fields.append(
+            CardField(
+                "ETA band",
+                f"{fmt_duration(interval.low_s - estimate.elapsed_s)}–"
+                f"{fmt_duration(interval.high_s - estimate.elapsed_s)} left "
+                f"(calibrated {interval.coverage:.0%}); scenarios ×1.2/×0.6: "
+                f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}",
+            )
+        )
     fields.append(CardField("GPU", f"{run.gpu_label} · {fmt_usd(run.usd_per_hour)}/h"))
     if run.last_event_age_s is not None:
         fields.append(CardField("Last report", f"{fmt_duration(run.last_event_age_s)} ago"))
