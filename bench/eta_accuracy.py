@@ -356,13 +356,21 @@ def evaluate_trace(
 # --- the band, calibrated leave-one-run-out -------------------------------------------
 
 
-def band_score(r: CheckpointResult) -> float | None:
-    """The checkpoint's conformity score (`bot.core.estimate.band_score`), or None."""
+def log_error(r: CheckpointResult) -> float | None:
+    """log(actual remaining / predicted remaining), or None where undefined."""
+    if r.base_s is None or r.elapsed_s is None:
+        return None
+    predicted, actual = r.base_s - r.elapsed_s, r.actual_s - r.elapsed_s
+    return math.log(actual / predicted) if predicted > 0 and actual > 0 else None
+
+
+def band_score(r: CheckpointResult, bias: float = 0.0) -> float | None:
+    """The checkpoint's conformity score (`bot.core.band.band_score`) once the
+    remaining time is scaled by exp(bias), or None."""
     if r.base_s is None or r.elapsed_s is None or not r.sigma:
         return None
-    return core_band_score(
-        r.actual_s - r.elapsed_s, r.base_s - r.elapsed_s, r.sigma, BAND.high_side
-    )
+    predicted = (r.base_s - r.elapsed_s) * math.exp(bias)
+    return core_band_score(r.actual_s - r.elapsed_s, predicted, r.sigma, BAND.high_side)
 
 
 def checkpoint_row(label: str) -> int | None:
@@ -372,16 +380,19 @@ def checkpoint_row(label: str) -> int | None:
     return CHECKPOINT_LABELS.index(label) if label in CHECKPOINT_LABELS else None
 
 
-def scores_by_row(results: Sequence[CheckpointResult]) -> dict[int, dict[str, float]]:
-    """One score per run and checkpoint: split conformal needs the scored run's
-    checkpoint drawn the same way as the calibration runs' ones."""
-    out: dict[int, dict[str, float]] = {}
+Scores = dict[int, dict[str, tuple[float, float]]]
+
+
+def scores_by_row(results: Sequence[CheckpointResult]) -> Scores:
+    """Per row and run, the uncorrected log-error and sigma at that checkpoint: split
+    conformal needs the scored run's checkpoint drawn as the calibration runs' ones."""
+    out: Scores = {}
     for r in results:
-        score = band_score(r)
+        error = log_error(r)
         row = checkpoint_row(r.checkpoint)
-        if score is None or row is None:
+        if error is None or row is None or not r.sigma:
             continue
-        out.setdefault(row, {})[r.trace] = score
+        out.setdefault(row, {})[r.trace] = (error, r.sigma)
     return out
 
 
@@ -399,21 +410,46 @@ def eval_share(trace: Trace) -> float | None:
     return cal.eval_s_each / (every * cal.step_time_s)
 
 
+BIAS_P = 0.05  # a row's bias is corrected only where the runs lean one way this clearly
+
+
+def sign_test_p(values: Sequence[float]) -> float:
+    """Two-sided sign test: how likely this many positives (or negatives) are when each
+    value is as likely above 0 as below. Zeros are left out."""
+    signs = [v > 0 for v in values if v != 0]
+    n, k = len(signs), sum(signs)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(0, min(k, n - k) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 def band_without(
-    scores: dict[int, dict[str, float]],
+    scores: Scores,
     shares: dict[str, float],
     left_out: str | None,
     *,
     coverage: float = COVERAGE_TARGET,
     rows: int | None = None,
 ) -> BandTable:
-    """The band table calibrated on every run but ``left_out``."""
+    """The band table calibrated on every run but ``left_out``: per row, the median
+    log-error (the bias the base ETA corrects), then the conformal quantile of the
+    scores left after that correction."""
     n_rows = rows if rows is not None else len(BAND.quantiles)
-    quantiles, runs = [], []
+    quantiles, runs, biases = [], [], []
     for row in range(n_rows):
         others = [v for name, v in scores.get(row, {}).items() if name != left_out]
-        quantiles.append(conformal_quantile(others, coverage))
+        errors = [e for e, _ in others]
+        bias = statistics.median(errors) if errors and sign_test_p(errors) < BIAS_P else 0.0
+        corrected = [
+            score
+            for e, sigma in others
+            if (score := core_band_score(math.exp(e - bias), 1.0, sigma, BAND.high_side))
+            is not None
+        ]
+        quantiles.append(conformal_quantile(corrected, coverage))
         runs.append(len(others))
+        biases.append(bias)
     kept = [v for name, v in shares.items() if name != left_out]
     return BandTable(
         row_starts=BAND.row_starts,
@@ -422,6 +458,7 @@ def band_without(
         coverage=coverage,
         eval_prior_share=statistics.median(kept) if kept else BAND.eval_prior_share,
         high_side=BAND.high_side,
+        bias=tuple(biases) if scores else (),
     )
 
 
@@ -431,11 +468,11 @@ def replay_corpus(
     declared_eval_every: bool = True,
     extra_fractions: Sequence[float] = (),
     progress: bool = False,
-) -> tuple[list[CheckpointResult], dict[int, dict[str, float]], dict[str, float]]:
+) -> tuple[list[CheckpointResult], Scores, dict[str, float]]:
     """Every trace at every checkpoint, with the band scored leave-one-run-out.
 
-    Pass 1 replays each run with an eval prior from the other runs (sigma and the point
-    estimate do not depend on the quantiles). Pass 2 replays each
+    Pass 1 replays each run with an eval prior from the other runs and no pace
+    correction (sigma does not depend on the table's bias or quantiles). Pass 2 replays each
     run again with a table made without it: its quantiles from the other runs' pass-1
     scores, its eval prior from the other runs' measured evals.
     """

@@ -34,6 +34,15 @@ class BandTable:
     """Prior eval runtime, as a share of the training time between evals (the median
     over dev runs with measured evals); used until the run's first eval is measured."""
     high_side: float = 2.0
+    bias: tuple[float, ...] = ()
+    """Per row, the dev runs' median log-error of the remaining time (runs slow down more
+    often than they speed up): the base ETA's remaining time is scaled by exp(bias), and
+    the quantiles are of the errors left after it."""
+
+    def correction(self, current_step: int, target_steps: int) -> float:
+        """The factor on the predicted remaining time at this point of the run."""
+        row = self.row(current_step, target_steps)
+        return math.exp(self.bias[row]) if row < len(self.bias) else 1.0
 
     def row(self, current_step: int, target_steps: int) -> int:
         return band_row(current_step, target_steps, self.row_starts)

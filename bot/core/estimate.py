@@ -721,6 +721,9 @@ class Estimate:
     """Where the eval runtime in the ETA comes from: measured on this run, a stated prior
     (evals due, none measured yet), inside the step rate, or no evals at all."""
     eval_s_each: float | None = None
+    pace_correction: float = 1.0
+    """The factor on every scenario's remaining time: the dev runs' median slowdown from
+    this point of a run to its end (`BandTable.bias`); 1.0 without one."""
 
     @property
     def eval_every(self) -> int | None:
@@ -809,8 +812,10 @@ def estimate_run(
             saves=saves,
         )
 
+    correction = table.correction(current_step, inputs.target_steps)
+
     def eta(rate: float) -> LiveEta:
-        return live_eta(
+        plain = live_eta(
             rate,
             current_step=current_step,
             elapsed_s=elapsed_s,
@@ -820,10 +825,13 @@ def estimate_run(
             final_eval=final_eval,
             saves=saves,
         )
+        remaining_s = plain.remaining_s * correction
+        return LiveEta(plain.step_per_s, remaining_s, elapsed_s + remaining_s)
 
     base_eta = eta(rates.base)
     prior_eval_s = (
         Phases(eval_every, eval_s_each, final_eval).left_s(current_step, inputs.target_steps)
+        * correction
         if source == "prior"
         else 0.0
     )
@@ -844,4 +852,5 @@ def estimate_run(
         ),
         eval_source=source,
         eval_s_each=eval_s_each,
+        pace_correction=correction,
     )

@@ -71,6 +71,11 @@ def test_live_eta_counts_remaining_evals_only() -> None:
     assert eta.eta_total_s == pytest.approx(1_160)
 
 
+# A table without a pace correction: these tests check the arithmetic of Stage C. (The
+# shipped table scales the remaining time at the probe by the dev runs' median slowdown.)
+PLAIN = BandTable((0.09, 0.225, 0.45), (2.0, 2.0, 2.0, 2.0), (9, 9, 9, 9), 0.9, 0.1)
+
+
 def _steady(n: int, step_s: float, t0: float = 0.0, first: int = 0) -> list[StepPoint]:
     return [StepPoint(first + i, t0 + i * step_s) for i in range(n)]
 
@@ -126,6 +131,7 @@ def test_estimate_run_on_log_clock() -> None:
         calibrate_throughput(points),
         RunInputs(target_steps=1_000, usd_per_hour=3.6, setup_s=0.0),
         origin_s=0.0,
+        band=PLAIN,
     )
     assert est is not None
     assert est.eta.base.remaining_s == pytest.approx(900 * 0.5)
@@ -185,7 +191,7 @@ def test_noise_does_not_move_the_step_time() -> None:
 def test_interval_widens_with_stalls_and_unmeasured_evals() -> None:
     # Design change (#21): the interval is exp(∓q·sigma) on the remaining time, sigma from
     # the run, q from the calibrated table; no longer fixed floors and factors.
-    table = BandTable((0.1, 0.25, 0.5), (2.0, 2.0, 2.0, 2.0), (9, 9, 9, 9), 0.9, 0.1)
+    table = PLAIN
     steady = estimate_run(
         calibrate_throughput(_steady(100, 1.0)), RunInputs(1_000), origin_s=0.0, band=table
     )
@@ -220,7 +226,9 @@ def test_interval_widens_with_stalls_and_unmeasured_evals() -> None:
 def test_a_measured_eval_replaces_the_prior_and_the_final_eval_counts() -> None:
     points = _steady(30, 1.0) + [StepPoint(30 + i, 29.0 + 91.0 + i) for i in range(30)]
     cal = calibrate_throughput(points, [Pause("eval", 29.5, 119.5)])
-    est = estimate_run(cal, RunInputs(1_010, eval_every=30, final_eval=True), origin_s=0.0)
+    est = estimate_run(
+        cal, RunInputs(1_010, eval_every=30, final_eval=True), origin_s=0.0, band=PLAIN
+    )
     assert est is not None and est.eval_source == "measured"
     # evals at 60, 90, ..., 990 still to come (32), plus the one at the end (1,010 is off
     # the grid): 33 × 90 s beside the 951 steps left
@@ -247,7 +255,7 @@ def test_a_one_second_clock_still_calibrates() -> None:
     assert cal.clock_resolution_s == 1.0
     assert cal.step_time_s == pytest.approx(0.3, rel=0.02)
     assert cal.stalls_seen == 0
-    est = estimate_run(cal, RunInputs(4_000), origin_s=0.0)
+    est = estimate_run(cal, RunInputs(4_000), origin_s=0.0, band=PLAIN)
     assert est is not None
     assert est.eta.base.eta_total_s == pytest.approx(1_200, rel=0.02)
     # the tick is uncertainty: a fine clock on the same run gives a narrower sigma
@@ -264,7 +272,7 @@ def test_every_row_followed_by_an_eval_still_calibrates() -> None:
         points.append(StepPoint(10 * epoch, t))
     cal = calibrate_throughput(points, markers)
     assert cal.evals_in_rate and cal.step_time_s == pytest.approx(2.5)
-    est = estimate_run(cal, RunInputs(1_000, eval_every=10), origin_s=0.0)
+    est = estimate_run(cal, RunInputs(1_000, eval_every=10), origin_s=0.0, band=PLAIN)
     assert est is not None and est.eval_source == "in rate"
     assert est.eta.base.eta_total_s == pytest.approx(2_500)  # evals not counted twice
 
@@ -337,7 +345,7 @@ def test_periodic_gaps_without_phase_events_are_evals() -> None:
     assert cal.eval_s_each == pytest.approx(30.0)
     assert cal.stalls_seen == 1
     assert cal.stall_s_total == pytest.approx(1_030.0)
-    est = estimate_run(cal, RunInputs(1_000), origin_s=0.0)
+    est = estimate_run(cal, RunInputs(1_000), origin_s=0.0, band=PLAIN)
     assert est is not None and est.eval_every == 100
     # 500 steps and the evals at 600..1,000 remain
     assert est.eta.base.remaining_s == pytest.approx(500 + 5 * 30.0)
@@ -361,3 +369,17 @@ def test_exit_codes_name_the_signal(code: int, text: str) -> None:
     from bot.core.render import fmt_exit_code
 
     assert fmt_exit_code(code) == text
+
+
+def test_the_pace_correction_scales_every_scenarios_remaining_time() -> None:
+    leaning = BandTable((0.09, 0.225, 0.45), (2.0,) * 4, (9,) * 4, 0.9, 0.1, bias=(0.05, 0, 0, 0))
+    cal = calibrate_throughput(_steady(50, 1.0))
+    plain = estimate_run(cal, RunInputs(10_000), origin_s=0.0, band=PLAIN)
+    corrected = estimate_run(cal, RunInputs(10_000), origin_s=0.0, band=leaning)
+    assert plain is not None and corrected is not None
+    assert corrected.pace_correction == pytest.approx(math.exp(0.05))
+    for name in ("opt", "base", "pess"):
+        before, after = getattr(plain.eta, name), getattr(corrected.eta, name)
+        assert after.remaining_s == pytest.approx(before.remaining_s * math.exp(0.05))
+    # the rates stay the method's: ×1.2 / ×1.0 / ×0.6 of the calibrated step rate
+    assert corrected.eta.opt.step_per_s == pytest.approx(1.2 * corrected.eta.base.step_per_s)
