@@ -40,6 +40,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/estimate_speed.py
+	$(BIN)/python bench/calibrate_band.py --check
 	$(BIN)/python bench/eta_accuracy.py
 	$(BIN)/python bench/triggers.py
 	$(BIN)/python bench/xgpu.py

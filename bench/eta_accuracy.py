@@ -1,9 +1,13 @@
 """How close the ETA comes to a run's real end, checkpoint by checkpoint.
 
-For every trace in the directory (default ../shared/traces: ``NAME.csv`` + ``NAME.json``)
-the estimator sees only the rows up to four checkpoints: end of probe (step
-min(100, T/10)), then 10%, 25% and 50% of the target step T. Its base ETA is compared
-with the run's actual final elapsed time, next to baselines computed from the same rows:
+The corpus: every trace in the directory (default ../shared/traces: ``NAME.csv`` +
+``NAME.json``), plus the traces `bench/log_traces.py` derives from the console logs in
+../shared/logs (``--logs``; ``--no-logs`` leaves them out), plus any further directories of
+``NAME.csv`` + ``NAME.json`` given with ``--extra``. The estimator sees only the rows up
+to four checkpoints: end of probe (step min(100, T/10)), then 10%, 25% and 50% of the
+target step T (a checkpoint before a trace's first row is "no data", not a miss). Its
+base ETA is compared with the run's actual final elapsed time, next to baselines
+computed from the same rows:
 
   (a) mean pace       elapsed / step x T, what tqdm shows
   (b) recent median   elapsed + median of the last 50 per-step durations x steps left
@@ -11,9 +15,15 @@ with the run's actual final elapsed time, next to baselines computed from the sa
                       end that ETA aims at
 
 It also reports how often the actual time falls inside the scenario band and the
-calibrated interval, a per-trace table, and a one-line verdict against issue 3's targets.
+calibrated interval, a per-trace table, and a one-line verdict against issue 21's targets.
 
-    python bench/eta_accuracy.py [TRACES_DIR] [--no-declared-eval-every] [--json]
+The interval is scored leave-one-run-out: the run being scored is not in the calibration
+set. Its conformal quantile comes from the other runs' scores at the same band row, and
+its eval prior from the other runs' measured evals; the shipped table
+(bot/core/eta_band.py, made by bench/calibrate_band.py from every run) is not used here.
+
+    python bench/eta_accuracy.py [TRACES_DIR] [--logs DIR | --no-logs] [--extra DIR ...]
+                                 [--no-declared-eval-every] [--json]
 """
 
 from __future__ import annotations
@@ -30,9 +40,16 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from bot.adapters.steplog import StepLog, StepLogError, load_steps_csv
-from bot.cli.estimate import estimate_log
-from bot.core.estimate import CalibrationSettings, RunInputs
+from bot.adapters.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
+from bot.core.band import BandTable, conformal_quantile
+from bot.core.band import band_score as core_band_score
+from bot.core.estimate import CalibrationSettings, RunInputs, calibrate_throughput, estimate_run
+from bot.core.eta_band import BAND
+
+try:  # run as a script (bench/ on sys.path) or imported as bench.eta_accuracy
+    from log_traces import DEFAULT_LOGS, derive_all  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    from bench.log_traces import DEFAULT_LOGS, derive_all
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 CHECKPOINT_LABELS = ("probe", "10%", "25%", "50%")
@@ -40,6 +57,10 @@ RECENT_ROWS = 50
 PROBE_TARGET_PCT = 3.0
 QUARTER_TARGET_PCT = 1.5
 COVERAGE_TARGET = 0.90
+PROBE_WIDTH_TARGET_PCT = 25.0
+SCHEDULE_RATIO = 1.5  # late/early step time beyond this (either way): a designed schedule
+MIN_PROGRESS_STEPS = 20  # a run this far along (and MIN_PROGRESS_S) must get an estimate
+MIN_PROGRESS_S = 10.0
 DRIFT_FLOOR_PCT = 1.0
 
 
@@ -67,6 +88,13 @@ class Trace:
     eval_every: int | None  # the cadence the run declared (.json), None where it has none
     logged_etas: tuple[LoggedEta, ...] = ()
     ran_to_end: bool = False  # the framework's ETA aims at the same end as target_step
+    final_eval: bool = False  # the framework evaluates once more at the end
+    clock_excludes_eval: bool = False  # the log's clock stops during evals (.json)
+
+    @property
+    def scheduled(self) -> bool:
+        """The step time moves by design: late/early medians apart by SCHEDULE_RATIO."""
+        return designed_schedule(self.log)
 
 
 @dataclass(frozen=True)
@@ -89,6 +117,12 @@ class CheckpointResult:
     framework_s: float | None = None
     recent_step_s: float | None = None
     note: str | None = None  # why the estimator gave no answer
+    elapsed_s: float | None = None  # the log's clock at the checkpoint's last row
+    sigma: float | None = None  # the run's own relative uncertainty (band_sigma)
+    row: int | None = None  # the band table row this checkpoint reads
+    no_data: bool = False  # no row at or before the checkpoint: nothing to estimate from
+    progressed: bool = False  # >= MIN_PROGRESS_STEPS over >= MIN_PROGRESS_S logged
+    scheduled: bool = False  # the run's step time moves by design
 
 
 @dataclass(frozen=True)
@@ -157,10 +191,12 @@ class Verdict:
     drift_violations: int
     drift_ok: bool
     passed: bool
+    refusals: int = 0
 
 
 @dataclass(frozen=True)
 class Summary:
+    refusals: tuple[str, ...]  # no estimate although >= 20 steps over >= 10 s were logged
     checkpoints: tuple[CheckpointSummary, ...]
     per_trace: tuple[TraceRow, ...]
     band_overall: CoverageStats
@@ -223,8 +259,37 @@ def baseline_framework(trace: Trace, upto_step: int) -> float | None:
     return seen[-1].elapsed_s + seen[-1].eta_s if seen else None
 
 
+def designed_schedule(log: StepLog) -> bool:
+    """Whether the median step time of the last fifth of the rows is SCHEDULE_RATIO
+    apart from that of the first fifth (warm-up aside): a batch or sequence schedule."""
+    durations = step_durations_s(log)
+    if len(durations) < 20:
+        return False
+    fifth = len(durations) // 5
+    early = statistics.median(durations[2 : 2 + fifth])
+    late = statistics.median(durations[-fifth:])
+    if early <= 0 or late <= 0:
+        return False
+    return max(late / early, early / late) > SCHEDULE_RATIO
+
+
+def progressed(log: StepLog) -> bool:
+    """At least MIN_PROGRESS_STEPS steps over MIN_PROGRESS_S seconds logged: the
+    estimator must answer."""
+    if len(log.points) < 2:
+        return False
+    first = min(log.points, key=lambda p: p.t_s)
+    last = max(log.points, key=lambda p: p.t_s)
+    return last.step - first.step >= MIN_PROGRESS_STEPS and last.t_s - first.t_s >= MIN_PROGRESS_S
+
+
 def evaluate_checkpoint(
-    trace: Trace, label: str, upto_step: int, *, declared_eval_every: bool = True
+    trace: Trace,
+    label: str,
+    upto_step: int,
+    *,
+    declared_eval_every: bool = True,
+    band: BandTable | None = None,
 ) -> CheckpointResult:
     """The estimator and the baselines, each fed only the rows with step <= ``upto_step``."""
     log = trace.log.upto(upto_step)
@@ -238,13 +303,22 @@ def evaluate_checkpoint(
         recent_median_s=baseline_recent_median(log, trace.target_step),
         framework_s=baseline_framework(trace, upto_step),
         recent_step_s=recent_step_s(log),
+        no_data=not log.points,
+        progressed=progressed(log),
+        scheduled=trace.scheduled,
     )
+    # A clock that stops during evals has no evals to project: declaring the cadence
+    # would make the estimator add eval time this clock never shows.
+    declared = declared_eval_every and not trace.clock_excludes_eval
+    eval_every = trace.eval_every if declared else None
     inputs = RunInputs(
         target_steps=trace.target_step,
-        eval_every=trace.eval_every if declared_eval_every else None,
+        eval_every=eval_every or infer_eval_every(log.eval_steps),
+        final_eval=trace.final_eval,
     )
     try:
-        estimate = estimate_log(log, inputs, CalibrationSettings())
+        calibration = calibrate_throughput(log.points, log.pauses, CalibrationSettings())
+        estimate = estimate_run(calibration, inputs, origin_s=0.0, band=band)
     except Exception as exc:  # a bench reports an estimator crash as a miss, never dies
         return replace(common, note=f"estimator raised {type(exc).__name__}: {exc}")
     if estimate is None:
@@ -258,14 +332,189 @@ def evaluate_checkpoint(
         interval_supported=hasattr(estimate, "eta_interval"),
         interval_low_s=None if interval is None else float(interval.low_s),
         interval_high_s=None if interval is None else float(interval.high_s),
+        elapsed_s=estimate.elapsed_s,
+        sigma=None if interval is None else interval.sigma,
+        row=checkpoint_row(label),
     )
 
 
-def evaluate_trace(trace: Trace, *, declared_eval_every: bool = True) -> list[CheckpointResult]:
+def evaluate_trace(
+    trace: Trace,
+    *,
+    declared_eval_every: bool = True,
+    band: BandTable | None = None,
+    extra_fractions: Sequence[float] = (),
+) -> list[CheckpointResult]:
+    steps = list(checkpoints(trace.target_step))
+    steps += [(f"{f:.0%}", max(1, round(trace.target_step * f))) for f in extra_fractions]
     return [
-        evaluate_checkpoint(trace, label, step, declared_eval_every=declared_eval_every)
-        for label, step in checkpoints(trace.target_step)
+        evaluate_checkpoint(trace, label, step, declared_eval_every=declared_eval_every, band=band)
+        for label, step in steps
     ]
+
+
+# --- the band, calibrated leave-one-run-out -------------------------------------------
+
+
+def log_error(r: CheckpointResult) -> float | None:
+    """log(actual remaining / predicted remaining), or None where undefined."""
+    if r.base_s is None or r.elapsed_s is None:
+        return None
+    predicted, actual = r.base_s - r.elapsed_s, r.actual_s - r.elapsed_s
+    return math.log(actual / predicted) if predicted > 0 and actual > 0 else None
+
+
+def band_score(r: CheckpointResult, bias: float = 0.0) -> float | None:
+    """The checkpoint's conformity score (`bot.core.band.band_score`) once the
+    remaining time is scaled by exp(bias), or None."""
+    if r.base_s is None or r.elapsed_s is None or not r.sigma:
+        return None
+    predicted = (r.base_s - r.elapsed_s) * math.exp(bias)
+    return core_band_score(r.actual_s - r.elapsed_s, predicted, r.sigma, BAND.high_side)
+
+
+def checkpoint_row(label: str) -> int | None:
+    """The band row a checkpoint calibrates: probe 0, 10% 1, 25% 2, 50% 3 (the rows of
+    `BandTable` start at the same fractions, so a run reads the row of the last
+    checkpoint it has passed)."""
+    return CHECKPOINT_LABELS.index(label) if label in CHECKPOINT_LABELS else None
+
+
+Scores = dict[int, dict[str, tuple[float, float]]]
+
+
+def scores_by_row(results: Sequence[CheckpointResult]) -> Scores:
+    """Per row and run, the uncorrected log-error and sigma at that checkpoint: split
+    conformal needs the scored run's checkpoint drawn as the calibration runs' ones."""
+    out: Scores = {}
+    for r in results:
+        error = log_error(r)
+        row = checkpoint_row(r.checkpoint)
+        if error is None or row is None or not r.sigma:
+            continue
+        out.setdefault(row, {})[r.trace] = (error, r.sigma)
+    return out
+
+
+def eval_share(trace: Trace) -> float | None:
+    """Measured eval runtime over the training time between evals, on the whole trace;
+    None where the clock stops during evals (it measures nothing about them)."""
+    if trace.clock_excludes_eval:
+        return None
+    every = trace.eval_every or infer_eval_every(trace.log.eval_steps)
+    if not every:
+        return None
+    cal = calibrate_throughput(trace.log.points, trace.log.pauses)
+    if cal.eval_s_each is None or not cal.step_time_s or cal.evals_in_rate:
+        return None
+    return cal.eval_s_each / (every * cal.step_time_s)
+
+
+BIAS_P = 0.05  # a row's bias is corrected only where the runs lean one way this clearly
+
+
+def sign_test_p(values: Sequence[float]) -> float:
+    """Two-sided sign test: how likely this many positives (or negatives) are when each
+    value is as likely above 0 as below. Zeros are left out."""
+    signs = [v > 0 for v in values if v != 0]
+    n, k = len(signs), sum(signs)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(0, min(k, n - k) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def band_without(
+    scores: Scores,
+    shares: dict[str, float],
+    left_out: str | None,
+    *,
+    coverage: float = COVERAGE_TARGET,
+    rows: int | None = None,
+) -> BandTable:
+    """The band table calibrated on every run but ``left_out``: per row, the median
+    log-error (the bias the base ETA corrects), then the conformal quantile of the
+    scores left after that correction."""
+    n_rows = rows if rows is not None else len(BAND.quantiles)
+    quantiles, runs, biases = [], [], []
+    for row in range(n_rows):
+        others = [v for name, v in scores.get(row, {}).items() if name != left_out]
+        errors = [e for e, _ in others]
+        bias = statistics.median(errors) if errors and sign_test_p(errors) < BIAS_P else 0.0
+        corrected = [
+            score
+            for e, sigma in others
+            if (score := core_band_score(math.exp(e - bias), 1.0, sigma, BAND.high_side))
+            is not None
+        ]
+        quantiles.append(conformal_quantile(corrected, coverage))
+        runs.append(len(others))
+        biases.append(bias)
+    kept = [v for name, v in shares.items() if name != left_out]
+    return BandTable(
+        row_starts=BAND.row_starts,
+        quantiles=tuple(quantiles),
+        runs=tuple(runs),
+        coverage=coverage,
+        eval_prior_share=statistics.median(kept) if kept else BAND.eval_prior_share,
+        high_side=BAND.high_side,
+        bias=tuple(biases) if scores else (),
+    )
+
+
+def replay_corpus(
+    traces: Sequence[Trace],
+    *,
+    declared_eval_every: bool = True,
+    extra_fractions: Sequence[float] = (),
+    progress: bool = False,
+) -> tuple[list[CheckpointResult], Scores, dict[str, float]]:
+    """Every trace at every checkpoint, with the band scored leave-one-run-out.
+
+    Pass 1 replays each run with an eval prior from the other runs and no pace
+    correction (sigma does not depend on the table's bias or quantiles). Pass 2 replays each
+    run again with a table made without it: its quantiles from the other runs' pass-1
+    scores, its eval prior from the other runs' measured evals.
+    """
+    shares = {t.name: v for t in traces if (v := eval_share(t)) is not None}
+    first = [
+        r
+        for t in traces
+        for r in evaluate_trace(
+            t,
+            declared_eval_every=declared_eval_every,
+            band=band_without({}, shares, t.name),
+            extra_fractions=extra_fractions,
+        )
+    ]
+    scores = scores_by_row(first)
+    results: list[CheckpointResult] = []
+    for i, t in enumerate(traces, start=1):
+        if progress:
+            print(f"[{i}/{len(traces)}] {t.name}", file=sys.stderr, flush=True)
+        table = band_without(scores, shares, t.name)
+        results += [
+            interval_at_checkpoint(r, table)
+            for r in evaluate_trace(t, declared_eval_every=declared_eval_every, band=table)
+        ]
+    return results, scores, shares
+
+
+def interval_at_checkpoint(r: CheckpointResult, table: BandTable) -> CheckpointResult:
+    """The interval from the quantile of the checkpoint's own row (the estimator picks
+    the row from its progress; at a checkpoint the two agree but for a run logging
+    sparsely, whose last row falls just short of the checkpoint's fraction)."""
+    row = checkpoint_row(r.checkpoint)
+    if r.base_s is None or r.elapsed_s is None or r.sigma is None or row is None:
+        return r
+    q = table.quantiles[row]
+    remaining = r.base_s - r.elapsed_s
+    return replace(
+        r,
+        interval_low_s=r.elapsed_s + remaining * math.exp(-min(q * r.sigma, 50.0)),
+        interval_high_s=r.elapsed_s
+        + remaining * math.exp(min(table.high_side * q * r.sigma, 50.0)),
+    )
 
 
 def error_pct(predicted_s: float | None, actual_s: float) -> float | None:
@@ -354,7 +603,11 @@ def drift_violations(results: Sequence[CheckpointResult]) -> tuple[int, list[Dri
 
 
 def summarise(results: Sequence[CheckpointResult]) -> Summary:
-    """All figures and the verdict from the per-trace, per-checkpoint results."""
+    """All figures and the verdict from the per-trace, per-checkpoint results.
+
+    A checkpoint before a trace's first row is left out: there was nothing to estimate.
+    """
+    results = [r for r in results if not r.no_data]
     labels = _labels(results)
     per_checkpoint = [summarise_checkpoint(label, results) for label in labels]
     interval_supported = any(r.interval_supported for r in results)
@@ -370,14 +623,20 @@ def summarise(results: Sequence[CheckpointResult]) -> Summary:
         )
         for name, trace_results in _by_trace(results).items()
     ]
+    refusals = tuple(
+        f"{r.trace}@{r.checkpoint}" for r in results if r.progressed and r.base_s is None
+    )
     return Summary(
+        refusals=refusals,
         checkpoints=tuple(per_checkpoint),
         per_trace=tuple(rows),
         band_overall=band_overall,
         interval_overall=interval_overall,
         drift_pairs=pairs,
         drift_violations=tuple(violations),
-        verdict=judge(per_checkpoint, band_overall, interval_overall, len(violations)),
+        verdict=judge(
+            per_checkpoint, band_overall, interval_overall, len(violations), len(refusals)
+        ),
     )
 
 
@@ -406,8 +665,12 @@ def judge(
     band: CoverageStats,
     interval: CoverageStats | None,
     n_violations: int,
+    n_refusals: int = 0,
 ) -> Verdict:
-    """Issue 3's targets, each a yes/no; ``interval_ok`` is None while there is no interval."""
+    """Issue 21's targets, each a yes/no; ``interval_ok`` is None while there is no
+    interval. The interval must cover COVERAGE_TARGET overall and at every checkpoint,
+    be narrower than the scenario band, and at the probe have a median width of at most
+    PROBE_WIDTH_TARGET_PCT of the real run time."""
     failures = tuple(s.label for s in per_checkpoint if not _beats_baselines(s))
     by_label = {s.label: s for s in per_checkpoint}
     probe = by_label.get("probe")
@@ -418,12 +681,20 @@ def judge(
     quarter_ok = quarter_median is not None and quarter_median <= QUARTER_TARGET_PCT
     interval_ok: bool | None = None
     if interval is not None:
+        probe_width = probe.interval.median_width_pct if probe and probe.interval else None
         interval_ok = (
             interval.share is not None
             and interval.share >= COVERAGE_TARGET
+            and all(
+                s.interval is not None
+                and s.interval.share is not None
+                and s.interval.share >= COVERAGE_TARGET
+                for s in per_checkpoint
+            )
             and interval.median_width_pct is not None
             and band.median_width_pct is not None
             and interval.median_width_pct < band.median_width_pct
+            and (probe_width is None or probe_width <= PROBE_WIDTH_TARGET_PCT)
         )
     beats = bool(per_checkpoint) and not failures
     return Verdict(
@@ -439,7 +710,13 @@ def judge(
         interval_ok=interval_ok,
         drift_violations=n_violations,
         drift_ok=n_violations == 0,
-        passed=beats and probe_ok and quarter_ok and interval_ok is True and n_violations == 0,
+        refusals=n_refusals,
+        passed=beats
+        and probe_ok
+        and quarter_ok
+        and interval_ok is True
+        and n_violations == 0
+        and n_refusals == 0,
     )
 
 
@@ -450,6 +727,8 @@ def render(summary: Summary, *, header: Sequence[str] = ()) -> str:
     lines += ["", *_render_coverage(summary)]
     lines += ["", *_render_traces(summary)]
     lines += ["", *_render_drift(summary)]
+    if summary.refusals:
+        lines += ["", f"refused although progressed: {', '.join(summary.refusals)}"]
     lines += ["", render_verdict(summary.verdict)]
     return "\n".join(lines)
 
@@ -471,6 +750,7 @@ def render_verdict(v: Verdict) -> str:
         f"25% <= {QUARTER_TARGET_PCT:g}%: {_yes(v.quarter_ok)} ({_pct(v.quarter_median_abs_pct)})",
         f"interval covers >= {COVERAGE_TARGET:.0%} and is narrower than the band: {interval}",
         f"drift violations: {v.drift_violations}",
+        f"refusals after >= {MIN_PROGRESS_STEPS} steps over >= {MIN_PROGRESS_S:g} s: {v.refusals}",
     ]
     return " | ".join(parts)
 
@@ -653,6 +933,7 @@ def load_trace(csv_path: Path) -> Trace:
         eval_every=eval_every if isinstance(eval_every, int) and eval_every > 0 else None,
         logged_etas=_read_logged_etas(csv_path),
         ran_to_end=meta.get("completed") is True or meta.get("total_steps") == target_step,
+        clock_excludes_eval=meta.get("clock_excludes_eval") is True,
     )
 
 
@@ -674,12 +955,45 @@ def _read_logged_etas(csv_path: Path) -> tuple[LoggedEta, ...]:
     return tuple(out)
 
 
+def load_corpus(
+    traces_dir: Path, logs_dir: Path | None, extra_dirs: Sequence[Path] = ()
+) -> tuple[list[Trace], list[str]]:
+    """Every usable trace: CSV traces, then traces derived from console logs; and the
+    reasons others were skipped."""
+    traces: list[Trace] = []
+    skipped: list[str] = []
+    for directory in (traces_dir, *extra_dirs):
+        for path in sorted(directory.glob("*.csv")):
+            try:
+                traces.append(load_trace(path))
+            except TraceError as exc:
+                skipped.append(str(exc))
+    if logs_dir is not None and logs_dir.is_dir():
+        for derived in derive_all(logs_dir):
+            traces.append(
+                Trace(
+                    name=derived.name,
+                    log=derived.log,
+                    target_step=derived.target_step,
+                    actual_s=derived.actual_s,
+                    eval_every=derived.eval_every,
+                    clock_excludes_eval=derived.clock_excludes_eval,
+                )
+            )
+    return traces, skipped
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
         epilog="Progress goes to stderr; the report (or --json) to stdout.",
     )
     parser.add_argument("traces", nargs="?", type=Path, default=DEFAULT_TRACES)
+    parser.add_argument("--logs", type=Path, default=DEFAULT_LOGS, help="console logs to derive")
+    parser.add_argument("--no-logs", action="store_true", help="CSV traces only")
+    parser.add_argument(
+        "--extra", type=Path, action="append", default=[], help="more NAME.csv + NAME.json"
+    )
     parser.add_argument(
         "--no-declared-eval-every",
         action="store_true",
@@ -688,27 +1002,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
-    files = sorted(args.traces.glob("*.csv"))
-    if not files:
-        print(f"no traces in {args.traces}", file=sys.stderr)
-        return 2
-    declared = not args.no_declared_eval_every
-    results: list[CheckpointResult] = []
-    skipped: list[str] = []
-    for i, path in enumerate(files, start=1):
-        print(f"[{i}/{len(files)}] {path.stem}", file=sys.stderr, flush=True)
-        try:
-            trace = load_trace(path)
-        except TraceError as exc:
-            print(f"  skipped: {exc}", file=sys.stderr)
-            skipped.append(str(exc))
-            continue
-        results += evaluate_trace(trace, declared_eval_every=declared)
-    if not results:
+    traces, skipped = load_corpus(args.traces, None if args.no_logs else args.logs, args.extra)
+    for reason in skipped:
+        print(f"  skipped: {reason}", file=sys.stderr)
+    if not traces:
         print(f"no usable traces in {args.traces}", file=sys.stderr)
         return 2
-
+    declared = not args.no_declared_eval_every
+    results, _, _ = replay_corpus(traces, declared_eval_every=declared, progress=True)
     summary = summarise(results)
+    steady = summarise([r for r in results if not r.scheduled])
     if args.json:
         print(
             to_json(
@@ -716,6 +1019,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 traces_dir=str(args.traces),
                 declared_eval_every=declared,
                 skipped=skipped,
+                without_schedule=asdict(steady),
                 results=[asdict(r) for r in results],
             )
         )
@@ -725,14 +1029,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if declared
         else "inferred from eval rows (--no-declared-eval-every)"
     )
+    scheduled = sorted({r.trace for r in results if r.scheduled})
     header = [
-        f"ETA accuracy over {len(summary.per_trace)} traces in {args.traces}",
+        f"ETA accuracy over {len(summary.per_trace)} traces: {args.traces}"
+        + ("" if args.no_logs else f" and {args.logs} (derived, named log:*)")
+        + "".join(f" and {d}" for d in args.extra),
         f"eval cadence: {cadence}",
         "checkpoints: probe = step min(100, T/10), then 10%, 25%, 50% of target step T;",
-        "each method sees only the rows with step <= checkpoint",
+        "each method sees only the rows with step <= checkpoint;",
+        "interval: split-conformal, leave-one-run-out (the scored run is not in its "
+        f"calibration set), target coverage {COVERAGE_TARGET:.0%}",
+        f"designed schedule (late/early step time > {SCHEDULE_RATIO:g}x): "
+        + (", ".join(scheduled) or "none"),
     ]
     header += [f"skipped: {reason}" for reason in skipped]
     print(render(summary, header=header))
+    print()
+    print("Runs without a designed schedule:")
+    print("\n".join(_render_errors(steady)))
+    print(render_verdict(steady.verdict))
     return 0
 
 

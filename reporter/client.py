@@ -79,7 +79,7 @@ class BotClient:
         registration: RunRegistration,
         ingest_secret: str,
         *,
-        exclude: set[str] | None = None,
+        exclude: dict[str, Any] | None = None,
     ) -> Registered:
         """Enrol the run (idempotent on name and instance); returns its id and token.
         ``exclude``: fields to leave out for a bot that does not know them."""

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, NamedTuple, SupportsFloat
+from typing import Any, Literal, NamedTuple, SupportsFloat
 
 import httpx
 from pydantic import ValidationError
@@ -470,7 +470,7 @@ class Probe:
             self._disable(f"cannot build the registration: {exc.errors()[0]['msg']}")
             return
         delay_s = min(self.config.post_interval_s, 1.0)
-        exclude: set[str] | None = None
+        exclude: dict[str, Any] | None = None
         while not (self._closing and time.monotonic() >= self._deadline):
             self._drain()  # keeps memory bounded while the bot is away
             try:
@@ -480,7 +480,7 @@ class Probe:
             except BotRejected as exc:
                 if exc.status == 422 and exclude is None:
                     # A bot before wire version 3 refuses what it does not know: say less.
-                    exclude = set(REGISTRATION_FIELDS_SINCE_3)
+                    exclude = REGISTRATION_FIELDS_SINCE_3
                     continue
                 self._disable(f"the bot refused to register run {self.config.name!r}: {exc}")
                 return

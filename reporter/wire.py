@@ -17,24 +17,33 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     StringConstraints,
+    model_serializer,
     model_validator,
 )
 
-SCHEMA_VERSION = 3  # 2: GpuSample.mem_util_pct; 3: InstanceEvent, attempts
+# 2: GpuSample.mem_util_pct; 3: InstanceEvent, attempts, the eval/save cadence
+SCHEMA_VERSION = 3
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_GPUS = 64
 
 
-# Registration fields a bot before version 3 refuses. A reporter learns the bot's version
-# only from the registration's answer, so on a 422 it registers again without them.
-REGISTRATION_FIELDS_SINCE_3 = frozenset({"attempt_of", "launch"})
+# Registration fields a bot before version 3 refuses (a ``model_dump`` exclude). A reporter
+# learns the bot's version only from the registration's answer, so on a 422 it registers
+# again without them.
+REGISTRATION_FIELDS_SINCE_3: dict[str, Any] = {
+    "attempt_of": True,
+    "launch": True,
+    "config": {"final_eval": True, "save_every": True, "final_save": True},
+}
 
 
 def fields_unknown_to(bot_schema_version: int) -> dict[str, Any] | None:
     """A ``model_dump`` exclude for an event batch: the fields newer than the bot's wire
     version. Every model here forbids unknown fields, so a bot older than the reporter
-    would refuse a whole batch (its steps too) over one new telemetry field."""
+    would refuse a whole batch (its steps too) over one new telemetry field. (Schema 3
+    added to the registration only, whose new fields travel only when set.)"""
     if bot_schema_version >= 2:
         return None
     return {"events": {"__all__": {"gpus": {"__all__": {"mem_util_pct"}}}}}
@@ -100,10 +109,28 @@ class HostInfo(_Model):
     disk_free_mib: MiB | None = None
 
 
+# Fields added after the first wire version, left out of a dump while unset: a reporter
+# that does not set them registers with an older, strict bot exactly as before.
+_CADENCE_FIELDS = ("final_eval", "save_every", "final_save")
+
+
 class ConfigFamily(_Model):
     batch_size: int | None = Field(default=None, ge=1, le=10**9)
     grad_accum: int | None = Field(default=None, ge=1, le=10**6)
     precision: ShortText | None = None
+    # Schema 3: what a framework callback knows of the run's phases besides
+    # RunRegistration.eval_every, so the ETA counts them before the first is measured.
+    final_eval: bool | None = None  # the framework evaluates once more when training ends
+    save_every: int | None = Field(default=None, ge=1, le=10**10)  # steps between saves
+    final_save: bool | None = None  # and saves once more at the end
+
+    @model_serializer(mode="wrap")
+    def _without_unset_cadence(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _CADENCE_FIELDS:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class VastIdentity(_Model):

@@ -250,8 +250,9 @@ def render_summary(
     interval = estimate.eta_interval
     lines += [
         "",
-        f"Calibrated ETA interval: {fmt_duration(interval.low_s)} – {fmt_duration(interval.high_s)}"
-        " (from this run's step-time drift, stalls and unmeasured evals; the scenarios "
+        f"Calibrated ETA interval ({interval.coverage:.0%}): {fmt_duration(interval.low_s)} – "
+        f"{fmt_duration(interval.high_s)} (this run's drift, noise, clock ticks, stalls and "
+        "unmeasured evals, scaled by split-conformal quantiles from dev runs; the scenarios "
         "above are the method's fixed multipliers, not a confidence band).",
         "ETA = predicted elapsed on the log's clock at the target step (now + remaining).",
         "Whole run = setup/debug (--setup-s + measured warm-up) + training + evals, "
@@ -268,6 +269,14 @@ def _eval_line(estimate: Estimate, eval_source: str) -> str:
     cal = estimate.calibration
     every = estimate.inputs.eval_every
     cadence = f"every {every} steps ({eval_source})" if every else "no eval cadence known"
+    if estimate.eval_source == "in rate":
+        return f"{cadence}; every row follows an eval, so eval time is inside the step rate"
+    if estimate.eval_source == "prior" and estimate.eval_s_each is not None:
+        return (
+            f"{cadence}; none measured yet: {estimate.eval_s_each:.1f} s each assumed "
+            "(a stated prior: the dev runs' median share of the training between evals), "
+            "the interval widened by it"
+        )
     if cal.eval_s_each is None:
         return f"{cadence}; none measured, so eval time is not included"
     measured = f"{cal.evals_seen} measured, {cal.eval_s_each:.1f} s each beyond normal steps"

@@ -6,14 +6,16 @@ caller's step points use (the reporter's Unix clock, or a log's own elapsed cloc
 
 from __future__ import annotations
 
-import bisect
 import math
 import statistics
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, Literal, NamedTuple, TypeVar
+
+from bot.core.band import BandTable
+from bot.core.eta_band import BAND
 
 T = TypeVar("T")
 
@@ -46,6 +48,10 @@ class CalibrationSettings:
     window_steps: int = 100
     short_window_steps: int = 20
     step_change: float = 0.1
+    window_resolutions: float = 50.0
+    """A window spans at least this many clock ticks, so a one-second clock adds ≤ 2%."""
+    window_intervals: int = 20
+    """...and this many logged intervals, for a run that logs every 50 or 500 steps."""
 
     def __post_init__(self) -> None:
         if not 20 <= self.probe_steps <= 100:
@@ -71,6 +77,15 @@ class Calibration:
     step_time_drift: float
     first_step: StepPoint | None
     last_step: StepPoint | None
+    clock_resolution_s: float = 0.0
+    """The log's clock tick (1.0 for whole seconds); 0 for a fine clock."""
+    rate_rel_error: float = 0.0
+    """Relative standard error of the step time from its window: noise and clock ticks."""
+    evals_in_rate: bool = False
+    """No training time could be told apart from eval time (every row follows an eval):
+    the step time is counted over whole intervals and already pays for the evals."""
+    checkpoints_seen: int = 0
+    checkpoint_s_each: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -143,15 +158,68 @@ def _overlaps(pause: Pause, start_s: float, end_s: float) -> bool:
     return pause.start_s < end_s and pause.end_s > start_s
 
 
-def _warmup_count(train: Sequence[_Interval], settings: CalibrationSettings) -> int:
+def clock_resolution_s(points: Sequence[StepPoint]) -> float:
+    """The coarsest tick every timestamp sits on (1.0 for a log stamped in whole
+    seconds, 0.001 in milliseconds); 0 for a fine clock."""
+    if len(points) < 2:
+        return 0.0
+    t0 = points[0].t_s
+    offsets = [p.t_s - t0 for p in points[:: max(1, len(points) // 500)]]
+    for tick in (60.0, 10.0, 1.0, 0.1, 0.01, 0.001):
+        if all(abs(x / tick - round(x / tick)) < 1e-6 * max(1.0, abs(x / tick)) for x in offsets):
+            return tick
+    return 0.0
+
+
+def _rate_s(intervals: Sequence[_Interval]) -> float:
+    """Seconds per step counted over whole intervals: time over steps, not a median of
+    per-interval figures (on a one-second clock most of those are 0 or 1 s)."""
+    steps = sum(iv.steps for iv in intervals)
+    return sum(iv.duration_s for iv in intervals) / steps if steps else 0.0
+
+
+def _opening_rate_s(intervals: Sequence[_Interval]) -> float:
+    """The count rate of the first intervals less their slowest tenth (an early stall)."""
+    head = sorted(intervals[:25], key=attrgetter("per_step_s"))
+    return _rate_s(head[: max(1, len(head) - len(head) // 10)])
+
+
+def _warmup_count(train: Sequence[_Interval], settings: CalibrationSettings, tick_s: float) -> int:
     """Leading intervals much slower than what follows them (compile, cache warm-up)."""
     count = 0
     while count < min(settings.max_warmup_intervals, len(train) - 1):
-        following = [iv.per_step_s for iv in train[count + 1 : count + 21]]
-        if train[count].per_step_s <= settings.warmup_factor * statistics.median(following):
+        following = _opening_rate_s(train[count + 1 : count + 21])
+        iv = train[count]
+        if iv.duration_s <= settings.warmup_factor * following * iv.steps + tick_s:
             break
         count += 1
     return count
+
+
+def _split_stalls(
+    steady: Sequence[_Interval], settings: CalibrationSettings, tick_s: float
+) -> tuple[list[_Interval], list[_Interval]]:
+    """Clean intervals and stalls: slower than ``outlier_factor`` times the recent count
+    rate (plus one clock tick, which a quantised interval may gain)."""
+    clean: list[_Interval] = []
+    stalls: list[_Interval] = []
+    recent: deque[_Interval] = deque()
+    recent_s = recent_steps = 0.0
+    opening = _opening_rate_s(steady)
+    for iv in steady:
+        reference = recent_s / recent_steps if len(recent) >= 5 and recent_steps else opening
+        if iv.duration_s > settings.outlier_factor * reference * iv.steps + tick_s:
+            stalls.append(iv)
+            continue
+        clean.append(iv)
+        recent.append(iv)
+        recent_s += iv.duration_s
+        recent_steps += iv.steps
+        if len(recent) > 25:
+            old = recent.popleft()
+            recent_s -= old.duration_s
+            recent_steps -= old.steps
+    return clean, stalls
 
 
 def calibrate_throughput(
@@ -159,60 +227,67 @@ def calibrate_throughput(
     pauses: Sequence[Pause] = (),
     settings: CalibrationSettings | None = None,
 ) -> Calibration:
-    """Median step time from clean steps, with warm-up, pauses and stalls set aside.
+    """Step time counted over clean intervals, with warm-up, pauses and stalls set aside.
 
     Intervals that overlap an eval or checkpoint pause are excluded from the step time;
     their excess over normal steps is the measured pause runtime. Intervals slower than
-    ``outlier_factor`` times the running median are stalls, excluded and totalled.
+    ``outlier_factor`` times the recent rate are stalls, excluded and totalled. When no
+    training time can be told apart (every row follows an eval), the step time is
+    counted over whole intervals and pays for the evals itself (``evals_in_rate``).
     """
     settings = settings or CalibrationSettings()
     intervals = _intervals(points, pauses)
+    tick_s = clock_resolution_s(sorted(points, key=_by_time))
     train = [iv for iv in intervals if iv.pause_kind is None]
-    n_warm = _warmup_count(train, settings)
+    n_warm = _warmup_count(train, settings, tick_s)
     warm, steady = train[:n_warm], train[n_warm:]
+    clean, stalls = _split_stalls(steady, settings, tick_s)
 
-    clean: list[_Interval] = []
-    stalls: list[_Interval] = []
-    recent = _RecentMedian(25)
-    opening = statistics.median([iv.per_step_s for iv in steady[:25]]) if steady else 0.0
-    for iv in steady:
-        reference = recent.median() if len(recent) >= 5 else opening
-        if iv.per_step_s > settings.outlier_factor * reference:
-            stalls.append(iv)
-        else:
-            clean.append(iv)
-            recent.add(iv.per_step_s)
+    evals_in_rate = False
+    if intervals and (len(clean) < 2 or _rate_s(clean) <= 0):
+        # No clean training time to count: count whole intervals, pauses and all.
+        n_warm = _warmup_count(intervals, settings, tick_s)
+        warm = intervals[:n_warm]
+        clean, stalls = _split_stalls(intervals[n_warm:], settings, tick_s)
+        if _rate_s(clean) <= 0:
+            clean, stalls = list(intervals[n_warm:]) or list(intervals), []
+        evals_in_rate = True
 
-    step_time_s, drift = _current_step_time(clean, settings)
+    step_time_s, drift, rel_error = _current_step_time(clean, settings, tick_s)
     reference_s = step_time_s or 0.0
-    evals = [iv for iv in intervals if iv.pause_kind == "eval"]
-    checkpoints = [iv for iv in intervals if iv.pause_kind not in (None, "eval")]
+    evals = [] if evals_in_rate else [iv for iv in intervals if iv.pause_kind == "eval"]
+    checkpoints = (
+        [] if evals_in_rate else [iv for iv in intervals if iv.pause_kind not in (None, "eval")]
+    )
     eval_excess = [_pause_excess(iv, reference_s) for iv in evals]
+    last = max(points, key=_by_time, default=None)
+    if last is not None and not evals_in_rate:
+        # An eval that ended after the last step (no step since): measured already.
+        eval_excess += [
+            p.end_s - max(p.start_s if p.start_s < p.end_s else last.t_s, last.t_s)
+            for p in pauses
+            if p.kind == "eval" and last.t_s < p.end_s < math.inf
+        ]
     eval_every_inferred = None
-    if not evals and reference_s > 0:
-        eval_every_inferred, periodic = _periodic_gaps(stalls)
+    if not eval_excess and not evals_in_rate and reference_s > 0:
+        eval_every_inferred, periodic = _periodic_gaps(stalls, reference_s)
         if periodic:
             # The trainer said nothing, but the gaps recur every N steps: they are evals
             # (or checkpoints), an overhead to project, not stalls.
-            excess = [_stall_excess(iv, reference_s) for iv in periodic]
-            typical = statistics.median(excess)
-            regular = [
-                iv
-                for iv, x in zip(periodic, excess, strict=True)
-                if x <= settings.outlier_factor * typical
-            ]
-            stalls = [iv for iv in stalls if iv not in regular]
-            evals = regular
-            eval_excess = [_stall_excess(iv, reference_s) for iv in regular]
+            periodic_ids = {id(iv) for iv in periodic}
+            stalls = [iv for iv in stalls if id(iv) not in periodic_ids]
+            evals = list(periodic)
+            eval_excess = [_stall_excess(iv, reference_s) for iv in periodic]
     # Time an interval spends beyond its pause and its steps is a stall after the pause
     # (detectron2 sat for hours after some evals): not eval time, not throughput.
     stalls += [
         iv
         for iv in evals + checkpoints
         if iv.pause_kind is not None
-        and iv.duration_s - iv.pause_s > settings.outlier_factor * iv.steps * reference_s
+        and iv.duration_s - iv.pause_s > settings.outlier_factor * iv.steps * reference_s + tick_s
         and reference_s > 0
     ]
+    checkpoint_excess = [_pause_excess(iv, reference_s) for iv in checkpoints]
     spread = _spread(clean[-max(1, len(clean) // 2) :]) if len(clean) >= 4 else None
     return Calibration(
         step_time_s=step_time_s,
@@ -220,66 +295,63 @@ def calibrate_throughput(
         probe_steps=settings.probe_steps,
         warmup_steps_excluded=sum(iv.steps for iv in warm),
         warmup_excess_s=sum(max(0.0, iv.duration_s - iv.steps * reference_s) for iv in warm),
-        evals_seen=len(evals),
+        evals_seen=len(eval_excess),
         eval_every_inferred=eval_every_inferred,
         eval_s_each=statistics.median(eval_excess) if eval_excess else None,
-        checkpoint_s_total=sum(_pause_excess(iv, reference_s) for iv in checkpoints),
+        checkpoint_s_total=sum(checkpoint_excess),
         stall_s_total=sum(_stall_excess(iv, reference_s) for iv in stalls),
         stalls_seen=len(stalls),
         step_time_spread=spread,
         step_time_drift=drift,
         first_step=min(points, key=_by_time, default=None),
         last_step=max(points, key=_by_time, default=None),
+        clock_resolution_s=tick_s,
+        rate_rel_error=rel_error,
+        evals_in_rate=evals_in_rate,
+        checkpoints_seen=len(checkpoints),
+        checkpoint_s_each=statistics.median(checkpoint_excess) if checkpoint_excess else None,
     )
 
 
-class _RecentMedian:
-    """The median of the last ``size`` values, kept sorted as they come and go. The
-    stall check asks for it once per interval; re-sorting the window each time was a
-    quarter of the calibration of a day-long run (432,000 steps)."""
+def _periodic_gaps(
+    stalls: Sequence[_Interval], step_time_s: float
+) -> tuple[int | None, list[_Interval]]:
+    """Stalls that recur every N steps from step 0, and that N; none if not periodic.
 
-    def __init__(self, size: int) -> None:
-        self._window: deque[float] = deque()
-        self._sorted: list[float] = []
-        self._size = size
-
-    def __len__(self) -> int:
-        return len(self._window)
-
-    def add(self, value: float) -> None:
-        if len(self._window) == self._size:
-            del self._sorted[bisect.bisect_left(self._sorted, self._window.popleft())]
-        self._window.append(value)
-        bisect.insort(self._sorted, value)
-
-    def median(self) -> float:
-        """As ``statistics.median``: the middle value, or the mean of the middle two."""
-        n = len(self._sorted)
-        mid = n // 2
-        return self._sorted[mid] if n % 2 else (self._sorted[mid - 1] + self._sorted[mid]) / 2
-
-
-def _periodic_gaps(stalls: Sequence[_Interval]) -> tuple[int | None, list[_Interval]]:
-    """Stalls that recur every N steps from step 0, and that N; none if not periodic."""
+    Periodic means a steady spacing over several gaps: at least three gaps on one grid
+    (two, where each costs at least ten steps' time and they agree within a factor of
+    two), nearly all stalls on it, and a spacing of more than one logged interval. Noise
+    (a scatter of slow steps) has no such grid.
+    """
     if len(stalls) < 2:
         return None, []
-    positions = [iv.end.step for iv in stalls]
-    spacing = round(
-        statistics.median(b - a for a, b in zip([0, *positions], positions, strict=False))
-    )
-    if spacing <= 0:
+    positions = sorted({iv.end.step for iv in stalls})
+    gaps = [b - a for a, b in zip([0, *positions], positions, strict=False)]
+    spacing = round(statistics.median(gaps))
+    typical_steps = statistics.median(iv.steps for iv in stalls)
+    if spacing <= max(1, 2 * typical_steps):
         return None, []
+    tolerance = max(typical_steps, 0.02 * spacing)
     on_grid = [
         iv
         for iv in stalls
         if iv.end.step >= spacing // 2
-        and abs(iv.end.step - round(iv.end.step / spacing) * spacing)
-        <= max(iv.steps, 0.02 * spacing)
+        and abs(iv.end.step - round(iv.end.step / spacing) * spacing) <= tolerance
     ]
-    multiples = {round(iv.end.step / spacing) for iv in on_grid}
-    if len(on_grid) < 2 or len(multiples) < len(on_grid) or len(on_grid) < 0.75 * len(stalls):
+    multiples = sorted({round(iv.end.step / spacing) for iv in on_grid})
+    if len(multiples) < len(on_grid) or len(on_grid) < 0.75 * len(stalls):
         return None, []
-    return spacing, on_grid
+    # the grid must be filled from its start: a grid point skipped is no period
+    if multiples != list(range(1, len(multiples) + 1)):
+        return None, []
+    excess = [_stall_excess(iv, step_time_s) for iv in on_grid]
+    if len(on_grid) >= 3:
+        typical = statistics.median(excess)
+        regular = [iv for iv, x in zip(on_grid, excess, strict=True) if x <= 3 * typical]
+        return (spacing, regular) if len(regular) >= 3 else (None, [])
+    if len(on_grid) == 2 and min(excess) >= 10 * step_time_s and max(excess) <= 2 * min(excess):
+        return spacing, on_grid
+    return None, []
 
 
 def _pause_excess(iv: _Interval, step_time_s: float) -> float:
@@ -293,64 +365,98 @@ def _stall_excess(iv: _Interval, step_time_s: float) -> float:
     return max(0.0, iv.duration_s - iv.pause_s - iv.steps * step_time_s)
 
 
-def _window(clean: Sequence[_Interval], window_steps: int, skip: int = 0) -> list[float]:
-    """Per-step times of the intervals covering the last ``window_steps`` steps.
+def _window(
+    clean: Sequence[_Interval],
+    window_steps: int,
+    min_span_s: float = 0.0,
+    skip: int = 0,
+    min_intervals: int = 1,
+) -> list[_Interval]:
+    """The last intervals covering ``window_steps`` steps, ``min_span_s`` seconds and
+    ``min_intervals`` intervals.
 
     ``skip`` leaves out that many of the most recent intervals first (for the window
     before the current one).
     """
-    window: list[float] = []
+    window: list[_Interval] = []
     steps = 0
+    span_s = 0.0
     for iv in reversed(clean[: len(clean) - skip] if skip else clean):
-        window.append(iv.per_step_s)
+        window.append(iv)
         steps += iv.steps
-        if steps >= window_steps:
+        span_s += iv.duration_s
+        if steps >= window_steps and span_s >= min_span_s and len(window) >= min_intervals:
             break
+    window.reverse()
     return window
 
 
+def _chunks(window: Sequence[_Interval], n: int) -> list[list[_Interval]]:
+    size = max(1, len(window) // n)
+    return [list(window[i : i + size]) for i in range(0, size * n, size) if window[i : i + size]]
+
+
 def _current_step_time(
-    clean: Sequence[_Interval], settings: CalibrationSettings
-) -> tuple[float | None, float]:
-    """The step time to project with, and how far it has drifted (relative).
+    clean: Sequence[_Interval], settings: CalibrationSettings, tick_s: float
+) -> tuple[float | None, float, float]:
+    """The step time to project with, how far it has drifted, and its relative error.
 
-    A mean trimmed of outliers over the recent window: a median would flip between the
-    two modes of a trainer whose steps alternate fast/slow (gradient accumulation,
-    every-other-step work), while stalls are already gone. When the last few intervals sit
-    clearly apart from it (a schedule stepped the batch or sequence length up), the
-    short window wins so the estimate follows the change within ~20 steps instead of
-    waiting for half the window to turn over.
+    Counted over the recent window (time over steps; stalls are already gone, so a mean
+    is what the run will really pay). When the last few intervals sit clearly apart from
+    it (a schedule stepped the batch or sequence length up), the short window wins so the
+    estimate follows the change within ~20 steps instead of waiting for half the window
+    to turn over. "Clearly": all four quarters of the short window lie on the same side,
+    and the change exceeds ``step_change`` and three standard errors.
     """
-    long = _window(clean, settings.window_steps)
-    if not long:
-        return None, 0.0
-    long_median = _trimmed_mean(long)
-    short = _window(clean, settings.short_window_steps)
-    short_median = _trimmed_mean(short)
-    step_time = long_median
-    if len(short) >= 3 and len(long) > len(short):
-        noise = _relative_iqr(long) / math.sqrt(len(short))
-        q1, _, q3 = statistics.quantiles(short, n=4)
-        # A real change moves most of the short window, not just its median.
-        consistent = q1 > long_median or q3 < long_median
-        if consistent and abs(short_median / long_median - 1) > max(
-            settings.step_change, 3 * noise
-        ):
-            step_time = short_median
-    before = _window(clean, settings.window_steps, skip=len(long))
-    history = [iv.per_step_s for iv in clean]
-    references = [_trimmed_mean(history)] + ([_trimmed_mean(before)] if before else [])
+    long = _window(
+        clean,
+        settings.window_steps,
+        settings.window_resolutions * tick_s,
+        min_intervals=settings.window_intervals,
+    )
+    if not long or _rate_s(long) <= 0:
+        return None, 0.0, 0.0
+    long_s = _rate_s(long)
+    short = _window(
+        clean,
+        settings.short_window_steps,
+        settings.window_resolutions / 2 * tick_s,
+        min_intervals=max(4, settings.window_intervals // 2),
+    )
+    short_s = _rate_s(short)
+    step_time = long_s
+    window = long
+    if len(short) >= 4 and len(long) > len(short) and short_s > 0:
+        quarters = [_rate_s(c) for c in _chunks(short, 4)]
+        consistent = all(q > long_s for q in quarters) or all(q < long_s for q in quarters)
+        noise = _rel_error(short, short_s, tick_s)
+        if consistent and abs(short_s / long_s - 1) > max(settings.step_change, 3 * noise):
+            step_time, window = short_s, short
+    before = _window(
+        clean,
+        settings.window_steps,
+        settings.window_resolutions * tick_s,
+        len(long),
+        settings.window_intervals,
+    )
+    # With no window before the current one yet, its first half is the reference: a pace
+    # still settling (data loading, caches) shows as drift from the first probe on.
+    first_half = [] if before else list(window[: len(window) // 2])
+    references = [_rate_s(clean)] + [_rate_s(w) for w in (before, first_half) if w]
     drift = max((abs(step_time / ref - 1) for ref in references if ref > 0), default=0.0)
-    return step_time, drift
+    return step_time, drift, _rel_error(window, step_time, tick_s)
 
 
-def _trimmed_mean(values: Sequence[float], trim: float = 0.1) -> float:
-    """Mean of the middle of the sorted values: robust like a median, unbiased for
-    steps that alternate between two durations."""
-    ordered = sorted(values)
-    cut = int(len(ordered) * trim)
-    kept = ordered[cut : len(ordered) - cut] or ordered
-    return statistics.fmean(kept)
+def _rel_error(window: Sequence[_Interval], step_time_s: float, tick_s: float) -> float:
+    """Standard error of a window's count rate, relative: the spread of its per-step
+    times over the root of their number, and one clock tick over the window's span."""
+    span_s = sum(iv.duration_s for iv in window)
+    tick = tick_s / span_s if span_s > 0 else 1.0
+    noise = _relative_iqr([iv.per_step_s for iv in window]) / math.sqrt(max(1, len(window)))
+    if tick_s > 0 and step_time_s > 0:
+        # per-interval figures on a coarse clock are mostly quantisation: trust the tick
+        noise = min(noise, tick)
+    return math.hypot(noise, tick)
 
 
 def _relative_iqr(values: Sequence[float]) -> float:
@@ -386,6 +492,32 @@ class ScenarioMultipliers:
 
 
 @dataclass(frozen=True)
+class Phases:
+    """A recurring phase outside training (evals, or checkpoint saves): every ``every``
+    steps from step 0, once more at the end when ``at_end`` (and the end is off the
+    grid), each costing ``s_each`` seconds (None: not known)."""
+
+    every: int | None = None
+    s_each: float | None = None
+    at_end: bool = False
+
+    def count(self, target_steps: int) -> int:
+        """How many of these phases a run to ``target_steps`` holds."""
+        n = target_steps // self.every if self.every else 0
+        if self.at_end and (not self.every or target_steps % self.every):
+            n += 1
+        return n
+
+    def left(self, current_step: int, target_steps: int) -> int:
+        """Phases still to come after ``current_step`` (the end one included)."""
+        done = current_step // self.every if self.every else 0
+        return max(0, self.count(target_steps) - done)
+
+    def left_s(self, current_step: int, target_steps: int) -> float:
+        return (self.s_each or 0.0) * self.left(current_step, target_steps)
+
+
+@dataclass(frozen=True)
 class Projection:
     """Stage C for one throughput: the whole run's hours and cost, and Stage D's tax."""
 
@@ -399,7 +531,7 @@ class Projection:
 
 
 def evals_in_run(target_steps: int, eval_every: int | None) -> int:
-    return target_steps // eval_every if eval_every else 0
+    return Phases(eval_every).count(target_steps)
 
 
 def project_run(
@@ -410,10 +542,13 @@ def project_run(
     eval_every: int | None,
     setup_debug_s: float,
     usd_per_hour: float | None,
+    final_eval: bool = False,
+    saves: Phases = Phases(),
 ) -> Projection:
-    """Stage C: ``wall = setup/debug + target/step_s + eval runtime × evals``; Stage D tax."""
+    """Stage C: ``wall = setup/debug + target/step_s + eval and save runtime``; Stage D tax."""
     train_hours = target_steps / (step_per_s * 3600)
-    eval_hours = (eval_s_each or 0.0) * evals_in_run(target_steps, eval_every) / 3600
+    evals = Phases(eval_every, eval_s_each, final_eval)
+    eval_hours = (evals.left_s(0, target_steps) + saves.left_s(0, target_steps)) / 3600
     setup_hours = setup_debug_s / 3600
     wall_hours = setup_hours + train_hours + eval_hours
     return Projection(
@@ -451,37 +586,73 @@ def live_eta(
     target_steps: int,
     eval_s_each: float | None,
     eval_every: int | None,
+    final_eval: bool = False,
+    saves: Phases = Phases(),
 ) -> LiveEta:
     steps_left = max(0, target_steps - current_step)
-    evals_left = max(
-        0, evals_in_run(target_steps, eval_every) - evals_in_run(current_step, eval_every)
+    evals = Phases(eval_every, eval_s_each, final_eval)
+    remaining_s = (
+        steps_left / step_per_s
+        + evals.left_s(current_step, target_steps)
+        + saves.left_s(current_step, target_steps)
     )
-    remaining_s = steps_left / step_per_s + (eval_s_each or 0.0) * evals_left
     return LiveEta(step_per_s, remaining_s, elapsed_s + remaining_s)
+
+
+# --- the calibrated band --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class EtaInterval:
     """A calibrated range for the total time on the run's clock (not a scenario).
 
-    Built from what this run has shown: the drift and noise of its step time, its
-    stalls, and evals that are due but not yet measured.
+    ``low_s``/``high_s`` put ``exp(-quantile × sigma)`` and ``exp(high_side × quantile ×
+    sigma)`` on the remaining time: sigma from this run (its drift, noise, clock ticks,
+    stalls, unmeasured evals and how far it extrapolates), the quantile from the dev
+    corpus (`BandTable`).
     """
 
     low_s: float
     high_s: float
+    sigma: float = 0.0
+    quantile: float = 0.0
+    coverage: float = 0.0
 
 
 @dataclass(frozen=True)
-class IntervalSettings:
-    floor: float = 0.02
-    """Smallest relative uncertainty on remaining training time."""
-    high_drift_factor: float = 2.0
-    """Step times grow more often than they shrink (schedules, thermal, data)."""
-    eval_low: float = 0.8
-    eval_high: float = 1.25
-    unmeasured_eval_share: float = 0.25
-    """Evals due but never seen may add up to this share of the remaining train time."""
+class BandSettings:
+    floor: float = 0.01
+    """Smallest relative uncertainty on the remaining time."""
+    horizon: float = 0.01
+    """Uncertainty per e-fold of extrapolation (steps left over steps seen): a pace
+    measured over 1% of a run says less about the rest than one measured over half."""
+
+
+def band_sigma(
+    calibration: Calibration,
+    eta: LiveEta,
+    *,
+    prior_eval_s: float,
+    current_step: int,
+    target_steps: int,
+    settings: BandSettings | None = None,
+) -> float:
+    """The run's own relative uncertainty on its remaining time (a log scale)."""
+    cfg = settings or BandSettings()
+    elapsed_s = eta.eta_total_s - eta.remaining_s
+    stall_rate = calibration.stall_s_total / elapsed_s if elapsed_s > 0 else 0.0
+    unmeasured = prior_eval_s / eta.remaining_s if eta.remaining_s > 0 else 0.0
+    first = calibration.first_step.step if calibration.first_step else 0
+    seen = max(1, current_step - first)
+    horizon = cfg.horizon * math.log1p(max(0, target_steps - current_step) / seen)
+    return math.sqrt(
+        cfg.floor**2
+        + calibration.step_time_drift**2
+        + calibration.rate_rel_error**2
+        + stall_rate**2
+        + unmeasured**2
+        + horizon**2
+    )
 
 
 def eta_interval(
@@ -490,33 +661,31 @@ def eta_interval(
     *,
     current_step: int,
     target_steps: int,
-    eval_every: int | None,
-    settings: IntervalSettings | None = None,
+    prior_eval_s: float = 0.0,
+    table: BandTable | None = None,
+    settings: BandSettings | None = None,
 ) -> EtaInterval:
     """The calibrated interval around a base `LiveEta`."""
-    cfg = settings or IntervalSettings()
-    steps_left = max(0, target_steps - current_step)
-    train_left_s = steps_left / eta.step_per_s
-    eval_left_s = eta.remaining_s - train_left_s
+    band = table or BAND
+    sigma = band_sigma(
+        calibration,
+        eta,
+        prior_eval_s=prior_eval_s,
+        current_step=current_step,
+        target_steps=target_steps,
+        settings=settings,
+    )
+    q = band.quantiles[min(band.row(current_step, target_steps), len(band.quantiles) - 1)]
     elapsed_s = eta.eta_total_s - eta.remaining_s
-    uncertainty = max(cfg.floor, calibration.step_time_drift)
-    evals_due = evals_in_run(target_steps, eval_every) - evals_in_run(current_step, eval_every)
-    unmeasured_eval_s = (
-        cfg.unmeasured_eval_share * train_left_s
-        if calibration.eval_s_each is None and evals_due > 0
-        else 0.0
+    below = math.exp(-min(q * sigma, 50.0))
+    above = math.exp(min(band.high_side * q * sigma, 50.0))
+    return EtaInterval(
+        low_s=elapsed_s + eta.remaining_s * below,
+        high_s=elapsed_s + eta.remaining_s * above,
+        sigma=sigma,
+        quantile=q,
+        coverage=band.coverage,
     )
-    # Stalls recur at the rate seen so far: project that rate over the time remaining.
-    stall_rate = calibration.stall_s_total / elapsed_s if elapsed_s > 0 else 0.0
-    low = elapsed_s + train_left_s * (1 - uncertainty) + eval_left_s * cfg.eval_low
-    high = (
-        elapsed_s
-        + train_left_s * (1 + cfg.high_drift_factor * uncertainty)
-        + eval_left_s * cfg.eval_high
-        + unmeasured_eval_s
-        + stall_rate * eta.remaining_s
-    )
-    return EtaInterval(low_s=max(elapsed_s, low), high_s=high)
 
 
 @dataclass(frozen=True)
@@ -530,6 +699,13 @@ class RunInputs:
     """Before the first step: outside the run's elapsed time."""
     restart_s: float = 0.0
     """Restarts after the first step: debug time already inside the elapsed time."""
+    final_eval: bool = False
+    """The framework evaluates once more when training ends (detectron2, Lightning)."""
+    save_every: int | None = None
+    final_save: bool = False
+
+
+EvalSource = Literal["measured", "prior", "in rate", "none"]
 
 
 @dataclass(frozen=True)
@@ -541,6 +717,13 @@ class Estimate:
     scenarios: Scenarios[Projection]
     eta: Scenarios[LiveEta]
     eta_interval: EtaInterval
+    eval_source: EvalSource = "none"
+    """Where the eval runtime in the ETA comes from: measured on this run, a stated prior
+    (evals due, none measured yet), inside the step rate, or no evals at all."""
+    eval_s_each: float | None = None
+    pace_correction: float = 1.0
+    """The factor on every scenario's remaining time: the dev runs' median slowdown from
+    this point of a run to its end (`BandTable.bias`); 1.0 without one."""
 
     @property
     def eval_every(self) -> int | None:
@@ -576,18 +759,34 @@ class Estimate:
         return self.live_total_s(scenario) / 3600 * self.inputs.usd_per_hour
 
 
+def _eval_runtime(
+    calibration: Calibration, inputs: RunInputs, eval_every: int | None, prior_share: float
+) -> tuple[float | None, EvalSource]:
+    if calibration.evals_in_rate:
+        return None, "in rate"
+    if calibration.eval_s_each is not None:
+        return calibration.eval_s_each, "measured"
+    if eval_every and calibration.step_time_s:
+        return prior_share * eval_every * calibration.step_time_s, "prior"
+    return None, "none"
+
+
 def estimate_run(
     calibration: Calibration,
     inputs: RunInputs,
     *,
     origin_s: float | None = None,
     multipliers: ScenarioMultipliers | None = None,
+    band: BandTable | None = None,
 ) -> Estimate | None:
     """All three scenarios from a calibration; ``None`` until a step time is known.
 
     ``origin_s`` is where the run's clock starts (the log's zero, or the first step);
-    warm-up time beyond normal steps counts as setup/debug, since it is paid once.
+    warm-up time beyond normal steps counts as setup/debug, since it is paid once. Evals
+    due but not yet measured are in the ETA at the band table's prior share, and widen
+    the band by that amount until the first is measured.
     """
+    table = band or BAND
     if calibration.step_per_s is None or calibration.last_step is None:
         return None
     first = calibration.first_step
@@ -596,28 +795,46 @@ def estimate_run(
     setup_debug_s = inputs.setup_s + inputs.restart_s + calibration.warmup_excess_s
     rates = scale_scenarios(calibration.step_per_s, multipliers)
     eval_every = inputs.eval_every or calibration.eval_every_inferred
+    eval_s_each, source = _eval_runtime(calibration, inputs, eval_every, table.eval_prior_share)
+    final_eval = inputs.final_eval and not calibration.evals_in_rate
+    saves = Phases(inputs.save_every, calibration.checkpoint_s_each, inputs.final_save)
+    current_step = calibration.last_step.step
 
     def project(rate: float) -> Projection:
         return project_run(
             rate,
             inputs.target_steps,
-            eval_s_each=calibration.eval_s_each,
+            eval_s_each=eval_s_each,
             eval_every=eval_every,
             setup_debug_s=setup_debug_s,
             usd_per_hour=inputs.usd_per_hour,
+            final_eval=final_eval,
+            saves=saves,
         )
+
+    correction = table.correction(current_step, inputs.target_steps)
 
     def eta(rate: float) -> LiveEta:
-        return live_eta(
+        plain = live_eta(
             rate,
-            current_step=calibration.last_step.step if calibration.last_step else 0,
+            current_step=current_step,
             elapsed_s=elapsed_s,
             target_steps=inputs.target_steps,
-            eval_s_each=calibration.eval_s_each,
+            eval_s_each=eval_s_each,
             eval_every=eval_every,
+            final_eval=final_eval,
+            saves=saves,
         )
+        remaining_s = plain.remaining_s * correction
+        return LiveEta(plain.step_per_s, remaining_s, elapsed_s + remaining_s)
 
     base_eta = eta(rates.base)
+    prior_eval_s = (
+        Phases(eval_every, eval_s_each, final_eval).left_s(current_step, inputs.target_steps)
+        * correction
+        if source == "prior"
+        else 0.0
+    )
     return Estimate(
         calibration=calibration,
         inputs=inputs,
@@ -628,8 +845,12 @@ def estimate_run(
         eta_interval=eta_interval(
             calibration,
             base_eta,
-            current_step=calibration.last_step.step,
+            current_step=current_step,
             target_steps=inputs.target_steps,
-            eval_every=eval_every,
+            prior_eval_s=prior_eval_s,
+            table=table,
         ),
+        eval_source=source,
+        eval_s_each=eval_s_each,
+        pace_correction=correction,
     )

@@ -222,7 +222,9 @@ def predicted_row(
     rates = _scenario_rates(prediction, estimate_multipliers(estimate), scale)
     steps_left = max(0, estimate.inputs.target_steps - estimate.current_step)
     base_eta = estimate.eta.base
-    eval_left_s = max(0.0, base_eta.remaining_s - steps_left / base_eta.step_per_s)
+    # The ETA's pace correction (the dev runs' median slowdown) applies to any GPU alike.
+    correction = estimate.pace_correction
+    eval_left_s = max(0.0, base_eta.remaining_s / correction - steps_left / base_eta.step_per_s)
     move_s, move_usd, move_risk = _checkpoint_move(candidate, facts)
     # Starting again elsewhere costs what starting here cost: setup, debug, restarts.
     setup_s = estimate.setup_debug_s
@@ -230,7 +232,7 @@ def predicted_row(
     spent_usd = estimate.spend_usd() or 0.0
 
     def finish_s(rate: float) -> float:
-        return setup_s + move_s + steps_left / rate + eval_left_s * observed / rate
+        return setup_s + move_s + (steps_left / rate + eval_left_s * observed / rate) * correction
 
     finish = Scenarios(finish_s(rates.opt), finish_s(rates.base), finish_s(rates.pess))
     cost: Scenarios[float | None] = Scenarios(

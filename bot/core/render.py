@@ -19,6 +19,7 @@ from bot.core.card import Button, Card, CardField, Table, action_id
 from bot.core.estimate import Estimate
 from bot.core.fmt import fmt_duration
 from bot.core.options import OptionRow, OptionTable
+from bot.core.schedule import TableRevision
 from bot.core.triggers import Finding
 
 OPTION_COLUMNS = (
@@ -120,9 +121,12 @@ def _row_cells(row: OptionRow) -> tuple[str, ...]:
     )
 
 
-def render_option_table(table: OptionTable, run: RunView) -> Card:
+def render_option_table(
+    table: OptionTable, run: RunView, revised: TableRevision | None = None
+) -> Card:
     """Three short lines a phone can read (this run, the two best alternatives); the
-    whole table rides along in ``Card.table`` for the PNG and CSV attachments."""
+    whole table rides along in ``Card.table`` for the PNG and CSV attachments. A table
+    rebuilt because the pace moved says so first."""
     current = table.rows[0]
     if current.time_h is not None:
         headline = (
@@ -135,6 +139,12 @@ def render_option_table(table: OptionTable, run: RunView) -> Card:
     best = sorted(table.rows[1:], key=lambda r: (r.decision != "switch", r.finish_cost_usd or 0))
     fields = tuple(_short_line(r) for r in (current, *best[:2]))
     notes = tuple(f"Missing: {why}" for why in table.missing)
+    if revised is not None:
+        notes = (
+            f"Revised at step {revised.at_step} (pace {fmt_rate(revised.from_step_per_s)} → "
+            f"{fmt_rate(revised.to_step_per_s)} step/s).",
+            *notes,
+        )
     if len(table.rows) > 1:
         notes += (
             f"{len(table.rows) - 1} alternatives, predicted from this run's probe; "
@@ -324,8 +334,23 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
                 f" clean steps{' ✓' if cal.complete else ''}",
             ),
         ]
-        if cal.eval_s_each is not None:
-            fields.append(CardField("Eval", f"{fmt_duration(cal.eval_s_each)} each"))
+        if estimate.eval_source == "measured" and estimate.eval_s_each is not None:
+            fields.append(CardField("Eval", f"{fmt_duration(estimate.eval_s_each)} each"))
+        elif estimate.eval_source == "prior" and estimate.eval_s_each is not None:
+            fields.append(
+                CardField("Eval", f"~{fmt_duration(estimate.eval_s_each)} each (prior, none yet)")
+            )
+        interval = estimate.eta_interval
+        eta = estimate.eta
+        fields.append(
+            CardField(
+                "ETA band",
+                f"{fmt_duration(interval.low_s - estimate.elapsed_s)}–"
+                f"{fmt_duration(interval.high_s - estimate.elapsed_s)} left "
+                f"(calibrated {interval.coverage:.0%}); scenarios ×1.2/×0.6: "
+                f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}",
+            )
+        )
     fields.append(CardField("GPU", f"{run.gpu_label} · {fmt_usd(run.usd_per_hour)}/h"))
     if run.instance_state is not None:
         fields.append(CardField("Instance", run.instance_state))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 MAX_TABLE_DEADLINE_S = 900.0
 
@@ -37,6 +38,33 @@ def table_due(
     return probe_complete or now_s >= table_deadline_at(first_event_at_s, deadline_s)
 
 
+TABLE_REVISE_CHANGE = 0.15
+
+
+@dataclass(frozen=True)
+class TableRevision:
+    """The option table is rebuilt: the calibrated pace moved from the one it was built on."""
+
+    at_step: int
+    from_step_per_s: float
+    to_step_per_s: float
+
+
+def table_revision(
+    *,
+    built_step_per_s: float | None,
+    step_per_s: float | None,
+    current_step: int,
+    change: float = TABLE_REVISE_CHANGE,
+) -> TableRevision | None:
+    """A revision when the pace moved more than ``change`` (relative) from the table's."""
+    if not built_step_per_s or not step_per_s:
+        return None
+    if abs(step_per_s / built_step_per_s - 1) <= change:
+        return None
+    return TableRevision(current_step, built_step_per_s, step_per_s)
+
+
 def checkin_due(
     *, last_checkin_at_s: float | None, started_at_s: float, interval_s: float, now_s: float
 ) -> bool:
@@ -46,6 +74,9 @@ def checkin_due(
 
 __all__ = [
     "MAX_TABLE_DEADLINE_S",
+    "TABLE_REVISE_CHANGE",
+    "TableRevision",
+    "table_revision",
     "check_phase_s",
     "checkin_due",
     "table_deadline_at",

@@ -8,6 +8,7 @@ the run's posting lock, so a run's messages never race one another.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from dataclasses import replace
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from bot.adapters.store import RunRecord
 from bot.chat.base import MessageRef
 from bot.core.alerts import plan_alerts
+from bot.core.card import Card
 from bot.core.chartdata import build_chart_data
 from bot.core.estimate import CalibrationSettings, Pause, StepPoint
 from bot.core.instance import (
@@ -36,7 +38,7 @@ from bot.core.render import (
     render_text,
 )
 from bot.core.run_history import RunHistory
-from bot.core.schedule import check_phase_s, table_deadline_at, table_due
+from bot.core.schedule import check_phase_s, table_deadline_at, table_due, table_revision
 from bot.core.triggers import CheckMemory, Finding, evaluate_triggers
 from bot.core.trim import trim_history
 from bot.service.attempts import Attempts
@@ -50,6 +52,10 @@ from bot.service.snapshots import Snapshots
 
 # How often a post may ask whether the probe is complete (a calibration over every step).
 TABLE_CHECK_EVERY_S = 5.0
+# Once the table is out, how often a post may ask whether the pace moved from the table's.
+TABLE_REVISE_EVERY_S = 30.0
+# The decision that records a posted (or revised) table: its message and the pace it used.
+TABLE_DECISION = "option-table"
 
 
 class ScheduledJobs:
@@ -81,6 +87,12 @@ class ScheduledJobs:
             self.ports.jobs.at(run_id, "final", None)
             return
         if run.table_posted_at is not None:
+            # The table follows the run: the same job, throttled more, revises it.
+            now = self.ports.clock()
+            if now - self._table_checked_at.get(run_id, -math.inf) < TABLE_REVISE_EVERY_S:
+                return
+            self._table_checked_at[run_id] = math.inf  # queued
+            self.ports.jobs.at(run_id, "table-check", None)
             return
         if "first_event_at" in changes:
             self.ports.jobs.at(
@@ -104,10 +116,62 @@ class ScheduledJobs:
 
     async def _post_option_table(self, snap: RunSnapshot, status: MessageRef) -> None:
         """Into the status message's thread: three short lines, then the whole table as
-        PNG and CSV."""
+        PNG and CSV. The message and the pace it was built on are kept as a decision, so
+        the table can be revised in place when the pace moves."""
         table = await self.snapshots.option_table(snap)
         card = render_option_table(table, snap.view)
         ref = await self.ports.chat.reply(status, card)
+        self._record_table(snap, ref)
+        await self._attach_table(ref, card)
+
+    def _record_table(self, snap: RunSnapshot, ref: MessageRef) -> None:
+        estimate = snap.estimate
+        self.ports.store.add_decision(
+            snap.run.id,
+            TABLE_DECISION,
+            "probecast",
+            self.ports.clock(),
+            None,
+            {
+                "ref": ref.dumps(),
+                "step_per_s": None if estimate is None else estimate.scenarios.base.step_per_s,
+                "step": None if estimate is None else estimate.current_step,
+            },
+        )
+
+    def _posted_table(self, run_id: str) -> dict[str, Any] | None:
+        """The latest table decision's detail: its message and the pace it was built on."""
+        found = [d for d in self.ports.store.decisions(run_id) if d["kind"] == TABLE_DECISION]
+        if not found:
+            return None
+        detail: dict[str, Any] = json.loads(found[-1]["detail"] or "{}")
+        return detail
+
+    async def _revise_table(self, run_id: str) -> bool:
+        """Rebuild the table and edit its message when the pace moved > 15% from its own."""
+        async with self._posting(run_id):
+            run = self.ports.store.get_run(run_id)
+            posted = None if run is None or not run.active else self._posted_table(run_id)
+            if run is None or posted is None or not posted.get("ref"):
+                return False
+            snap = await self.snapshots.read_snapshot(run)
+            estimate = snap.estimate
+            revision = table_revision(
+                built_step_per_s=posted.get("step_per_s"),
+                step_per_s=None if estimate is None else estimate.scenarios.base.step_per_s,
+                current_step=0 if estimate is None else estimate.current_step,
+            )
+            if revision is None:
+                return False
+            table = await self.snapshots.option_table(snap)
+            card = render_option_table(table, snap.view, revised=revision)
+            ref = MessageRef.loads(posted["ref"])
+            await self.ports.chat.update(ref, card)
+            self._record_table(snap, ref)
+            await self._attach_table(ref, card)
+            return True
+
+    async def _attach_table(self, ref: MessageRef, card: Card) -> None:
         if card.table is None or not self.ports.chat.keeps_attachments:
             return
         from bot.adapters.table_png import render_table_png  # Pillow loads only when needed
@@ -145,13 +209,17 @@ class ScheduledJobs:
         return self._locks.setdefault(run_id, asyncio.Lock())
 
     async def post_table(self, run_id: str) -> bool:
-        """Post the option table once; returns whether this call posted it."""
+        """Post the option table once, then revise it when the pace moves; returns
+        whether this call posted or revised it."""
         posted = False
         try:
-            posted = await self._post_table(run_id)
-        finally:
-            if not posted:  # the next post after TABLE_CHECK_EVERY_S queues a check again
-                self._table_checked_at[run_id] = self.ports.clock()
+            run = self.ports.store.get_run(run_id)
+            if run is not None and run.table_posted_at is not None:
+                posted = await self._revise_table(run_id)
+            else:
+                posted = await self._post_table(run_id)
+        finally:  # the next post after the throttle queues a check again
+            self._table_checked_at[run_id] = self.ports.clock()
         return posted
 
     async def _post_table(self, run_id: str) -> bool:
@@ -404,4 +472,4 @@ def _render_chart(inputs: dict[str, Any]) -> bytes:
     return render_checkin_png(build_chart_data(**inputs))
 
 
-__all__ = ["TABLE_CHECK_EVERY_S", "ScheduledJobs"]
+__all__ = ["TABLE_CHECK_EVERY_S", "TABLE_REVISE_EVERY_S", "ScheduledJobs"]

@@ -72,13 +72,24 @@ class Snapshots:
         track = instance_track(run)
         facts = None if track is None else track.facts
         usd_per_hour = billed_usd_per_hour(run.usd_per_hour, facts)
+        registration = registration_of(run)
+        config = registration.config
         estimate = estimate_run(
             calibration,
-            RunInputs(run.target_steps, run.eval_every, usd_per_hour, run.setup_s, run.restart_s),
+            RunInputs(
+                run.target_steps,
+                run.eval_every,
+                usd_per_hour,
+                run.setup_s,
+                run.restart_s,
+                final_eval=bool(config.final_eval),
+                save_every=config.save_every,
+                final_save=bool(config.final_save),
+            ),
             origin_s=run.first_step_at,
         )
         kill = current_kill(self.ports.store, run)
-        reg_vast = registration_of(run).vast
+        reg_vast = registration.vast
         spent = None
         if usd_per_hour is not None:
             # an active run bills until now, even while its reporter is silent

@@ -19,7 +19,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, SupportsFloat
 
+from reporter.callbacks.cadence import Cadence
 from reporter.probe import PhaseName, Probe
+from reporter.wire import ConfigFamily
 
 # In multi-process runs ranks agree on a kill every this many optimizer steps: the
 # agreement is a collective and a host sync, too dear for every step. All ranks must
@@ -58,10 +60,14 @@ class ProbeDriver:
         target_steps: int | None,
         eval_every: int | None,
         framework_args: Mapping[str, object] | None = None,
+        cadence: Cadence | None = None,
     ) -> None:
         """Adopt the given probe, or make one; keyword arguments win over the trainer's.
+
         ``framework_args``: what the trainer was told (batch size, accumulation,
-        precision, workers), so the next attempt can say what changed."""
+        precision, workers), so the next attempt can say what changed. ``cadence``
+        (evals at the end, saves) rides in the registration's config family, beside
+        fields the caller's own ``family`` sets (those win)."""
         if self.probe is not None:
             return  # a retried train loop (auto batch size) keeps its run
         if self._given is not None:
@@ -74,6 +80,16 @@ class ProbeDriver:
             kwargs["eval_every"] = eval_every
         if kwargs.get("framework_args") is None and framework_args:
             kwargs["framework_args"] = framework_args
+        if cadence is not None:
+            family = kwargs.get("family") or ConfigFamily()
+            found = {
+                "final_eval": cadence.final_eval,
+                "save_every": cadence.save_every,
+                "final_save": cadence.final_save,
+            }
+            unset = {k: v for k, v in found.items() if v is not None and getattr(family, k) is None}
+            if unset:
+                kwargs["family"] = family.model_copy(update=unset)
         try:
             self.probe = Probe(**kwargs)
         except Exception as exc:  # ConfigError above all: a missing PROBECAST_* setting
@@ -150,4 +166,4 @@ class ProbeDriver:
             print(f"probecast: {message}", file=sys.stderr, flush=True)
 
 
-__all__ = ["KILL_SYNC_EVERY_STEPS", "ProbeDriver"]
+__all__ = ["KILL_SYNC_EVERY_STEPS", "Cadence", "ProbeDriver"]

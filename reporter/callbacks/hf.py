@@ -3,8 +3,9 @@
     trainer = Trainer(model, args, train_dataset=..., callbacks=[ProbecastCallback()])
 
 Without a probe, one is made at train begin on the main process only: target steps from
-``state.max_steps``, ``eval_every`` from a step-based eval strategy, the rest from keyword
-arguments (those of `Probe`) and ``PROBECAST_*``. It is closed with exit code 0 at train
+``state.max_steps``, the eval and save cadence from the eval and save strategies (steps or
+epochs, see `reporter.callbacks.cadence.hf_cadence`), the rest from keyword arguments
+(those of `Probe`) and ``PROBECAST_*``. It is closed with exit code 0 at train
 end, or with 1 at interpreter exit when training raised (the Trainer has no error hook).
 
 What HF tells a callback, and when:
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reporter.callbacks import KILL_SYNC_EVERY_STEPS, ProbeDriver
+from reporter.callbacks.cadence import hf_cadence
 from reporter.probe import Probe
 
 try:
@@ -71,9 +73,11 @@ class ProbecastCallback(_transformers.TrainerCallback):  # type: ignore[misc]
             self._stopping = False
             if _is_main_process(args, state):
                 max_steps = int(state.max_steps)
+                cadence = hf_cadence(args, state)
                 self.driver.start(
                     target_steps=max_steps if max_steps > 0 else None,
-                    eval_every=_eval_every(args, state),
+                    eval_every=cadence.eval_every,
+                    cadence=cadence,
                     framework_args=_framework_args(args),
                 )
             if getattr(args, "eval_on_start", False):
@@ -174,19 +178,6 @@ def _is_main_process(args: Any, state: Any) -> bool:
     if main is None:
         return int(getattr(args, "process_index", 0)) == 0
     return bool(main)
-
-
-def _eval_every(args: Any, state: Any) -> int | None:
-    """Steps between evals when the eval strategy counts steps; None otherwise."""
-    strategy = getattr(args, "eval_strategy", None) or getattr(args, "evaluation_strategy", None)
-    if getattr(strategy, "value", strategy) != "steps":
-        return None
-    steps = getattr(state, "eval_steps", None) or args.eval_steps or args.logging_steps
-    if steps is None:
-        return None
-    if steps < 1:  # a fraction of the run, as TrainingArguments allows
-        steps = math.ceil(int(state.max_steps) * steps)
-    return int(steps) if steps >= 1 else None
 
 
 def _samples(args: Any, state: Any) -> int | None:

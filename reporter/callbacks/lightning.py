@@ -3,10 +3,12 @@
     trainer = L.Trainer(max_steps=10_000, callbacks=[ProbecastCallback()])
 
 Without a probe, one is made at train start on global rank zero only: target steps from
-``trainer.estimated_stepping_batches`` (which honours ``max_steps``), ``eval_every`` from
-an integer ``val_check_interval``, the rest from keyword arguments (those of `Probe`) and
-``PROBECAST_*``. It is closed with exit code 0 at train end, or through
-``on_exception`` with 1 (130 for Ctrl-C).
+``trainer.estimated_stepping_batches`` (which honours ``max_steps``), the eval cadence from
+``val_check_interval`` (batches, or a share of an epoch: the usual once-per-epoch
+validation too), ``check_val_every_n_epoch`` and the batches per epoch, the save cadence
+from the checkpoint callback (see `reporter.callbacks.cadence.lightning_cadence`), the rest
+from keyword arguments (those of `Probe`) and ``PROBECAST_*``. It is closed with exit
+code 0 at train end, or through ``on_exception`` with 1 (130 for Ctrl-C).
 
 - Steps are optimizer steps (``trainer.global_step``), reported from the batch that
   completes one; the loss is the mean over its accumulated batches, handed to the probe
@@ -32,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reporter.callbacks import KILL_SYNC_EVERY_STEPS, ProbeDriver
+from reporter.callbacks.cadence import lightning_cadence
 from reporter.probe import Probe
 
 
@@ -71,9 +74,11 @@ class ProbecastCallback(_pl.Callback):  # type: ignore[misc]
             self._step_loss = self._nonfinite = None
             self._samples = 0
             if trainer.is_global_zero:
+                cadence = lightning_cadence(trainer)
                 self.driver.start(
                     target_steps=_target_steps(trainer),
-                    eval_every=_eval_every(trainer),
+                    eval_every=cadence.eval_every,
+                    cadence=cadence,
                     framework_args=_framework_args(trainer),
                 )
 
@@ -179,17 +184,6 @@ def _target_steps(trainer: Any) -> int | None:
     if isinstance(estimate, int | float) and 1 <= estimate < float("inf"):
         return int(estimate)
     return None
-
-
-def _eval_every(trainer: Any) -> int | None:
-    """Optimizer steps between validations when validation counts batches; None otherwise."""
-    interval = getattr(trainer, "val_check_interval", None)
-    if not getattr(trainer, "enable_validation", False) or isinstance(interval, bool):
-        return None
-    if not isinstance(interval, int) or interval < 1:
-        return None  # a fraction of an epoch or a time interval: not step-based
-    accumulate = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
-    return max(1, interval // accumulate)
 
 
 def _log_every(trainer: Any) -> int:

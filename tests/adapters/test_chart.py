@@ -158,11 +158,17 @@ def test_eta_band_on_a_steady_run_holds_the_true_finish_and_narrows() -> None:
     assert len(data.eta_band) == MAX_ETA_POINTS
     as_of = [x for x, *_ in data.eta_band]
     assert as_of == pytest.approx([600 / 3600 * k / MAX_ETA_POINTS for k in range(1, 25)])
-    for _, low, base, high in data.eta_band:
+    for as_of_h, low, base, high in data.eta_band:
         assert low <= truth_h <= high
-        assert base == pytest.approx(truth_h, rel=0.01)
+        # Up to the probe row (step 100 here) the base ETA carries the dev runs' median
+        # slowdown (#21: +4.4%, a steady synthetic run does not slow down); after it, none.
+        past_probe = as_of_h * 3600 > 100
+        assert base == pytest.approx(truth_h, rel=0.01 if past_probe else 0.05)
+    # #21: the band's quantile is calibrated per point of a run (probe, 10%, 25%, 50%)
+    # on dev runs, some of which met late shocks, so it need not narrow at every point;
+    # it does over the run.
     widths = [high - low for _, low, _, high in data.eta_band]
-    assert all(b <= a + 1e-12 for a, b in zip(widths, widths[1:], strict=False))
+    assert widths[-1] < widths[0]
     assert data.eta_band[-1][2] == pytest.approx(truth_h, rel=1e-3)
 
 
@@ -200,7 +206,11 @@ def test_point_counts_stay_bounded_on_a_long_history() -> None:
     assert len(data.throughput) == MAX_THROUGHPUT_POINTS
     assert _rates(data) == pytest.approx([2.0] * MAX_THROUGHPUT_POINTS)
     assert len(data.eta_band) == MAX_ETA_POINTS
-    assert all(base == pytest.approx(50_000 / 2 / 3600) for _, _, base, _ in data.eta_band)
+    # the probe row's pace correction (#21: the dev runs' median slowdown, +4.4%) applies
+    # below 9% of the run; a steady synthetic run does not slow down
+    assert all(
+        base == pytest.approx(50_000 / 2 / 3600, rel=0.05) for _, _, base, _ in data.eta_band
+    )
     assert len(data.gpu_util) == len(data.vram_pct) == MAX_TELEMETRY_POINTS
 
 
@@ -287,5 +297,8 @@ def test_nanochat_trace() -> None:
     assert len(data.eta_band) == MAX_ETA_POINTS
     # The run ended at 10,268 s on its clock, its first step at 39.6 s.
     assert data.eta_band[-1][2] == pytest.approx((10_267.954 - 39.643) / 3600)
-    assert all(abs(base - data.eta_band[-1][2]) < 0.01 for _, _, base, _ in data.eta_band)
+    # within 0.01 h, but for the probe row's pace correction (#21, +4.4%) below 9% of the run
+    assert all(
+        abs(base - data.eta_band[-1][2]) < 0.01 + 0.05 * base for _, _, base, _ in data.eta_band
+    )
     assert _png_size(render_checkin_png(data)) == (1080, 1350)

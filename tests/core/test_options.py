@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.core.band import BandTable
 from bot.core.estimate import (
     CalibrationSettings,
     Estimate,
@@ -33,6 +34,7 @@ def spec(name: str, vram_gib: float = 24, tflops: float = 100, bw: float = 1000)
     return GpuSpec(name, vram_gib, tflops, tflops, tflops / 2, bw, "test")
 
 
+PLAIN = BandTable((0.09, 0.225, 0.45), (2.0,) * 4, (9,) * 4, 0.9, 0.1)
 HERE = spec("RTX 4090", 24, 165, 1008)
 FAST = spec("H100 SXM", 80, 989, 3350)
 SMALL = spec("RTX 3070", 8, 40, 448)
@@ -42,7 +44,8 @@ def steady(step_per_s: float = 2.0, steps: int = 100, target: int = 10_000) -> E
     """A run that has done ``steps`` at a steady rate on a $1/h machine, no setup."""
     points = [StepPoint(i, i / step_per_s) for i in range(1, steps + 1)]
     cal = calibrate_throughput(points, settings=CalibrationSettings())
-    est = estimate_run(cal, RunInputs(target, usd_per_hour=1.0), origin_s=points[0].t_s)
+    # No pace correction (#21): these tests check the table's arithmetic.
+    est = estimate_run(cal, RunInputs(target, usd_per_hour=1.0), origin_s=points[0].t_s, band=PLAIN)
     assert est is not None
     return est
 

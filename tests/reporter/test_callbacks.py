@@ -25,8 +25,10 @@ import pytest
 from bot.adapters.store import RunRecord
 from bot.app import App, RunningServer, build, start_server
 from bot.chat.console import ConsoleChat
-from reporter.callbacks import KILL_SYNC_EVERY_STEPS, ProbeDriver
+from bot.service.records import registration_of
+from reporter.callbacks import KILL_SYNC_EVERY_STEPS, Cadence, ProbeDriver
 from reporter.probe import Probe
+from reporter.wire import ConfigFamily
 from tests.conftest import SECRET, make_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -231,6 +233,27 @@ async def test_driver_keywords_win_over_the_trainer_and_it_closes_its_own_probe(
     assert (run.target_steps, run.eval_every) == (7, 5)
     assert steps_of(events) == [(1, 0.5)]
     assert exit_code(events) == 0 and run.state == "finished"
+
+
+async def test_driver_sends_the_cadence_and_the_eta_counts_evals_from_the_start(
+    served: tuple[App, RunningServer], tmp_path: Path
+) -> None:
+    app, server = served
+    family = ConfigFamily(batch_size=8, save_every=7)  # the user's own save_every wins
+    driver = ProbeDriver(None, {**probe_kwargs(server, tmp_path, "cadence"), "family": family})
+    driver.start(target_steps=1_000, eval_every=100, cadence=Cadence(100, True, 50, True))
+    for step in range(1, 41):
+        driver.step(step, loss=1.0)
+    await asyncio.to_thread(driver.finish, 0)
+    run, _ = await finished_run(app, "cadence")
+    config = registration_of(run).config
+    assert (config.batch_size, config.save_every) == (8, 7)
+    assert (config.final_eval, config.final_save) == (True, True)
+    estimate = app.service.snapshot(run).estimate
+    assert estimate is not None and run.eval_every == 100
+    # no eval measured yet: the ten evals are in the ETA at the stated prior
+    assert estimate.eval_source == "prior"
+    assert estimate.eval_s_each is not None and estimate.eval_s_each > 0
 
 
 async def test_driver_pairs_edges_reports_a_nonfinite_stretch_once_and_leaves_a_given_probe(

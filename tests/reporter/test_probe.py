@@ -25,6 +25,7 @@ from reporter.wire import (
     SCHEMA_VERSION,
     Command,
     CommandOutcome,
+    ConfigFamily,
     EventBatch,
     GpuSample,
     HostSample,
@@ -70,6 +71,7 @@ class FakeBot:
         self.deliveries = 0  # command deliveries, repeats included
         self.store_then_fail = False  # store the batch, then 503: a response lost in transit
         self.token_valid = True
+        self.refuse_since_3 = False  # a bot before wire 3: 422 on fields it does not know
         self.gate = threading.Event()  # registration blocks until it is set
         self.gate.set()
         self.threads: set[str] = set()
@@ -108,6 +110,11 @@ class FakeBot:
             if self.fail_register:
                 self.fail_register -= 1
                 return httpx.Response(503, text="busy")
+            raw = json.loads(body)
+            newer = {"attempt_of", "launch"} & raw.keys()
+            newer |= {"final_eval", "save_every", "final_save"} & (raw.get("config") or {}).keys()
+            if self.refuse_since_3 and newer:
+                return _error(422, "invalid_body", sorted(newer))
             self.registrations.append(RunRegistration.model_validate_json(body).model_dump())
         return httpx.Response(
             200,
@@ -362,6 +369,26 @@ def test_detect_vast_and_host() -> None:
 
 
 # --- probe -----------------------------------------------------------------------------
+
+
+def test_a_bot_before_wire_3_gets_the_registration_without_its_fields(
+    bot: FakeBot, make_probe: Callable[..., Probe]
+) -> None:
+    """Attempts (#25) and the eval/save cadence (#21) are wire 3; an older bot refuses
+    them with a 422, so the reporter registers once more without them and runs as before."""
+    bot.refuse_since_3 = True
+    probe = make_probe(
+        attempt_of="earlier-run",
+        family=ConfigFamily(batch_size=8, final_eval=True, save_every=50),
+    )
+    probe.step(1)
+    assert probe.close(return_code=0)
+    assert bot.register_attempts == 2
+    (registered,) = bot.registrations
+    assert registered["attempt_of"] is None and registered["launch"] is None
+    assert registered["config"]["batch_size"] == 8
+    assert "final_eval" not in registered["config"]  # left out of the dump while unset
+    assert [e["step"] for e in bot.events("step")] == [1]
 
 
 def test_registration_is_retried_after_503(bot: FakeBot, make_probe: Callable[..., Probe]) -> None:

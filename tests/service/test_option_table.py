@@ -121,3 +121,57 @@ async def test_with_a_vast_key_alternatives_are_live_offers(
     searches = fake.posted_searches()  # this machine's GPU count, and twice it
     assert [s["num_gpus"] for s in searches] == [{"eq": 1}, {"eq": 2}]
     assert all(s["allocated_storage"] == 80 for s in searches)
+
+
+async def test_the_table_is_revised_in_place_when_the_pace_moves(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # The first 28 steps take 2 s each (a slow start), then the run settles at 0.2 s.
+    chat = ConsoleChat(io.StringIO())
+    app = build(make_settings(tmp_path), chat=chat, clock=clock)
+    transport = httpx.ASGITransport(app=app.api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+        registered = (
+            await client.post(
+                "/v1/runs",
+                json={"name": "llm", "target_steps": 2_000, "usd_per_hour": 0.40},
+                headers={"Authorization": f"Bearer {SECRET}"},
+            )
+        ).json()
+        run_id, token = registered["run_id"], registered["run_token"]
+        times = [T0 + 2.0 * i for i in range(29)]
+        times += [times[-1] + 0.2 * i for i in range(1, 400)]
+
+        async def send(first: int, last: int) -> None:
+            clock.now = times[last - 1] + 1
+            events = [
+                {"kind": "step", "seq": i, "t": times[i - 1], "step": i}
+                for i in range(first, last + 1)
+            ]
+            response = await client.post(
+                f"/v1/runs/{run_id}/events",
+                json={"seq_from": first, "sent_at": clock.now, "events": events},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert response.status_code == 200, response.text
+
+        await send(1, 28)
+        assert await app.service.post_table(run_id)
+        (posted,) = [(a, ref, c) for a, ref, c in chat.transcript if c.kind == "table"]
+        assert posted[0] == "reply" and posted[2].headline.startswith("KEEP · base")
+        assert " at 0.5 step/s" in posted[2].headline
+
+        await send(29, 200)
+        clock.now += 60
+        assert await app.service.post_table(run_id)
+        updates = [(a, ref, c) for a, ref, c in chat.transcript if c.kind == "table"][1:]
+        assert [a for a, _, _ in updates] == ["update"]
+        _, ref, card = updates[0]
+        assert ref == posted[1]  # the table's own message, edited in place
+        assert card.notes[0] == "Revised at step 200 (pace 0.5 → 5 step/s)."
+        assert " at 5 step/s" in card.headline
+
+        # the pace holds: nothing more to revise
+        clock.now += 60
+        await send(201, 300)
+        assert not await app.service.post_table(run_id)

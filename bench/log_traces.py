@@ -1,0 +1,249 @@
+"""Step traces derived from the console logs in ``../shared/logs`` (bench use only).
+
+Each reader is a few regexes of its own for one log's format, independent of the
+product's log parser: the timestamp (or per-step duration) and the global step of every
+progress line, and the end of every eval phase. Where the log's ``NAME.json`` lists the
+steps (its hand-made ground truth) and the reader found as many rows, those steps are
+used. A derived trace's run length is its last logged step and the time it was logged,
+on the log's own clock from its first progress row.
+
+    python bench/log_traces.py [LOGS_DIR]     # prints one line per derived trace
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bot.adapters.steplog import StepLog
+from bot.core.estimate import Pause, StepPoint
+
+DEFAULT_LOGS = Path(__file__).resolve().parents[2] / "shared" / "logs"
+
+
+@dataclass(frozen=True)
+class DerivedTrace:
+    name: str
+    log: StepLog
+    target_step: int
+    actual_s: float
+    eval_every: int | None
+    clock: str  # how the time was recovered
+
+    @property
+    def clock_excludes_eval(self) -> bool:
+        return "train only" in self.clock
+
+
+@dataclass(frozen=True)
+class _Row:
+    step: int
+    t_s: float
+    is_eval: bool = False
+
+
+def _stamp(fmt: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        return datetime.strptime(text, fmt).timestamp()
+
+    return parse
+
+
+_ISO_MS = _stamp("%Y-%m-%d %H:%M:%S,%f")
+_ISO_DOT = _stamp("%Y-%m-%d %H:%M:%S.%f")
+_ISO = _stamp("%Y-%m-%d %H:%M:%S")
+_SLASH = _stamp("%Y/%m/%d %H:%M:%S")
+_DMY = _stamp("%d/%m/%y %H:%M:%S")
+
+
+def _mmdet2(lines: Iterable[str]) -> list[_Row]:
+    train = re.compile(r"^(\S+ \S+) - mmdet - INFO - Epoch \[(\d+)\]\[(\d+)/(\d+)\]")
+    val = re.compile(r"^(\S+ \S+) - mmdet - INFO - Epoch\(val\) \[(\d+)\]\[(\d+)\]")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            per_epoch = int(m[4])
+            rows.append(_Row((int(m[2]) - 1) * per_epoch + int(m[3]), _ISO_MS(m[1])))
+        elif m := val.match(line):
+            rows.append(_Row(int(m[2]) * int(m[3]), _ISO_MS(m[1]), is_eval=True))
+    return rows
+
+
+def _olmo(lines: Iterable[str]) -> list[_Row]:
+    pattern = re.compile(r"^(\S+ \S+)\t.*\[step=(\d+)/\d+")
+    return [_Row(int(m[2]), _ISO_DOT(m[1])) for line in lines if (m := pattern.match(line))]
+
+
+def _llamafactory(lines: Iterable[str]) -> list[_Row]:
+    pattern = re.compile(r"^\[INFO\|(\S+ \S+)\] .*\{'loss'")
+    # No step number is printed: one row every 5 steps (the JSON's steps replace these).
+    stamps = [m[1] for line in lines if (m := pattern.match(line))]
+    return [_Row(5 * (i + 1), _ISO(stamp)) for i, stamp in enumerate(stamps)]
+
+
+def _paddleocr(lines: Iterable[str]) -> list[_Row]:
+    train = re.compile(
+        r"^\[(\S+ \S+)\] root INFO: epoch: \[\d+/\d+\], (?:global_step|iter): (\d+),"
+    )
+    val = re.compile(r"^\[(\S+ \S+)\] root INFO: cur metric")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _SLASH(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _SLASH(m[1]), is_eval=True))
+    return rows
+
+
+def _yolox(lines: Iterable[str]) -> list[_Row]:
+    train = re.compile(r"^(\S+ \S+) \| INFO .* epoch: (\d+)/\d+, iter: (\d+)/(\d+),")
+    val = re.compile(r"^(\S+ \S+) \| INFO .*Evaluate in main process")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            step = (int(m[2]) - 1) * int(m[4]) + int(m[3])
+            if rows and step < max(r.step for r in rows[-5:]):
+                rows = []  # the file appends every launch: keep the last one
+            rows.append(_Row(step, _ISO_DOT(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _ISO_DOT(m[1]), is_eval=True))
+    return rows
+
+
+def _cumulative(pattern: str, scale: float) -> Callable[[Iterable[str]], list[_Row]]:
+    """Per-step durations summed into a clock (it excludes whatever the timer excludes)."""
+    regex = re.compile(pattern)
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        t = 0.0
+        for line in lines:
+            if m := regex.search(line):
+                t += float(m["dt"]) * scale
+                rows.append(_Row(int(m["step"]), t))
+        return rows
+
+    return read
+
+
+def _lightning_epochs(lines: Iterable[str]) -> list[_Row]:
+    # Validation runs before each epoch line is printed: every row follows an eval.
+    pattern = re.compile(
+        r"\[(?:\x1b\[\d+m)?(\d\d/\d\d/\d\d \d\d:\d\d:\d\d)(?:\x1b\[0m)?\].*INFO.*Epoch (\d+):"
+    )
+    rows: list[_Row] = []
+    for line in lines:
+        if m := pattern.search(line):
+            t = _DMY(m[1])
+            rows.append(_Row(int(m[2]), t - 1e-3, is_eval=True))
+            rows.append(_Row(int(m[2]) + 1, t))
+    return rows
+
+
+def _keras_epochs(lines: Iterable[str]) -> list[_Row]:
+    pattern = re.compile(r"(\d+)/\1 \[=+\] - (\d+)s")
+    rows: list[_Row] = []
+    t, step = 0.0, 0
+    for line in lines:
+        if m := pattern.search(line):
+            t += float(m[2])
+            step += int(m[1])
+            rows.append(_Row(step, t))
+    return rows
+
+
+_READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
+    "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
+    "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
+    "llamafactory_running_log": (_llamafactory, "line timestamps (1 s)"),
+    "paddleocr_db_mv3": (_paddleocr, "line timestamps (1 s), eval included"),
+    "yolox_voc_s_windows": (_yolox, "line timestamps (ms), eval included"),
+    "megatron_ds_qwen7b_500": (
+        _cumulative(
+            r"iteration\s+(?P<step>\d+)/\s*\d+ \|"
+            r".*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
+            1e-3,
+        ),
+        "sum of per-iteration ms (train only)",
+    ),
+    "build_nanogpt_124m": (
+        _cumulative(r"^step\s+(?P<step>\d+) \|.*dt: (?P<dt>[\d.]+)ms", 1e-3),
+        "sum of per-step dt (train only)",
+    ),
+    "lightning_tmr_epochs": (_lightning_epochs, "line timestamps (1 s), one row per epoch"),
+    "keras_catdog_epochs": (_keras_epochs, "sum of integer epoch seconds, eval included"),
+}
+
+
+def derive(log_path: Path) -> DerivedTrace | None:
+    """The trace of one log, or None where no reader knows its format or it is too short."""
+    reader = _READERS.get(log_path.stem)
+    if reader is None:
+        return None
+    read, clock = reader
+    with log_path.open(encoding="utf-8", errors="replace", newline="") as f:
+        lines = [seg for line in f for seg in line.split("\r") if seg.strip()]
+    rows = read(lines)
+    train = [r for r in rows if not r.is_eval]
+    if len(train) < 2:
+        return None
+    truth = _truth_steps(log_path)
+    if truth is not None and len(truth) == len(train):
+        by_index = iter(truth)
+        rows = [r if r.is_eval else _Row(next(by_index), r.t_s) for r in rows]
+        train = [r for r in rows if not r.is_eval]
+    t0 = train[0].t_s
+    points = tuple(StepPoint(r.step, r.t_s - t0) for r in train)
+    evals = [r for r in rows if r.is_eval and r.t_s >= t0]
+    log = StepLog(
+        points=points,
+        losses=tuple(None for _ in points),
+        pauses=tuple(Pause("eval", r.t_s - t0, r.t_s - t0) for r in evals),
+        eval_steps=tuple(r.step for r in evals),
+    )
+    last = max(points, key=lambda p: p.step)
+    eval_steps = sorted({r.step for r in evals if r.step > 0})
+    gaps = {b - a for a, b in zip([0, *eval_steps], eval_steps, strict=False)}
+    return DerivedTrace(
+        name=f"log:{log_path.stem}",
+        log=log,
+        target_step=last.step,
+        actual_s=last.t_s,
+        eval_every=gaps.pop() if len(gaps) == 1 and len(eval_steps) >= 2 else None,
+        clock=clock,
+    )
+
+
+def _truth_steps(log_path: Path) -> list[int] | None:
+    try:
+        meta = json.loads(log_path.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    steps = meta.get("steps")
+    return [int(s) for s in steps] if isinstance(steps, list) and steps else None
+
+
+def derive_all(logs_dir: Path = DEFAULT_LOGS) -> list[DerivedTrace]:
+    found = (derive(p) for p in sorted(logs_dir.glob("*.log")))
+    return [t for t in found if t is not None]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    logs_dir = Path(args[0]) if args else DEFAULT_LOGS
+    for trace in derive_all(logs_dir):
+        print(
+            f"{trace.name:34} rows {len(trace.log.points):6}  evals {len(trace.log.pauses):4}  "
+            f"steps {trace.log.points[0].step}..{trace.target_step}  "
+            f"{trace.actual_s:10.1f} s  eval_every {trace.eval_every}  ({trace.clock})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
