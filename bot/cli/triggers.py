@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.adapters.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
 from bot.cli.errors import CliError
-from bot.core.alerts import AlertState, plan_alerts
+from bot.core.alerts import AlertPolicy, AlertState, plan_alerts
 from bot.core.estimate import Pause, StepPoint
 from bot.core.fmt import fmt_duration
 from bot.core.run_history import LossPoint, RunHistory, TriggerName
@@ -85,6 +85,7 @@ def replay_log(
     eval_every: int | None = None,
     settings: TriggerSettings | None = None,
     on_check: Callable[[float, RunHistory, CheckMemory], None] | None = None,
+    policy: AlertPolicy | None = None,
 ) -> Replay:
     """Check every ``check_interval_s`` of log time until the last row; plan alerts.
 
@@ -92,6 +93,7 @@ def replay_log(
     ``on_check`` sees each check's history and the memory it produced (for benches).
     """
     settings = settings or TriggerSettings()
+    policy = policy or AlertPolicy(first_reminder_s=settings.repeat_s)
     if check_interval_s <= 0:
         raise ValueError("check_interval_s must be > 0")
     rows = sorted(zip(log.points, log.losses, strict=True), key=lambda r: r[0].t_s)
@@ -132,7 +134,7 @@ def replay_log(
         if on_check is not None:
             on_check(now, history, memory)
         actions, active = plan_alerts(
-            findings, active, now, silenced_until=None, repeat_s=settings.repeat_s
+            findings, active, now, silenced_until=None, policy=policy
         )
         step = points[-1].step if points else None
         for action in actions:
