@@ -57,6 +57,8 @@ class ReplayAlert:
     evidence: tuple[str, ...]
     change_first: str
 
+    ending: str | None = None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "t": round(self.t, 3),
@@ -67,6 +69,7 @@ class ReplayAlert:
             "detail": self.detail,
             "evidence": list(self.evidence),
             "change_first": self.change_first,
+            "ending": self.ending,
         }
 
 
@@ -136,6 +139,9 @@ def replay_log(
         actions, active = plan_alerts(
             findings, active, now, silenced_until=None, policy=policy
         )
+        if k == checks:  # the log ends: the run finished, whatever is open ends with it
+            final, active = plan_alerts([], active, now, silenced_until=None, ended="finished")
+            actions += final
         step = points[-1].step if points else None
         for action in actions:
             finding = action.finding
@@ -149,6 +155,7 @@ def replay_log(
                     detail=finding.detail if finding else action.state.detail,
                     evidence=finding.evidence if finding else (),
                     change_first=finding.change_first if finding else "",
+                    ending=action.ending,
                 )
             )
     return Replay(tuple(alerts), checks, end_s)
@@ -198,7 +205,7 @@ def add_parser(
         "--json",
         action="store_true",
         help='one JSON object per alert action: {"t", "step", "action", "trigger", '
-        '"bottleneck", "detail", "evidence", "change_first"}',
+        '"bottleneck", "detail", "evidence", "change_first", "ending"}',
     )
     parser.set_defaults(handler=run)
     return parser
@@ -232,17 +239,21 @@ def render_replay(replay: Replay, check_interval_s: float) -> str:
     for a in replay.alerts:
         when = f"[{fmt_duration(a.t)}] step {a.step if a.step is not None else '-'}"
         if a.action == "resolve":
-            lines.append(f"{when}  resolved {a.trigger}: {a.detail}")
+            how = "resolved" if a.ending in (None, "recovered") else f"ended ({a.ending})"
+            lines.append(f"{when}  {how} {a.trigger}: {a.detail}")
             continue
         lines.append(f"{when}  {a.action.upper()} {a.trigger} ({a.bottleneck}): {a.detail}")
         lines.extend(f"    · {e}" for e in a.evidence)
         lines.append(f"    change first: {a.change_first}")
-    counts = {kind: sum(a.action == kind for a in replay.alerts) for kind in ("fire", "repeat")}
-    resolved = sum(a.action == "resolve" for a in replay.alerts)
+    counts = {
+        kind: sum(a.action == kind for a in replay.alerts)
+        for kind in ("fire", "repeat", "reopen", "resolve")
+    }
+    reopened = f", {counts['reopen']} reopened" if counts["reopen"] else ""
     lines.append(
         f"{replay.checks} checks every {check_interval_s:g}s over "
         f"{fmt_duration(replay.log_end_s)} of log: {counts['fire']} fired, "
-        f"{counts['repeat']} repeated, {resolved} resolved"
+        f"{counts['repeat']} repeated{reopened}, {counts['resolve']} resolved"
     )
     return "\n".join(lines)
 

@@ -172,7 +172,9 @@ def plan_alerts(
         state = active.get(trigger)
         if ended is not None:
             if state is not None and state.open:
-                actions.append(AlertAction("resolve", trigger, None, state, ended))
+                # One that had already cleared (keep-firing) ended by recovering.
+                how: Ending = "recovered" if state.cleared_at is not None else ended
+                actions.append(AlertAction("resolve", trigger, None, state, how))
             continue
         if finding is None:
             if state is not None:

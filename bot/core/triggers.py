@@ -71,7 +71,9 @@ class TriggerSettings:
     patience_evals: int = 3
     """After the early checkpoint: evals in a row without movement before it fires …"""
     patience_checks: int = 120
-    """… or, for a run without evals, checks with new values in a row."""
+    """… or, for a run without evals, checks with new values in a row …"""
+    patience_span_fraction: float = 0.25
+    """… and over at least this share of the run's steps (from its first to the target)."""
     hung_factor: float = 3.0
     """Hung: no step for this × max(typical row gap, longest eval/checkpoint seen) …"""
     hung_min_s: float = 600.0
@@ -93,7 +95,12 @@ class TriggerSettings:
     """Alert lifecycle: repeat a holding alert at most this often (see alerts.py)."""
 
     def __post_init__(self) -> None:
-        for name in ("throughput_ratio", "near_oom_ratio", "no_progress_fraction"):
+        for name in (
+            "throughput_ratio",
+            "near_oom_ratio",
+            "no_progress_fraction",
+            "patience_span_fraction",
+        ):
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
@@ -932,7 +939,11 @@ def _no_progress(ctx: _Context, was_held: bool) -> tuple[Finding | None, MetricW
     stale = watch.stale + max(0, new)
     watch = replace(watch, stale=stale, evals_seen=evals, values_seen=n_total)
     patience = s.patience_evals if by_evals else s.patience_checks
-    if stale < patience and not was_held:
+    # And never over less of the run than the early checkpoint took: a late plateau of
+    # a healthy run is slow, not still, and noise hides slow movement over short spans.
+    min_span = s.patience_span_fraction * max(1, ctx.history.target_steps - ctx.points[0].step)
+    spanned = ctx.at_step - (watch.ref_step or 0) >= min_span
+    if (stale < patience or not spanned) and not was_held:
         return None, watch
     unit = "evals" if by_evals else "checks"
     detail = (
