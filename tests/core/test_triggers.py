@@ -420,16 +420,20 @@ def test_a_watched_reward_names_itself_and_its_good_direction() -> None:
 
 def test_after_the_checkpoint_patience_counts_evals_without_movement() -> None:
     """Falls until step 1000, then flat: each eval (every 200 steps) without movement
-    counts; the third fires; movement after that clears it."""
-    values = _noisy(3.0, 0.02, 100, slope=-0.01) + _noisy(2.0, 0.02, 200, seed=8)
-    steps = timeline((3000, 1.0))
-    pauses = [Pause("eval", 58.0 + s + 0.5, 58.0 + s + 0.5) for s in range(200, 3001, 200)]
-    h = history(steps, losses=_losses(values), target_steps=30_000, pauses=pauses)
-    results = run_checks(h, 58.0 + 3000)
+    counts; it fires once 3 have passed and a quarter of the run (1500 of 6000 steps)
+    lies between the block it last moved to and now."""
+    values = _noisy(3.0, 0.02, 100, slope=-0.01) + _noisy(2.0, 0.02, 240, seed=8)
+    steps = timeline((3400, 1.0))
+    pauses = [Pause("eval", 58.0 + s + 0.5, 58.0 + s + 0.5) for s in range(200, 3401, 200)]
+    h = history(steps, losses=_losses(values), target_steps=6_000, pauses=pauses)
+    results = run_checks(h, 58.0 + 3400)
     first = fired(results, "no_progress")
-    # Moved by the first eval (step 200); stale at the evals after step 1000 + a block.
-    assert first and 58.0 + 1600 < first[0] <= 58.0 + 2400
-    assert finding(results, "no_progress").detail.startswith("loss ")
+    assert first, "never fired"
+    f = finding(results, "no_progress")
+    ref_step = int(f.detail.split("since step ")[1].split(" ")[0])
+    assert 1000 <= ref_step <= 1500  # the last block it moved to ends after the fall
+    assert ref_step + 1500 <= f.at_step <= ref_step + 1500 + 200 + 60  # the next eval
+    assert "evals, patience 3)" in f.detail
 
 
 def test_no_progress_clears_only_on_clearer_movement() -> None:
