@@ -136,9 +136,7 @@ def replay_log(
         findings, memory = evaluate_triggers(history, now, memory, settings)
         if on_check is not None:
             on_check(now, history, memory)
-        actions, active = plan_alerts(
-            findings, active, now, silenced_until=None, policy=policy
-        )
+        actions, active = plan_alerts(findings, active, now, silenced_until=None, policy=policy)
         if k == checks:  # the log ends: the run finished, whatever is open ends with it
             final, active = plan_alerts([], active, now, silenced_until=None, ended="finished")
             actions += final

@@ -184,6 +184,8 @@ class CheckMemory:
     """The last conclusive window's step time and work rate: what "New normal" adopts."""
     recent_work_per_s: float | None = None
     watch: MetricWatch = field(default_factory=lambda: MetricWatch())
+    new_normal: bool = False
+    """A person accepted a changed pace as the expected one ("New normal")."""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -214,6 +216,7 @@ class CheckMemory:
             recent_step_s=opt_float("recent_step_s"),
             recent_work_per_s=opt_float("recent_work_per_s"),
             watch=MetricWatch.from_dict(data.get("watch") or {}),
+            new_normal=bool(data.get("new_normal", False)),
         )
 
 
@@ -264,6 +267,7 @@ def accept_new_normal(memory: CheckMemory) -> CheckMemory | None:
         else memory.expected_work_per_s,
         low_throughput_checks=0,
         held=tuple(f for f in memory.held if f.trigger != "throughput"),
+        new_normal=True,
     )
 
 
@@ -920,9 +924,7 @@ def _no_progress(ctx: _Context, was_held: bool) -> tuple[Finding | None, MetricW
     if watch.ref is None:
         moved = judge_movement(early, latest, z_crit=z_needed, min_delta=s.min_loss_drop)
         if moved.moved:
-            return None, MetricWatch(
-                tuple(latest), ctx.at_step, 0, _evals_done(ctx), n_total
-            )
+            return None, MetricWatch(tuple(latest), ctx.at_step, 0, _evals_done(ctx), n_total)
         detail = (
             f"{name}{goal} {fmt_loss(moved.early)} → {fmt_loss(moved.recent)} at step "
             f"{ctx.at_step}: {_within(moved)}, past the early checkpoint (step {checkpoint})"

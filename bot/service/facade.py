@@ -42,7 +42,7 @@ class Service:
         self.kills = KillFlow(self.ports, self.snapshots)
         self.scheduled = ScheduledJobs(self.ports, self.snapshots, self.kills)
         self.ingestion = Ingest(self.ports, self.scheduled, self.kills)
-        self.decisions = Decisions(self.ports, self.snapshots, self.kills)
+        self.decisions = Decisions(self.ports, self.snapshots, self.kills, self.scheduled)
 
     # --- the ports, shared by every part ------------------------------------------------
 

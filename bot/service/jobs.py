@@ -14,10 +14,12 @@ from typing import Any
 
 from bot.adapters.store import RunRecord
 from bot.chat.base import MessageRef
-from bot.core.alerts import plan_alerts
+from bot.core.alerts import AlertAction, Ending, plan_alerts
+from bot.core.card import Card
 from bot.core.chartdata import build_chart_data
 from bot.core.estimate import CalibrationSettings, Pause, StepPoint
 from bot.core.render import (
+    ending_text,
     fmt_exit_code,
     kill_confirm_text,
     option_table_csv,
@@ -27,9 +29,10 @@ from bot.core.render import (
     render_option_table,
     render_status,
     render_text,
+    trouble_cost,
 )
 from bot.core.schedule import check_phase_s, table_deadline_at, table_due
-from bot.core.triggers import CheckMemory, evaluate_triggers
+from bot.core.triggers import CheckMemory, accept_new_normal, evaluate_triggers
 from bot.core.trim import trim_history
 from bot.service.history import CheckHistory, load_telemetry_series
 from bot.service.kill_flow import KillFlow
@@ -39,6 +42,8 @@ from bot.service.snapshots import Snapshots
 
 # How often a post may ask whether the probe is complete (a calibration over every step).
 TABLE_CHECK_EVERY_S = 5.0
+# How a run's end ends the alerts it held.
+_ENDINGS: dict[str, Ending] = {"finished": "finished", "failed": "failed", "killed": "killed"}
 
 
 class ScheduledJobs:
@@ -189,7 +194,11 @@ class ScheduledJobs:
             return None
         gpu_util, vram_pct = load_telemetry_series(self.ports.store, run.id)
         memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else None
-        expected_s = registration_of(run).expected_step_s or (memory and memory.expected_step_s)
+        expected_s = (
+            memory.expected_step_s
+            if memory is not None and memory.new_normal
+            else registration_of(run).expected_step_s or (memory and memory.expected_step_s)
+        )
         settings = self.ports.settings
         return dict(
             title=f"{run.name} · {gpu_label(run)}",
@@ -225,36 +234,39 @@ class ScheduledJobs:
         memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else CheckMemory()
         trigger_settings = self.ports.settings.trigger_settings()
         findings, memory = evaluate_triggers(history, now, memory, trigger_settings)
+        ended: Ending | None = None
         if not run.active:
-            findings = []  # an ended run resolves whatever it held, and raises nothing new
+            # An ended run ends whatever it held, saying how, and raises nothing new.
+            findings, ended = [], _ENDINGS.get(run.state, "finished")
         active = alert_states(run)
         actions, states = plan_alerts(
             findings,
             active,
             now,
             silenced_until=run.kept_until,
-            repeat_s=self.ports.settings.alert_repeat_s,
+            policy=self.ports.settings.alert_policy(),
+            ended=ended,
         )
         snap = await self.snapshots.read_snapshot(run) if actions else None
         for action in actions:
             assert snap is not None
             if action.kind == "resolve":
                 if action.state.message_ref is not None:
+                    words = None
+                    if action.ending not in (None, "recovered"):
+                        words = self._ending_words(run_id, action.trigger, action.ending or "")
                     card = render_alert_resolved(
-                        action.trigger, action.state.detail, snap.view, now - action.state.first_at
+                        action.trigger, action.state.detail, snap.view, action.held_s(now), words
                     )
                     await self.ports.chat.update(MessageRef.loads(action.state.message_ref), card)
                 continue
             assert action.finding is not None
-            card = render_alert(
-                action.finding,
-                snap.estimate,
-                snap.view,
-                repeat=action.kind == "repeat",
-                kill_confirm=kill_confirm_text(
-                    snap.view, self.ports.settings.kill_grace_s, self.ports.settings.on_kill
-                ),
-            )
+            card = self._alert_card(action, snap, memory, now)
+            if action.kind == "reopen":
+                # Back soon after it resolved: its earlier message turns back, no new ping.
+                if action.state.message_ref is not None:
+                    await self.ports.chat.update(MessageRef.loads(action.state.message_ref), card)
+                continue
             ref = await self.ports.chat.post(card)
             states[action.trigger] = replace(action.state, message_ref=ref.dumps())
             # Stored at once, with its decision: a bot killed after this alert went out
@@ -275,6 +287,99 @@ class ScheduledJobs:
             kept.keep_only(trim_history(history, now, memory, trigger_settings), now)
         else:
             self._check_histories.pop(run_id, None)
+
+    def _alert_card(
+        self, action: AlertAction, snap: RunSnapshot, memory: CheckMemory, now: float
+    ) -> Card:
+        assert action.finding is not None
+        settings = self.ports.settings
+        estimate = snap.estimate
+        held_s = action.held_s(now)
+        cost = trouble_cost(
+            now=now,
+            current_step=estimate.current_step if estimate else 0,
+            target_steps=snap.run.target_steps,
+            expected_step_s=memory.expected_step_s,
+            pace_ratio=action.finding.pace_ratio,
+            spent_usd=snap.view.spent_usd
+            if snap.view.spent_usd is not None
+            else (estimate.spend_usd() if estimate else None),
+            usd_per_hour=snap.run.usd_per_hour,
+            held_s=held_s,
+        )
+        policy = settings.alert_policy()
+        return render_alert(
+            action.finding,
+            estimate,
+            snap.view,
+            repeat=action.kind == "repeat",
+            kill_confirm=kill_confirm_text(snap.view, settings.kill_grace_s, settings.on_kill),
+            cost=cost,
+            held_s=held_s,
+            reopened=action.kind == "reopen",
+            final_reminder=action.kind == "repeat"
+            and action.state.reminders >= policy.max_reminders,
+        )
+
+    def _ending_words(self, run_id: str, trigger: str, ending: str) -> str:
+        """How an alert ended, with who: the kill's and the last keep or snooze's."""
+        decisions = self.ports.store.decisions(run_id)
+        by = None
+        if ending == "killed":
+            kills = [d for d in decisions if d["kind"] == "kill"]
+            by = str(kills[-1]["by"]) if kills else None
+        silences = [d for d in decisions if d["kind"] in ("keep", "snooze")]
+        kept = None
+        if silences:
+            last = silences[-1]
+            kept = f"{'kept' if last['kind'] == 'keep' else 'snoozed'} by {last['by']}"
+        return ending_text(trigger, ending, by=by, kept=kept)
+
+    async def accept_new_normal(self, run_id: str, user: str) -> str | None:
+        """Adopt the run's current pace as expected (the throughput alert's New normal):
+        the trigger memory's expected pace moves, the alert's message says who accepted
+        it, and the decision is audited with the old and new pace. Returns what changed
+        in words, or ``None`` when there is no measured pace to adopt."""
+        async with self._posting(run_id):
+            run = self.ports.store.get_run(run_id)
+            if run is None or not run.trigger_memory:
+                return None
+            memory = CheckMemory.from_json(run.trigger_memory)
+            accepted = accept_new_normal(memory)
+            if accepted is None or memory.expected_step_s is None:
+                return None
+            now = self.ports.clock()
+            states = alert_states(run)
+            state = states.pop("throughput", None)
+            if state is not None and state.open and state.message_ref is not None:
+                snap = await self.snapshots.read_snapshot(run)
+                card = render_alert_resolved(
+                    "throughput",
+                    state.detail,
+                    snap.view,
+                    now - state.first_at,
+                    ending_text("throughput", "new-normal", by=user),
+                )
+                await self.ports.chat.update(MessageRef.loads(state.message_ref), card)
+            old_s, new_s = memory.expected_step_s, accepted.expected_step_s or 0.0
+            detail = {
+                "old_step_s": old_s,
+                "new_step_s": new_s,
+                "old_work_per_s": memory.expected_work_per_s,
+                "new_work_per_s": accepted.expected_work_per_s,
+                "work_unit": memory.work_unit,
+            }
+            with self.ports.store.transaction():
+                self.ports.store.add_decision(run_id, "new-normal", user, now, None, detail)
+                self.ports.store.update_run(
+                    run_id,
+                    trigger_memory=accepted.to_json(),
+                    alert_states=dump_alert_states(states),
+                )
+            return (
+                f"expected step time {old_s:.3g} s → {new_s:.3g} s "
+                f"({old_s / new_s:.0%} of the old pace)"
+            )
 
     async def finish(self, run_id: str) -> None:
         # Under the run's posting lock: the table, check-ins and the final card never race

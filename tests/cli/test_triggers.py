@@ -12,7 +12,15 @@ from bot.cli.triggers import main, replay_log
 
 TRACES_DIR = Path(__file__).resolve().parents[3] / "shared" / "traces"
 ALERT_KEYS = {
-    "t", "step", "action", "trigger", "bottleneck", "detail", "evidence", "change_first", "ending"
+    "t",
+    "step",
+    "action",
+    "trigger",
+    "bottleneck",
+    "detail",
+    "evidence",
+    "change_first",
+    "ending",
 }
 
 

@@ -189,10 +189,8 @@ def test_a_trigger_that_returns_soon_reopens_its_alert(clock: FakeClock) -> None
 def test_reminders_back_off_to_4_hours_and_stop_after_6(clock: FakeClock) -> None:
     life = Lifecycle(clock, policy=AlertPolicy())
     life.check([hold()])
-    minutes = 0
     for _ in range(24 * 60):
         life.check([hold()])
-        minutes += 1
     repeats = [t / 60 for t, kind, _ in life.log if kind == "repeat"]
     assert repeats == [31.0, 91.0, 211.0, 451.0, 691.0, 931.0]  # gaps 30m, 1h, 2h, 4h, 4h, 4h
     assert life.active["hung"].reminders == 6
