@@ -27,6 +27,7 @@ from reporter.wire import (
     Registered,
     RunRegistration,
     fields_unknown_to,
+    registration_exclude,
 )
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -76,7 +77,10 @@ class BotClient:
 
     def register(self, registration: RunRegistration, ingest_secret: str) -> Registered:
         """Enrol the run (idempotent on name and instance); returns its id and token."""
-        return _parse(Registered, self._post("/v1/runs", ingest_secret, registration))
+        exclude = registration_exclude(registration)
+        return _parse(
+            Registered, self._post("/v1/runs", ingest_secret, registration, exclude=exclude)
+        )
 
     def post_events(
         self, run_id: str, run_token: str, batch: EventBatch, *, bot_schema_version: int
@@ -112,7 +116,12 @@ class BotClient:
         self.close()
 
     def _post(
-        self, path: str, token: str, body: BaseModel, *, exclude: dict[str, Any] | None = None
+        self,
+        path: str,
+        token: str,
+        body: BaseModel,
+        *,
+        exclude: dict[str, Any] | set[str] | None = None,
     ) -> httpx.Response:
         try:
             response = self._http.post(

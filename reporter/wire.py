@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 2  # 2: GpuSample.mem_util_pct
+SCHEMA_VERSION = 3  # 2: GpuSample.mem_util_pct; 3: StepEvent.metric (the watched metric)
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_GPUS = 64
 
@@ -30,9 +30,18 @@ def fields_unknown_to(bot_schema_version: int) -> dict[str, Any] | None:
     """A ``model_dump`` exclude for an event batch: the fields newer than the bot's wire
     version. Every model here forbids unknown fields, so a bot older than the reporter
     would refuse a whole batch (its steps too) over one new telemetry field."""
-    if bot_schema_version >= 2:
+    if bot_schema_version >= 3:
         return None
-    return {"events": {"__all__": {"gpus": {"__all__": {"mem_util_pct"}}}}}
+    if bot_schema_version == 2:
+        return {"events": {"__all__": {"metric"}}}
+    return {"events": {"__all__": {"gpus": {"__all__": {"mem_util_pct"}}, "metric": True}}}
+
+
+def registration_exclude(registration: RunRegistration) -> set[str]:
+    """Registration fields to leave out: the newer optional ones left unset, so a
+    registration that does not use them reads the same to an older, strict bot (the
+    reporter learns the bot's wire version only from the registration's answer)."""
+    return {name for name in ("watch_metric", "metric_goal") if getattr(registration, name) is None}
 
 
 RunName = Annotated[
@@ -123,6 +132,10 @@ class RunRegistration(_Model):
     vast: VastIdentity | None = None
     instance_started_at: UnixTime | None = None
     reporter_version: ShortText = "unknown"
+    # The metric whose movement the bot watches instead of the loss (its values travel in
+    # StepEvent.metric), and which way is good: "min" (a loss) or "max" (a reward).
+    watch_metric: ShortText | None = None
+    metric_goal: Literal["min", "max"] | None = None
 
 
 class RunSettings(_Model):
@@ -156,6 +169,7 @@ class StepEvent(_Model):
     loss: Loss | None = None
     samples: int | None = Field(default=None, ge=0, le=10**12)
     tokens: int | None = Field(default=None, ge=0, le=10**15)
+    metric: Loss | None = None  # the registration's watch_metric at this step (schema 3)
 
 
 class PhaseEvent(_Model):
@@ -284,6 +298,7 @@ __all__ = [
     "MAX_EVENTS_PER_BATCH",
     "SCHEMA_VERSION",
     "fields_unknown_to",
+    "registration_exclude",
     "Command",
     "CommandOutcome",
     "ConfigFamily",

@@ -28,10 +28,10 @@ class Reporter:
         self.step = 0
         self.run: dict[str, Any] = {}
 
-    async def register(self) -> str:
+    async def register(self, **extra: Any) -> str:
         response = await self.client.post(
             "/v1/runs",
-            json={"name": "r1", "target_steps": 5_000, "usd_per_hour": 2.0},
+            json={"name": "r1", "target_steps": 5_000, "usd_per_hour": 2.0, **extra},
             headers={"Authorization": f"Bearer {SECRET}"},
         )
         assert response.status_code == 200, response.text
@@ -414,3 +414,22 @@ async def test_new_normal_adopts_a_deliberately_changed_pace_audited(
         await reporter.steps(30, 2.0)
         await app.service.check(run_id)
     assert [a for a, _ in alerts(chat)].count("post") == 1
+
+
+async def test_a_watched_reward_stuck_at_zero_is_a_broken_run_at_once(
+    app: App, reporter: Reporter, clock: FakeClock, chat: ConsoleChat
+) -> None:
+    """#22: the user watches a reward (should rise); the loss moves, the reward is 0 in
+    every report: the no-movement alert names the reward, within the first checks."""
+    run_id = await reporter.register(watch_metric="reward", metric_goal="max")
+    clock.advance(60)
+    await reporter.post(
+        [
+            {"kind": "step", "t": clock.now - 60 + k, "step": k, "loss": 3.0 / k, "metric": 0.0}
+            for k in range(1, 61)
+        ]
+    )
+    await app.service.check(run_id)
+    (fired,) = [c for a, c in alerts(chat) if a == "post"]
+    assert fired.title.startswith("Metric not moving")
+    assert fired.headline.startswith("reward is 0 in all 60 reports")
