@@ -261,6 +261,18 @@ def score(
         )
     if stall is not None:
         result = replace(result, stall_s=stall.end_s - stall.start_s)
+        length_s = stall.end_s - stall.start_s
+        if not hits and thresholds and min(thresholds.values()) >= length_s:
+            # Shorter than any hang this run could be told from (rows every 10 min, or
+            # the probe not done): not a miss, and not counted either way.
+            return replace(
+                result,
+                stall_s=None,
+                notes=(
+                    f"not judged: the {fmt_duration(length_s)} stall is shorter than this "
+                    f"run's hung threshold ({fmt_duration(min(thresholds.values()))})",
+                ),
+            )
         if not hits:
             return replace(result, misses=1, on_target=False)
         first = hits[0]
@@ -347,27 +359,59 @@ def load_trace(csv_path: Path) -> Trace:
     )
 
 
-def load_log_trace(log_path: Path) -> Trace | None:
+def load_log_trace(log_path: Path) -> Trace | str:
     """A trace derived from a console log: its timed training rows and eval rows, on a
-    clock starting at 0; ``None`` when this parser finds no timed rows in it."""
+    clock starting at 0; or why not (no timed rows, or steps that disagree with the
+    log's hand-made ground truth, ``NAME.json``'s ``steps``)."""
     meta_path = log_path.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     text = log_path.read_bytes().decode("utf-8", errors="replace")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     rows = [r for r in parse_lines(lines) if isinstance(r, Progress) and r.t_s is not None]
     if not rows:
-        return None
+        return "no timed training rows from reporter.logparse"
     t0 = min(r.t_s or 0.0 for r in rows)
     train = [r for r in rows if not r.is_eval]
     evals = [r for r in rows if r.is_eval]
     if len(train) < 2:
-        return None
+        return "fewer than 2 timed training rows from reporter.logparse"
+    truth = {int(x) for x in meta.get("steps", [])}
+    parsed = {r.step for r in train}
+    if truth:
+        agree = len(parsed & truth)
+        if agree < 0.9 * len(truth) or agree < 0.9 * len(parsed):
+            return (
+                f"reporter.logparse's steps disagree with the ground truth ({agree} of "
+                f"{len(truth)} true steps, {len(parsed)} parsed): not a trace to judge by"
+            )
     log = StepLog(
         points=tuple(StepPoint(r.step, (r.t_s or 0.0) - t0) for r in train),
         losses=tuple(r.loss for r in train),
         pauses=tuple(Pause("eval", (r.t_s or 0.0) - t0, (r.t_s or 0.0) - t0) for r in evals),
         eval_steps=tuple(r.step for r in evals),
     )
+    label = Label(
+        "healthy",
+        loss_drops=None,
+        source=f"derived from {log_path.name} ({meta.get('source_repo', '?')}); a published "
+        "run, taken as healthy",
+    )
+    times = sorted((r.t_s or 0.0) - t0 for r in train)
+    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    typical = gaps[len(gaps) // 2]
+    by_t = sorted(train, key=lambda r: r.t_s or 0.0)
+    for a, b in zip(by_t, by_t[1:], strict=False):
+        gap = (b.t_s or 0.0) - (a.t_s or 0.0)
+        if gap > max(3600.0, 10 * typical):  # no progress for hours: a stall, eval or not
+            label = Label(
+                "stall",
+                loss_drops=None,
+                source=f"derived from {log_path.name}: no row for {fmt_duration(gap)} after "
+                f"step {a.step} (rows every {fmt_duration(typical)} otherwise)",
+                stall_step=b.step,
+                stall_s=gap,
+            )
+            break
     printed = max((r.total_steps or 0 for r in rows), default=0)
     last = max(r.step for r in train)
     target = int(meta.get("total_steps") or printed or last)
@@ -377,12 +421,7 @@ def load_log_trace(log_path: Path) -> Trace | None:
         log=log,
         target_steps=max(target, last),
         eval_every=None,
-        label=Label(
-            "healthy",
-            loss_drops=None,
-            source=f"derived from {log_path.name} ({meta.get('source_repo', '?')}); "
-            "a published run, taken as healthy",
-        ),
+        label=label,
     )
 
 
@@ -482,6 +521,15 @@ def run_case(
     )
 
 
+def _at(where: str) -> float:
+    """The time in a ``trigger@1h 02m`` tag, in seconds."""
+    total = 0.0
+    for part in where.split("@", 1)[1].split():
+        value, unit = float(part[:-1]), part[-1]
+        total += value * {"h": 3600.0, "m": 60.0, "s": 1.0, "d": 86400.0}.get(unit, 1.0)
+    return total
+
+
 def with_losses(log: StepLog, losses: Sequence[float | None]) -> StepLog:
     return replace(log, losses=tuple(losses))
 
@@ -528,7 +576,30 @@ def evaluate(trace: Trace, check_interval_s: float, settings: TriggerSettings) -
         injected = shift_after(trace.log, at_s, lambda t, d=length_s: t + d)
         window = StallWindow(at_s, at_s + length_s)
         results.append(run_case(trace, case, injected, check_interval_s, settings, stall=window))
+    # A hang that comes back 20 minutes after it cleared: the lifecycle must reopen its
+    # alert (an edit), not fire a new one (a flapping re-fire).
     at_s = middle_row_s(trace.log)
+    first = shift_after(trace.log, at_s, lambda t: t + INJECTED_STALL_S)
+    times = sorted(p.t_s for p in first.points if p.t_s > at_s + INJECTED_STALL_S + 1200)
+    if times:
+        again = shift_after(first, times[0], lambda t: t + INJECTED_STALL_S)
+        window = StallWindow(at_s, at_s + INJECTED_STALL_S)
+        result = run_case(trace, "stall×2", again, check_interval_s, settings, stall=window)
+        second = (times[0], times[0] + INJECTED_STALL_S + check_interval_s)
+        result = replace(
+            result,
+            false_alarms=tuple(
+                a
+                for a in result.false_alarms
+                if not (a.startswith("hung@") and second[0] < _at(a) <= second[1])
+            ),
+            repeats_outside=tuple(
+                a
+                for a in result.repeats_outside
+                if not (a.startswith("hung@") and second[0] < _at(a) <= second[1])
+            ),
+        )
+        results.append(result)
     end_s = max(p.t_s for p in trace.log.points)
     if (end_s - at_s) * SLOWDOWN >= 4 * check_interval_s:
         slow = shift_after(trace.log, at_s, lambda t: at_s + SLOWDOWN * (t - at_s))
@@ -685,8 +756,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_logs and args.logs.is_dir():
         for path in sorted(args.logs.glob("*.log")):
             derived = load_log_trace(path)
-            if derived is None:
-                skipped.append(f"{path.name}: no timed training rows from reporter.logparse")
+            if isinstance(derived, str):
+                skipped.append(f"{path.name}: {derived}")
             else:
                 traces.append(derived)
     results: list[Result] = []

@@ -184,12 +184,15 @@ def plan_alerts(
             continue
         if state is not None and state.resolved_at is not None:
             if now - state.resolved_at < policy.reopen_s:
+                # The edit counts as a post for the reminders: no "Still:" ping right
+                # after a quiet reopen.
                 state = replace(
                     state,
                     resolved_at=None,
                     cleared_at=None,
                     detail=finding.detail,
                     reopens=state.reopens + 1,
+                    last_posted_at=now,
                 )
                 actions.append(AlertAction("reopen", trigger, finding, state))
                 states[trigger] = state
