@@ -78,15 +78,17 @@ class Label:
 LABELS: dict[str, Label] = {
     "d2_frcnn_lr0.020_6xA6000": Label(
         "healthy",
-        loss_drops=False,
+        loss_drops=None,
         source="JSON: eval+ckpt ~190 s every 1000 iters, stopped at 16010; CSV: loss "
-        "0.15 → 0.18 by the first eval (the .log starts from trained weights)",
+        "0.15 → 0.18 by the first eval (the .log starts from trained weights): a rise, "
+        "which is movement since #22",
     ),
     "d2_frcnn_lr0.040_6xA6000": Label(
         "stall",
-        loss_drops=False,
+        loss_drops=None,
         source="JSON: 'post-eval stall of 3.3 h (iter 26000)', eval+ckpt ~190 s every "
-        "1000 iters; CSV: loss 0.15 → 0.18 by the first eval",
+        "1000 iters; CSV: loss 0.15 → 0.18 by the first eval: "
+        "a rise, which is movement since #22",
         stall_step=26000,
         stall_s=3.3 * 3600,
     ),
