@@ -1,30 +1,39 @@
-"""Do the triggers catch real trouble without crying wolf? (issue 5)
+"""Do the triggers catch real trouble without crying wolf, and do the alerts behave?
+(issues 5 and 22)
 
-Replays every trace in the directory (default ../shared/traces: ``NAME.csv`` +
-``NAME.json``) through ``probecast triggers`` (checks every 60 s of log time, the reporter
-taken to be alive) and scores the alerts against a label per trace:
+Replays every dev trace through ``probecast triggers`` (checks every 60 s of log time,
+the reporter taken to be alive, the alert lifecycle of ``bot.core.alerts`` with its
+defaults) and scores alerts against a label per trace. Traces: ``NAME.csv`` + ``NAME.json``
+in ../shared/traces, and traces derived from ../shared/logs (each ``NAME.log`` read by
+``reporter.logparse``; logs the parser cannot time are listed and skipped).
 
-  healthy    no timing alert may fire (throughput, gpu_util, hung, silent): eval pauses,
-             compile warm-ups and checkpoint saves must not trip them
+  healthy    no timing alert may fire (throughput, gpu_util, hung, silent); of the
+             no-movement alert, at most one early note per run
   stall      a hung alert must fire inside the stall, within two check intervals after
              the hung threshold has passed; any other timing alert is a false alarm
   schedule   step time grows by design; a step log carries no samples/tokens per step,
              so a throughput alert is expected ("flagged", neither hit nor false alarm)
-  loss flat  the loss did not drop by the early checkpoint: no_progress is expected;
-             on a run whose loss drops, no_progress is a false alarm
+  loss flat  the loss did not move by the early checkpoint: no_progress is expected
 
-Then, on every trace that is neither a stall nor a schedule, three injected faults:
-a 20-minute stall after the middle training row, a 20-minute stall right after the eval
-nearest the middle (where the log marks evals), and every step twice as slow from the
-middle on. Stalls must be caught as above; the slowdown by a throughput alert.
+Then, on every healthy trace, injected faults: a 20-minute stall after the middle
+training row, a 20-minute stall right after the eval nearest the middle (where the log
+marks evals), an 8.3-hour stall (reminders must back off: at most 6), every step twice
+as slow from the middle on (a throughput alert), and two broken runs where the trace
+has a loss: the loss constant at 0 from the start, and NaN from the middle on (each
+caught within two checks of when it could first be known).
 
-    python bench/triggers.py [TRACES_DIR] [--check-interval-s S] [--json]
+Per replay it counts fires, flapping re-fires (a trigger firing again within 30 minutes
+of its own resolve: the lifecycle should reopen instead), reopens, reminders inside
+trouble and repeats outside it.
+
+    python bench/triggers.py [TRACES_DIR] [--logs LOGS_DIR] [--check-interval-s S] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from bisect import bisect_left
@@ -34,16 +43,22 @@ from pathlib import Path
 from typing import Any
 
 from bot.adapters.steplog import StepLog, StepLogError, load_steps_csv
-from bot.cli.triggers import Replay, replay_log
+from bot.cli.triggers import Replay, ReplayAlert, replay_log
 from bot.core.estimate import Pause, StepPoint
 from bot.core.fmt import fmt_duration
 from bot.core.run_history import RunHistory
 from bot.core.triggers import CheckMemory, TriggerSettings, hung_threshold
+from reporter.logparse import Progress, parse_lines
 
-DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DEFAULT_TRACES = SHARED / "traces"
+DEFAULT_LOGS = SHARED / "logs"
 TIMING_TRIGGERS = ("throughput", "gpu_util", "hung", "silent")
 STALL_TARGET_S = 15 * 60
 INJECTED_STALL_S = 20 * 60
+LONG_STALL_S = 8.3 * 3600  # the night-long stall of issue 22
+FLAP_WINDOW_S = 30 * 60
+MAX_REMINDERS = 6
 SLOWDOWN = 2.0
 
 
@@ -63,15 +78,17 @@ class Label:
 LABELS: dict[str, Label] = {
     "d2_frcnn_lr0.020_6xA6000": Label(
         "healthy",
-        loss_drops=False,
+        loss_drops=None,
         source="JSON: eval+ckpt ~190 s every 1000 iters, stopped at 16010; CSV: loss "
-        "0.15 → 0.18 by the first eval (the .log starts from trained weights)",
+        "0.15 → 0.18 by the first eval (the .log starts from trained weights): a rise, "
+        "which is movement since #22",
     ),
     "d2_frcnn_lr0.040_6xA6000": Label(
         "stall",
-        loss_drops=False,
+        loss_drops=None,
         source="JSON: 'post-eval stall of 3.3 h (iter 26000)', eval+ckpt ~190 s every "
-        "1000 iters; CSV: loss 0.15 → 0.18 by the first eval",
+        "1000 iters; CSV: loss 0.15 → 0.18 by the first eval: "
+        "a rise, which is movement since #22",
         stall_step=26000,
         stall_s=3.3 * 3600,
     ),
@@ -152,6 +169,12 @@ class Result:
     on_target: bool | None = None
     checks: int = 0
     notes: tuple[str, ...] = field(default=())
+    flapping: tuple[str, ...] = ()  # fires within 30 min of the same trigger's resolve
+    reopens: int = 0
+    reminders: int | None = None  # reminders of the caught alert inside the fault
+    repeats_outside: tuple[str, ...] = ()  # reminders while no fault or label says trouble
+    early_notes: int = 0  # the one no-movement note a healthy run may get
+    broken: bool = False  # a constant or NaN loss case
 
 
 def score(
@@ -164,8 +187,14 @@ def score(
     stall: StallWindow | None = None,
     thresholds: dict[float, float] | None = None,
     slowdown_at_s: float | None = None,
+    broken_trigger: str | None = None,
+    broken_at_s: float | None = None,
 ) -> Result:
-    """Detections, misses and false alarms of one replay against its label."""
+    """Detections, misses and false alarms of one replay against its label.
+
+    ``broken_trigger``/``broken_at_s``: an injected broken loss, and the first check at
+    which it could be known (its first NaN, or the tenth constant value).
+    """
     fires = [a for a in replay.alerts if a.action == "fire"]
     fired: dict[str, int] = {}
     for a in fires:
@@ -174,10 +203,18 @@ def score(
     flagged: list[str] = []
     result = Result(name, case, label.kind, fired, checks=replay.checks)
     hits = []
+    notes = 0
     for a in fires:
         where = f"{a.trigger}@{fmt_duration(a.t)}"
-        if a.trigger == "no_progress":
-            (flagged if label.loss_drops is False else false_alarms).append(where)
+        if broken_trigger is not None and a.trigger == broken_trigger:
+            hits.append(a)
+        elif a.trigger == "no_progress":
+            if label.loss_drops is False:
+                flagged.append(where)
+            elif notes == 0:
+                notes += 1  # the one early no-movement note a healthy run may get
+            else:
+                false_alarms.append(where)
         elif a.trigger in TIMING_TRIGGERS:
             if (
                 (
@@ -196,9 +233,48 @@ def score(
                 false_alarms.append(where)
         else:
             false_alarms.append(where)
-    result = replace(result, false_alarms=tuple(false_alarms), flagged=tuple(flagged))
+    trouble = [(stall.start_s, stall.end_s + check_interval_s)] if stall is not None else []
+    if slowdown_at_s is not None:
+        trouble.append((slowdown_at_s, math.inf))
+    if broken_at_s is not None:
+        trouble.append((broken_at_s, math.inf))
+    caught_trigger = "hung" if stall is not None else broken_trigger or "throughput"
+    flapping, repeats_outside, reminders = _lifecycle(replay.alerts, trouble, label, caught_trigger)
+    result = replace(
+        result,
+        false_alarms=tuple(false_alarms),
+        flagged=tuple(flagged),
+        flapping=flapping,
+        reopens=sum(1 for a in replay.alerts if a.action == "reopen"),
+        repeats_outside=repeats_outside,
+        reminders=reminders if trouble else None,
+        early_notes=notes,
+        broken=broken_trigger is not None,
+    )
+    if broken_trigger is not None:
+        if not hits:
+            return replace(result, misses=1, on_target=False)
+        delay = hits[0].t - (broken_at_s or 0.0)
+        return replace(
+            result,
+            detections=1,
+            delay_s=delay,
+            on_target=delay <= 2 * check_interval_s,
+        )
     if stall is not None:
         result = replace(result, stall_s=stall.end_s - stall.start_s)
+        length_s = stall.end_s - stall.start_s
+        if not hits and thresholds and min(thresholds.values()) >= length_s:
+            # Shorter than any hang this run could be told from (rows every 10 min, or
+            # the probe not done): not a miss, and not counted either way.
+            return replace(
+                result,
+                stall_s=None,
+                notes=(
+                    f"not judged: the {fmt_duration(length_s)} stall is shorter than this "
+                    f"run's hung threshold ({fmt_duration(min(thresholds.values()))})",
+                ),
+            )
         if not hits:
             return replace(result, misses=1, on_target=False)
         first = hits[0]
@@ -222,6 +298,37 @@ def score(
             on_target=delay <= 3 * check_interval_s,
         )
     return result
+
+
+def _lifecycle(
+    alerts: Sequence[ReplayAlert],
+    trouble: Sequence[tuple[float, float]],
+    label: Label,
+    caught: str,
+) -> tuple[tuple[str, ...], tuple[str, ...], int]:
+    """Flapping re-fires, reminders outside trouble, and reminders of ``caught`` inside it."""
+    resolved_at: dict[str, float] = {}
+    flapping: list[str] = []
+    outside: list[str] = []
+    inside = 0
+    for a in alerts:
+        where = f"{a.trigger}@{fmt_duration(a.t)}"
+        if a.action == "resolve":
+            resolved_at[a.trigger] = a.t
+        elif a.action == "fire":
+            last = resolved_at.get(a.trigger)
+            if last is not None and a.t - last < FLAP_WINDOW_S:
+                flapping.append(where)
+        elif a.action == "repeat":
+            in_trouble = any(t0 <= a.t <= t1 for t0, t1 in trouble)
+            labelled = (label.kind == "stall" and a.trigger == "hung") or (
+                label.kind == "schedule" and a.trigger == "throughput"
+            )
+            if in_trouble and a.trigger == caught:
+                inside += 1
+            elif not (in_trouble or labelled):
+                outside.append(where)
+    return tuple(flapping), tuple(outside), inside
 
 
 # --- traces and injected faults -----------------------------------------------------------
@@ -251,6 +358,72 @@ def load_trace(csv_path: Path) -> Trace:
         target_steps=int(meta.get("total_steps") or last or 1),
         eval_every=meta.get("eval_every"),
         label=LABELS.get(name) or label_from_json(meta, log),
+    )
+
+
+def load_log_trace(log_path: Path) -> Trace | str:
+    """A trace derived from a console log: its timed training rows and eval rows, on a
+    clock starting at 0; or why not (no timed rows, or steps that disagree with the
+    log's hand-made ground truth, ``NAME.json``'s ``steps``)."""
+    meta_path = log_path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    text = log_path.read_bytes().decode("utf-8", errors="replace")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    rows = [r for r in parse_lines(lines) if isinstance(r, Progress) and r.t_s is not None]
+    if not rows:
+        return "no timed training rows from reporter.logparse"
+    t0 = min(r.t_s or 0.0 for r in rows)
+    train = [r for r in rows if not r.is_eval]
+    evals = [r for r in rows if r.is_eval]
+    if len(train) < 2:
+        return "fewer than 2 timed training rows from reporter.logparse"
+    truth = {int(x) for x in meta.get("steps", [])}
+    parsed = {r.step for r in train}
+    if truth:
+        agree = len(parsed & truth)
+        if agree < 0.9 * len(truth) or agree < 0.9 * len(parsed):
+            return (
+                f"reporter.logparse's steps disagree with the ground truth ({agree} of "
+                f"{len(truth)} true steps, {len(parsed)} parsed): not a trace to judge by"
+            )
+    log = StepLog(
+        points=tuple(StepPoint(r.step, (r.t_s or 0.0) - t0) for r in train),
+        losses=tuple(r.loss for r in train),
+        pauses=tuple(Pause("eval", (r.t_s or 0.0) - t0, (r.t_s or 0.0) - t0) for r in evals),
+        eval_steps=tuple(r.step for r in evals),
+    )
+    label = Label(
+        "healthy",
+        loss_drops=None,
+        source=f"derived from {log_path.name} ({meta.get('source_repo', '?')}); a published "
+        "run, taken as healthy",
+    )
+    times = sorted((r.t_s or 0.0) - t0 for r in train)
+    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    typical = gaps[len(gaps) // 2]
+    by_t = sorted(train, key=lambda r: r.t_s or 0.0)
+    for a, b in zip(by_t, by_t[1:], strict=False):
+        gap = (b.t_s or 0.0) - (a.t_s or 0.0)
+        if gap > max(3600.0, 10 * typical):  # no progress for hours: a stall, eval or not
+            label = Label(
+                "stall",
+                loss_drops=None,
+                source=f"derived from {log_path.name}: no row for {fmt_duration(gap)} after "
+                f"step {a.step} (rows every {fmt_duration(typical)} otherwise)",
+                stall_step=b.step,
+                stall_s=gap,
+            )
+            break
+    printed = max((r.total_steps or 0 for r in rows), default=0)
+    last = max(r.step for r in train)
+    target = int(meta.get("total_steps") or printed or last)
+    name = f"log:{log_path.stem}"
+    return Trace(
+        name=name,
+        log=log,
+        target_steps=max(target, last),
+        eval_every=None,
+        label=label,
     )
 
 
@@ -315,6 +488,7 @@ def run_case(
     *,
     stall: StallWindow | None = None,
     slowdown_at_s: float | None = None,
+    broken: tuple[str, float] | None = None,
 ) -> Result:
     thresholds: dict[float, float] = {}
 
@@ -332,6 +506,9 @@ def run_case(
         settings=settings,
         on_check=on_check,
     )
+    known_at = None
+    if broken is not None:  # the first check that could know it
+        known_at = math.ceil(broken[1] / check_interval_s) * check_interval_s
     return score(
         trace.name,
         case,
@@ -341,7 +518,43 @@ def run_case(
         stall=stall,
         thresholds=thresholds,
         slowdown_at_s=slowdown_at_s,
+        broken_trigger=None if broken is None else broken[0],
+        broken_at_s=known_at,
     )
+
+
+def _at(where: str) -> float:
+    """The time in a ``trigger@1h 02m`` tag, in seconds."""
+    total = 0.0
+    for part in where.split("@", 1)[1].split():
+        value, unit = float(part[:-1]), part[-1]
+        total += value * {"h": 3600.0, "m": 60.0, "s": 1.0, "d": 86400.0}.get(unit, 1.0)
+    return total
+
+
+def with_losses(log: StepLog, losses: Sequence[float | None]) -> StepLog:
+    return replace(log, losses=tuple(losses))
+
+
+def broken_cases(log: StepLog, settings: TriggerSettings) -> list[tuple[str, StepLog, str, float]]:
+    """A constant 0 loss from the start, and NaN from the middle row on, where the trace
+    logs a loss: (case, log, the trigger that must catch it, when it is first knowable)."""
+    with_loss = [i for i, v in enumerate(log.losses) if v is not None]
+    if len(with_loss) < settings.constant_points:
+        return []
+    times = [p.t_s for p in log.points]
+    order = sorted(with_loss, key=lambda i: times[i])
+    tenth_s = times[order[settings.constant_points - 1]]
+    zero = [0.0 if v is not None else None for v in log.losses]
+    middle = middle_row_s(log)
+    nan = [
+        math.nan if v is not None and times[i] >= middle else v for i, v in enumerate(log.losses)
+    ]
+    first_nan_s = min((times[i] for i in with_loss if times[i] >= middle), default=None)
+    cases = [("loss=0", with_losses(log, zero), "no_progress", tenth_s)]
+    if first_nan_s is not None:
+        cases.append(("loss NaN", with_losses(log, nan), "nonfinite_loss", first_nan_s))
+    return cases
 
 
 def evaluate(trace: Trace, check_interval_s: float, settings: TriggerSettings) -> list[Result]:
@@ -354,21 +567,50 @@ def evaluate(trace: Trace, check_interval_s: float, settings: TriggerSettings) -
         results[0] = replace(results[0], notes=("stall not found in the CSV",))
     if label.kind != "healthy":
         return results
-    for case, at_s in (("stall@row", middle_row_s(trace.log)), ("stall@eval", None)):
-        if case == "stall@eval":
-            at_s = middle_eval_s(trace.log)
-            if at_s is None:
-                continue
-        assert at_s is not None
-        injected = shift_after(trace.log, at_s, lambda t: t + INJECTED_STALL_S)
-        window = StallWindow(at_s, at_s + INJECTED_STALL_S)
+    stalls: list[tuple[str, float | None, float]] = [
+        ("stall@row", middle_row_s(trace.log), INJECTED_STALL_S),
+        ("stall@eval", middle_eval_s(trace.log), INJECTED_STALL_S),
+        ("stall 8.3h", middle_row_s(trace.log), LONG_STALL_S),
+    ]
+    for case, at_s, length_s in stalls:
+        if at_s is None:
+            continue
+        injected = shift_after(trace.log, at_s, lambda t, d=length_s: t + d)
+        window = StallWindow(at_s, at_s + length_s)
         results.append(run_case(trace, case, injected, check_interval_s, settings, stall=window))
+    # A hang that comes back 20 minutes after it cleared: the lifecycle must reopen its
+    # alert (an edit), not fire a new one (a flapping re-fire).
     at_s = middle_row_s(trace.log)
+    first = shift_after(trace.log, at_s, lambda t: t + INJECTED_STALL_S)
+    times = sorted(p.t_s for p in first.points if p.t_s > at_s + INJECTED_STALL_S + 1200)
+    if times:
+        again = shift_after(first, times[0], lambda t: t + INJECTED_STALL_S)
+        window = StallWindow(at_s, at_s + INJECTED_STALL_S)
+        result = run_case(trace, "stall×2", again, check_interval_s, settings, stall=window)
+        second = (times[0], times[0] + INJECTED_STALL_S + check_interval_s)
+        result = replace(
+            result,
+            false_alarms=tuple(
+                a
+                for a in result.false_alarms
+                if not (a.startswith("hung@") and second[0] < _at(a) <= second[1])
+            ),
+            repeats_outside=tuple(
+                a
+                for a in result.repeats_outside
+                if not (a.startswith("hung@") and second[0] < _at(a) <= second[1])
+            ),
+        )
+        results.append(result)
     end_s = max(p.t_s for p in trace.log.points)
     if (end_s - at_s) * SLOWDOWN >= 4 * check_interval_s:
         slow = shift_after(trace.log, at_s, lambda t: at_s + SLOWDOWN * (t - at_s))
         results.append(
             run_case(trace, "slow×2", slow, check_interval_s, settings, slowdown_at_s=at_s)
+        )
+    for case, log, trigger, known_s in broken_cases(trace.log, settings):
+        results.append(
+            run_case(trace, case, log, check_interval_s, settings, broken=(trigger, known_s))
         )
     return results
 
@@ -376,7 +618,12 @@ def evaluate(trace: Trace, check_interval_s: float, settings: TriggerSettings) -
 # --- output -------------------------------------------------------------------------------
 
 
-def render(results: Sequence[Result], labels: dict[str, Label], check_interval_s: float) -> str:
+def render(
+    results: Sequence[Result],
+    labels: dict[str, Label],
+    check_interval_s: float,
+    skipped: Sequence[str] = (),
+) -> str:
     lines = [f"Trigger replay, checks every {check_interval_s:g}s of log time", ""]
     lines.append("Labels (where each came from):")
     for name, label in labels.items():
@@ -385,12 +632,15 @@ def render(results: Sequence[Result], labels: dict[str, Label], check_interval_s
             if label.kind == "stall"
             else ""
         )
-        loss = {True: "loss drops", False: "loss flat", None: "no train loss"}[label.loss_drops]
+        loss = {True: "loss drops", False: "loss flat", None: "no label on the loss"}[
+            label.loss_drops
+        ]
         lines.append(f"  {name}: {label.kind}{extra}; {loss} — {label.source}")
+    lines.extend(f"  skipped: {s}" for s in skipped)
     lines += ["", "Per trace and case:"]
     header = (
-        f"  {'trace':<38} {'case':<10} {'label':<8} {'alerts fired':<28} "
-        f"{'det':>3} {'miss':>4} {'false':>5}  delay / over threshold"
+        f"  {'trace':<36} {'case':<10} {'label':<8} {'alerts fired':<26} "
+        f"{'det':>3} {'miss':>4} {'false':>5} {'flap':>4} {'rem':>3}  delay / over threshold"
     )
     lines.append(header)
     for r in results:
@@ -402,11 +652,18 @@ def render(results: Sequence[Result], labels: dict[str, Label], check_interval_s
                 delay += f" / +{fmt_duration(r.over_threshold_s)}"
         if r.on_target is False:
             delay += "  MISSED TARGET"
+        reminders = "-" if r.reminders is None else str(r.reminders)
         lines.append(
-            f"  {r.trace[:38]:<38} {r.case:<10} {r.label:<8} {fired[:28]:<28} "
-            f"{r.detections:>3} {r.misses:>4} {len(r.false_alarms):>5}  {delay}"
+            f"  {r.trace[:36]:<36} {r.case:<10} {r.label:<8} {fired[:26]:<26} "
+            f"{r.detections:>3} {r.misses:>4} {len(r.false_alarms):>5} {len(r.flapping):>4} "
+            f"{reminders:>3}  {delay}"
         )
-        for what, items in (("false alarms", r.false_alarms), ("flagged", r.flagged)):
+        for what, items in (
+            ("false alarms", r.false_alarms),
+            ("flagged", r.flagged),
+            ("flapping re-fires", r.flapping),
+            ("repeats outside trouble", r.repeats_outside),
+        ):
             if items:
                 shown = ", ".join(items[:4]) + (f" (+{len(items) - 4})" if len(items) > 4 else "")
                 lines.append(f"      {what}: {shown}")
@@ -420,16 +677,16 @@ def summary_lines(results: Sequence[Result], check_interval_s: float) -> list[st
     stalls = [r for r in results if r.stall_s is not None]
     long_stalls = [r for r in stalls if (r.stall_s or 0) > STALL_TARGET_S]
     slow = [r for r in results if r.case.startswith("slow")]
-    healthy_false = [
-        a
-        for r in results
-        if r.label == "healthy"
-        for a in r.false_alarms
-        if a.split("@")[0] in TIMING_TRIGGERS
-    ]
+    broken = [r for r in results if r.broken]
+    healthy_false = [a for r in results if r.label == "healthy" for a in r.false_alarms]
     all_false = [a for r in results for a in r.false_alarms]
+    flapping = [f"{r.trace}/{r.case}: {f}" for r in results for f in r.flapping]
+    outside = [f"{r.trace}/{r.case}: {f}" for r in results for f in r.repeats_outside]
     caught = sum(1 for r in long_stalls if r.on_target)
+    broken_caught = sum(1 for r in broken if r.on_target)
     worst = max((r.over_threshold_s or 0 for r in long_stalls if r.detections), default=0.0)
+    reminders = [r.reminders for r in long_stalls if r.reminders is not None]
+    longest = max(long_stalls, key=lambda r: r.stall_s or 0.0, default=None)
     lines = [
         f"Stalls > 15 min: {caught}/{len(long_stalls)} caught within two check intervals "
         f"({2 * check_interval_s:g}s) after the hung threshold (worst +{fmt_duration(worst)}); "
@@ -437,24 +694,52 @@ def summary_lines(results: Sequence[Result], check_interval_s: float) -> list[st
         f"{sum(1 for r in stalls if r.case == 'real')}, injected "
         f"{sum(r.detections for r in stalls if r.case != 'real')}/"
         f"{sum(1 for r in stalls if r.case != 'real')}",
+        f"Broken runs (loss constant at 0, or NaN; injected): {broken_caught}/{len(broken)} "
+        f"caught within two checks of being knowable",
         f"Slowdowns ×{SLOWDOWN:g} (injected): {sum(r.detections for r in slow)}/{len(slow)} "
         f"caught, delays {', '.join(fmt_duration(r.delay_s) for r in slow if r.delay_s)}",
-        f"False alarms: {len(healthy_false)} timing alerts on healthy runs "
-        f"(real traces: {sum(len(r.false_alarms) for r in real)}); {len(all_false)} in all",
+        f"False fires on healthy runs beyond one early no-movement note: {len(healthy_false)} "
+        f"(real traces: {sum(len(r.false_alarms) for r in real)}); {len(all_false)} in all; "
+        f"early notes: {sum(r.early_notes for r in results)} on "
+        f"{sum(1 for r in results if r.early_notes)} replays",
+        f"Flapping re-fires (same trigger within {FLAP_WINDOW_S // 60:.0f} min of resolving): "
+        f"{len(flapping)}{': ' + ', '.join(flapping[:6]) if flapping else ''}; reopened "
+        f"instead: {sum(r.reopens for r in results)}",
+        f"Repeats outside trouble: {len(outside)}"
+        + (": " + ", ".join(outside[:6]) if outside else ""),
+        f"Reminders per stall episode: max {max(reminders, default=0)} (target ≤ "
+        f"{MAX_REMINDERS}); the longest stall "
+        + (
+            f"({fmt_duration(longest.stall_s or 0)}, {longest.trace}/{longest.case}) got "
+            f"{longest.reminders}"
+            if longest is not None
+            else "-"
+        ),
         f"Flagged as expected: "
         f"{sum(1 for r in results for f in r.flagged if f.startswith('no_progress'))} "
         f"no_progress on loss-flat runs, "
         f"{sum(1 for r in results for f in r.flagged if f.startswith('throughput'))} "
         f"throughput on schedule runs (a step log has no work/s)",
     ]
-    ok = caught == len(long_stalls) and not healthy_false
-    lines.append(f"Verdict: {'PASS' if ok else 'FAIL'} against issue 5's targets")
+    ok = (
+        caught == len(long_stalls)
+        and broken_caught == len(broken)
+        and not healthy_false
+        and not flapping
+        and not outside
+        and max(reminders, default=0) <= MAX_REMINDERS
+    )
+    lines.append(f"Verdict: {'PASS' if ok else 'FAIL'} against issue 22's targets")
     return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("traces", nargs="?", type=Path, default=DEFAULT_TRACES)
+    parser.add_argument(
+        "--logs", type=Path, default=DEFAULT_LOGS, help="console logs to derive traces from"
+    )
+    parser.add_argument("--no-logs", action="store_true", help="the CSV traces only")
     parser.add_argument("--check-interval-s", type=float, default=60.0)
     parser.add_argument("--json", action="store_true", help="one JSON object per result")
     args = parser.parse_args(argv)
@@ -463,21 +748,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench/triggers.py: no *.csv traces in {args.traces}", file=sys.stderr)
         return 2
     settings = TriggerSettings()
-    results: list[Result] = []
-    labels: dict[str, Label] = {}
+    traces: list[Trace] = []
+    skipped: list[str] = []
     for path in paths:
         try:
-            trace = load_trace(path)
+            traces.append(load_trace(path))
         except StepLogError as exc:
             print(f"bench/triggers.py: skipping {path.name}: {exc}", file=sys.stderr)
-            continue
+    if not args.no_logs and args.logs.is_dir():
+        for path in sorted(args.logs.glob("*.log")):
+            derived = load_log_trace(path)
+            if isinstance(derived, str):
+                skipped.append(f"{path.name}: {derived}")
+            else:
+                traces.append(derived)
+    results: list[Result] = []
+    labels: dict[str, Label] = {}
+    for trace in traces:
         labels[trace.name] = trace.label
         results += evaluate(trace, args.check_interval_s, settings)
     if args.json:
         for r in results:
             print(json.dumps(asdict(r), allow_nan=False))
     else:
-        print(render(results, labels, args.check_interval_s))
+        print(render(results, labels, args.check_interval_s, skipped))
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.core.alerts import AlertPolicy
 from bot.core.schedule import MAX_TABLE_DEADLINE_S
 from bot.core.triggers import TriggerSettings
 
@@ -38,12 +39,17 @@ class Settings(BaseSettings):
     trigger_near_oom_ratio: float = Field(default=0.95, gt=0, le=1)
     trigger_near_oom_samples: int = Field(default=3, ge=1)
     trigger_no_progress_fraction: float = Field(default=0.10, gt=0, le=1)
-    trigger_min_loss_drop: float = Field(default=0.02, ge=0)
+    trigger_min_loss_drop: float = Field(default=0.005, ge=0)  # min_delta, relative
     trigger_hung_factor: float = Field(default=3.0, ge=1)
     trigger_hung_min_s: float = Field(default=600.0, ge=0)
     trigger_silent_intervals: float = Field(default=10.0, ge=1)
     trigger_silent_min_s: float = Field(default=300.0, ge=0)
-    alert_repeat_s: float = Field(default=1800.0, ge=0)
+    alert_repeat_s: float = Field(default=1800.0, ge=0)  # the first reminder; then ×2 …
+    alert_reminder_cap_s: float = Field(default=4 * 3600.0, ge=0)  # … up to this gap
+    alert_max_reminders: int = Field(default=6, ge=0)  # per episode
+    alert_keep_firing_s: float = Field(default=600.0, ge=0)  # Prometheus keep_firing_for
+    alert_reopen_s: float = Field(default=1800.0, ge=0)  # back within this: edit, not post
+    alert_gpu_util_pending_s: float = Field(default=120.0, ge=0)  # Prometheus `for`
     keep_default_s: float = Field(default=7200.0, gt=0)
     snooze_s: float = Field(default=3600.0, gt=0)
     # Slack (issue 7): Slack's own names. A bot token switches Slack on.
@@ -112,6 +118,16 @@ class Settings(BaseSettings):
             silent_min_s=self.trigger_silent_min_s,
             probe_steps=self.probe_steps,
             repeat_s=self.alert_repeat_s,
+        )
+
+    def alert_policy(self) -> AlertPolicy:
+        return AlertPolicy(
+            first_reminder_s=self.alert_repeat_s,
+            reminder_cap_s=self.alert_reminder_cap_s,
+            max_reminders=self.alert_max_reminders,
+            keep_firing_s=self.alert_keep_firing_s,
+            reopen_s=self.alert_reopen_s,
+            pending_s={"gpu_util": self.alert_gpu_util_pending_s},
         )
 
     @property

@@ -55,6 +55,18 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="the step time you expect; alerts compare against it (default: the probe's)",
     )
     parser.add_argument(
+        "--watch-metric",
+        metavar="NAME",
+        help="judge whether this metric moves instead of the loss (e.g. reward, eval_loss); "
+        "read from lines like 'NAME: 0.5' or 'NAME=0.5' in the command's output",
+    )
+    parser.add_argument(
+        "--metric-goal",
+        choices=("min", "max"),
+        help="which way is good for the watched metric: min (a loss) or max (a reward); "
+        "alerts say so (movement either way counts as movement)",
+    )
+    parser.add_argument(
         "--format",
         default="auto",
         choices=("auto", *FORMATS),
@@ -130,6 +142,8 @@ def _run(args: argparse.Namespace) -> int:
         bot_url=args.bot,
         usd_per_hour=args.usd_per_hour,
         expected_step_s=args.expected_step_s,
+        watch_metric=args.watch_metric,
+        metric_goal=args.metric_goal,
         log_format=args.format,
         step_patterns=tuple(args.step_pattern),
         artifact_urls=tuple(args.artifact_url),

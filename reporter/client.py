@@ -27,6 +27,7 @@ from reporter.wire import (
     Registered,
     RunRegistration,
     fields_unknown_to,
+    registration_exclude,
 )
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -75,16 +76,14 @@ class BotClient:
         )
 
     def register(
-        self,
-        registration: RunRegistration,
-        ingest_secret: str,
-        *,
-        exclude: dict[str, Any] | None = None,
+        self, registration: RunRegistration, ingest_secret: str, *, older_bot: bool = False
     ) -> Registered:
         """Enrol the run (idempotent on name and instance); returns its id and token.
-        ``exclude``: fields to leave out for a bot that does not know them."""
-        response = self._post("/v1/runs", ingest_secret, registration, exclude=exclude)
-        return _parse(Registered, response)
+        ``older_bot``: leave out every field a bot before wire version 3 does not know."""
+        exclude = registration_exclude(registration, older_bot=older_bot)
+        return _parse(
+            Registered, self._post("/v1/runs", ingest_secret, registration, exclude=exclude)
+        )
 
     def post_events(
         self, run_id: str, run_token: str, batch: EventBatch, *, bot_schema_version: int

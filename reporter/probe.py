@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, NamedTuple, SupportsFloat
+from typing import Literal, NamedTuple, SupportsFloat
 
 import httpx
 from pydantic import ValidationError
@@ -51,7 +51,6 @@ from reporter.telemetry import TelemetrySampler
 from reporter.vast_self import DEFAULT_VAST_URL, end_own_instance, read_own_instance
 from reporter.wire import (
     MAX_EVENTS_PER_BATCH,
-    REGISTRATION_FIELDS_SINCE_3,
     Command,
     CommandOutcome,
     ConfigFamily,
@@ -87,10 +86,10 @@ _FATAL_STATUSES = frozenset({401, 403, 404, 410})
 
 
 # What the training thread appends: tuples, converted to wire models later. A step is a
-# bare tuple (t, step, loss, samples, tokens), not a NamedTuple: building a NamedTuple
-# costs about 0.7 µs here, a third of the budget for Probe.step(). The other records are
-# NamedTuples, so `type(record) is tuple` tells a step apart.
-_Step = tuple[float, int, SupportsFloat | None, int | None, int | None]
+# bare tuple (t, step, loss, samples, tokens, metric), not a NamedTuple: building a
+# NamedTuple costs about 0.7 µs here, a third of the budget for Probe.step(). The other
+# records are NamedTuples, so `type(record) is tuple` tells a step apart.
+_Step = tuple[float, int, SupportsFloat | None, int | None, int | None, SupportsFloat | None]
 
 
 class _Phase(NamedTuple):
@@ -164,6 +163,8 @@ class Probe:
         post_interval_s: float | None = None,
         family: ConfigFamily | None = None,
         expected_step_s: float | None = None,
+        watch_metric: str | None = None,
+        metric_goal: Literal["min", "max"] | None = None,
         gpus: Sequence[GpuInfo] = (),
         spool: Path | str | None = None,
         target_from_log: bool = False,
@@ -203,6 +204,10 @@ class Probe:
         self._attempt_of = attempt_of or env.get("PROBECAST_ATTEMPT_OF", "").strip() or None
         self._launch_command = list(sys.argv if launch_command is None else launch_command)
         self._framework_args = dict(framework_args or {})
+        if metric_goal not in (None, "min", "max"):
+            raise ValueError(f"metric_goal must be 'min', 'max' or None, got {metric_goal!r}")
+        self.watch_metric = watch_metric or None
+        self._metric_goal = metric_goal
         self._spool_path: Path | None = (
             None
             if spool == ":memory:"
@@ -261,13 +266,16 @@ class Probe:
         tokens: int | None = None,
         *,
         t: float | None = None,
+        metric: SupportsFloat | None = None,
     ) -> None:
         """Record that step ``n`` finished. No I/O: a tensor loss is read on our thread.
 
         ``t`` (Unix seconds) is for callers that know better than "now", such as a log
-        line carrying its own timestamp.
+        line carrying its own timestamp. ``metric``: the value of ``watch_metric`` (a
+        reward, an eval score) when it was measured at this step; the bot then judges
+        that metric's movement instead of the loss's.
         """
-        self._queue.append((self._clock() if t is None else t, n, loss, samples, tokens))
+        self._queue.append((self._clock() if t is None else t, n, loss, samples, tokens, metric))
 
     @contextmanager
     def phase(self, name: PhaseName) -> Iterator[None]:
@@ -455,6 +463,8 @@ class Probe:
                 eval_every=self.config.eval_every,
                 usd_per_hour=self.config.usd_per_hour,
                 expected_step_s=self._expected_step_s,
+                watch_metric=self.watch_metric,
+                metric_goal=self._metric_goal,
                 config=self._family,
                 gpus=self._gpus,
                 host=detect_host(),
@@ -470,17 +480,17 @@ class Probe:
             self._disable(f"cannot build the registration: {exc.errors()[0]['msg']}")
             return
         delay_s = min(self.config.post_interval_s, 1.0)
-        exclude: dict[str, Any] | None = None
+        older_bot = False
         while not (self._closing and time.monotonic() >= self._deadline):
             self._drain()  # keeps memory bounded while the bot is away
             try:
                 self._registered = self._client.register(
-                    registration, self.config.ingest_secret, exclude=exclude
+                    registration, self.config.ingest_secret, older_bot=older_bot
                 )
             except BotRejected as exc:
-                if exc.status == 422 and exclude is None:
+                if exc.status == 422 and not older_bot:
                     # A bot before wire version 3 refuses what it does not know: say less.
-                    exclude = REGISTRATION_FIELDS_SINCE_3
+                    older_bot = True
                     continue
                 self._disable(f"the bot refused to register run {self.config.name!r}: {exc}")
                 return
@@ -642,7 +652,7 @@ class Probe:
                     host=record.host,
                     no_gpu_reason=record.no_gpu_reason,
                 )
-            t, step, loss, samples, tokens = record  # what is left is a bare step tuple
+            t, step, loss, samples, tokens, metric = record  # what is left: a step tuple
             return StepEvent(
                 seq=seq,
                 t=t,
@@ -652,6 +662,7 @@ class Probe:
                 loss=None if loss is None else _clamp_loss(float(loss)),
                 samples=None if samples is None else int(samples),
                 tokens=None if tokens is None else int(tokens),
+                metric=None if metric is None else _clamp_loss(float(metric)),
             )
         except (ValidationError, TypeError, ValueError) as exc:
             self._dropped += 1
@@ -787,12 +798,12 @@ def _step_dict(record: _Record) -> dict[str, object] | None:
     Anything unusual (a tensor loss, odd types, out-of-range values) returns None and
     takes the validated road instead; the checks mirror `StepEvent`'s bounds.
     """
-    t, step, loss, samples, tokens = record  # type: ignore[misc]
+    t, step, loss, samples, tokens, metric = record  # type: ignore[misc]
     if type(t) is not float or not 1e9 <= t <= 1e11:
         return None
     if type(step) is not int or not 0 <= step <= 10**12:
         return None
-    if samples is not None or tokens is not None:
+    if samples is not None or tokens is not None or metric is not None:
         return None
     if loss is None:
         return {"kind": "step", "t": t, "step": step}

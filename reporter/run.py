@@ -41,6 +41,7 @@ import httpx
 
 from reporter.config import ConfigError, ProbeConfig
 from reporter.logparse import Alert, LogParser, Progress
+from reporter.metricwatch import LineMetric
 from reporter.probe import Probe
 from reporter.telemetry import TelemetrySampler
 from reporter.terminal import (
@@ -88,6 +89,8 @@ class RunOptions:
     bot_url: str | None = None
     usd_per_hour: float | None = None
     expected_step_s: float | None = None
+    watch_metric: str | None = None  # #22: judge this metric's movement, not the loss's
+    metric_goal: Literal["min", "max"] | None = None
     log_format: str = "auto"
     step_patterns: tuple[str, ...] = ()
     artifact_urls: tuple[str, ...] = ()
@@ -258,6 +261,7 @@ class Runner:
         except ValueError as exc:
             raise RunError(str(exc)) from None
         self._parse_lock = threading.Lock()
+        self._metric = LineMetric(options.watch_metric) if options.watch_metric else None
         self._log_clock = LogClock()
         self._last_step_at: float | None = None
         self._last_sent_step: int | None = None
@@ -319,6 +323,8 @@ class Runner:
             url=self.options.bot_url,
             usd_per_hour=self.options.usd_per_hour,
             expected_step_s=self.options.expected_step_s,
+            watch_metric=self.options.watch_metric,
+            metric_goal=self.options.metric_goal,
             gpus=sampler.gpu_inventory(),
             target_from_log=True,
             sample_interval_s=None,  # our sampler watches the child's tree instead
@@ -590,6 +596,8 @@ class Runner:
         try:
             with self._parse_lock:
                 for line, arrived_at in lines:
+                    if self._metric is not None:
+                        self._metric.see(line)
                     for record in self._parser.feed(line):
                         self._report(record, arrived_at)
         except Exception as exc:  # a parser bug must not stop the pass-through
@@ -684,7 +692,8 @@ class Runner:
         if older_than is not None and t > older_than:
             return
         self._held = None
-        probe.step(row.step, loss=row.loss, t=t)
+        metric = None if self._metric is None else self._metric.take()
+        probe.step(row.step, loss=row.loss, t=t, metric=metric)
         self._last_step_at = t
         self._last_sent_step = row.step
 

@@ -23,30 +23,42 @@ from pydantic import (
     model_validator,
 )
 
-# 2: GpuSample.mem_util_pct; 3: InstanceEvent, attempts, the eval/save cadence
+# 2: GpuSample.mem_util_pct; 3: StepEvent.metric, InstanceEvent, attempts, the eval/save
+# cadence and the watched metric in the registration
 SCHEMA_VERSION = 3
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_GPUS = 64
 
 
-# Registration fields a bot before version 3 refuses (a ``model_dump`` exclude). A reporter
-# learns the bot's version only from the registration's answer, so on a 422 it registers
-# again without them.
-REGISTRATION_FIELDS_SINCE_3: dict[str, Any] = {
-    "attempt_of": True,
-    "launch": True,
-    "config": {"final_eval": True, "save_every": True, "final_save": True},
-}
-
-
 def fields_unknown_to(bot_schema_version: int) -> dict[str, Any] | None:
     """A ``model_dump`` exclude for an event batch: the fields newer than the bot's wire
     version. Every model here forbids unknown fields, so a bot older than the reporter
-    would refuse a whole batch (its steps too) over one new telemetry field. (Schema 3
-    added to the registration only, whose new fields travel only when set.)"""
-    if bot_schema_version >= 2:
+    would refuse a whole batch (its steps too) over one new telemetry field."""
+    if bot_schema_version >= 3:
         return None
-    return {"events": {"__all__": {"gpus": {"__all__": {"mem_util_pct"}}}}}
+    if bot_schema_version == 2:
+        return {"events": {"__all__": {"metric"}}}
+    return {"events": {"__all__": {"gpus": {"__all__": {"mem_util_pct"}}, "metric": True}}}
+
+
+# Registration fields added in wire version 3, all optional. The reporter learns the bot's
+# version only from the registration's answer: it leaves unset ones out (a registration
+# that does not use them reads as before), and on a 422 registers again without any.
+_REGISTRATION_SINCE_3 = ("attempt_of", "launch", "watch_metric", "metric_goal")
+_CONFIG_SINCE_3 = ("final_eval", "save_every", "final_save")
+
+
+def registration_exclude(registration: RunRegistration, *, older_bot: bool) -> dict[str, Any]:
+    """A ``model_dump`` exclude for the registration: the wire-3 fields left unset, or all
+    of them for a bot that refused the registration once (``older_bot``)."""
+    exclude: dict[str, Any] = {
+        name: True
+        for name in _REGISTRATION_SINCE_3
+        if older_bot or getattr(registration, name) is None
+    }
+    if older_bot:
+        exclude["config"] = dict.fromkeys(_CONFIG_SINCE_3, True)
+    return exclude
 
 
 RunName = Annotated[
@@ -109,11 +121,6 @@ class HostInfo(_Model):
     disk_free_mib: MiB | None = None
 
 
-# Fields added after the first wire version, left out of a dump while unset: a reporter
-# that does not set them registers with an older, strict bot exactly as before.
-_CADENCE_FIELDS = ("final_eval", "save_every", "final_save")
-
-
 class ConfigFamily(_Model):
     batch_size: int | None = Field(default=None, ge=1, le=10**9)
     grad_accum: int | None = Field(default=None, ge=1, le=10**6)
@@ -127,7 +134,7 @@ class ConfigFamily(_Model):
     @model_serializer(mode="wrap")
     def _without_unset_cadence(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for name in _CADENCE_FIELDS:
+        for name in _CONFIG_SINCE_3:  # left out while unset
             if data.get(name) is None:
                 data.pop(name, None)
         return data
@@ -172,6 +179,10 @@ class RunRegistration(_Model):
     # Issue 25: the earlier run this is the next attempt of (by name), and what it ran.
     attempt_of: RunName | None = None
     launch: LaunchInfo | None = None
+    # The metric whose movement the bot watches instead of the loss (its values travel in
+    # StepEvent.metric), and which way is good: "min" (a loss) or "max" (a reward).
+    watch_metric: ShortText | None = None
+    metric_goal: Literal["min", "max"] | None = None
 
 
 class RunSettings(_Model):
@@ -205,6 +216,7 @@ class StepEvent(_Model):
     loss: Loss | None = None
     samples: int | None = Field(default=None, ge=0, le=10**12)
     tokens: int | None = Field(default=None, ge=0, le=10**15)
+    metric: Loss | None = None  # the registration's watch_metric at this step (schema 3)
 
 
 class PhaseEvent(_Model):
@@ -353,6 +365,7 @@ __all__ = [
     "MAX_EVENTS_PER_BATCH",
     "SCHEMA_VERSION",
     "fields_unknown_to",
+    "registration_exclude",
     "Command",
     "CommandOutcome",
     "ConfigFamily",
@@ -367,7 +380,6 @@ __all__ = [
     "HostSample",
     "InstanceEvent",
     "LaunchInfo",
-    "REGISTRATION_FIELDS_SINCE_3",
     "LogEvent",
     "PhaseEvent",
     "Registered",

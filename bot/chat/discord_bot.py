@@ -54,7 +54,12 @@ log = logging.getLogger(__name__)
 
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 # Decisions that close an alert: the message then says who decided what, and when.
-DECIDED = {"confirm-kill": "Kill confirmed", "keep": "Kept", "snooze": "Snoozed"}
+DECIDED = {
+    "confirm-kill": "Kill confirmed",
+    "keep": "Kept",
+    "snooze": "Snoozed",
+    "new-normal": "Accepted as the new pace",
+}
 NOT_DECIDED_KINDS = frozenset({"refused", "usage"})
 # Buttons on an ephemeral Confirm / Cancel question (Kill and Destroy both ask first).
 ANSWERS_TO_A_QUESTION = frozenset(

@@ -140,7 +140,12 @@ CommandHandler = Callable[[str, str], Awaitable[Card]]
 ActionHandler = Callable[[str, str], Awaitable[Card]]
 _ACTION = re.compile(r"^probecast:")
 # Decisions that close an alert: the message then says who decided what, and when.
-_DECIDED = {"confirm-kill": "Kill confirmed", "keep": "Kept", "snooze": "Snoozed"}
+_DECIDED = {
+    "confirm-kill": "Kill confirmed",
+    "keep": "Kept",
+    "snooze": "Snoozed",
+    "new-normal": "Accepted as the new pace",
+}
 
 
 def build_slack_app(

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.adapters.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
 from bot.cli.errors import CliError
-from bot.core.alerts import AlertState, plan_alerts
+from bot.core.alerts import AlertPolicy, AlertState, plan_alerts
 from bot.core.estimate import Pause, StepPoint
 from bot.core.fmt import fmt_duration
 from bot.core.run_history import LossPoint, RunHistory, TriggerName
@@ -57,6 +57,8 @@ class ReplayAlert:
     evidence: tuple[str, ...]
     change_first: str
 
+    ending: str | None = None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "t": round(self.t, 3),
@@ -67,6 +69,7 @@ class ReplayAlert:
             "detail": self.detail,
             "evidence": list(self.evidence),
             "change_first": self.change_first,
+            "ending": self.ending,
         }
 
 
@@ -85,6 +88,7 @@ def replay_log(
     eval_every: int | None = None,
     settings: TriggerSettings | None = None,
     on_check: Callable[[float, RunHistory, CheckMemory], None] | None = None,
+    policy: AlertPolicy | None = None,
 ) -> Replay:
     """Check every ``check_interval_s`` of log time until the last row; plan alerts.
 
@@ -92,6 +96,7 @@ def replay_log(
     ``on_check`` sees each check's history and the memory it produced (for benches).
     """
     settings = settings or TriggerSettings()
+    policy = policy or AlertPolicy(first_reminder_s=settings.repeat_s)
     if check_interval_s <= 0:
         raise ValueError("check_interval_s must be > 0")
     rows = sorted(zip(log.points, log.losses, strict=True), key=lambda r: r[0].t_s)
@@ -131,9 +136,10 @@ def replay_log(
         findings, memory = evaluate_triggers(history, now, memory, settings)
         if on_check is not None:
             on_check(now, history, memory)
-        actions, active = plan_alerts(
-            findings, active, now, silenced_until=None, repeat_s=settings.repeat_s
-        )
+        actions, active = plan_alerts(findings, active, now, silenced_until=None, policy=policy)
+        if k == checks:  # the log ends: the run finished, whatever is open ends with it
+            final, active = plan_alerts([], active, now, silenced_until=None, ended="finished")
+            actions += final
         step = points[-1].step if points else None
         for action in actions:
             finding = action.finding
@@ -147,6 +153,7 @@ def replay_log(
                     detail=finding.detail if finding else action.state.detail,
                     evidence=finding.evidence if finding else (),
                     change_first=finding.change_first if finding else "",
+                    ending=action.ending,
                 )
             )
     return Replay(tuple(alerts), checks, end_s)
@@ -196,7 +203,7 @@ def add_parser(
         "--json",
         action="store_true",
         help='one JSON object per alert action: {"t", "step", "action", "trigger", '
-        '"bottleneck", "detail", "evidence", "change_first"}',
+        '"bottleneck", "detail", "evidence", "change_first", "ending"}',
     )
     parser.set_defaults(handler=run)
     return parser
@@ -230,17 +237,21 @@ def render_replay(replay: Replay, check_interval_s: float) -> str:
     for a in replay.alerts:
         when = f"[{fmt_duration(a.t)}] step {a.step if a.step is not None else '-'}"
         if a.action == "resolve":
-            lines.append(f"{when}  resolved {a.trigger}: {a.detail}")
+            how = "resolved" if a.ending in (None, "recovered") else f"ended ({a.ending})"
+            lines.append(f"{when}  {how} {a.trigger}: {a.detail}")
             continue
         lines.append(f"{when}  {a.action.upper()} {a.trigger} ({a.bottleneck}): {a.detail}")
         lines.extend(f"    · {e}" for e in a.evidence)
         lines.append(f"    change first: {a.change_first}")
-    counts = {kind: sum(a.action == kind for a in replay.alerts) for kind in ("fire", "repeat")}
-    resolved = sum(a.action == "resolve" for a in replay.alerts)
+    counts = {
+        kind: sum(a.action == kind for a in replay.alerts)
+        for kind in ("fire", "repeat", "reopen", "resolve")
+    }
+    reopened = f", {counts['reopen']} reopened" if counts["reopen"] else ""
     lines.append(
         f"{replay.checks} checks every {check_interval_s:g}s over "
         f"{fmt_duration(replay.log_end_s)} of log: {counts['fire']} fired, "
-        f"{counts['repeat']} repeated, {resolved} resolved"
+        f"{counts['repeat']} repeated{reopened}, {counts['resolve']} resolved"
     )
     return "\n".join(lines)
 

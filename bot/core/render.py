@@ -200,7 +200,7 @@ TRIGGER_LABELS = {
     "gpu_util": "GPU underused",
     "near_oom": "Near out of memory",
     "oom": "Out of memory",
-    "no_progress": "Loss not moving",
+    "no_progress": "Metric not moving",
     "nonfinite_loss": "Loss is NaN/inf",
     "hung": "No progress: job looks hung",
     "silent": "Reporter silent",
@@ -259,44 +259,177 @@ def kill_confirm_text(run: RunView, grace_s: float, on_kill: str) -> str:
     )[:300]
 
 
+@dataclass(frozen=True)
+class TroubleCost:
+    """What an alert's trouble costs: the finish and bill at the current pace against
+    the expected one, and what the episode has cost so far. Times are Unix seconds."""
+
+    finish_at_s: float | None  # None: at the current pace it never finishes (a hang)
+    cost_usd: float | None
+    expected_finish_at_s: float
+    expected_cost_usd: float | None
+    lost_usd: float | None  # this episode so far: pay for nothing (hang) or the slow share
+
+
+def trouble_cost(
+    *,
+    now: float,
+    current_step: int,
+    target_steps: int,
+    expected_step_s: float | None,
+    pace_ratio: float | None,
+    spent_usd: float | None,
+    usd_per_hour: float | None,
+    held_s: float,
+) -> TroubleCost | None:
+    """``None`` when the run's expected pace is unknown. Without a measured pace (GPU
+    underused, loss not moving) the projection is the expected one and the loss so far
+    is the whole bill of the episode."""
+    if not expected_step_s or expected_step_s <= 0:
+        return None
+    remaining_s = max(0, target_steps - current_step) * expected_step_s
+    per_s = None if usd_per_hour is None else usd_per_hour / 3600
+
+    def bill(seconds: float | None) -> float | None:
+        if per_s is None or spent_usd is None or seconds is None:
+            return None
+        return spent_usd + seconds * per_s
+
+    ratio = 1.0 if pace_ratio is None else pace_ratio
+    now_remaining = None if ratio <= 0 else remaining_s / ratio
+    lost = None if per_s is None else held_s * per_s * (1 - min(1.0, max(0.0, ratio)))
+    if pace_ratio is None and per_s is not None:
+        lost = held_s * per_s
+    return TroubleCost(
+        finish_at_s=None if now_remaining is None else now + now_remaining,
+        cost_usd=bill(now_remaining),
+        expected_finish_at_s=now + remaining_s,
+        expected_cost_usd=bill(remaining_s),
+        lost_usd=lost,
+    )
+
+
+def _clock(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%a %H:%M UTC")
+
+
+def cost_line(cost: TroubleCost) -> str:
+    """At the current pace the run finishes at … for $…, instead of … for $… ."""
+    expected = f"{_clock(cost.expected_finish_at_s)} for {fmt_usd(cost.expected_cost_usd)}"
+    if cost.finish_at_s is None:
+        return (
+            f"At the current pace the run never finishes (it bills for nothing), instead "
+            f"of finishing {expected}."
+        )
+    return (
+        f"At the current pace the run finishes {_clock(cost.finish_at_s)} for "
+        f"{fmt_usd(cost.cost_usd)}, instead of {expected}."
+    )
+
+
 def render_alert(
     finding: Finding,
     estimate: Estimate | None,
     run: RunView,
     repeat: bool,
     kill_confirm: str | None = None,
+    *,
+    cost: TroubleCost | None = None,
+    held_s: float | None = None,
+    reopened: bool = False,
+    final_reminder: bool = False,
 ) -> Card:
-    """An alert people should act on: what holds, the likely cause, the one thing to try."""
+    """An alert people should act on: what holds, what it costs, the likely cause, the
+    one thing to try. A reminder (``repeat``) also says how long it has lasted and what
+    it has cost so far; a throughput alert offers to accept the pace as the new normal."""
     label = TRIGGER_LABELS.get(finding.trigger, finding.trigger)
-    fields = [
+    fields = []
+    if cost is not None:
+        fields.append(CardField("Cost", cost_line(cost)))
+    if repeat and held_s is not None:
+        so_far = "" if cost is None or cost.lost_usd is None else f"; ≈ {fmt_usd(cost.lost_usd)}"
+        lost_what = " lost" if finding.pace_ratio is not None else " billed"
+        fields.append(
+            CardField(
+                "Lasting",
+                f"{fmt_duration(held_s)}{so_far}{lost_what if so_far else ''} so far"
+                + (" (last reminder)" if final_reminder else ""),
+            )
+        )
+    fields += [
         CardField("Likely bottleneck", BOTTLENECK_LABELS.get(finding.bottleneck, "?")),
         CardField("Change first", finding.change_first or "—"),
     ]
     if finding.at_step is not None:
         fields.append(CardField("At step", f"{finding.at_step:,}"))
     fields.append(CardField("Spent so far", _spent(estimate, run)))
+    buttons = [Button("Kill…", action_id("kill", run.run_id), "danger", kill_confirm)]
+    if finding.trigger == "throughput":
+        buttons.append(
+            Button(
+                "New normal",
+                action_id("new-normal", run.run_id),
+                confirm="Adopts the current pace as expected: the ETA, the option table and "
+                "this alert follow it (audited).",
+            )
+        )
+    buttons += [
+        Button("Keep (silence 2h)", action_id("keep", run.run_id), "primary"),
+        Button("Snooze 1h", action_id("snooze", run.run_id)),
+    ]
+    prefix = "Still: " if repeat else ("Back: " if reopened else "")
     return Card(
-        title=f"{'Still: ' if repeat else ''}{label} · {run.name}",
+        title=f"{prefix}{label} · {run.name}",
         headline=finding.detail,
         fields=tuple(fields),
         notes=tuple(finding.evidence[:5]),
-        buttons=(
-            Button("Kill…", action_id("kill", run.run_id), "danger", kill_confirm),
-            Button("Keep (silence 2h)", action_id("keep", run.run_id), "primary"),
-            Button("Snooze 1h", action_id("snooze", run.run_id)),
-        ),
+        buttons=tuple(buttons),
         kind="alert",
     )
 
 
-def render_alert_resolved(trigger: str, detail: str, run: RunView, held_s: float) -> Card:
-    """What an alert's message becomes once its trigger clears."""
+ENDING_WORDS = {
+    "throughput": "still slow",
+    "gpu_util": "with the GPU still underused",
+    "near_oom": "still near out of memory",
+    "oom": "after running out of memory",
+    "no_progress": "with the metric still not moving",
+    "nonfinite_loss": "with the loss still NaN/inf",
+    "hung": "still hung",
+    "silent": "with the reporter still silent",
+}
+
+
+def render_alert_resolved(
+    trigger: str, detail: str, run: RunView, held_s: float, ending: str | None = None
+) -> Card:
+    """What an alert's message becomes once it ends. "Resolved" only when the condition
+    truly cleared (``ending`` ``None``); otherwise ``ending`` says how it ended, e.g.
+    "accepted as the new pace by U1" or "the run finished still slow"."""
     label = TRIGGER_LABELS.get(trigger, trigger)
+    if ending is None:
+        return Card(
+            title=f"Resolved: {label} · {run.name}",
+            headline=f"cleared after {fmt_duration(held_s)} (was: {detail})",
+            kind="alert-resolved",
+        )
     return Card(
-        title=f"Resolved: {label} · {run.name}",
-        headline=f"cleared after {fmt_duration(held_s)} (was: {detail})",
-        kind="alert-resolved",
+        title=f"Ended: {label} · {run.name}",
+        headline=f"{ending}, after {fmt_duration(held_s)} (was: {detail})",
+        kind="alert-ended",
     )
+
+
+def ending_text(trigger: str, how: str, *, by: str | None = None, kept: str | None = None) -> str:
+    """How an alert ended, in words: ``how`` is finished, failed, killed or new-normal."""
+    still = ENDING_WORDS.get(trigger, "with the alert still holding")
+    text = {
+        "finished": f"the run finished {still}",
+        "failed": "the run failed while it held",
+        "killed": f"the run was killed{f' by {by}' if by else ''} while it held",
+        "new-normal": f"accepted as the new pace{f' by {by}' if by else ''}",
+    }.get(how, how)
+    return f"{text}; {kept}" if kept else text
 
 
 def _spent(estimate: Estimate | None, run: RunView) -> str:
@@ -404,6 +537,12 @@ def render_text(title: str, text: str, kind: str = "reply") -> Card:
 __all__ = [
     "OPTION_COLUMNS",
     "RunView",
+    "TroubleCost",
+    "cost_line",
+    "ending_text",
+    "render_alert",
+    "render_alert_resolved",
+    "trouble_cost",
     "fmt_duration",
     "fmt_usd",
     "render_checkin",

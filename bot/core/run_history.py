@@ -119,6 +119,10 @@ class RunHistory:
     no_gpu_reason: str | None = None
     cpu_cores: int | None = None
     precision: str | None = None
+    # The metric whose movement is watched (``losses`` holds its values) and which way is
+    # good: "min" (a loss), "max" (a reward), None (unsaid; either way is movement).
+    metric_name: str = "loss"
+    metric_goal: str | None = None
     # Losses a trimmed history left out (bot/core/trim.py), so the counts stay exact.
     losses_dropped: int = 0
     nonfinite_dropped: int = 0

@@ -27,6 +27,7 @@ from bot.core.estimate import (
     calibrate_throughput,
 )
 from bot.core.fmt import fmt_duration
+from bot.core.movement import Z_CLEAR, Z_MOVED, Movement, judge_movement, min_block
 from bot.core.run_history import (
     BOTTLENECKS,
     TRIGGER_NAMES,
@@ -58,11 +59,21 @@ class TriggerSettings:
     near_oom_samples: int = 3
     """… when it lasts this many consecutive samples (and clears after as many below)."""
     no_progress_fraction: float = 0.10
-    """The early checkpoint: this share of target steps, or the first eval if sooner."""
-    min_loss_drop: float = 0.02
-    """Relative drop of the median loss that counts as movement (start → now)."""
-    loss_points: int = 10
-    """Losses in each median (the first ones, the latest ones)."""
+    """The early checkpoint: this share of the steps from the first one the run reported
+    to the target, or the first eval if sooner."""
+    min_loss_drop: float = 0.005
+    """Early stopping's ``min_delta``: a change of the watched metric's median smaller
+    than this share of its size is not movement, however regular (see movement.py)."""
+    loss_points: int = 50
+    """Values in each block of the movement test (the first ones, the latest ones)."""
+    constant_points: int = 10
+    """This many reports of one identical value (zero included) is a broken run, at once."""
+    patience_evals: int = 3
+    """After the early checkpoint: evals in a row without movement before it fires …"""
+    patience_checks: int = 120
+    """… or, for a run without evals, checks with new values in a row …"""
+    patience_span_fraction: float = 0.25
+    """… and over at least this share of the run's steps (from its first to the target)."""
     hung_factor: float = 3.0
     """Hung: no step for this × max(typical row gap, longest eval/checkpoint seen) …"""
     hung_min_s: float = 600.0
@@ -84,7 +95,12 @@ class TriggerSettings:
     """Alert lifecycle: repeat a holding alert at most this often (see alerts.py)."""
 
     def __post_init__(self) -> None:
-        for name in ("throughput_ratio", "near_oom_ratio", "no_progress_fraction"):
+        for name in (
+            "throughput_ratio",
+            "near_oom_ratio",
+            "no_progress_fraction",
+            "patience_span_fraction",
+        ):
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
@@ -95,6 +111,9 @@ class TriggerSettings:
             "gpu_util_min_samples",
             "near_oom_samples",
             "loss_points",
+            "constant_points",
+            "patience_evals",
+            "patience_checks",
             "probe_min_rows",
         ):
             if getattr(self, name) < 1:
@@ -123,6 +142,9 @@ class Finding:
     evidence: tuple[str, ...]
     change_first: str
     at_step: int | None
+    pace_ratio: float | None = None
+    """Measured pace over expected, where the rule measures one (0 for a hang): what the
+    alert's cost line projects from."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "evidence": list(self.evidence)}
@@ -141,6 +163,7 @@ class Finding:
             evidence=tuple(str(e) for e in data.get("evidence", ())),
             change_first=str(data.get("change_first", "")),
             at_step=None if at_step is None else int(at_step),
+            pace_ratio=None if data.get("pace_ratio") is None else float(data["pace_ratio"]),
         )
 
 
@@ -157,10 +180,17 @@ class CheckMemory:
     warmup_end_s: float | None = None
     low_throughput_checks: int = 0
     held: tuple[Finding, ...] = field(default=())
+    recent_step_s: float | None = None
+    """The last conclusive window's step time and work rate: what "New normal" adopts."""
+    recent_work_per_s: float | None = None
+    watch: MetricWatch = field(default_factory=lambda: MetricWatch())
+    new_normal: bool = False
+    """A person accepted a changed pace as the expected one ("New normal")."""
 
     def to_json(self) -> str:
         data = asdict(self)
         data["held"] = [f.to_dict() for f in self.held]
+        data["watch"] = self.watch.to_dict()
         data["version"] = _MEMORY_VERSION
         return json.dumps(data, allow_nan=False, sort_keys=True)
 
@@ -183,7 +213,62 @@ class CheckMemory:
             warmup_end_s=opt_float("warmup_end_s"),
             low_throughput_checks=int(data.get("low_throughput_checks", 0)),
             held=tuple(Finding.from_dict(f) for f in data.get("held", ())),
+            recent_step_s=opt_float("recent_step_s"),
+            recent_work_per_s=opt_float("recent_work_per_s"),
+            watch=MetricWatch.from_dict(data.get("watch") or {}),
+            new_normal=bool(data.get("new_normal", False)),
         )
+
+
+@dataclass(frozen=True)
+class MetricWatch:
+    """The no-movement rule's memory: once the metric has moved past the early
+    checkpoint, ``ref`` holds the block it moved to (its values, so a trimmed history
+    need not keep them), and ``stale`` counts evals or checks since without movement."""
+
+    ref: tuple[float, ...] | None = None
+    ref_step: int | None = None
+    stale: int = 0
+    evals_seen: int = 0
+    values_seen: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": None if self.ref is None else list(self.ref),
+            "ref_step": self.ref_step,
+            "stale": self.stale,
+            "evals_seen": self.evals_seen,
+            "values_seen": self.values_seen,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricWatch:
+        ref = data.get("ref")
+        ref_step = data.get("ref_step")
+        return cls(
+            ref=None if ref is None else tuple(float(v) for v in ref),
+            ref_step=None if ref_step is None else int(ref_step),
+            stale=int(data.get("stale", 0)),
+            evals_seen=int(data.get("evals_seen", 0)),
+            values_seen=int(data.get("values_seen", 0)),
+        )
+
+
+def accept_new_normal(memory: CheckMemory) -> CheckMemory | None:
+    """The memory after a person accepts the current pace as the run's new normal: the
+    expected figures become the last measured ones. ``None`` when none was measured."""
+    if memory.recent_step_s is None:
+        return None
+    return replace(
+        memory,
+        expected_step_s=memory.recent_step_s,
+        expected_work_per_s=memory.recent_work_per_s
+        if memory.work_unit is not None
+        else memory.expected_work_per_s,
+        low_throughput_checks=0,
+        held=tuple(f for f in memory.held if f.trigger != "throughput"),
+        new_normal=True,
+    )
 
 
 # --- what the history says, at one check ------------------------------------------------
@@ -412,15 +497,22 @@ def evaluate_triggers(
             findings.append(silent)
         else:
             findings += _optional(_hung(ctx))
-        throughput, low_checks = _throughput(ctx, held.get("throughput"))
+        throughput, low_checks, pace = _throughput(ctx, held.get("throughput"))
         findings += _optional(throughput)
+        if pace is not None:
+            memory = replace(memory, recent_step_s=pace[0], recent_work_per_s=pace[1])
         findings += _optional(_gpu_util(ctx, held.get("gpu_util")))
         findings += _optional(_near_oom(ctx, "near_oom" in held))
     findings += _optional(_oom(ctx))
     findings += _optional(_nonfinite(ctx))
-    findings += _optional(_no_progress(ctx, "no_progress" in held))
+    no_progress, watch = _no_progress(ctx, "no_progress" in held)
+    findings += _optional(no_progress)
     return findings, replace(
-        memory, last_check_at=now, low_throughput_checks=low_checks, held=tuple(findings)
+        memory,
+        last_check_at=now,
+        low_throughput_checks=low_checks,
+        held=tuple(findings),
+        watch=watch,
     )
 
 
@@ -573,11 +665,14 @@ def _hung(ctx: _Context) -> Finding | None:
         return None
     since = "" if found.since_step is None else f" since step {found.since_step}"
     what = "no step" if ctx.points else "no first step"
-    return _finding(
-        ctx,
-        "hung",
-        f"{what} for {fmt_duration(found.quiet_s)}{since}, process alive "
-        f"(limit {fmt_duration(found.threshold_s)}; {found.reason})",
+    return replace(
+        _finding(
+            ctx,
+            "hung",
+            f"{what} for {fmt_duration(found.quiet_s)}{since}, process alive "
+            f"(limit {fmt_duration(found.threshold_s)}; {found.reason})",
+        ),
+        pace_ratio=0.0,
     )
 
 
@@ -591,19 +686,24 @@ def _window_intervals(ctx: _Context) -> list[_Interval]:
     ]
 
 
-def _throughput(ctx: _Context, held: Finding | None) -> tuple[Finding | None, int]:
+_Pace = tuple[float, float | None]  # step time (s), work per second
+
+
+def _throughput(ctx: _Context, held: Finding | None) -> tuple[Finding | None, int, _Pace | None]:
+    """The finding, the count of low checks, and this window's pace (if conclusive)."""
     memory = ctx.memory
     count = memory.low_throughput_checks
     expected_step_s = memory.expected_step_s
     if not memory.probe_done or not expected_step_s:
-        return None, 0
+        return None, 0, None
     clean = _window_intervals(ctx)
     if not clean:
         # Nothing to judge (eval, hang, sparse rows): keep the verdict and the count.
-        return (held if count >= ctx.settings.throughput_checks else None), count
+        return (held if count >= ctx.settings.throughput_checks else None), count, None
     duration_s = sum(iv.duration_s for iv in clean)
     steps = sum(iv.steps for iv in clean)
     rate, expected, unit = steps / duration_s, 1 / expected_step_s, "step/s"
+    pace: _Pace = (duration_s / steps, None)
     if memory.work_unit is not None and memory.expected_work_per_s:
         work = _WorkIndex(ctx.history.work, memory.work_unit)
         per_step = [work.per_step(iv.s1) for iv in clean]
@@ -614,15 +714,16 @@ def _throughput(ctx: _Context, held: Finding | None) -> tuple[Finding | None, in
                 memory.expected_work_per_s,
                 (f"{memory.work_unit}/s"),
             )
+            pace = (duration_s / steps, rate)
     ratio = rate / expected
     count = count + 1 if ratio < ctx.settings.throughput_ratio else 0
     if count < ctx.settings.throughput_checks:
-        return None, count
+        return None, count, pace
     detail = (
         f"{fmt_rate(rate)} {unit}, {ratio:.0%} of the {fmt_rate(expected)} expected, "
         f"{count} checks running"
     )
-    return _finding(ctx, "throughput", detail, clean), count
+    return replace(_finding(ctx, "throughput", detail, clean), pace_ratio=ratio), count, pace
 
 
 def _gpu_util(ctx: _Context, held: Finding | None) -> Finding | None:
@@ -736,17 +837,22 @@ def _nonfinite(ctx: _Context) -> Finding | None:
 
 
 def early_checkpoint_step(history: RunHistory, settings: TriggerSettings, now: float) -> int:
-    """``no_progress_fraction`` of the target, or the first eval if sooner (an eval at or
-    before the first step, as modded-nanogpt logs at step 0, does not count)."""
+    """``no_progress_fraction`` of the way from the first step the run reported to the
+    target (a run resumed at step 481 is judged from 481, not 0), or the first eval if
+    sooner (an eval at or before the first step, as modded-nanogpt logs at step 0, does
+    not count)."""
     return _early_checkpoint(history, settings, now, _Snapshot.of(history, now))
 
 
 def _early_checkpoint(
     history: RunHistory, settings: TriggerSettings, now: float, snap: _Snapshot
 ) -> int:
-    checkpoint = max(1, math.ceil(settings.no_progress_fraction * history.target_steps))
+    first_step = snap.points[0].step if snap.points else 0
+    span = max(0, history.target_steps - first_step)
+    checkpoint = first_step + max(1, math.ceil(settings.no_progress_fraction * span))
     if history.eval_every:
-        checkpoint = min(checkpoint, history.eval_every)
+        every = history.eval_every
+        checkpoint = min(checkpoint, (first_step // every + 1) * every)
     if snap.points:
         first = snap.points[0]
         evals = sorted(p.end_s for p in history.pauses if p.kind == "eval")
@@ -760,35 +866,101 @@ def _early_checkpoint(
     return checkpoint
 
 
-def _no_progress(ctx: _Context, was_held: bool) -> Finding | None:
-    """Loss movement from the first losses to the latest ones, judged from the early
-    checkpoint on. Once held, it clears only at twice the required drop, so a loss
-    hovering at the threshold does not fire and resolve every few checks."""
+def _evals_done(ctx: _Context) -> int:
+    first_t = ctx.points[0].t_s if ctx.points else -math.inf
+    return sum(1 for p in ctx.history.pauses if p.kind == "eval" and first_t < p.end_s <= ctx.now)
+
+
+def _metric_words(history: RunHistory) -> tuple[str, str]:
+    """The watched metric's name, and which way is good, for a reader."""
+    goal = {"min": " (should fall)", "max": " (should rise)"}.get(history.metric_goal or "", "")
+    return history.metric_name, goal
+
+
+def _no_progress(ctx: _Context, was_held: bool) -> tuple[Finding | None, MetricWatch]:
+    """No movement of the watched metric (the loss unless the user named another),
+    judged against its own noise (bot/core/movement.py).
+
+    - a constant series (zero included) is a broken run, as soon as it has
+      ``constant_points`` reports;
+    - at the early checkpoint: the first block against the latest (the one early note);
+    - after it, like early stopping: the block the metric last moved to against the
+      latest, at each eval (or each check with new values); ``patience`` of them in a row
+      without movement fires.
+
+    Once held it clears only on clearer movement (``Z_CLEAR``), so a metric hovering at
+    the edge does not fire and resolve every few checks.
+    """
+    watch = ctx.memory.watch
     if ctx.at_step is None:
-        return None
-    checkpoint = _early_checkpoint(ctx.history, ctx.settings, ctx.now, ctx.snap)
-    if ctx.at_step < checkpoint:
-        return None
-    losses = [lp for lp in ctx.history.losses if lp.t <= ctx.now and math.isfinite(lp.loss)]
-    k = min(ctx.settings.loss_points, (len(losses) + ctx.history.losses_dropped) // 2)
-    if k < 2:
-        return None  # no loss reported, or too little to tell movement from noise
-    losses.sort(key=operator.attrgetter("step", "t"))
-    start = statistics.median(lp.loss for lp in losses[:k])
-    latest = statistics.median(lp.loss for lp in losses[-k:])
-    if start == 0:
-        return None
-    drop = (start - latest) / abs(start)
-    needed = ctx.settings.min_loss_drop * (2 if was_held else 1)
-    if drop >= needed:
-        return None
-    change = f"{-drop:+.0%}" if abs(drop) >= 0.005 else "flat"
-    return _finding(
-        ctx,
-        "no_progress",
-        f"loss {fmt_loss(start)} → {fmt_loss(latest)} ({change}) at step {ctx.at_step}, "
-        f"past the early checkpoint (step {checkpoint}); needs a "
-        f"{ctx.settings.min_loss_drop:.0%} drop",
+        return None, watch
+    s = ctx.settings
+    values = sorted(
+        (lp for lp in ctx.history.losses if lp.t <= ctx.now and math.isfinite(lp.loss)),
+        key=operator.attrgetter("step", "t"),
+    )
+    n_total = len(values) + ctx.history.losses_dropped
+    name, goal = _metric_words(ctx.history)
+    if not values:
+        return None, watch
+    k = min(s.loss_points, n_total // 2)
+    early = [lp.loss for lp in values[:k]] if k else []
+    latest = [lp.loss for lp in values[-k:]] if k else []
+    # The blocks a trimmed history keeps: all values until there are 2 × loss_points.
+    distinct = {lp.loss for lp in values[: s.loss_points]} | {
+        lp.loss for lp in values[-s.loss_points :]
+    }
+    if n_total >= s.constant_points and len(distinct) == 1:
+        value = values[0].loss
+        detail = (
+            f"{name} is {fmt_loss(value)} in all {n_total} reports up to step {ctx.at_step}: "
+            f"constant, so nothing is being learned (a broken loss or a frozen model)"
+        )
+        return _finding(ctx, "no_progress", detail), watch
+    checkpoint = _early_checkpoint(ctx.history, s, ctx.now, ctx.snap)
+    if ctx.at_step < checkpoint or k < min_block():
+        return None, watch
+    z_needed = Z_CLEAR if was_held else Z_MOVED
+    if watch.ref is None:
+        moved = judge_movement(early, latest, z_crit=z_needed, min_delta=s.min_loss_drop)
+        if moved.moved:
+            return None, MetricWatch(tuple(latest), ctx.at_step, 0, _evals_done(ctx), n_total)
+        detail = (
+            f"{name}{goal} {fmt_loss(moved.early)} → {fmt_loss(moved.recent)} at step "
+            f"{ctx.at_step}: {_within(moved)}, past the early checkpoint (step {checkpoint})"
+        )
+        return _finding(ctx, "no_progress", detail), watch
+    evals = _evals_done(ctx)
+    by_evals = evals > 0 or bool(ctx.history.eval_every)
+    new = (evals - watch.evals_seen) if by_evals else int(n_total > watch.values_seen)
+    if new <= 0 and not was_held:
+        return None, watch
+    moved = judge_movement(watch.ref, latest, z_crit=z_needed, min_delta=s.min_loss_drop)
+    if moved.moved:
+        return None, MetricWatch(tuple(latest), ctx.at_step, 0, evals, n_total)
+    stale = watch.stale + max(0, new)
+    watch = replace(watch, stale=stale, evals_seen=evals, values_seen=n_total)
+    patience = s.patience_evals if by_evals else s.patience_checks
+    # And never over less of the run than the early checkpoint took: a late plateau of
+    # a healthy run is slow, not still, and noise hides slow movement over short spans.
+    min_span = s.patience_span_fraction * max(1, ctx.history.target_steps - ctx.points[0].step)
+    spanned = ctx.at_step - (watch.ref_step or 0) >= min_span
+    if (stale < patience or not spanned) and not was_held:
+        return None, watch
+    unit = "evals" if by_evals else "checks"
+    detail = (
+        f"{name}{goal} {fmt_loss(moved.early)} → {fmt_loss(moved.recent)} since step "
+        f"{watch.ref_step} ({stale} {unit}, patience {patience}): {_within(moved)}"
+    )
+    return _finding(ctx, "no_progress", detail), watch
+
+
+def _within(moved: Movement) -> str:
+    if moved.constant:
+        return "no change at all"
+    return (
+        f"flat within its noise (±{fmt_loss(moved.noise)}; rank test z={moved.z:+.1f}, "
+        f"needs |z| ≥ {Z_MOVED:g})"
     )
 
 

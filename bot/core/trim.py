@@ -13,11 +13,12 @@ and add the events that arrive between checks. What each rule reads, and so what
   log mark, the row before it and the row at it (a pause known only by its end is
   measured from the row before it; the early checkpoint and an OOM's step are the row
   at a time).
-- losses: all after ``now``; before it, the first and last ``loss_points`` finite losses
-  by step (the no-progress medians), the latest by time and the latest non-finite one
-  (the non-finite rule). What is left out is counted, so the rules' counts stay exact.
-- work: per unit, the points where the value changes, from the last one before the
-  tail's lowest step on.
+- losses (the watched metric): all after ``now``; before it, the first and last
+  ``loss_points`` finite values by step (the no-movement test's blocks; the block the
+  metric last moved to lives in the memory, ``MetricWatch.ref``), the latest by time and
+  the latest non-finite one (the non-finite rule). What is left out is counted, so the
+  rules' counts stay exact.
+- work: per unit, the points from the last one before the tail's lowest step on.
 - GPU and host samples: after the earliest start any later window can have (``now``,
   or the last step before it: a hang is diagnosed from its last step), the last
   ``near_oom_samples`` of each GPU and of the host, and the reading with the highest SM
@@ -117,20 +118,20 @@ def _latest(indexes: Sequence[int], losses: Sequence[LossPoint]) -> list[int]:
 
 
 def _trim_work(work: Sequence[WorkPoint], from_step: int | None) -> list[WorkPoint]:
-    """Per unit: where the value changes (step order), from the last point before
-    ``from_step`` on; each kept point carries one unit."""
+    """Per unit, from the last point before ``from_step`` on (step order); each kept
+    point carries one unit."""
     out: list[WorkPoint] = []
     for unit in ("samples", "tokens"):
         known = sorted((w.step, getattr(w, unit)) for w in work if getattr(w, unit) is not None)
         start = 0
         if from_step is not None:
             start = max(0, bisect_left([s for s, _ in known], from_step) - 1)
-        previous: int | None = None
+        # Every point from there on, not only where the value changes: a point that
+        # arrives late, between two kept ones, must find the same neighbours as in the
+        # whole history (#22: the pace "New normal" adopts is read from these).
         for step, value in known[start:]:
-            if value != previous:
-                by_unit = {unit: value}
-                out.append(WorkPoint(step, by_unit.get("samples"), by_unit.get("tokens")))
-            previous = value
+            by_unit = {unit: value}
+            out.append(WorkPoint(step, by_unit.get("samples"), by_unit.get("tokens")))
     return out
 
 

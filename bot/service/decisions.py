@@ -19,6 +19,7 @@ from bot.core.render import (
     render_text,
 )
 from bot.service.attempts import Attempts
+from bot.service.jobs import ScheduledJobs
 from bot.service.kill_flow import KillFlow
 from bot.service.ports import Ports, RunSnapshot
 from bot.service.snapshots import Snapshots
@@ -26,10 +27,15 @@ from bot.service.snapshots import Snapshots
 
 class Decisions:
     def __init__(
-        self, ports: Ports, snapshots: Snapshots, kills: KillFlow, attempts: Attempts
+        self,
+        ports: Ports,
+        snapshots: Snapshots,
+        kills: KillFlow,
+        attempts: Attempts,
+        jobs: ScheduledJobs,
     ) -> None:
         self.ports, self.snapshots, self.kills = ports, snapshots, kills
-        self.attempts = attempts
+        self.attempts, self.jobs = attempts, jobs
 
     async def handle_command(self, text: str, user: str, *, can_kill: bool | None = None) -> Card:
         """Answer one typed command; a mistake is answered with the usage, not raised.
@@ -101,6 +107,8 @@ class Decisions:
             return self.keep(snap, user, self.ports.settings.keep_default_s)
         if verb == "snooze":
             return self.keep(snap, user, self.ports.settings.snooze_s, kind="snooze")
+        if verb == "new-normal":
+            return await self.new_normal(snap, user)
         if verb == "destroy":
             return self.kills.ask_destroy(snap)
         if verb == "confirm-destroy":
@@ -119,6 +127,22 @@ class Decisions:
             f"{run.name} (attempt {run.attempt}) has {what}: relaunch it under the same name, "
             "or with --attempt-of, to compare.",
             "usage",
+        )
+
+    async def new_normal(self, snap: RunSnapshot, user: str) -> Card:
+        """Accept the run's changed pace as its expected one (audited)."""
+        title = f"New normal · {snap.run.name}"
+        if not snap.run.active:
+            return render_text(title, f"{snap.run.name} has ended: nothing to adopt", "usage")
+        changed = await self.jobs.accept_new_normal(snap.run.id, user)
+        if changed is None:
+            return render_text(title, "no measured pace to adopt yet", "usage")
+        return render_text(
+            title,
+            f"{user} accepts the current pace of {snap.run.name} as its new normal: "
+            f"{changed}. The throughput alert ends here; the ETA and the option table "
+            "follow the observed pace.",
+            "new-normal",
         )
 
     def _audit_rows(self, run_id: str) -> list[dict[str, Any]]:

@@ -44,7 +44,9 @@ class Service:
         self.attempts = Attempts(self.ports, self.snapshots)
         self.scheduled = ScheduledJobs(self.ports, self.snapshots, self.kills, self.attempts)
         self.ingestion = Ingest(self.ports, self.scheduled, self.kills)
-        self.decisions = Decisions(self.ports, self.snapshots, self.kills, self.attempts)
+        self.decisions = Decisions(
+            self.ports, self.snapshots, self.kills, self.attempts, self.scheduled
+        )
 
     # --- the ports, shared by every part ------------------------------------------------
 

@@ -163,13 +163,28 @@ class HistoryBuilder:
         self.exited = False
         self.losses_dropped = 0
         self.nonfinite_dropped = 0
+        self.metric_seen = False  # a watched metric's values arrive: they replace the loss
 
     def add(self, kind: str, t: float, body: dict[str, Any]) -> None:
         if kind == "step":
             step = int(body["step"])
             self.steps.append(step, t)
             loss = _loss(body.get("loss"))
-            if loss is not None:
+            metric = _loss(body.get("metric"))
+            if metric is not None:
+                # The watched metric takes the loss's place in the movement test; a
+                # non-finite loss still counts for the NaN rule (it skips non-finite
+                # values when judging movement).
+                if not self.metric_seen:  # its first value: the losses so far give way
+                    self.metric_seen = True
+                    self.losses = LossColumns.of(
+                        p for p in self.losses.points() if not math.isfinite(p.loss)
+                    )
+                    self.losses_dropped = 0
+                self.losses.append(step, t, metric)
+                if loss is not None and not math.isfinite(loss):
+                    self.losses.append(step, t, loss)
+            elif loss is not None and (not self.metric_seen or not math.isfinite(loss)):
                 self.losses.append(step, t, loss)
             if body.get("samples") is not None or body.get("tokens") is not None:
                 self.work.append(WorkPoint(step, body.get("samples"), body.get("tokens")))
@@ -227,6 +242,10 @@ class HistoryBuilder:
             precision=registration.config.precision,
             losses_dropped=self.losses_dropped,
             nonfinite_dropped=self.nonfinite_dropped,
+            metric_name=registration.watch_metric
+            if registration.watch_metric and self.metric_seen
+            else "loss",
+            metric_goal=registration.metric_goal,
         )
         return LoadedRun(history, tuple(self.gpu_util), tuple(self.vram_pct), self.peak_vram_mib)
 

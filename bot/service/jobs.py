@@ -15,32 +15,24 @@ from typing import Any
 
 from bot.adapters.store import RunRecord
 from bot.chat.base import MessageRef
-from bot.core.alerts import plan_alerts
+from bot.core.alerts import Ending, plan_alerts
 from bot.core.card import Card
 from bot.core.chartdata import build_chart_data
 from bot.core.estimate import CalibrationSettings, Pause, StepPoint
-from bot.core.instance import (
-    InstanceTrack,
-    instance_findings,
-    price_note,
-    projected_finish_at_s,
-    without_quiet_alarms,
-)
 from bot.core.render import (
+    ending_text,
     fmt_exit_code,
-    kill_confirm_text,
     option_table_csv,
-    render_alert,
     render_alert_resolved,
     render_checkin,
     render_option_table,
     render_status,
     render_text,
 )
-from bot.core.run_history import RunHistory
 from bot.core.schedule import check_phase_s, table_deadline_at, table_due, table_revision
-from bot.core.triggers import CheckMemory, Finding, evaluate_triggers
+from bot.core.triggers import CheckMemory, accept_new_normal, evaluate_triggers
 from bot.core.trim import trim_history
+from bot.service.alert_cards import alert_card, ending_words
 from bot.service.attempts import Attempts
 from bot.service.disk import JOB as DISK_JOB
 from bot.service.history import CheckHistory, load_telemetry_series
@@ -56,6 +48,8 @@ TABLE_CHECK_EVERY_S = 5.0
 TABLE_REVISE_EVERY_S = 30.0
 # The decision that records a posted (or revised) table: its message and the pace it used.
 TABLE_DECISION = "option-table"
+# How a run's end ends the alerts it held.
+_ENDINGS: dict[str, Ending] = {"finished": "finished", "failed": "failed", "killed": "killed"}
 
 
 class ScheduledJobs:
@@ -274,7 +268,11 @@ class ScheduledJobs:
             return None
         gpu_util, vram_pct = load_telemetry_series(self.ports.store, run.id)
         memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else None
-        expected_s = registration_of(run).expected_step_s or (memory and memory.expected_step_s)
+        expected_s = (
+            memory.expected_step_s
+            if memory is not None and memory.new_normal
+            else registration_of(run).expected_step_s or (memory and memory.expected_step_s)
+        )
         settings = self.ports.settings
         return dict(
             title=f"{run.name} · {gpu_label(run)}",
@@ -311,37 +309,42 @@ class ScheduledJobs:
         trigger_settings = self.ports.settings.trigger_settings()
         findings, memory = evaluate_triggers(history, now, memory, trigger_settings)
         if run.active:
-            findings = await self._with_instance(run, findings, history, memory, now)
+            findings = await self.watch.speak(run, findings, history, memory, now)
+        ended: Ending | None = None
         if not run.active:
-            findings = []  # an ended run resolves whatever it held, and raises nothing new
+            # An ended run ends whatever it held, saying how, and raises nothing new.
+            findings, ended = [], _ENDINGS.get(run.state, "finished")
         active = alert_states(run)
         actions, states = plan_alerts(
             findings,
             active,
             now,
             silenced_until=run.kept_until,
-            repeat_s=self.ports.settings.alert_repeat_s,
+            policy=self.ports.settings.alert_policy(),
+            ended=ended,
         )
         snap = await self.snapshots.read_snapshot(run) if actions else None
         for action in actions:
             assert snap is not None
             if action.kind == "resolve":
                 if action.state.message_ref is not None:
+                    words = None
+                    if action.ending not in (None, "recovered"):
+                        words = ending_words(
+                            self.ports.store, run_id, action.trigger, action.ending or ""
+                        )
                     card = render_alert_resolved(
-                        action.trigger, action.state.detail, snap.view, now - action.state.first_at
+                        action.trigger, action.state.detail, snap.view, action.held_s(now), words
                     )
                     await self.ports.chat.update(MessageRef.loads(action.state.message_ref), card)
                 continue
             assert action.finding is not None
-            card = render_alert(
-                action.finding,
-                snap.estimate,
-                snap.view,
-                repeat=action.kind == "repeat",
-                kill_confirm=kill_confirm_text(
-                    snap.view, self.ports.settings.kill_grace_s, self.ports.settings.on_kill
-                ),
-            )
+            card = alert_card(self.ports, action, snap, memory, now)
+            if action.kind == "reopen":
+                # Back soon after it resolved: its earlier message turns back, no new ping.
+                if action.state.message_ref is not None:
+                    await self.ports.chat.update(MessageRef.loads(action.state.message_ref), card)
+                continue
             ref = await self.ports.chat.post(card)
             states[action.trigger] = replace(action.state, message_ref=ref.dumps())
             # Stored at once, with its decision: a bot killed after this alert went out
@@ -363,39 +366,51 @@ class ScheduledJobs:
         else:
             self._check_histories.pop(run_id, None)
 
-    async def _with_instance(
-        self,
-        run: RunRecord,
-        findings: list[Finding],
-        history: RunHistory,
-        memory: CheckMemory,
-        now: float,
-    ) -> list[Finding]:
-        """Read the run's Vast instance when due, and let it speak: a paused or downed
-        instance replaces "hung" and "reporter silent"; a contract ending before the
-        finish, an outbid pause or a host in trouble is an alert of its own."""
-        track = await self.watch.refresh(run)
-        if track is None:
-            return findings
-        await self._note_price_once(run, track)
-        done = history.steps[-1].step if history.steps else 0
-        base_at, pess_at = projected_finish_at_s(
-            now, done, run.target_steps, memory.expected_step_s
-        )
-        return without_quiet_alarms(findings, track.status) + instance_findings(
-            track, now, finish_base_at_s=base_at, finish_pess_at_s=pess_at
-        )
-
-    async def _note_price_once(self, run: RunRecord, track: InstanceTrack) -> None:
-        """Vast bills a price other than the one given at launch: say so, once."""
-        note = price_note(run.usd_per_hour, track.facts)
-        if track.price_noted or note is None or run.status_ref is None:
-            return
-        self.ports.store.update_run(
-            run.id, instance_track=replace(track, price_noted=True).to_json()
-        )
-        card = render_text(f"Price · {run.name}", note, "note")
-        await self.ports.chat.reply(MessageRef.loads(run.status_ref), card)
+    async def accept_new_normal(self, run_id: str, user: str) -> str | None:
+        """Adopt the run's current pace as expected (the throughput alert's New normal):
+        the trigger memory's expected pace moves, the alert's message says who accepted
+        it, and the decision is audited with the old and new pace. Returns what changed
+        in words, or ``None`` when there is no measured pace to adopt."""
+        async with self._posting(run_id):
+            run = self.ports.store.get_run(run_id)
+            if run is None or not run.trigger_memory:
+                return None
+            memory = CheckMemory.from_json(run.trigger_memory)
+            accepted = accept_new_normal(memory)
+            if accepted is None or memory.expected_step_s is None:
+                return None
+            now = self.ports.clock()
+            states = alert_states(run)
+            state = states.pop("throughput", None)
+            if state is not None and state.open and state.message_ref is not None:
+                snap = await self.snapshots.read_snapshot(run)
+                card = render_alert_resolved(
+                    "throughput",
+                    state.detail,
+                    snap.view,
+                    now - state.first_at,
+                    ending_text("throughput", "new-normal", by=user),
+                )
+                await self.ports.chat.update(MessageRef.loads(state.message_ref), card)
+            old_s, new_s = memory.expected_step_s, accepted.expected_step_s or 0.0
+            detail = {
+                "old_step_s": old_s,
+                "new_step_s": new_s,
+                "old_work_per_s": memory.expected_work_per_s,
+                "new_work_per_s": accepted.expected_work_per_s,
+                "work_unit": memory.work_unit,
+            }
+            with self.ports.store.transaction():
+                self.ports.store.add_decision(run_id, "new-normal", user, now, None, detail)
+                self.ports.store.update_run(
+                    run_id,
+                    trigger_memory=accepted.to_json(),
+                    alert_states=dump_alert_states(states),
+                )
+            return (
+                f"expected step time {old_s:.3g} s → {new_s:.3g} s "
+                f"({old_s / new_s:.0%} of the old pace)"
+            )
 
     async def finish(self, run_id: str) -> None:
         # Under the run's posting lock: the table, check-ins and the final card never race

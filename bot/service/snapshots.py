@@ -115,7 +115,7 @@ class Snapshots:
             else k.describe(kill),
             return_code=run.return_code,
             spent_usd=spent,
-            alerts=tuple(alert_states(run)),
+            alerts=tuple(t for t, a in alert_states(run).items() if a.resolved_at is None),
             instance_id=None if reg_vast is None else reg_vast.container_id,
             instance_state=None if track is None else describe_instance(track, now),
             attempt=run.attempt,
@@ -175,7 +175,9 @@ class Snapshots:
         rams = [h.ram_used_mib for h in history.hosts if h.ram_used_mib is not None]
         downloads = [x.mb_per_s for x in history.transfers if x.direction == "down"]
         silenced = run.kept_until is not None and run.kept_until > self.ports.clock()
-        holding = [] if silenced else list(alert_states(run))
+        holding = (
+            [] if silenced else [t for t, a in alert_states(run).items() if a.resolved_at is None]
+        )
         num_gpus = gpu.count if gpu else 1
         batch = reg.config.batch_size
         precision = (reg.config.precision or "bf16").lower()

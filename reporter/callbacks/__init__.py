@@ -106,9 +106,18 @@ class ProbeDriver:
         loss: SupportsFloat | None = None,
         samples: int | None = None,
         tokens: int | None = None,
+        metric: SupportsFloat | None = None,
     ) -> None:
         if self.probe is not None:
-            self.probe.step(n, loss=loss, samples=samples, tokens=tokens)
+            self.probe.step(n, loss=loss, samples=samples, tokens=tokens, metric=metric)
+
+    @property
+    def watch_metric(self) -> str | None:
+        """The metric the user asked the bot to watch (``watch_metric=``), if any."""
+        if self.probe is not None:
+            return self.probe.watch_metric
+        name = self._kwargs.get("watch_metric")
+        return str(name) if name else None
 
     def open(self, phase: PhaseName) -> None:
         """Start ``phase`` unless it is already open."""

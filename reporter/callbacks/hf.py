@@ -61,6 +61,7 @@ class ProbecastCallback(_transformers.TrainerCallback):  # type: ignore[misc]
         super().__init__()
         self.driver = ProbeDriver(probe, probe_kwargs)
         self._pending: _Pending | None = None  # a step waiting for the loss HF logs
+        self._metric: float | None = None  # the watched metric, logged since the last step
         self._training = False
         self._stopping = False
 
@@ -103,6 +104,11 @@ class ProbecastCallback(_transformers.TrainerCallback):  # type: ignore[misc]
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         with self.driver.shielded("on_log"):
+            watch = self.driver.watch_metric
+            if watch and isinstance((logs or {}).get(watch), (int, float)):
+                # A reward logged with the loss, or an eval metric: it rides on the next
+                # step reported, once (a value repeated every step would look constant).
+                self._metric = float(logs[watch])
             raw = (logs or {}).get("loss")
             if raw is None:
                 return  # eval metrics or the end-of-training summary
@@ -148,8 +154,13 @@ class ProbecastCallback(_transformers.TrainerCallback):  # type: ignore[misc]
     def _report(self, loss: float | None) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
+            metric, self._metric = self._metric, None
             self.driver.step(
-                pending.step, loss=loss, samples=pending.samples, tokens=pending.tokens
+                pending.step,
+                loss=loss,
+                samples=pending.samples,
+                tokens=pending.tokens,
+                metric=metric,
             )
 
     def _settle(self) -> None:

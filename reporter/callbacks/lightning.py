@@ -65,6 +65,7 @@ class ProbecastCallback(_pl.Callback):  # type: ignore[misc]
         self._nonfinite: Any = None  # device tensor: non-finite losses since the last read
         self._nonfinite_from = 0
         self._samples: int | None = 0
+        self._metric_seen: Any = None  # the watched metric's last tensor, to send each once
 
     # --- hooks ----------------------------------------------------------------------
 
@@ -103,7 +104,9 @@ class ProbecastCallback(_pl.Callback):  # type: ignore[misc]
             self._last_step = step
             loss, self._step_loss = self._step_loss, None
             if self.driver.active:
-                self.driver.step(step, loss=loss, samples=self._samples)
+                self.driver.step(
+                    step, loss=loss, samples=self._samples, metric=self._metric(trainer)
+                )
                 self._count_nonfinite(loss)
                 if step % _log_every(trainer) == 0:
                     self._check_nonfinite(step)
@@ -135,6 +138,20 @@ class ProbecastCallback(_pl.Callback):  # type: ignore[misc]
             self.driver.finish(130 if isinstance(exception, KeyboardInterrupt) else 1)
 
     # --- helpers --------------------------------------------------------------------
+
+    def _metric(self, trainer: Any) -> Any:
+        """The watched metric when Lightning has a new value for it (``self.log`` makes a
+        new tensor each time), else None: a validation score logged once an epoch must
+        not be sent every step, or it would look constant. The probe reads the tensor on
+        its own thread."""
+        watch = self.driver.watch_metric
+        if not watch:
+            return None
+        value = getattr(trainer, "callback_metrics", {}).get(watch)
+        if value is None or value is self._metric_seen:
+            return None
+        self._metric_seen = value
+        return value.detach() if isinstance(value, _torch.Tensor) else value
 
     def _add_batch(self, pl_module: Any, outputs: Any, batch: Any, world_size: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs

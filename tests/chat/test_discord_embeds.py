@@ -226,3 +226,18 @@ def test_embeds_build_as_discord_py_objects() -> None:
     (embed,) = card_to_embeds(STATUS, image_url="attachment://chart.png")
     assert embed.title == STATUS.title and embed.image.url == "attachment://chart.png"
     assert [f.name for f in embed.fields] == ["Step", "Speed", "Major risk"]
+
+
+def test_a_throughput_alerts_new_normal_button_is_a_discord_button() -> None:
+    from bot.core.render import RunView, render_alert
+    from bot.core.triggers import Finding
+
+    run = RunView("r1", "run", "running", 1000, "1× A100", 1.5)
+    finding = Finding("throughput", "slow", "compute", (), "x", 10, pace_ratio=0.5)
+    card = render_alert(finding, None, run, repeat=False)
+    assert [b.custom_id for b in card_buttons(card)] == [
+        "probecast:kill:r1",
+        "probecast:new-normal:r1",
+        "probecast:keep:r1",
+        "probecast:snooze:r1",
+    ]

@@ -255,7 +255,12 @@ def test_alert_buttons_kill_has_confirm_dialog() -> None:
     blocks = card_to_blocks(CARDS["alert"])
     assert blocks[0]["text"]["text"].startswith(":rotating_light: Throughput below expected")
     (actions,) = [b for b in blocks if b["type"] == "actions"]
-    kill, keep, snooze = actions["elements"]
+    kill, new_normal, keep, snooze = actions["elements"]
+    # A throughput alert offers to adopt the pace (#22), with its own confirm dialog.
+    assert new_normal["action_id"] == "probecast:new-normal:a1b2c3d4e5f6"
+    assert new_normal["text"]["text"] == "New normal"
+    assert new_normal["confirm"]["title"]["text"] == "New normal?"
+    assert "(audited)" in new_normal["confirm"]["text"]["text"]
     assert kill["action_id"] == "probecast:kill:a1b2c3d4e5f6"
     assert kill["value"] == "a1b2c3d4e5f6"
     assert kill["style"] == "danger"

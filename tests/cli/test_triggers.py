@@ -11,7 +11,17 @@ from bot.adapters.steplog import load_steps_csv
 from bot.cli.triggers import main, replay_log
 
 TRACES_DIR = Path(__file__).resolve().parents[3] / "shared" / "traces"
-ALERT_KEYS = {"t", "step", "action", "trigger", "bottleneck", "detail", "evidence", "change_first"}
+ALERT_KEYS = {
+    "t",
+    "step",
+    "action",
+    "trigger",
+    "bottleneck",
+    "detail",
+    "evidence",
+    "change_first",
+    "ending",
+}
 
 
 def write_csv(tmp_path: Path, *, stall_s: float = 0.0, evals: bool = True) -> Path:
@@ -66,10 +76,11 @@ def test_stall_is_caught_as_hung(
         return
     # Step 1700 is logged at t = 29 + 1700 + 3 evals × 100 s = 2029; the threshold is
     # 10 min (3 × the 100 s evals is less), so the 2640 s check is the first past it.
-    # Step 1701 comes at 3530: the 3540 s check resolves.
-    assert [(a["action"], a["t"], a["step"]) for a in hung] == [
-        ("fire", 2640.0, 1700),
-        ("resolve", 3540.0, 1711),
+    # Step 1701 comes at 3530: the alert clears at the 3540 s check but keeps firing for
+    # 10 min (#22), and the log ends first, at 3660 s: it ends there, recovered.
+    assert [(a["action"], a["t"], a["step"], a["ending"]) for a in hung] == [
+        ("fire", 2640.0, 1700, None),
+        ("resolve", 3660.0, 1800, "recovered"),
     ]
     assert hung[0]["detail"] == (
         "no step for 10m since step 1700, process alive (limit 10m; longest eval 1m 40s)"

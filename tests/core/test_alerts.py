@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.core.alerts import AlertAction, AlertState, plan_alerts
+from bot.core.alerts import AlertAction, AlertPolicy, AlertState, plan_alerts
 from bot.core.run_history import TriggerName
 from bot.core.triggers import Finding
 from tests.conftest import FakeClock
@@ -23,8 +23,15 @@ def hold(trigger: TriggerName = "hung", detail: str = "no step for 11m") -> Find
 class Lifecycle:
     """Checks every minute on a fake clock; remembers states as the service would."""
 
-    def __init__(self, clock: FakeClock, silenced_until: float | None = None) -> None:
+    def __init__(
+        self,
+        clock: FakeClock,
+        silenced_until: float | None = None,
+        policy: AlertPolicy | None = None,
+    ) -> None:
         self.clock = clock
+        # The basic lifecycle unless told otherwise: resolve at the first clear check.
+        self.policy = policy or AlertPolicy.plain(REPEAT_S)
         self.active: dict[TriggerName, AlertState] = {}
         self.silenced_until = silenced_until
         self.log: list[tuple[float, str, str]] = []
@@ -32,7 +39,7 @@ class Lifecycle:
     def check(self, findings: Sequence[Finding], minutes: float = 1.0) -> list[AlertAction]:
         now = self.clock.advance(60.0 * minutes)
         actions, self.active = plan_alerts(
-            findings, self.active, now, silenced_until=self.silenced_until, repeat_s=REPEAT_S
+            findings, self.active, now, silenced_until=self.silenced_until, policy=self.policy
         )
         # States go through JSON, as they do through SQLite.
         self.active = {k: AlertState.from_json(v.to_json()) for k, v in self.active.items()}
@@ -132,3 +139,69 @@ def test_alert_state_json() -> None:
     assert AlertState.from_json(json.loads(state.to_json())) == state
     with pytest.raises(ValueError):
         AlertState.from_json({"trigger": "nope", "first_at": 0, "detail": ""})
+
+
+# --- the full lifecycle (DESIGN §9): pending, keep firing, reopen, backoff ----------------
+
+
+def test_pending_time_before_firing(clock: FakeClock) -> None:
+    life = Lifecycle(clock, policy=AlertPolicy(pending_s={"gpu_util": 120.0}))
+    assert life.check([hold("gpu_util")]) == []  # held 0 s
+    assert life.check([hold("gpu_util")]) == []  # 60 s
+    assert kinds(life.check([hold("gpu_util")])) == [("fire", "gpu_util")]  # 120 s
+    # A blip shorter than the pending time is never posted, and leaves no word.
+    life = Lifecycle(clock, policy=AlertPolicy(pending_s={"gpu_util": 120.0}))
+    assert life.check([hold("gpu_util")]) == [] and life.check([]) == []
+    assert life.active == {}
+
+
+def test_keep_firing_after_it_seems_to_clear(clock: FakeClock) -> None:
+    life = Lifecycle(clock, policy=AlertPolicy(keep_firing_s=600.0, reopen_s=0.0))
+    life.check([hold()])
+    # Clears for 5 minutes, comes back: the same episode, nothing posted or resolved.
+    assert all(life.check([]) == [] for _ in range(5))
+    assert life.check([hold()]) == []
+    assert life.active["hung"].posts == 1 and life.active["hung"].cleared_at is None
+    # Clears for good: resolved once the keep-firing time has passed since it cleared.
+    for _ in range(10):  # cleared at the first of these; 9 minutes later still open
+        assert life.check([]) == []
+    (resolve,) = life.check([])
+    assert resolve.kind == "resolve" and resolve.ending == "recovered"
+    assert resolve.held_s(clock.now) == 7 * 60.0  # from the fire to the clearing
+
+
+def test_a_trigger_that_returns_soon_reopens_its_alert(clock: FakeClock) -> None:
+    life = Lifecycle(clock, policy=AlertPolicy(keep_firing_s=0.0, reopen_s=1800.0))
+    (fire,) = life.check([hold()])
+    life.active["hung"] = replace(life.active["hung"], message_ref="C1/17")
+    assert kinds(life.check([])) == [("resolve", "hung")]
+    (reopen,) = life.check([hold()], minutes=20)
+    assert reopen.kind == "reopen" and reopen.state.message_ref == "C1/17"
+    assert reopen.state.posts == 1 and reopen.state.reopens == 1
+    assert reopen.state.first_at == fire.state.first_at  # the same episode, edited back
+    # Gone for longer than the reopen window: a later return is a new alert.
+    life.check([])
+    life.check([], minutes=31)
+    assert life.active == {}
+    assert kinds(life.check([hold()])) == [("fire", "hung")]
+
+
+def test_reminders_back_off_to_4_hours_and_stop_after_6(clock: FakeClock) -> None:
+    life = Lifecycle(clock, policy=AlertPolicy())
+    life.check([hold()])
+    for _ in range(24 * 60):
+        life.check([hold()])
+    repeats = [t / 60 for t, kind, _ in life.log if kind == "repeat"]
+    assert repeats == [31.0, 91.0, 211.0, 451.0, 691.0, 931.0]  # gaps 30m, 1h, 2h, 4h, 4h, 4h
+    assert life.active["hung"].reminders == 6
+
+
+def test_an_ended_run_resolves_open_alerts_with_its_ending(clock: FakeClock) -> None:
+    life = Lifecycle(clock, policy=AlertPolicy())
+    life.check([hold("throughput")])
+    now = clock.advance(60.0)
+    actions, states = plan_alerts(
+        [hold("throughput")], life.active, now, silenced_until=None, ended="finished"
+    )
+    assert [(a.kind, a.ending) for a in actions] == [("resolve", "finished")]
+    assert states == {}

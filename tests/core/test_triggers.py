@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from bot.core.diagnose import CheckWindow, RowGap, SpanIndex, diagnose, find_spikes
 from bot.core.estimate import Pause, StepPoint
+from bot.core.movement import Z_CLEAR, Z_MOVED, judge_movement
 from bot.core.run_history import GpuReading, HostReading, LogMark, LossPoint, RunHistory, WorkPoint
 from bot.core.triggers import (
     CheckMemory,
@@ -350,17 +352,30 @@ def test_nonfinite_loss_log_line_fires() -> None:
     assert findings[0].bottleneck == "compute"
 
 
+def _noisy(level: float, sd: float, n: int, slope: float = 0.0, seed: int = 7) -> list[float]:
+    """``n`` values around ``level`` (+ ``slope`` per value) with seeded Gaussian noise."""
+    rng = random.Random(seed)
+    return [level + slope * k + rng.gauss(0.0, sd) for k in range(n)]
+
+
 @pytest.mark.parametrize(
     ("name", "values", "at_step", "holds"),
     [
         # target 10_000 → early checkpoint at step 1000; 100 losses every 10 steps.
-        ("flat past the checkpoint", [2.0] * 100, 1000, True),
-        ("rising past the checkpoint", [2.0 + 0.01 * k for k in range(100)], 1000, True),
-        ("falling 10%", [2.0 - 0.002 * k for k in range(100)], 1000, False),
-        ("flat but before the checkpoint", [2.0] * 90, 900, False),
+        ("constant past the checkpoint", [2.0] * 100, 1000, True),
+        # A constant loss is a broken run: it fires at once, checkpoint or not (#22).
+        ("constant before the checkpoint", [2.0] * 90, 900, True),
+        ("zero from the start", [0.0] * 12, 120, True),
+        ("flat within noise", _noisy(2.0, 0.05, 100), 1000, True),
+        # Movement either way counts (#22): a PPO actor loss that rose 44% is not still.
+        ("rising 44%", _noisy(1.0, 0.05, 100, slope=0.0044), 1000, False),
+        ("falling 10%", _noisy(2.0, 0.02, 100, slope=-0.002), 1000, False),
+        # A slow fine-tune drift (-1.5%) far above its small noise is movement.
+        ("slow drift, low noise", _noisy(1.0, 0.001, 100, slope=-0.00015), 1000, False),
+        ("noisy flat but before the checkpoint", _noisy(2.0, 0.05, 90), 900, False),
     ],
 )
-def test_no_progress_by_the_early_checkpoint(
+def test_no_movement_by_the_early_checkpoint_is_judged_against_noise(
     name: str, values: list[float], at_step: int, holds: bool
 ) -> None:
     steps = [p for p in timeline((2000, 1.0)) if p.step <= at_step]
@@ -379,15 +394,67 @@ def test_early_checkpoint_is_the_first_eval_when_sooner() -> None:
     assert early_checkpoint_step(history(steps, target_steps=2000), SETTINGS, 1000.0) == 200
 
 
-def test_no_progress_clears_only_at_twice_the_drop() -> None:
-    flat = _losses([2.0] * 100)
+def test_a_resumed_run_counts_its_early_checkpoint_from_its_first_step() -> None:
+    steps = [StepPoint(481 + k, 10.0 + k) for k in range(2000)]
+    # 10% of the 9,519 steps left from 481 to 10,000: step 481 + 952.
+    assert early_checkpoint_step(history(steps, target_steps=10_000), SETTINGS, 5e3) == 1433
+    # eval_every 500: the first eval after step 481 is at 500.
+    h = history(steps, target_steps=10_000, eval_every=500)
+    assert early_checkpoint_step(h, SETTINGS, 5e3) == 500
+
+
+def test_a_watched_reward_names_itself_and_its_good_direction() -> None:
+    steps = [p for p in timeline((2000, 1.0)) if p.step <= 1000]
+    h = history(
+        steps,
+        losses=_losses(_noisy(0.3, 0.05, 100)),
+        target_steps=10_000,
+        metric_name="reward",
+        metric_goal="max",
+    )
+    findings, _ = evaluate_triggers(h, steps[-1].t_s, CheckMemory(), SETTINGS)
+    (f,) = findings
+    assert f.detail.startswith("reward (should rise) ")
+    assert "flat within its noise" in f.detail
+
+
+def test_after_the_checkpoint_patience_counts_evals_without_movement() -> None:
+    """Falls until step 1000, then flat: each eval (every 200 steps) without movement
+    counts; it fires once 3 have passed and a quarter of the run (1500 of 6000 steps)
+    lies between the block it last moved to and now."""
+    values = _noisy(3.0, 0.02, 100, slope=-0.01) + _noisy(2.0, 0.02, 240, seed=8)
+    steps = timeline((3400, 1.0))
+    pauses = [Pause("eval", 58.0 + s + 0.5, 58.0 + s + 0.5) for s in range(200, 3401, 200)]
+    h = history(steps, losses=_losses(values), target_steps=6_000, pauses=pauses)
+    results = run_checks(h, 58.0 + 3400)
+    first = fired(results, "no_progress")
+    assert first, "never fired"
+    f = finding(results, "no_progress")
+    ref_step = int(f.detail.split("since step ")[1].split(" ")[0])
+    assert 1000 <= ref_step <= 1500  # the last block it moved to ends after the fall
+    assert ref_step + 1500 <= f.at_step <= ref_step + 1500 + 200 + 60  # the next eval
+    assert "evals, patience 3)" in f.detail
+
+
+def test_no_progress_clears_only_on_clearer_movement() -> None:
+    flat = _losses(_noisy(2.0, 0.05, 100))
     steps = [p for p in timeline((2000, 1.0)) if p.step <= 1200]
     h = history(steps, losses=flat, target_steps=10_000)
-    _, memory = evaluate_triggers(h, 1200.0, CheckMemory(), SETTINGS)
-    # The latest ten losses are 3% lower: enough to never fire, not enough to clear.
-    dipped = flat + [LossPoint(1000 + 10 * k, 1100.0 + k, 1.94) for k in range(1, 11)]
-    findings, _ = evaluate_triggers(replace(h, losses=dipped), 1250.0, memory, SETTINGS)
+    findings, memory = evaluate_triggers(h, 1200.0, CheckMemory(), SETTINGS)
     assert [f.trigger for f in findings] == ["no_progress"]
+    # The latest 50 values dip by 0.6 noise widths: |z| between 2.6 and 3.3, enough to
+    # count as movement afresh, not enough to clear a held alert.
+    dipped = flat + [
+        LossPoint(1000 + 4 * k, 1100.0 + k, v)
+        for k, v in enumerate(_noisy(1.97, 0.05, 50, seed=9), 1)
+    ]
+    z = judge_movement(
+        [lp.loss for lp in sorted(dipped, key=lambda p: p.step)[:50]],
+        [lp.loss for lp in sorted(dipped, key=lambda p: p.step)[-50:]],
+    ).z
+    assert Z_MOVED <= abs(z) < Z_CLEAR, z
+    held, _ = evaluate_triggers(replace(h, losses=dipped), 1250.0, memory, SETTINGS)
+    assert [f.trigger for f in held] == ["no_progress"]
     fresh, _ = evaluate_triggers(replace(h, losses=dipped), 1250.0, CheckMemory(), SETTINGS)
     assert fresh == []
 

@@ -32,6 +32,7 @@ from reporter.wire import (
     RunRegistration,
     StepEvent,
     VastIdentity,
+    registration_exclude,
 )
 
 SECRET = "s3cret"
@@ -238,6 +239,39 @@ def test_fields_newer_than_the_bot_are_left_out(
     assert gpu["util_pct"] == 97 and [e["step"] for e in older.events("step")] == [1]
     if sent:
         assert gpu["mem_util_pct"] == 91
+
+
+@pytest.mark.parametrize(("schema_version", "sent"), [(2, False), (3, True)])
+def test_a_watched_metric_is_registered_and_sent_with_its_steps(
+    make_probe: Callable[..., Probe], schema_version: int, sent: bool
+) -> None:
+    """#22: the user names the metric to watch and which way is good; its values ride on
+    steps (wire version 3), left out for an older bot so it still takes the steps."""
+    bot = FakeBot(schema_version=schema_version)
+    probe = make_probe(bot, watch_metric="reward", metric_goal="max")
+    probe.step(1, loss=0.5, metric=0.25)
+    probe.step(2, loss=0.4)
+    assert probe.close(return_code=0)
+    (reg,) = bot.registrations
+    assert (reg["watch_metric"], reg["metric_goal"]) == ("reward", "max")
+    first, second = bot.events("step")
+    assert ("metric" in first) is sent and second.get("metric") is None
+    if sent:
+        assert first["metric"] == 0.25
+
+
+def test_unused_registration_fields_are_left_out_for_older_bots() -> None:
+    unset = dict.fromkeys(("attempt_of", "launch", "watch_metric", "metric_goal"), True)
+    assert registration_exclude(registration(), older_bot=False) == unset
+    watched = RunRegistration(name="r", target_steps=10, watch_metric="reward")
+    assert "watch_metric" not in registration_exclude(watched, older_bot=False)
+    older = registration_exclude(watched, older_bot=True)
+    assert older["watch_metric"] and older["config"]["final_eval"]
+
+
+def test_a_metric_goal_must_be_min_or_max(make_probe: Callable[..., Probe]) -> None:
+    with pytest.raises(ValueError, match="metric_goal"):
+        make_probe(metric_goal="up")
 
 
 def test_client_posts_nan_loss_as_the_string_nan(bot: FakeBot) -> None:

@@ -28,10 +28,10 @@ class Reporter:
         self.step = 0
         self.run: dict[str, Any] = {}
 
-    async def register(self) -> str:
+    async def register(self, **extra: Any) -> str:
         response = await self.client.post(
             "/v1/runs",
-            json={"name": "r1", "target_steps": 5_000, "usd_per_hour": 2.0},
+            json={"name": "r1", "target_steps": 5_000, "usd_per_hour": 2.0, **extra},
             headers={"Authorization": f"Bearer {SECRET}"},
         )
         assert response.status_code == 200, response.text
@@ -127,6 +127,8 @@ async def test_a_hung_job_fires_once_repeats_after_30_min_resolves_and_rearms(
     }
     fields = dict((f.label, f.value) for f in card.fields)
     assert fields["Likely bottleneck"] and fields["Change first"]
+    # What the hang costs (#22): it never finishes at this pace.
+    assert fields["Cost"].startswith("At the current pace the run never finishes")
 
     for _ in range(5):  # checks every minute: no repeats within 30 minutes
         await hang(app, reporter, clock, 60)
@@ -137,18 +139,26 @@ async def test_a_hung_job_fires_once_repeats_after_30_min_resolves_and_rearms(
     await app.service.check(run_id)
     assert [c.title.startswith("Still:") for _, c in alerts(chat)] == [False, True]
 
-    await reporter.steps(60, 1.0)  # it moves again
+    await reporter.steps(60, 1.0)  # it moves again: the alert keeps firing for 10 min
     await app.service.check(run_id)
+    assert [(a, c.title) for a, c in alerts(chat)][2:] == []
+    for _ in range(10):  # healthy minutes, checked each minute
+        clock.advance(60)
+        await reporter.steps(60, 1.0)
+        await app.service.check(run_id)
     action, card = alerts(chat)[-1]
     assert action == "update" and card.kind == "alert-resolved"
     assert "cleared after" in card.headline
 
-    await hang(app, reporter, clock, 700)  # and hangs again: the alert fires anew
+    # Hangs again within 30 min of resolving: the earlier message is edited back, with
+    # no new notifying post (#22).
+    await hang(app, reporter, clock, 700)
     await app.service.check(run_id)
     action, card = alerts(chat)[-1]
-    assert action == "post" and card.kind == "alert" and not card.title.startswith("Still")
+    assert action == "update" and card.kind == "alert" and card.title.startswith("Back:")
+    assert [a for a, _ in alerts(chat)].count("post") == 2
     decisions = [d["kind"] for d in app.store.decisions(run_id)]
-    assert decisions.count("alert-fire") == 2 and decisions.count("alert-repeat") == 1
+    assert decisions.count("alert-fire") == 1 and decisions.count("alert-repeat") == 1
 
 
 async def test_keep_silences_alerts_until_it_expires_and_status_says_so(
@@ -313,7 +323,9 @@ async def test_an_ended_run_resolves_its_alerts_and_its_buttons_answer_plainly(
     assert [c.kind for _, c in alerts(chat)] == ["alert"]
     await reporter.post([{"kind": "exit", "t": clock.now, "return_code": 1}])
     await app.service.finish(run_id)
-    assert [c.kind for _, c in alerts(chat)] == ["alert", "alert-resolved"]
+    # Not "Resolved": it never cleared; the message says how it ended (#22).
+    assert [c.kind for _, c in alerts(chat)] == ["alert", "alert-ended"]
+    assert alerts(chat)[-1][1].headline.startswith("the run failed while it held, after")
     late = await app.service.handle_action(action_id("confirm-kill", run_id), "console")
     assert late.kind == "usage" and "already failed" in late.headline
 
@@ -368,3 +380,56 @@ async def test_checks_read_only_new_events_and_judge_as_the_whole_history_would(
     kept = app.service.scheduled._check_histories[run_id].builder
     assert len(loaded.history.steps) > 2000
     assert len(kept.steps) <= TAIL_ROWS + 70 and len(kept.losses) <= TAIL_ROWS + 70
+
+
+async def test_new_normal_adopts_a_deliberately_changed_pace_audited(
+    app: App, reporter: Reporter, clock: FakeClock, chat: ConsoleChat
+) -> None:
+    """The sequence length doubles on purpose: the throughput alert fires, offers New
+    normal; pressing it ends the alert saying who accepted it, the expected pace moves,
+    and the slower pace raises nothing after (#22)."""
+    run_id = await start_run(app, reporter, clock)
+    for _ in range(4):  # 2 s a step from here on
+        clock.advance(60)
+        await reporter.steps(30, 2.0)
+        await app.service.check(run_id)
+    (fired,) = [c for a, c in alerts(chat) if a == "post"]
+    assert fired.title.startswith("Throughput below expected")
+    assert action_id("new-normal", run_id) in {b.action_id for b in fired.buttons}
+    cost = dict((f.label, f.value) for f in fired.fields)["Cost"]
+    assert cost.startswith("At the current pace the run finishes") and "instead of" in cost
+
+    answer = await app.service.handle_action(action_id("new-normal", run_id), "alice")
+    assert answer.kind == "new-normal" and "alice accepts" in answer.headline
+    assert "1 s → 2 s" in answer.headline
+    action, ended = alerts(chat)[-1]
+    assert action == "update" and ended.kind == "alert-ended"
+    assert ended.headline.startswith("accepted as the new pace by alice")
+    (decision,) = [d for d in app.store.decisions(run_id) if d["kind"] == "new-normal"]
+    assert decision["by"] == "alice"
+    assert '"new_step_s": 2.0' in decision["detail"] and '"old_step_s": 1.0' in decision["detail"]
+
+    for _ in range(10):  # the new pace is normal now
+        clock.advance(60)
+        await reporter.steps(30, 2.0)
+        await app.service.check(run_id)
+    assert [a for a, _ in alerts(chat)].count("post") == 1
+
+
+async def test_a_watched_reward_stuck_at_zero_is_a_broken_run_at_once(
+    app: App, reporter: Reporter, clock: FakeClock, chat: ConsoleChat
+) -> None:
+    """#22: the user watches a reward (should rise); the loss moves, the reward is 0 in
+    every report: the no-movement alert names the reward, within the first checks."""
+    run_id = await reporter.register(watch_metric="reward", metric_goal="max")
+    clock.advance(60)
+    await reporter.post(
+        [
+            {"kind": "step", "t": clock.now - 60 + k, "step": k, "loss": 3.0 / k, "metric": 0.0}
+            for k in range(1, 61)
+        ]
+    )
+    await app.service.check(run_id)
+    (fired,) = [c for a, c in alerts(chat) if a == "post"]
+    assert fired.title.startswith("Metric not moving")
+    assert fired.headline.startswith("reward is 0 in all 60 reports")

@@ -69,6 +69,7 @@ class BotProcess:
             PROBECAST_CHECK_INTERVAL_S="0.5",
             PROBECAST_CHECKIN_INTERVAL_S="2",
             PROBECAST_ALERT_REPEAT_S="3600",  # a second alert would be a re-fire
+            PROBECAST_ALERT_GPU_UTIL_PENDING_S="1",  # pending time on the same fast clock
         )
         with self.out_path.open("wb") as out:
             self.process = subprocess.Popen(

@@ -1,0 +1,62 @@
+"""The words of an alert: its card (with what the trouble costs) and how it ended, with
+who decided. Read-only on the store; the alert lifecycle itself is `bot.core.alerts`."""
+
+from __future__ import annotations
+
+from bot.adapters.store import SqliteStore
+from bot.core.alerts import AlertAction
+from bot.core.card import Card
+from bot.core.render import ending_text, kill_confirm_text, render_alert, trouble_cost
+from bot.core.triggers import CheckMemory
+from bot.service.ports import Ports, RunSnapshot
+
+
+def alert_card(
+    ports: Ports, action: AlertAction, snap: RunSnapshot, memory: CheckMemory, now: float
+) -> Card:
+    assert action.finding is not None
+    settings = ports.settings
+    estimate = snap.estimate
+    held_s = action.held_s(now)
+    cost = trouble_cost(
+        now=now,
+        current_step=estimate.current_step if estimate else 0,
+        target_steps=snap.run.target_steps,
+        expected_step_s=memory.expected_step_s,
+        pace_ratio=action.finding.pace_ratio,
+        spent_usd=snap.view.spent_usd
+        if snap.view.spent_usd is not None
+        else (estimate.spend_usd() if estimate else None),
+        usd_per_hour=snap.view.usd_per_hour,  # billed, where the instance is read
+        held_s=held_s,
+    )
+    policy = settings.alert_policy()
+    return render_alert(
+        action.finding,
+        estimate,
+        snap.view,
+        repeat=action.kind == "repeat",
+        kill_confirm=kill_confirm_text(snap.view, settings.kill_grace_s, settings.on_kill),
+        cost=cost,
+        held_s=held_s,
+        reopened=action.kind == "reopen",
+        final_reminder=action.kind == "repeat" and action.state.reminders >= policy.max_reminders,
+    )
+
+
+def ending_words(store: SqliteStore, run_id: str, trigger: str, ending: str) -> str:
+    """How an alert ended, with who: the kill's and the last keep or snooze's."""
+    decisions = store.decisions(run_id)
+    by = None
+    if ending == "killed":
+        kills = [d for d in decisions if d["kind"] == "kill"]
+        by = str(kills[-1]["by"]) if kills else None
+    silences = [d for d in decisions if d["kind"] in ("keep", "snooze")]
+    kept = None
+    if silences:
+        last = silences[-1]
+        kept = f"{'kept' if last['kind'] == 'keep' else 'snoozed'} by {last['by']}"
+    return ending_text(trigger, ending, by=by, kept=kept)
+
+
+__all__ = ["alert_card", "ending_words"]
