@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Generic, Literal, NamedTuple, TypeVar
+from typing import Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from bot.core.band import BandTable
 from bot.core.eta_band import BAND
@@ -636,8 +636,13 @@ def band_sigma(
     current_step: int,
     target_steps: int,
     settings: BandSettings | None = None,
+    pace_scatter: float | None = None,
 ) -> float:
-    """The run's own relative uncertainty on its remaining time (a log scale)."""
+    """The run's own relative uncertainty on its remaining time (a log scale).
+
+    With an earlier attempt's pace profile (``pace_scatter`` given), the drift is what
+    the profile foresees: its own scatter stands in for it, never less than the floor.
+    """
     cfg = settings or BandSettings()
     elapsed_s = eta.eta_total_s - eta.remaining_s
     stall_rate = calibration.stall_s_total / elapsed_s if elapsed_s > 0 else 0.0
@@ -647,7 +652,7 @@ def band_sigma(
     horizon = cfg.horizon * math.log1p(max(0, target_steps - current_step) / seen)
     return math.sqrt(
         cfg.floor**2
-        + calibration.step_time_drift**2
+        + (calibration.step_time_drift if pace_scatter is None else pace_scatter) ** 2
         + calibration.rate_rel_error**2
         + stall_rate**2
         + unmeasured**2
@@ -664,6 +669,7 @@ def eta_interval(
     prior_eval_s: float = 0.0,
     table: BandTable | None = None,
     settings: BandSettings | None = None,
+    pace_scatter: float | None = None,
 ) -> EtaInterval:
     """The calibrated interval around a base `LiveEta`."""
     band = table or BAND
@@ -674,6 +680,7 @@ def eta_interval(
         current_step=current_step,
         target_steps=target_steps,
         settings=settings,
+        pace_scatter=pace_scatter,
     )
     q = band.quantiles[min(band.row(current_step, target_steps), len(band.quantiles) - 1)]
     elapsed_s = eta.eta_total_s - eta.remaining_s
@@ -686,6 +693,20 @@ def eta_interval(
         quantile=q,
         coverage=band.coverage,
     )
+
+
+class PaceShape(Protocol):
+    """A known shape of the pace over the run (`bot.core.pace_profile.PaceProfile`, an
+    earlier attempt's): it scales the remaining training time in place of the band
+    table's pace correction, and its ``scatter`` stands for the drift in the band."""
+
+    @property
+    def scatter(self) -> float: ...
+
+    @property
+    def attempt(self) -> int | None: ...
+
+    def factor(self, *, current_step: int, target_steps: int, window_steps: int) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -724,6 +745,10 @@ class Estimate:
     pace_correction: float = 1.0
     """The factor on every scenario's remaining time: the dev runs' median slowdown from
     this point of a run to its end (`BandTable.bias`); 1.0 without one."""
+    pace: PaceShape | None = None
+    """The earlier attempt's pace profile the remaining training time follows, if any."""
+    pace_factor: float = 1.0
+    """The profile's factor on the remaining training time (evals apart); 1.0 without."""
 
     @property
     def eval_every(self) -> int | None:
@@ -778,6 +803,7 @@ def estimate_run(
     origin_s: float | None = None,
     multipliers: ScenarioMultipliers | None = None,
     band: BandTable | None = None,
+    pace: PaceShape | None = None,
 ) -> Estimate | None:
     """All three scenarios from a calibration; ``None`` until a step time is known.
 
@@ -785,6 +811,9 @@ def estimate_run(
     warm-up time beyond normal steps counts as setup/debug, since it is paid once. Evals
     due but not yet measured are in the ETA at the band table's prior share, and widen
     the band by that amount until the first is measured.
+
+    ``pace``, an earlier attempt's profile, scales the remaining training time by its
+    shape ahead (`with_pace`) in place of the band table's correction.
     """
     table = band or BAND
     if calibration.step_per_s is None or calibration.last_step is None:
@@ -812,7 +841,15 @@ def estimate_run(
             saves=saves,
         )
 
-    correction = table.correction(current_step, inputs.target_steps)
+    correction = 1.0 if pace is not None else table.correction(current_step, inputs.target_steps)
+    window_steps = min(calibration.clean_steps, CalibrationSettings().window_steps)
+    factor = (
+        1.0
+        if pace is None
+        else pace.factor(
+            current_step=current_step, target_steps=inputs.target_steps, window_steps=window_steps
+        )
+    )
 
     def eta(rate: float) -> LiveEta:
         plain = live_eta(
@@ -826,6 +863,8 @@ def estimate_run(
             saves=saves,
         )
         remaining_s = plain.remaining_s * correction
+        if pace is not None:
+            remaining_s += max(0, inputs.target_steps - current_step) / rate * (factor - 1.0)
         return LiveEta(plain.step_per_s, remaining_s, elapsed_s + remaining_s)
 
     base_eta = eta(rates.base)
@@ -849,8 +888,11 @@ def estimate_run(
             target_steps=inputs.target_steps,
             prior_eval_s=prior_eval_s,
             table=table,
+            pace_scatter=None if pace is None else pace.scatter,
         ),
         eval_source=source,
         eval_s_each=eval_s_each,
         pace_correction=correction,
+        pace=pace,
+        pace_factor=factor,
     )
