@@ -168,8 +168,9 @@ def compare_attempts(
     return Comparison(before, after, tuple(changes), speedup, unit, gone, new, next_try)
 
 
-def render_comparison(comparison: Comparison, run_id: str) -> Card:
-    """The card a relaunch gets once its probe completes: what changed and what it bought."""
+def render_comparison(comparison: Comparison, run_id: str, pace_note: str | None = None) -> Card:
+    """The card a relaunch gets once its probe completes: what changed and what it bought,
+    and (``pace_note``) whether its ETA follows the earlier attempt's pace profile."""
     c = comparison
     before, after = c.before, c.after
     changed = "; ".join(x.text() for x in c.changes[:6]) or "nothing recorded changed"
@@ -192,6 +193,8 @@ def render_comparison(comparison: Comparison, run_id: str) -> Card:
         CardField("Alerts", _alerts(c)),
         CardField("Next", c.next_try),
     ]
+    if pace_note is not None:
+        fields.append(CardField("ETA", pace_note))
     notes: tuple[str, ...] = ()
     if len(c.changes) > 1:
         notes = (

@@ -145,9 +145,7 @@ def profile_breakers(
         if ratio > MAX_TARGET_RATIO:
             reasons.append(f"target {target_before:,} → {target_after:,} steps")
     for change in changes:
-        if change.what == "GPU":
-            reasons.append(change.text())
-        elif BREAKING_ARG.search(change.what.removeprefix("trainer ")):
+        if change.what == "GPU" or BREAKING_ARG.search(change.what.removeprefix("trainer ")):
             reasons.append(change.text())
     return reasons
 

@@ -57,6 +57,8 @@ class RunView:
     instance_id: str | None = None  # the Vast container id, when the reporter knows it
     instance_state: str | None = None  # the instance as Vast last said, when it was read
     attempt: int = 1  # which attempt of its job (name) this run is
+    pace_note: str | None = None
+    """Whether the ETA follows an earlier attempt's pace profile, and if not, why not."""
 
 
 def fmt_exit_code(code: int) -> str:
@@ -473,6 +475,8 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
             fields.append(
                 CardField("Eval", f"~{fmt_duration(estimate.eval_s_each)} each (prior, none yet)")
             )
+        if run.pace_note is not None:
+            fields.append(CardField("Pace profile", run.pace_note))
         interval = estimate.eta_interval
         eta = estimate.eta
         fields.append(

@@ -10,7 +10,6 @@ from bot.adapters.store import RunRecord
 from bot.chat.base import MessageRef
 from bot.core.attempts import (
     AttemptSummary,
-    Launch,
     compare_attempts,
     launch_changes,
     render_comparison,
@@ -20,21 +19,7 @@ from bot.core.render import TRIGGER_LABELS
 from bot.core.triggers import CheckMemory
 from bot.service.history import load_steps
 from bot.service.ports import Ports, RunSnapshot, SnapshotReader
-from bot.service.records import alert_states, gpu_label, registration_of
-
-
-def launch_of(run: RunRecord) -> Launch | None:
-    info = registration_of(run).launch
-    if info is None:
-        return None
-    return Launch(
-        command=tuple(info.command),
-        framework_args=dict(info.framework_args),
-        env=dict(info.env),
-        git_commit=info.git_commit,
-        git_dirty=info.git_dirty,
-        packages=dict(info.packages),
-    )
+from bot.service.records import alert_states, gpu_label, launch_of
 
 
 class Attempts:
@@ -66,7 +51,7 @@ class Attempts:
         comparison = compare_attempts(
             self._summary(before_snap), self._summary(after_snap), changes
         )
-        return render_comparison(comparison, run.id)
+        return render_comparison(comparison, run.id, after_snap.view.pace_note)
 
     async def post_comparison(self, run: RunRecord, status: MessageRef) -> None:
         """Into the relaunch's thread when its probe completes, with the pace overlaid."""

@@ -7,6 +7,7 @@ import json
 
 from bot.adapters.store import RunRecord
 from bot.core.alerts import AlertState
+from bot.core.attempts import Launch
 from bot.core.instance import InstanceTrack
 from bot.core.options import Hardware
 from bot.core.run_history import TRIGGER_NAMES, TriggerName
@@ -15,6 +16,21 @@ from reporter.wire import RunRegistration
 
 def registration_of(run: RunRecord) -> RunRegistration:
     return RunRegistration.model_validate_json(run.registration)
+
+
+def launch_of(run: RunRecord) -> Launch | None:
+    """What the run's reporter recorded of its launch (command, trainer args, git, …)."""
+    info = registration_of(run).launch
+    if info is None:
+        return None
+    return Launch(
+        command=tuple(info.command),
+        framework_args=dict(info.framework_args),
+        env=dict(info.env),
+        git_commit=info.git_commit,
+        git_dirty=info.git_dirty,
+        packages=dict(info.packages),
+    )
 
 
 def instance_id_of(run: RunRecord) -> str | None:
@@ -63,5 +79,6 @@ __all__ = [
     "hardware_of",
     "instance_id_of",
     "instance_track",
+    "launch_of",
     "registration_of",
 ]

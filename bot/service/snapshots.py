@@ -9,18 +9,21 @@ from dataclasses import replace
 from bot.adapters.market import Market
 from bot.adapters.store import RunRecord, SqliteStore
 from bot.core import kill as k
+from bot.core.attempts import launch_changes
 from bot.core.estimate import CalibrationSettings, RunInputs, estimate_run
 from bot.core.gpus import Catalog, UnknownGpu
 from bot.core.instance import billed_usd_per_hour, contract_risk, describe_instance
 from bot.core.options import OptionTable, RunFacts, SwitchSettings, build_option_table
+from bot.core.pace_profile import PaceProfile, derive_pace_profile, profile_breakers
 from bot.core.render import TRIGGER_LABELS, RunView
-from bot.service.history import StepHistory, calibrated_steps, load_run
+from bot.service.history import StepHistory, calibrated_steps, load_run, load_steps
 from bot.service.ports import Ports, RunSnapshot
 from bot.service.records import (
     alert_states,
     gpu_label,
     hardware_of,
     instance_track,
+    launch_of,
     registration_of,
 )
 
@@ -36,6 +39,39 @@ def current_kill(store: SqliteStore, run: RunRecord) -> k.Kill | None:
 class Snapshots:
     def __init__(self, ports: Ports, catalog: Catalog, market: Market | None = None) -> None:
         self.ports, self.catalog, self.market = ports, catalog, market
+        # An earlier attempt's profile by run id, with the events acked when it was read:
+        # a finished run's is read once, not on every check-in of its relaunch.
+        self._profiles: dict[str, tuple[int, PaceProfile | None]] = {}
+
+    def pace_prior(self, run: RunRecord) -> tuple[PaceProfile | None, str | None]:
+        """The earlier attempt's pace profile when it holds for ``run``, and the card's
+        words for it: that the ETA follows it, or why it does not."""
+        before = None if run.attempt_of is None else self.ports.store.get_run(run.attempt_of)
+        if before is None:
+            return None, None
+        cached = self._profiles.get(before.id)
+        if cached is None or cached[0] != before.acked_seq:
+            points, pauses = load_steps(self.ports.store, before.id)
+            profile = derive_pace_profile(
+                points, pauses, before.target_steps, attempt=before.attempt
+            )
+            self._profiles[before.id] = cached = (before.acked_seq, profile)
+        profile = cached[1]
+        which = f"attempt {before.attempt}'s pace profile"
+        if profile is None:
+            return None, f"not from {which}: it ran too little of its target to have one"
+        changes = launch_changes(
+            launch_of(before),
+            launch_of(run),
+            gpu_before=gpu_label(before),
+            gpu_after=gpu_label(run),
+        )
+        breakers = profile_breakers(
+            changes, target_before=before.target_steps, target_after=run.target_steps
+        )
+        if breakers:
+            return None, f"not from {which}: {'; '.join(breakers)}"
+        return profile, f"ETA follows {which}"
 
     async def read_snapshot(self, run: RunRecord) -> RunSnapshot:
         """``snapshot`` with the run's steps read by ``read_steps``."""
@@ -74,6 +110,7 @@ class Snapshots:
         usd_per_hour = billed_usd_per_hour(run.usd_per_hour, facts)
         registration = registration_of(run)
         config = registration.config
+        pace, pace_note = self.pace_prior(run)
         estimate = estimate_run(
             calibration,
             RunInputs(
@@ -87,7 +124,10 @@ class Snapshots:
                 final_save=bool(config.final_save),
             ),
             origin_s=run.first_step_at,
+            pace=pace,
         )
+        if estimate is not None and estimate.pace is not None and pace_note is not None:
+            pace_note += f" (×{estimate.pace_factor:.2f} on the remaining steps' pace)"
         kill = current_kill(self.ports.store, run)
         reg_vast = registration.vast
         spent = None
@@ -119,6 +159,7 @@ class Snapshots:
             instance_id=None if reg_vast is None else reg_vast.container_id,
             instance_state=None if track is None else describe_instance(track, now),
             attempt=run.attempt,
+            pace_note=pace_note,
         )
         return RunSnapshot(run, estimate, view, calibration.clean_steps)
 
