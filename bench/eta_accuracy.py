@@ -43,13 +43,20 @@ from typing import Any
 from bot.adapters.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
 from bot.core.band import BandTable, conformal_quantile
 from bot.core.band import band_score as core_band_score
-from bot.core.estimate import CalibrationSettings, RunInputs, calibrate_throughput, estimate_run
+from bot.core.estimate import (
+    CalibrationSettings,
+    PaceShape,
+    RunInputs,
+    calibrate_throughput,
+    estimate_run,
+)
 from bot.core.eta_band import BAND
+from bot.core.pace_profile import derive_pace_profile, profile_breakers
 
 try:  # run as a script (bench/ on sys.path) or imported as bench.eta_accuracy
-    from log_traces import DEFAULT_LOGS, derive_all  # type: ignore[import-not-found]
+    from log_traces import DEFAULT_LOGS, derive_all, derive_mng  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover
-    from bench.log_traces import DEFAULT_LOGS, derive_all
+    from bench.log_traces import DEFAULT_LOGS, derive_all, derive_mng
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 CHECKPOINT_LABELS = ("probe", "10%", "25%", "50%")
@@ -290,8 +297,10 @@ def evaluate_checkpoint(
     *,
     declared_eval_every: bool = True,
     band: BandTable | None = None,
+    pace: PaceShape | None = None,
 ) -> CheckpointResult:
-    """The estimator and the baselines, each fed only the rows with step <= ``upto_step``."""
+    """The estimator and the baselines, each fed only the rows with step <= ``upto_step``;
+    ``pace``: an earlier attempt's pace profile for the estimator."""
     log = trace.log.upto(upto_step)
     common = CheckpointResult(
         trace=trace.name,
@@ -318,7 +327,7 @@ def evaluate_checkpoint(
     )
     try:
         calibration = calibrate_throughput(log.points, log.pauses, CalibrationSettings())
-        estimate = estimate_run(calibration, inputs, origin_s=0.0, band=band)
+        estimate = estimate_run(calibration, inputs, origin_s=0.0, band=band, pace=pace)
     except Exception as exc:  # a bench reports an estimator crash as a miss, never dies
         return replace(common, note=f"estimator raised {type(exc).__name__}: {exc}")
     if estimate is None:
@@ -904,6 +913,149 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# --- same-script pairs: the earlier attempt's pace profile as the prior (#25) ----------
+
+ATTEMPT_LOGS = DEFAULT_LOGS / "attempts"
+"""More runs of scripts already in the corpus, collected for #25 (``NAME.log`` + ``NAME.json``
+with its source; modded-nanogpt record logs)."""
+PAIR_CHECKPOINTS = ("probe", "10%", "25%")
+# Runs of one script, the earlier attempt first, and what the later one changed. The
+# shared traces hold one such pair (detectron2 at two learning rates); the FP8 record's
+# folder holds 13 baseline runs and 13 of the PR's one change, of which two of each are
+# collected (../shared/logs/attempts). No two logs in ../shared/logs share a script.
+SAME_SCRIPT_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("d2_frcnn_lr0.020_6xA6000", "d2_frcnn_lr0.040_6xA6000", "base LR 0.020 → 0.040"),
+    ("mng_t1_2026-07-17_fp8baseline_8xH100", "log:mng_fp8baseline_1fa1f9e3", "nothing"),
+    ("mng_t1_2026-07-17_fp8baseline_8xH100", "log:mng_fp8baseline_4366ab79", "nothing"),
+    ("mng_t1_2026-07-17_fp8baseline_8xH100", "log:mng_fp8downproj_11cb620c", "FP8 down-proj"),
+    ("mng_t1_2026-07-17_fp8baseline_8xH100", "log:mng_fp8downproj_24746179", "FP8 down-proj"),
+)
+
+
+@dataclass(frozen=True)
+class PairResult:
+    earlier: str
+    later: str
+    changed: str
+    checkpoint: str
+    step: int
+    without: CheckpointResult
+    with_profile: CheckpointResult | None  # None: no profile, or it does not hold
+    note: str = ""
+
+    @property
+    def actual_s(self) -> float:
+        return self.without.actual_s
+
+
+def load_attempt_traces(directory: Path = ATTEMPT_LOGS) -> list[Trace]:
+    """The collected attempt logs as traces (their clock stops for validation)."""
+    out: list[Trace] = []
+    for path in sorted(directory.glob("*.log")) if directory.is_dir() else []:
+        derived = derive_mng(path)
+        if derived is not None:
+            out.append(
+                Trace(
+                    name=derived.name,
+                    log=derived.log,
+                    target_step=derived.target_step,
+                    actual_s=derived.actual_s,
+                    eval_every=None,
+                    clock_excludes_eval=True,
+                )
+            )
+    return out
+
+
+def evaluate_pairs(
+    traces: Sequence[Trace], pairs: Sequence[tuple[str, str, str]] = SAME_SCRIPT_PAIRS
+) -> list[PairResult]:
+    """Each later run at the probe, 10% and 25%, without and with the earlier run's
+    profile (learnt from all of its rows up to its target step, as a finished attempt,
+    with its measured eval runtime where its clock shows evals)."""
+    by_name = {t.name: t for t in traces}
+    results: list[PairResult] = []
+    for earlier_name, later_name, changed in pairs:
+        earlier, later = by_name.get(earlier_name), by_name.get(later_name)
+        if earlier is None or later is None:
+            continue
+        log = earlier.log.upto(earlier.target_step)
+        evals = calibrate_throughput(log.points, log.pauses, CalibrationSettings())
+        profile = derive_pace_profile(
+            log.points,
+            log.pauses,
+            earlier.target_step,
+            eval_s_each=None if earlier.clock_excludes_eval else evals.eval_s_each,
+        )
+        breakers = profile_breakers(
+            [], target_before=earlier.target_step, target_after=later.target_step
+        )
+        note = "; ".join(breakers) if breakers else ("" if profile else "no profile")
+        for label, step in checkpoints(later.target_step):
+            if label not in PAIR_CHECKPOINTS:
+                continue
+            without = evaluate_checkpoint(later, label, step)
+            with_profile = (
+                None
+                if profile is None or breakers
+                else evaluate_checkpoint(later, label, step, pace=profile)
+            )
+            results.append(
+                PairResult(
+                    earlier_name, later_name, changed, label, step, without, with_profile, note
+                )
+            )
+    return results
+
+
+def render_pairs(results: Sequence[PairResult]) -> str:
+    """Per pair and checkpoint the signed error without and with the profile, then the
+    median |error| and band coverage of each at each checkpoint."""
+    if not results:
+        return "Same-script pairs: none found (traces missing)"
+    lines = [
+        f"Same-script pairs ({len({(r.earlier, r.later) for r in results})}): the later run's "
+        "ETA without / with the earlier attempt's pace profile",
+        f"  {'earlier → later (changed)':70} {'at':>5} {'without':>8} {'with':>8}",
+    ]
+    for r in results:
+        err0 = error_pct(r.without.base_s, r.without.actual_s)
+        err1 = None if r.with_profile is None else error_pct(r.with_profile.base_s, r.actual_s)
+        pair = f"{r.earlier} → {r.later} ({r.changed})"
+        lines.append(
+            f"  {pair[:70]:70} {r.checkpoint:>5} {_pct(err0, signed=True):>8} "
+            f"{_pct(err1, signed=True):>8}" + (f"  {r.note}" if r.note else "")
+        )
+    lines.append(
+        f"  {'checkpoint':10} {'median |err| without':>21} {'with':>8} {'better':>7} "
+        f"{'in band without':>16} {'with':>6}"
+    )
+    for label in PAIR_CHECKPOINTS:
+        rows = [r for r in results if r.checkpoint == label and r.with_profile is not None]
+        if not rows:
+            continue
+        e0 = [abs(error_pct(r.without.base_s, r.actual_s) or math.inf) for r in rows]
+        e1 = [
+            abs(error_pct(r.with_profile.base_s, r.actual_s) or math.inf)
+            for r in rows
+            if r.with_profile is not None
+        ]
+        better = sum(b < a for a, b in zip(e0, e1, strict=True))
+        in0 = sum(_in_interval(r.without) for r in rows)
+        in1 = sum(_in_interval(r.with_profile) for r in rows if r.with_profile is not None)
+        lines.append(
+            f"  {label:10} {_pct(statistics.median(e0)):>21} {_pct(statistics.median(e1)):>8} "
+            f"{better:>3}/{len(rows):<3} {in0:>12}/{len(rows):<3} {in1:>3}/{len(rows)}"
+        )
+    return "\n".join(lines)
+
+
+def _in_interval(r: CheckpointResult) -> bool:
+    """Inside the estimator's calibrated interval (the shipped table's, not left-out)."""
+    low, high = r.interval_low_s, r.interval_high_s
+    return low is not None and high is not None and low <= r.actual_s <= high
+
+
 # --- I/O: reading traces, and the command ---------------------------------------------
 
 
@@ -1048,6 +1200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("Runs without a designed schedule:")
     print("\n".join(_render_errors(steady)))
     print(render_verdict(steady.verdict))
+    if not args.no_logs:
+        print()
+        print(render_pairs(evaluate_pairs([*traces, *load_attempt_traces(args.logs / "attempts")])))
     return 0
 
 

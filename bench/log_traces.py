@@ -228,6 +228,39 @@ def _truth_steps(log_path: Path) -> list[int] | None:
     return [int(s) for s in steps] if isinstance(steps, list) and steps else None
 
 
+_MNG = re.compile(r"^step:(\d+)/\d+ (val_loss:\S+ )?(?:train_loss:\S+ )?train_time:(\d+)ms")
+
+
+def derive_mng(log_path: Path) -> DerivedTrace | None:
+    """A modded-nanogpt record log (``step:N/T [val_loss:L] train_time:Nms``): the timer
+    stops for validation, so its rows are markers with no time of their own. The run's
+    length is its last row's time (the final validation's), as in ../shared/traces."""
+    rows: list[_Row] = []
+    with log_path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if m := _MNG.match(line):
+                rows.append(_Row(int(m[1]), int(m[3]) / 1000, is_eval=m[2] is not None))
+    train = [r for r in rows if not r.is_eval]
+    if len(train) < 2:
+        return None
+    points = tuple(StepPoint(r.step, r.t_s) for r in train)
+    evals = [r for r in rows if r.is_eval and r.step > 0]
+    log = StepLog(
+        points=points,
+        losses=tuple(None for _ in points),
+        pauses=tuple(Pause("eval", r.t_s, r.t_s) for r in evals),
+        eval_steps=tuple(r.step for r in evals),
+    )
+    return DerivedTrace(
+        name=f"log:{log_path.stem}",
+        log=log,
+        target_step=max(r.step for r in rows),
+        actual_s=max(r.t_s for r in rows),
+        eval_every=None,
+        clock="train_time (ms, train only)",
+    )
+
+
 def derive_all(logs_dir: Path = DEFAULT_LOGS) -> list[DerivedTrace]:
     found = (derive(p) for p in sorted(logs_dir.glob("*.log")))
     return [t for t in found if t is not None]

@@ -698,13 +698,17 @@ def eta_interval(
 class PaceShape(Protocol):
     """A known shape of the pace over the run (`bot.core.pace_profile.PaceProfile`, an
     earlier attempt's): it scales the remaining training time in place of the band
-    table's pace correction, and its ``scatter`` stands for the drift in the band."""
+    table's pace correction, its ``scatter`` stands for the drift in the band, and its
+    ``eval_s_each`` for the eval prior until this run measures an eval."""
 
     @property
     def scatter(self) -> float: ...
 
     @property
     def attempt(self) -> int | None: ...
+
+    @property
+    def eval_s_each(self) -> float | None: ...
 
     def factor(self, *, current_step: int, target_steps: int, window_steps: int) -> float: ...
 
@@ -785,12 +789,18 @@ class Estimate:
 
 
 def _eval_runtime(
-    calibration: Calibration, inputs: RunInputs, eval_every: int | None, prior_share: float
+    calibration: Calibration,
+    inputs: RunInputs,
+    eval_every: int | None,
+    prior_share: float,
+    pace: PaceShape | None = None,
 ) -> tuple[float | None, EvalSource]:
     if calibration.evals_in_rate:
         return None, "in rate"
     if calibration.eval_s_each is not None:
         return calibration.eval_s_each, "measured"
+    if eval_every and pace is not None and pace.eval_s_each is not None:
+        return pace.eval_s_each, "prior"
     if eval_every and calibration.step_time_s:
         return prior_share * eval_every * calibration.step_time_s, "prior"
     return None, "none"
@@ -824,7 +834,9 @@ def estimate_run(
     setup_debug_s = inputs.setup_s + inputs.restart_s + calibration.warmup_excess_s
     rates = scale_scenarios(calibration.step_per_s, multipliers)
     eval_every = inputs.eval_every or calibration.eval_every_inferred
-    eval_s_each, source = _eval_runtime(calibration, inputs, eval_every, table.eval_prior_share)
+    eval_s_each, source = _eval_runtime(
+        calibration, inputs, eval_every, table.eval_prior_share, pace
+    )
     final_eval = inputs.final_eval and not calibration.evals_in_rate
     saves = Phases(inputs.save_every, calibration.checkpoint_s_each, inputs.final_save)
     current_step = calibration.last_step.step

@@ -27,9 +27,11 @@ killed at 10% says nothing about the rest, so past its last step it is held flat
 MAX_TARGET_RATIO = 2.0
 """Targets further apart than this are not the same schedule stretched."""
 # Launch differences that move the pace's shape, not just its level: sequence length,
-# context or window sizes, and anything named a schedule or curriculum.
+# context or window sizes, anything named a schedule or curriculum, and the evals (whose
+# runtime the profile carries).
 BREAKING_ARG = re.compile(
-    r"seq|len|ctx|context|block.?size|window|schedul|curriculum|warmup", re.IGNORECASE
+    r"seq|len|ctx|context|block.?size|window|schedul|curriculum|warmup|eval",
+    re.IGNORECASE,
 )
 
 
@@ -47,6 +49,9 @@ class PaceProfile:
     coverage: float
     attempt: int | None = None
     """Which attempt of the job it was learnt from, for the card."""
+    eval_s_each: float | None = None
+    """The earlier attempt's measured eval runtime: the prior until this run measures its
+    own (same script, same GPU, same cadence, or the profile would not hold)."""
 
     def factor(self, *, current_step: int, target_steps: int, window_steps: int) -> float:
         """`pace_factor` of this profile: what `estimate_run` asks of its ``pace``."""
@@ -75,6 +80,7 @@ def derive_pace_profile(
     probe_step: int | None = None,
     bins: int = PROFILE_BINS,
     attempt: int | None = None,
+    eval_s_each: float | None = None,
 ) -> PaceProfile | None:
     """The profile of a run that reached at least ``MIN_COVERAGE`` of its target.
 
@@ -109,7 +115,7 @@ def derive_pace_profile(
     errors = [_relative_se(b) for b in per_bin]
     weight = sum(filled)
     scatter = math.sqrt(sum((v * e) ** 2 for v, e in zip(filled, errors, strict=True))) / weight
-    return PaceProfile(tuple(filled), scatter, min(1.0, coverage), attempt)
+    return PaceProfile(tuple(filled), scatter, min(1.0, coverage), attempt, eval_s_each)
 
 
 def pace_factor(
@@ -136,8 +142,8 @@ def profile_breakers(
 
     It breaks when the targets are more than ``MAX_TARGET_RATIO`` apart, the GPU changed
     (a different balance of compute and memory moves the shape), or the launch changed a
-    sequence length, window, warm-up or schedule. A batch size, learning rate or worker
-    count changes the pace's level, which the probe measures, not its shape.
+    sequence length, window, warm-up, schedule or eval setting. A batch size, learning
+    rate or worker count changes the pace's level, which the probe measures, not its shape.
     """
     reasons: list[str] = []
     if target_before > 0 and target_after > 0:

@@ -10,7 +10,12 @@ from bot.adapters.market import Market
 from bot.adapters.store import RunRecord, SqliteStore
 from bot.core import kill as k
 from bot.core.attempts import launch_changes
-from bot.core.estimate import CalibrationSettings, RunInputs, estimate_run
+from bot.core.estimate import (
+    CalibrationSettings,
+    RunInputs,
+    calibrate_throughput,
+    estimate_run,
+)
 from bot.core.gpus import Catalog, UnknownGpu
 from bot.core.instance import billed_usd_per_hour, contract_risk, describe_instance
 from bot.core.options import OptionTable, RunFacts, SwitchSettings, build_option_table
@@ -51,9 +56,16 @@ class Snapshots:
             return None, None
         cached = self._profiles.get(before.id)
         if cached is None or cached[0] != before.acked_seq:
+            # Read once per earlier attempt (normally finished): a day-long one costs the
+            # loop about 2 s here, once, where its own reads go to a worker thread.
             points, pauses = load_steps(self.ports.store, before.id)
+            evals = calibrate_throughput(points, pauses, self._calibration_settings())
             profile = derive_pace_profile(
-                points, pauses, before.target_steps, attempt=before.attempt
+                points,
+                pauses,
+                before.target_steps,
+                attempt=before.attempt,
+                eval_s_each=evals.eval_s_each,
             )
             self._profiles[before.id] = cached = (before.acked_seq, profile)
         profile = cached[1]
@@ -87,10 +99,11 @@ class Snapshots:
             return self._steps(store, run.id)
         return await asyncio.to_thread(self._steps_apart, run.id)
 
+    def _calibration_settings(self) -> CalibrationSettings:
+        return CalibrationSettings(probe_steps=self.ports.settings.probe_steps)
+
     def _steps(self, store: SqliteStore, run_id: str) -> StepHistory:
-        return calibrated_steps(
-            store, run_id, CalibrationSettings(probe_steps=self.ports.settings.probe_steps)
-        )
+        return calibrated_steps(store, run_id, self._calibration_settings())
 
     def _steps_apart(self, run_id: str) -> StepHistory:
         """On a worker thread: its own read-only connection, opened and closed here."""

@@ -128,6 +128,7 @@ def test_no_profile_from_too_little(points: list[StepPoint], why: str) -> None:
             ["--lr-scheduler cosine → linear"],
         ),
         ([Change("env CUDA_VISIBLE_DEVICES", "0", "0,1")], 2000, 2000, []),
+        ([Change("--eval-every", "500", "100")], 2000, 2000, ["--eval-every 500 → 100"]),
     ],
 )
 def test_what_breaks_the_profile(
@@ -143,3 +144,20 @@ def test_a_flat_profile_changes_nothing() -> None:
     with_profile = estimate_run(calibration, RunInputs(TARGET), origin_s=0.0, pace=flat)
     assert with_profile is not None
     assert with_profile.eta.base.remaining_s == pytest.approx(1900 * 0.3)
+
+
+def test_the_earlier_attempts_eval_runtime_is_the_prior_until_one_is_measured() -> None:
+    profile = derive_pace_profile(doubling_run(0.5), [], TARGET, eval_s_each=40.0)
+    assert profile is not None and profile.eval_s_each == 40.0
+    probe = doubling_run(0.3, upto=100)
+    calibration = calibrate_throughput(probe, [], CalibrationSettings())
+    inputs = RunInputs(TARGET, eval_every=500)
+    with_profile = estimate_run(calibration, inputs, origin_s=0.0, pace=profile)
+    without = estimate_run(calibration, inputs, origin_s=0.0)
+    assert with_profile is not None and without is not None
+    assert (with_profile.eval_source, with_profile.eval_s_each) == ("prior", 40.0)
+    # the band table's prior share instead: 17% of 500 steps at 0.3 s
+    assert without.eval_s_each == pytest.approx(500 * 0.3 * 0.1709, rel=0.01)
+    # four evals (500, 1000, 1500, 2000) at 40 s on top of the profiled training time
+    train_s = with_profile.eta.base.remaining_s - 4 * 40.0
+    assert train_s == pytest.approx(1900 * 0.3 * 1.45 / 0.95, rel=0.02)
