@@ -1010,24 +1010,25 @@ def evaluate_pairs(
 
 def render_pairs(results: Sequence[PairResult]) -> str:
     """Per pair and checkpoint the signed error without and with the profile, then the
-    median |error| and band coverage of each at each checkpoint."""
+    median |error| of each at each checkpoint, how many pairs the profile made better or
+    left as they were, and how many real ends each calibrated interval covered."""
     if not results:
         return "Same-script pairs: none found (traces missing)"
     lines = [
         f"Same-script pairs ({len({(r.earlier, r.later) for r in results})}): the later run's "
         "ETA without / with the earlier attempt's pace profile",
-        f"  {'earlier → later (changed)':70} {'at':>5} {'without':>8} {'with':>8}",
+        f"  {'earlier → later (changed)':96} {'at':>5} {'without':>8} {'with':>8}",
     ]
     for r in results:
         err0 = error_pct(r.without.base_s, r.without.actual_s)
         err1 = None if r.with_profile is None else error_pct(r.with_profile.base_s, r.actual_s)
         pair = f"{r.earlier} → {r.later} ({r.changed})"
         lines.append(
-            f"  {pair[:70]:70} {r.checkpoint:>5} {_pct(err0, signed=True):>8} "
+            f"  {pair[:96]:96} {r.checkpoint:>5} {_pct(err0, signed=True):>8} "
             f"{_pct(err1, signed=True):>8}" + (f"  {r.note}" if r.note else "")
         )
     lines.append(
-        f"  {'checkpoint':10} {'median |err| without':>21} {'with':>8} {'better':>7} "
+        f"  {'checkpoint':10} {'median |err| without':>21} {'with':>8} {'better/tied':>12} "
         f"{'in band without':>16} {'with':>6}"
     )
     for label in PAIR_CHECKPOINTS:
@@ -1041,11 +1042,12 @@ def render_pairs(results: Sequence[PairResult]) -> str:
             if r.with_profile is not None
         ]
         better = sum(b < a for a, b in zip(e0, e1, strict=True))
+        tied = sum(b == a for a, b in zip(e0, e1, strict=True))
         in0 = sum(_in_interval(r.without) for r in rows)
         in1 = sum(_in_interval(r.with_profile) for r in rows if r.with_profile is not None)
         lines.append(
             f"  {label:10} {_pct(statistics.median(e0)):>21} {_pct(statistics.median(e1)):>8} "
-            f"{better:>3}/{len(rows):<3} {in0:>12}/{len(rows):<3} {in1:>3}/{len(rows)}"
+            f"{better:>6}/{tied}/{len(rows):<3} {in0:>12}/{len(rows):<3} {in1:>3}/{len(rows)}"
         )
     return "\n".join(lines)
 

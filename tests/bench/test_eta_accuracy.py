@@ -262,3 +262,38 @@ def test_load_trace_without_json_is_a_trace_error(tmp_path: Path) -> None:
     (tmp_path / "r.csv").write_text("step,elapsed_s\n0,0\n")
     with pytest.raises(bench.TraceError, match=r"r\.json"):
         bench.load_trace(tmp_path / "r.csv")
+
+
+def schedule_trace(name: str, step_s: float, target: int = 2000) -> Any:
+    """A run whose step time doubles half-way (a designed schedule), one row per step."""
+    points, t = [StepPoint(0, 0.0)], 0.0
+    for step in range(1, target + 1):
+        t += step_s * (1.0 if step <= target // 2 else 2.0)
+        points.append(StepPoint(step, t))
+    log = StepLog(tuple(points), (None,) * len(points), (), ())
+    return bench.Trace(name=name, log=log, target_step=target, actual_s=t, eval_every=None)
+
+
+def test_pairs_print_the_error_without_and_with_the_earlier_profile() -> None:
+    traces = [schedule_trace("first", 0.5), schedule_trace("second", 0.3)]
+    results = bench.evaluate_pairs(traces, [("first", "second", "--batch-size"), ("x", "y", "")])
+    assert [r.checkpoint for r in results] == ["probe", "10%", "25%"]
+    probe = results[0]
+    assert probe.with_profile is not None
+    without = bench.error_pct(probe.without.base_s, probe.actual_s)
+    with_profile = bench.error_pct(probe.with_profile.base_s, probe.actual_s)
+    assert without < -25 and abs(with_profile) < 3
+    text = bench.render_pairs(results)
+    assert "first → second (--batch-size)" in text
+    assert text.splitlines()[-3].split()[:4] == [
+        "probe",
+        f"{abs(without):.2f}%",
+        f"{abs(with_profile):.2f}%",
+        "1/0/1",
+    ]
+
+
+def test_a_pair_whose_targets_are_far_apart_gets_no_profile() -> None:
+    traces = [schedule_trace("first", 0.5), schedule_trace("second", 0.3, target=5000)]
+    (probe, *_) = bench.evaluate_pairs(traces, [("first", "second", "")])
+    assert probe.with_profile is None and probe.note == "target 2,000 → 5,000 steps"
