@@ -77,6 +77,8 @@ async def test_relaunches_are_compared_one_flag_then_two(served: Bot, tmp_path: 
     assert fields["Changed"] == "--batch-size 64 → 128"
     assert "faster" in card.headline and card.notes == ()
     assert "step/s" in fields["Pace"]
+    # a batch size moves the pace's level, not its shape: the ETA keeps attempt 1's profile
+    assert fields["ETA"].startswith("ETA follows attempt 1's pace profile (×")
 
     await launch("--batch-size", "128", "--lr", "1e-3", "--workers", "4")
     await wait_for(lambda: len(comparisons(bot)) == 2)
