@@ -641,7 +641,7 @@ def band_sigma(
     """The run's own relative uncertainty on its remaining time (a log scale).
 
     With an earlier attempt's pace profile (``pace_scatter`` given), the drift is what
-    the profile foresees: its own scatter stands in for it, never less than the floor.
+    the profile foresees: its own scatter stands in for it (the floor stays).
     """
     cfg = settings or BandSettings()
     elapsed_s = eta.eta_total_s - eta.remaining_s
@@ -703,9 +703,6 @@ class PaceShape(Protocol):
 
     @property
     def scatter(self) -> float: ...
-
-    @property
-    def attempt(self) -> int | None: ...
 
     @property
     def eval_s_each(self) -> float | None: ...
@@ -823,7 +820,7 @@ def estimate_run(
     the band by that amount until the first is measured.
 
     ``pace``, an earlier attempt's profile, scales the remaining training time by its
-    shape ahead (`with_pace`) in place of the band table's correction.
+    shape ahead (``pace.factor``) in place of the band table's correction.
     """
     table = band or BAND
     if calibration.step_per_s is None or calibration.last_step is None:
