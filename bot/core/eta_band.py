@@ -9,10 +9,10 @@ from bot.core.band import BandTable
 
 BAND = BandTable(
     row_starts=(0.09, 0.225, 0.45),
-    quantiles=(3.791, 5.193, 8.144, 10.33),
+    quantiles=(3.791, 5.025, 7.99, 10.31),
     runs=(19, 22, 22, 22),
     coverage=0.9,
     eval_prior_share=0.1709,
     high_side=2.0,
-    bias=(0.0429, 0, 0, 0),
+    bias=(0.0429, 0.01303, 0.01221, 0.0009992),
 )
