@@ -9,7 +9,8 @@ def test_tqdm_reads_the_training_bars_elapsed_time_and_skips_other_bars() -> Non
     lines = [
         "Tokenizing eval dataset:  50%|#####     | 5/10 [00:01<00:01,  5.0it/s]",
         "  0%|          | 0/300 [00:00<?, ?it/s]",
-        "  0%|          | 1/300 [00:02<09:58,  2.00s/it]  1%|          | 2/300 [00:04<09:56,  2.00s/it]",
+        "  0%|          | 1/300 [00:02<09:58,  2.00s/it]"
+        "  1%|          | 2/300 [00:04<09:56,  2.00s/it]",  # two redraws on one line
         "  1%|          | 2/300 [00:04<09:56,  2.00s/it]",  # redrawn: not a new step
         " 50%|#####     | 150/300 [05:00<05:00,  2.00s/it]",
         "100%|##########| 300/300 [1:02:03<00:00,  2.00s/it]",
