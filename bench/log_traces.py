@@ -157,6 +157,41 @@ def _keras_epochs(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+def _tqdm(prefix: str, total: int) -> Callable[[Iterable[str]], list[_Row]]:
+    """The training bar's elapsed time (``n/total [H:MM:SS<``, a one-second clock) at each
+    new step; other bars (tokenising, eval) have other totals."""
+    regex = re.compile(
+        prefix + r"\s*\d+%\|[^|]*\| *(\d+)/" + str(total) + r" \[(?:(\d+):)?(\d+):(\d+)<"
+    )
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        for line in lines:
+            for m in regex.finditer(line):
+                step = int(m[1])
+                if step > 0 and (not rows or step > rows[-1].step):
+                    rows.append(_Row(step, int(m[2] or 0) * 3600 + int(m[3]) * 60 + int(m[4])))
+        return rows
+
+    return read
+
+
+def _epoch_totals(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]:
+    """Per-epoch ``Total time: H:MM:SS`` lines (DINO's MetricLogger) summed into a clock."""
+    regex = re.compile(r"Epoch: \[(\d+)/\d+\] Total time: (\d+):(\d+):(\d+)")
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        t = 0.0
+        for line in lines:
+            if m := regex.search(line):
+                t += int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])
+                rows.append(_Row((int(m[1]) + 1) * steps_per_epoch, t))
+        return rows
+
+    return read
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -177,6 +212,10 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     ),
     "lightning_tmr_epochs": (_lightning_epochs, "line timestamps (1 s), one row per epoch"),
     "keras_catdog_epochs": (_keras_epochs, "sum of integer epoch seconds, eval included"),
+    "keras_traffic_signs_cnn1": (_keras_epochs, "sum of integer epoch seconds, eval included"),
+    "hf_trl_sft_llama32_tqdm": (_tqdm("", 1677), "tqdm elapsed (1 s), eval included"),
+    "swift_gemma4_fsdp2_epoch": (_tqdm("Train:", 2353), "tqdm elapsed (1 s)"),
+    "dino_vits_metriclogger": (_epoch_totals(1562), "sum of per-epoch total seconds"),
 }
 
 

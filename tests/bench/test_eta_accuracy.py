@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -297,3 +298,19 @@ def test_a_pair_whose_targets_are_far_apart_gets_no_profile() -> None:
     traces = [schedule_trace("first", 0.5), schedule_trace("second", 0.3, target=5000)]
     (probe, *_) = bench.evaluate_pairs(traces, [("first", "second", "")])
     assert probe.with_profile is None and probe.note == "target 2,000 → 5,000 steps"
+
+
+def test_the_band_bias_is_the_other_runs_median_whichever_run_is_left_out() -> None:
+    # 15 runs slower than predicted, 6 faster: a sign test sits near p = 0.08, and leaving
+    # out one faster run would push it under 0.05. The correction must not switch on and
+    # off with which run is left out: it is the median of the others, every time.
+    errors = [0.01 * (i + 1) for i in range(15)] + [-0.01 * (i + 1) for i in range(6)]
+    scores = {0: {f"r{i}": (e, 0.05) for i, e in enumerate(errors)}}
+    for i in range(len(errors)):
+        others = errors[:i] + errors[i + 1 :]
+        table = bench.band_without(scores, {}, f"r{i}", rows=1)
+        assert table.bias[0] == pytest.approx(statistics.median(others))
+    # leaving out a faster run: the others' 10th and 11th smallest are 0.05 and 0.06
+    assert bench.band_without(scores, {}, "r15", rows=1).bias[0] == pytest.approx(0.055)
+    # leaving out a slower one (14 slower, 6 faster: p = 0.12) still corrects
+    assert bench.band_without(scores, {}, "r0", rows=1).bias[0] == pytest.approx(0.055)

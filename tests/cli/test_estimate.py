@@ -12,6 +12,7 @@ import pytest
 from bot.adapters.steplog import StepLogError, infer_eval_every, load_steps_csv, parse_steps_csv
 from bot.cli import main
 from bot.core.estimate import Pause, StepPoint
+from bot.core.eta_band import BAND
 
 TRACES_DIR = Path(__file__).resolve().parents[3] / "shared" / "traces"
 
@@ -91,11 +92,13 @@ def test_json_exact_values(capsys: pytest.CaptureFixture[str], synthetic: Path) 
     assert data["eval_every"] == 20
     assert data["eval_s_each"] == pytest.approx(5.0)
     assert data["step_per_s"] == pytest.approx({"opt": 1.2, "base": 1.0, "pess": 0.6})
-    # remaining = 41 steps / rate + 3 evals x 5 s; ETA = 78 s elapsed + remaining.
-    remaining = {k: 41 / rate + 15 for k, rate in data["step_per_s"].items()}
+    # remaining = 41 steps / rate + 3 evals x 5 s, times the dev runs' median slowdown
+    # from 59% of a run (#21); ETA = 78 s elapsed + remaining.
+    c = BAND.correction(59, 100)
+    remaining = {k: (41 / rate + 15) * c for k, rate in data["step_per_s"].items()}
     assert data["remaining_s"] == pytest.approx(remaining, rel=1e-5)
     assert data["eta_total_s"] == pytest.approx({k: 78 + r for k, r in remaining.items()}, rel=1e-5)
-    assert data["eta_total_s"]["base"] == pytest.approx(134.0)
+    assert data["eta_total_s"]["base"] == pytest.approx(78 + 56 * c)
     # Whole run = 9 s warm-up excess + 100 steps / rate + 5 evals x 5 s.
     wall_s = {"opt": 9 + 100 / 1.2 + 25, "base": 134.0, "pess": 9 + 100 / 0.6 + 25}
     assert data["wall_hours"] == pytest.approx({k: s / 3600 for k, s in wall_s.items()}, rel=1e-5)
@@ -116,9 +119,11 @@ def test_upto_step_estimates_from_the_prefix(
     assert data["elapsed_s"] == pytest.approx(44.0)
     assert data["eval_every"] == 20  # one eval at step 20 already gives the cadence
     assert data["eval_s_each"] == pytest.approx(5.0)
-    # 70 steps + evals at 40, 60, 80, 100; the same 134 s as from the full log.
-    assert data["remaining_s"]["base"] == pytest.approx(90.0)
-    assert data["eta_total_s"]["base"] == pytest.approx(134.0)
+    # 70 steps + evals at 40, 60, 80, 100 (the same 134 s as from the full log), times the
+    # dev runs' median slowdown from 30% of a run
+    c = BAND.correction(30, 100)
+    assert data["remaining_s"]["base"] == pytest.approx(90.0 * c)
+    assert data["eta_total_s"]["base"] == pytest.approx(44 + 90.0 * c)
 
 
 def test_eval_every_flag_overrides_inferred(
@@ -130,7 +135,7 @@ def test_eval_every_flag_overrides_inferred(
 
     assert data["eval_every"] == 50
     # 41 steps + one eval left (at step 100); whole run 9 + 100 + 2 evals x 5 s.
-    assert data["eta_total_s"]["base"] == pytest.approx(78 + 41 + 5)
+    assert data["eta_total_s"]["base"] == pytest.approx(78 + (41 + 5) * BAND.correction(59, 100))
     assert data["wall_hours"]["base"] == pytest.approx(119 / 3600, rel=1e-5)
 
 
@@ -143,7 +148,8 @@ def test_setup_counts_in_cost_and_tax_not_in_log_eta(
         *("--usd-per-hour", "3.6", "--setup-s", "66"),
     )
 
-    assert data["eta_total_s"]["base"] == pytest.approx(134.0)  # the log's clock excludes setup
+    # the log's clock excludes setup
+    assert data["eta_total_s"]["base"] == pytest.approx(78 + 56 * BAND.correction(59, 100))
     assert data["wall_hours"]["base"] == pytest.approx(200 / 3600, rel=1e-5)
     assert data["cost_usd"]["base"] == pytest.approx(0.2, rel=1e-4)
     assert data["setup_debug_tax"]["base"] == pytest.approx(75 / 200, rel=1e-4)
@@ -184,7 +190,8 @@ def test_eval_off_the_clock_costs_nothing(
     assert data["eval_every"] == 20
     assert data["eval_s_each"] == pytest.approx(0.0, abs=1e-9)
     assert data["step_per_s"]["base"] == pytest.approx(2.0)
-    assert data["eta_total_s"]["base"] == pytest.approx(100.0)
+    # 140 steps at 0.5 s after 30 s, times the dev runs' median slowdown from 30% of a run
+    assert data["eta_total_s"]["base"] == pytest.approx(30 + 70 * BAND.correction(60, 200))
 
 
 def test_human_summary_labels_the_numbers(

@@ -8,11 +8,13 @@ import pytest
 
 from bot.core.band import BandTable, band_row, band_score, conformal_quantile
 from bot.core.estimate import (
+    BandSettings,
     CalibrationSettings,
     Pause,
     Phases,
     RunInputs,
     StepPoint,
+    band_sigma,
     calibrate_throughput,
     estimate_run,
     live_eta,
@@ -221,6 +223,29 @@ def test_interval_widens_with_stalls_and_unmeasured_evals() -> None:
     assert (
         interval.high_s - interval.low_s < steady.eta.pess.eta_total_s - steady.eta.opt.eta_total_s
     )
+
+
+def test_a_clean_runs_sigma_is_held_at_the_floor() -> None:
+    # A perfectly steady fine-clock run measures no drift, noise or stall: what is left is
+    # the floor (3%) and the horizon (1% per e-fold of steps left over steps seen).
+    cal = calibrate_throughput(_steady(100, 1 / 3))  # off every clock grid: a fine clock
+    est = estimate_run(cal, RunInputs(1_000), origin_s=0.0, band=PLAIN)
+    assert est is not None
+    assert cal.clock_resolution_s == 0.0
+    assert cal.step_time_drift < 1e-9 and cal.rate_rel_error < 1e-9
+    horizon = 0.01 * math.log1p(901 / 99)
+    assert est.eta_interval.sigma == pytest.approx(math.hypot(0.03, horizon))
+    # the floor is what binds: a smaller one gives a smaller sigma on the same run
+    low = band_sigma(
+        cal,
+        est.eta.base,
+        prior_eval_s=0.0,
+        current_step=99,
+        target_steps=1_000,
+        settings=BandSettings(floor=0.01),
+    )
+    assert low == pytest.approx(math.hypot(0.01, horizon))
+    assert low < est.eta_interval.sigma
 
 
 def test_a_measured_eval_replaces_the_prior_and_the_final_eval_counts() -> None:
