@@ -49,7 +49,7 @@ def ending_words(store: SqliteStore, run_id: str, trigger: str, ending: str) -> 
     decisions = store.decisions(run_id)
     by = None
     if ending == "killed":
-        kills = [d for d in decisions if d["kind"] == "kill"]
+        kills = [d for d in decisions if d["kind"] == "kill-confirm"]
         by = str(kills[-1]["by"]) if kills else None
     silences = [d for d in decisions if d["kind"] in ("keep", "snooze")]
     kept = None

@@ -308,12 +308,18 @@ class ScheduledJobs:
         memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else CheckMemory()
         trigger_settings = self.ports.settings.trigger_settings()
         findings, memory = evaluate_triggers(history, now, memory, trigger_settings)
-        if run.active:
+        kill = self.ports.store.latest_kill(run_id)
+        killing = kill is not None and (kill.pending or kill.state == "done")
+        if run.active and not killing:
             findings = await self.watch.speak(run, findings, history, memory, now)
         ended: Ending | None = None
         if not run.active:
             # An ended run ends whatever it held, saying how, and raises nothing new.
             findings, ended = [], _ENDINGS.get(run.state, "finished")
+        elif killing:
+            # A confirmed kill ends what held now: the stopping process must not read as
+            # trouble that cleared by itself ("Resolved") or raise anything new.
+            findings, ended = [], "killed"
         active = alert_states(run)
         actions, states = plan_alerts(
             findings,

@@ -444,3 +444,48 @@ async def test_a_reference_from_before_a_restart_is_posted_on_its_own(
     assert chat.queue == []  # type: ignore[attr-defined]
     assert bot.slack.posted[-1]["text"] == "llm: check-in"
     assert bot.slack.posted[-1]["thread_ts"] is None
+
+
+async def post_events(bot: Bot, clock: FakeClock, run_id: str, *events: dict[str, Any]) -> None:
+    run = bot.app.store.get_run(run_id)
+    assert run is not None
+    numbered = [{**e, "seq": run.acked_seq + 1 + i} for i, e in enumerate(events)]
+    response = await bot.http.post(
+        f"/v1/runs/{run_id}/events",
+        json={"seq_from": run.acked_seq + 1, "sent_at": clock.now, "events": numbered},
+        headers={"Authorization": f"Bearer {_token(bot, run_id)}"},
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_a_killed_runs_alert_ends_as_killed_never_resolved(
+    bot: Bot, clock: FakeClock
+) -> None:
+    run_id = await register_with_token(bot, clock)
+    alert = await hang_until_an_alert(bot, clock, run_id)
+    message = {
+        "type": "message",
+        "text": alert["text"],
+        "ts": alert["ts"],
+        "blocks": alert["blocks"],
+    }
+    click = block_action_body(
+        action_id("kill", run_id), run_id, user_id=KILLER, message_ts=alert["ts"],
+        response_url=bot.slack.response_url("kill"), message=message,
+    )  # fmt: skip
+    assert (await bot.slack_post(click)).status_code == 200
+    await wait_for(lambda: any(u["ts"] == alert["ts"] for u in bot.slack.updated))
+
+    # The process stops: a last step, then silence; the hang no longer holds.
+    clock.advance(5)
+    await post_events(bot, clock, run_id, {"kind": "step", "t": clock.now, "step": 101})
+    await bot.app.service.check(run_id)
+    clock.advance(700)  # past keep-firing: a clearing would resolve now
+    await bot.app.service.check(run_id)
+    await post_events(bot, clock, run_id, {"kind": "exit", "t": clock.now, "return_code": -15})
+    await bot.app.service.finish(run_id)
+
+    edits = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
+    shown = [texts(u["blocks"]) + u["text"] for u in edits]
+    assert not any("Resolved" in s or "cleared after" in s for s in shown), shown
+    assert "killed by" in shown[-1] and KILLER in shown[-1]
