@@ -139,8 +139,8 @@ class Decisions:
             return render_text(title, "no measured pace to adopt yet", "usage")
         return render_text(
             title,
-            f"{user} accepts the current pace of {snap.run.name} as its new normal: "
-            f"{changed}. The throughput alert ends here; the ETA and the option table "
+            f"Accepted as the new pace by {user}: {snap.run.name}'s current pace is its new "
+            f"normal, {changed}. The throughput alert ends here; the ETA and the option table "
             "follow the observed pace.",
             "new-normal",
         )
@@ -170,12 +170,12 @@ class Decisions:
         # A Snooze after a long Keep must not cut the silence short.
         silenced_until = max(now + duration_s, snap.run.kept_until or 0.0)
         self.ports.store.update_run(snap.run.id, kept_until=silenced_until)
-        what = "keeps" if kind == "keep" else "snoozes the alerts of"
+        done = "Kept" if kind == "keep" else "Snoozed"
         until = datetime.fromtimestamp(silenced_until, UTC).strftime("%a %H:%M UTC")
         return render_text(
-            f"{'Kept' if kind == 'keep' else 'Snoozed'} · {snap.run.name}",
-            f"{user} {what} {snap.run.name} for {fmt_duration(duration_s)}; "
-            f"its alerts are silenced until {until}.",
+            f"{done} · {snap.run.name}",
+            f"{done} by {user}: {snap.run.name}'s alerts are silenced for "
+            f"{fmt_duration(duration_s)}, until {until}.",
             kind,
         )
 

@@ -94,16 +94,19 @@ class KillFlow:
         """
         if can_kill is not None:
             return can_kill
-        return user == LOCAL_USER or user in self.ports.settings.killer_ids
+        bare = user.removeprefix("<@").removesuffix(">")  # chats write people as mentions
+        return user == LOCAL_USER or bare in self.ports.settings.killer_ids
 
     async def confirm(self, snap: RunSnapshot, user: str, can_kill: bool | None = None) -> Card:
         run, now = snap.run, self.ports.clock()
         if not self.may_kill(user, can_kill):
             self.store.add_decision(run.id, "kill-refused", user, now, None, self._detail(snap))
+            # Discord decides by a role; elsewhere the bot's list of user ids does.
+            kill_who = "(those with the kill role)" if can_kill is not None else "(a list of users)"
             return render_text(
                 f"Kill · {run.name}",
-                "only the people allowed to kill (PROBECAST_KILLERS, or the Discord kill "
-                "role) may confirm a kill; your attempt was recorded.",
+                f"only the people this bot allows to kill {kill_who} may confirm a kill; "
+                "your attempt was recorded. Ask whoever runs the bot to add you.",
                 "refused",
             )
         latest = self.latest(run)
@@ -141,7 +144,7 @@ class KillFlow:
         self.schedule(confirmed)
         answer = render_text(
             f"Kill · {run.name}",
-            f"confirmed by {user}. The reporter stops the training process within seconds "
+            f"Kill confirmed by {user}: the reporter stops the training process within seconds "
             f"({settings.kill_grace_s:.0f} s to save, then SIGKILL); then "
             f"{confirmed.via_reason}.",
             "kill",
@@ -248,7 +251,7 @@ class KillFlow:
                 after = k.instance_failed(
                     after,
                     "the reporter is silent, so it cannot stop its own instance, and the bot "
-                    "has no VAST_API_KEY",
+                    "has no Vast API key; stop it on Vast.ai → Instances",
                     now,
                     retryable=False,
                 )
@@ -299,7 +302,10 @@ class KillFlow:
             after = k.instance_done(kill, f"instance {instance_id} is already gone", now)
         except VastAuthError as exc:
             after = k.instance_failed(
-                kill, f"Vast refused VAST_API_KEY ({exc})", now, retryable=False
+                kill,
+                f"Vast refused the bot's API key ({exc}); stop it on Vast.ai → Instances",
+                now,
+                retryable=False,
             )
         except VastError as exc:
             after = k.instance_failed(
@@ -360,7 +366,9 @@ class KillFlow:
         instance_id = instance_id_of(run)
         instances = self.ports.instances
         if instance_id is None or instances is None:
-            return self._text(run, "no VAST_API_KEY here: destroy it on Vast.ai → Instances")
+            return self._text(
+                run, "this bot has no Vast API key: destroy it on Vast.ai → Instances"
+            )
         if any(d["kind"] == "instance-destroy" for d in self.store.decisions(run.id)):
             return self._text(run, f"instance {instance_id} was already destroyed")
         try:
@@ -512,7 +520,8 @@ class KillFlow:
         return detail if kill_id is None else {**detail, "kill": kill_id}
 
     def _text(self, run: RunRecord, text: str) -> Card:
-        return render_text(f"Kill · {run.name}", text, "kill")
+        # Not "kill": an answer that decides nothing must not mark its alert decided.
+        return render_text(f"Kill · {run.name}", text, "kill-info")
 
 
 def _json(text: str | None) -> dict[str, Any]:

@@ -268,7 +268,7 @@ async def test_keep_records_who_and_until_when(bot: Bot) -> None:
     alert = await bot.hang_until_an_alert(run_id)
     pressed = await bot.discord.click(alert["id"], action_id("keep", run_id), user_id=BOB)
     (answer,) = await bot.discord.wait_answer(pressed)
-    assert answer["flags"] & EPHEMERAL and "silenced until" in text_of(answer)
+    assert answer["flags"] & EPHEMERAL and "silenced for 2h" in text_of(answer)
     run = bot.app.store.get_run(run_id)
     assert run is not None and run.kept_until == pytest.approx(bot.clock.now + 7200)
     await wait_for(lambda: not bot.discord.messages[alert["id"]]["components"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -257,7 +258,8 @@ async def test_kill_from_an_alert_by_an_allowed_user_happens_once_and_says_who(
     )  # fmt: skip
     assert (await bot.slack_post(refused)).status_code == 200
     await wait_for(lambda: bot.slack.response_url_posts)
-    assert "PROBECAST_KILLERS" in bot.slack.response_url_posts[0]["text"]
+    refusal = bot.slack.response_url_posts[0]["text"]
+    assert "allows to kill" in refusal and "Discord" not in refusal
     assert bot.app.store.commands(run_id, ("queued",)) == []
 
     for _ in range(3):  # an impatient thumb
@@ -266,14 +268,17 @@ async def test_kill_from_an_alert_by_an_allowed_user_happens_once_and_says_who(
             response_url=bot.slack.response_url("kill"), message=message,
         )  # fmt: skip
         assert (await bot.slack_post(click)).status_code == 200
-    await wait_for(lambda: len(bot.slack.updated) >= 3)
+    await wait_for(lambda: len(bot.slack.response_url_posts) >= 4)
     (queued,) = bot.app.store.commands(run_id, ("queued",))
-    assert queued.confirmed_by == KILLER
+    assert queued.confirmed_by == f"<@{KILLER}>"
     decided = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
-    assert decided and f"Kill confirmed by <@{KILLER}>" in texts(decided[-1]["blocks"])
+    # The first decision stands, said once: the later presses decided nothing.
+    assert len(decided) == 1
+    line = texts(decided[-1]["blocks"])
+    assert f"Kill confirmed by <@{KILLER}>" in line and line.count(KILLER) == 1
     assert not any(b["type"] == "actions" for b in decided[-1]["blocks"])
     who = [(d["kind"], d["by"]) for d in bot.app.store.decisions(run_id)]
-    assert ("kill-refused", "U0MALLORY") in who and ("kill-confirm", KILLER) in who
+    assert ("kill-refused", "<@U0MALLORY>") in who and ("kill-confirm", f"<@{KILLER}>") in who
 
 
 async def test_keep_from_an_alert_records_who_and_until_when(bot: Bot, clock: FakeClock) -> None:
@@ -294,11 +299,11 @@ async def test_keep_from_an_alert_records_who_and_until_when(bot: Bot, clock: Fa
     run = bot.app.store.get_run(run_id)
     assert run is not None and run.kept_until == pytest.approx(clock.now + 7200)
     decided = [u for u in bot.slack.updated if u["ts"] == alert["ts"]][-1]
-    assert "Kept by <@U0BOB>" in texts(decided["blocks"]) and "silenced until" in texts(
+    assert "Kept by <@U0BOB>" in texts(decided["blocks"]) and "silenced for 2h" in texts(
         decided["blocks"]
     )
     keep = [d for d in bot.app.store.decisions(run_id) if d["kind"] == "keep"]
-    assert keep[0]["by"] == "U0BOB" and keep[0]["until"] == pytest.approx(clock.now + 7200)
+    assert keep[0]["by"] == "<@U0BOB>" and keep[0]["until"] == pytest.approx(clock.now + 7200)
 
 
 async def test_a_429_is_waited_out_and_a_revoked_token_is_kept_and_reported(
@@ -415,7 +420,7 @@ async def test_slash_kill_asks_with_confirm_and_cancel_then_confirm_kills_once(
     body = urlencode({"payload": json.dumps(payload)}).encode()
     assert (await bot.slack_post(body)).status_code == 200
     await wait_for(lambda: len(bot.slack.response_url_posts) >= 2)
-    assert "confirmed by U0KILLER" in bot.slack.response_url_posts[1]["text"]
+    assert "confirmed by <@U0KILLER>" in bot.slack.response_url_posts[1]["text"]
     assert len(bot.app.store.commands(run_id, ("queued",))) == 1
 
 
@@ -489,3 +494,88 @@ async def test_a_killed_runs_alert_ends_as_killed_never_resolved(
     shown = [texts(u["blocks"]) + u["text"] for u in edits]
     assert not any("Resolved" in s or "cleared after" in s for s in shown), shown
     assert "killed by" in shown[-1] and KILLER in shown[-1]
+
+
+ENV_NAME = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
+
+
+@dataclass
+class Transcript:
+    """Everything a full run showed people on Slack, in the order it arrived."""
+
+    shown: list[str]
+
+    @property
+    def all(self) -> str:
+        return "\n".join(self.shown)
+
+
+async def slash(bot: Bot, command: str, text: str, user: str = KILLER) -> dict[str, Any]:
+    before = len(bot.slack.response_url_posts)
+    body = slash_command_body(command, text, user_id=user, response_url=bot.slack.response_url())
+    assert (await bot.slack_post(body)).status_code == 200
+    await wait_for(lambda: len(bot.slack.response_url_posts) > before)
+    return bot.slack.response_url_posts[before]
+
+
+async def press(bot: Bot, message: dict[str, Any], verb: str, run_id: str, user: str) -> None:
+    before = len(bot.slack.response_url_posts)
+    click = block_action_body(
+        action_id(verb, run_id), run_id, user_id=user, message_ts=message["ts"],
+        response_url=bot.slack.response_url(), message=message,
+    )  # fmt: skip
+    assert (await bot.slack_post(click)).status_code == 200
+    await wait_for(lambda: len(bot.slack.response_url_posts) > before)
+
+
+def shown_text(message: dict[str, Any]) -> str:
+    return f"{message.get('text') or ''}\n{texts(message.get('blocks'))}"
+
+
+async def full_run(bot: Bot, clock: FakeClock) -> tuple[str, Transcript]:
+    """A run from its table to a kill from an alert, with every command on the way."""
+    run_id = await register_with_token(bot, clock)
+    await bot.app.service.post_table(run_id)
+    await bot.app.service.check(run_id)
+    for text in ("help", "status", "runs", "table llm", "audit llm"):
+        await slash(bot, "/probecast", text)
+    await slash(bot, "/kill", "llm")
+    await slash(bot, "/kill", "llm cancel")
+    alert = await hang_until_an_alert(bot, clock, run_id)
+    await press(bot, alert, "kill", run_id, "U0MALLORY")
+    await press(bot, alert, "kill", run_id, KILLER)
+    clock.advance(2)  # the reporter's next post takes the kill, then its child exits
+    await post_events(bot, clock, run_id, {"kind": "sample", "t": clock.now})
+    clock.advance(3)
+    await post_events(bot, clock, run_id, {"kind": "exit", "t": clock.now, "return_code": -15})
+    await wait_for(lambda: any(m["text"].startswith("llm killed") for m in bot.slack.posted))
+    await bot.app.service.check(run_id)
+    for text in ("status", "runs"):
+        await slash(bot, "/probecast", text)
+    shown = [
+        shown_text(m)
+        for m in (*bot.slack.posted, *bot.slack.updated, *bot.slack.response_url_posts)
+    ]
+    return run_id, Transcript(shown)
+
+
+async def test_a_full_run_names_no_environment_variable(bot: Bot, clock: FakeClock) -> None:
+    _, transcript = await full_run(bot, clock)
+    assert ENV_NAME.findall(transcript.all) == []
+    assert "Discord" not in transcript.all  # no Discord kill role on Slack
+
+
+async def test_a_full_run_shows_people_as_mentions_and_each_decision_once(
+    bot: Bot, clock: FakeClock
+) -> None:
+    _, transcript = await full_run(bot, clock)
+    for person in (KILLER, "U0MALLORY"):
+        assert re.findall(rf"(?<!<@){person}", transcript.all) == []  # never a bare id
+    assert f"<@{KILLER}>" in transcript.all
+    for line in transcript.all.splitlines():
+        assert line.count(f"<@{KILLER}>") <= 1, line
+
+
+async def test_dump_transcript(bot: Bot, clock: FakeClock) -> None:  # TEMP
+    _, transcript = await full_run(bot, clock)
+    Path("/tmp/phone_transcript.txt").write_text("\n=====\n".join(transcript.shown))

@@ -99,8 +99,8 @@ def test_without_an_instance_step_the_kill_is_done_with_the_process() -> None:
     [
         ("none", "7", True, True, "none", "keeps billing"),
         ("stop", None, True, True, "none", "no Vast instance id"),
-        ("stop", "7", True, True, "bot", "VAST_API_KEY"),
-        ("destroy", "7", False, True, "reporter", "CONTAINER_API_KEY"),
+        ("stop", "7", True, True, "bot", "with its Vast API key"),
+        ("destroy", "7", False, True, "reporter", "the instance's own Vast key"),
         ("stop", "7", False, False, "none", "stop instance 7 on Vast.ai"),
     ],
 )

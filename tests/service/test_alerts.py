@@ -166,7 +166,7 @@ async def test_keep_silences_alerts_until_it_expires_and_status_says_so(
 ) -> None:
     run_id = await start_run(app, reporter, clock)
     answer = await app.service.handle_command("/keep r1 30m", "alice")
-    assert "alice keeps r1 for 30m" in answer.headline
+    assert "Kept by alice: r1's alerts are silenced for 30m" in answer.headline
     status = await app.service.handle_command("/probecast status r1", "bob")
     assert dict((f.label, f.value) for f in status.fields)["Alerts silenced"] == "for 30m more"
 
@@ -302,7 +302,7 @@ async def test_only_killers_may_confirm_and_a_refusal_is_audited(
     async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
         run_id = await start_run(app, Reporter(client, clock), clock)
     refused = await app.service.handle_action(action_id("confirm-kill", run_id), "U0MALLORY")
-    assert refused.kind == "refused" and "PROBECAST_KILLERS" in refused.headline
+    assert refused.kind == "refused" and "allows to kill (a list of users)" in refused.headline
     assert app.store.commands(run_id, ("queued",)) == []
     assert ("kill-refused", "U0MALLORY") in [
         (d["kind"], d["by"]) for d in app.store.decisions(run_id)
@@ -400,7 +400,7 @@ async def test_new_normal_adopts_a_deliberately_changed_pace_audited(
     assert cost.startswith("At the current pace the run finishes") and "instead of" in cost
 
     answer = await app.service.handle_action(action_id("new-normal", run_id), "alice")
-    assert answer.kind == "new-normal" and "alice accepts" in answer.headline
+    assert answer.kind == "new-normal" and "Accepted as the new pace by alice" in answer.headline
     assert "1 s → 2 s" in answer.headline
     action, ended = alerts(chat)[-1]
     assert action == "update" and ended.kind == "alert-ended"
