@@ -169,6 +169,7 @@ class Probe:
         spool: Path | str | None = None,
         target_from_log: bool = False,
         on_command: CommandHandler | None = None,
+        kill_by: Literal["signal", "flag"] | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
@@ -216,6 +217,9 @@ class Probe:
             else _default_spool(env, self.config.name, self.config.url)
         )
         self._on_command = on_command
+        # Without a handler a kill sets a flag the training loop reads; with one, its
+        # owner says how it stops (probecast run: signals).
+        self._kill_by = kill_by or ("flag" if on_command is None else None)
         self._clock = clock
         self._max_pending = max(1, max_pending)
         self._client = BotClient(self.config.url, transport=transport)
@@ -465,6 +469,7 @@ class Probe:
                 expected_step_s=self._expected_step_s,
                 watch_metric=self.watch_metric,
                 metric_goal=self._metric_goal,
+                kill_by=self._kill_by,
                 config=self._family,
                 gpus=self._gpus,
                 host=detect_host(),

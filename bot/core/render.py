@@ -57,6 +57,7 @@ class RunView:
     instance_id: str | None = None  # the Vast container id, when the reporter knows it
     instance_state: str | None = None  # the instance as Vast last said, when it was read
     attempt: int = 1  # which attempt of its job (name) this run is
+    kill_confirm: str | None = None  # what a Kill button's confirm dialog says
 
 
 def fmt_exit_code(code: int) -> str:
@@ -163,7 +164,7 @@ def render_option_table(
         fields=fields,
         table=Table(OPTION_COLUMNS, tuple(_row_cells(r) for r in table.rows)),
         notes=notes,
-        buttons=_run_buttons(run.run_id),
+        buttons=_run_buttons(run),
         kind="table",
     )
 
@@ -188,10 +189,10 @@ def option_table_csv(table: Table) -> str:
     return out.getvalue()
 
 
-def _run_buttons(run_id: str) -> tuple[Button, ...]:
+def _run_buttons(run: RunView) -> tuple[Button, ...]:
     return (
-        Button("Keep", action_id("keep", run_id), "primary"),
-        Button("Kill…", action_id("kill", run_id), "danger"),
+        Button("Keep", action_id("keep", run.run_id), "primary"),
+        Button("Kill…", action_id("kill", run.run_id), "danger", run.kill_confirm),
     )
 
 
@@ -245,17 +246,48 @@ def render_audit(run: RunView, decisions: Sequence[Mapping[str, Any]]) -> Card:
     )
 
 
-def kill_confirm_text(run: RunView, grace_s: float, on_kill: str) -> str:
-    """What a kill does, in the words a confirm dialog shows (at most 300 characters)."""
-    instance = f"Vast instance {run.instance_id}" if run.instance_id else "the instance"
-    after = {
-        "stop": f"then {instance} is stopped (its disk still bills)",
-        "destroy": f"then {instance} is destroyed (billing ends, its disk is gone)",
-        "none": f"{instance} keeps running and billing until you stop it",
-    }.get(on_kill, "")
+def how_kill_stops(kill_by: str | None, grace_s: float) -> str:
+    """How the training stops: a child gets signals; an in-process run reads a flag."""
+    if kill_by == "signal":
+        return f"the training process gets SIGTERM, {grace_s:.0f} s to save, then SIGKILL"
+    if kill_by == "flag":
+        return "the training stops itself at its next step (it reads a stop flag)"
+    return "its reporter stops the training"
+
+
+def after_kill_billing(
+    via: str,
+    on_kill: str,
+    instance_id: str | None,
+    usd_per_hour: float | None,
+    storage_usd_per_hour: float | None,
+) -> str:
+    """What keeps billing once the kill is done, with its $/h."""
+    instance = f"Vast instance {instance_id}" if instance_id else "the machine"
+    if via == "none" or on_kill == "none":
+        return f"{instance} keeps running and billing {fmt_usd(usd_per_hour)}/h until you stop it"
+    if on_kill == "destroy":
+        return f"{instance} is destroyed: billing ends"
+    disk = (
+        f"{fmt_usd(storage_usd_per_hour)}/h"
+        if storage_usd_per_hour is not None
+        else "(Vast.ai → Instances shows its $/h)"
+    )
+    return f"{instance} is stopped: its disk keeps billing {disk} until you destroy it"
+
+
+def kill_confirm_text(
+    run: RunView,
+    *,
+    projected_usd: float | None,
+    how: str,
+    after: str,
+) -> str:
+    """What a kill does and costs, in the words a confirm dialog shows (≤ 300 characters):
+    the run, the spend so far, the cost if kept, and what keeps billing afterwards."""
     return (
-        f"Stops {run.name}'s training (SIGTERM, {grace_s:.0f} s to save, then SIGKILL); "
-        f"{after}. Spent so far: {_spent(None, run)}."
+        f"Kill {run.name}? Spent {_spent(None, run)} so far; {fmt_usd(projected_usd)} if kept "
+        f"to the end. {how[0].upper()}{how[1:]}; then {after}."
     )[:300]
 
 
@@ -502,7 +534,7 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
         title=f"{run.name}",
         headline=status_headline(estimate, run),
         fields=tuple(fields),
-        buttons=_run_buttons(run.run_id) if active else (),
+        buttons=_run_buttons(run) if active else (),
         kind="status",
     )
 
@@ -546,6 +578,8 @@ __all__ = [
     "fmt_duration",
     "fmt_usd",
     "render_checkin",
+    "after_kill_billing",
+    "how_kill_stops",
     "kill_confirm_text",
     "render_audit",
     "option_table_csv",

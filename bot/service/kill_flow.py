@@ -30,14 +30,13 @@ from bot.core.instance import disk_line
 from bot.core.render import (
     fmt_duration,
     fmt_usd,
-    kill_confirm_text,
     render_status,
     render_text,
 )
 from bot.service.disk import DiskReminders, disk_usd_per_day
 from bot.service.ports import Ports, RunSnapshot, SnapshotReader
 from bot.service.records import instance_id_of, registration_of
-from bot.service.snapshots import current_kill
+from bot.service.snapshots import current_kill, kill_words
 from reporter.wire import Command
 
 # After the grace period, how long a kill waits for the reporter before the bot stops the
@@ -70,13 +69,14 @@ class KillFlow:
             run.id, "kill-request", user, now, None, self._detail(snap, kill.id)
         )
         est = snap.estimate
-        settings = self.ports.settings
+        how, after = kill_words(self.ports, run, snap.view)
         return Card(
             title=f"Kill {run.name}?",
-            headline=kill_confirm_text(snap.view, settings.kill_grace_s, settings.on_kill),
+            headline=f"Spent {fmt_usd(snap.view.spent_usd)} so far; "
+            f"{fmt_usd(est.live_cost_usd('base') if est else None)} if kept to the end.",
             fields=(
-                CardField("Spent so far", fmt_usd(snap.view.spent_usd)),
-                CardField("Projected if kept", fmt_usd(est.live_cost_usd("base")) if est else "—"),
+                CardField("Stops", how),
+                CardField("Keeps billing", after),
                 CardField("Instance", kill.via_reason),
             ),
             notes=(f"Type `/kill {run.name} confirm` to go ahead, or `/kill {run.name} cancel`.",),
@@ -142,11 +142,11 @@ class KillFlow:
             run.id, "kill-confirm", user, now, None, self._detail(snap, confirmed.id)
         )
         self.schedule(confirmed)
+        how, after = kill_words(self.ports, run, snap.view)
         answer = render_text(
             f"Kill · {run.name}",
-            f"Kill confirmed by {user}: the reporter stops the training process within seconds "
-            f"({settings.kill_grace_s:.0f} s to save, then SIGKILL); then "
-            f"{confirmed.via_reason}.",
+            f"Kill confirmed by {user}: {how}; then {after}. "
+            f"Spent {fmt_usd(snap.view.spent_usd)} so far.",
             "kill",
         )
         await self._to_thread(run, answer)

@@ -13,7 +13,13 @@ from bot.core.estimate import CalibrationSettings, RunInputs, estimate_run
 from bot.core.gpus import Catalog, UnknownGpu
 from bot.core.instance import billed_usd_per_hour, contract_risk, describe_instance
 from bot.core.options import OptionTable, RunFacts, SwitchSettings, build_option_table
-from bot.core.render import TRIGGER_LABELS, RunView
+from bot.core.render import (
+    TRIGGER_LABELS,
+    RunView,
+    after_kill_billing,
+    how_kill_stops,
+    kill_confirm_text,
+)
 from bot.service.history import StepHistory, calibrated_steps, load_run
 from bot.service.ports import Ports, RunSnapshot
 from bot.service.records import (
@@ -120,6 +126,12 @@ class Snapshots:
             instance_state=None if track is None else describe_instance(track, now),
             attempt=run.attempt,
         )
+        how, after = kill_words(self.ports, run, view)
+        projected = estimate.live_cost_usd("base") if estimate else None
+        view = replace(
+            view,
+            kill_confirm=kill_confirm_text(view, projected_usd=projected, how=how, after=after),
+        )
         return RunSnapshot(run, estimate, view, calibration.clean_steps)
 
     async def option_table(self, snap: RunSnapshot) -> OptionTable:
@@ -198,4 +210,22 @@ class Snapshots:
         return facts, missing
 
 
-__all__ = ["Snapshots", "current_kill"]
+def kill_words(ports: Ports, run: RunRecord, view: RunView) -> tuple[str, str]:
+    """How a kill would stop this run's training, and what keeps billing after it."""
+    settings = ports.settings
+    registration = registration_of(run)
+    vast = registration.vast
+    via, _ = k.plan_instance(
+        settings.on_kill,
+        None if vast is None else vast.container_id,
+        bot_has_key=ports.instances is not None,
+        reporter_has_key=vast is not None and vast.can_stop_self,
+    )
+    track = instance_track(run)
+    storage = None if track is None or track.facts is None else track.facts.storage_usd_per_hour
+    how = how_kill_stops(registration.kill_by, settings.kill_grace_s)
+    after = after_kill_billing(via, settings.on_kill, view.instance_id, view.usd_per_hour, storage)
+    return how, after
+
+
+__all__ = ["Snapshots", "current_kill", "kill_words"]

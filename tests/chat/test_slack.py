@@ -214,10 +214,10 @@ def _token(bot: Bot, run_id: str) -> str:
     return _TOKENS[run_id]
 
 
-async def register_with_token(bot: Bot, clock: FakeClock) -> str:
+async def register_with_token(bot: Bot, clock: FakeClock, kill_by: str = "signal") -> str:
     response = await bot.http.post(
         "/v1/runs",
-        json={"name": "llm", "target_steps": 20_000, "usd_per_hour": 0.4},
+        json={"name": "llm", "target_steps": 20_000, "usd_per_hour": 0.4, "kill_by": kill_by},
         headers={"Authorization": f"Bearer {SECRET}"},
     )
     run = response.json()
@@ -405,7 +405,7 @@ async def test_slash_kill_asks_with_confirm_and_cancel_then_confirm_kills_once(
     question = bot.slack.response_url_posts[0]
     assert question["response_type"] == "ephemeral"
     shown = texts(question["blocks"])
-    assert "SIGTERM" in shown and "Spent so far" in shown
+    assert "SIGTERM" in shown and "so far" in shown
     buttons = [
         e["action_id"] for b in question["blocks"] if b["type"] == "actions" for e in b["elements"]
     ]
@@ -579,3 +579,35 @@ async def test_a_full_run_shows_people_as_mentions_and_each_decision_once(
 async def test_dump_transcript(bot: Bot, clock: FakeClock) -> None:  # TEMP
     _, transcript = await full_run(bot, clock)
     Path("/tmp/phone_transcript.txt").write_text("\n=====\n".join(transcript.shown))
+
+
+def kill_buttons(message: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for b in message.get("blocks") or []
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == action_id("kill", run_id)
+    ]
+
+
+@pytest.mark.parametrize("kill_by", ["signal", "flag"])
+async def test_every_kill_confirmation_names_the_run_spend_cost_if_kept_and_billing_after(
+    bot: Bot, clock: FakeClock, kill_by: str
+) -> None:
+    run_id = await register_with_token(bot, clock, kill_by)
+    await bot.app.service.post_table(run_id)
+    alert = await hang_until_an_alert(bot, clock, run_id)
+    status = next(m for m in bot.slack.posted if m["text"].startswith("llm:"))
+    status = bot.slack.messages[(status["channel"], status["ts"])]  # as last edited
+    table = next(m for m in bot.slack.posted if m["text"].startswith("Option table"))
+    dialogs = [
+        texts([kill["confirm"]]) for m in (status, table, alert) for kill in kill_buttons(m, run_id)
+    ]
+    assert len(dialogs) == 3
+    typed = texts((await slash(bot, "/kill", "llm"))["blocks"])
+    for shown in (*dialogs, typed):
+        assert "llm" in shown and "so far" in shown and "if kept to the end" in shown, shown
+        assert "keeps running and billing $0.400/h" in shown, shown  # no instance id: all of it
+        assert ("SIGTERM" in shown) == (kill_by == "signal"), shown
+    assert "$" in typed.split("so far")[0]
