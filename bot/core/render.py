@@ -555,9 +555,8 @@ def render_runs(runs: Sequence[tuple[RunView, Estimate | None]]) -> Card:
     for run, est in reversed(runs):
         headline = status_headline(est, run)
         line = headline if headline.startswith(run.state) else f"{run.state} · {headline}"
-        jobs.setdefault(run.name, []).append(
-            f"attempt {run.attempt}: {line}" if run.attempt > 1 or run.name in jobs else line
-        )
+        several = run.attempt > 1 or run.name in jobs
+        jobs.setdefault(run.name, []).append(f"attempt {run.attempt}: {line}" if several else line)
     fields = tuple(CardField(name, "\n".join(lines)) for name, lines in jobs.items())
     return Card(title="Runs", headline=f"{len(runs)} run(s) of {len(jobs)} job(s)", fields=fields)
 

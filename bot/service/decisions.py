@@ -25,6 +25,9 @@ from bot.service.ports import Ports, RunSnapshot
 from bot.service.snapshots import Snapshots
 
 
+RECENT_S = 24 * 3600.0  # an ended run stays in `status` this long
+
+
 class Decisions:
     def __init__(
         self,
@@ -57,10 +60,10 @@ class Decisions:
         if parsed.verb == "runs":
             return await self._runs_card(self.ports.store.list_runs())
         if parsed.verb == "status" and parsed.run is None:
-            active = [r for r in self.ports.store.list_runs() if r.active]
-            if len(active) != 1:
-                return await self._runs_card(active)
-            run = active[0]
+            shown = self._current_runs()
+            if len(shown) != 1:
+                return await self._runs_card(shown)
+            run = shown[0]
         else:
             run = self._find(parsed.run or "")
         if parsed.verb == "compare":
@@ -154,6 +157,16 @@ class Decisions:
                 detail = {}
             rows.append({**row, "detail": detail})
         return rows
+
+    def _current_runs(self) -> list[RunRecord]:
+        """Active runs, and those that ended in the last day: a run just killed or
+        finished is still the one people ask about."""
+        since = self.ports.clock() - RECENT_S
+        return [
+            r
+            for r in self.ports.store.list_runs()
+            if r.active or (r.last_event_at or r.started_at) >= since
+        ]
 
     def _find(self, query: str) -> RunRecord:
         runs = self.ports.store.list_runs()

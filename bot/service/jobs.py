@@ -22,6 +22,7 @@ from bot.core.estimate import CalibrationSettings, Pause, StepPoint
 from bot.core.render import (
     ending_text,
     fmt_exit_code,
+    fmt_usd,
     option_table_csv,
     render_alert_resolved,
     render_checkin,
@@ -450,9 +451,9 @@ class ScheduledJobs:
             ref,
             render_text(
                 f"{run.name} {run.state}",
-                f"exit code {fmt_exit_code(run.return_code)} · {snap.view.state}"
+                f"exit code {fmt_exit_code(run.return_code)} · spent {fmt_usd(snap.view.spent_usd)}"
                 if run.return_code is not None
-                else snap.view.state,
+                else f"spent {fmt_usd(snap.view.spent_usd)}",
                 "final",
             ),
         )

@@ -611,3 +611,17 @@ async def test_every_kill_confirmation_names_the_run_spend_cost_if_kept_and_bill
         assert "keeps running and billing $0.400/h" in shown, shown  # no instance id: all of it
         assert ("SIGTERM" in shown) == (kill_by == "signal"), shown
     assert "$" in typed.split("so far")[0]
+
+
+async def test_status_and_runs_after_a_kill_show_the_killed_run_once(
+    bot: Bot, clock: FakeClock
+) -> None:
+    await full_run(bot, clock)
+    status, runs = bot.slack.response_url_posts[-2:]
+    assert status["text"].startswith("llm: killed · spent $"), status["text"]
+    assert "no runs yet" not in status["text"]
+    shown = texts(runs["blocks"])
+    assert "killed · spent" in shown and "killed · killed" not in shown
+    assert "attempt 1" not in shown  # a job's only attempt needs no number
+    final = next(m for m in bot.slack.posted if m["text"].startswith("llm killed"))
+    assert final["text"].count("killed") == 1, final["text"]

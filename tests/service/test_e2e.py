@@ -225,6 +225,6 @@ async def test_demo_takes_typed_commands_and_a_confirmed_kill_stops_training() -
     assert code == 0, text[-3000:]
     assert "Kill demo-mlp?" in text  # the confirmation step came first
     assert "confirmed by console" in text
-    assert "keeps demo-mlp for 1h 00m" in text
+    assert "Kept by console: demo-mlp's alerts are silenced for 1h 00m" in text
     assert "training exited with code 143" in text
     assert "demo-mlp killed" in text
