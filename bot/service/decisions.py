@@ -24,7 +24,6 @@ from bot.service.kill_flow import KillFlow
 from bot.service.ports import Ports, RunSnapshot
 from bot.service.snapshots import Snapshots
 
-
 RECENT_S = 24 * 3600.0  # an ended run stays in `status` this long
 
 
