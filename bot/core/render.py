@@ -34,7 +34,7 @@ OPTION_COLUMNS = (
     "cost (opt/base/pess)",
     "setup/debug tax %",
     "major risks",
-    "keep/switch/kill",
+    "decision",
 )
 
 
@@ -94,7 +94,26 @@ def _band(values: Sequence[str]) -> str:
     return " / ".join(values)
 
 
-def _row_cells(row: OptionRow) -> tuple[str, ...]:
+def decision_words(row: OptionRow, current: OptionRow, best_switch: OptionRow | None) -> str:
+    """Unambiguous words for a row's decision: "stay", "switch to <GPU>" or "kill" for the
+    run itself; an alternative not worth taking says so instead of "keep"."""
+    if row.decision == "kill":
+        return "kill"
+    if row is current:
+        return f"switch to {best_switch.gpu_option}" if best_switch is not None else "stay"
+    if row.decision == "switch":
+        return f"switch to {row.gpu_option}"
+    return "not worth switching"
+
+
+def _best_switch(table: OptionTable) -> OptionRow | None:
+    switching = [r for r in table.rows[1:] if r.decision == "switch"]
+    if not switching or table.rows[0].decision == "kill":
+        return None
+    return min(switching, key=lambda r: r.finish_cost_usd or math.inf)
+
+
+def _row_cells(row: OptionRow, words: str) -> tuple[str, ...]:
     time_cell = "—"
     cost_cell = "—"
     if row.time_h is not None:
@@ -118,7 +137,7 @@ def _row_cells(row: OptionRow) -> tuple[str, ...]:
         cost_cell,
         fmt_num(None if row.setup_debug_tax is None else row.setup_debug_tax * 100, "%", 1),
         "; ".join(row.risks) or "none seen",
-        row.decision,
+        words,
     )
 
 
@@ -129,16 +148,22 @@ def render_option_table(
     whole table rides along in ``Card.table`` for the PNG and CSV attachments. A table
     rebuilt because the pace moved says so first."""
     current = table.rows[0]
+    best_switch = _best_switch(table)
+
+    def words(row: OptionRow) -> str:
+        return decision_words(row, current, best_switch)
+
     if current.time_h is not None:
+        # The whole run, from its start: the status message counts the time left.
         headline = (
-            f"{current.decision.upper()} · base {fmt_duration(current.time_h.base * 3600)}"
+            f"{words(current).upper()} · whole run {fmt_duration(current.time_h.base * 3600)}"
             f" for {fmt_usd(current.cost_usd.base if current.cost_usd else None)}"
             f" at {fmt_rate(current.step_per_s)} step/s"
         )
     else:
         headline = "no throughput measured yet"
     best = sorted(table.rows[1:], key=lambda r: (r.decision != "switch", r.finish_cost_usd or 0))
-    fields = tuple(_short_line(r) for r in (current, *best[:2]))
+    fields = tuple(_short_line(r, words(r)) for r in (current, *best[:2]))
     notes = tuple(f"Missing: {why}" for why in table.missing)
     if revised is not None:
         notes = (
@@ -162,22 +187,24 @@ def render_option_table(
         title=f"Option table · {run.name}",
         headline=headline,
         fields=fields,
-        table=Table(OPTION_COLUMNS, tuple(_row_cells(r) for r in table.rows)),
+        table=Table(OPTION_COLUMNS, tuple(_row_cells(r, words(r)) for r in table.rows)),
         notes=notes,
         buttons=_run_buttons(run),
         kind="table",
     )
 
 
-def _short_line(row: OptionRow) -> CardField:
-    """``1× H100 SXM · switch`` → ``1h 10m · $3.20 · 2.1 step/s predicted — why``."""
+def _short_line(row: OptionRow, words: str) -> CardField:
+    """``1× H100 SXM · switch to 1× H100 SXM`` → ``whole run 1h 10m · $3.20 · 2.1 step/s
+    predicted — why``."""
     base_time = fmt_duration(row.time_h.base * 3600) if row.time_h else "—"
     base_cost = fmt_usd(row.cost_usd.base if row.cost_usd else None)
     kind = "observed" if row.observed else "predicted"
-    value = f"{base_time} · {base_cost} · {fmt_rate(row.step_per_s)} step/s {kind}"
+    value = f"whole run {base_time} · {base_cost} · {fmt_rate(row.step_per_s)} step/s {kind}"
     if row.reason:
         value += f" — {row.reason}"
-    return CardField(f"{row.gpu_option} · {row.decision}", value)
+    label = words if words == f"switch to {row.gpu_option}" else f"{row.gpu_option} · {words}"
+    return CardField(label, value)
 
 
 def option_table_csv(table: Table) -> str:

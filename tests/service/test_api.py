@@ -321,7 +321,7 @@ async def test_table_posts_when_the_probe_completes(
     row = dict(zip(tables[0].table.columns, tables[0].table.rows[0], strict=True))  # type: ignore[union-attr]
     assert row["step/s"] == "2 (observed)"
     assert fmt_usd(est.live_cost_usd("base")) in row["cost (opt/base/pess)"]
-    assert row["keep/switch/kill"] == "keep"
+    assert row["decision"] == "stay" or row["decision"].startswith("switch to ")
 
 
 async def test_table_posts_at_the_deadline_with_what_is_missing(
