@@ -273,12 +273,21 @@ class ProbecastBot(commands.Bot):
         async with self._marking:  # one at a time, so the second sees the first's edit
             try:
                 alert = await channel.fetch_message(message_id)
-                if not alert.components:
-                    return
+                if not alert.components or not _has_snooze(alert):
+                    return  # decided already, or not an alert (the status, the table)
                 embeds = with_decision([dict(e.to_dict()) for e in alert.embeds], line)
                 await alert.edit(embeds=[discord.Embed.from_dict(e) for e in embeds], view=None)
             except discord.HTTPException as exc:
                 log.error("could not mark the alert decided: %s %s", exc.status, exc.text)
+
+
+def _has_snooze(message: discord.Message) -> bool:
+    """An alert is the message with a Snooze button."""
+    return any(
+        str(getattr(child, "custom_id", "") or "").startswith("probecast:snooze:")
+        for row in message.components
+        for child in getattr(row, "children", ())
+    )
 
 
 def _alert_of(clicked: discord.Message) -> tuple[int, int] | None:

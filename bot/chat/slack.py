@@ -204,6 +204,8 @@ async def _mark_decided(
     message = body.get("message")
     if container.get("is_ephemeral") or not message or "channel_id" not in container:
         return
+    if not _is_alert(message):
+        return  # the status message and the table stay live: the service edits them
     when = datetime.fromtimestamp(now, UTC).strftime("%H:%M UTC")
     blocks = [b for b in message.get("blocks", []) if b.get("type") != "actions"]
     line = decided_line(what, who, when, detail)[:3000]
@@ -217,6 +219,16 @@ async def _mark_decided(
         )
     except SlackApiError as exc:
         log.error("could not mark the message decided: %s", exc.response.get("error"))
+
+
+def _is_alert(message: dict[str, Any]) -> bool:
+    """An alert is the message with a Snooze button."""
+    return any(
+        str(element.get("action_id", "")).startswith("probecast:snooze:")
+        for block in message.get("blocks") or []
+        if block.get("type") == "actions"
+        for element in block.get("elements") or []
+    )
 
 
 __all__ = ["SlackChat", "build_slack_app", "web_client"]

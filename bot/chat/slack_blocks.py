@@ -142,10 +142,19 @@ def _mrkdwn(text: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=text)
 
 
+def field_value(field: CardField) -> str:
+    """A field's value; a moment becomes Slack's date token, shown in the reader's time
+    zone and never stale ("Today 14:05"), with the fallback for old clients."""
+    if field.at_s is None:
+        return field.value
+    fallback = field.value.replace("|", "/").replace("<", "").replace(">", "")[:80]
+    return f"<!date^{int(field.at_s)}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
 def _field_text(field: CardField, limit: int = MAX_FIELD_TEXT) -> str:
     label = clip_escaped(field.label.strip(), min(200, limit // 4))
     head = f"*{label}*\n" if label else ""
-    return head + (clip_escaped(field.value, limit - len(head)) or "—")
+    return head + (clip_escaped(field_value(field), limit - len(head)) or "—")
 
 
 def _pack_lines(lines: Sequence[str], limit: int) -> list[str]:
@@ -360,7 +369,7 @@ def ephemeral_text(card: Card) -> str:
         lines.append(f"*{clip_escaped(title, 200)}*")
     if card.headline.strip():
         lines.append(escape(card.headline.strip()))
-    lines += [f"• *{escape(f.label)}*: {escape(f.value)}" for f in card.fields]
+    lines += [f"• *{escape(f.label)}*: {escape(field_value(f))}" for f in card.fields]
     if card.table is not None and not any("table is attached" in n for n in card.notes):
         lines.append(f"• {TABLE_NOTE}")
     lines += [f"• {escape(n.strip())}" for n in card.notes if n.strip()]

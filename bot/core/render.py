@@ -58,6 +58,8 @@ class RunView:
     instance_state: str | None = None  # the instance as Vast last said, when it was read
     attempt: int = 1  # which attempt of its job (name) this run is
     kill_confirm: str | None = None  # what a Kill button's confirm dialog says
+    as_of_s: float | None = None  # when this view was read (Unix seconds)
+    last_event_at_s: float | None = None
 
 
 def fmt_exit_code(code: int) -> str:
@@ -217,9 +219,10 @@ def option_table_csv(table: Table) -> str:
 
 
 def _run_buttons(run: RunView) -> tuple[Button, ...]:
+    # Kill first and Keep plain: one careless tap must not silence alerts unawares.
     return (
-        Button("Keep", action_id("keep", run.run_id), "primary"),
         Button("Kill…", action_id("kill", run.run_id), "danger", run.kill_confirm),
+        Button("Keep (silence alerts 2h)", action_id("keep", run.run_id)),
     )
 
 
@@ -368,8 +371,8 @@ def trouble_cost(
     )
 
 
-def _clock(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%a %H:%M UTC")
+def _clock(t: float, *, seconds: bool = False) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%a %H:%M:%S UTC" if seconds else "%a %H:%M UTC")
 
 
 def cost_line(cost: TroubleCost) -> str:
@@ -497,16 +500,23 @@ def _spent(estimate: Estimate | None, run: RunView) -> str:
     return fmt_usd(estimate.spend_usd()) if estimate else "—"
 
 
+def health_line(run: RunView) -> str:
+    """Healthy, or the trouble that holds now (silenced troubles too: they still hold)."""
+    if not run.alerts:
+        return "Healthy"
+    return "Trouble: " + ", ".join(TRIGGER_LABELS.get(a, a) for a in run.alerts)
+
+
 def status_headline(estimate: Estimate | None, run: RunView) -> str:
     if run.state in ("finished", "failed", "killed"):
         return f"{run.state} · spent {_spent(estimate, run)}"
     if estimate is None:
-        return "waiting for the first training steps"
+        return f"{health_line(run)} · waiting for the first training steps"
     eta = estimate.eta
     remaining = fmt_duration(eta.base.remaining_s)
     band = f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}"
     return (
-        f"ETA {remaining} ({band}) · spent {_spent(estimate, run)}"
+        f"{health_line(run)} · ETA {remaining} left ({band}) · spent {_spent(estimate, run)}"
         f" · projected {fmt_usd(estimate.live_cost_usd('base'))}"
     )
 
@@ -534,6 +544,9 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
             )
         interval = estimate.eta_interval
         eta = estimate.eta
+        if run.as_of_s is not None and run.state not in ("finished", "failed", "killed"):
+            finish_at = run.as_of_s + eta.base.remaining_s
+            fields.append(CardField("Finishes", _clock(finish_at), at_s=finish_at))
         fields.append(
             CardField(
                 "ETA band",
@@ -546,12 +559,20 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
     fields.append(CardField("GPU", f"{run.gpu_label} · {fmt_usd(run.usd_per_hour)}/h"))
     if run.instance_state is not None:
         fields.append(CardField("Instance", run.instance_state))
-    if run.last_event_age_s is not None:
+    if run.last_event_at_s is not None:
+        # A moment, not an age: frozen text such as "1.4s ago" would lie an hour later.
+        at = run.last_event_at_s
+        fields.append(CardField("Last report", _clock(at, seconds=True), at_s=at))
+    elif run.last_event_age_s is not None:
         fields.append(CardField("Last report", f"{fmt_duration(run.last_event_age_s)} ago"))
-    if run.alerts:
-        fields.append(CardField("Alerts", ", ".join(TRIGGER_LABELS.get(a, a) for a in run.alerts)))
     if run.kept_until_s is not None:
-        fields.append(CardField("Alerts silenced", f"for {fmt_duration(run.kept_until_s)} more"))
+        if run.as_of_s is not None:
+            until = run.as_of_s + run.kept_until_s
+            fields.append(CardField("Alerts silenced until", _clock(until), at_s=until))
+        else:
+            fields.append(
+                CardField("Alerts silenced", f"for {fmt_duration(run.kept_until_s)} more")
+            )
     if run.kill_state is not None:
         fields.append(CardField("Kill", run.kill_state))
     if run.return_code is not None:
@@ -603,6 +624,7 @@ __all__ = [
     "trouble_cost",
     "fmt_duration",
     "fmt_usd",
+    "health_line",
     "render_checkin",
     "after_kill_billing",
     "how_kill_stops",

@@ -25,6 +25,8 @@ from bot.service.ports import Ports, RunSnapshot
 from bot.service.snapshots import Snapshots
 
 RECENT_S = 24 * 3600.0  # an ended run stays in `status` this long
+# Answers after which the status message is edited at once: a decision changed it.
+_CHANGES_STATUS = frozenset({"keep", "snooze", "kill", "new-normal"})
 
 
 class Decisions:
@@ -52,6 +54,15 @@ class Decisions:
             return render_text("probecast", str(exc), "usage")
 
     async def _dispatch(
+        self, parsed: slash.ParsedCommand, user: str, can_kill: bool | None = None
+    ) -> Card:
+        card = await self._dispatch_on(parsed, user, can_kill)
+        if card.kind in _CHANGES_STATUS and parsed.run is not None:
+            run = self._find(parsed.run)
+            await self.jobs.refresh_status(run.id)
+        return card
+
+    async def _dispatch_on(
         self, parsed: slash.ParsedCommand, user: str, can_kill: bool | None = None
     ) -> Card:
         if parsed.verb == "help":
@@ -96,6 +107,14 @@ class Decisions:
             return render_text("probecast", str(exc), "usage")
 
     async def _act(
+        self, verb: str, run: RunRecord, user: str, can_kill: bool | None = None
+    ) -> Card:
+        card = await self._act_on(verb, run, user, can_kill)
+        if card.kind in _CHANGES_STATUS:
+            await self.jobs.refresh_status(run.id)
+        return card
+
+    async def _act_on(
         self, verb: str, run: RunRecord, user: str, can_kill: bool | None = None
     ) -> Card:
         snap = await self.snapshots.read_snapshot(run)

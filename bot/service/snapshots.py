@@ -113,6 +113,8 @@ class Snapshots:
             gpu_label=gpu_label(run),
             usd_per_hour=usd_per_hour,
             last_event_age_s=None if run.last_event_at is None else now - run.last_event_at,
+            last_event_at_s=run.last_event_at,
+            as_of_s=now,
             kept_until_s=None
             if run.kept_until is None or run.kept_until <= now
             else run.kept_until - now,

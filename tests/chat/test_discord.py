@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -92,7 +93,11 @@ class Bot:
             )
             assert response.status_code == 200, response.text
         await self.app.service.check(run_id)
-        alerts = [m for m in self.discord.posted if "looks hung" in str(m["embeds"])]
+        alerts = [
+            m
+            for m in self.discord.posted
+            if m["embeds"] and "looks hung" in m["embeds"][0]["title"]
+        ]
         assert len(alerts) == 1 and alerts[0]["channel_id"] == CHANNEL_ID  # it notifies
         return alerts[0]
 
@@ -303,6 +308,10 @@ async def test_the_status_embed_is_edited_in_place_and_charts_go_into_its_thread
     assert len(in_channel) == 1  # the status message, posted once
     status = in_channel[0]
     assert status["embeds"][0]["title"].startswith("llm")
+    assert status["embeds"][0]["description"].startswith("**Healthy · ETA")
+    # Times are Discord timestamps, shown relative and kept true by the client.
+    last = next(f for f in status["embeds"][0]["fields"] if f["name"] == "Last report")
+    assert re.fullmatch(r"<t:\d+:R>", last["value"])
     assert [e["id"] for e in bot.discord.edited] == [status["id"]] * 2  # edited in place
     assert list(bot.discord.threads) == [status["id"]]  # one thread, on the status message
     assert bot.discord.threads[status["id"]]["name"].startswith("llm")

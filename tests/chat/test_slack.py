@@ -625,3 +625,35 @@ async def test_status_and_runs_after_a_kill_show_the_killed_run_once(
     assert "attempt 1" not in shown  # a job's only attempt needs no number
     final = next(m for m in bot.slack.posted if m["text"].startswith("llm killed"))
     assert final["text"].count("killed") == 1, final["text"]
+
+
+def status_as_shown(bot: Bot) -> list[str]:
+    """The status message's text after each post or edit, oldest first."""
+    first = next(m for m in bot.slack.posted if m["thread_ts"] is None)
+    edits = [u for u in bot.slack.updated if u["ts"] == first["ts"]]
+    return [texts(m["blocks"]) for m in (first, *edits)]
+
+
+async def test_the_status_message_leads_with_health_and_follows_alerts_keep_and_kill(
+    bot: Bot, clock: FakeClock
+) -> None:
+    run_id = await register_with_token(bot, clock)
+    await bot.app.service.post_table(run_id)
+    before = status_as_shown(bot)
+    assert "Healthy" in before[-1].splitlines()[1]  # the line under the title
+    alert = await hang_until_an_alert(bot, clock, run_id)
+    after_fire = status_as_shown(bot)
+    assert after_fire[-1].splitlines()[1].startswith("*Trouble: No progress")
+    await press(bot, alert, "keep", run_id, "U0BOB")
+    after_keep = status_as_shown(bot)
+    assert len(after_keep) > len(after_fire) and "Alerts silenced until" in after_keep[-1]
+    # Times are Slack date tokens, never frozen "Ns ago" text.
+    assert "<!date^" in after_keep[-1] and " ago" not in after_keep[-1]
+    await slash(bot, "/kill", "llm confirm")
+    after_kill = status_as_shown(bot)
+    assert len(after_kill) > len(after_keep) and "confirmed by <@U0KILLER>" in after_kill[-1]
+    status = next(m for m in bot.slack.posted if m["thread_ts"] is None)
+    labels = [
+        e["text"]["text"] for b in status["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert labels == ["Kill…", "Keep (silence alerts 2h)"]
