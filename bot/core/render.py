@@ -406,8 +406,14 @@ def render_alert(
     it has cost so far; a throughput alert offers to accept the pace as the new normal."""
     label = TRIGGER_LABELS.get(finding.trigger, finding.trigger)
     fields = []
+    # The impact goes right under what holds: the first three lines say what it costs.
     if cost is not None:
-        fields.append(CardField("Cost", cost_line(cost)))
+        impact = cost_line(cost)
+    else:
+        impact = (
+            f"Spent {_spent(estimate, run)} so far at {fmt_usd(run.usd_per_hour)}/h; "
+            "no expected pace yet to say what this costs."
+        )
     if repeat and held_s is not None:
         so_far = "" if cost is None or cost.lost_usd is None else f"; ≈ {fmt_usd(cost.lost_usd)}"
         lost_what = " lost" if finding.pace_ratio is not None else " billed"
@@ -442,7 +448,7 @@ def render_alert(
     prefix = "Still: " if repeat else ("Back: " if reopened else "")
     return Card(
         title=f"{prefix}{label} · {run.name}",
-        headline=finding.detail,
+        headline=f"{finding.detail}\n{impact}",
         fields=tuple(fields),
         notes=tuple(finding.evidence[:5]),
         buttons=tuple(buttons),

@@ -657,3 +657,14 @@ async def test_the_status_message_leads_with_health_and_follows_alerts_keep_and_
         e["text"]["text"] for b in status["blocks"] if b["type"] == "actions" for e in b["elements"]
     ]
     assert labels == ["Kill…", "Keep (silence alerts 2h)"]
+
+
+async def test_every_alert_says_its_cost_in_its_first_three_lines(
+    bot: Bot, clock: FakeClock
+) -> None:
+    _, transcript = await full_run(bot, clock)
+    alerts = [s for s in transcript.shown if ":rotating_light:" in s]
+    assert alerts
+    for shown in alerts:
+        first_three = shown.split(":rotating_light:", 1)[1].splitlines()[:3]
+        assert any("At the current pace" in line and "$" in line for line in first_three), shown

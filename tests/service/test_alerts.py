@@ -128,7 +128,8 @@ async def test_a_hung_job_fires_once_repeats_after_30_min_resolves_and_rearms(
     fields = dict((f.label, f.value) for f in card.fields)
     assert fields["Likely bottleneck"] and fields["Change first"]
     # What the hang costs (#22): it never finishes at this pace.
-    assert fields["Cost"].startswith("At the current pace the run never finishes")
+    # ... in the alert's first three lines (#23): title, what holds, what it costs.
+    assert card.headline.splitlines()[1].startswith("At the current pace the run never finishes")
 
     for _ in range(5):  # checks every minute: no repeats within 30 minutes
         await hang(app, reporter, clock, 60)
@@ -397,7 +398,7 @@ async def test_new_normal_adopts_a_deliberately_changed_pace_audited(
     (fired,) = [c for a, c in alerts(chat) if a == "post"]
     assert fired.title.startswith("Throughput below expected")
     assert action_id("new-normal", run_id) in {b.action_id for b in fired.buttons}
-    cost = dict((f.label, f.value) for f in fired.fields)["Cost"]
+    cost = fired.headline.splitlines()[1]
     assert cost.startswith("At the current pace the run finishes") and "instead of" in cost
 
     answer = await app.service.handle_action(action_id("new-normal", run_id), "alice")
