@@ -668,3 +668,28 @@ async def test_every_alert_says_its_cost_in_its_first_three_lines(
     for shown in alerts:
         first_three = shown.split(":rotating_light:", 1)[1].splitlines()[:3]
         assert any("At the current pace" in line and "$" in line for line in first_three), shown
+
+
+async def test_a_trouble_that_returns_within_30_minutes_reopens_its_alert_without_a_new_ping(
+    bot: Bot, clock: FakeClock
+) -> None:
+    run_id = await register_with_token(bot, clock)
+    alert = await hang_until_an_alert(bot, clock, run_id)
+    step = 100
+    for _ in range(12):  # steps again for 12 minutes: it clears, then resolves
+        clock.advance(60)
+        step += 60
+        await post_events(bot, clock, run_id, {"kind": "step", "t": clock.now, "step": step})
+        await bot.app.service.check(run_id)
+    edits = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
+    assert edits and "Resolved" in edits[-1]["text"]
+    for _ in range(12):  # hung again, 12 minutes after it resolved
+        clock.advance(60)
+        await post_events(bot, clock, run_id, {"kind": "sample", "t": clock.now})
+        await bot.app.service.check(run_id)
+    notifying = [
+        m for m in bot.slack.posted if "looks hung" in m["text"] and m["thread_ts"] is None
+    ]
+    assert [m["ts"] for m in notifying if m["text"].startswith("No progress")] == [alert["ts"]]
+    edits = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
+    assert edits[-1]["text"].startswith("Back: No progress")
