@@ -197,9 +197,15 @@ class KillFlow:
                 )
             )
         latest = self.store.latest_kill(run_id)
+        # A request polls fast only when its asker may confirm it: anyone may ask, and
+        # an ask that cannot be confirmed must not keep the reporter busy for minutes.
         polling = latest is not None and (
             latest.state in ("confirmed", "stopping-process")
-            or (latest.state == "requested" and not latest.expired(now))
+            or (
+                latest.state == "requested"
+                and not latest.expired(now)
+                and self.may_kill(latest.requested_by)
+            )
         )
         return out, (k.KILL_POLL_S if polling else None)
 
@@ -391,9 +397,13 @@ class KillFlow:
     def _open_request(self, run: RunRecord, user: str, now: float, latest: k.Kill | None) -> k.Kill:
         """The run's open request, or a new one (an expired one is closed first)."""
         if latest is not None and latest.state == "requested":
-            if not latest.expired(now):
+            # Someone who may confirm takes over an ask from someone who may not: it is
+            # theirs now (and the reporter polls fast for it).
+            takes_over = self.may_kill(user) and not self.may_kill(latest.requested_by)
+            if not latest.expired(now) and not takes_over:
                 return latest
-            self.store.save_kill(k.cancel(latest, "nobody (it expired)", now), "requested")
+            why = "nobody (it expired)" if latest.expired(now) else f"{user}, who asked again"
+            self.store.save_kill(k.cancel(latest, why, now), "requested")
         vast = registration_of(run).vast
         via, why = k.plan_instance(
             self.ports.settings.on_kill,
