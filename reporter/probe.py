@@ -717,10 +717,7 @@ class Probe:
         key = vast_api_key(self._env)
         if vast is None or vast.container_id is None or key is None:
             state: Literal["done", "failed"] = "failed"
-            detail = (
-                "this instance has no Vast instance id or key of its own to stop itself "
-                "with; stop it on Vast.ai → Instances"
-            )
+            detail = "this instance has no Vast instance id or key of its own to stop itself with"
         else:
             self._say(f"stopping this instance ({command.instance_action}) for the kill")
             state, detail = end_own_instance(

@@ -54,7 +54,7 @@ def end_own_instance(
             if verdict is not None:
                 return verdict
             last = f"Vast answered HTTP {response.status_code}"
-    return "failed", f"{last} after {len(RETRY_DELAYS_S) + 1} tries; {action} it on Vast.ai"
+    return "failed", f"{last} after {len(RETRY_DELAYS_S) + 1} tries"
 
 
 def read_own_instance(
@@ -112,7 +112,7 @@ def _verdict(response: httpx.Response, instance_id: str, action: str) -> Outcome
     if status in (401, 403) or (status == 404 and body.get("error") == "auth_error"):
         return (
             "failed",
-            f"Vast refused the instance's own key (HTTP {status}); {action} it on Vast.ai",
+            f"Vast refused the instance's own key (HTTP {status})",
         )
     if status == 404:
         return "done", f"instance {instance_id} is already gone"

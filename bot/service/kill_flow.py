@@ -257,7 +257,7 @@ class KillFlow:
                 after = k.instance_failed(
                     after,
                     "the reporter is silent, so it cannot stop its own instance, and the bot "
-                    "has no Vast API key; stop it on Vast.ai → Instances",
+                    "has no Vast API key",
                     now,
                     retryable=False,
                 )
@@ -309,7 +309,7 @@ class KillFlow:
         except VastAuthError as exc:
             after = k.instance_failed(
                 kill,
-                f"Vast refused the bot's API key ({exc}); stop it on Vast.ai → Instances",
+                f"Vast refused the bot's API key ({exc})",
                 now,
                 retryable=False,
             )
