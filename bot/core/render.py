@@ -535,7 +535,11 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
         fields += [
             CardField("Step", f"{estimate.current_step:,}/{run.target_steps:,} ({pct:.0f}%)"),
             CardField("step/s", f"{fmt_rate(cal.step_per_s)} (observed)"),
-            CardField("Elapsed", fmt_duration(estimate.elapsed_s)),
+            # Anchored to a step, so it stays true while the message waits for an edit.
+            CardField(
+                "Elapsed",
+                f"{fmt_duration(estimate.elapsed_s)} to step {estimate.current_step:,}",
+            ),
             CardField(
                 "Probe",
                 f"{min(cal.clean_steps, cal.probe_steps)}/{cal.probe_steps}"

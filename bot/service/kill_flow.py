@@ -488,7 +488,11 @@ class KillFlow:
             headline=f"by {kill.confirmed_by} at {when}; {instance}",
             fields=(
                 CardField("Spent", fmt_usd(snap.view.spent_usd)),
-                CardField("Avoided", f"{fmt_usd(avoided)} (projected cost still to come)"),
+                CardField(
+                    "Avoided",
+                    f"{fmt_usd(avoided)}: {fmt_usd(projected)} if kept to the end, as the "
+                    f"confirmation said, less {fmt_usd(spent_then)} spent then",
+                ),
                 CardField(
                     "Estimate then",
                     f"step {at_kill.get('step') or 0:,}, "
@@ -497,7 +501,13 @@ class KillFlow:
                 CardField("Process", kill.process_result or "—"),
                 *(
                     (CardField("Disk", disk_line(disk_usd_per_day(run))),)
-                    if done and kill.on_kill == "stop"
+                    if done and kill.on_kill == "stop" and kill.via != "none"
+                    else ()
+                ),
+                *(
+                    # Nothing stopped the machine: say it still bills, and how much.
+                    (CardField("Still billing", kill_words(self.ports, run, snap.view)[1]),)
+                    if kill.via == "none" or kill.on_kill == "none"
                     else ()
                 ),
             ),

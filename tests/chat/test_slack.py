@@ -451,7 +451,9 @@ async def test_a_reference_from_before_a_restart_is_posted_on_its_own(
     assert bot.slack.posted[-1]["thread_ts"] is None
 
 
-async def post_events(bot: Bot, clock: FakeClock, run_id: str, *events: dict[str, Any]) -> None:
+async def post_events(
+    bot: Bot, clock: FakeClock, run_id: str, *events: dict[str, Any]
+) -> dict[str, Any]:
     run = bot.app.store.get_run(run_id)
     assert run is not None
     numbered = [{**e, "seq": run.acked_seq + 1 + i} for i, e in enumerate(events)]
@@ -461,6 +463,7 @@ async def post_events(bot: Bot, clock: FakeClock, run_id: str, *events: dict[str
         headers={"Authorization": f"Bearer {_token(bot, run_id)}"},
     )
     assert response.status_code == 200, response.text
+    return dict(response.json())
 
 
 async def test_a_killed_runs_alert_ends_as_killed_never_resolved(
@@ -545,10 +548,18 @@ async def full_run(bot: Bot, clock: FakeClock) -> tuple[str, Transcript]:
     await press(bot, alert, "kill", run_id, "U0MALLORY")
     await press(bot, alert, "kill", run_id, KILLER)
     clock.advance(2)  # the reporter's next post takes the kill, then its child exits
-    await post_events(bot, clock, run_id, {"kind": "sample", "t": clock.now})
+    ack = await post_events(bot, clock, run_id, {"kind": "sample", "t": clock.now})
+    (command,) = ack["commands"]
     clock.advance(3)
     await post_events(bot, clock, run_id, {"kind": "exit", "t": clock.now, "return_code": -15})
+    outcome = await bot.http.post(
+        f"/v1/runs/{run_id}/commands/{command['id']}",
+        json={"state": "done", "detail": "SIGTERM sent; exited in 3 s", "t": clock.now},
+        headers={"Authorization": f"Bearer {_token(bot, run_id)}"},
+    )
+    assert outcome.status_code == 200, outcome.text
     await wait_for(lambda: any(m["text"].startswith("llm killed") for m in bot.slack.posted))
+    await wait_for(lambda: any(m["text"].startswith("Killed · llm") for m in bot.slack.posted))
     await bot.app.service.check(run_id)
     for text in ("status", "runs"):
         await slash(bot, "/probecast", text)
@@ -574,11 +585,6 @@ async def test_a_full_run_shows_people_as_mentions_and_each_decision_once(
     assert f"<@{KILLER}>" in transcript.all
     for line in transcript.all.splitlines():
         assert line.count(f"<@{KILLER}>") <= 1, line
-
-
-async def test_dump_transcript(bot: Bot, clock: FakeClock) -> None:  # TEMP
-    _, transcript = await full_run(bot, clock)
-    Path("/tmp/phone_transcript.txt").write_text("\n=====\n".join(transcript.shown))
 
 
 def kill_buttons(message: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
@@ -693,3 +699,14 @@ async def test_a_trouble_that_returns_within_30_minutes_reopens_its_alert_withou
     assert [m["ts"] for m in notifying if m["text"].startswith("No progress")] == [alert["ts"]]
     edits = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
     assert edits[-1]["text"].startswith("Back: No progress")
+
+
+async def test_the_kill_report_uses_the_confirmations_numbers_and_says_what_still_bills(
+    bot: Bot, clock: FakeClock
+) -> None:
+    _, transcript = await full_run(bot, clock)
+    (report,) = [s for s in transcript.shown if s.startswith("Killed · llm")]
+    assert "if kept to the end, as the confirmation said" in report
+    # No instance id: nothing stopped the machine, so no disk line but its full price.
+    assert "*Disk*" not in report
+    assert "keeps running and billing $0.400/h" in report
