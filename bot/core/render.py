@@ -507,7 +507,10 @@ def _spent(estimate: Estimate | None, run: RunView) -> str:
 
 
 def health_line(run: RunView) -> str:
-    """Healthy, or the trouble that holds now (silenced troubles too: they still hold)."""
+    """Healthy, or the trouble that holds now (silenced troubles too: they still hold);
+    a confirmed kill under way says so first."""
+    if run.kill_state is not None and run.kill_state.startswith("confirmed by"):
+        return "Being killed"
     if not run.alerts:
         return "Healthy"
     return "Trouble: " + ", ".join(TRIGGER_LABELS.get(a, a) for a in run.alerts)

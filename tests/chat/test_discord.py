@@ -521,3 +521,29 @@ async def test_a_reply_to_a_message_from_before_a_restart_is_posted_on_its_own(b
     gone = MessageRef(CHANNEL_ID, "1999999999999999999")  # someone deleted the status message
     await bot.chat.reply(gone, Card(title="llm", headline="check-in 2"))
     assert bot.chat.queue == [] and "check-in 2" in text_of(bot.discord.posted[-1])
+
+
+async def test_a_killed_runs_alert_ends_as_killed_and_people_are_mentions(bot: Bot) -> None:
+    run_id = await bot.register_run()
+    alert = await bot.hang_until_an_alert(run_id)
+    pressed = await bot.discord.click(alert["id"], action_id("kill", run_id), user_id=KILLER)
+    (question,) = await bot.discord.wait_answer(pressed)
+    confirm = await bot.discord.click(
+        question["id"], action_id("confirm-kill", run_id), user_id=KILLER
+    )
+    await bot.discord.wait_answer(confirm)
+    await wait_for(lambda: not bot.discord.messages[alert["id"]]["components"])
+    await bot.app.service.check(run_id)  # the next check: the kill ends what held
+    ended = text_of(bot.discord.messages[alert["id"]])
+    assert "Resolved" not in ended and f"killed by <@{KILLER}>" in ended
+    assert re.findall(rf"(?<!<@){KILLER}", ended) == []  # never a bare id
+    status = next(m for m in bot.discord.posted if m["embeds"][0]["title"] == "llm")
+    shown = text_of(bot.discord.messages[status["id"]])
+    assert status_line(shown).startswith("**Being killed")  # its health follows the kill
+    assert f"<@{KILLER}>" in shown
+    assert "Discord kill role" not in shown and "PROBECAST_" not in shown
+
+
+def status_line(shown: str) -> str:
+    """The line under the title: the status message's health line."""
+    return shown.splitlines()[2] if shown.startswith("\n") else shown.splitlines()[1]
