@@ -59,7 +59,7 @@ class Decisions:
         card = await self._dispatch_on(parsed, user, can_kill)
         if card.kind in _CHANGES_STATUS and parsed.run is not None:
             run = self._find(parsed.run)
-            await self.jobs.refresh_status(run.id)
+            await self.kills.refresh_status(run.id)
         return card
 
     async def _dispatch_on(
@@ -111,7 +111,7 @@ class Decisions:
     ) -> Card:
         card = await self._act_on(verb, run, user, can_kill)
         if card.kind in _CHANGES_STATUS:
-            await self.jobs.refresh_status(run.id)
+            await self.kills.refresh_status(run.id)
         return card
 
     async def _act_on(

@@ -164,19 +164,8 @@ class ScheduledJobs:
             await self.ports.chat.update(ref, card)
             self._record_table(snap, ref)
             await self._attach_table(ref, card)
-            await self.refresh_status(run_id)
+            await self.kills.refresh_status(run_id)
             return True
-
-    async def refresh_status(self, run_id: str) -> None:
-        """Edit the run's status message in place (its health line, ETA and buttons), if
-        it has one: after an alert fires or ends, a kill, a keep or a table revision."""
-        run = self.ports.store.get_run(run_id)
-        if run is None or not run.status_ref:
-            return
-        snap = await self.snapshots.read_snapshot(run)
-        await self.ports.chat.update(
-            MessageRef.loads(run.status_ref), render_status(snap.estimate, snap.view)
-        )
 
     async def _attach_table(self, ref: MessageRef, card: Card) -> None:
         if card.table is None or not self.ports.chat.keeps_attachments:
@@ -330,8 +319,7 @@ class ScheduledJobs:
             # An ended run ends whatever it held, saying how, and raises nothing new.
             findings, ended = [], _ENDINGS.get(run.state, "finished")
         elif killing:
-            # A confirmed kill ends what held now: the stopping process must not read as
-            # trouble that cleared by itself ("Resolved") or raise anything new.
+            # A confirmed kill ends what held now, never as "Resolved", and raises nothing.
             findings, ended = [], "killed"
         active = alert_states(run)
         actions, states = plan_alerts(
@@ -379,7 +367,7 @@ class ScheduledJobs:
             alert_states=dump_alert_states(states),
         )
         if actions and run.active:
-            await self.refresh_status(run_id)  # its health line follows the alerts
+            await self.kills.refresh_status(run_id)  # its health line follows the alerts
         # Trimmed only once the memory it assumes is stored: a check that failed before
         # this point leaves the whole history for the next one.
         if run.active:

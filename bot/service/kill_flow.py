@@ -515,11 +515,12 @@ class KillFlow:
             kind="kill-report",
         )
         await self._to_thread(run, card, post_if_no_thread=True)
-        await self._refresh_status(run.id)
+        await self.refresh_status(run.id)
         self.disk.schedule(kill)
 
-    async def _refresh_status(self, run_id: str) -> None:
-        """Edit the run's status message in place, if it has one."""
+    async def refresh_status(self, run_id: str) -> None:
+        """Edit the run's status message in place (its health line, ETA and buttons), if
+        it has one: after an alert fires or ends, a kill, a keep or a table revision."""
         run = self.store.get_run(run_id)
         if run is not None and run.status_ref:
             snap = await self.snapshots.read_snapshot(run)
