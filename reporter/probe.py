@@ -169,6 +169,7 @@ class Probe:
         spool: Path | str | None = None,
         target_from_log: bool = False,
         on_command: CommandHandler | None = None,
+        kill_by: Literal["signal", "flag"] | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
@@ -216,6 +217,9 @@ class Probe:
             else _default_spool(env, self.config.name, self.config.url)
         )
         self._on_command = on_command
+        # Without a handler a kill sets a flag the training loop reads; with one, its
+        # owner says how it stops (probecast run: signals).
+        self._kill_by = kill_by or ("flag" if on_command is None else None)
         self._clock = clock
         self._max_pending = max(1, max_pending)
         self._client = BotClient(self.config.url, transport=transport)
@@ -465,6 +469,7 @@ class Probe:
                 expected_step_s=self._expected_step_s,
                 watch_metric=self.watch_metric,
                 metric_goal=self._metric_goal,
+                kill_by=self._kill_by,
                 config=self._family,
                 gpus=self._gpus,
                 host=detect_host(),
@@ -712,7 +717,7 @@ class Probe:
         key = vast_api_key(self._env)
         if vast is None or vast.container_id is None or key is None:
             state: Literal["done", "failed"] = "failed"
-            detail = "this instance has no CONTAINER_ID or CONTAINER_API_KEY to stop itself with"
+            detail = "this instance has no Vast instance id or key of its own to stop itself with"
         else:
             self._say(f"stopping this instance ({command.instance_action}) for the kill")
             state, detail = end_own_instance(

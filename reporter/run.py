@@ -329,6 +329,7 @@ class Runner:
             target_from_log=True,
             sample_interval_s=None,  # our sampler watches the child's tree instead
             on_command=self._on_command,
+            kill_by="signal",
             transport=self._transport,
             clock=self._clock,
             environ=probe_env,

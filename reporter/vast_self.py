@@ -34,7 +34,7 @@ def end_own_instance(
 ) -> Outcome:
     """Ask Vast to stop or destroy ``instance_id``; says what happened, in words."""
     if not instance_id.isdigit():
-        return "failed", f"CONTAINER_ID {instance_id[:40]!r} is not a Vast instance id"
+        return "failed", f"{instance_id[:40]!r} is not a Vast instance id"
     url = f"{base_url.rstrip('/')}/api/v0/instances/{int(instance_id)}/"
     headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
     last = ""
@@ -54,7 +54,7 @@ def end_own_instance(
             if verdict is not None:
                 return verdict
             last = f"Vast answered HTTP {response.status_code}"
-    return "failed", f"{last} after {len(RETRY_DELAYS_S) + 1} tries; {action} it on Vast.ai"
+    return "failed", f"{last} after {len(RETRY_DELAYS_S) + 1} tries"
 
 
 def read_own_instance(
@@ -110,7 +110,10 @@ def _verdict(response: httpx.Response, instance_id: str, action: str) -> Outcome
         return None
     body = _json(response)
     if status in (401, 403) or (status == 404 and body.get("error") == "auth_error"):
-        return "failed", f"Vast refused CONTAINER_API_KEY (HTTP {status}); {action} it on Vast.ai"
+        return (
+            "failed",
+            f"Vast refused the instance's own key (HTTP {status})",
+        )
     if status == 404:
         return "done", f"instance {instance_id} is already gone"
     if status >= 400 or body.get("success") is False:

@@ -44,7 +44,7 @@ def fields_unknown_to(bot_schema_version: int) -> dict[str, Any] | None:
 # Registration fields added in wire version 3, all optional. The reporter learns the bot's
 # version only from the registration's answer: it leaves unset ones out (a registration
 # that does not use them reads as before), and on a 422 registers again without any.
-_REGISTRATION_SINCE_3 = ("attempt_of", "launch", "watch_metric", "metric_goal")
+_REGISTRATION_SINCE_3 = ("attempt_of", "launch", "watch_metric", "metric_goal", "kill_by")
 _CONFIG_SINCE_3 = ("final_eval", "save_every", "final_save")
 
 
@@ -183,6 +183,9 @@ class RunRegistration(_Model):
     # StepEvent.metric), and which way is good: "min" (a loss) or "max" (a reward).
     watch_metric: ShortText | None = None
     metric_goal: Literal["min", "max"] | None = None
+    # Issue 23: how a kill stops the training: "signal" (a child process: SIGTERM, a grace
+    # period, SIGKILL) or "flag" (in the training process: it stops at its next step).
+    kill_by: Literal["signal", "flag"] | None = None
 
 
 class RunSettings(_Model):

@@ -48,4 +48,19 @@ class Chat(Protocol):
         ...
 
 
-__all__ = ["Chat", "MessageRef"]
+def decided_line(what: str, who: str, when: str, detail: str) -> str:
+    """The line that replaces a decided message's buttons: who decided what, and when,
+    said once (an answer that already names the person is not prefixed again)."""
+    head, colon, rest = detail.strip().partition(": ")
+    if colon and who in head:
+        detail = rest  # "Kept by <@U1>: …" already said who
+    line = f"{what} by {who} at {when}"
+    return f"{line}: {detail}" if detail else line
+
+
+def mention(user_id: str) -> str:
+    """How Slack and Discord both write a person so that they show a name: ``<@U123>``."""
+    return f"<@{user_id}>"
+
+
+__all__ = ["Chat", "MessageRef", "decided_line", "mention"]

@@ -24,7 +24,8 @@ CommandHandler = Callable[[str, str], Awaitable[Card]]
 
 def render_console(card: Card, width: int = 78) -> str:
     lines = [f"━━ {card.title} " + "━" * max(3, width - len(card.title) - 4)]
-    lines += textwrap.wrap(card.headline, width) or [""]
+    # Line by line: a headline of several lines (the help, an alert and its cost) keeps them.
+    lines += [w for line in card.headline.splitlines() for w in textwrap.wrap(line, width)] or [""]
     label_width = max((len(f.label) for f in card.fields), default=0)
     lines += [f"  {f.label.ljust(label_width)}  {f.value}" for f in card.fields]
     if card.table is not None:
@@ -109,6 +110,9 @@ class ConsoleChat:
         while line := await queue.get():
             if line.strip():
                 answer = await handler(line.strip(), user)
+                recent = itertools.islice(reversed(self.transcript), 8)
+                if any(card is answer for _, _, card in recent):
+                    continue  # the answer went into the run's thread: printed already
                 print(f"\n{render_console(answer)}", file=self.out, flush=True)
 
 

@@ -39,6 +39,7 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from bot.chat.base import decided_line, mention
 from bot.chat.discord import BotSender, DiscordChat, WebhookSender
 from bot.chat.discord_embeds import (
     ButtonSpec,
@@ -60,7 +61,7 @@ DECIDED = {
     "snooze": "Snoozed",
     "new-normal": "Accepted as the new pace",
 }
-NOT_DECIDED_KINDS = frozenset({"refused", "usage"})
+NOT_DECIDED_KINDS = frozenset({"refused", "usage", "kill-info"})
 # Buttons on an ephemeral Confirm / Cancel question (Kill and Destroy both ask first).
 ANSWERS_TO_A_QUESTION = frozenset(
     {"confirm-kill", "cancel-kill", "confirm-destroy", "cancel-destroy"}
@@ -88,7 +89,7 @@ class DiscordStartError(RuntimeError):
 
 def user_label(user: discord.abc.User) -> str:
     """How a member appears in answers and the audit: a mention Discord renders as a name."""
-    return f"<@{user.id}>"
+    return mention(str(user.id))
 
 
 def view_for(card: Card) -> discord.ui.View | None:
@@ -259,7 +260,7 @@ class ProbecastBot(commands.Bot):
         alert = asked or _alert_of(clicked)
         if alert is not None:
             when = datetime.fromtimestamp(self.clock(), UTC).strftime("%H:%M UTC")
-            line = f"{DECIDED[verb]} by {user_label(user)} at {when}: {card.headline}"
+            line = decided_line(DECIDED[verb], user_label(user), when, card.headline)
             await self._mark_decided(*alert, line)
 
     async def _mark_decided(self, channel_id: int, message_id: int, line: str) -> None:
@@ -272,12 +273,21 @@ class ProbecastBot(commands.Bot):
         async with self._marking:  # one at a time, so the second sees the first's edit
             try:
                 alert = await channel.fetch_message(message_id)
-                if not alert.components:
-                    return
+                if not alert.components or not _has_snooze(alert):
+                    return  # decided already, or not an alert (the status, the table)
                 embeds = with_decision([dict(e.to_dict()) for e in alert.embeds], line)
                 await alert.edit(embeds=[discord.Embed.from_dict(e) for e in embeds], view=None)
             except discord.HTTPException as exc:
                 log.error("could not mark the alert decided: %s %s", exc.status, exc.text)
+
+
+def _has_snooze(message: discord.Message) -> bool:
+    """An alert is the message with a Snooze button."""
+    return any(
+        str(getattr(child, "custom_id", "") or "").startswith("probecast:snooze:")
+        for row in message.components
+        for child in getattr(row, "children", ())
+    )
 
 
 def _alert_of(clicked: discord.Message) -> tuple[int, int] | None:

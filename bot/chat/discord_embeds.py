@@ -116,7 +116,9 @@ def _description(card: Card) -> str:
 
 def _field(field: CardField) -> dict[str, Any]:
     name = clip(" ".join(field.label.split()), MAX_FIELD_NAME) or BLANK_NAME
-    value = clip(field.value.strip(), MAX_FIELD_VALUE) or EMPTY
+    # A moment: Discord shows it relative ("3 minutes ago") and keeps it true.
+    shown = field.value if field.at_s is None else f"<t:{int(field.at_s)}:R>"
+    value = clip(shown.strip(), MAX_FIELD_VALUE) or EMPTY
     inline = (
         len(field.label) <= INLINE_MAX_LABEL
         and len(field.value) <= INLINE_MAX_VALUE

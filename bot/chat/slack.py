@@ -35,7 +35,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.chat.base import MessageRef
+from bot.chat.base import MessageRef, decided_line, mention
 from bot.chat.delivery import Outcome, Queued, QueuedChat
 from bot.chat.slack_blocks import card_fallback_text, card_to_blocks
 from bot.core.card import Card, parse_action_id
@@ -162,7 +162,7 @@ def build_slack_app(
     async def command(ack: Any, command: dict[str, Any], respond: Any) -> None:
         await ack()
         text = f"{command['command']} {command.get('text', '')}".strip()
-        card = await on_command(text, command["user_id"])
+        card = await on_command(text, mention(command["user_id"]))
         await respond(
             response_type="ephemeral", text=card_fallback_text(card), blocks=card_to_blocks(card)
         )
@@ -173,7 +173,7 @@ def build_slack_app(
     @app.action(_ACTION)
     async def action(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         await ack()
-        user = body["user"]["id"]
+        user = mention(body["user"]["id"])
         action_id = str(action["action_id"])
         parsed = parse_action_id(action_id)
         if parsed is not None and parsed[0] in ("kill", "destroy"):
@@ -190,34 +190,45 @@ def build_slack_app(
             blocks=card_to_blocks(card),
         )
         verb = parsed[0] if parsed else ""
-        if verb in _DECIDED and card.kind not in ("refused", "usage"):
-            what = f"{_DECIDED[verb]} by <@{user}>"
-            await _mark_decided(client, body, what, card.headline, clock())
+        if verb in _DECIDED and card.kind not in ("refused", "usage", "kill-info"):
+            await _mark_decided(client, body, _DECIDED[verb], user, card.headline, clock())
 
     return app
 
 
 async def _mark_decided(
-    client: AsyncWebClient, body: dict[str, Any], what: str, detail: str, now: float
+    client: AsyncWebClient, body: dict[str, Any], what: str, who: str, detail: str, now: float
 ) -> None:
     """Edit the message whose button was pressed: its buttons give way to who decided."""
     container = body.get("container") or {}
     message = body.get("message")
     if container.get("is_ephemeral") or not message or "channel_id" not in container:
         return
+    if not _is_alert(message):
+        return  # the status message and the table stay live: the service edits them
     when = datetime.fromtimestamp(now, UTC).strftime("%H:%M UTC")
     blocks = [b for b in message.get("blocks", []) if b.get("type") != "actions"]
-    line = f"{what} at {when}: {detail}"[:3000]
+    line = decided_line(what, who, when, detail)[:3000]
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
     try:
         await client.chat_update(
             channel=container["channel_id"],
             ts=container["message_ts"],
-            text=f"{message.get('text', '')} ({what} at {when})",
+            text=f"{message.get('text', '')} ({what} by {who} at {when})",
             blocks=blocks,
         )
     except SlackApiError as exc:
         log.error("could not mark the message decided: %s", exc.response.get("error"))
+
+
+def _is_alert(message: dict[str, Any]) -> bool:
+    """An alert is the message with a Snooze button."""
+    return any(
+        str(element.get("action_id", "")).startswith("probecast:snooze:")
+        for block in message.get("blocks") or []
+        if block.get("type") == "actions"
+        for element in block.get("elements") or []
+    )
 
 
 __all__ = ["SlackChat", "build_slack_app", "web_client"]

@@ -14,6 +14,7 @@ module constants below.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,8 +81,8 @@ class ConfirmDialog:
 
 
 KILL_CONFIRM_TEXT = (
-    "Stops the training process (SIGTERM, then SIGKILL after the grace period), then stops "
-    "the Vast instance per PROBECAST_ON_KILL. A stopped instance still bills its disk."
+    "Stops the training process, then stops or destroys its Vast instance as this bot is set "
+    "to. A stopped instance still bills its disk."
 )
 
 # Buttons whose verb gets a confirm dialog, by the verb in ``probecast:<verb>:<run_id>``.
@@ -103,9 +104,20 @@ def clip(text: str, limit: int) -> str:
     return text[: limit - 1].rstrip() + ELLIPSIS
 
 
-def escape(text: str) -> str:
-    """Slack's three control characters; everything else is literal in mrkdwn."""
+# Our own tokens, kept as Slack reads them: a person (<@U123>) and a date Slack shows in
+# the reader's time zone and keeps relative (<!date^1700000000^{time}|14:05 UTC>).
+_TOKEN = re.compile(r"(<@[A-Z0-9]{2,32}>|<!date\^\d{1,12}\^[^|<>]{1,80}\|[^<>]{0,80}>)")
+
+
+def _escape_plain(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters; everything else is literal in mrkdwn, except a
+    person or a date token, which Slack renders."""
+    parts = _TOKEN.split(text)
+    return "".join(p if i % 2 else _escape_plain(p) for i, p in enumerate(parts))
 
 
 def clip_escaped(text: str, limit: int) -> str:
@@ -118,7 +130,7 @@ def clip_escaped(text: str, limit: int) -> str:
     out: list[str] = []
     used = 0
     for char in text:
-        piece = escape(char)
+        piece = _escape_plain(char)
         if used + len(piece) > limit - 1:
             break
         out.append(piece)
@@ -130,10 +142,19 @@ def _mrkdwn(text: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=text)
 
 
+def field_value(field: CardField) -> str:
+    """A field's value; a moment becomes Slack's date token, shown in the reader's time
+    zone and never stale ("Today 14:05"), with the fallback for old clients."""
+    if field.at_s is None:
+        return field.value
+    fallback = field.value.replace("|", "/").replace("<", "").replace(">", "")[:80]
+    return f"<!date^{int(field.at_s)}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
 def _field_text(field: CardField, limit: int = MAX_FIELD_TEXT) -> str:
     label = clip_escaped(field.label.strip(), min(200, limit // 4))
     head = f"*{label}*\n" if label else ""
-    return head + (clip_escaped(field.value, limit - len(head)) or "—")
+    return head + (clip_escaped(field_value(field), limit - len(head)) or "—")
 
 
 def _pack_lines(lines: Sequence[str], limit: int) -> list[str]:
@@ -348,7 +369,7 @@ def ephemeral_text(card: Card) -> str:
         lines.append(f"*{clip_escaped(title, 200)}*")
     if card.headline.strip():
         lines.append(escape(card.headline.strip()))
-    lines += [f"• *{escape(f.label)}*: {escape(f.value)}" for f in card.fields]
+    lines += [f"• *{escape(f.label)}*: {escape(field_value(f))}" for f in card.fields]
     if card.table is not None and not any("table is attached" in n for n in card.notes):
         lines.append(f"• {TABLE_NOTE}")
     lines += [f"• {escape(n.strip())}" for n in card.notes if n.strip()]

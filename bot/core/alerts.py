@@ -172,8 +172,11 @@ def plan_alerts(
         state = active.get(trigger)
         if ended is not None:
             if state is not None and state.open:
-                # One that had already cleared (keep-firing) ended by recovering.
-                how: Ending = "recovered" if state.cleared_at is not None else ended
+                # One that had already cleared (keep-firing) ended by recovering, unless
+                # someone killed the run while it still showed as holding.
+                how: Ending = (
+                    "recovered" if state.cleared_at is not None and ended != "killed" else ended
+                )
                 actions.append(AlertAction("resolve", trigger, None, state, how))
             continue
         if finding is None:

@@ -12,6 +12,9 @@ ButtonStyle = Literal["primary", "danger", "default"]
 class CardField:
     label: str
     value: str
+    at_s: float | None = None
+    """A moment (Unix seconds) each chat shows in its own live form (Slack's date token,
+    Discord's relative timestamp); ``value`` is the fallback text, e.g. "14:05 UTC"."""
 
 
 @dataclass(frozen=True)

@@ -89,16 +89,23 @@ def plan_instance(
 ) -> tuple[InstanceVia, str]:
     """Who will stop the instance, and why that one; the bot's own key comes first."""
     if on_kill == "none":
-        return "none", "left running (PROBECAST_ON_KILL=none): it keeps billing"
+        return (
+            "none",
+            "left running (this bot is set to leave instances alone after a kill): "
+            "it keeps billing",
+        )
     if instance_id is None:
         return "none", "unknown: the reporter sent no Vast instance id; stop the machine by hand"
     if bot_has_key:
-        return "bot", f"the bot will {on_kill} instance {instance_id} with VAST_API_KEY"
+        return "bot", f"the bot will {on_kill} instance {instance_id} with its Vast API key"
     if reporter_has_key:
-        return "reporter", f"the reporter will {on_kill} its own instance with CONTAINER_API_KEY"
+        return (
+            "reporter",
+            f"the reporter will {on_kill} its own instance with the instance's own Vast key",
+        )
     return "none", (
-        f"not {_past(on_kill)}: no VAST_API_KEY on the bot and no CONTAINER_API_KEY on the "
-        f"instance; {on_kill} instance {instance_id} on Vast.ai"
+        f"not {_past(on_kill)}: neither the bot nor the instance has a Vast API key; "
+        f"{on_kill} instance {instance_id} on Vast.ai → Instances"
     )
 
 

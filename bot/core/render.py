@@ -34,7 +34,7 @@ OPTION_COLUMNS = (
     "cost (opt/base/pess)",
     "setup/debug tax %",
     "major risks",
-    "keep/switch/kill",
+    "decision",
 )
 
 
@@ -59,6 +59,9 @@ class RunView:
     attempt: int = 1  # which attempt of its job (name) this run is
     pace_note: str | None = None
     """Whether the ETA follows an earlier attempt's pace profile, and if not, why not."""
+    kill_confirm: str | None = None  # what a Kill button's confirm dialog says
+    as_of_s: float | None = None  # when this view was read (Unix seconds)
+    last_event_at_s: float | None = None
 
 
 def fmt_exit_code(code: int) -> str:
@@ -95,7 +98,26 @@ def _band(values: Sequence[str]) -> str:
     return " / ".join(values)
 
 
-def _row_cells(row: OptionRow) -> tuple[str, ...]:
+def decision_words(row: OptionRow, current: OptionRow, best_switch: OptionRow | None) -> str:
+    """Unambiguous words for a row's decision: "stay", "switch to <GPU>" or "kill" for the
+    run itself; an alternative not worth taking says so instead of "keep"."""
+    if row.decision == "kill":
+        return "kill"
+    if row is current:
+        return f"switch to {best_switch.gpu_option}" if best_switch is not None else "stay"
+    if row.decision == "switch":
+        return f"switch to {row.gpu_option}"
+    return "not worth switching"
+
+
+def _best_switch(table: OptionTable) -> OptionRow | None:
+    switching = [r for r in table.rows[1:] if r.decision == "switch"]
+    if not switching or table.rows[0].decision == "kill":
+        return None
+    return min(switching, key=lambda r: r.finish_cost_usd or math.inf)
+
+
+def _row_cells(row: OptionRow, words: str) -> tuple[str, ...]:
     time_cell = "—"
     cost_cell = "—"
     if row.time_h is not None:
@@ -119,7 +141,7 @@ def _row_cells(row: OptionRow) -> tuple[str, ...]:
         cost_cell,
         fmt_num(None if row.setup_debug_tax is None else row.setup_debug_tax * 100, "%", 1),
         "; ".join(row.risks) or "none seen",
-        row.decision,
+        words,
     )
 
 
@@ -130,16 +152,22 @@ def render_option_table(
     whole table rides along in ``Card.table`` for the PNG and CSV attachments. A table
     rebuilt because the pace moved says so first."""
     current = table.rows[0]
+    best_switch = _best_switch(table)
+
+    def words(row: OptionRow) -> str:
+        return decision_words(row, current, best_switch)
+
     if current.time_h is not None:
+        # The whole run, from its start: the status message counts the time left.
         headline = (
-            f"{current.decision.upper()} · base {fmt_duration(current.time_h.base * 3600)}"
+            f"{words(current).upper()} · whole run {fmt_duration(current.time_h.base * 3600)}"
             f" for {fmt_usd(current.cost_usd.base if current.cost_usd else None)}"
             f" at {fmt_rate(current.step_per_s)} step/s"
         )
     else:
         headline = "no throughput measured yet"
     best = sorted(table.rows[1:], key=lambda r: (r.decision != "switch", r.finish_cost_usd or 0))
-    fields = tuple(_short_line(r) for r in (current, *best[:2]))
+    fields = tuple(_short_line(r, words(r)) for r in (current, *best[:2]))
     notes = tuple(f"Missing: {why}" for why in table.missing)
     if revised is not None:
         notes = (
@@ -163,22 +191,24 @@ def render_option_table(
         title=f"Option table · {run.name}",
         headline=headline,
         fields=fields,
-        table=Table(OPTION_COLUMNS, tuple(_row_cells(r) for r in table.rows)),
+        table=Table(OPTION_COLUMNS, tuple(_row_cells(r, words(r)) for r in table.rows)),
         notes=notes,
-        buttons=_run_buttons(run.run_id),
+        buttons=_run_buttons(run),
         kind="table",
     )
 
 
-def _short_line(row: OptionRow) -> CardField:
-    """``1× H100 SXM · switch`` → ``1h 10m · $3.20 · 2.1 step/s predicted — why``."""
+def _short_line(row: OptionRow, words: str) -> CardField:
+    """``1× H100 SXM · switch to 1× H100 SXM`` → ``whole run 1h 10m · $3.20 · 2.1 step/s
+    predicted — why``."""
     base_time = fmt_duration(row.time_h.base * 3600) if row.time_h else "—"
     base_cost = fmt_usd(row.cost_usd.base if row.cost_usd else None)
     kind = "observed" if row.observed else "predicted"
-    value = f"{base_time} · {base_cost} · {fmt_rate(row.step_per_s)} step/s {kind}"
+    value = f"whole run {base_time} · {base_cost} · {fmt_rate(row.step_per_s)} step/s {kind}"
     if row.reason:
         value += f" — {row.reason}"
-    return CardField(f"{row.gpu_option} · {row.decision}", value)
+    label = words if words == f"switch to {row.gpu_option}" else f"{row.gpu_option} · {words}"
+    return CardField(label, value)
 
 
 def option_table_csv(table: Table) -> str:
@@ -190,10 +220,11 @@ def option_table_csv(table: Table) -> str:
     return out.getvalue()
 
 
-def _run_buttons(run_id: str) -> tuple[Button, ...]:
+def _run_buttons(run: RunView) -> tuple[Button, ...]:
+    # Kill first and Keep plain: one careless tap must not silence alerts unawares.
     return (
-        Button("Keep", action_id("keep", run_id), "primary"),
-        Button("Kill…", action_id("kill", run_id), "danger"),
+        Button("Kill…", action_id("kill", run.run_id), "danger", run.kill_confirm),
+        Button("Keep (silence alerts 2h)", action_id("keep", run.run_id)),
     )
 
 
@@ -247,17 +278,48 @@ def render_audit(run: RunView, decisions: Sequence[Mapping[str, Any]]) -> Card:
     )
 
 
-def kill_confirm_text(run: RunView, grace_s: float, on_kill: str) -> str:
-    """What a kill does, in the words a confirm dialog shows (at most 300 characters)."""
-    instance = f"Vast instance {run.instance_id}" if run.instance_id else "the instance"
-    after = {
-        "stop": f"then {instance} is stopped (its disk still bills)",
-        "destroy": f"then {instance} is destroyed (billing ends, its disk is gone)",
-        "none": f"{instance} keeps running and billing until you stop it",
-    }.get(on_kill, "")
+def how_kill_stops(kill_by: str | None, grace_s: float) -> str:
+    """How the training stops: a child gets signals; an in-process run reads a flag."""
+    if kill_by == "signal":
+        return f"the training process gets SIGTERM, {grace_s:.0f} s to save, then SIGKILL"
+    if kill_by == "flag":
+        return "the training stops itself at its next step (it reads a stop flag)"
+    return "its reporter stops the training"
+
+
+def after_kill_billing(
+    via: str,
+    on_kill: str,
+    instance_id: str | None,
+    usd_per_hour: float | None,
+    storage_usd_per_hour: float | None,
+) -> str:
+    """What keeps billing once the kill is done, with its $/h."""
+    instance = f"Vast instance {instance_id}" if instance_id else "the machine"
+    if via == "none" or on_kill == "none":
+        return f"{instance} keeps running and billing {fmt_usd(usd_per_hour)}/h until you stop it"
+    if on_kill == "destroy":
+        return f"{instance} is destroyed: billing ends"
+    disk = (
+        f"{fmt_usd(storage_usd_per_hour)}/h"
+        if storage_usd_per_hour is not None
+        else "(Vast.ai → Instances shows its $/h)"
+    )
+    return f"{instance} is stopped: its disk keeps billing {disk} until you destroy it"
+
+
+def kill_confirm_text(
+    run: RunView,
+    *,
+    projected_usd: float | None,
+    how: str,
+    after: str,
+) -> str:
+    """What a kill does and costs, in the words a confirm dialog shows (≤ 300 characters):
+    the run, the spend so far, the cost if kept, and what keeps billing afterwards."""
     return (
-        f"Stops {run.name}'s training (SIGTERM, {grace_s:.0f} s to save, then SIGKILL); "
-        f"{after}. Spent so far: {_spent(None, run)}."
+        f"Kill {run.name}? Spent {_spent(None, run)} so far; {fmt_usd(projected_usd)} if kept "
+        f"to the end. {how[0].upper()}{how[1:]}; then {after}."
     )[:300]
 
 
@@ -311,8 +373,8 @@ def trouble_cost(
     )
 
 
-def _clock(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%a %H:%M UTC")
+def _clock(t: float, *, seconds: bool = False) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%a %H:%M:%S UTC" if seconds else "%a %H:%M UTC")
 
 
 def cost_line(cost: TroubleCost) -> str:
@@ -346,8 +408,14 @@ def render_alert(
     it has cost so far; a throughput alert offers to accept the pace as the new normal."""
     label = TRIGGER_LABELS.get(finding.trigger, finding.trigger)
     fields = []
+    # The impact goes right under what holds: the first three lines say what it costs.
     if cost is not None:
-        fields.append(CardField("Cost", cost_line(cost)))
+        impact = cost_line(cost)
+    else:
+        impact = (
+            f"Spent {_spent(estimate, run)} so far at {fmt_usd(run.usd_per_hour)}/h; "
+            "no expected pace yet to say what this costs."
+        )
     if repeat and held_s is not None:
         so_far = "" if cost is None or cost.lost_usd is None else f"; ≈ {fmt_usd(cost.lost_usd)}"
         lost_what = " lost" if finding.pace_ratio is not None else " billed"
@@ -382,7 +450,7 @@ def render_alert(
     prefix = "Still: " if repeat else ("Back: " if reopened else "")
     return Card(
         title=f"{prefix}{label} · {run.name}",
-        headline=finding.detail,
+        headline=f"{finding.detail}\n{impact}",
         fields=tuple(fields),
         notes=tuple(finding.evidence[:5]),
         buttons=tuple(buttons),
@@ -440,16 +508,26 @@ def _spent(estimate: Estimate | None, run: RunView) -> str:
     return fmt_usd(estimate.spend_usd()) if estimate else "—"
 
 
+def health_line(run: RunView) -> str:
+    """Healthy, or the trouble that holds now (silenced troubles too: they still hold);
+    a confirmed kill under way says so first."""
+    if run.kill_state is not None and run.kill_state.startswith("confirmed by"):
+        return "Being killed"
+    if not run.alerts:
+        return "Healthy"
+    return "Trouble: " + ", ".join(TRIGGER_LABELS.get(a, a) for a in run.alerts)
+
+
 def status_headline(estimate: Estimate | None, run: RunView) -> str:
     if run.state in ("finished", "failed", "killed"):
         return f"{run.state} · spent {_spent(estimate, run)}"
     if estimate is None:
-        return "waiting for the first training steps"
+        return f"{health_line(run)} · waiting for the first training steps"
     eta = estimate.eta
     remaining = fmt_duration(eta.base.remaining_s)
     band = f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}"
     return (
-        f"ETA {remaining} ({band}) · spent {_spent(estimate, run)}"
+        f"{health_line(run)} · ETA {remaining} left ({band}) · spent {_spent(estimate, run)}"
         f" · projected {fmt_usd(estimate.live_cost_usd('base'))}"
     )
 
@@ -462,7 +540,11 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
         fields += [
             CardField("Step", f"{estimate.current_step:,}/{run.target_steps:,} ({pct:.0f}%)"),
             CardField("step/s", f"{fmt_rate(cal.step_per_s)} (observed)"),
-            CardField("Elapsed", fmt_duration(estimate.elapsed_s)),
+            # Anchored to a step, so it stays true while the message waits for an edit.
+            CardField(
+                "Elapsed",
+                f"{fmt_duration(estimate.elapsed_s)} to step {estimate.current_step:,}",
+            ),
             CardField(
                 "Probe",
                 f"{min(cal.clean_steps, cal.probe_steps)}/{cal.probe_steps}"
@@ -479,6 +561,9 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
             fields.append(CardField("Pace profile", run.pace_note))
         interval = estimate.eta_interval
         eta = estimate.eta
+        if run.as_of_s is not None and run.state not in ("finished", "failed", "killed"):
+            finish_at = run.as_of_s + eta.base.remaining_s
+            fields.append(CardField("Finishes", _clock(finish_at), at_s=finish_at))
         fields.append(
             CardField(
                 "ETA band",
@@ -491,12 +576,20 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
     fields.append(CardField("GPU", f"{run.gpu_label} · {fmt_usd(run.usd_per_hour)}/h"))
     if run.instance_state is not None:
         fields.append(CardField("Instance", run.instance_state))
-    if run.last_event_age_s is not None:
+    if run.last_event_at_s is not None:
+        # A moment, not an age: frozen text such as "1.4s ago" would lie an hour later.
+        at = run.last_event_at_s
+        fields.append(CardField("Last report", _clock(at, seconds=True), at_s=at))
+    elif run.last_event_age_s is not None:
         fields.append(CardField("Last report", f"{fmt_duration(run.last_event_age_s)} ago"))
-    if run.alerts:
-        fields.append(CardField("Alerts", ", ".join(TRIGGER_LABELS.get(a, a) for a in run.alerts)))
     if run.kept_until_s is not None:
-        fields.append(CardField("Alerts silenced", f"for {fmt_duration(run.kept_until_s)} more"))
+        if run.as_of_s is not None:
+            until = run.as_of_s + run.kept_until_s
+            fields.append(CardField("Alerts silenced until", _clock(until), at_s=until))
+        else:
+            fields.append(
+                CardField("Alerts silenced", f"for {fmt_duration(run.kept_until_s)} more")
+            )
     if run.kill_state is not None:
         fields.append(CardField("Kill", run.kill_state))
     if run.return_code is not None:
@@ -506,7 +599,7 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
         title=f"{run.name}",
         headline=status_headline(estimate, run),
         fields=tuple(fields),
-        buttons=_run_buttons(run.run_id) if active else (),
+        buttons=_run_buttons(run) if active else (),
         kind="status",
     )
 
@@ -527,9 +620,8 @@ def render_runs(runs: Sequence[tuple[RunView, Estimate | None]]) -> Card:
     for run, est in reversed(runs):
         headline = status_headline(est, run)
         line = headline if headline.startswith(run.state) else f"{run.state} · {headline}"
-        jobs.setdefault(run.name, []).append(
-            f"attempt {run.attempt}: {line}" if run.attempt > 1 or run.name in jobs else line
-        )
+        several = run.attempt > 1 or run.name in jobs
+        jobs.setdefault(run.name, []).append(f"attempt {run.attempt}: {line}" if several else line)
     fields = tuple(CardField(name, "\n".join(lines)) for name, lines in jobs.items())
     return Card(title="Runs", headline=f"{len(runs)} run(s) of {len(jobs)} job(s)", fields=fields)
 
@@ -549,7 +641,10 @@ __all__ = [
     "trouble_cost",
     "fmt_duration",
     "fmt_usd",
+    "health_line",
     "render_checkin",
+    "after_kill_billing",
+    "how_kill_stops",
     "kill_confirm_text",
     "render_audit",
     "option_table_csv",

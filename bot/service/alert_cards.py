@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot.adapters.store import SqliteStore
 from bot.core.alerts import AlertAction
 from bot.core.card import Card
-from bot.core.render import ending_text, kill_confirm_text, render_alert, trouble_cost
+from bot.core.render import ending_text, render_alert, trouble_cost
 from bot.core.triggers import CheckMemory
 from bot.service.ports import Ports, RunSnapshot
 
@@ -36,7 +36,7 @@ def alert_card(
         estimate,
         snap.view,
         repeat=action.kind == "repeat",
-        kill_confirm=kill_confirm_text(snap.view, settings.kill_grace_s, settings.on_kill),
+        kill_confirm=snap.view.kill_confirm,
         cost=cost,
         held_s=held_s,
         reopened=action.kind == "reopen",
@@ -49,7 +49,7 @@ def ending_words(store: SqliteStore, run_id: str, trigger: str, ending: str) -> 
     decisions = store.decisions(run_id)
     by = None
     if ending == "killed":
-        kills = [d for d in decisions if d["kind"] == "kill"]
+        kills = [d for d in decisions if d["kind"] == "kill-confirm"]
         by = str(kills[-1]["by"]) if kills else None
     silences = [d for d in decisions if d["kind"] in ("keep", "snooze")]
     kept = None

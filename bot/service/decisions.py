@@ -24,6 +24,10 @@ from bot.service.kill_flow import KillFlow
 from bot.service.ports import Ports, RunSnapshot
 from bot.service.snapshots import Snapshots
 
+RECENT_S = 24 * 3600.0  # an ended run stays in `status` this long
+# Answers after which the status message is edited at once: a decision changed it.
+_CHANGES_STATUS = frozenset({"keep", "snooze", "kill", "new-normal"})
+
 
 class Decisions:
     def __init__(
@@ -52,15 +56,24 @@ class Decisions:
     async def _dispatch(
         self, parsed: slash.ParsedCommand, user: str, can_kill: bool | None = None
     ) -> Card:
+        card = await self._dispatch_on(parsed, user, can_kill)
+        if card.kind in _CHANGES_STATUS and parsed.run is not None:
+            run = self._find(parsed.run)
+            await self.kills.refresh_status(run.id)
+        return card
+
+    async def _dispatch_on(
+        self, parsed: slash.ParsedCommand, user: str, can_kill: bool | None = None
+    ) -> Card:
         if parsed.verb == "help":
             return render_text("probecast commands", slash.help_text(), "usage")
         if parsed.verb == "runs":
             return await self._runs_card(self.ports.store.list_runs())
         if parsed.verb == "status" and parsed.run is None:
-            active = [r for r in self.ports.store.list_runs() if r.active]
-            if len(active) != 1:
-                return await self._runs_card(active)
-            run = active[0]
+            shown = self._current_runs()
+            if len(shown) != 1:
+                return await self._runs_card(shown)
+            run = shown[0]
         else:
             run = self._find(parsed.run or "")
         if parsed.verb == "compare":
@@ -94,6 +107,14 @@ class Decisions:
             return render_text("probecast", str(exc), "usage")
 
     async def _act(
+        self, verb: str, run: RunRecord, user: str, can_kill: bool | None = None
+    ) -> Card:
+        card = await self._act_on(verb, run, user, can_kill)
+        if card.kind in _CHANGES_STATUS:
+            await self.kills.refresh_status(run.id)
+        return card
+
+    async def _act_on(
         self, verb: str, run: RunRecord, user: str, can_kill: bool | None = None
     ) -> Card:
         snap = await self.snapshots.read_snapshot(run)
@@ -139,8 +160,8 @@ class Decisions:
             return render_text(title, "no measured pace to adopt yet", "usage")
         return render_text(
             title,
-            f"{user} accepts the current pace of {snap.run.name} as its new normal: "
-            f"{changed}. The throughput alert ends here; the ETA and the option table "
+            f"Accepted as the new pace by {user}: {snap.run.name}'s current pace is its new "
+            f"normal, {changed}. The throughput alert ends here; the ETA and the option table "
             "follow the observed pace.",
             "new-normal",
         )
@@ -154,6 +175,16 @@ class Decisions:
                 detail = {}
             rows.append({**row, "detail": detail})
         return rows
+
+    def _current_runs(self) -> list[RunRecord]:
+        """Active runs, and those that ended in the last day: a run just killed or
+        finished is still the one people ask about."""
+        since = self.ports.clock() - RECENT_S
+        return [
+            r
+            for r in self.ports.store.list_runs()
+            if r.active or (r.last_event_at or r.started_at) >= since
+        ]
 
     def _find(self, query: str) -> RunRecord:
         runs = self.ports.store.list_runs()
@@ -170,12 +201,12 @@ class Decisions:
         # A Snooze after a long Keep must not cut the silence short.
         silenced_until = max(now + duration_s, snap.run.kept_until or 0.0)
         self.ports.store.update_run(snap.run.id, kept_until=silenced_until)
-        what = "keeps" if kind == "keep" else "snoozes the alerts of"
+        done = "Kept" if kind == "keep" else "Snoozed"
         until = datetime.fromtimestamp(silenced_until, UTC).strftime("%a %H:%M UTC")
         return render_text(
-            f"{'Kept' if kind == 'keep' else 'Snoozed'} · {snap.run.name}",
-            f"{user} {what} {snap.run.name} for {fmt_duration(duration_s)}; "
-            f"its alerts are silenced until {until}.",
+            f"{done} · {snap.run.name}",
+            f"{done} by {user}: {snap.run.name}'s alerts are silenced for "
+            f"{fmt_duration(duration_s)}, until {until}.",
             kind,
         )
 

@@ -22,6 +22,7 @@ from bot.core.estimate import CalibrationSettings, Pause, StepPoint
 from bot.core.render import (
     ending_text,
     fmt_exit_code,
+    fmt_usd,
     option_table_csv,
     render_alert_resolved,
     render_checkin,
@@ -163,6 +164,7 @@ class ScheduledJobs:
             await self.ports.chat.update(ref, card)
             self._record_table(snap, ref)
             await self._attach_table(ref, card)
+            await self.kills.refresh_status(run_id)
             return True
 
     async def _attach_table(self, ref: MessageRef, card: Card) -> None:
@@ -308,12 +310,17 @@ class ScheduledJobs:
         memory = CheckMemory.from_json(run.trigger_memory) if run.trigger_memory else CheckMemory()
         trigger_settings = self.ports.settings.trigger_settings()
         findings, memory = evaluate_triggers(history, now, memory, trigger_settings)
-        if run.active:
+        kill = self.ports.store.latest_kill(run_id)
+        killing = kill is not None and (kill.pending or kill.state == "done")
+        if run.active and not killing:
             findings = await self.watch.speak(run, findings, history, memory, now)
         ended: Ending | None = None
         if not run.active:
             # An ended run ends whatever it held, saying how, and raises nothing new.
             findings, ended = [], _ENDINGS.get(run.state, "finished")
+        elif killing:
+            # A confirmed kill ends what held now, never as "Resolved", and raises nothing.
+            findings, ended = [], "killed"
         active = alert_states(run)
         actions, states = plan_alerts(
             findings,
@@ -359,6 +366,8 @@ class ScheduledJobs:
             trigger_memory=memory.to_json(),
             alert_states=dump_alert_states(states),
         )
+        if actions and run.active:
+            await self.kills.refresh_status(run_id)  # its health line follows the alerts
         # Trimmed only once the memory it assumes is stored: a check that failed before
         # this point leaves the whole history for the next one.
         if run.active:
@@ -444,9 +453,9 @@ class ScheduledJobs:
             ref,
             render_text(
                 f"{run.name} {run.state}",
-                f"exit code {fmt_exit_code(run.return_code)} · {snap.view.state}"
+                f"exit code {fmt_exit_code(run.return_code)} · spent {fmt_usd(snap.view.spent_usd)}"
                 if run.return_code is not None
-                else snap.view.state,
+                else f"spent {fmt_usd(snap.view.spent_usd)}",
                 "final",
             ),
         )

@@ -30,14 +30,13 @@ from bot.core.instance import disk_line
 from bot.core.render import (
     fmt_duration,
     fmt_usd,
-    kill_confirm_text,
     render_status,
     render_text,
 )
 from bot.service.disk import DiskReminders, disk_usd_per_day
 from bot.service.ports import Ports, RunSnapshot, SnapshotReader
 from bot.service.records import instance_id_of, registration_of
-from bot.service.snapshots import current_kill
+from bot.service.snapshots import current_kill, kill_words
 from reporter.wire import Command
 
 # After the grace period, how long a kill waits for the reporter before the bot stops the
@@ -70,13 +69,14 @@ class KillFlow:
             run.id, "kill-request", user, now, None, self._detail(snap, kill.id)
         )
         est = snap.estimate
-        settings = self.ports.settings
+        how, after = kill_words(self.ports, run, snap.view)
         return Card(
             title=f"Kill {run.name}?",
-            headline=kill_confirm_text(snap.view, settings.kill_grace_s, settings.on_kill),
+            headline=f"Spent {fmt_usd(snap.view.spent_usd)} so far; "
+            f"{fmt_usd(est.live_cost_usd('base') if est else None)} if kept to the end.",
             fields=(
-                CardField("Spent so far", fmt_usd(snap.view.spent_usd)),
-                CardField("Projected if kept", fmt_usd(est.live_cost_usd("base")) if est else "—"),
+                CardField("Stops", how),
+                CardField("Keeps billing", after),
                 CardField("Instance", kill.via_reason),
             ),
             notes=(f"Type `/kill {run.name} confirm` to go ahead, or `/kill {run.name} cancel`.",),
@@ -94,16 +94,19 @@ class KillFlow:
         """
         if can_kill is not None:
             return can_kill
-        return user == LOCAL_USER or user in self.ports.settings.killer_ids
+        bare = user.removeprefix("<@").removesuffix(">")  # chats write people as mentions
+        return user == LOCAL_USER or bare in self.ports.settings.killer_ids
 
     async def confirm(self, snap: RunSnapshot, user: str, can_kill: bool | None = None) -> Card:
         run, now = snap.run, self.ports.clock()
         if not self.may_kill(user, can_kill):
             self.store.add_decision(run.id, "kill-refused", user, now, None, self._detail(snap))
+            # Discord decides by a role; elsewhere the bot's list of user ids does.
+            kill_who = "(those with the kill role)" if can_kill is not None else "(a list of users)"
             return render_text(
                 f"Kill · {run.name}",
-                "only the people allowed to kill (PROBECAST_KILLERS, or the Discord kill "
-                "role) may confirm a kill; your attempt was recorded.",
+                f"only the people this bot allows to kill {kill_who} may confirm a kill; "
+                "your attempt was recorded. Ask whoever runs the bot to add you.",
                 "refused",
             )
         latest = self.latest(run)
@@ -139,11 +142,11 @@ class KillFlow:
             run.id, "kill-confirm", user, now, None, self._detail(snap, confirmed.id)
         )
         self.schedule(confirmed)
+        how, after = kill_words(self.ports, run, snap.view)
         answer = render_text(
             f"Kill · {run.name}",
-            f"confirmed by {user}. The reporter stops the training process within seconds "
-            f"({settings.kill_grace_s:.0f} s to save, then SIGKILL); then "
-            f"{confirmed.via_reason}.",
+            f"Kill confirmed by {user}: {how}; then {after}. "
+            f"Spent {fmt_usd(snap.view.spent_usd)} so far.",
             "kill",
         )
         await self._to_thread(run, answer)
@@ -194,9 +197,15 @@ class KillFlow:
                 )
             )
         latest = self.store.latest_kill(run_id)
+        # A request polls fast only when its asker may confirm it: anyone may ask, and
+        # an ask that cannot be confirmed must not keep the reporter busy for minutes.
         polling = latest is not None and (
             latest.state in ("confirmed", "stopping-process")
-            or (latest.state == "requested" and not latest.expired(now))
+            or (
+                latest.state == "requested"
+                and not latest.expired(now)
+                and self.may_kill(latest.requested_by)
+            )
         )
         return out, (k.KILL_POLL_S if polling else None)
 
@@ -248,7 +257,7 @@ class KillFlow:
                 after = k.instance_failed(
                     after,
                     "the reporter is silent, so it cannot stop its own instance, and the bot "
-                    "has no VAST_API_KEY",
+                    "has no Vast API key",
                     now,
                     retryable=False,
                 )
@@ -299,7 +308,10 @@ class KillFlow:
             after = k.instance_done(kill, f"instance {instance_id} is already gone", now)
         except VastAuthError as exc:
             after = k.instance_failed(
-                kill, f"Vast refused VAST_API_KEY ({exc})", now, retryable=False
+                kill,
+                f"Vast refused the bot's API key ({exc})",
+                now,
+                retryable=False,
             )
         except VastError as exc:
             after = k.instance_failed(
@@ -360,7 +372,9 @@ class KillFlow:
         instance_id = instance_id_of(run)
         instances = self.ports.instances
         if instance_id is None or instances is None:
-            return self._text(run, "no VAST_API_KEY here: destroy it on Vast.ai → Instances")
+            return self._text(
+                run, "this bot has no Vast API key: destroy it on Vast.ai → Instances"
+            )
         if any(d["kind"] == "instance-destroy" for d in self.store.decisions(run.id)):
             return self._text(run, f"instance {instance_id} was already destroyed")
         try:
@@ -383,9 +397,13 @@ class KillFlow:
     def _open_request(self, run: RunRecord, user: str, now: float, latest: k.Kill | None) -> k.Kill:
         """The run's open request, or a new one (an expired one is closed first)."""
         if latest is not None and latest.state == "requested":
-            if not latest.expired(now):
+            # Someone who may confirm takes over an ask from someone who may not: it is
+            # theirs now (and the reporter polls fast for it).
+            takes_over = self.may_kill(user) and not self.may_kill(latest.requested_by)
+            if not latest.expired(now) and not takes_over:
                 return latest
-            self.store.save_kill(k.cancel(latest, "nobody (it expired)", now), "requested")
+            why = "nobody (it expired)" if latest.expired(now) else f"{user}, who asked again"
+            self.store.save_kill(k.cancel(latest, why, now), "requested")
         vast = registration_of(run).vast
         via, why = k.plan_instance(
             self.ports.settings.on_kill,
@@ -470,7 +488,11 @@ class KillFlow:
             headline=f"by {kill.confirmed_by} at {when}; {instance}",
             fields=(
                 CardField("Spent", fmt_usd(snap.view.spent_usd)),
-                CardField("Avoided", f"{fmt_usd(avoided)} (projected cost still to come)"),
+                CardField(
+                    "Avoided",
+                    f"{fmt_usd(avoided)}: {fmt_usd(projected)} if kept to the end, as the "
+                    f"confirmation said, less {fmt_usd(spent_then)} spent then",
+                ),
                 CardField(
                     "Estimate then",
                     f"step {at_kill.get('step') or 0:,}, "
@@ -479,7 +501,13 @@ class KillFlow:
                 CardField("Process", kill.process_result or "—"),
                 *(
                     (CardField("Disk", disk_line(disk_usd_per_day(run))),)
-                    if done and kill.on_kill == "stop"
+                    if done and kill.on_kill == "stop" and kill.via != "none"
+                    else ()
+                ),
+                *(
+                    # Nothing stopped the machine: say it still bills, and how much.
+                    (CardField("Still billing", kill_words(self.ports, run, snap.view)[1]),)
+                    if kill.via == "none" or kill.on_kill == "none"
                     else ()
                 ),
             ),
@@ -487,11 +515,12 @@ class KillFlow:
             kind="kill-report",
         )
         await self._to_thread(run, card, post_if_no_thread=True)
-        await self._refresh_status(run.id)
+        await self.refresh_status(run.id)
         self.disk.schedule(kill)
 
-    async def _refresh_status(self, run_id: str) -> None:
-        """Edit the run's status message in place, if it has one."""
+    async def refresh_status(self, run_id: str) -> None:
+        """Edit the run's status message in place (its health line, ETA and buttons), if
+        it has one: after an alert fires or ends, a kill, a keep or a table revision."""
         run = self.store.get_run(run_id)
         if run is not None and run.status_ref:
             snap = await self.snapshots.read_snapshot(run)
@@ -512,7 +541,8 @@ class KillFlow:
         return detail if kill_id is None else {**detail, "kill": kill_id}
 
     def _text(self, run: RunRecord, text: str) -> Card:
-        return render_text(f"Kill · {run.name}", text, "kill")
+        # Not "kill": an answer that decides nothing must not mark its alert decided.
+        return render_text(f"Kill · {run.name}", text, "kill-info")
 
 
 def _json(text: str | None) -> dict[str, Any]:

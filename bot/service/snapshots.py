@@ -20,7 +20,13 @@ from bot.core.gpus import Catalog, UnknownGpu
 from bot.core.instance import billed_usd_per_hour, contract_risk, describe_instance
 from bot.core.options import OptionTable, RunFacts, SwitchSettings, build_option_table
 from bot.core.pace_profile import PaceProfile, derive_pace_profile, profile_breakers
-from bot.core.render import TRIGGER_LABELS, RunView
+from bot.core.render import (
+    TRIGGER_LABELS,
+    RunView,
+    after_kill_billing,
+    how_kill_stops,
+    kill_confirm_text,
+)
 from bot.service.history import StepHistory, calibrated_steps, load_run, load_steps
 from bot.service.ports import Ports, RunSnapshot
 from bot.service.records import (
@@ -160,6 +166,8 @@ class Snapshots:
             gpu_label=gpu_label(run),
             usd_per_hour=usd_per_hour,
             last_event_age_s=None if run.last_event_at is None else now - run.last_event_at,
+            last_event_at_s=run.last_event_at,
+            as_of_s=now,
             kept_until_s=None
             if run.kept_until is None or run.kept_until <= now
             else run.kept_until - now,
@@ -173,6 +181,12 @@ class Snapshots:
             instance_state=None if track is None else describe_instance(track, now),
             attempt=run.attempt,
             pace_note=pace_note,
+        )
+        how, after = kill_words(self.ports, run, view)
+        projected = estimate.live_cost_usd("base") if estimate else None
+        view = replace(
+            view,
+            kill_confirm=kill_confirm_text(view, projected_usd=projected, how=how, after=after),
         )
         return RunSnapshot(run, estimate, view, calibration.clean_steps)
 
@@ -252,4 +266,22 @@ class Snapshots:
         return facts, missing
 
 
-__all__ = ["Snapshots", "current_kill"]
+def kill_words(ports: Ports, run: RunRecord, view: RunView) -> tuple[str, str]:
+    """How a kill would stop this run's training, and what keeps billing after it."""
+    settings = ports.settings
+    registration = registration_of(run)
+    vast = registration.vast
+    via, _ = k.plan_instance(
+        settings.on_kill,
+        None if vast is None else vast.container_id,
+        bot_has_key=ports.instances is not None,
+        reporter_has_key=vast is not None and vast.can_stop_self,
+    )
+    track = instance_track(run)
+    storage = None if track is None or track.facts is None else track.facts.storage_usd_per_hour
+    how = how_kill_stops(registration.kill_by, settings.kill_grace_s)
+    after = after_kill_billing(via, settings.on_kill, view.instance_id, view.usd_per_hour, storage)
+    return how, after
+
+
+__all__ = ["Snapshots", "current_kill", "kill_words"]

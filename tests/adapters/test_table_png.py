@@ -1,5 +1,5 @@
-"""The option table PNG: every row drawn, the header and this run's row shaded, long
-cells wrapped rather than widening the image."""
+"""The option table PNG, phone first: 390 px logical wide (drawn at 2×), one card per
+option with body text at least 9 px tall on the phone, this run's card shaded."""
 
 from __future__ import annotations
 
@@ -7,10 +7,19 @@ import io
 
 from PIL import Image
 
-from bot.adapters.table_png import CURRENT_BG, HEADER_BG, MARGIN_PX, render_table_png
+from bot.adapters.table_png import (
+    CURRENT_BG,
+    FONT_PX,
+    HEADER_BG,
+    MARGIN_PX,
+    SCALE,
+    WIDTH_PX,
+    render_table_png,
+)
 from bot.core.card import Table
+from bot.core.render import OPTION_COLUMNS
 
-COLUMNS = ("GPU option", "$/h", "time (opt/base/pess)", "major risks", "keep/switch/kill")
+COLUMNS = ("GPU option", "$/h", "time (opt/base/pess)", "major risks", "decision")
 
 
 def table(rows: int, cell: str = "RTX 4090 · 1×") -> Table:
@@ -25,20 +34,24 @@ def rgb(hex_colour: str) -> tuple[int, int, int]:
     return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
 
 
-def test_every_row_is_drawn_and_the_header_and_this_run_are_shaded() -> None:
+def test_every_option_is_a_card_and_the_title_and_this_run_are_shaded() -> None:
     small, large = image(table(3)), image(table(25))
-    assert large.height > small.height * 4  # one band per row
+    assert large.height > small.height * 6  # one card per row
     colours = {colour for _, colour in large.getcolors(maxcolors=1 << 16) or []}
     assert rgb(HEADER_BG) in colours and rgb(CURRENT_BG) in colours
-    # The shaded run is the first row under the header, once.
-    column = [large.getpixel((MARGIN_PX + 3, y)) for y in range(large.height)]
+    column = [large.getpixel((MARGIN_PX + 6, y)) for y in range(large.height)]
     first = column.index(rgb(CURRENT_BG))
     assert column.index(rgb(HEADER_BG)) < first
-    assert rgb(CURRENT_BG) not in column[first + 60 :]
+    last = len(column) - 1 - column[::-1].index(rgb(CURRENT_BG))
+    assert rgb(CURRENT_BG) not in column[last + 1 :]  # only the first card
 
 
-def test_long_cells_wrap_instead_of_widening_the_image() -> None:
-    short = image(table(2, "x"))
-    long = image(table(2, "a much longer description of the risks of this option " * 3))
-    assert long.width < short.width * 4
-    assert long.height > short.height  # the words went down, not across
+def test_a_phone_reads_it_without_zoom() -> None:
+    # The full 12-column table with long cells: still 390 px wide on the phone.
+    row = tuple(
+        "a much longer description of the risks of this option " * 2 for _ in OPTION_COLUMNS
+    )
+    drawn = image(Table(OPTION_COLUMNS, (row, row)))
+    assert drawn.width == WIDTH_PX == 390 * SCALE
+    assert FONT_PX / SCALE >= 9  # body text height on the phone, in px
+    assert drawn.height > image(table(2, "x")).height  # long words went down, not across

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ class Bot:
     async def register_run(self, steps: int = 100) -> str:
         response = await self.http.post(
             "/v1/runs",
-            json={"name": "llm", "target_steps": 20_000, "usd_per_hour": 0.4},
+            json={"name": "llm", "target_steps": 20_000, "usd_per_hour": 0.4, "kill_by": "signal"},
             headers={"Authorization": f"Bearer {SECRET}"},
         )
         run = response.json()
@@ -92,7 +93,11 @@ class Bot:
             )
             assert response.status_code == 200, response.text
         await self.app.service.check(run_id)
-        alerts = [m for m in self.discord.posted if "looks hung" in str(m["embeds"])]
+        alerts = [
+            m
+            for m in self.discord.posted
+            if m["embeds"] and "looks hung" in m["embeds"][0]["title"]
+        ]
         assert len(alerts) == 1 and alerts[0]["channel_id"] == CHANNEL_ID  # it notifies
         return alerts[0]
 
@@ -199,7 +204,7 @@ async def test_kill_from_an_alert_asks_then_kills_once_and_the_alert_says_who(bo
     (question,) = await bot.discord.wait_answer(pressed)
     assert question["flags"] & EPHEMERAL  # only the one who pressed sees it
     shown = text_of(question)
-    assert "SIGTERM" in shown and "Spent so far" in shown
+    assert "SIGTERM" in shown and "so far" in shown
     assert buttons(question) == [
         action_id("confirm-kill", run_id),
         action_id("cancel-kill", run_id),
@@ -268,7 +273,7 @@ async def test_keep_records_who_and_until_when(bot: Bot) -> None:
     alert = await bot.hang_until_an_alert(run_id)
     pressed = await bot.discord.click(alert["id"], action_id("keep", run_id), user_id=BOB)
     (answer,) = await bot.discord.wait_answer(pressed)
-    assert answer["flags"] & EPHEMERAL and "silenced until" in text_of(answer)
+    assert answer["flags"] & EPHEMERAL and "silenced for 2h" in text_of(answer)
     run = bot.app.store.get_run(run_id)
     assert run is not None and run.kept_until == pytest.approx(bot.clock.now + 7200)
     await wait_for(lambda: not bot.discord.messages[alert["id"]]["components"])
@@ -303,6 +308,10 @@ async def test_the_status_embed_is_edited_in_place_and_charts_go_into_its_thread
     assert len(in_channel) == 1  # the status message, posted once
     status = in_channel[0]
     assert status["embeds"][0]["title"].startswith("llm")
+    assert status["embeds"][0]["description"].startswith("**Healthy · ETA")
+    # Times are Discord timestamps, shown relative and kept true by the client.
+    last = next(f for f in status["embeds"][0]["fields"] if f["name"] == "Last report")
+    assert re.fullmatch(r"<t:\d+:R>", last["value"])
     assert [e["id"] for e in bot.discord.edited] == [status["id"]] * 2  # edited in place
     assert list(bot.discord.threads) == [status["id"]]  # one thread, on the status message
     assert bot.discord.threads[status["id"]]["name"].startswith("llm")
@@ -512,3 +521,29 @@ async def test_a_reply_to_a_message_from_before_a_restart_is_posted_on_its_own(b
     gone = MessageRef(CHANNEL_ID, "1999999999999999999")  # someone deleted the status message
     await bot.chat.reply(gone, Card(title="llm", headline="check-in 2"))
     assert bot.chat.queue == [] and "check-in 2" in text_of(bot.discord.posted[-1])
+
+
+async def test_a_killed_runs_alert_ends_as_killed_and_people_are_mentions(bot: Bot) -> None:
+    run_id = await bot.register_run()
+    alert = await bot.hang_until_an_alert(run_id)
+    pressed = await bot.discord.click(alert["id"], action_id("kill", run_id), user_id=KILLER)
+    (question,) = await bot.discord.wait_answer(pressed)
+    confirm = await bot.discord.click(
+        question["id"], action_id("confirm-kill", run_id), user_id=KILLER
+    )
+    await bot.discord.wait_answer(confirm)
+    await wait_for(lambda: not bot.discord.messages[alert["id"]]["components"])
+    await bot.app.service.check(run_id)  # the next check: the kill ends what held
+    ended = text_of(bot.discord.messages[alert["id"]])
+    assert "Resolved" not in ended and f"killed by <@{KILLER}>" in ended
+    assert re.findall(rf"(?<!<@){KILLER}", ended) == []  # never a bare id
+    status = next(m for m in bot.discord.posted if m["embeds"][0]["title"] == "llm")
+    shown = text_of(bot.discord.messages[status["id"]])
+    assert status_line(shown).startswith("**Being killed")  # its health follows the kill
+    assert f"<@{KILLER}>" in shown
+    assert "Discord kill role" not in shown and "PROBECAST_" not in shown
+
+
+def status_line(shown: str) -> str:
+    """The line under the title: the status message's health line."""
+    return shown.splitlines()[2] if shown.startswith("\n") else shown.splitlines()[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -213,10 +214,10 @@ def _token(bot: Bot, run_id: str) -> str:
     return _TOKENS[run_id]
 
 
-async def register_with_token(bot: Bot, clock: FakeClock) -> str:
+async def register_with_token(bot: Bot, clock: FakeClock, kill_by: str = "signal") -> str:
     response = await bot.http.post(
         "/v1/runs",
-        json={"name": "llm", "target_steps": 20_000, "usd_per_hour": 0.4},
+        json={"name": "llm", "target_steps": 20_000, "usd_per_hour": 0.4, "kill_by": kill_by},
         headers={"Authorization": f"Bearer {SECRET}"},
     )
     run = response.json()
@@ -257,7 +258,8 @@ async def test_kill_from_an_alert_by_an_allowed_user_happens_once_and_says_who(
     )  # fmt: skip
     assert (await bot.slack_post(refused)).status_code == 200
     await wait_for(lambda: bot.slack.response_url_posts)
-    assert "PROBECAST_KILLERS" in bot.slack.response_url_posts[0]["text"]
+    refusal = bot.slack.response_url_posts[0]["text"]
+    assert "allows to kill" in refusal and "Discord" not in refusal
     assert bot.app.store.commands(run_id, ("queued",)) == []
 
     for _ in range(3):  # an impatient thumb
@@ -266,14 +268,17 @@ async def test_kill_from_an_alert_by_an_allowed_user_happens_once_and_says_who(
             response_url=bot.slack.response_url("kill"), message=message,
         )  # fmt: skip
         assert (await bot.slack_post(click)).status_code == 200
-    await wait_for(lambda: len(bot.slack.updated) >= 3)
+    await wait_for(lambda: len(bot.slack.response_url_posts) >= 4)
     (queued,) = bot.app.store.commands(run_id, ("queued",))
-    assert queued.confirmed_by == KILLER
+    assert queued.confirmed_by == f"<@{KILLER}>"
     decided = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
-    assert decided and f"Kill confirmed by <@{KILLER}>" in texts(decided[-1]["blocks"])
+    # The first decision stands, said once: the later presses decided nothing.
+    assert len(decided) == 1
+    line = texts(decided[-1]["blocks"])
+    assert f"Kill confirmed by <@{KILLER}>" in line and line.count(KILLER) == 1
     assert not any(b["type"] == "actions" for b in decided[-1]["blocks"])
     who = [(d["kind"], d["by"]) for d in bot.app.store.decisions(run_id)]
-    assert ("kill-refused", "U0MALLORY") in who and ("kill-confirm", KILLER) in who
+    assert ("kill-refused", "<@U0MALLORY>") in who and ("kill-confirm", f"<@{KILLER}>") in who
 
 
 async def test_keep_from_an_alert_records_who_and_until_when(bot: Bot, clock: FakeClock) -> None:
@@ -294,11 +299,11 @@ async def test_keep_from_an_alert_records_who_and_until_when(bot: Bot, clock: Fa
     run = bot.app.store.get_run(run_id)
     assert run is not None and run.kept_until == pytest.approx(clock.now + 7200)
     decided = [u for u in bot.slack.updated if u["ts"] == alert["ts"]][-1]
-    assert "Kept by <@U0BOB>" in texts(decided["blocks"]) and "silenced until" in texts(
+    assert "Kept by <@U0BOB>" in texts(decided["blocks"]) and "silenced for 2h" in texts(
         decided["blocks"]
     )
     keep = [d for d in bot.app.store.decisions(run_id) if d["kind"] == "keep"]
-    assert keep[0]["by"] == "U0BOB" and keep[0]["until"] == pytest.approx(clock.now + 7200)
+    assert keep[0]["by"] == "<@U0BOB>" and keep[0]["until"] == pytest.approx(clock.now + 7200)
 
 
 async def test_a_429_is_waited_out_and_a_revoked_token_is_kept_and_reported(
@@ -400,7 +405,7 @@ async def test_slash_kill_asks_with_confirm_and_cancel_then_confirm_kills_once(
     question = bot.slack.response_url_posts[0]
     assert question["response_type"] == "ephemeral"
     shown = texts(question["blocks"])
-    assert "SIGTERM" in shown and "Spent so far" in shown
+    assert "SIGTERM" in shown and "so far" in shown
     buttons = [
         e["action_id"] for b in question["blocks"] if b["type"] == "actions" for e in b["elements"]
     ]
@@ -415,7 +420,7 @@ async def test_slash_kill_asks_with_confirm_and_cancel_then_confirm_kills_once(
     body = urlencode({"payload": json.dumps(payload)}).encode()
     assert (await bot.slack_post(body)).status_code == 200
     await wait_for(lambda: len(bot.slack.response_url_posts) >= 2)
-    assert "confirmed by U0KILLER" in bot.slack.response_url_posts[1]["text"]
+    assert "confirmed by <@U0KILLER>" in bot.slack.response_url_posts[1]["text"]
     assert len(bot.app.store.commands(run_id, ("queued",))) == 1
 
 
@@ -444,3 +449,264 @@ async def test_a_reference_from_before_a_restart_is_posted_on_its_own(
     assert chat.queue == []  # type: ignore[attr-defined]
     assert bot.slack.posted[-1]["text"] == "llm: check-in"
     assert bot.slack.posted[-1]["thread_ts"] is None
+
+
+async def post_events(
+    bot: Bot, clock: FakeClock, run_id: str, *events: dict[str, Any]
+) -> dict[str, Any]:
+    run = bot.app.store.get_run(run_id)
+    assert run is not None
+    numbered = [{**e, "seq": run.acked_seq + 1 + i} for i, e in enumerate(events)]
+    response = await bot.http.post(
+        f"/v1/runs/{run_id}/events",
+        json={"seq_from": run.acked_seq + 1, "sent_at": clock.now, "events": numbered},
+        headers={"Authorization": f"Bearer {_token(bot, run_id)}"},
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_a_killed_runs_alert_ends_as_killed_never_resolved(
+    bot: Bot, clock: FakeClock
+) -> None:
+    run_id = await register_with_token(bot, clock)
+    alert = await hang_until_an_alert(bot, clock, run_id)
+    message = {
+        "type": "message",
+        "text": alert["text"],
+        "ts": alert["ts"],
+        "blocks": alert["blocks"],
+    }
+    click = block_action_body(
+        action_id("kill", run_id), run_id, user_id=KILLER, message_ts=alert["ts"],
+        response_url=bot.slack.response_url("kill"), message=message,
+    )  # fmt: skip
+    assert (await bot.slack_post(click)).status_code == 200
+    await wait_for(lambda: any(u["ts"] == alert["ts"] for u in bot.slack.updated))
+
+    # The process stops: a last step, then silence; the hang no longer holds.
+    clock.advance(5)
+    await post_events(bot, clock, run_id, {"kind": "step", "t": clock.now, "step": 101})
+    await bot.app.service.check(run_id)
+    clock.advance(700)  # past keep-firing: a clearing would resolve now
+    await bot.app.service.check(run_id)
+    await post_events(bot, clock, run_id, {"kind": "exit", "t": clock.now, "return_code": -15})
+    await bot.app.service.finish(run_id)
+
+    edits = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
+    shown = [texts(u["blocks"]) + u["text"] for u in edits]
+    assert not any("Resolved" in s or "cleared after" in s for s in shown), shown
+    assert "killed by" in shown[-1] and KILLER in shown[-1]
+
+
+ENV_NAME = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
+
+
+@dataclass
+class Transcript:
+    """Everything a full run showed people on Slack, in the order it arrived."""
+
+    shown: list[str]
+
+    @property
+    def all(self) -> str:
+        return "\n".join(self.shown)
+
+
+async def slash(bot: Bot, command: str, text: str, user: str = KILLER) -> dict[str, Any]:
+    before = len(bot.slack.response_url_posts)
+    body = slash_command_body(command, text, user_id=user, response_url=bot.slack.response_url())
+    assert (await bot.slack_post(body)).status_code == 200
+    await wait_for(lambda: len(bot.slack.response_url_posts) > before)
+    return bot.slack.response_url_posts[before]
+
+
+async def press(bot: Bot, message: dict[str, Any], verb: str, run_id: str, user: str) -> None:
+    before = len(bot.slack.response_url_posts)
+    click = block_action_body(
+        action_id(verb, run_id), run_id, user_id=user, message_ts=message["ts"],
+        response_url=bot.slack.response_url(), message=message,
+    )  # fmt: skip
+    assert (await bot.slack_post(click)).status_code == 200
+    await wait_for(lambda: len(bot.slack.response_url_posts) > before)
+
+
+def shown_text(message: dict[str, Any]) -> str:
+    return f"{message.get('text') or ''}\n{texts(message.get('blocks'))}"
+
+
+async def full_run(bot: Bot, clock: FakeClock) -> tuple[str, Transcript]:
+    """A run from its table to a kill from an alert, with every command on the way."""
+    run_id = await register_with_token(bot, clock)
+    await bot.app.service.post_table(run_id)
+    await bot.app.service.check(run_id)
+    for text in ("help", "status", "runs", "table llm", "audit llm"):
+        await slash(bot, "/probecast", text)
+    await slash(bot, "/kill", "llm")
+    await slash(bot, "/kill", "llm cancel")
+    alert = await hang_until_an_alert(bot, clock, run_id)
+    await press(bot, alert, "kill", run_id, "U0MALLORY")
+    await press(bot, alert, "kill", run_id, KILLER)
+    clock.advance(2)  # the reporter's next post takes the kill, then its child exits
+    ack = await post_events(bot, clock, run_id, {"kind": "sample", "t": clock.now})
+    (command,) = ack["commands"]
+    clock.advance(3)
+    await post_events(bot, clock, run_id, {"kind": "exit", "t": clock.now, "return_code": -15})
+    outcome = await bot.http.post(
+        f"/v1/runs/{run_id}/commands/{command['id']}",
+        json={"state": "done", "detail": "SIGTERM sent; exited in 3 s", "t": clock.now},
+        headers={"Authorization": f"Bearer {_token(bot, run_id)}"},
+    )
+    assert outcome.status_code == 200, outcome.text
+    await wait_for(lambda: any(m["text"].startswith("llm killed") for m in bot.slack.posted))
+    await wait_for(lambda: any(m["text"].startswith("Killed · llm") for m in bot.slack.posted))
+    await bot.app.service.check(run_id)
+    for text in ("status", "runs"):
+        await slash(bot, "/probecast", text)
+    shown = [
+        shown_text(m)
+        for m in (*bot.slack.posted, *bot.slack.updated, *bot.slack.response_url_posts)
+    ]
+    return run_id, Transcript(shown)
+
+
+async def test_a_full_run_names_no_environment_variable(bot: Bot, clock: FakeClock) -> None:
+    _, transcript = await full_run(bot, clock)
+    assert ENV_NAME.findall(transcript.all) == []
+    assert "Discord" not in transcript.all  # no Discord kill role on Slack
+
+
+async def test_a_full_run_shows_people_as_mentions_and_each_decision_once(
+    bot: Bot, clock: FakeClock
+) -> None:
+    _, transcript = await full_run(bot, clock)
+    for person in (KILLER, "U0MALLORY"):
+        assert re.findall(rf"(?<!<@){person}", transcript.all) == []  # never a bare id
+    assert f"<@{KILLER}>" in transcript.all
+    for line in transcript.all.splitlines():
+        assert line.count(f"<@{KILLER}>") <= 1, line
+
+
+def kill_buttons(message: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for b in message.get("blocks") or []
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == action_id("kill", run_id)
+    ]
+
+
+@pytest.mark.parametrize("kill_by", ["signal", "flag"])
+async def test_every_kill_confirmation_names_the_run_spend_cost_if_kept_and_billing_after(
+    bot: Bot, clock: FakeClock, kill_by: str
+) -> None:
+    run_id = await register_with_token(bot, clock, kill_by)
+    await bot.app.service.post_table(run_id)
+    alert = await hang_until_an_alert(bot, clock, run_id)
+    status = next(m for m in bot.slack.posted if m["text"].startswith("llm:"))
+    status = bot.slack.messages[(status["channel"], status["ts"])]  # as last edited
+    table = next(m for m in bot.slack.posted if m["text"].startswith("Option table"))
+    dialogs = [
+        texts([kill["confirm"]]) for m in (status, table, alert) for kill in kill_buttons(m, run_id)
+    ]
+    assert len(dialogs) == 3
+    typed = texts((await slash(bot, "/kill", "llm"))["blocks"])
+    for shown in (*dialogs, typed):
+        assert "llm" in shown and "so far" in shown and "if kept to the end" in shown, shown
+        assert "keeps running and billing $0.400/h" in shown, shown  # no instance id: all of it
+        assert ("SIGTERM" in shown) == (kill_by == "signal"), shown
+    assert "$" in typed.split("so far")[0]
+
+
+async def test_status_and_runs_after_a_kill_show_the_killed_run_once(
+    bot: Bot, clock: FakeClock
+) -> None:
+    await full_run(bot, clock)
+    status, runs = bot.slack.response_url_posts[-2:]
+    assert status["text"].startswith("llm: killed · spent $"), status["text"]
+    assert "no runs yet" not in status["text"]
+    shown = texts(runs["blocks"])
+    assert "killed · spent" in shown and "killed · killed" not in shown
+    assert "attempt 1" not in shown  # a job's only attempt needs no number
+    final = next(m for m in bot.slack.posted if m["text"].startswith("llm killed"))
+    assert final["text"].count("killed") == 1, final["text"]
+
+
+def status_as_shown(bot: Bot) -> list[str]:
+    """The status message's text after each post or edit, oldest first."""
+    first = next(m for m in bot.slack.posted if m["thread_ts"] is None)
+    edits = [u for u in bot.slack.updated if u["ts"] == first["ts"]]
+    return [texts(m["blocks"]) for m in (first, *edits)]
+
+
+async def test_the_status_message_leads_with_health_and_follows_alerts_keep_and_kill(
+    bot: Bot, clock: FakeClock
+) -> None:
+    run_id = await register_with_token(bot, clock)
+    await bot.app.service.post_table(run_id)
+    before = status_as_shown(bot)
+    assert "Healthy" in before[-1].splitlines()[1]  # the line under the title
+    alert = await hang_until_an_alert(bot, clock, run_id)
+    after_fire = status_as_shown(bot)
+    assert after_fire[-1].splitlines()[1].startswith("*Trouble: No progress")
+    await press(bot, alert, "keep", run_id, "U0BOB")
+    after_keep = status_as_shown(bot)
+    assert len(after_keep) > len(after_fire) and "Alerts silenced until" in after_keep[-1]
+    # Times are Slack date tokens, never frozen "Ns ago" text.
+    assert "<!date^" in after_keep[-1] and " ago" not in after_keep[-1]
+    await slash(bot, "/kill", "llm confirm")
+    after_kill = status_as_shown(bot)
+    assert len(after_kill) > len(after_keep) and "confirmed by <@U0KILLER>" in after_kill[-1]
+    status = next(m for m in bot.slack.posted if m["thread_ts"] is None)
+    labels = [
+        e["text"]["text"] for b in status["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert labels == ["Kill…", "Keep (silence alerts 2h)"]
+
+
+async def test_every_alert_says_its_cost_in_its_first_three_lines(
+    bot: Bot, clock: FakeClock
+) -> None:
+    _, transcript = await full_run(bot, clock)
+    alerts = [s for s in transcript.shown if ":rotating_light:" in s]
+    assert alerts
+    for shown in alerts:
+        first_three = shown.split(":rotating_light:", 1)[1].splitlines()[:3]
+        assert any("At the current pace" in line and "$" in line for line in first_three), shown
+
+
+async def test_a_trouble_that_returns_within_30_minutes_reopens_its_alert_without_a_new_ping(
+    bot: Bot, clock: FakeClock
+) -> None:
+    run_id = await register_with_token(bot, clock)
+    alert = await hang_until_an_alert(bot, clock, run_id)
+    step = 100
+    for _ in range(12):  # steps again for 12 minutes: it clears, then resolves
+        clock.advance(60)
+        step += 60
+        await post_events(bot, clock, run_id, {"kind": "step", "t": clock.now, "step": step})
+        await bot.app.service.check(run_id)
+    edits = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
+    assert edits and "Resolved" in edits[-1]["text"]
+    for _ in range(12):  # hung again, 12 minutes after it resolved
+        clock.advance(60)
+        await post_events(bot, clock, run_id, {"kind": "sample", "t": clock.now})
+        await bot.app.service.check(run_id)
+    notifying = [
+        m for m in bot.slack.posted if "looks hung" in m["text"] and m["thread_ts"] is None
+    ]
+    assert [m["ts"] for m in notifying if m["text"].startswith("No progress")] == [alert["ts"]]
+    edits = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
+    assert edits[-1]["text"].startswith("Back: No progress")
+
+
+async def test_the_kill_report_uses_the_confirmations_numbers_and_says_what_still_bills(
+    bot: Bot, clock: FakeClock
+) -> None:
+    _, transcript = await full_run(bot, clock)
+    (report,) = [s for s in transcript.shown if s.startswith("Killed · llm")]
+    assert "if kept to the end, as the confirmation said" in report
+    # No instance id: nothing stopped the machine, so no disk line but its full price.
+    assert "*Disk*" not in report
+    assert "keeps running and billing $0.400/h" in report

@@ -83,7 +83,7 @@ def test_without_offers_reference_prices_are_used_and_text_is_phone_sized(
     assert code == 0
     head = out.splitlines()
     assert head[0].startswith("━━ Option table · hypothetical run")
-    assert head[1].startswith("KEEP · base ") or head[1].startswith("SWITCH")
+    assert head[1].startswith("STAY · whole run ") or head[1].startswith("SWITCH")
     code, out, _ = options(capsys, "--gpu", "RTX 4090", *ARGS, "--json")
     rows = json.loads(out)["rows"]
     assert len(rows) > 3

@@ -205,3 +205,13 @@ def test_an_ended_run_resolves_open_alerts_with_its_ending(clock: FakeClock) -> 
     )
     assert [(a.kind, a.ending) for a in actions] == [("resolve", "finished")]
     assert states == {}
+
+
+def test_a_kill_ends_an_alert_as_killed_even_while_it_seemed_to_clear(clock: FakeClock) -> None:
+    life = Lifecycle(clock, policy=AlertPolicy(keep_firing_s=600.0))
+    life.check([hold()])
+    life.check([])  # cleared a minute ago, still shown as firing (keep-firing)
+    actions, states = plan_alerts([], life.active, clock.advance(60.0), silenced_until=None,
+                                  ended="killed")  # fmt: skip
+    assert [(a.kind, a.ending) for a in actions] == [("resolve", "killed")]
+    assert states == {}

@@ -99,8 +99,8 @@ def test_without_an_instance_step_the_kill_is_done_with_the_process() -> None:
     [
         ("none", "7", True, True, "none", "keeps billing"),
         ("stop", None, True, True, "none", "no Vast instance id"),
-        ("stop", "7", True, True, "bot", "VAST_API_KEY"),
-        ("destroy", "7", False, True, "reporter", "CONTAINER_API_KEY"),
+        ("stop", "7", True, True, "bot", "with its Vast API key"),
+        ("destroy", "7", False, True, "reporter", "the instance's own Vast key"),
         ("stop", "7", False, False, "none", "stop instance 7 on Vast.ai"),
     ],
 )
@@ -114,3 +114,23 @@ def test_the_plan_says_who_stops_the_instance(
 ) -> None:
     got_via, why = k.plan_instance(on_kill, instance, bot_key, reporter_key)
     assert got_via == via and words in why
+
+
+@pytest.mark.parametrize(
+    ("via", "on_kill", "storage", "words"),
+    [
+        ("bot", "stop", 0.012, "Vast instance 7 is stopped: its disk keeps billing $0.012/h"),
+        ("bot", "stop", None, "its disk keeps billing (Vast.ai → Instances shows its $/h)"),
+        ("reporter", "destroy", 0.012, "Vast instance 7 is destroyed: billing ends"),
+        ("none", "stop", 0.012, "Vast instance 7 keeps running and billing $1.20/h"),
+        ("bot", "none", 0.012, "keeps running and billing $1.20/h until you stop it"),
+    ],
+)
+def test_a_kill_says_what_keeps_billing_after_it_with_its_price(
+    via: str, on_kill: str, storage: float | None, words: str
+) -> None:
+    from bot.core.render import after_kill_billing, how_kill_stops
+
+    assert words in after_kill_billing(via, on_kill, "7", 1.2, storage)
+    assert "SIGTERM" in how_kill_stops("signal", 60) and "60 s" in how_kill_stops("signal", 60)
+    assert "SIGTERM" not in how_kill_stops("flag", 60) + how_kill_stops(None, 60)

@@ -264,8 +264,8 @@ def test_the_card_has_three_short_lines_and_the_table_goes_to_csv() -> None:
     view = RunView("r1", "run", "running", 10_000, "1× RTX 4090", 1.0)
     card = render_option_table(made, view)
     assert len(card.fields) == 3
-    assert card.fields[0].label.endswith("(this run) · keep")
-    assert card.fields[1].label == "1× A6000 · switch"  # switches first, cheapest first
+    assert card.fields[0].label.endswith("(this run) · switch to 1× A6000")
+    assert card.fields[1].label == "switch to 1× A6000"  # switches first, cheapest first
     assert all(len(f.label) + len(f.value) < 160 for f in card.fields)
     assert card.table is not None
     lines = option_table_csv(card.table).splitlines()

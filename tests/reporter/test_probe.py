@@ -261,7 +261,7 @@ def test_a_watched_metric_is_registered_and_sent_with_its_steps(
 
 
 def test_unused_registration_fields_are_left_out_for_older_bots() -> None:
-    unset = dict.fromkeys(("attempt_of", "launch", "watch_metric", "metric_goal"), True)
+    unset = dict.fromkeys(("attempt_of", "launch", "watch_metric", "metric_goal", "kill_by"), True)
     assert registration_exclude(registration(), older_bot=False) == unset
     watched = RunRegistration(name="r", target_steps=10, watch_metric="reward")
     assert "watch_metric" not in registration_exclude(watched, older_bot=False)

@@ -128,7 +128,8 @@ async def test_a_hung_job_fires_once_repeats_after_30_min_resolves_and_rearms(
     fields = dict((f.label, f.value) for f in card.fields)
     assert fields["Likely bottleneck"] and fields["Change first"]
     # What the hang costs (#22): it never finishes at this pace.
-    assert fields["Cost"].startswith("At the current pace the run never finishes")
+    # ... in the alert's first three lines (#23): title, what holds, what it costs.
+    assert card.headline.splitlines()[1].startswith("At the current pace the run never finishes")
 
     for _ in range(5):  # checks every minute: no repeats within 30 minutes
         await hang(app, reporter, clock, 60)
@@ -166,15 +167,16 @@ async def test_keep_silences_alerts_until_it_expires_and_status_says_so(
 ) -> None:
     run_id = await start_run(app, reporter, clock)
     answer = await app.service.handle_command("/keep r1 30m", "alice")
-    assert "alice keeps r1 for 30m" in answer.headline
+    assert "Kept by alice: r1's alerts are silenced for 30m" in answer.headline
     status = await app.service.handle_command("/probecast status r1", "bob")
-    assert dict((f.label, f.value) for f in status.fields)["Alerts silenced"] == "for 30m more"
+    silenced = next(f for f in status.fields if f.label == "Alerts silenced until")
+    assert silenced.at_s == pytest.approx(clock.now + 1800)
 
     await hang(app, reporter, clock, 720)
     await app.service.check(run_id)
     assert alerts(chat) == []  # it holds, but the run is kept
     status = await app.service.handle_command("/probecast status r1", "bob")
-    assert "No progress" in dict((f.label, f.value) for f in status.fields)["Alerts"]
+    assert status.headline.startswith("Trouble: No progress")
 
     await hang(app, reporter, clock, 1200)  # the keep ran out; it still holds
     await app.service.check(run_id)
@@ -302,7 +304,7 @@ async def test_only_killers_may_confirm_and_a_refusal_is_audited(
     async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
         run_id = await start_run(app, Reporter(client, clock), clock)
     refused = await app.service.handle_action(action_id("confirm-kill", run_id), "U0MALLORY")
-    assert refused.kind == "refused" and "PROBECAST_KILLERS" in refused.headline
+    assert refused.kind == "refused" and "allows to kill (a list of users)" in refused.headline
     assert app.store.commands(run_id, ("queued",)) == []
     assert ("kill-refused", "U0MALLORY") in [
         (d["kind"], d["by"]) for d in app.store.decisions(run_id)
@@ -396,11 +398,11 @@ async def test_new_normal_adopts_a_deliberately_changed_pace_audited(
     (fired,) = [c for a, c in alerts(chat) if a == "post"]
     assert fired.title.startswith("Throughput below expected")
     assert action_id("new-normal", run_id) in {b.action_id for b in fired.buttons}
-    cost = dict((f.label, f.value) for f in fired.fields)["Cost"]
+    cost = fired.headline.splitlines()[1]
     assert cost.startswith("At the current pace the run finishes") and "instead of" in cost
 
     answer = await app.service.handle_action(action_id("new-normal", run_id), "alice")
-    assert answer.kind == "new-normal" and "alice accepts" in answer.headline
+    assert answer.kind == "new-normal" and "Accepted as the new pace by alice" in answer.headline
     assert "1 s → 2 s" in answer.headline
     action, ended = alerts(chat)[-1]
     assert action == "update" and ended.kind == "alert-ended"

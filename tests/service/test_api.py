@@ -321,7 +321,7 @@ async def test_table_posts_when_the_probe_completes(
     row = dict(zip(tables[0].table.columns, tables[0].table.rows[0], strict=True))  # type: ignore[union-attr]
     assert row["step/s"] == "2 (observed)"
     assert fmt_usd(est.live_cost_usd("base")) in row["cost (opt/base/pess)"]
-    assert row["keep/switch/kill"] == "keep"
+    assert row["decision"] == "stay" or row["decision"].startswith("switch to ")
 
 
 async def test_table_posts_at_the_deadline_with_what_is_missing(
@@ -345,6 +345,9 @@ async def test_kill_asks_then_queues_once_and_reaches_the_reporter(
     run = await register(client)
     clock.now = T0 + 40
     await post(client, run, steps(1, 1, 30, T0, 1.0))
+    await app.service.handle_command("/kill r1", "mallory")  # may ask, may not confirm
+    ack = await post(client, run, steps(31, 31, 1, T0 + 30.5, 1.0))
+    assert ack.json()["poll_s"] is None  # so the reporter is not kept polling fast
     ask = await app.service.handle_command("/kill r1", "alice")
     assert ask.title == "Kill r1?" and "confirm" in ask.notes[0]
     ack = await post(client, run, steps(31, 31, 1, T0 + 31, 1.0))
@@ -365,7 +368,7 @@ async def test_kill_asks_then_queues_once_and_reaches_the_reporter(
     assert app.store.commands(run["run_id"], ["done"])[0].detail == "SIGTERM sent"
     kinds = [d["kind"] for d in app.store.decisions(run["run_id"])]
     # No Vast instance id: the kill is done once the process is, and says what still bills.
-    assert kinds == ["kill-request", "kill-confirm", "kill-done"]
+    assert kinds == ["kill-request", "kill-request", "kill-confirm", "kill-done"]  # mallory, alice
     kill = app.store.latest_kill(run["run_id"])
     assert (
         kill is not None

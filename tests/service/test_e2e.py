@@ -95,7 +95,7 @@ async def test_reporter_to_bot_posts_the_table_before_the_deadline(tmp_path: Pat
         assert len(stored) >= 21
         assert row["$/h"] == "$1.50"
         assert row["step/s"].endswith("(observed)")
-        assert row["keep/switch/kill"] == "keep"
+        assert row["decision"] == "stay"
         assert " / " in row["time (opt/base/pess)"]
 
         probe.close(return_code=0)
@@ -181,7 +181,7 @@ def test_demo_runs_unattended() -> None:
     # predicted from its own rate
     usd_per_hour, _ = load_catalog().reference_usd_per_hour("RTX 4090")
     assert f"on 1× RTX 4090 at {fmt_usd(usd_per_hour)}/h" in out
-    assert "1× RTX 4090 (this run) · keep" in out
+    assert "1× RTX 4090 (this run) · stay" in out or "(this run) · switch to" in out
     assert "step/s predicted" in out
     assert "Check-in · demo-mlp" in out
     assert "demo-mlp finished" in out
@@ -225,6 +225,6 @@ async def test_demo_takes_typed_commands_and_a_confirmed_kill_stops_training() -
     assert code == 0, text[-3000:]
     assert "Kill demo-mlp?" in text  # the confirmation step came first
     assert "confirmed by console" in text
-    assert "keeps demo-mlp for 1h 00m" in text
+    assert "Kept by console: demo-mlp's alerts are silenced for 1h 00m" in text
     assert "training exited with code 143" in text
     assert "demo-mlp killed" in text

@@ -54,7 +54,8 @@ async def test_the_reporter_stops_its_instance_and_reads_vasts_answers(vast: Fak
     assert vast.instances[4242]["actual_status"] == "stopped"
     assert await asyncio.to_thread(end, "999") == ("done", "instance 999 is already gone")
     state, detail = await asyncio.to_thread(end, INSTANCE, "wrong-container-key")
-    assert state == "failed" and "refused CONTAINER_API_KEY" in detail
+    assert state == "failed" and "refused the instance's own key" in detail
+    assert "Vast.ai" not in detail  # the bot's failed kill says what to do, once
     assert "wrong-container-key" not in detail
 
     vast.fail_next(2, 429, body="Too Many Requests")  # no Retry-After: we back off

@@ -158,7 +158,7 @@ async def test_the_table_is_revised_in_place_when_the_pace_moves(
         await send(1, 28)
         assert await app.service.post_table(run_id)
         (posted,) = [(a, ref, c) for a, ref, c in chat.transcript if c.kind == "table"]
-        assert posted[0] == "reply" and posted[2].headline.startswith("KEEP · base")
+        assert posted[0] == "reply" and posted[2].headline.startswith("STAY · whole run")
         assert " at 0.5 step/s" in posted[2].headline
 
         await send(29, 200)
