@@ -561,18 +561,20 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
             fields.append(CardField("Pace profile", run.pace_note))
         interval = estimate.eta_interval
         eta = estimate.eta
-        if run.as_of_s is not None and run.state not in ("finished", "failed", "killed"):
-            finish_at = run.as_of_s + eta.base.remaining_s
-            fields.append(CardField("Finishes", _clock(finish_at), at_s=finish_at))
-        fields.append(
-            CardField(
-                "ETA band",
-                f"{fmt_duration(interval.low_s - estimate.elapsed_s)}–"
-                f"{fmt_duration(interval.high_s - estimate.elapsed_s)} left "
-                f"(calibrated {interval.coverage:.0%}); scenarios ×1.2/×0.6: "
-                f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}",
+        # An ended run has nothing left to estimate: no finish time, no "0s–0s left".
+        if run.state not in ("finished", "failed", "killed"):
+            if run.as_of_s is not None:
+                finish_at = run.as_of_s + eta.base.remaining_s
+                fields.append(CardField("Finishes", _clock(finish_at), at_s=finish_at))
+            fields.append(
+                CardField(
+                    "ETA band",
+                    f"{fmt_duration(interval.low_s - estimate.elapsed_s)}–"
+                    f"{fmt_duration(interval.high_s - estimate.elapsed_s)} left "
+                    f"(calibrated {interval.coverage:.0%}); scenarios ×1.2/×0.6: "
+                    f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}",
+                )
             )
-        )
     fields.append(CardField("GPU", f"{run.gpu_label} · {fmt_usd(run.usd_per_hour)}/h"))
     if run.instance_state is not None:
         fields.append(CardField("Instance", run.instance_state))
