@@ -389,3 +389,38 @@ def test_fast_bars_without_a_description_are_data_work_not_the_training_bar() ->
     rows = train_rows(lines)
     assert [r.step for r in rows][-19:] == list(range(1, 20))
     assert rows[-1].total_steps == 8264
+
+
+def test_generic_names_a_table_rows_numbers_by_its_header() -> None:
+    lines = ["step\tloss"] + [f"{s}\t{8.5 - s / 1e3:.6f}" for s in range(10, 310, 10)]
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == list(range(10, 310, 10))
+    assert rows[0].loss == pytest.approx(8.49)
+
+
+def test_generic_reads_llm_c_main_log_abbreviations() -> None:
+    lines = []
+    for s in range(40):
+        if s % 20 == 0:
+            lines.append(f"s:{s} tel:{4.0 - s / 100:.4f}")
+        lines.append(f"s:{s} trl:{4.1 - s / 100:.4f} lr:0.000100 norm:1.{s:02d}")
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == list(range(40))
+    assert rows[5].loss == pytest.approx(4.05)
+
+
+def test_a_launch_appended_after_a_finished_one_is_read_as_a_fresh_run() -> None:
+    def launch(hour: int) -> list[str]:
+        start = "d2.engine.train_loop INFO: Starting training from iteration 0"
+        out = [f"[12/22 {hour}:00:00] {start}"]
+        out += [
+            f"[12/22 {hour}:{i // 3:02d}:{i % 3 * 20:02d}] d2.utils.events INFO:  eta: 0:01:00"
+            f"  iter: {i}  total_loss: {5 - i / 100:.3f}  time: 0.97"
+            for i in range(19, 200, 20)
+        ]
+        return out
+
+    lines = ["    MAX_ITER: 200", *launch(19), *launch(21)]
+    rows = train_rows(lines)
+    assert [r.step for r in rows if r.launch == 1] == [0, *range(20, 201, 20)]
+    assert [r.step for r in rows if r.launch == 0][-1] == 200

@@ -75,6 +75,8 @@ _STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?"
 _CONTEXT_EPOCH = re.compile(
     r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
 )
+_COLUMN = re.compile(r"[A-Za-z][\w/.-]{0,47}")  # a column name in a table's header
+_CELL = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf")
 _HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update", "ccumul")
 _ACCUM_HINT = re.compile(
     r"(?i)(?:gradient_accumulation_steps|grad_accum(?:ulation)?(?:_steps)?|accumulate_grad_batches"
@@ -245,6 +247,8 @@ def _in_word(text: str, start: int) -> bool:
 @functools.lru_cache(maxsize=1024)
 def _loss_rank(key: str) -> int:
     """How good a name is for the training loss: 0 best, 9 not a loss."""
+    if key == "trl":  # llm.c's main.log: ``s:120 trl:3.28`` (and ``tel`` for eval)
+        return 1
     if "loss" not in key or _EVAL_WORD.search(key) or "scale" in key:
         return 9
     if key == "loss":
@@ -295,6 +299,7 @@ class Generic(Format):
         self._lookahead = lookahead
         self._templates: dict[str, _Template] = {}
         self.layout: Layout | None = None
+        self._header: tuple[str, list[str]] | None = None  # a table's separator and columns
         self._launch = 0
         self._last_step: int | None = None
         self._epoch_base: int | None = None
@@ -323,6 +328,7 @@ class Generic(Format):
     # --- feeding ---------------------------------------------------------------------
 
     def rows(self, line: str) -> list[Progress]:
+        line = self._named_columns(line)
         out: list[Progress] = []
         if self._pending is not None:
             continues = self._continues(line) and self._continuation < MAX_CONTINUATION
@@ -348,6 +354,23 @@ class Generic(Format):
         else:
             out.extend(self._read(slots, iso_stamp_us(line, anywhere=True), line))
         return out
+
+    def _named_columns(self, line: str) -> str:
+        """A table row under a header (``step\tloss``, ``step,loss,lr``) with each number
+        named by its column, so that the template reads as ``step: 10\tloss: 8.46``."""
+        if self._header is not None:
+            sep, names = self._header
+            cells = line.split(sep)
+            if len(cells) == len(names) and all(_CELL.fullmatch(c.strip()) for c in cells):
+                named = zip(names, cells, strict=True)
+                return sep.join(f"{name}: {cell.strip()}" for name, cell in named)
+        if len(line) <= 512 and not any(ch.isdigit() for ch in line):
+            for sep in ("\t", ","):
+                names = [c.strip() for c in line.split(sep)]
+                if 2 <= len(names) <= 32 and all(_COLUMN.fullmatch(n) for n in names):
+                    self._header = (sep, names)
+                    return line
+        return line
 
     def _locked_slots(self, line: str) -> list[Slot] | None:
         """The numbers a line of the locked template holds, read by regex (the fast path):
