@@ -424,3 +424,16 @@ def test_a_launch_appended_after_a_finished_one_is_read_as_a_fresh_run() -> None
     rows = train_rows(lines)
     assert [r.step for r in rows if r.launch == 1] == [0, *range(20, 201, 20)]
     assert [r.step for r in rows if r.launch == 0][-1] == 200
+
+
+def test_a_loading_bar_before_the_training_bar_is_not_the_run() -> None:
+    def bar(desc: str, n: int, total: int, rate: str) -> str:
+        return f"{desc}{100 * n // total:3d}%|███       | {n}/{total} [00:{n:02d}<00:10, {rate}]"
+
+    lines = [bar("Loading checkpoint shards: ", n, 5, "3.25s/it") for n in range(6)]
+    lines += [bar("", n, 1755, "21.50s/it") for n in range(1, 40)]
+    lines.insert(20, "{'loss': 1.4377, 'grad_norm': 0.09, 'learning_rate': 0.0002, 'epoch': 0.14}")
+    rows = train_rows(lines)
+    assert [r.step for r in rows if r.step > 5][:3] == [6, 7, 8]
+    assert rows[-1].step == 39
+    assert rows[-1].total_steps == 1755

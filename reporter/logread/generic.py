@@ -75,6 +75,10 @@ _STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?"
 _CONTEXT_EPOCH = re.compile(
     r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
 )
+_WORK_WORDS = re.compile(
+    r"(?i)load|download|shard|tokeni[sz]|\bmap\b|filter|extract|packing|preprocess|convert"
+    r"|fetch|caching"
+)
 _COLUMN = re.compile(r"[A-Za-z][\w/.-]{0,47}")  # a column name in a table's header
 _CELL = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf")
 _HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update", "ccumul")
@@ -517,6 +521,8 @@ class Generic(Format):
         if best is None:
             return None
         score, index = best
+        if _WORK_WORDS.search("".join(template.split("#")[skip : index + 1])):
+            return None  # a bar of loading or data work (``Loading checkpoint shards: 1/5``)
         has_loss = any(_loss_rank(s.key) < 9 for s in slots)
         has_time = any(_time_kind(s.key, s.unit) is not None for s in slots)
         has_total = index + 1 < len(slots) and slots[index + 1].is_total
