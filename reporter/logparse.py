@@ -493,7 +493,8 @@ class _Bars(_Format):
     )
     _SKIP = re.compile(
         r"(?i)\b(?:download|upload|load|map\b|token|generat|extract|filter|fetch|resolv|shard"
-        r"|convert|prepar|build|compil|cach|sav|writ|read|pars|encod|index|sanity|warm|pack|captur)"
+        r"|convert|prepar|build|compil|cach|sav|writ|read|pars|encod|index|sanity|warm|pack|captur"
+        r"|scan)"
     )
     _EVAL = re.compile(r"(?i)eval|valid|test|predict|infer")
     _LIGHTNING = re.compile(r"Epoch (\d+)(?:/(-?\d+))?")
@@ -888,6 +889,10 @@ class LogParser:
         for candidate in self._candidates:  # every one sees the line: some note a start line
             rows = candidate.rows(text)
             if rows:
+                if isinstance(candidate, _Bars) and all(r.step == 0 for r in rows):
+                    # A bar that has not moved yet may be another format's, named once it
+                    # moves (YOLOv5's tqdm before its epoch columns): its row, no lock.
+                    return rows, candidate
                 self._lock(candidate)
                 return rows, candidate
         if self._fallback is not None:

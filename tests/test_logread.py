@@ -437,3 +437,18 @@ def test_a_loading_bar_before_the_training_bar_is_not_the_run() -> None:
     assert [r.step for r in rows if r.step > 5][:3] == [6, 7, 8]
     assert rows[-1].step == 39
     assert rows[-1].total_steps == 1755
+
+
+def test_yolov5_style_bars_count_epochs_from_zero_after_a_bare_bar() -> None:
+    def bar(epoch: int, i: int) -> str:
+        return (
+            f"     {epoch}/2       12G   0.074   0.032         0    0.106       161       640:"
+            f"  {100 * i // 4:2d}%|██        | {i}/4 [00:{i:02d}<00:05,  1.50s/it]"
+        )
+
+    lines = ["  0%|          | 0/4 [00:00<?, ?it/s]"]
+    lines += [bar(e, i) for e in range(3) for i in range(1, 5)]
+    rows = [r for r in train_rows(lines) if r.step > 0]
+    assert [r.step for r in rows] == list(range(1, 13))
+    assert {r.total_steps for r in rows} == {12}
+    assert rows[0].loss == pytest.approx(0.106)  # the total column, not the sum with it

@@ -77,7 +77,7 @@ _CONTEXT_EPOCH = re.compile(
 )
 _WORK_WORDS = re.compile(
     r"(?i)load|download|shard|tokeni[sz]|\bmap\b|filter|extract|packing|preprocess|convert"
-    r"|fetch|caching"
+    r"|fetch|caching|scan"
 )
 _COLUMN = re.compile(r"[A-Za-z][\w/.-]{0,47}")  # a column name in a table's header
 _CELL = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf")
