@@ -452,3 +452,16 @@ def test_yolov5_style_bars_count_epochs_from_zero_after_a_bare_bar() -> None:
     assert [r.step for r in rows] == list(range(1, 13))
     assert {r.total_steps for r in rows} == {12}
     assert rows[0].loss == pytest.approx(0.106)  # the total column, not the sum with it
+
+
+def test_an_abbreviated_counter_goes_on_by_its_steady_increment() -> None:
+    def short(n: int) -> str:
+        return str(n) if n < 1000 else f"{n / 1000:.0f}K"
+
+    lines = [
+        f"INFO 2026-06-12 10:{s // 200:02d}:00 train.py:357 step:{short(s)} smpl:{short(32 * s)}"
+        f" loss:{2.0 - s / 1e4:.3f} updt_s:0.504 data_s:0.083"
+        for s in range(200, 5001, 200)
+    ]
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == list(range(200, 5001, 200))
