@@ -243,6 +243,7 @@ class _Detectron2(_Format):
         self._last_step: int | None = None
         self._checkpoint_step: int | None = None
         self._eval_t: float | None = None
+        self._launch = 0
 
     def rows(self, line: str) -> list[Progress]:
         if "MAX_ITER" in line:
@@ -269,9 +270,15 @@ class _Detectron2(_Format):
             return []
         start = self._START.search(line)
         if start is not None:
-            if self._wall.origin is None:  # a resumed run in the same log keeps the clock
+            first = int(start[1])
+            if self._last_step is not None and first < self._last_step:
+                # Another launch appended to the same log: the last one is the run. The
+                # clock runs on, as the generic reader's does: a launch's time is the log's.
+                self._launch += 1
+                self._eval_t = None
+            if self._wall.origin is None:
                 self._wall.origin = stamp
-            return [self._row(int(start[1]), self._wall.since_origin(stamp), None)]
+            return [self._row(first, self._wall.since_origin(stamp), None)]
         checkpoint = self._CHECKPOINT.search(line)
         if checkpoint is not None:
             self._checkpoint_step = int(checkpoint[1]) + 1
@@ -292,13 +299,13 @@ class _Detectron2(_Format):
         return out
 
     def _pending_eval(self, step: int) -> Progress:
-        row = Progress(step, self._eval_t, "wall", None, True, self._total)
+        row = Progress(step, self._eval_t, "wall", None, True, self._total, self._launch)
         self._eval_t = None
         return row
 
     def _row(self, step: int, t_s: float, loss: float | None) -> Progress:
         self._last_step = step
-        return Progress(step, t_s, "wall", loss, False, self._total)
+        return Progress(step, t_s, "wall", loss, False, self._total, self._launch)
 
 
 # --- DeepSpeed ------------------------------------------------------------------------
@@ -486,7 +493,8 @@ class _Bars(_Format):
     )
     _SKIP = re.compile(
         r"(?i)\b(?:download|upload|load|map\b|token|generat|extract|filter|fetch|resolv|shard"
-        r"|convert|prepar|build|compil|cach|sav|writ|read|pars|encod|index|sanity|warm|pack|captur)"
+        r"|convert|prepar|build|compil|cach|sav|writ|read|pars|encod|index|sanity|warm|pack|captur"
+        r"|scan)"
     )
     _EVAL = re.compile(r"(?i)eval|valid|test|predict|infer")
     _LIGHTNING = re.compile(r"Epoch (\d+)(?:/(-?\d+))?")
@@ -874,13 +882,17 @@ class LogParser:
                 self._relaunch()
             rows = self._active.rows(text)
             if self._launch:
-                rows = [replace(r, launch=self._launch) for r in rows]
+                rows = [replace(r, launch=max(r.launch, self._launch)) for r in rows]
             if self._understudy is not None:
                 rows = self._understudy_rows(text, rows)
             return rows, self._active
         for candidate in self._candidates:  # every one sees the line: some note a start line
             rows = candidate.rows(text)
             if rows:
+                if isinstance(candidate, _Bars) and all(r.step == 0 for r in rows):
+                    # A bar that has not moved yet may be another format's, named once it
+                    # moves (YOLOv5's tqdm before its epoch columns): its row, no lock.
+                    return rows, candidate
                 self._lock(candidate)
                 return rows, candidate
         if self._fallback is not None:
@@ -951,6 +963,12 @@ class LogParser:
         return out
 
     def _keep(self, row: Progress, fmt: _Format) -> bool:
+        if row.launch > self._launch:
+            # The reader saw the job start again in the same output: a fresh run, which
+            # the end of the one before must not cut off.
+            self._launch = row.launch
+            self._done_step = None
+            self._last_train_step = self._last_train_loss = self._last_train_t = None
         if self._done_step is not None:
             # The run is over; later counts belong to another stage. Its last rows stay.
             return row.step == self._done_step and (row.is_eval or row.loss is not None)

@@ -389,3 +389,79 @@ def test_fast_bars_without_a_description_are_data_work_not_the_training_bar() ->
     rows = train_rows(lines)
     assert [r.step for r in rows][-19:] == list(range(1, 20))
     assert rows[-1].total_steps == 8264
+
+
+def test_generic_names_a_table_rows_numbers_by_its_header() -> None:
+    lines = ["step\tloss"] + [f"{s}\t{8.5 - s / 1e3:.6f}" for s in range(10, 310, 10)]
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == list(range(10, 310, 10))
+    assert rows[0].loss == pytest.approx(8.49)
+
+
+def test_generic_reads_llm_c_main_log_abbreviations() -> None:
+    lines = []
+    for s in range(40):
+        if s % 20 == 0:
+            lines.append(f"s:{s} tel:{4.0 - s / 100:.4f}")
+        lines.append(f"s:{s} trl:{4.1 - s / 100:.4f} lr:0.000100 norm:1.{s:02d}")
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == list(range(40))
+    assert rows[5].loss == pytest.approx(4.05)
+
+
+def test_a_launch_appended_after_a_finished_one_is_read_as_a_fresh_run() -> None:
+    def launch(hour: int) -> list[str]:
+        start = "d2.engine.train_loop INFO: Starting training from iteration 0"
+        out = [f"[12/22 {hour}:00:00] {start}"]
+        out += [
+            f"[12/22 {hour}:{i // 3:02d}:{i % 3 * 20:02d}] d2.utils.events INFO:  eta: 0:01:00"
+            f"  iter: {i}  total_loss: {5 - i / 100:.3f}  time: 0.97"
+            for i in range(19, 200, 20)
+        ]
+        return out
+
+    lines = ["    MAX_ITER: 200", *launch(19), *launch(21)]
+    rows = train_rows(lines)
+    assert [r.step for r in rows if r.launch == 1] == [0, *range(20, 201, 20)]
+    assert [r.step for r in rows if r.launch == 0][-1] == 200
+
+
+def test_a_loading_bar_before_the_training_bar_is_not_the_run() -> None:
+    def bar(desc: str, n: int, total: int, rate: str) -> str:
+        return f"{desc}{100 * n // total:3d}%|███       | {n}/{total} [00:{n:02d}<00:10, {rate}]"
+
+    lines = [bar("Loading checkpoint shards: ", n, 5, "3.25s/it") for n in range(6)]
+    lines += [bar("", n, 1755, "21.50s/it") for n in range(1, 40)]
+    lines.insert(20, "{'loss': 1.4377, 'grad_norm': 0.09, 'learning_rate': 0.0002, 'epoch': 0.14}")
+    rows = train_rows(lines)
+    assert [r.step for r in rows if r.step > 5][:3] == [6, 7, 8]
+    assert rows[-1].step == 39
+    assert rows[-1].total_steps == 1755
+
+
+def test_yolov5_style_bars_count_epochs_from_zero_after_a_bare_bar() -> None:
+    def bar(epoch: int, i: int) -> str:
+        return (
+            f"     {epoch}/2       12G   0.074   0.032         0    0.106       161       640:"
+            f"  {100 * i // 4:2d}%|██        | {i}/4 [00:{i:02d}<00:05,  1.50s/it]"
+        )
+
+    lines = ["  0%|          | 0/4 [00:00<?, ?it/s]"]
+    lines += [bar(e, i) for e in range(3) for i in range(1, 5)]
+    rows = [r for r in train_rows(lines) if r.step > 0]
+    assert [r.step for r in rows] == list(range(1, 13))
+    assert {r.total_steps for r in rows} == {12}
+    assert rows[0].loss == pytest.approx(0.106)  # the total column, not the sum with it
+
+
+def test_an_abbreviated_counter_goes_on_by_its_steady_increment() -> None:
+    def short(n: int) -> str:
+        return str(n) if n < 1000 else f"{n / 1000:.0f}K"
+
+    lines = [
+        f"INFO 2026-06-12 10:{s // 200:02d}:00 train.py:357 step:{short(s)} smpl:{short(32 * s)}"
+        f" loss:{2.0 - s / 1e4:.3f} updt_s:0.504 data_s:0.083"
+        for s in range(200, 5001, 200)
+    ]
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == list(range(200, 5001, 200))

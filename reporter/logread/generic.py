@@ -75,6 +75,16 @@ _STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?"
 _CONTEXT_EPOCH = re.compile(
     r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
 )
+_WORK_WORDS = re.compile(
+    r"(?i)load|download|shard|tokeni[sz]|\bmap\b|filter|extract|packing|preprocess|convert"
+    r"|fetch|caching|scan"
+)
+# A count abbreviated as LeRobot and others print it past a thousand (``step:12K``).
+_ABBREVIATED = re.compile(r"(?<=[:=\s])(\d{1,4}(?:\.\d{1,3})?)([KMB])(?![A-Za-z])")
+_DIGIT = re.compile(r"\d")
+_SUFFIX_SCALE = {"K": 1e3, "M": 1e6, "B": 1e9}
+_COLUMN = re.compile(r"[A-Za-z][\w/.-]{0,47}")  # a column name in a table's header
+_CELL = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf")
 _HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update", "ccumul")
 _ACCUM_HINT = re.compile(
     r"(?i)(?:gradient_accumulation_steps|grad_accum(?:ulation)?(?:_steps)?|accumulate_grad_batches"
@@ -245,6 +255,8 @@ def _in_word(text: str, start: int) -> bool:
 @functools.lru_cache(maxsize=1024)
 def _loss_rank(key: str) -> int:
     """How good a name is for the training loss: 0 best, 9 not a loss."""
+    if key == "trl":  # llm.c's main.log: ``s:120 trl:3.28`` (and ``tel`` for eval)
+        return 1
     if "loss" not in key or _EVAL_WORD.search(key) or "scale" in key:
         return 9
     if key == "loss":
@@ -295,6 +307,8 @@ class Generic(Format):
         self._lookahead = lookahead
         self._templates: dict[str, _Template] = {}
         self.layout: Layout | None = None
+        self._header: tuple[str, list[str]] | None = None  # a table's separator and columns
+        self._coarse: dict[float, float] = {}  # this line's abbreviated numbers: their unit
         self._launch = 0
         self._last_step: int | None = None
         self._epoch_base: int | None = None
@@ -323,6 +337,11 @@ class Generic(Format):
     # --- feeding ---------------------------------------------------------------------
 
     def rows(self, line: str) -> list[Progress]:
+        line = self._named_columns(line)
+        if self._coarse:
+            self._coarse = {}
+        if _ABBREVIATED.search(line) is not None:
+            line = _ABBREVIATED.sub(self._expand, line)
         out: list[Progress] = []
         if self._pending is not None:
             continues = self._continues(line) and self._continuation < MAX_CONTINUATION
@@ -348,6 +367,35 @@ class Generic(Format):
         else:
             out.extend(self._read(slots, iso_stamp_us(line, anywhere=True), line))
         return out
+
+    def _expand(self, m: re.Match[str]) -> str:
+        """``13K`` as ``13000``, noting how coarse the printed number is."""
+        digits, suffix = m[1], m[2]
+        scale = _SUFFIX_SCALE[suffix]
+        decimals = len(digits.partition(".")[2])
+        value = round(float(digits) * scale)
+        self._coarse[float(value)] = scale / 10**decimals
+        return str(value)
+
+    def _named_columns(self, line: str) -> str:
+        """A table row under a header (``step\tloss``, ``step,loss,lr``) with each number
+        named by its column, so that the template reads as ``step: 10\tloss: 8.46``."""
+        if "\t" not in line and "," not in line:
+            return line
+        if self._header is not None:
+            sep, names = self._header
+            if line.count(sep) == len(names) - 1:
+                cells = line.split(sep)
+                if all(_CELL.fullmatch(c.strip()) for c in cells):
+                    named = zip(names, cells, strict=True)
+                    return sep.join(f"{name}: {cell.strip()}" for name, cell in named)
+        if len(line) <= 512 and _DIGIT.search(line) is None:
+            for sep in ("\t", ","):
+                names = [c.strip() for c in line.split(sep)]
+                if 2 <= len(names) <= 32 and all(_COLUMN.fullmatch(n) for n in names):
+                    self._header = (sep, names)
+                    return line
+        return line
 
     def _locked_slots(self, line: str) -> list[Slot] | None:
         """The numbers a line of the locked template holds, read by regex (the fast path):
@@ -494,6 +542,8 @@ class Generic(Format):
         if best is None:
             return None
         score, index = best
+        if _WORK_WORDS.search("".join(template.split("#")[skip : index + 1])):
+            return None  # a bar of loading or data work (``Loading checkpoint shards: 1/5``)
         has_loss = any(_loss_rank(s.key) < 9 for s in slots)
         has_time = any(_time_kind(s.key, s.unit) is not None for s in slots)
         has_total = index + 1 < len(slots) and slots[index + 1].is_total
@@ -540,6 +590,13 @@ class Generic(Format):
         if not _is_int(counter):
             return []
         inner = int(counter.value)
+        unit = self._coarse.get(counter.value)
+        if unit is not None and self._last_step is not None and layout.epoch_index is None:
+            # A rounded counter (``step:2K``) goes on by the steady increment while that
+            # agrees with what it prints: the cadence gives the exact step.
+            ahead = self._last_step - self._epoch_offset + layout.step_increment
+            if abs(ahead - counter.value) <= unit / 2:
+                inner = int(ahead)
         has_total = layout.step_index + 1 < len(slots) and slots[layout.step_index + 1].is_total
         per_epoch = int(slots[layout.step_index + 1].value) if has_total else None
         step, total = inner, per_epoch

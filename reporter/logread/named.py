@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from reporter.logread.base import NUM, Format, Progress, WallClock, iso_stamp_us, number
@@ -92,6 +93,9 @@ class Ultralytics(Format):
     Epoch e of E, batch i of N: the step is (e - 1) x N + i and the total E x N. The loss
     is the sum of the loss columns; the clock adds each epoch's bar time (it restarts).
     The older tqdm bar (``640: 30%|███ | 23/75 [00:43<01:16, 1.5it/s]``) reads the same.
+    YOLOv5 and YOLOv7 count epochs from 0 to the last (``0/299``): a first epoch 0 makes
+    the step e x N + i and the total (E + 1) x N; where the last loss column is the sum
+    of the others (YOLOv7's ``total``), it is the loss.
     """
 
     name = "ultralytics"
@@ -109,6 +113,7 @@ class Ultralytics(Format):
         self._offset_s = 0.0
         self._last_step = -1
         self._launch = 0
+        self._first_epoch: int | None = None  # 0 where epochs count from 0 (YOLOv5, v7)
 
     def rows(self, line: str) -> list[Progress]:
         if "/" not in line[:40] or "%" not in line:
@@ -117,6 +122,9 @@ class Ultralytics(Format):
         if m is None:
             return []
         epoch, epochs, batch, batches = int(m[1]), int(m[2]), int(m[4]), int(m[5])
+        if self._first_epoch is None:
+            self._first_epoch = 0 if epoch == 0 else 1
+        base = self._first_epoch
         if epoch != self._epoch:
             if self._epoch is not None and epoch < self._epoch:
                 self._launch += 1  # a new training run appended to the same log
@@ -127,7 +135,7 @@ class Ultralytics(Format):
         elapsed = _seconds(m[6]) if m[6] else None
         if elapsed is not None:
             self._elapsed_s = elapsed
-        step = (epoch - 1) * batches + batch
+        step = (epoch - base) * batches + batch
         if step <= self._last_step:
             return []
         self._last_step = step
@@ -135,8 +143,11 @@ class Ultralytics(Format):
         # The last column before Instances is the last loss; GPU memory was matched apart.
         losses = [x for x in columns if x is not None]
         loss = sum(losses) if losses else None
+        if len(losses) >= 3 and math.isclose(losses[-1], sum(losses[:-1]), abs_tol=2e-4):
+            loss = losses[-1]  # a total column after its parts
         t_s = self._offset_s + self._elapsed_s
-        return [Progress(step, t_s, "train", loss, False, epochs * batches, self._launch)]
+        total = (epochs + 1 - base) * batches
+        return [Progress(step, t_s, "train", loss, False, total, self._launch)]
 
 
 class HFDicts(Format):
