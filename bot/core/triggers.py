@@ -186,6 +186,9 @@ class CheckMemory:
     watch: MetricWatch = field(default_factory=lambda: MetricWatch())
     new_normal: bool = False
     """A person accepted a changed pace as the expected one ("New normal")."""
+    long_gaps_s: tuple[float, ...] = ()
+    """The longest unannounced gaps between two steps the run came back from (at most
+    `_LONG_GAPS_KEPT`): an unmarked eval or checkpoint that recurs is not a hang."""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -217,6 +220,7 @@ class CheckMemory:
             recent_work_per_s=opt_float("recent_work_per_s"),
             watch=MetricWatch.from_dict(data.get("watch") or {}),
             new_normal=bool(data.get("new_normal", False)),
+            long_gaps_s=tuple(float(g) for g in data.get("long_gaps_s", ())),
         )
 
 
@@ -513,7 +517,30 @@ def evaluate_triggers(
         low_throughput_checks=low_checks,
         held=tuple(findings),
         watch=watch,
+        long_gaps_s=_long_gaps(ctx),
     )
+
+
+_LONG_GAPS_KEPT = 8
+
+
+def _long_gaps(ctx: _Context) -> tuple[float, ...]:
+    """The memory's long gaps with those that ended since the last check: unannounced
+    (no eval or checkpoint marked over them) and at least half the hung minimum."""
+    shortest = ctx.settings.hung_min_s / 2
+    new = [
+        iv.duration_s
+        for iv in _tail_intervals(ctx.snap, ctx.window_start_s, 0)
+        if iv.t1 > ctx.window_start_s and not iv.paused and iv.duration_s >= shortest
+    ]
+    return tuple(sorted((*ctx.memory.long_gaps_s, *new), reverse=True)[:_LONG_GAPS_KEPT])
+
+
+def recurring_gap_s(memory: CheckMemory) -> float:
+    """The longest gap the run made at least twice and came back from both times (0 when
+    none): a periodic pause it does not announce, such as an eval at each epoch's end.
+    One long gap alone may have been a hang that cleared; it does not count."""
+    return memory.long_gaps_s[1] if len(memory.long_gaps_s) >= 2 else 0.0
 
 
 def _optional(finding: Finding | None) -> list[Finding]:
@@ -624,12 +651,14 @@ def _hung_threshold(
         if not iv.paused and (warm_end is None or iv.t0 >= warm_end)
     ]
     typical = statistics.median(gaps) if gaps else 0.0
-    threshold = max(s.hung_min_s, s.hung_factor * max(typical, longest))
-    basis = (
-        f"longest eval {fmt_duration(longest)}"
-        if longest >= typical
-        else f"row gap {fmt_duration(typical)}"
-    )
+    recurring = recurring_gap_s(memory)
+    threshold = max(s.hung_min_s, s.hung_factor * max(typical, longest, recurring))
+    if recurring > max(typical, longest):
+        basis = f"unannounced pause of {fmt_duration(recurring)} seen before"
+    elif longest >= typical:
+        basis = f"longest eval {fmt_duration(longest)}"
+    else:
+        basis = f"row gap {fmt_duration(typical)}"
     reason = f"{s.hung_factor:g}× the {basis}" if threshold > s.hung_min_s else basis
     first_time = _first_time(history, snap, now, memory)
     if first_time and s.hung_first_s > threshold:

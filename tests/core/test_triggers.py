@@ -757,3 +757,31 @@ def test_a_clock_that_goes_back_starts_the_window_afresh() -> None:
 def test_span_index(t: float, inside: bool) -> None:
     spans = SpanIndex([(4.0, 6.0), (1.0, 2.0), (2.0, 3.0)])
     assert spans.contains(t) == inside
+
+
+def test_an_unannounced_pause_that_recurs_is_not_a_hang() -> None:
+    # An eval nobody marks: 15 min without a step after every 600 steps. The first two
+    # such gaps are hangs as far as anyone can tell (one may have been a hang that
+    # cleared); once the run came back from two, a third of the same length is its
+    # rhythm, and only a gap 3× as long is a hang.
+    steps = timeline(
+        (600, 1.0), (0, 900.0), (600, 1.0), (0, 900.0), (600, 1.0), (0, 900.0), (600, 1.0)
+    )
+    results = run_checks(history(steps), steps[-1].t_s)
+    fires = [now for now, found in results if any(f.trigger == "hung" for f in found)]
+    second_gap_end = 59.0 + 2 * (600 + 900)
+    assert fires and all(now <= second_gap_end for now in fires)
+    assert any(now > second_gap_end - 900 for now in fires)  # the second gap did fire
+    memory = run_memory(history(steps), steps[-1].t_s)
+    assert memory.long_gaps_s[:3] == pytest.approx((901.0, 901.0, 901.0))
+    found = hung_threshold(history(steps), steps[-1].t_s + 60, memory, SETTINGS)
+    assert found is not None and found.threshold_s == pytest.approx(3 * 901.0)
+    assert found.reason.startswith("3× the unannounced pause")
+
+
+def test_one_long_gap_the_run_came_back_from_does_not_hide_the_next_hang() -> None:
+    steps = timeline((300, 1.0), (0, 3 * 3600.0), (300, 1.0))
+    memory = run_memory(history(steps), steps[-1].t_s)
+    assert len(memory.long_gaps_s) == 1
+    found = hung_threshold(history(steps), steps[-1].t_s + 700, memory, SETTINGS)
+    assert found is not None and found.threshold_s == 600.0
