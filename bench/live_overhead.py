@@ -18,7 +18,6 @@ reporter's stdout goes to /dev/null, so a terminal's drawing cost is not counted
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import pty
@@ -26,10 +25,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped,unused-ignore]
@@ -37,11 +33,7 @@ import psutil  # type: ignore[import-untyped,unused-ignore]
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.app import build, start_server  # noqa: E402
-from bot.chat.console import ConsoleChat  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-
-SECRET = "bench-secret"
+from reporter_overhead import SECRET, running_bot  # noqa: E402  (bench/ is sys.path[0])
 
 # Paced: `rate` bar lines a second for `seconds`; then write timings to argv[4] as JSON.
 CHILD = textwrap.dedent(
@@ -74,35 +66,6 @@ CHILD = textwrap.dedent(
                "max_ms": 1000 * durations[-1]}, open(out, "w"))
     """
 )
-
-
-@contextmanager
-def running_bot(folder: Path) -> Iterator[str]:
-    """The real bot on loopback, in a thread of its own (its CPU is not the reporter's)."""
-    ready: list[str] = []
-    stop = threading.Event()
-
-    async def main() -> None:
-        settings = Settings(
-            _env_file=None, db=folder / "bench.db", ingest_secret=SECRET, checkin_interval_s=3600
-        )
-        app = build(settings, chat=ConsoleChat(open(os.devnull, "w")))  # noqa: SIM115
-        server = await start_server(app)
-        ready.append(server.url)
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
-        await server.stop()
-        app.store.close()
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    while not ready:
-        time.sleep(0.02)
-    try:
-        yield ready[0]
-    finally:
-        stop.set()
-        thread.join(timeout=10)
 
 
 def child_argv(folder: Path, rate: float, seconds: float, burst: int, out: Path) -> list[str]:

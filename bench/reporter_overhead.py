@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -35,20 +36,21 @@ SECRET = "bench-secret"
 
 
 @contextmanager
-def running_bot(folder: Path) -> Iterator[str]:
-    """The real bot (FastAPI + SQLite + scheduler) on loopback, in a thread of its own."""
+def running_bot(folder: Path, **settings: object) -> Iterator[str]:
+    """The real bot (FastAPI + SQLite + scheduler) on loopback, in a thread of its own (its
+    CPU is not the reporter's). ``settings``: overrides, e.g. ``post_interval_s``."""
     ready: list[str] = []
     stop = threading.Event()
 
     async def main() -> None:
-        settings = Settings(
+        config = Settings(
             _env_file=None,
             db=folder / "bench.db",
             ingest_secret=SECRET,
-            post_interval_s=1.0,
             checkin_interval_s=3600,
+            **settings,  # type: ignore[arg-type]
         )
-        app = build(settings, chat=ConsoleChat(open("/dev/null", "w")))  # noqa: SIM115
+        app = build(config, chat=ConsoleChat(open(os.devnull, "w")))  # noqa: SIM115
         server = await start_server(app)
         ready.append(server.url)
         while not stop.is_set():
@@ -157,7 +159,7 @@ def main() -> int:
 
     with (
         tempfile.TemporaryDirectory(prefix="probecast-bench-") as tmp,
-        running_bot(Path(tmp)) as url,
+        running_bot(Path(tmp), post_interval_s=1.0) as url,
     ):
         folder = Path(tmp)
         if args.loop:
