@@ -717,11 +717,15 @@ def test_demo_trainer_reports_steps_and_evals(
 def test_demo_trainer_stops_on_kill(bot: FakeBot, make_probe: Callable[..., Probe]) -> None:
     bot.queue_kill()
     probe = make_probe()
+    # Registered first: on a loaded machine the tiny steps could outrun the registration
+    # and the first post that brings the kill; a large target leaves the kill the time.
+    wait_for(lambda: probe.run_id == RUN_ID)
     lines: list[str] = []
     stop = probe.kill_requested
-    result = train(100_000, eval_every=None, batch=4, probe=probe, stop=stop, say=lines.append)
-    assert result.killed and len(result.losses) < 100_000
-    assert lines[-1] == f"stop requested: stopping at step {len(result.losses)}/100000"
+    target = 2_000_000
+    result = train(target, eval_every=None, batch=4, probe=probe, stop=stop, say=lines.append)
+    assert result.killed and len(result.losses) < target
+    assert lines[-1] == f"stop requested: stopping at step {len(result.losses)}/{target}"
     assert probe.close(return_code=143)
     assert bot.events()[-1]["return_code"] == 143
 
