@@ -115,6 +115,66 @@ def interval_s(text: str) -> float | None:
     return float(seconds)
 
 
+SLASH_STAMP = re.compile(
+    r"(?<![\d/])(\d{1,2})/(\d{1,2})(?:/(\d{2}|\d{4}))?[ T,]{1,2}"
+    r"(\d{1,2}):(\d\d):(\d\d)(?:[.,](\d{1,6}))?(?!\d)"
+)
+# A Rich log line whose time is the same as the line before's: Rich leaves it blank.
+RICH_SAME_TIME = re.compile(r" {8,}(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+class SlashClock:
+    """Microseconds of slash-dated stamps: Rich's ``[12/09/24 13:56:50]`` (month or day
+    first, by locale), MMEngine's ``05/04 08:52:12`` (no year).
+
+    Which number is the day is not printed, so each stamp is read in whichever order
+    makes it follow the one before most closely; the clock adds those steps up, so a
+    run that crosses midnight, a month's end or New Year keeps counting.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[tuple[int, int], ...] | None = None  # (ordinal, second) per order
+        self._last_us = 0
+        self._at_us = 0
+
+    def stamp_us(self, line: str) -> int | None:
+        """The clock at the stamp in ``line`` (its first 96 characters), else None; a Rich
+        line that leaves its time blank reads as the line before's."""
+        m = SLASH_STAMP.search(line, 0, 96)
+        if m is None:
+            if self._last is not None and RICH_SAME_TIME.match(line):
+                return self._at_us
+            return None
+        a, b = int(m[1]), int(m[2])
+        year = 2000 if m[3] is None else int(m[3]) % 100 + 2000
+        second = int(m[4]) * 3_600 + int(m[5]) * 60 + int(m[6])
+        fraction_us = int(m[7].ljust(6, "0")) if m[7] else 0
+        readings = tuple(
+            (ordinal, second)
+            for month, day in ((a, b), (b, a))
+            if (ordinal := day_ordinal(year, month, day)) is not None
+        )
+        if not readings:
+            return None
+        if self._last is None:
+            self._at_us = 0
+        else:
+            steps = [
+                ((o - lo) * 86_400 + s - ls) * US for o, s in readings for lo, ls in self._last
+            ]
+            ahead = [d for d in steps if d >= 0]
+            if ahead:
+                step = min(ahead)
+            elif m[3] is None:  # no year printed: the run went on across New Year
+                step = min(d + 365 * 86_400 * US for d in steps)
+            else:
+                step = max(steps)  # the clock went back (another launch, a clock reset)
+            self._at_us += step + fraction_us - self._last_us
+        self._last = readings
+        self._last_us = fraction_us
+        return self._at_us
+
+
 class WallClock:
     """Timestamps to seconds since an origin: the training-start line, else the first row.
 

@@ -41,7 +41,15 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from reporter.logread.base import US, ClockKind, Format, Progress, iso_stamp_us
+from reporter.logread.base import (
+    RICH_SAME_TIME,
+    US,
+    ClockKind,
+    Format,
+    Progress,
+    SlashClock,
+    iso_stamp_us,
+)
 
 SCAN_CHARS = 8_192
 MAX_TEMPLATES = 1_024
@@ -333,6 +341,7 @@ class Generic(Format):
         self._common: tuple[str, int, tuple[str, ...]] | None = None  # for a suggestion
         self._reader: _Reader | None = None
         self._decide_at: tuple[str, int] | None = None  # lock when this template is seen so often
+        self._slash = SlashClock()  # ``[12/09/24 13:56:50]`` and ``05/04 08:52:12`` stamps
 
     # --- feeding ---------------------------------------------------------------------
 
@@ -343,6 +352,7 @@ class Generic(Format):
         if _ABBREVIATED.search(line) is not None:
             line = _ABBREVIATED.sub(self._expand, line)
         out: list[Progress] = []
+        stamp = self._stamp(line)
         if self._pending is not None:
             continues = self._continues(line) and self._continuation < MAX_CONTINUATION
             if continues and self._locked_slots(line) is None:
@@ -357,7 +367,7 @@ class Generic(Format):
             self._hints(line)
             if "poch" in line:
                 self._context(line)
-            out.extend(self._search(line))
+            out.extend(self._search(line, stamp))
             return out
         slots = self._locked_slots(line) if self.layout.anchor in line else None
         if slots is None:
@@ -365,8 +375,17 @@ class Generic(Format):
             if "poch" in line:
                 self._context(line)
         else:
-            out.extend(self._read(slots, iso_stamp_us(line, anywhere=True), line))
+            out.extend(self._read(slots, stamp, line))
         return out
+
+    def _stamp(self, line: str) -> int | None:
+        """The line's timestamp in microseconds: an ISO date, else a slash-dated one."""
+        stamp = iso_stamp_us(line, anywhere=True)
+        if stamp is not None:
+            return stamp
+        if "/" in line[:96] or RICH_SAME_TIME.match(line):
+            return self._slash.stamp_us(line)
+        return None
 
     def _expand(self, m: re.Match[str]) -> str:
         """``13K`` as ``13000``, noting how coarse the printed number is."""
@@ -458,7 +477,7 @@ class Generic(Format):
 
     # --- searching -------------------------------------------------------------------
 
-    def _search(self, line: str) -> list[Progress]:
+    def _search(self, line: str, stamp: int | None) -> list[Progress]:
         if not any(c.isdigit() for c in line[:SCAN_CHARS]):
             return []
         spaced, slots = scan(line)
@@ -476,7 +495,6 @@ class Generic(Format):
         stats.count += 1
         for slot, slot_stats in zip(slots, stats.slots, strict=True):
             slot_stats.add(slot.value, _is_int(slot))
-        stamp = iso_stamp_us(line, anywhere=True)
         stats.window.append((slots, stamp))
         stats.last_line = line[:SCAN_CHARS]
         if self._common is None or stats.count > self._common[1]:
