@@ -1,13 +1,13 @@
 """How ``probecast parse-log`` reads real logs with a ground truth beside each.
 
-    python bench/parse_logs.py                    # the table for ../shared/logs
+    python bench/parse_logs.py                    # ../shared/logs, then bench/devlogs
     python bench/parse_logs.py DIR [DIR ...]      # other folders of NAME.log + NAME.json
     python bench/parse_logs.py --format generic   # the generic reader alone
     python bench/parse_logs.py --cost FILE        # parser microseconds per line on FILE
 
 Each ``NAME.json`` gives ``steps`` (or ``first_step``/``last_step``), ``alt_steps``,
-``total_steps``, ``time.span_s`` (``span_alt_s``) with ``span_tol``, ``loss.has_loss``
-and ``ambiguous``. A log passes when its non-eval rows reach at least 95% of the steps,
+``total_steps``, ``time.span_s`` (``span_alt_s``) with ``span_tol``, ``loss.has_loss``,
+``ambiguous`` and ``last_launch_only`` (score the last of several launches in the file). A log passes when its non-eval rows reach at least 95% of the steps,
 the total is found where the log states one, the time span is within its tolerance where
 time is recoverable, and losses are read where the log has them.
 """
@@ -28,6 +28,9 @@ from reporter.logparse import LogParser, Progress  # noqa: E402
 from reporter.run import LineSplitter  # noqa: E402
 
 SHARED_LOGS = Path(__file__).resolve().parents[2] / "shared" / "logs"
+# Truths for more logs, each beside where its log goes: the logs themselves are public
+# files named in SOURCES.md there, kept out of the repository (see that file).
+DEV_LOGS = Path(__file__).resolve().parent / "devlogs"
 STEP_TARGET = 0.95
 LOSS_TARGET = 0.9
 
@@ -84,7 +87,11 @@ def truth_steps(truth: dict[str, object]) -> list[list[int]]:
 
 
 def score(name: str, rows: list[Progress], fmt: str | None, truth: dict[str, object]) -> Score:
-    """One log's rows against its ground truth."""
+    """One log's rows against its ground truth (with ``last_launch_only``, the rows of the
+    last launch only: several launches appended to one file, the last one is the run)."""
+    if truth.get("last_launch_only"):
+        last_launch = max((r.launch for r in rows), default=0)
+        rows = [r for r in rows if r.launch == last_launch]
     train = [r for r in rows if not r.is_eval]
     got = {r.step for r in train}
     reached = max((len(got & set(s)) / len(s) for s in truth_steps(truth) if s), default=0.0)
@@ -124,6 +131,9 @@ def score(name: str, rows: list[Progress], fmt: str | None, truth: dict[str, obj
 
 def score_folder(folder: Path, fmt: str = "auto") -> list[Score]:
     out = []
+    missing = sorted(m.stem for m in folder.glob("*.json") if not m.with_suffix(".log").exists())
+    if missing:
+        print(f"{folder}: no log beside {len(missing)} truths ({', '.join(missing)}); see SOURCES.md")
     for log in sorted(folder.glob("*.log")):
         meta = log.with_suffix(".json")
         if not meta.exists():
@@ -184,8 +194,9 @@ def main() -> int:
                 f"{path.name}: {n:,} lines, {us:.1f} us/line ({1e6 / us:,.0f} lines/s on one core)"
             )
         return 0
-    for folder in args.folders or [SHARED_LOGS]:
-        print_table(score_folder(folder, args.format))
+    for folder in args.folders or [SHARED_LOGS, DEV_LOGS]:
+        if folder.is_dir():
+            print_table(score_folder(folder, args.format))
     return 0
 
 
