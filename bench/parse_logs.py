@@ -7,7 +7,8 @@
 
 Each ``NAME.json`` gives ``steps`` (or ``first_step``/``last_step``), ``alt_steps``,
 ``total_steps``, ``time.span_s`` (``span_alt_s``) with ``span_tol``, ``loss.has_loss``,
-``ambiguous`` and ``last_launch_only`` (score the last of several launches in the file). A log passes when its non-eval rows reach at least 95% of the steps,
+``ambiguous`` and ``last_launch_only`` (score the last of several launches in the file).
+A log passes when its non-eval rows reach at least 95% of the steps,
 the total is found where the log states one, the time span is within its tolerance where
 time is recoverable, and losses are read where the log has them.
 """
@@ -133,7 +134,8 @@ def score_folder(folder: Path, fmt: str = "auto") -> list[Score]:
     out = []
     missing = sorted(m.stem for m in folder.glob("*.json") if not m.with_suffix(".log").exists())
     if missing:
-        print(f"{folder}: no log beside {len(missing)} truths ({', '.join(missing)}); see SOURCES.md")
+        names = ", ".join(missing)
+        print(f"{folder}: no log beside {len(missing)} truths ({names}); see SOURCES.md")
     for log in sorted(folder.glob("*.log")):
         meta = log.with_suffix(".json")
         if not meta.exists():
