@@ -83,6 +83,10 @@ _STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?"
 _CONTEXT_EPOCH = re.compile(
     r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
 )
+_EVAL_PREFIX = re.compile(
+    r"(?i)(?:^|[\W_])(?:val|valid|validation|validating|eval|evaluation|evaluating|test|testing)"
+    r"(?![a-z])"
+)
 _WORK_WORDS = re.compile(
     r"(?i)load|download|shard|tokeni[sz]|\bmap\b|filter|extract|packing|preprocess|convert"
     r"|fetch|caching|scan"
@@ -560,8 +564,11 @@ class Generic(Format):
         if best is None:
             return None
         score, index = best
-        if _WORK_WORDS.search("".join(template.split("#")[skip : index + 1])):
+        before_counter = "".join(template.split("#")[skip : index + 1])
+        if _WORK_WORDS.search(before_counter):
             return None  # a bar of loading or data work (``Loading checkpoint shards: 1/5``)
+        if _EVAL_PREFIX.search("".join(scan(line)[0].split("#")[skip : index + 1])):
+            return None  # an evaluation's counter (``Test: [10/79]``, ``Epoch(val) [1][8/8]``)
         has_loss = any(_loss_rank(s.key) < 9 for s in slots)
         has_time = any(_time_kind(s.key, s.unit) is not None for s in slots)
         has_total = index + 1 < len(slots) and slots[index + 1].is_total
