@@ -83,6 +83,10 @@ _STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?"
 _CONTEXT_EPOCH = re.compile(
     r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
 )
+_RICH_HEAD = re.compile(
+    r"^(?:\[\d{1,2}/\d{1,2}/\d{2,4} \d\d:\d\d:\d\d\]"
+    r"| {8,}(?=(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) ))\s*"
+)
 _EVAL_PREFIX = re.compile(
     r"(?i)(?:^|[\W_])(?:val|valid|validation|validating|eval|evaluation|evaluating|test|testing)"
     r"(?![a-z])"
@@ -357,6 +361,10 @@ class Generic(Format):
             line = _ABBREVIATED.sub(self._expand, line)
         out: list[Progress] = []
         stamp = self._stamp(line)
+        if line[:1] in ("[", " ") and stamp is not None:
+            # Rich prints the time only when it changed: the same record comes with it or
+            # with blanks, and must make one template.
+            line = _RICH_HEAD.sub("", line, count=1)
         if self._pending is not None:
             continues = self._continues(line) and self._continuation < MAX_CONTINUATION
             if continues and self._locked_slots(line) is None:

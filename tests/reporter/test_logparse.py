@@ -592,3 +592,54 @@ def test_progress_json(loss: float | None, shown: object) -> None:
         "launch": 0,
     }
     assert json.loads(json.dumps(progress_json(row), allow_nan=False))["loss"] == shown
+
+
+# --- slash-dated stamps and evaluation counters (#20) ----------------------------------
+
+
+def test_rich_stamps_day_first_across_midnight_and_blank_repeated_time() -> None:
+    """Rich prints ``[DD/MM/YY HH:MM:SS]`` by locale and leaves a repeated time blank;
+    the day is the number that moves, so 12/09 -> 13/09 is one day, not three months."""
+    lines = []
+    for i, stamp in enumerate(["12/09/24 23:59:40", "12/09/24 23:59:50", "13/09/24 00:00:00"]):
+        for j in range(2):
+            step = 2 * i + j + 1
+            head = (
+                f"[{stamp}] INFO     train - INFO:"
+                if j == 0
+                else " " * 20 + "INFO     train - INFO:"
+            )
+            lines.append(f"{head} step {step} loss {3 - step / 10:.2f}")
+    got = [(r.step, r.t_s) for r in progress(feed_all(lines))]
+    assert got == [(1, 0.0), (2, 0.0), (3, 10.0), (4, 10.0), (5, 20.0), (6, 20.0)]
+
+
+def test_year_less_month_day_stamps_give_a_wall_clock() -> None:
+    """MMEngine's ``05/04 08:52:12 - mmengine - INFO - Iter(train) [  10/1920]``."""
+    lines = [
+        f"05/04 08:52:{12 + 3 * k:02d} - mmengine - INFO - Iter(train) [{10 * (k + 1):>4}/1920]"
+        f"  lr: 3.2e-05  eta: 0:11:00  time: 0.3458  data_time: 0.0170  loss: {2.9 - k / 10:.4f}"
+        for k in range(6)
+    ]
+    got = progress(feed_all(lines))
+    assert [r.step for r in got] == [10, 20, 30, 40, 50, 60]
+    assert [r.t_s for r in got] == [0.0, 3.0, 6.0, 9.0, 12.0, 15.0]
+    assert {r.clock for r in got} == {"wall"} and got[-1].total_steps == 1920
+
+
+def test_an_evaluation_before_training_is_not_taken_for_the_counter() -> None:
+    """A pretrained model tested first (``Test: [i/79]`` with time and loss), then the
+    ``Train: [e/E][i/N]`` lines: the steps are the training's."""
+    stamp = "[2026-01-02 10:00:{:02d} swin] (main.py {}): INFO "
+    test = [
+        stamp.format(k, 272) + f"Test: [{10 * k}/79]\tTime 0.07 (0.1)\tLoss 4.6 (4.6)\tAcc@1 1.0"
+        for k in range(8)
+    ]
+    train = [
+        stamp.format(20 + k, 223) + f"Train: [{k // 4}/40][{10 * (k % 4)}/40]\teta 0:01:00 "
+        f"lr 0.0001\ttime 0.25 (0.26)\tloss {4.5 - k / 10:.4f} (4.5)\tmem 9270MB"
+        for k in range(12)
+    ]
+    got = [r for r in progress(feed_all(test + train)) if not r.is_eval]
+    assert [r.step for r in got] == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110]
+    assert got[-1].total_steps == 1600 and got[-1].loss == pytest.approx(3.4)
