@@ -58,6 +58,7 @@ MIN_REPEATS = 3  # lines of a template before it can be locked onto
 LOOKAHEAD = 2  # more lines of the first qualifying template before choosing
 WINDOW = 8  # lines of each template kept for replay at lock time
 MAX_CONTINUATION = 24  # indented lines that may complete a record
+MAX_BOX_ROWS = 64  # ``| key | value |`` rows joined into one record
 
 # A number, or nan/inf as Python and C print them.
 _TOKEN = re.compile(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|(?<![A-Za-z])(?:nan|NaN|inf|Inf)(?![A-Za-z])")
@@ -70,7 +71,7 @@ _STEP_KEY = re.compile(
 )
 _EPOCH_KEY = re.compile(r"(?:^|[\s/_.])(?:epoch|ep|e)$")
 _EVAL_WORD = re.compile(r"(?:^|[\W_])(?:val|valid|validation|eval|evaluation|test|dev)")
-_DATA_TIME = re.compile(r"data|reader|load|eta|remaining|left|wait")
+_DATA_TIME = re.compile(r"data|reader|load|eta|remaining|left|wait|fps|per_?s(?:ec)?\b|throughput")
 _ELAPSED = re.compile(r"elapsed|wall|total|train_time|since|uptime")
 _PART_TIME = re.compile(r"per[_ ]?(?:token|sample|example|image)|forward|backward|optim|gen\b")
 _WHOLE_STEP = re.compile(
@@ -83,6 +84,8 @@ _STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?"
 _CONTEXT_EPOCH = re.compile(
     r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
 )
+_BOX_ROW = re.compile(r"\|([^|]{1,64})\|([^|]{0,64})\|\s*$")
+_BOX_RULE = re.compile(r"\s*-{8,}\s*$")
 _RICH_HEAD = re.compile(
     r"^(?:\[\d{1,2}/\d{1,2}/\d{2,4} \d\d:\d\d:\d\d\]"
     r"| {8,}(?=(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) ))\s*"
@@ -293,6 +296,7 @@ def _time_kind(key: str, unit: str) -> tuple[int, str, float] | None:
     "dt" is one step's duration, "elapsed" a clock; rank 0 names the whole step
     (``dt``, ``time``, ``iter_time``, ``timing_s/step``), rank 1 some other time.
     """
+    key = key.removeprefix("time/")  # a section of counters and rates (``time/fps``)
     if not (
         "time" in key or key in ("dt", "t") or "cost" in key or "duration" in key or "timing" in key
     ):
@@ -349,21 +353,49 @@ class Generic(Format):
         self._common: tuple[str, int, tuple[str, ...]] | None = None  # for a suggestion
         self._reader: _Reader | None = None
         self._decide_at: tuple[str, int] | None = None  # lock when this template is seen so often
-        self._slash = SlashClock()  # ``[12/09/24 13:56:50]`` and ``05/04 08:52:12`` stamps
+        self._slash = SlashClock()
+        self._stamped = False  # the locked template's lines carry a timestamp
+        self._boxed: list[str] = []  # the ``| key | value |`` rows of a box not yet closed
+        self._box_section = ""  # ``[12/09/24 13:56:50]`` and ``05/04 08:52:12`` stamps
 
     # --- feeding ---------------------------------------------------------------------
 
     def rows(self, line: str) -> list[Progress]:
+        if line[:1] == "|" or self._boxed:
+            boxed = _BOX_ROW.match(line) is not None and len(self._boxed) < MAX_BOX_ROWS
+            record = self._boxed_record(line)
+            out = [] if record is None else self._line_rows(record)
+            return out if boxed or _BOX_RULE.match(line) else out + self._line_rows(line)
+        return self._line_rows(line)
+
+    def _boxed_record(self, line: str) -> str | None:
+        """A record printed as a box of ``| key | value |`` rows (OpenAI's logger in
+        baselines, guided-diffusion, Stable-Baselines3) as one line, ``key: value | …``,
+        once the box ends; None while it goes on."""
+        m = _BOX_ROW.match(line)
+        if m is not None and len(self._boxed) < MAX_BOX_ROWS:
+            key, value = m[1].strip(), m[2].strip()
+            if not value:
+                self._box_section = key  # ``| time/ |  |`` heads the indented rows below
+            elif key:
+                section = self._box_section if m[1][:2] == "  " else ""
+                self._boxed.append(f"{section}{key}: {value}")
+            return None
+        fields, self._boxed, self._box_section = self._boxed, [], ""
+        return " | ".join(fields) if len(fields) >= 2 else None
+
+    def _line_rows(self, line: str) -> list[Progress]:
         line = self._named_columns(line)
         if self._coarse:
             self._coarse = {}
         if _ABBREVIATED.search(line) is not None:
             line = _ABBREVIATED.sub(self._expand, line)
         out: list[Progress] = []
-        stamp = self._stamp(line)
-        if line[:1] in ("[", " ") and stamp is not None:
+        stamp: int | None = None
+        if line[:1] in ("[", " ") and _RICH_HEAD.match(line) is not None:
             # Rich prints the time only when it changed: the same record comes with it or
             # with blanks, and must make one template.
+            stamp = self._stamp(line)
             line = _RICH_HEAD.sub("", line, count=1)
         if self._pending is not None:
             continues = self._continues(line) and self._continuation < MAX_CONTINUATION
@@ -379,6 +411,8 @@ class Generic(Format):
             self._hints(line)
             if "poch" in line:
                 self._context(line)
+            if stamp is None and _DIGIT.search(line, 0, 96) is not None:
+                stamp = self._stamp(line)
             out.extend(self._search(line, stamp))
             return out
         slots = self._locked_slots(line) if self.layout.anchor in line else None
@@ -387,6 +421,8 @@ class Generic(Format):
             if "poch" in line:
                 self._context(line)
         else:
+            if stamp is None and self._stamped:
+                stamp = self._stamp(line)
             out.extend(self._read(slots, stamp, line))
         return out
 
@@ -536,6 +572,7 @@ class Generic(Format):
         if best is None:
             return []
         _, self.layout, stats = best
+        self._stamped = any(stamp is not None for _, stamp in stats.window)
         self._reader = _locked_reader(self.layout, stats.last_line)
         out: list[Progress] = []
         for i, (old_slots, old_stamp) in enumerate(stats.window):

@@ -643,3 +643,40 @@ def test_an_evaluation_before_training_is_not_taken_for_the_counter() -> None:
     got = [r for r in progress(feed_all(test + train)) if not r.is_eval]
     assert [r.step for r in got] == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110]
     assert got[-1].total_steps == 1600 and got[-1].loss == pytest.approx(3.4)
+
+
+def test_a_boxed_record_of_key_value_rows_is_one_line() -> None:
+    """OpenAI's logger (baselines, guided-diffusion, Stable-Baselines3) prints each record
+    as a box of ``| key | value |`` rows; the step and the loss are rows of it."""
+    lines = ["Logging to /tmp/run", "training..."]
+    for k in range(6):
+        lines += [
+            "-" * 24,
+            f"| grad_norm | {0.02 + k / 1000:.4f} |",
+            f"| loss      | {0.09 - k / 1000:.4f} |",
+            f"| samples   | {256 * (10 * k + 1)}  |",
+            f"| step      | {10 * k}  |",
+            "-" * 24,
+        ]
+    got = progress(feed_all(lines))
+    assert [r.step for r in got] == [0, 10, 20, 30, 40, 50]
+    assert [r.loss for r in got] == pytest.approx([0.09, 0.089, 0.088, 0.087, 0.086, 0.085])
+
+
+def test_a_boxed_record_in_sections_takes_its_elapsed_time_not_its_rates() -> None:
+    """Stable-Baselines3's ``time/`` section holds ``fps`` and ``iterations`` besides
+    ``time_elapsed``: only the last is a clock."""
+    lines = []
+    for k in range(1, 6):
+        lines += [
+            "-" * 32,
+            "| time/              |        |",
+            "|    fps             | 1000   |",
+            f"|    iterations      | {k}      |",
+            f"|    time_elapsed    | {4 * k}      |",
+            "| train/             |        |",
+            f"|    loss            | {3 - k / 10:.2f}   |",
+            "-" * 32,
+        ]
+    got = progress(feed_all(lines))
+    assert [(r.step, r.t_s) for r in got] == [(1, 4.0), (2, 8.0), (3, 12.0), (4, 16.0), (5, 20.0)]
