@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/reporter_overhead.py
 	$(BIN)/python bench/ingest_load.py
 	$(BIN)/python bench/live_overhead.py
+	$(BIN)/python bench/parse_logs.py
 
 serve: $(STAMP)
 	$(BIN)/probecast serve
