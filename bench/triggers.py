@@ -27,6 +27,7 @@ of its own resolve: the lifecycle should reopen instead), reopens, reminders ins
 trouble and repeats outside it.
 
     python bench/triggers.py [TRACES_DIR] [--logs LOGS_DIR] [--check-interval-s S] [--json]
+                               [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -742,6 +743,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-logs", action="store_true", help="the CSV traces only")
     parser.add_argument("--check-interval-s", type=float, default=60.0)
     parser.add_argument("--json", action="store_true", help="one JSON object per result")
+    parser.add_argument(
+        "--only",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="replay only traces whose name contains NAME (repeatable; for iterating)",
+    )
     args = parser.parse_args(argv)
     paths = sorted(args.traces.glob("*.csv"))
     if not paths:
@@ -762,6 +770,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 skipped.append(f"{path.name}: {derived}")
             else:
                 traces.append(derived)
+    if args.only:
+        traces = [t for t in traces if any(n in t.name for n in args.only)]
     results: list[Result] = []
     labels: dict[str, Label] = {}
     for trace in traces:
