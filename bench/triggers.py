@@ -868,7 +868,7 @@ def summary_lines(results: Sequence[Result], check_interval_s: float) -> list[st
         f"{sum(1 for r in results for f in r.flagged if f.startswith('no_progress'))} "
         f"no_progress on loss-flat runs, "
         f"{sum(1 for r in results for f in r.flagged if f.startswith('throughput'))} "
-        f"throughput on schedule runs (a step log has no work/s)",
+        f"throughput on schedule runs (a step log has no work/s) or after a labelled slowdown",
     ]
     ok = (
         caught == len(long_stalls)
