@@ -363,6 +363,7 @@ class Trace:
     target_steps: int
     eval_every: int | None
     label: Label
+    steps_per_epoch: int | None = None  # where the log prints it (Epoch [e][i/N])
 
 
 def load_trace(csv_path: Path) -> Trace:
@@ -452,12 +453,14 @@ def load_log_trace(log_path: Path) -> Trace | str:
     last = max(r.step for r in train)
     target = int(meta.get("total_steps") or printed or last)
     name = f"log:{log_path.stem}"
+    per_epoch = [r.epoch_steps for r in train if r.epoch_steps]
     return Trace(
         name=name,
         log=log,
         target_steps=max(target, last),
         eval_every=None,
         label=label,
+        steps_per_epoch=max(set(per_epoch), key=per_epoch.count) if per_epoch else None,
     )
 
 
@@ -609,6 +612,7 @@ def run_case(
         target_steps=trace.target_steps,
         check_interval_s=check_interval_s,
         eval_every=trace.eval_every,
+        steps_per_epoch=trace.steps_per_epoch,
         settings=settings,
         on_check=on_check,
     )

@@ -725,14 +725,30 @@ def _first_time(
     current = _open_pause(history.pauses, now)
     if current is not None and current.kind not in kinds:
         return f"first {current.kind} in progress"
+    row_steps = max(
+        1.0,
+        statistics.median(b.step - a.step for a, b in zip(points[-6:], points[-5:], strict=False)),
+    )
+
+    def crosses(step: int, every: int) -> bool:
+        """The next row after ``step`` is past a multiple of ``every``."""
+        return (step + row_steps) // every > step // every
+
+    last = points[-1].step
     every = history.eval_every
-    if every and "eval" not in kinds:
-        row_steps = statistics.median(
-            b.step - a.step for a, b in zip(points[-6:], points[-5:], strict=False)
-        )
-        last = points[-1].step
-        if (last + max(1, row_steps)) // every > last // every:
-            return "first eval due"
+    if every and "eval" not in kinds and crosses(last, every):
+        return "first eval due"
+    per_epoch = history.steps_per_epoch
+    if (
+        per_epoch
+        and not kinds
+        and crosses(last, per_epoch)
+        and points[0].step // per_epoch == last // per_epoch
+    ):
+        # The run's first epoch end, with nothing measured yet: what a framework does
+        # there (an eval, a save, a data reload) has no length yet. Later ones are known
+        # by the gap the first left (periodic_gap_s), or by there having been none.
+        return "first epoch end due"
     return None
 
 

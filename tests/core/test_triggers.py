@@ -517,6 +517,13 @@ def run_memory(h: RunHistory, until_s: float) -> CheckMemory:
         ("first eval past the grace", {"pauses": [Pause("eval", 360.0, math.inf)]}, 1900.0, True),
         # eval_every=302 and the last step is 301: an eval is due next.
         ("first eval due", {"eval_every": 302}, 1500.0, False),
+        # 302 steps per epoch: the run's first epoch end is next, what comes there
+        # (an eval, a save) has no length yet.
+        ("first epoch end due", {"steps_per_epoch": 302}, 1500.0, False),
+        ("first epoch end past the grace", {"steps_per_epoch": 302}, 1900.0, True),
+        # The second epoch end is next (151 per epoch, at step 302); the first passed
+        # without a pause: no allowance, the plain 10 min.
+        ("a later epoch end", {"steps_per_epoch": 151}, 700.0, True),
         ("exited process", {"exited": True}, 5000.0, False),
     ],
 )
