@@ -779,24 +779,39 @@ def _window_intervals(ctx: _Context) -> list[_Interval]:
     """
     warm_end = ctx.memory.warmup_end_s
     s = ctx.settings
+    whole = _evals_in_rate(ctx.snap, ctx.now, warm_end)
     limit = max(s.hung_min_s, s.hung_factor * _typical_gap_s(ctx.snap, ctx.now, warm_end))
     return [
         iv
         for iv in _tail_intervals(ctx.snap, ctx.window_start_s, 0)
         if iv.t1 > ctx.window_start_s
-        and not iv.paused
+        and (whole or not iv.paused)
         and (warm_end is None or iv.t0 >= warm_end)
         and iv.duration_s <= limit
     ]
 
 
-def _typical_gap_s(snap: _Snapshot, now: float, warm_end: float | None) -> float:
-    """The median of the last 20 row gaps after warm-up outside pauses (0 if none)."""
-    gaps = [
-        iv.duration_s
-        for iv in _tail_intervals(snap, now, 20)[-20:]
-        if not iv.paused and (warm_end is None or iv.t0 >= warm_end)
+def _recent(snap: _Snapshot, now: float, warm_end: float | None) -> list[_Interval]:
+    """The last 20 row intervals after warm-up."""
+    return [
+        iv for iv in _tail_intervals(snap, now, 20)[-20:] if warm_end is None or iv.t0 >= warm_end
     ]
+
+
+def _evals_in_rate(snap: _Snapshot, now: float, warm_end: float | None) -> bool:
+    """Every recent row follows an eval (Keras logs val_loss on each epoch's row): no
+    training time can be told apart, so the pace is counted over whole intervals, evals
+    and all, as the probe's calibration counts it (``evals_in_rate``)."""
+    recent = _recent(snap, now, warm_end)
+    return bool(recent) and all(iv.paused for iv in recent)
+
+
+def _typical_gap_s(snap: _Snapshot, now: float, warm_end: float | None) -> float:
+    """The median of the last 20 row gaps after warm-up outside pauses (whole intervals
+    where every row follows an eval; 0 if none)."""
+    recent = _recent(snap, now, warm_end)
+    whole = bool(recent) and all(iv.paused for iv in recent)
+    gaps = [iv.duration_s for iv in recent if whole or not iv.paused]
     return statistics.median(gaps) if gaps else 0.0
 
 

@@ -851,3 +851,19 @@ def test_a_flat_metric_is_a_note_and_a_constant_one_is_not() -> None:
     results = run_checks(history(steps, losses=constant, target_steps=2000), 600)
     broken = [f for _, found in results for f in found if f.trigger == "no_progress"]
     assert broken and not any(f.note for f in broken)
+
+
+@pytest.mark.parametrize(("slow_step_s", "fires"), [(1.0, False), (2.0, True)])
+def test_a_run_whose_every_row_follows_an_eval_is_paced_over_whole_intervals(
+    slow_step_s: float, fires: bool
+) -> None:
+    # Keras writes val_loss on each epoch's row: every interval holds an eval, so none is
+    # "clean". The probe counts whole intervals (evals_in_rate); so must the check, or a
+    # slowdown of such a run is never judged.
+    steps = timeline((3000, 1.0), (3000, slow_step_s), every=100)
+    evals = [Pause("eval", p.t_s, p.t_s) for p in steps[2:]]
+    results = run_checks(history(steps, pauses=evals), steps[-1].t_s)
+    slow_from = 59.0 + 3000
+    got = fired(results, "throughput")
+    assert bool(got) == fires
+    assert all(t > slow_from for t in got)
