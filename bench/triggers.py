@@ -14,13 +14,19 @@ in ../shared/traces, and traces derived from ../shared/logs (each ``NAME.log`` r
   schedule   step time grows by design; a step log carries no samples/tokens per step,
              so a throughput alert is expected ("flagged", neither hit nor false alarm)
   loss flat  the loss did not move by the early checkpoint: no_progress is expected
+  slowdown   (derived logs) the run's own pace drops below 70% for good at one
+             change-point: a throughput alert after it is expected, and its reminders
+             are inside trouble; the injected faults still run on it
 
-Then, on every healthy trace, injected faults: a 20-minute stall after the middle
-training row, a 20-minute stall right after the eval nearest the middle (where the log
-marks evals), an 8.3-hour stall (reminders must back off: at most 6), every step twice
-as slow from the middle on (a throughput alert), and two broken runs where the trace
-has a loss: the loss constant at 0 from the start, and NaN from the middle on (each
-caught within two checks of when it could first be known).
+Then, on every healthy (or slowdown) trace, injected faults: a 20-minute stall after the
+middle training row, a 20-minute stall right after the eval nearest the middle (where
+the log marks evals), an 8.3-hour stall (reminders must back off: at most 6), every step
+twice as slow from the middle on (a throughput alert, timed from the second slowed row,
+which the trigger's consecutive checks need; not judged when it begins before the probe
+fixed the pace), and two broken runs where the trace has a loss: the loss constant at 0
+from the start, and NaN from the middle on (each caught within two checks of when it
+could first be known). An injected stall lasts to the first row after it (the stall
+plus the run's own gap to its next row): a hung alert anywhere in that quiet is a hit.
 
 Per replay it counts fires, flapping re-fires (a trigger firing again within 30 minutes
 of its own resolve: the lifecycle should reopen instead), reopens, reminders inside

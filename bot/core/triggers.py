@@ -695,10 +695,8 @@ def _hung_threshold(
     typical = _typical_gap_s(snap, now, memory.warmup_end_s)
     recurring = recurring_gap_s(memory)
     if len(points) >= 2:
-        row_steps = statistics.median(
-            b.step - a.step for a, b in zip(points[-6:], points[-5:], strict=False)
-        )
-        periodic = periodic_gap_s(memory, points[-1].step, points[-1].t_s, row_steps, s.hung_factor)
+        last = points[-1]
+        periodic = periodic_gap_s(memory, last.step, last.t_s, _row_steps(points), s.hung_factor)
         recurring = max(recurring, periodic)
     threshold = max(s.hung_min_s, s.hung_factor * max(typical, longest, recurring))
     if recurring > max(typical, longest):
@@ -725,10 +723,7 @@ def _first_time(
     current = _open_pause(history.pauses, now)
     if current is not None and current.kind not in kinds:
         return f"first {current.kind} in progress"
-    row_steps = max(
-        1.0,
-        statistics.median(b.step - a.step for a, b in zip(points[-6:], points[-5:], strict=False)),
-    )
+    row_steps = _row_steps(points)
 
     def crosses(step: int, every: int) -> bool:
         """The next row after ``step`` is past a multiple of ``every``."""
@@ -809,10 +804,17 @@ def _evals_in_rate(snap: _Snapshot, now: float, warm_end: float | None) -> bool:
 def _typical_gap_s(snap: _Snapshot, now: float, warm_end: float | None) -> float:
     """The median of the last 20 row gaps after warm-up outside pauses (whole intervals
     where every row follows an eval; 0 if none)."""
-    recent = _recent(snap, now, warm_end)
-    whole = bool(recent) and all(iv.paused for iv in recent)
-    gaps = [iv.duration_s for iv in recent if whole or not iv.paused]
+    whole = _evals_in_rate(snap, now, warm_end)
+    gaps = [iv.duration_s for iv in _recent(snap, now, warm_end) if whole or not iv.paused]
     return statistics.median(gaps) if gaps else 0.0
+
+
+def _row_steps(points: Sequence[StepPoint]) -> float:
+    """Steps between the last few rows (median; at least 1)."""
+    return max(
+        1.0,
+        statistics.median(b.step - a.step for a, b in zip(points[-6:], points[-5:], strict=False)),
+    )
 
 
 _Pace = tuple[float, float | None]  # step time (s), work per second
