@@ -86,6 +86,7 @@ def replay_log(
     target_steps: int,
     check_interval_s: float = DEFAULT_CHECK_INTERVAL_S,
     eval_every: int | None = None,
+    steps_per_epoch: int | None = None,
     settings: TriggerSettings | None = None,
     on_check: Callable[[float, RunHistory, CheckMemory], None] | None = None,
     policy: AlertPolicy | None = None,
@@ -128,6 +129,7 @@ def replay_log(
             pauses=pauses,
             target_steps=target_steps,
             eval_every=eval_every or infer_eval_every(s for _, s in evals[:n_evals]),
+            steps_per_epoch=steps_per_epoch,
             first_event_at=first_s,
             last_event_at=now,  # the reporter's heartbeat: alive while the log runs
             exited=False,
@@ -200,6 +202,13 @@ def add_parser(
         help="steps between evals (default: inferred from the eval rows seen so far)",
     )
     parser.add_argument(
+        "--steps-per-epoch",
+        metavar="N",
+        type=positive_int,
+        help="optimizer steps per epoch, where known: the first pause at an epoch's end "
+        "gets the first-time allowance of the hung rule",
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help='one JSON object per alert action: {"t", "step", "action", "trigger", '
@@ -223,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
         target_steps=target,
         check_interval_s=args.check_interval_s,
         eval_every=args.eval_every,
+        steps_per_epoch=args.steps_per_epoch,
     )
     if args.json:
         for alert in replay.alerts:

@@ -12,7 +12,8 @@ actions for the service to apply, and the states to store.
   new, notifying one.
 - **Reminders back off**: the first after ``first_reminder_s``, each later gap doubles up
   to ``reminder_cap_s`` (30 min, 1 h, 2 h, 4 h, 4 h …), at most ``max_reminders`` per
-  episode, so a night-long stall does not page all night.
+  episode, so a night-long stall does not page all night. A note (``Finding.note``: a
+  metric flat within its noise, judged over hours) is posted once and never reminded.
 - **Endings**: ``ended`` resolves every posted alert at once with that ending (the run
   finished, failed or was killed); the service words it.
 
@@ -210,8 +211,10 @@ def plan_alerts(
         elif state.last_posted_at is None:
             if now - state.first_at >= policy.pending_s.get(trigger, 0.0):
                 kind = "fire"
-        elif state.reminders < policy.max_reminders and (
-            now - state.last_posted_at >= policy.reminder_gap_s(state.reminders)
+        elif (
+            not finding.note
+            and state.reminders < policy.max_reminders
+            and now - state.last_posted_at >= policy.reminder_gap_s(state.reminders)
         ):
             kind = "repeat"
         if kind == "fire":

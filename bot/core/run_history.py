@@ -111,6 +111,9 @@ class RunHistory:
     logs: Sequence[LogMark] = ()
     transfers: Sequence[TransferReading] = ()
     eval_every: int | None = None
+    # Optimizer steps per epoch, where known: a pause at an epoch's end is to be expected
+    # (an eval, a save, a data reload), so the first one gets the first-time allowance.
+    steps_per_epoch: int | None = None
     expected_step_s: float | None = None
     first_event_at: float | None = None
     last_event_at: float | None = None

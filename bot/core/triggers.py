@@ -145,6 +145,9 @@ class Finding:
     pace_ratio: float | None = None
     """Measured pace over expected, where the rule measures one (0 for a hang): what the
     alert's cost line projects from."""
+    note: bool = False
+    """A judgement over hours (a metric flat within its noise), not an alarm: it is posted
+    once and not reminded, since a reminder could only repeat it (see alerts.py)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "evidence": list(self.evidence)}
@@ -164,6 +167,7 @@ class Finding:
             change_first=str(data.get("change_first", "")),
             at_step=None if at_step is None else int(at_step),
             pace_ratio=None if data.get("pace_ratio") is None else float(data["pace_ratio"]),
+            note=bool(data.get("note", False)),
         )
 
 
@@ -189,6 +193,10 @@ class CheckMemory:
     long_gaps_s: tuple[float, ...] = ()
     """The longest unannounced gaps between two steps the run came back from (at most
     `_LONG_GAPS_KEPT`): an unmarked eval or checkpoint that recurs is not a hang."""
+    recent_gaps: tuple[tuple[int, float, float], ...] = ()
+    """The latest such gaps in order, as (the step before it, its length, when it ended):
+    where in the step count they fall, so a pause that comes back every epoch is known
+    by its period."""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -221,6 +229,9 @@ class CheckMemory:
             watch=MetricWatch.from_dict(data.get("watch") or {}),
             new_normal=bool(data.get("new_normal", False)),
             long_gaps_s=tuple(float(g) for g in data.get("long_gaps_s", ())),
+            recent_gaps=tuple(
+                (int(s), float(d), float(t)) for s, d, t in data.get("recent_gaps", ())
+            ),
         )
 
 
@@ -518,6 +529,7 @@ def evaluate_triggers(
         held=tuple(findings),
         watch=watch,
         long_gaps_s=_long_gaps(ctx),
+        recent_gaps=_recent_gaps(ctx),
     )
 
 
@@ -527,13 +539,49 @@ _LONG_GAPS_KEPT = 8
 def _long_gaps(ctx: _Context) -> tuple[float, ...]:
     """The memory's long gaps with those that ended since the last check: unannounced
     (no eval or checkpoint marked over them) and at least half the hung minimum."""
+    new = [iv.duration_s for iv in _new_long_gaps(ctx)]
+    return tuple(sorted((*ctx.memory.long_gaps_s, *new), reverse=True)[:_LONG_GAPS_KEPT])
+
+
+def _new_long_gaps(ctx: _Context) -> list[_Interval]:
     shortest = ctx.settings.hung_min_s / 2
-    new = [
-        iv.duration_s
+    return [
+        iv
         for iv in _tail_intervals(ctx.snap, ctx.window_start_s, 0)
         if iv.t1 > ctx.window_start_s and not iv.paused and iv.duration_s >= shortest
     ]
-    return tuple(sorted((*ctx.memory.long_gaps_s, *new), reverse=True)[:_LONG_GAPS_KEPT])
+
+
+def _recent_gaps(ctx: _Context) -> tuple[tuple[int, float, float], ...]:
+    new = [(iv.s0, iv.duration_s, iv.t1) for iv in _new_long_gaps(ctx)]
+    return (*ctx.memory.recent_gaps, *new)[-_LONG_GAPS_KEPT:]
+
+
+def periodic_gap_s(
+    memory: CheckMemory, step: int, t_s: float, row_steps: float, factor: float = 3.0
+) -> float:
+    """The length of the pause due now, if the run is quiet at a step where its long gaps
+    recur (0 when not): the last gap came ``P`` steps after the one before it (or after
+    step 0, for a first one: epochs count from 0), and ``step`` (reached at ``t_s``) is
+    ``P`` steps after the last, within two rows. An eval at each epoch's end that the
+    log does not mark survives its second time this way, not only its third.
+
+    A pause more than ``factor`` × the training since it (a 3 h gap after 5 min of
+    steps) is no routine one, whatever its step: it does not set the limit.
+    """
+    gaps = memory.recent_gaps
+    if not gaps:
+        return 0.0
+    last_step, last_s, last_end = gaps[-1]
+    if last_s > factor * (t_s - last_end):
+        return 0.0
+    tolerance = 2 * max(1.0, row_steps)
+    starts = [0] + [g for g, _, _ in gaps[:-1]]
+    for before in reversed(starts):
+        period = last_step - before
+        if period > 4 * tolerance and abs(step - last_step - period) <= tolerance:
+            return max([last_s, *(d for g, d, _ in gaps[:-1] if g == before)])
+    return 0.0
 
 
 def recurring_gap_s(memory: CheckMemory) -> float:
@@ -644,14 +692,12 @@ def _hung_threshold(
         return None
     quiet_s = now - max(candidates)
     longest = max((d for _, d in snap.measured), default=0.0)
-    warm_end = memory.warmup_end_s
-    gaps = [
-        iv.duration_s
-        for iv in _tail_intervals(snap, now, 20)[-20:]
-        if not iv.paused and (warm_end is None or iv.t0 >= warm_end)
-    ]
-    typical = statistics.median(gaps) if gaps else 0.0
+    typical = _typical_gap_s(snap, now, memory.warmup_end_s)
     recurring = recurring_gap_s(memory)
+    if len(points) >= 2:
+        last = points[-1]
+        periodic = periodic_gap_s(memory, last.step, last.t_s, _row_steps(points), s.hung_factor)
+        recurring = max(recurring, periodic)
     threshold = max(s.hung_min_s, s.hung_factor * max(typical, longest, recurring))
     if recurring > max(typical, longest):
         basis = f"unannounced pause of {fmt_duration(recurring)} seen before"
@@ -677,14 +723,27 @@ def _first_time(
     current = _open_pause(history.pauses, now)
     if current is not None and current.kind not in kinds:
         return f"first {current.kind} in progress"
+    row_steps = _row_steps(points)
+
+    def crosses(step: int, every: int) -> bool:
+        """The next row after ``step`` is past a multiple of ``every``."""
+        return (step + row_steps) // every > step // every
+
+    last = points[-1].step
     every = history.eval_every
-    if every and "eval" not in kinds:
-        row_steps = statistics.median(
-            b.step - a.step for a, b in zip(points[-6:], points[-5:], strict=False)
-        )
-        last = points[-1].step
-        if (last + max(1, row_steps)) // every > last // every:
-            return "first eval due"
+    if every and "eval" not in kinds and crosses(last, every):
+        return "first eval due"
+    per_epoch = history.steps_per_epoch
+    if (
+        per_epoch
+        and not kinds
+        and crosses(last, per_epoch)
+        and points[0].step // per_epoch == last // per_epoch
+    ):
+        # The run's first epoch end, with nothing measured yet: what a framework does
+        # there (an eval, a save, a data reload) has no length yet. Later ones are known
+        # by the gap the first left (periodic_gap_s), or by there having been none.
+        return "first epoch end due"
     return None
 
 
@@ -706,13 +765,56 @@ def _hung(ctx: _Context) -> Finding | None:
 
 
 def _window_intervals(ctx: _Context) -> list[_Interval]:
-    """Clean training intervals ending in this check's window, after warm-up."""
+    """Clean training intervals ending in this check's window, after warm-up.
+
+    An interval longer than the plain hung limit (``hung_min_s``, or ``hung_factor`` ×
+    the typical row gap) is a hang the run came back from, or an unannounced pause: the
+    hung rule's to judge, and outlier overhead rather than pace (DESIGN §3), so one
+    cleared hang does not read as a slow window.
+    """
     warm_end = ctx.memory.warmup_end_s
+    s = ctx.settings
+    whole = _evals_in_rate(ctx.snap, ctx.now, warm_end)
+    limit = max(s.hung_min_s, s.hung_factor * _typical_gap_s(ctx.snap, ctx.now, warm_end))
     return [
         iv
         for iv in _tail_intervals(ctx.snap, ctx.window_start_s, 0)
-        if iv.t1 > ctx.window_start_s and not iv.paused and (warm_end is None or iv.t0 >= warm_end)
+        if iv.t1 > ctx.window_start_s
+        and (whole or not iv.paused)
+        and (warm_end is None or iv.t0 >= warm_end)
+        and iv.duration_s <= limit
     ]
+
+
+def _recent(snap: _Snapshot, now: float, warm_end: float | None) -> list[_Interval]:
+    """The last 20 row intervals after warm-up."""
+    return [
+        iv for iv in _tail_intervals(snap, now, 20)[-20:] if warm_end is None or iv.t0 >= warm_end
+    ]
+
+
+def _evals_in_rate(snap: _Snapshot, now: float, warm_end: float | None) -> bool:
+    """Every recent row follows an eval (Keras logs val_loss on each epoch's row): no
+    training time can be told apart, so the pace is counted over whole intervals, evals
+    and all, as the probe's calibration counts it (``evals_in_rate``)."""
+    recent = _recent(snap, now, warm_end)
+    return bool(recent) and all(iv.paused for iv in recent)
+
+
+def _typical_gap_s(snap: _Snapshot, now: float, warm_end: float | None) -> float:
+    """The median of the last 20 row gaps after warm-up outside pauses (whole intervals
+    where every row follows an eval; 0 if none)."""
+    whole = _evals_in_rate(snap, now, warm_end)
+    gaps = [iv.duration_s for iv in _recent(snap, now, warm_end) if whole or not iv.paused]
+    return statistics.median(gaps) if gaps else 0.0
+
+
+def _row_steps(points: Sequence[StepPoint]) -> float:
+    """Steps between the last few rows (median; at least 1)."""
+    return max(
+        1.0,
+        statistics.median(b.step - a.step for a, b in zip(points[-6:], points[-5:], strict=False)),
+    )
 
 
 _Pace = tuple[float, float | None]  # step time (s), work per second
@@ -958,7 +1060,7 @@ def _no_progress(ctx: _Context, was_held: bool) -> tuple[Finding | None, MetricW
             f"{name}{goal} {fmt_loss(moved.early)} → {fmt_loss(moved.recent)} at step "
             f"{ctx.at_step}: {_within(moved)}, past the early checkpoint (step {checkpoint})"
         )
-        return _finding(ctx, "no_progress", detail), watch
+        return replace(_finding(ctx, "no_progress", detail), note=True), watch
     evals = _evals_done(ctx)
     by_evals = evals > 0 or bool(ctx.history.eval_every)
     new = (evals - watch.evals_seen) if by_evals else int(n_total > watch.values_seen)
@@ -981,7 +1083,7 @@ def _no_progress(ctx: _Context, was_held: bool) -> tuple[Finding | None, MetricW
         f"{name}{goal} {fmt_loss(moved.early)} → {fmt_loss(moved.recent)} since step "
         f"{watch.ref_step} ({stale} {unit}, patience {patience}): {_within(moved)}"
     )
-    return _finding(ctx, "no_progress", detail), watch
+    return replace(_finding(ctx, "no_progress", detail), note=True), watch
 
 
 def _within(moved: Movement) -> str:

@@ -232,6 +232,7 @@ class HistoryBuilder:
             logs=self.logs,
             transfers=self.transfers,
             eval_every=run.eval_every,
+            steps_per_epoch=registration.config.steps_per_epoch,
             expected_step_s=registration.expected_step_s,
             first_event_at=run.first_event_at,
             last_event_at=run.last_event_at,

@@ -86,6 +86,7 @@ class ProbeDriver:
                 "final_eval": cadence.final_eval,
                 "save_every": cadence.save_every,
                 "final_save": cadence.final_save,
+                "steps_per_epoch": cadence.steps_per_epoch,
             }
             unset = {k: v for k, v in found.items() if v is not None and getattr(family, k) is None}
             if unset:

@@ -15,12 +15,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Cadence:
-    """Optimizer steps between evals and saves; whether one more comes at the end."""
+    """Optimizer steps between evals and saves; whether one more comes at the end; steps
+    per epoch."""
 
     eval_every: int | None = None
     final_eval: bool | None = None
     save_every: int | None = None
     final_save: bool | None = None
+    steps_per_epoch: int | None = None
 
 
 def _strategy(value: Any) -> str | None:
@@ -79,6 +81,7 @@ def hf_cadence(args: Any, state: Any) -> Cadence:
         final_eval=False if eval_every else None,
         save_every=save_every,
         final_save=True if save_strategy == "steps" else None,
+        steps_per_epoch=per_epoch,
     )
 
 
@@ -127,6 +130,7 @@ def lightning_cadence(trainer: Any) -> Cadence:
         final_eval=True if per_epoch_validation else (False if eval_every else None),
         save_every=save_every,
         final_save=None,
+        steps_per_epoch=per_epoch,
     )
 
 

@@ -37,6 +37,9 @@ class Progress:
     #: How fine ``t_s`` is where it is coarse (a progress bar's whole seconds): a live
     #: reader then times the row by its arrival instead. None: fine, or not known.
     t_resolution_s: float | None = None
+    #: Optimizer steps per epoch, where the row's counter is epoch-relative and the log
+    #: prints its per-epoch total (``Epoch [3][120/500]``).
+    epoch_steps: int | None = None
 
 
 @dataclass(frozen=True)

@@ -670,6 +670,7 @@ class Generic(Format):
         has_total = layout.step_index + 1 < len(slots) and slots[layout.step_index + 1].is_total
         per_epoch = int(slots[layout.step_index + 1].value) if has_total else None
         step, total = inner, per_epoch
+        epoch_steps = None
         if layout.epoch_index is not None and layout.epoch_index < len(slots):
             epoch_slot = slots[layout.epoch_index]
             epoch = int(epoch_slot.value)
@@ -681,6 +682,7 @@ class Generic(Format):
             if per_epoch is not None:
                 step = (epoch - self._epoch_base) * per_epoch + inner
                 total = epochs * per_epoch if epochs else None
+                epoch_steps = per_epoch
             else:
                 # No per-epoch total printed: a counter that restarts with a new epoch is
                 # epoch-relative, one that runs on is already global.
@@ -707,6 +709,8 @@ class Generic(Format):
             step //= self._accumulation
             if total is not None and total != self._steps_hint:
                 total //= self._accumulation
+            if epoch_steps is not None:
+                epoch_steps //= self._accumulation
         if self._last_step is not None and step < self._last_step:
             if layout.epoch_index is None:
                 if self._take_global_counter(slots) or self._take_epoch_counter(slots):
@@ -730,7 +734,7 @@ class Generic(Format):
         self._last_step = step
         loss = self._loss(slots)
         t_s, clock = self._clock(slots, stamp, step, previous, layout.step_increment)
-        row = Progress(step, t_s, clock, loss, False, total, self._launch)
+        row = Progress(step, t_s, clock, loss, False, total, self._launch, epoch_steps=epoch_steps)
         if hold and loss is None and self._expects_continuation(line):
             self._pending = row
             return []

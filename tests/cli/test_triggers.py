@@ -151,3 +151,17 @@ def test_healthy_modded_nanogpt_run_raises_no_timing_alert() -> None:
     replay = replay_log(log, target_steps=6200, eval_every=125)
     assert replay.checks == 24
     assert replay.alerts == ()
+
+
+@pytest.mark.parametrize(("per_epoch", "fires"), [(None, True), ("1701", False)])
+def test_steps_per_epoch_give_the_first_epoch_end_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], per_epoch: str | None, fires: bool
+) -> None:
+    # 15 min without a step after step 1700, no eval marked: a hang by the plain 10 min
+    # limit, the first epoch end's pause (an eval nobody logs) with 1,701 steps an epoch.
+    path = write_csv(tmp_path, stall_s=900.0, evals=False)
+    extra = () if per_epoch is None else ("--steps-per-epoch", per_epoch)
+    code, out, _ = run(capsys, "--steps-csv", str(path), "--json", *extra)
+    assert code == 0
+    hung = [json.loads(line) for line in out.splitlines() if '"hung"' in line]
+    assert bool(hung) == fires

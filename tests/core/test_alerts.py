@@ -215,3 +215,17 @@ def test_a_kill_ends_an_alert_as_killed_even_while_it_seemed_to_clear(clock: Fak
                                   ended="killed")  # fmt: skip
     assert [(a.kind, a.ending) for a in actions] == [("resolve", "killed")]
     assert states == {}
+
+
+def test_a_note_is_posted_once_and_never_reminded(clock: FakeClock) -> None:
+    # A metric flat within its noise is judged over hours: a reminder could only repeat
+    # it. An alarm (here a constant loss, no note) is reminded as usual.
+    life = Lifecycle(clock, policy=AlertPolicy())
+    note = replace(hold("no_progress", "loss flat within its noise"), note=True)
+    for _ in range(8 * 60):
+        life.check([note])
+    assert [kind for _, kind, _ in life.log] == ["fire"]
+    life = Lifecycle(clock, policy=AlertPolicy())
+    for _ in range(8 * 60):
+        life.check([hold("no_progress", "loss is 0 in all 50 reports")])
+    assert [kind for _, kind, _ in life.log].count("repeat") == 4

@@ -27,6 +27,7 @@ from bot.core.triggers import (
     early_checkpoint_step,
     evaluate_triggers,
     hung_threshold,
+    periodic_gap_s,
 )
 
 SETTINGS = TriggerSettings()
@@ -516,6 +517,13 @@ def run_memory(h: RunHistory, until_s: float) -> CheckMemory:
         ("first eval past the grace", {"pauses": [Pause("eval", 360.0, math.inf)]}, 1900.0, True),
         # eval_every=302 and the last step is 301: an eval is due next.
         ("first eval due", {"eval_every": 302}, 1500.0, False),
+        # 302 steps per epoch: the run's first epoch end is next, what comes there
+        # (an eval, a save) has no length yet.
+        ("first epoch end due", {"steps_per_epoch": 302}, 1500.0, False),
+        ("first epoch end past the grace", {"steps_per_epoch": 302}, 1900.0, True),
+        # The second epoch end is next (151 per epoch, at step 302); the first passed
+        # without a pause: no allowance, the plain 10 min.
+        ("a later epoch end", {"steps_per_epoch": 151}, 700.0, True),
         ("exited process", {"exited": True}, 5000.0, False),
     ],
 )
@@ -760,23 +768,57 @@ def test_span_index(t: float, inside: bool) -> None:
 
 
 def test_an_unannounced_pause_that_recurs_is_not_a_hang() -> None:
-    # An eval nobody marks: 15 min without a step after every 600 steps. The first two
-    # such gaps are hangs as far as anyone can tell (one may have been a hang that
-    # cleared); once the run came back from two, a third of the same length is its
-    # rhythm, and only a gap 3× as long is a hang.
+    # An eval nobody marks: 15 min without a step after every 600 steps. The first such
+    # gap is a hang as far as anyone can tell; once the run came back from it, a quiet
+    # stretch one period (601 steps) later is its rhythm (an epoch's end), and only 3×
+    # its length is a hang; after two, any gap is measured against them.
     steps = timeline(
         (600, 1.0), (0, 900.0), (600, 1.0), (0, 900.0), (600, 1.0), (0, 900.0), (600, 1.0)
     )
     results = run_checks(history(steps), steps[-1].t_s)
     fires = [now for now, found in results if any(f.trigger == "hung" for f in found)]
-    second_gap_end = 59.0 + 2 * (600 + 900)
-    assert fires and all(now <= second_gap_end for now in fires)
-    assert any(now > second_gap_end - 900 for now in fires)  # the second gap did fire
+    first_gap_end = 59.0 + 600 + 900
+    assert fires and all(now <= first_gap_end for now in fires)
     memory = run_memory(history(steps), steps[-1].t_s)
     assert memory.long_gaps_s[:3] == pytest.approx((901.0, 901.0, 901.0))
+    assert [s for s, _, _ in memory.recent_gaps] == [601, 1201, 1801]
     found = hung_threshold(history(steps), steps[-1].t_s + 60, memory, SETTINGS)
     assert found is not None and found.threshold_s == pytest.approx(3 * 901.0)
     assert found.reason.startswith("3× the unannounced pause")
+
+
+def test_a_second_gap_off_the_period_of_the_first_is_still_a_hang() -> None:
+    # The same first pause after step 601, then a stop 300 steps later: not where the
+    # pause recurs, so the plain 10-minute limit holds.
+    steps = timeline((600, 1.0), (0, 900.0), (300, 1.0), (0, 900.0), (300, 1.0))
+    results = run_checks(history(steps), steps[-1].t_s)
+    fires = [now for now, found in results if any(f.trigger == "hung" for f in found)]
+    second_gap = (59.0 + 600 + 900 + 300, 59.0 + 600 + 900 + 300 + 900)
+    assert any(second_gap[0] < now <= second_gap[1] for now in fires)
+
+
+@pytest.mark.parametrize(
+    ("gaps", "step", "t_s", "expected"),
+    [
+        ((), 1000, 9000.0, 0.0),
+        # one gap after step 1000 (from step 0): due again near step 2000
+        (((1000, 600.0, 4000.0),), 2000, 8000.0, 600.0),
+        (((1000, 600.0, 4000.0),), 2004, 8000.0, 600.0),  # within two rows of 2
+        (((1000, 600.0, 4000.0),), 2010, 8000.0, 0.0),
+        (((1000, 600.0, 4000.0),), 1500, 8000.0, 0.0),
+        # a pause over 3× the training since: not routine
+        (((1000, 12001.0, 4000.0),), 2000, 8000.0, 0.0),
+        (((1000, 12000.0, 4000.0),), 2000, 8000.0, 12000.0),
+        # two gaps 1100 steps apart (a resumed run's first epoch was shorter): the period
+        # is the latest one, the longest of them is the pause to expect
+        (((900, 700.0, 3000.0), (2000, 600.0, 6000.0)), 3100, 9000.0, 700.0),
+    ],
+)
+def test_periodic_gap(
+    gaps: tuple[tuple[int, float, float], ...], step: int, t_s: float, expected: float
+) -> None:
+    memory = CheckMemory(recent_gaps=gaps)
+    assert periodic_gap_s(memory, step, t_s, row_steps=2.0) == expected
 
 
 def test_one_long_gap_the_run_came_back_from_does_not_hide_the_next_hang() -> None:
@@ -785,3 +827,43 @@ def test_one_long_gap_the_run_came_back_from_does_not_hide_the_next_hang() -> No
     assert len(memory.long_gaps_s) == 1
     found = hung_threshold(history(steps), steps[-1].t_s + 700, memory, SETTINGS)
     assert found is not None and found.threshold_s == 600.0
+
+
+def test_a_cleared_hang_is_not_read_as_a_slow_window_after_it() -> None:
+    # One slow minute, 20 min without a step, then the normal pace again: the check
+    # that sees the long interval end must not count it as a window at 0.1% of the pace
+    # (it made the second low check in a row, with the slow minute before the hang, and
+    # a throughput alert fired after the hang had cleared).
+    steps = timeline((600, 1.0), (30, 2.0), (0, 1200.0), (1200, 1.0))
+    results = run_checks(history(steps), steps[-1].t_s)
+    assert fired(results, "hung")
+    assert fired(results, "throughput") == []
+
+
+def test_a_flat_metric_is_a_note_and_a_constant_one_is_not() -> None:
+    flat = [LossPoint(i, float(i), 2.0 + (0.01 if i % 2 else -0.01)) for i in range(1, 1200)]
+    steps = [StepPoint(i, float(i)) for i in range(1, 1200)]
+    results = run_checks(history(steps, losses=flat, target_steps=2000), 1199)
+    notes = [f for _, found in results for f in found if f.trigger == "no_progress"]
+    assert notes and all(f.note for f in notes)
+    assert Finding.from_dict(json.loads(json.dumps(notes[0].to_dict()))).note
+    constant = [LossPoint(i, float(i), 0.0) for i in range(1, 1200)]
+    results = run_checks(history(steps, losses=constant, target_steps=2000), 600)
+    broken = [f for _, found in results for f in found if f.trigger == "no_progress"]
+    assert broken and not any(f.note for f in broken)
+
+
+@pytest.mark.parametrize(("slow_step_s", "fires"), [(1.0, False), (2.0, True)])
+def test_a_run_whose_every_row_follows_an_eval_is_paced_over_whole_intervals(
+    slow_step_s: float, fires: bool
+) -> None:
+    # Keras writes val_loss on each epoch's row: every interval holds an eval, so none is
+    # "clean". The probe counts whole intervals (evals_in_rate); so must the check, or a
+    # slowdown of such a run is never judged.
+    steps = timeline((3000, 1.0), (3000, slow_step_s), every=100)
+    evals = [Pause("eval", p.t_s, p.t_s) for p in steps[2:]]
+    results = run_checks(history(steps, pauses=evals), steps[-1].t_s)
+    slow_from = 59.0 + 3000
+    got = fired(results, "throughput")
+    assert bool(got) == fires
+    assert all(t > slow_from for t in got)

@@ -3,6 +3,7 @@ stand-ins shaped like HF's TrainingArguments/TrainerState and a Lightning Traine
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,7 +33,9 @@ def hf(**args: Any) -> tuple[SimpleNamespace, SimpleNamespace]:
     ],
 )
 def test_hf_cadence(args: dict[str, Any], expected: Cadence) -> None:
-    assert hf_cadence(*hf(**args)) == expected
+    found = hf_cadence(*hf(**args))
+    assert replace(found, steps_per_epoch=None) == expected
+    assert found.steps_per_epoch == 250  # 1,000 steps over 4 epochs
 
 
 def lightning(**attrs: Any) -> SimpleNamespace:
@@ -63,7 +66,10 @@ def lightning(**attrs: Any) -> SimpleNamespace:
     ],
 )
 def test_lightning_cadence(attrs: dict[str, Any], expected: Cadence) -> None:
-    assert lightning_cadence(lightning(**attrs)) == expected
+    found = lightning_cadence(lightning(**attrs))
+    assert replace(found, steps_per_epoch=None) == expected
+    infinite = attrs.get("num_training_batches") == float("inf")
+    assert found.steps_per_epoch == (None if infinite else 200)
 
 
 def test_unset_cadence_fields_stay_off_the_wire() -> None:

@@ -680,3 +680,16 @@ def test_a_boxed_record_in_sections_takes_its_elapsed_time_not_its_rates() -> No
         ]
     got = progress(feed_all(lines))
     assert [(r.step, r.t_s) for r in got] == [(1, 4.0), (2, 8.0), (3, 12.0), (4, 16.0), (5, 20.0)]
+
+
+def test_an_epoch_relative_counter_with_its_total_gives_the_steps_per_epoch() -> None:
+    # MMDetection 2.x: the step is (epoch - 1) × 30 + i; each row says the epoch's length.
+    lines = [
+        f"2021-02-18 22:{m:02d}:{s:02d},000 - mmdet - INFO - Epoch [{e}][{i}/30]\t"
+        f"lr: 2.000e-02, time: 0.250, loss: {1.0 - 0.01 * k:.4f}"
+        for k, (e, i) in enumerate((e, i) for e in (1, 2) for i in (10, 20, 30))
+        for m, s in [divmod(10 * k, 60)]
+    ]
+    rows = progress(parse_lines(lines))
+    assert [r.step for r in rows] == [10, 20, 30, 40, 50, 60]
+    assert {r.epoch_steps for r in rows} == {30}

@@ -113,7 +113,8 @@ class FakeBot:
                 return httpx.Response(503, text="busy")
             raw = json.loads(body)
             newer = {"attempt_of", "launch"} & raw.keys()
-            newer |= {"final_eval", "save_every", "final_save"} & (raw.get("config") or {}).keys()
+            since_3 = {"final_eval", "save_every", "final_save", "steps_per_epoch"}
+            newer |= since_3 & (raw.get("config") or {}).keys()
             if self.refuse_since_3 and newer:
                 return _error(422, "invalid_body", sorted(newer))
             self.registrations.append(RunRegistration.model_validate_json(body).model_dump())

@@ -435,3 +435,17 @@ async def test_a_watched_reward_stuck_at_zero_is_a_broken_run_at_once(
     (fired,) = [c for a, c in alerts(chat) if a == "post"]
     assert fired.title.startswith("Metric not moving")
     assert fired.headline.startswith("reward is 0 in all 60 reports")
+
+
+async def test_steps_per_epoch_from_the_registration_reach_the_triggers(
+    app: App, reporter: Reporter, clock: FakeClock
+) -> None:
+    """#22: a callback that knows the epoch length sends it in the config family; the
+    hung rule reads it from the run's history (the first epoch end gets time)."""
+    from bot.service.history import load_run
+
+    run_id = await reporter.register(config={"steps_per_epoch": 1200})
+    run = app.store.get_run(run_id)
+    assert run is not None
+    loaded = load_run(app.store, run, post_interval_s=app.service.settings.post_interval_s)
+    assert loaded.history.steps_per_epoch == 1200
