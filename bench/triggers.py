@@ -4,8 +4,9 @@
 Replays every dev trace through ``probecast triggers`` (checks every 60 s of log time,
 the reporter taken to be alive, the alert lifecycle of ``bot.core.alerts`` with its
 defaults) and scores alerts against a label per trace. Traces: ``NAME.csv`` + ``NAME.json``
-in ../shared/traces, and traces derived from ../shared/logs (each ``NAME.log`` read by
-``reporter.logparse``; logs the parser cannot time are listed and skipped).
+in ../shared/traces, and traces derived from ../shared/logs and bench/devlogs (each
+``NAME.log`` read by ``reporter.logparse``; logs the parser cannot time are listed and
+skipped).
 
   healthy    no timing alert may fire (throughput, gpu_util, hung, silent); of the
              no-movement alert, at most one early note per run
@@ -26,7 +27,8 @@ Per replay it counts fires, flapping re-fires (a trigger firing again within 30 
 of its own resolve: the lifecycle should reopen instead), reopens, reminders inside
 trouble and repeats outside it.
 
-    python bench/triggers.py [TRACES_DIR] [--logs LOGS_DIR] [--check-interval-s S] [--json]
+    python bench/triggers.py [TRACES_DIR] [--logs LOGS_DIR | --no-logs]
+                             [--devlogs DIR | --no-devlogs] [--check-interval-s S] [--json]
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from reporter.logparse import Progress, parse_lines
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_TRACES = SHARED / "traces"
 DEFAULT_LOGS = SHARED / "logs"
+DEFAULT_DEVLOGS = Path(__file__).resolve().parent / "devlogs"
 TIMING_TRIGGERS = ("throughput", "gpu_util", "hung", "silent")
 STALL_TARGET_S = 15 * 60
 INJECTED_STALL_S = 20 * 60
@@ -122,6 +125,12 @@ LABELS: dict[str, Label] = {
         "healthy",
         loss_drops=True,
         source="JSON: eval+save ~84 s after every 2nd epoch (marked eval rows)",
+    ),
+    "log:eta_mng_t1_batchsched": Label(
+        "schedule",
+        loss_drops=None,
+        source="bench/devlogs: the batch size grows by design, step time 34 ms → 88 ms "
+        "over the run",
     ),
 }
 
@@ -423,7 +432,7 @@ def load_log_trace(log_path: Path) -> Trace | str:
         log=log,
         target_steps=max(target, last),
         eval_every=None,
-        label=label,
+        label=LABELS.get(name, label),
     )
 
 
@@ -739,7 +748,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--logs", type=Path, default=DEFAULT_LOGS, help="console logs to derive traces from"
     )
-    parser.add_argument("--no-logs", action="store_true", help="the CSV traces only")
+    parser.add_argument("--no-logs", action="store_true", help="leave out --logs")
+    parser.add_argument(
+        "--devlogs", type=Path, default=DEFAULT_DEVLOGS, help="collected timed runs to derive"
+    )
+    parser.add_argument("--no-devlogs", action="store_true", help="leave out --devlogs")
     parser.add_argument("--check-interval-s", type=float, default=60.0)
     parser.add_argument("--json", action="store_true", help="one JSON object per result")
     args = parser.parse_args(argv)
@@ -755,8 +768,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traces.append(load_trace(path))
         except StepLogError as exc:
             print(f"bench/triggers.py: skipping {path.name}: {exc}", file=sys.stderr)
-    if not args.no_logs and args.logs.is_dir():
-        for path in sorted(args.logs.glob("*.log")):
+    dirs = ((args.logs, args.no_logs), (args.devlogs, args.no_devlogs))
+    for logs_dir in (d for d, off in dirs if not off and d.is_dir()):
+        for path in sorted(logs_dir.glob("*.log")):
             derived = load_log_trace(path)
             if isinstance(derived, str):
                 skipped.append(f"{path.name}: {derived}")
