@@ -1,13 +1,14 @@
 """Write bot/core/eta_band.py: the ETA band's conformal quantiles from the dev corpus.
 
 Every run of the corpus that ``bench/eta_accuracy.py`` replays (../shared/traces, the
-traces derived from ../shared/logs, any ``--extra`` directory) is replayed at the probe,
-10%, 25% and 50%; each checkpoint's score is its log-error on the remaining time in units
-of its own sigma (`bot.core.band.band_score`). A row's quantile is the ⌈(n+1)·coverage⌉-th
-smallest of its n runs' scores; the eval prior is the median measured eval share. The
-product reads only the generated module: nothing at run time needs ../shared.
+traces derived from ../shared/logs and bench/devlogs, any ``--extra`` directory) is
+replayed at the probe, 10%, 25% and 50%; each checkpoint's score is its log-error on the
+remaining time in units of its own sigma (`bot.core.band.band_score`). A row's quantile
+is the ⌈(n+1)·coverage⌉-th smallest of its n runs' scores; the eval prior is the median
+measured eval share. The product reads only the generated module: nothing at run time
+needs ../shared.
 
-    python bench/calibrate_band.py [--coverage 0.9] [--check]
+    python bench/calibrate_band.py [--coverage 0.9] [--no-logs] [--no-devlogs] [--check]
 
 ``--check`` prints the table and exits 1 if the shipped module differs from it.
 """
@@ -58,11 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coverage", type=float, default=acc.COVERAGE_TARGET)
     parser.add_argument("--traces", type=Path, default=acc.DEFAULT_TRACES)
     parser.add_argument("--logs", type=Path, default=acc.DEFAULT_LOGS)
+    parser.add_argument("--no-logs", action="store_true", help="leave out --logs")
+    parser.add_argument("--devlogs", type=Path, default=acc.DEFAULT_DEVLOGS)
+    parser.add_argument("--no-devlogs", action="store_true", help="leave out --devlogs")
     parser.add_argument("--extra", type=Path, action="append", default=[])
     parser.add_argument("--check", action="store_true", help="compare, do not write")
     args = parser.parse_args(argv)
 
-    traces, skipped = acc.load_corpus(args.traces, args.logs, args.extra)
+    traces, skipped = acc.load_corpus(args.traces, acc.logs_dirs_of(args), args.extra)
     for reason in skipped:
         print(f"skipped: {reason}", file=sys.stderr)
     shares = {t.name: v for t in traces if (v := acc.eval_share(t)) is not None}

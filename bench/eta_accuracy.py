@@ -2,12 +2,13 @@
 
 The corpus: every trace in the directory (default ../shared/traces: ``NAME.csv`` +
 ``NAME.json``), plus the traces `bench/log_traces.py` derives from the console logs in
-../shared/logs (``--logs``; ``--no-logs`` leaves them out), plus any further directories of
-``NAME.csv`` + ``NAME.json`` given with ``--extra``. The estimator sees only the rows up
-to four checkpoints: end of probe (step min(100, T/10)), then 10%, 25% and 50% of the
-target step T (a checkpoint before a trace's first row is "no data", not a miss). Its
-base ETA is compared with the run's actual final elapsed time, next to baselines
-computed from the same rows:
+../shared/logs (``--logs``; ``--no-logs`` leaves them out) and in bench/devlogs, the
+complete timed public runs collected for this corpus (``--devlogs``; ``--no-devlogs``
+leaves them out), plus any further directories of ``NAME.csv`` + ``NAME.json`` given
+with ``--extra``. The estimator sees only the rows up to four checkpoints: end of probe
+(step min(100, T/10)), then 10%, 25% and 50% of the target step T (a checkpoint before a
+trace's first row is "no data", not a miss). Its base ETA is compared with the run's
+actual final elapsed time, next to baselines computed from the same rows:
 
   (a) mean pace       elapsed / step x T, what tqdm shows
   (b) recent median   elapsed + median of the last 50 per-step durations x steps left
@@ -22,7 +23,8 @@ set. Its conformal quantile comes from the other runs' scores at the same band r
 its eval prior from the other runs' measured evals; the shipped table
 (bot/core/eta_band.py, made by bench/calibrate_band.py from every run) is not used here.
 
-    python bench/eta_accuracy.py [TRACES_DIR] [--logs DIR | --no-logs] [--extra DIR ...]
+    python bench/eta_accuracy.py [TRACES_DIR] [--logs DIR | --no-logs]
+                                 [--devlogs DIR | --no-devlogs] [--extra DIR ...]
                                  [--no-declared-eval-every] [--json]
 """
 
@@ -54,9 +56,14 @@ from bot.core.eta_band import BAND
 from bot.core.pace_profile import derive_pace_profile, profile_breakers
 
 try:  # run as a script (bench/ on sys.path) or imported as bench.eta_accuracy
-    from log_traces import DEFAULT_LOGS, derive_all, derive_mng  # type: ignore[import-not-found]
+    from log_traces import (  # type: ignore[import-not-found]
+        DEFAULT_DEVLOGS,
+        DEFAULT_LOGS,
+        derive_all,
+        derive_mng,
+    )
 except ImportError:  # pragma: no cover
-    from bench.log_traces import DEFAULT_LOGS, derive_all, derive_mng
+    from bench.log_traces import DEFAULT_DEVLOGS, DEFAULT_LOGS, derive_all, derive_mng
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 CHECKPOINT_LABELS = ("probe", "10%", "25%", "50%")
@@ -1099,10 +1106,10 @@ def _read_logged_etas(csv_path: Path) -> tuple[LoggedEta, ...]:
 
 
 def load_corpus(
-    traces_dir: Path, logs_dir: Path | None, extra_dirs: Sequence[Path] = ()
+    traces_dir: Path, logs_dirs: Sequence[Path] = (), extra_dirs: Sequence[Path] = ()
 ) -> tuple[list[Trace], list[str]]:
-    """Every usable trace: CSV traces, then traces derived from console logs; and the
-    reasons others were skipped."""
+    """Every usable trace: CSV traces, then traces derived from the console logs in each
+    of ``logs_dirs``; and the reasons others were skipped."""
     traces: list[Trace] = []
     skipped: list[str] = []
     for directory in (traces_dir, *extra_dirs):
@@ -1111,7 +1118,7 @@ def load_corpus(
                 traces.append(load_trace(path))
             except TraceError as exc:
                 skipped.append(str(exc))
-    if logs_dir is not None and logs_dir.is_dir():
+    for logs_dir in (d for d in logs_dirs if d.is_dir()):
         for derived in derive_all(logs_dir):
             traces.append(
                 Trace(
@@ -1126,6 +1133,11 @@ def load_corpus(
     return traces, skipped
 
 
+def logs_dirs_of(args: argparse.Namespace) -> list[Path]:
+    """The console-log folders the flags leave in: --logs, then --devlogs."""
+    return [d for d, off in ((args.logs, args.no_logs), (args.devlogs, args.no_devlogs)) if not off]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
@@ -1133,7 +1145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("traces", nargs="?", type=Path, default=DEFAULT_TRACES)
     parser.add_argument("--logs", type=Path, default=DEFAULT_LOGS, help="console logs to derive")
-    parser.add_argument("--no-logs", action="store_true", help="CSV traces only")
+    parser.add_argument("--no-logs", action="store_true", help="leave out --logs")
+    parser.add_argument(
+        "--devlogs", type=Path, default=DEFAULT_DEVLOGS, help="collected timed runs to derive"
+    )
+    parser.add_argument("--no-devlogs", action="store_true", help="leave out --devlogs")
     parser.add_argument(
         "--extra", type=Path, action="append", default=[], help="more NAME.csv + NAME.json"
     )
@@ -1145,7 +1161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
-    traces, skipped = load_corpus(args.traces, None if args.no_logs else args.logs, args.extra)
+    logs_dirs = logs_dirs_of(args)
+    traces, skipped = load_corpus(args.traces, logs_dirs, args.extra)
     for reason in skipped:
         print(f"  skipped: {reason}", file=sys.stderr)
     if not traces:
@@ -1175,7 +1192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scheduled = sorted({r.trace for r in results if r.scheduled})
     header = [
         f"ETA accuracy over {len(summary.per_trace)} traces: {args.traces}"
-        + ("" if args.no_logs else f" and {args.logs} (derived, named log:*)")
+        + "".join(f" and {d}" for d in logs_dirs)
+        + (" (derived, named log:*)" if logs_dirs else "")
         + "".join(f" and {d}" for d in args.extra),
         f"eval cadence: {cadence}",
         "checkpoints: probe = step min(100, T/10), then 10%, 25%, 50% of target step T;",

@@ -1,4 +1,5 @@
-"""Step traces derived from the console logs in ``../shared/logs`` (bench use only).
+"""Step traces derived from the console logs in ``../shared/logs`` and ``bench/devlogs``
+(bench use only).
 
 Each reader is a few regexes of its own for one log's format, independent of the
 product's log parser: the timestamp (or per-step duration) and the global step of every
@@ -7,7 +8,7 @@ steps (its hand-made ground truth) and the reader found as many rows, those step
 used. A derived trace's run length is its last logged step and the time it was logged,
 on the log's own clock from its first progress row.
 
-    python bench/log_traces.py [LOGS_DIR]     # prints one line per derived trace
+    python bench/log_traces.py [LOGS_DIR ...]  # one line per derived trace (default: both)
 """
 
 from __future__ import annotations
@@ -24,6 +25,35 @@ from bot.adapters.steplog import StepLog
 from bot.core.estimate import Pause, StepPoint
 
 DEFAULT_LOGS = Path(__file__).resolve().parents[2] / "shared" / "logs"
+# Truths for public runs we collected (``NAME.json``, ours, committed) and where their logs
+# are kept: the logs are other people's data, so they stay out of the repository, in the
+# shared folder beside it (bench/devlogs/SOURCES.md names each one's source commit).
+DEFAULT_DEVLOGS = Path(__file__).resolve().parent / "devlogs"
+DEVLOG_STORE = Path(__file__).resolve().parents[2] / "shared" / "devlogs"
+
+
+def logs_in(folder: Path) -> list[Path]:
+    """The logs scored for a folder: each ``NAME.log`` in it that has its ``NAME.json``,
+    and for each truth with no log beside it, ``NAME.log`` from `DEVLOG_STORE`."""
+    beside = {p.stem: p for p in folder.glob("*.log") if p.with_suffix(".json").exists()}
+    stored = {
+        t.stem: DEVLOG_STORE / f"{t.stem}.log"
+        for t in folder.glob("*.json")
+        if t.stem not in beside and (DEVLOG_STORE / f"{t.stem}.log").exists()
+    }
+    return [path for _, path in sorted({**stored, **beside}.items())]
+
+
+def truth_of(log_path: Path) -> Path:
+    """A log's ``NAME.json``: beside it, or for a stored public log, in bench/devlogs."""
+    beside = log_path.with_suffix(".json")
+    return beside if beside.exists() else DEFAULT_DEVLOGS / f"{log_path.stem}.json"
+
+
+def missing_logs(folder: Path) -> list[str]:
+    """The truths in ``folder`` whose log is neither beside them nor stored."""
+    found = {p.stem for p in logs_in(folder)}
+    return sorted(t.stem for t in folder.glob("*.json") if t.stem not in found)
 
 
 @dataclass(frozen=True)
@@ -192,20 +222,65 @@ def _epoch_totals(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]
     return read
 
 
+def _mng(lines: Iterable[str]) -> list[_Row]:
+    """modded-nanogpt rows: the training clock stops for validation, so a val row is a
+    marker with no time of its own. Older records reset the clock after the compile
+    steps (step 10); the time before the reset is added back, as in ../shared/traces."""
+    pattern = re.compile(r"^step:(\d+)/\d+ (val_loss:\S+ )?(?:train_loss:\S+ )?train_time:(\d+)ms")
+    rows: list[_Row] = []
+    offset = 0.0
+    for line in lines:
+        if m := pattern.match(line):
+            t = int(m[3]) / 1000 + offset
+            if rows and t < rows[-1].t_s:
+                offset = rows[-1].t_s
+                t += offset
+            rows.append(_Row(int(m[1]), t, is_eval=m[2] is not None))
+    return rows
+
+
+def _deepspeed_timer(lines: Iterable[str]) -> list[_Row]:
+    # DeepSpeed's timer.py line is the one per step that carries a timestamp.
+    pattern = re.compile(r"^\[(\S+ \S+)\] \[INFO\] \[timer\.py:\d+:stop\] .*global_step=(\d+),")
+    return [_Row(int(m[2]), _ISO_MS(m[1])) for line in lines if (m := pattern.match(line))]
+
+
+def _lerobot(lines: Iterable[str]) -> list[_Row]:
+    pattern = re.compile(r"^INFO (\S+ \S+) \S+ step:\d+K? ")
+    # The counter is printed rounded to thousands: the JSON's steps replace these.
+    stamps = [m[1] for line in lines if (m := pattern.match(line))]
+    return [_Row(i + 1, _ISO(stamp)) for i, stamp in enumerate(stamps)]
+
+
+def _ultralytics_epochs(lines: Iterable[str]) -> list[_Row]:
+    """Ultralytics' finished bars summed into a clock: an epoch's training bar (``e/E ...
+    n/n [MM:SS<``, its elapsed resets every epoch) then its validation bar (an eval)."""
+    train = re.compile(r"^\s+(\d+)/\d+\s+[\d.]+G\s.*\|\s*(\d+)/\2 \[(?:(\d+):)?(\d+):(\d+)<")
+    val = re.compile(r"^\s+Class\s+Images\s+Instances.*\|\s*(\d+)/\1 \[(?:(\d+):)?(\d+):(\d+)<")
+    rows: list[_Row] = []
+    t = 0.0
+    for line in lines:
+        if m := train.match(line):
+            t += int(m[3] or 0) * 3600 + int(m[4]) * 60 + int(m[5])
+            rows.append(_Row(int(m[1]) * int(m[2]), t))
+        elif (m := val.match(line)) and rows:
+            t += int(m[2] or 0) * 3600 + int(m[3]) * 60 + int(m[4])
+            rows.append(_Row(rows[-1].step, t, is_eval=True))
+    return rows
+
+
+_MEGATRON = _cumulative(
+    r"iteration\s+(?P<step>\d+)/\s*\d+ \|.*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
+    1e-3,
+)
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
     "llamafactory_running_log": (_llamafactory, "line timestamps (1 s)"),
     "paddleocr_db_mv3": (_paddleocr, "line timestamps (1 s), eval included"),
     "yolox_voc_s_windows": (_yolox, "line timestamps (ms), eval included"),
-    "megatron_ds_qwen7b_500": (
-        _cumulative(
-            r"iteration\s+(?P<step>\d+)/\s*\d+ \|"
-            r".*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
-            1e-3,
-        ),
-        "sum of per-iteration ms (train only)",
-    ),
+    "megatron_ds_qwen7b_500": (_MEGATRON, "sum of per-iteration ms (train only)"),
     "build_nanogpt_124m": (
         _cumulative(r"^step\s+(?P<step>\d+) \|.*dt: (?P<dt>[\d.]+)ms", 1e-3),
         "sum of per-step dt (train only)",
@@ -216,6 +291,36 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "hf_trl_sft_llama32_tqdm": (_tqdm("", 1677), "tqdm elapsed (1 s), eval included"),
     "swift_gemma4_fsdp2_epoch": (_tqdm("Train:", 2353), "tqdm elapsed (1 s)"),
     "dino_vits_metriclogger": (_epoch_totals(1562), "sum of per-epoch total seconds"),
+    # bench/devlogs
+    **{
+        f"eta_mng_{run}": (_mng, "train_time (ms, train only)")
+        for run in (
+            "t1_windowwarmup",
+            "t1_sub3min",
+            "t1_fa3",
+            "t1_batchsched",
+            "t2_weightdecay",
+            "60m_1xrtx3070",
+            "120m_2xrtx4060ti",
+            "343m_4xa40",
+        )
+    },
+    **{
+        f"eta_megatron_qwen7b_{run}": (_MEGATRON, "sum of per-iteration ms (train only)")
+        for run in ("clk1305", "freqctl")
+    },
+    **{
+        f"eta_deepspeed_{run}": (_deepspeed_timer, "line timestamps (ms)")
+        for run in ("zero3_8xv100", "zero3r_amd")
+    },
+    **{
+        f"eta_lerobot_act_{run}": (_lerobot, "line timestamps (1 s)")
+        for run in ("40demos", "75demos")
+    },
+    "eta_ultralytics_yolov8n_1660super": (
+        _ultralytics_epochs,
+        "sum of per-epoch bar seconds (1 s), eval included",
+    ),
 }
 
 
@@ -260,7 +365,7 @@ def derive(log_path: Path) -> DerivedTrace | None:
 
 def _truth_steps(log_path: Path) -> list[int] | None:
     try:
-        meta = json.loads(log_path.with_suffix(".json").read_text(encoding="utf-8"))
+        meta = json.loads(truth_of(log_path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     steps = meta.get("steps")
@@ -301,14 +406,14 @@ def derive_mng(log_path: Path) -> DerivedTrace | None:
 
 
 def derive_all(logs_dir: Path = DEFAULT_LOGS) -> list[DerivedTrace]:
-    found = (derive(p) for p in sorted(logs_dir.glob("*.log")))
+    found = (derive(p) for p in logs_in(logs_dir))
     return [t for t in found if t is not None]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    logs_dir = Path(args[0]) if args else DEFAULT_LOGS
-    for trace in derive_all(logs_dir):
+    logs_dirs = [Path(a) for a in args] or [DEFAULT_LOGS, DEFAULT_DEVLOGS]
+    for trace in (t for d in logs_dirs for t in derive_all(d)):
         print(
             f"{trace.name:34} rows {len(trace.log.points):6}  evals {len(trace.log.pauses):4}  "
             f"steps {trace.log.points[0].step}..{trace.target_step}  "

@@ -28,10 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reporter.logparse import LogParser, Progress  # noqa: E402
 from reporter.run import LineSplitter  # noqa: E402
 
+try:  # run as a script (bench/ on sys.path) or imported as bench.parse_logs
+    from log_traces import (  # type: ignore[import-not-found]  # noqa: E402
+        DEFAULT_DEVLOGS,
+        logs_in,
+        missing_logs,
+        truth_of,
+    )
+except ImportError:  # pragma: no cover
+    from bench.log_traces import DEFAULT_DEVLOGS, logs_in, missing_logs, truth_of  # noqa: E402
+
 SHARED_LOGS = Path(__file__).resolve().parents[2] / "shared" / "logs"
-# Truths for more logs, each beside where its log goes: the logs themselves are public
-# files named in SOURCES.md there, kept out of the repository (see that file).
-DEV_LOGS = Path(__file__).resolve().parent / "devlogs"
 STEP_TARGET = 0.95
 LOSS_TARGET = 0.9
 
@@ -132,15 +139,11 @@ def score(name: str, rows: list[Progress], fmt: str | None, truth: dict[str, obj
 
 def score_folder(folder: Path, fmt: str = "auto") -> list[Score]:
     out = []
-    missing = sorted(m.stem for m in folder.glob("*.json") if not m.with_suffix(".log").exists())
-    if missing:
+    if missing := missing_logs(folder):
         names = ", ".join(missing)
-        print(f"{folder}: no log beside {len(missing)} truths ({names}); see SOURCES.md")
-    for log in sorted(folder.glob("*.log")):
-        meta = log.with_suffix(".json")
-        if not meta.exists():
-            continue
-        truth = json.loads(meta.read_text(encoding="utf-8"))
+        print(f"{folder}: no log for {len(missing)} truths ({names}); see SOURCES.md")
+    for log in logs_in(folder):
+        truth = json.loads(truth_of(log).read_text(encoding="utf-8"))
         rows, found = read_log(log, fmt)
         out.append(score(log.stem, rows, found, truth))
     return out
@@ -196,7 +199,7 @@ def main() -> int:
                 f"{path.name}: {n:,} lines, {us:.1f} us/line ({1e6 / us:,.0f} lines/s on one core)"
             )
         return 0
-    for folder in args.folders or [SHARED_LOGS, DEV_LOGS]:
+    for folder in args.folders or [SHARED_LOGS, DEFAULT_DEVLOGS]:
         if folder.is_dir():
             print_table(score_folder(folder, args.format))
     return 0

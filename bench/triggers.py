@@ -4,8 +4,9 @@
 Replays every dev trace through ``probecast triggers`` (checks every 60 s of log time,
 the reporter taken to be alive, the alert lifecycle of ``bot.core.alerts`` with its
 defaults) and scores alerts against a label per trace. Traces: ``NAME.csv`` + ``NAME.json``
-in ../shared/traces, and traces derived from ../shared/logs (each ``NAME.log`` read by
-``reporter.logparse``; logs the parser cannot time are listed and skipped).
+in ../shared/traces, and traces derived from ../shared/logs and bench/devlogs (each
+``NAME.log`` read by ``reporter.logparse``; logs the parser cannot time are listed and
+skipped).
 
   healthy    no timing alert may fire (throughput, gpu_util, hung, silent); of the
              no-movement alert, at most one early note per run
@@ -32,8 +33,9 @@ Per replay it counts fires, flapping re-fires (a trigger firing again within 30 
 of its own resolve: the lifecycle should reopen instead), reopens, reminders inside
 trouble and repeats outside it.
 
-    python bench/triggers.py [TRACES_DIR] [--logs LOGS_DIR] [--check-interval-s S] [--json]
-                               [--only NAME ...]
+    python bench/triggers.py [TRACES_DIR] [--logs LOGS_DIR | --no-logs]
+                             [--devlogs DIR | --no-devlogs] [--check-interval-s S] [--json]
+                             [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ from bot.core.fmt import fmt_duration
 from bot.core.run_history import RunHistory
 from bot.core.triggers import CheckMemory, TriggerSettings, hung_threshold
 from reporter.logparse import Progress, parse_lines
+
+try:  # run as a script (bench/ on sys.path) or imported as bench.triggers
+    from log_traces import DEFAULT_DEVLOGS, logs_in, truth_of  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    from bench.log_traces import DEFAULT_DEVLOGS, logs_in, truth_of
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_TRACES = SHARED / "traces"
@@ -131,6 +138,12 @@ LABELS: dict[str, Label] = {
         "healthy",
         loss_drops=True,
         source="JSON: eval+save ~84 s after every 2nd epoch (marked eval rows)",
+    ),
+    "log:eta_mng_t1_batchsched": Label(
+        "schedule",
+        loss_drops=None,
+        source="bench/devlogs: the batch size grows by design, step time 34 ms → 88 ms "
+        "over the run",
     ),
 }
 
@@ -394,7 +407,7 @@ def load_log_trace(log_path: Path) -> Trace | str:
     """A trace derived from a console log: its timed training rows and eval rows, on a
     clock starting at 0; or why not (no timed rows, or steps that disagree with the
     log's hand-made ground truth, ``NAME.json``'s ``steps``)."""
-    meta_path = log_path.with_suffix(".json")
+    meta_path = truth_of(log_path)
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     text = log_path.read_bytes().decode("utf-8", errors="replace")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -465,7 +478,7 @@ def load_log_trace(log_path: Path) -> Trace | str:
         log=log,
         target_steps=max(target, last),
         eval_every=None,
-        label=label,
+        label=LABELS.get(name, label),
         steps_per_epoch=max(set(per_epoch), key=per_epoch.count) if per_epoch else None,
     )
 
@@ -898,7 +911,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--logs", type=Path, default=DEFAULT_LOGS, help="console logs to derive traces from"
     )
-    parser.add_argument("--no-logs", action="store_true", help="the CSV traces only")
+    parser.add_argument("--no-logs", action="store_true", help="leave out --logs")
+    parser.add_argument(
+        "--devlogs", type=Path, default=DEFAULT_DEVLOGS, help="collected timed runs to derive"
+    )
+    parser.add_argument("--no-devlogs", action="store_true", help="leave out --devlogs")
     parser.add_argument("--check-interval-s", type=float, default=60.0)
     parser.add_argument("--json", action="store_true", help="one JSON object per result")
     parser.add_argument(
@@ -921,8 +938,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traces.append(load_trace(path))
         except StepLogError as exc:
             print(f"bench/triggers.py: skipping {path.name}: {exc}", file=sys.stderr)
-    if not args.no_logs and args.logs.is_dir():
-        for path in sorted(args.logs.glob("*.log")):
+    dirs = ((args.logs, args.no_logs), (args.devlogs, args.no_devlogs))
+    for logs_dir in (d for d, off in dirs if not off and d.is_dir()):
+        for path in logs_in(logs_dir):
             derived = load_log_trace(path)
             if isinstance(derived, str):
                 skipped.append(f"{path.name}: {derived}")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
 from bench import log_traces
 
 
@@ -37,3 +42,71 @@ def test_epoch_totals_sum_into_a_clock_at_each_epochs_last_step() -> None:
     ]
     rows = log_traces._epoch_totals(50)(lines)
     assert [(r.step, r.t_s) for r in rows] == [(50, 50.0), (100, 3651.0)]
+
+
+def test_mng_val_rows_are_markers_on_the_training_clock() -> None:
+    lines = [
+        "step:0/20 val_loss:10.8258 train_time:0ms step_avg:nanms",
+        "step:1/20 train_time:24389ms step_avg:nanms",
+        "step:2/20 train_loss:9.1 train_time:24550ms step_avg:nanms",
+        "step:2/20 val_loss:9.0 train_time:24550ms step_avg:nanms",
+    ]
+    rows = log_traces._mng(lines)
+    assert [(r.step, r.t_s, r.is_eval) for r in rows] == [
+        (0, 0.0, True),
+        (1, 24.389, False),
+        (2, 24.55, False),
+        (2, 24.55, True),
+    ]
+
+
+def test_mng_adds_back_the_time_before_the_clock_reset_after_compile() -> None:
+    lines = [
+        "step:10/1393 train_time:18872ms step_avg:nanms",
+        "step:11/1393 train_time:124ms step_avg:nanms",
+        "step:12/1393 train_time:248ms step_avg:nanms",
+    ]
+    rows = log_traces._mng(lines)
+    assert [(r.step, round(r.t_s, 3)) for r in rows] == [(10, 18.872), (11, 18.996), (12, 19.12)]
+
+
+def test_deepspeed_reads_the_timer_lines_not_the_untimed_step_lines() -> None:
+    lines = [
+        "[Step 3/100] Loss: 5.1 | Global Tokens/s: 256.50",
+        "[2025-08-25 09:13:40,504] [INFO] [timer.py:264:stop] epoch=0/micro_step=3/"
+        "global_step=3, RunningAvgSamplesPerSec=1.73",
+        "[2025-08-25 09:13:42,078] [INFO] [timer.py:264:stop] epoch=0/micro_step=4/"
+        "global_step=4, RunningAvgSamplesPerSec=1.46",
+    ]
+    rows = log_traces._deepspeed_timer(lines)
+    assert [r.step for r in rows] == [3, 4]
+    assert round(rows[1].t_s - rows[0].t_s, 3) == 1.574
+
+
+def test_lerobot_rows_are_counted_because_the_counter_is_rounded() -> None:
+    lines = [
+        "INFO 2026-05-22 18:21:22 ot_train.py:268 dataset.num_frames=23676 (24K)",
+        "INFO 2026-05-22 21:11:15 ot_train.py:357 step:20K smpl:627K loss:0.001 updt_s:0.4",
+        "INFO 2026-05-22 21:12:55 ot_train.py:357 step:20K smpl:634K loss:0.001 updt_s:0.4",
+    ]
+    rows = log_traces._lerobot(lines)
+    assert [(r.step, r.t_s - rows[0].t_s) for r in rows] == [(1, 0.0), (2, 100.0)]
+
+
+@pytest.mark.parametrize(
+    "truth_path", sorted(log_traces.DEFAULT_DEVLOGS.glob("eta_*.json")), ids=lambda p: p.stem
+)
+def test_every_collected_run_derives_a_trace_that_ends_where_its_truth_does(
+    truth_path: Path,
+) -> None:
+    log = truth_path.with_suffix(".log")
+    if not log.exists():
+        pytest.skip(f"{log.name} is not here (public data kept out of the repository)")
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    assert log.stat().st_size == truth["bytes"]
+    trace = log_traces.derive(log)
+    assert trace is not None
+    assert trace.target_step == truth["last_step"] == truth["total_steps"]
+    assert {p.step for p in trace.log.points} <= set(truth["steps"]) | set(
+        *truth["alt_steps"] or [[]]
+    )
