@@ -115,10 +115,17 @@ _STEPS_HINT = re.compile(
     r"|total[_ ]training[_ ]steps|train[_ ]iters|num[_ ]training[_ ]steps|total[_ ]steps"
     r"|max_update)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,12})(?![\d.])"
 )
+# A config's bare ``steps`` key: in a dump (``'steps': 50000,``, a YAML ``steps: 50000``)
+# only where the line holds nothing else, so a progress line that starts ``steps: 200
+# loss …`` is never taken for it; or echoed by its dotted path (``cfg.steps=50000``).
+_CONFIG_STEPS = re.compile(
+    r"""^\s{0,8}['"]?steps['"]?\s{0,4}[:=]\s{0,4}(\d[\d,]{0,12}),?\s*$"""
+    r"|(?<![\w.])(?:[A-Za-z_]\w{0,15}\.){1,3}steps\s{0,2}[:=]\s{0,2}(\d[\d,]{0,12})(?![\d.])"
+)
 _EPOCHS_HINT = re.compile(
     r"(?i)(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs|n_epochs"
     r"|scheduled epochs"
-    r"|^\s{0,8}epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})(?![\d.])"
+    r"|^\s{0,8}['\"]?epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})(?![\d.])"
     r"|max: (\d{1,6}) epochs"
 )
 
@@ -492,9 +499,9 @@ class Generic(Format):
     def _hints(self, line: str) -> None:
         if not any(word in line for word in _HINT_WORDS):
             return
-        steps = _STEPS_HINT.search(line)
+        steps = _STEPS_HINT.search(line) or _CONFIG_STEPS.search(line)
         if steps is not None:
-            value = int(steps[1].replace(",", ""))
+            value = int((steps[1] or steps[2]).replace(",", ""))
             if value > 0:
                 self._steps_hint = value
         epochs = _EPOCHS_HINT.search(line)

@@ -693,3 +693,29 @@ def test_an_epoch_relative_counter_with_its_total_gives_the_steps_per_epoch() ->
     rows = progress(parse_lines(lines))
     assert [r.step for r in rows] == [10, 20, 30, 40, 50, 60]
     assert {r.epoch_steps for r in rows} == {30}
+
+
+# --- a config's bare ``steps`` key as the total (#20) ------------------------------------
+
+
+def _lerobot_rows(k: int) -> str:
+    return (
+        f"INFO 2026-06-12 10:{51 + 2 * k:02d}:27 ot_train.py:357 step:{200 * (k + 1)} "
+        f"smpl:6K ep:20 epch:0.51 loss:{5.9 - k / 10:.3f} grdn:99.675 lr:1.0e-05 updt_s:0.514"
+    )
+
+
+def test_a_config_dump_s_bare_steps_key_is_the_total() -> None:
+    """LeRobot echoes its config as a dict (``'steps': 50000,``) and by path
+    (``cfg.steps=50000 (50K)``) before its ``step:200 … loss:`` lines."""
+    for config in ([" 'n_action_steps': 50,", " 'steps': 50000,"], ["INFO cfg.steps=50000 (50K)"]):
+        got = progress(feed_all([*config, *(_lerobot_rows(k) for k in range(6))]))
+        assert [r.step for r in got] == [200, 400, 600, 800, 1000, 1200]
+        assert got[-1].total_steps == 50000
+
+
+def test_a_progress_line_that_starts_with_steps_is_not_a_total() -> None:
+    lines = [f"steps: {10 * k} loss: {2.0 - k / 10:.2f} time: 0.25" for k in range(1, 8)]
+    got = progress(feed_all(lines))
+    assert [r.step for r in got] == [10, 20, 30, 40, 50, 60, 70]
+    assert {r.total_steps for r in got} == {None}
