@@ -211,12 +211,66 @@ def _short_line(row: OptionRow, words: str) -> CardField:
     return CardField(label, value)
 
 
-def option_table_csv(table: Table) -> str:
-    """The full table as CSV, for a spreadsheet."""
+CSV_COLUMNS = (
+    "gpu_option",
+    "usd_per_hour",
+    "vram_gib",
+    "cpu_ram_gib",
+    "tflops",
+    "hbm_bw_gbs",
+    "step_per_s",
+    "step_per_s_source",
+    "time_optimistic_h",
+    "time_base_h",
+    "time_pessimistic_h",
+    "cost_optimistic_usd",
+    "cost_base_usd",
+    "cost_pessimistic_usd",
+    "setup_debug_tax_pct",
+    "major_risks",
+    "decision",
+)
+
+
+def _csv_num(value: float | None, digits: int) -> str:
+    # Plain numbers (no "$", no "h 10m"): a spreadsheet sorts them; empty where unknown.
+    return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def option_table_csv(table: OptionTable) -> str:
+    """The full table as CSV for a spreadsheet: one number per cell, units in the column
+    names, each scenario in a column of its own so every one sorts."""
+    current = table.rows[0] if table.rows else None
+    best_switch = _best_switch(table) if table.rows else None
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.columns)
-    writer.writerows(table.rows)
+    writer.writerow(CSV_COLUMNS)
+    for row in table.rows:
+        assert current is not None
+        times = (row.time_h.opt, row.time_h.base, row.time_h.pess) if row.time_h else (None,) * 3
+        costs = (
+            (row.cost_usd.opt, row.cost_usd.base, row.cost_usd.pess)
+            if row.cost_usd
+            else (None,) * 3
+        )
+        tax = None if row.setup_debug_tax is None else row.setup_debug_tax * 100
+        writer.writerow(
+            (
+                row.gpu_option,
+                _csv_num(row.usd_per_hour, 3),
+                _csv_num(row.vram_gib, 0),
+                _csv_num(row.cpu_ram_gib, 0),
+                _csv_num(row.tflops, 0),
+                _csv_num(row.hbm_bw_gbs, 0),
+                _csv_num(row.step_per_s, 4),
+                "" if row.step_per_s is None else ("observed" if row.observed else "predicted"),
+                *(_csv_num(h, 3) for h in times),
+                *(_csv_num(c, 2) for c in costs),
+                _csv_num(tax, 1),
+                "; ".join(row.risks),
+                decision_words(row, current, best_switch),
+            )
+        )
     return out.getvalue()
 
 
@@ -633,6 +687,7 @@ def render_text(title: str, text: str, kind: str = "reply") -> Card:
 
 
 __all__ = [
+    "CSV_COLUMNS",
     "OPTION_COLUMNS",
     "RunView",
     "TroubleCost",

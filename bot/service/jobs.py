@@ -19,6 +19,7 @@ from bot.core.alerts import Ending, plan_alerts
 from bot.core.card import Card
 from bot.core.chartdata import build_chart_data
 from bot.core.estimate import CalibrationSettings, Pause, StepPoint
+from bot.core.options import OptionTable
 from bot.core.render import (
     ending_text,
     fmt_exit_code,
@@ -117,7 +118,7 @@ class ScheduledJobs:
         card = render_option_table(table, snap.view)
         ref = await self.ports.chat.reply(status, card)
         self._record_table(snap, ref)
-        await self._attach_table(ref, card)
+        await self._attach_table(ref, card, table)
 
     def _record_table(self, snap: RunSnapshot, ref: MessageRef) -> None:
         estimate = snap.estimate
@@ -163,18 +164,18 @@ class ScheduledJobs:
             ref = MessageRef.loads(posted["ref"])
             await self.ports.chat.update(ref, card)
             self._record_table(snap, ref)
-            await self._attach_table(ref, card)
+            await self._attach_table(ref, card, table)
             await self.kills.refresh_status(run_id)
             return True
 
-    async def _attach_table(self, ref: MessageRef, card: Card) -> None:
+    async def _attach_table(self, ref: MessageRef, card: Card, table: OptionTable) -> None:
         if card.table is None or not self.ports.chat.keeps_attachments:
             return
         from bot.adapters.table_png import render_table_png  # Pillow loads only when needed
 
         png = await asyncio.to_thread(render_table_png, card.title, card.table)
         await self.ports.chat.attach(ref, "options.png", png, f"{card.title} (all options)")
-        csv_text = option_table_csv(card.table)
+        csv_text = option_table_csv(table)
         await self.ports.chat.attach(ref, "options.csv", csv_text.encode(), f"{card.title} (CSV)")
 
     def _table_due(self, snap: RunSnapshot) -> bool:
