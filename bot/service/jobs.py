@@ -430,8 +430,8 @@ class ScheduledJobs:
 
     async def _finish(self, run_id: str) -> None:
         run = self.ports.store.get_run(run_id)
-        if run is None:
-            return
+        if run is None or run.final_posted_at is not None:
+            return  # finished twice (two exits, a retried job): the final card went out once
         if self.ports.jobs is not None:
             self.ports.jobs.cancel(run_id)
         # The exit can beat a kill's own jobs, which the cancel just removed: put them back.
@@ -460,6 +460,7 @@ class ScheduledJobs:
                 "final",
             ),
         )
+        self.ports.store.update_run(run_id, final_posted_at=self.ports.clock())
 
     async def _ensure_status(self, snap: RunSnapshot, update: bool = False) -> MessageRef:
         card = render_status(snap.estimate, snap.view)

@@ -710,3 +710,20 @@ async def test_the_kill_report_uses_the_confirmations_numbers_and_says_what_stil
     # No instance id: nothing stopped the machine, so no disk line but its full price.
     assert "*Disk*" not in report
     assert "keeps running and billing $0.400/h" in report
+
+
+async def test_a_run_that_ends_twice_posts_its_final_card_once(bot: Bot, clock: FakeClock) -> None:
+    run_id = await register_with_token(bot, clock)
+    clock.advance(5)
+    await post_events(bot, clock, run_id, {"kind": "exit", "t": clock.now, "return_code": 0})
+    await wait_for(lambda: any(m["text"].startswith("llm finished") for m in bot.slack.posted))
+    # The reporter ends it again (an exit hook after the callback's own, a retry after a
+    # restart): a new event, not a resent one. Then the finish job runs once more.
+    clock.advance(1)
+    await post_events(bot, clock, run_id, {"kind": "exit", "t": clock.now, "return_code": 1})
+    await bot.app.service.finish(run_id)
+    await asyncio.sleep(0.2)  # room for a wrongly scheduled second final job to post
+    finals = [m for m in bot.slack.posted if m["text"].startswith("llm ")]
+    assert [m["text"] for m in finals] == ["llm finished: exit code 0 · spent $0.012"]
+    run = bot.app.store.get_run(run_id)
+    assert run is not None and run.state == "finished" and run.return_code == 0
