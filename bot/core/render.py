@@ -19,6 +19,7 @@ from bot.core.card import Button, Card, CardField, Table, action_id
 from bot.core.estimate import Estimate
 from bot.core.fmt import fmt_duration
 from bot.core.options import OptionRow, OptionTable
+from bot.core.projection import project_finish
 from bot.core.schedule import TableRevision
 from bot.core.triggers import Finding
 
@@ -390,39 +391,37 @@ class TroubleCost:
 
 
 def trouble_cost(
+    estimate: Estimate | None,
     *,
     now: float,
-    current_step: int,
-    target_steps: int,
     expected_step_s: float | None,
     pace_ratio: float | None,
     spent_usd: float | None,
-    usd_per_hour: float | None,
     held_s: float,
 ) -> TroubleCost | None:
-    """``None`` when the run's expected pace is unknown. Without a measured pace (GPU
-    underused, loss not moving) the projection is the expected one and the loss so far
-    is the whole bill of the episode."""
-    if not expected_step_s or expected_step_s <= 0:
+    """``None`` until the run has an estimate and an expected pace. The current pace is
+    the estimate's, the one the status message shows (`project_finish` for both); a hang
+    (``pace_ratio`` 0) never finishes. Without a measured pace (GPU underused, loss not
+    moving) the loss so far is the whole bill of the episode."""
+    if estimate is None or not expected_step_s or expected_step_s <= 0:
         return None
-    remaining_s = max(0, target_steps - current_step) * expected_step_s
+    current = project_finish(estimate, now=now, spent_usd=spent_usd)
+    expected = project_finish(
+        estimate, now=now, spent_usd=spent_usd, step_per_s=1 / expected_step_s
+    )
+    usd_per_hour = estimate.inputs.usd_per_hour
     per_s = None if usd_per_hour is None else usd_per_hour / 3600
-
-    def bill(seconds: float | None) -> float | None:
-        if per_s is None or spent_usd is None or seconds is None:
-            return None
-        return spent_usd + seconds * per_s
-
     ratio = 1.0 if pace_ratio is None else pace_ratio
-    now_remaining = None if ratio <= 0 else remaining_s / ratio
     lost = None if per_s is None else held_s * per_s * (1 - min(1.0, max(0.0, ratio)))
     if pace_ratio is None and per_s is not None:
         lost = held_s * per_s
+    hung = pace_ratio is not None and pace_ratio <= 0
+    assert expected.finish_at_s is not None
     return TroubleCost(
-        finish_at_s=None if now_remaining is None else now + now_remaining,
-        cost_usd=bill(now_remaining),
-        expected_finish_at_s=now + remaining_s,
-        expected_cost_usd=bill(remaining_s),
+        finish_at_s=None if hung else current.finish_at_s,
+        cost_usd=None if hung else current.cost_usd,
+        expected_finish_at_s=expected.finish_at_s,
+        expected_cost_usd=expected.cost_usd,
         lost_usd=lost,
     )
 
@@ -580,9 +579,10 @@ def status_headline(estimate: Estimate | None, run: RunView) -> str:
     eta = estimate.eta
     remaining = fmt_duration(eta.base.remaining_s)
     band = f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}"
+    projected = project_finish(estimate, now=run.as_of_s, spent_usd=run.spent_usd).cost_usd
     return (
         f"{health_line(run)} · ETA {remaining} left ({band}) · spent {_spent(estimate, run)}"
-        f" · projected {fmt_usd(estimate.live_cost_usd('base'))}"
+        f" · projected {fmt_usd(projected)}"
     )
 
 
@@ -617,8 +617,10 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
         eta = estimate.eta
         # An ended run has nothing left to estimate: no finish time, no "0s–0s left".
         if run.state not in ("finished", "failed", "killed"):
-            if run.as_of_s is not None:
-                finish_at = run.as_of_s + eta.base.remaining_s
+            finish_at = project_finish(
+                estimate, now=run.as_of_s, spent_usd=run.spent_usd
+            ).finish_at_s
+            if finish_at is not None:
                 fields.append(CardField("Finishes", _clock(finish_at), at_s=finish_at))
             fields.append(
                 CardField(

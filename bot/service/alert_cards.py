@@ -19,15 +19,11 @@ def alert_card(
     estimate = snap.estimate
     held_s = action.held_s(now)
     cost = trouble_cost(
+        estimate,
         now=now,
-        current_step=estimate.current_step if estimate else 0,
-        target_steps=snap.run.target_steps,
         expected_step_s=memory.expected_step_s,
         pace_ratio=action.finding.pace_ratio,
-        spent_usd=snap.view.spent_usd
-        if snap.view.spent_usd is not None
-        else (estimate.spend_usd() if estimate else None),
-        usd_per_hour=snap.view.usd_per_hour,  # billed, where the instance is read
+        spent_usd=snap.view.spent_usd,
         held_s=held_s,
     )
     policy = settings.alert_policy()

@@ -27,6 +27,7 @@ from bot.core import kill as k
 from bot.core import slash
 from bot.core.card import Button, Card, CardField, action_id
 from bot.core.instance import disk_line
+from bot.core.projection import project_finish
 from bot.core.render import (
     fmt_duration,
     fmt_usd,
@@ -69,11 +70,14 @@ class KillFlow:
             run.id, "kill-request", user, now, None, self._detail(snap, kill.id)
         )
         est = snap.estimate
+        kept_usd = (
+            None if est is None else project_finish(est, now=now, spent_usd=snap.view.spent_usd)
+        )
         how, after = kill_words(self.ports, run, snap.view)
         return Card(
             title=f"Kill {run.name}?",
             headline=f"Spent {fmt_usd(snap.view.spent_usd)} so far; "
-            f"{fmt_usd(est.live_cost_usd('base') if est else None)} if kept to the end.",
+            f"{fmt_usd(kept_usd.cost_usd if kept_usd else None)} if kept to the end.",
             fields=(
                 CardField("Stops", how),
                 CardField("Keeps billing", after),

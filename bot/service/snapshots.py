@@ -20,6 +20,7 @@ from bot.core.gpus import Catalog, UnknownGpu
 from bot.core.instance import billed_usd_per_hour, contract_risk, describe_instance
 from bot.core.options import OptionTable, RunFacts, SwitchSettings, build_option_table
 from bot.core.pace_profile import PaceProfile, derive_pace_profile, profile_breakers
+from bot.core.projection import project_finish
 from bot.core.render import (
     TRIGGER_LABELS,
     RunView,
@@ -183,7 +184,11 @@ class Snapshots:
             pace_note=pace_note,
         )
         how, after = kill_words(self.ports, run, view)
-        projected = estimate.live_cost_usd("base") if estimate else None
+        projected = (
+            None
+            if estimate is None
+            else project_finish(estimate, now=now, spent_usd=spent).cost_usd
+        )
         view = replace(
             view,
             kill_confirm=kill_confirm_text(view, projected_usd=projected, how=how, after=after),
