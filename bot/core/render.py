@@ -571,11 +571,27 @@ def health_line(run: RunView) -> str:
     return "Trouble: " + ", ".join(TRIGGER_LABELS.get(a, a) for a in run.alerts)
 
 
+def _hung_since_s(estimate: Estimate | None, run: RunView) -> float | None:
+    """When the last step came, while the hung trigger holds on a live run: its ETA is
+    paused then, since no pace can say when steps resume."""
+    if "hung" not in run.alerts or run.state in ("finished", "failed", "killed"):
+        return None
+    last = None if estimate is None else estimate.calibration.last_step
+    return None if last is None else last.t_s
+
+
 def status_headline(estimate: Estimate | None, run: RunView) -> str:
     if run.state in ("finished", "failed", "killed"):
         return f"{run.state} · spent {_spent(estimate, run)}"
     if estimate is None:
         return f"{health_line(run)} · waiting for the first training steps"
+    since = _hung_since_s(estimate, run)
+    if since is not None:
+        quiet = "" if run.as_of_s is None else f" for {fmt_duration(run.as_of_s - since)}"
+        return (
+            f"{health_line(run)} · no step{quiet} · ETA paused until steps resume"
+            f" · spent {_spent(estimate, run)}"
+        )
     eta = estimate.eta
     remaining = fmt_duration(eta.base.remaining_s)
     band = f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}"
@@ -615,8 +631,19 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
             fields.append(CardField("Pace profile", run.pace_note))
         interval = estimate.eta_interval
         eta = estimate.eta
-        # An ended run has nothing left to estimate: no finish time, no "0s–0s left".
-        if run.state not in ("finished", "failed", "killed"):
+        since = _hung_since_s(estimate, run)
+        if since is not None:
+            # A moment each chat keeps relative ("12 minutes ago"), not a frozen age.
+            fields.append(
+                CardField(
+                    "Last step (ETA paused)",
+                    f"step {estimate.current_step:,} at {_clock(since, seconds=True)}",
+                    at_s=since,
+                )
+            )
+        # An ended run has nothing left to estimate: no finish time, no "0s–0s left";
+        # a hung one says when its last step came instead.
+        elif run.state not in ("finished", "failed", "killed"):
             finish_at = project_finish(
                 estimate, now=run.as_of_s, spent_usd=run.spent_usd
             ).finish_at_s

@@ -650,6 +650,9 @@ async def test_the_status_message_leads_with_health_and_follows_alerts_keep_and_
     alert = await hang_until_an_alert(bot, clock, run_id)
     after_fire = status_as_shown(bot)
     assert after_fire[-1].splitlines()[1].startswith("*Trouble: No progress")
+    # Hung: no finish time as if running; when the last step came, kept live by Slack.
+    assert "ETA paused" in after_fire[-1] and "*Finishes*" not in after_fire[-1]
+    assert "*Last step (ETA paused)*\n<!date^" in after_fire[-1]
     await press(bot, alert, "keep", run_id, "U0BOB")
     after_keep = status_as_shown(bot)
     assert len(after_keep) > len(after_fire) and "Alerts silenced until" in after_keep[-1]
