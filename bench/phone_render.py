@@ -350,9 +350,9 @@ def draw_discord(message: dict[str, Any], path: Path, note: str, now: float) -> 
         if embed.get("description"):
             canvas.rich(discord_runs(embed["description"], now), BODY - S, x)
             canvas.gap(6)
-        for field in embed.get("fields") or []:
-            canvas.rich(discord_runs(f"**{field['name']}**", now), BODY - S, x)
-            canvas.rich(discord_runs(field["value"], now), BODY - S, x)
+        for item in embed.get("fields") or []:  # one per row: a phone stacks them
+            canvas.rich(discord_runs(f"**{item['name']}**", now), BODY - S, x)
+            canvas.rich(discord_runs(item["value"], now), BODY - S, x)
             canvas.gap(4)
         if embed.get("image"):
             canvas.text(f"[image: {embed['image'].get('url')}]", SMALL, colour=SOFT, x=x)
@@ -428,9 +428,10 @@ class Reporter:
                 {"kind": "step", "t": self.t, "step": self.step, "loss": 3 / self.step**0.3}
             )
             if self.step % 1_200 == 0:
-                self.pending.append({"kind": "phase", "t": self.t, "phase": "eval", "edge": "start"})
+                mark = {"kind": "phase", "phase": "eval"}
+                self.pending.append({**mark, "t": self.t, "edge": "start"})
                 self.t += eval_s
-                self.pending.append({"kind": "phase", "t": self.t, "phase": "eval", "edge": "end"})
+                self.pending.append({**mark, "t": self.t, "edge": "end"})
         due = [e for e in self.pending if e["t"] <= end]
         self.pending = [e for e in self.pending if e["t"] > end]
         await self.post([*due, {"kind": "sample", "t": end, "host": {"cpu_pct": 40.0}}])
