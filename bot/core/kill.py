@@ -95,7 +95,9 @@ def plan_instance(
             "it keeps billing",
         )
     if instance_id is None:
-        return "none", "unknown: the reporter sent no Vast instance id; stop the machine by hand"
+        return "none", (
+            "not stopped: the reporter sent no Vast instance id; stop the machine by hand"
+        )
     if bot_has_key:
         return "bot", f"the bot will {on_kill} instance {instance_id} with its Vast API key"
     if reporter_has_key:

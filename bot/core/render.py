@@ -55,6 +55,7 @@ class RunView:
     return_code: int | None = None
     spent_usd: float | None = None
     alerts: tuple[str, ...] = ()  # triggers that hold now
+    clearing: tuple[str, ...] = ()  # triggers that stopped holding, alert not yet resolved
     instance_id: str | None = None  # the Vast container id, when the reporter knows it
     instance_state: str | None = None  # the instance as Vast last said, when it was read
     attempt: int = 1  # which attempt of its job (name) this run is
@@ -372,9 +373,12 @@ def kill_confirm_text(
 ) -> str:
     """What a kill does and costs, in the words a confirm dialog shows (≤ 300 characters):
     the run, the spend so far, the cost if kept, and what keeps billing afterwards."""
+    # The moment is said: a message edited rarely (the option table) keeps its dialog,
+    # and "$0.007 so far" read 40 minutes later disagreed with the status beside it.
+    spent = "Spent" if run.as_of_s is None else f"As of {_clock(run.as_of_s)}: spent"
     return (
-        f"Kill {run.name}? Spent {_spent(None, run)} so far; {fmt_usd(projected_usd)} if kept "
-        f"to the end. {how[0].upper()}{how[1:]}; then {after}."
+        f"Kill {run.name}? {spent} {_spent(None, run)} so far; {fmt_usd(projected_usd)} if "
+        f"kept to the end. {how[0].upper()}{how[1:]}; then {after}."
     )[:300]
 
 
@@ -566,9 +570,18 @@ def health_line(run: RunView) -> str:
     a confirmed kill under way says so first."""
     if run.kill_state is not None and run.kill_state.startswith("confirmed by"):
         return "Being killed"
-    if not run.alerts:
-        return "Healthy"
-    return "Trouble: " + ", ".join(TRIGGER_LABELS.get(a, a) for a in run.alerts)
+    if run.alerts:
+        return "Trouble: " + ", ".join(TRIGGER_LABELS.get(a, a) for a in run.alerts)
+    if run.clearing:
+        # The cause cleared but its alert waits out the keep-firing window: "Trouble"
+        # beside a recovered step/s read as a contradiction.
+        labels = ", ".join(TRIGGER_LABELS.get(a, a) for a in run.clearing)
+        return f"Recovering: {labels} cleared, watching before it resolves"
+    return "Healthy"
+
+
+BAND_SHOWN_UP_TO = 4.0
+"""A calibrated band whose top is beyond this many times the ETA is not shown."""
 
 
 def _hung_since_s(estimate: Estimate | None, run: RunView) -> float | None:
@@ -589,15 +602,16 @@ def status_headline(estimate: Estimate | None, run: RunView) -> str:
     if since is not None:
         quiet = "" if run.as_of_s is None else f" for {fmt_duration(run.as_of_s - since)}"
         return (
-            f"{health_line(run)} · no step{quiet} · ETA paused until steps resume"
+            f"{health_line(run)}\nno step{quiet} · ETA paused until steps resume"
             f" · spent {_spent(estimate, run)}"
         )
     eta = estimate.eta
     remaining = fmt_duration(eta.base.remaining_s)
     band = f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}"
     projected = project_finish(estimate, now=run.as_of_s, spent_usd=run.spent_usd).cost_usd
+    # Two lines: chats bold the first, and all of it in bold was a wall on a phone.
     return (
-        f"{health_line(run)} · ETA {remaining} left ({band}) · spent {_spent(estimate, run)}"
+        f"{health_line(run)}\nETA {remaining} left ({band}) · spent {_spent(estimate, run)}"
         f" · projected {fmt_usd(projected)}"
     )
 
@@ -649,15 +663,22 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
             ).finish_at_s
             if finish_at is not None:
                 fields.append(CardField("Finishes", _clock(finish_at), at_s=finish_at))
-            fields.append(
-                CardField(
-                    "ETA band",
-                    f"{fmt_duration(interval.low_s - estimate.elapsed_s)}–"
-                    f"{fmt_duration(interval.high_s - estimate.elapsed_s)} left "
-                    f"(calibrated {interval.coverage:.0%}); scenarios ×1.2/×0.6: "
-                    f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}",
-                )
+            low_s = interval.low_s - estimate.elapsed_s
+            high_s = interval.high_s - estimate.elapsed_s
+            scenarios = (
+                f"scenarios ×1.2/×0.6: "
+                f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}"
             )
+            if high_s > BAND_SHOWN_UP_TO * eta.base.remaining_s:
+                # Mid-slowdown the calibrated band ran to "7m 20s–55d 9h": true to its
+                # drift, useless to read. Say why there is none instead.
+                band = f"too wide to say while the pace changes; {scenarios}"
+            else:
+                band = (
+                    f"{fmt_duration(low_s)}–{fmt_duration(high_s)} left "
+                    f"(calibrated {interval.coverage:.0%}); {scenarios}"
+                )
+            fields.append(CardField("ETA band", band))
     fields.append(CardField("GPU", f"{run.gpu_label} · {fmt_usd(run.usd_per_hour)}/h"))
     if run.instance_state is not None:
         fields.append(CardField("Instance", run.instance_state))

@@ -149,7 +149,9 @@ class KillFlow:
         how, after = kill_words(self.ports, run, snap.view)
         answer = render_text(
             f"Kill · {run.name}",
-            f"Kill confirmed by {user}: {how}; then {after}. "
+            # Who, on a line of its own: chats bold the first line, and all of it in
+            # bold was a wall of text on a phone.
+            f"Kill confirmed by {user}\n{how[0].upper()}{how[1:]}; then {after}. "
             f"Spent {fmt_usd(snap.view.spent_usd)} so far.",
             "kill",
         )

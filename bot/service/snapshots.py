@@ -159,6 +159,7 @@ class Snapshots:
                 storage = (facts.storage_usd_per_hour if facts else None) or 0.0
                 paused_usd = track.lost_s(now) / 3600 * max(0.0, usd_per_hour - storage)
                 spent = max(0.0, spent - paused_usd)
+        states = alert_states(run)
         view = RunView(
             run_id=run.id,
             name=run.name,
@@ -177,7 +178,12 @@ class Snapshots:
             else k.describe(kill),
             return_code=run.return_code,
             spent_usd=spent,
-            alerts=tuple(t for t, a in alert_states(run).items() if a.resolved_at is None),
+            alerts=tuple(
+                t for t, a in states.items() if a.resolved_at is None and a.cleared_at is None
+            ),
+            clearing=tuple(
+                t for t, a in states.items() if a.resolved_at is None and a.cleared_at is not None
+            ),
             instance_id=None if reg_vast is None else reg_vast.container_id,
             instance_state=None if track is None else describe_instance(track, now),
             attempt=run.attempt,
