@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from bot.adapters.store import RunRecord
 from bot.chat.base import MessageRef
-from bot.core.alerts import Ending, plan_alerts
+from bot.core.alerts import AlertState, Ending, plan_alerts
 from bot.core.card import Card
 from bot.core.chartdata import build_chart_data
 from bot.core.estimate import CalibrationSettings, Pause, StepPoint
@@ -31,6 +32,7 @@ from bot.core.render import (
     render_status,
     render_text,
 )
+from bot.core.run_history import TriggerName
 from bot.core.schedule import check_phase_s, table_deadline_at, table_due, table_revision
 from bot.core.triggers import CheckMemory, accept_new_normal, evaluate_triggers
 from bot.core.trim import trim_history
@@ -53,6 +55,11 @@ TABLE_DECISION = "option-table"
 # How a run's end ends the alerts it held.
 _ENDINGS: dict[str, Ending] = {"finished": "finished", "failed": "failed", "killed": "killed"}
 
+
+def _health(states: Mapping[TriggerName, AlertState]) -> dict[TriggerName, bool]:
+    """What the status message's health line reads from the alerts: each open alert's
+    trigger, and whether it still holds (False: cleared, waiting to resolve)."""
+    return {t: a.cleared_at is None for t, a in states.items() if a.resolved_at is None}
 
 class ScheduledJobs:
     def __init__(
@@ -367,8 +374,9 @@ class ScheduledJobs:
             trigger_memory=memory.to_json(),
             alert_states=dump_alert_states(states),
         )
-        if actions and run.active:
-            await self.kills.refresh_status(run_id)  # its health line follows the alerts
+        if (actions or _health(active) != _health(states)) and run.active:
+            # Its health line follows the alerts: fired, resolved, and cleared (Recovering).
+            await self.kills.refresh_status(run_id)
         # Trimmed only once the memory it assumes is stored: a check that failed before
         # this point leaves the whole history for the next one.
         if run.active:

@@ -730,3 +730,16 @@ async def test_a_run_that_ends_twice_posts_its_final_card_once(bot: Bot, clock: 
     assert [m["text"] for m in finals] == ["llm finished: exit code 0 · spent $0.012"]
     run = bot.app.store.get_run(run_id)
     assert run is not None and run.state == "finished" and run.return_code == 0
+
+
+async def test_a_cleared_trouble_turns_the_status_to_recovering_at_once(
+    bot: Bot, clock: FakeClock
+) -> None:
+    run_id = await register_with_token(bot, clock)
+    await hang_until_an_alert(bot, clock, run_id)
+    clock.advance(60)  # steps again: the hang clears, its alert waits out keep-firing
+    await post_events(bot, clock, run_id, {"kind": "step", "t": clock.now, "step": 160})
+    await bot.app.service.check(run_id)
+    shown = status_as_shown(bot)[-1]
+    assert shown.splitlines()[1].startswith("*Recovering: No progress: job looks hung cleared")
+    assert "ETA paused" not in shown and "*Finishes*" in shown
