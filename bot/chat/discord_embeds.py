@@ -51,6 +51,8 @@ TABLE_NOTE = "full table attached in the thread (PNG, CSV)"
 KIND_COLOUR: dict[str, int] = {
     "alert": 0xE03E3E,
     "alert-resolved": 0x2EA043,
+    "alert-clearing": 0x2EA043,
+    "alert-ended": 0x808080,
     "confirm": 0xF0A020,
     "kill": 0xB02020,
     "kill-report": 0xB02020,

@@ -537,13 +537,29 @@ def render_alert_resolved(
     if ending is None:
         return Card(
             title=f"Resolved: {label} · {run.name}",
-            headline=f"cleared after {fmt_duration(held_s)} (was: {detail})",
+            # How it ended on the bold first line; what it was below, in plain text.
+            headline=f"cleared after {fmt_duration(held_s)}\nwas: {detail}",
             kind="alert-resolved",
         )
     return Card(
         title=f"Ended: {label} · {run.name}",
-        headline=f"{ending}, after {fmt_duration(held_s)} (was: {detail})",
+        headline=f"{ending}, after {fmt_duration(held_s)}\nwas: {detail}",
         kind="alert-ended",
+    )
+
+
+def render_alert_clearing(
+    trigger: str, detail: str, run: RunView, cleared_at_s: float, keep_firing_s: float
+) -> Card:
+    """An alert whose cause cleared, while it waits out its keep-firing window: said at
+    once, so its cost line ("finishes … for $3.36") does not stand beside a status
+    message that already projects the recovered pace."""
+    label = TRIGGER_LABELS.get(trigger, trigger)
+    return Card(
+        title=f"Clearing: {label} · {run.name}",
+        headline=f"cleared at {_clock(cleared_at_s)}; resolves if it stays clear for "
+        f"{fmt_duration(keep_firing_s)}\nwas: {detail}",
+        kind="alert-clearing",
     )
 
 
@@ -732,6 +748,14 @@ def render_runs(runs: Sequence[tuple[RunView, Estimate | None]]) -> Card:
     return Card(title="Runs", headline=f"{len(runs)} run(s) of {len(jobs)} job(s)", fields=fields)
 
 
+def render_final(run: RunView) -> Card:
+    """The card a run's end posts once: how it ended, its exit code, what it cost."""
+    spent = f"spent {fmt_usd(run.spent_usd)}"
+    if run.return_code is not None:
+        spent = f"exit code {fmt_exit_code(run.return_code)} · {spent}"
+    return Card(title=f"{run.name} {run.state}", headline=spent, kind="final")
+
+
 def render_text(title: str, text: str, kind: str = "reply") -> Card:
     return Card(title=title, headline=text, kind=kind)
 
@@ -744,12 +768,14 @@ __all__ = [
     "cost_line",
     "ending_text",
     "render_alert",
+    "render_alert_clearing",
     "render_alert_resolved",
     "trouble_cost",
     "fmt_duration",
     "fmt_usd",
     "health_line",
     "render_checkin",
+    "render_final",
     "after_kill_billing",
     "how_kill_stops",
     "kill_confirm_text",

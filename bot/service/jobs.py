@@ -10,33 +10,35 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from bot.adapters.store import RunRecord
 from bot.chat.base import MessageRef
-from bot.core.alerts import AlertState, Ending, plan_alerts
+from bot.core.alerts import Ending, plan_alerts
 from bot.core.card import Card
 from bot.core.chartdata import build_chart_data
 from bot.core.estimate import CalibrationSettings, Pause, StepPoint
 from bot.core.options import OptionTable
 from bot.core.render import (
     ending_text,
-    fmt_exit_code,
-    fmt_usd,
     option_table_csv,
     render_alert_resolved,
     render_checkin,
+    render_final,
     render_option_table,
     render_status,
-    render_text,
 )
-from bot.core.run_history import TriggerName
 from bot.core.schedule import check_phase_s, table_deadline_at, table_due, table_revision
 from bot.core.triggers import CheckMemory, accept_new_normal, evaluate_triggers
 from bot.core.trim import trim_history
-from bot.service.alert_cards import alert_card, ending_words
+from bot.service.alert_cards import (
+    alert_card,
+    clearing_cards,
+    clearing_moves,
+    ending_words,
+    health_of,
+)
 from bot.service.attempts import Attempts
 from bot.service.disk import JOB as DISK_JOB
 from bot.service.history import CheckHistory, load_telemetry_series
@@ -55,11 +57,6 @@ TABLE_DECISION = "option-table"
 # How a run's end ends the alerts it held.
 _ENDINGS: dict[str, Ending] = {"finished": "finished", "failed": "failed", "killed": "killed"}
 
-
-def _health(states: Mapping[TriggerName, AlertState]) -> dict[TriggerName, bool]:
-    """What the status message's health line reads from the alerts: each open alert's
-    trigger, and whether it still holds (False: cleared, waiting to resolve)."""
-    return {t: a.cleared_at is None for t, a in states.items() if a.resolved_at is None}
 
 class ScheduledJobs:
     def __init__(
@@ -338,7 +335,8 @@ class ScheduledJobs:
             policy=self.ports.settings.alert_policy(),
             ended=ended,
         )
-        snap = await self.snapshots.read_snapshot(run) if actions else None
+        moved = clearing_moves(active, states, actions) if run.active else []
+        snap = await self.snapshots.read_snapshot(run) if actions or moved else None
         for action in actions:
             assert snap is not None
             if action.kind == "resolve":
@@ -374,9 +372,10 @@ class ScheduledJobs:
             trigger_memory=memory.to_json(),
             alert_states=dump_alert_states(states),
         )
-        if (actions or _health(active) != _health(states)) and run.active:
-            # Its health line follows the alerts: fired, resolved, and cleared (Recovering).
-            await self.kills.refresh_status(run_id)
+        for stored, card in clearing_cards(self.ports, moved, findings, snap, memory, now):
+            await self.ports.chat.update(MessageRef.loads(stored), card)  # cleared, or back
+        if (actions or health_of(active) != health_of(states)) and run.active:
+            await self.kills.refresh_status(run_id)  # its health line follows the alerts
         # Trimmed only once the memory it assumes is stored: a check that failed before
         # this point leaves the whole history for the next one.
         if run.active:
@@ -458,16 +457,7 @@ class ScheduledJobs:
             self.ports.store.update_run(run_id, table_posted_at=self.ports.clock())
         snap = await self.snapshots.read_snapshot(self.ports.store.get_run(run_id) or run)
         ref = await self._ensure_status(snap, update=True)
-        await self.ports.chat.reply(
-            ref,
-            render_text(
-                f"{run.name} {run.state}",
-                f"exit code {fmt_exit_code(run.return_code)} · spent {fmt_usd(snap.view.spent_usd)}"
-                if run.return_code is not None
-                else f"spent {fmt_usd(snap.view.spent_usd)}",
-                "final",
-            ),
-        )
+        await self.ports.chat.reply(ref, render_final(snap.view))
         self.ports.store.update_run(run_id, final_posted_at=self.ports.clock())
 
     async def _ensure_status(self, snap: RunSnapshot, update: bool = False) -> MessageRef:

@@ -732,7 +732,7 @@ async def test_a_run_that_ends_twice_posts_its_final_card_once(bot: Bot, clock: 
     assert run is not None and run.state == "finished" and run.return_code == 0
 
 
-async def test_a_cleared_trouble_turns_the_status_to_recovering_at_once(
+async def test_a_cleared_trouble_turns_the_status_to_recovering_and_the_alert_to_clearing(
     bot: Bot, clock: FakeClock
 ) -> None:
     run_id = await register_with_token(bot, clock)
@@ -743,3 +743,8 @@ async def test_a_cleared_trouble_turns_the_status_to_recovering_at_once(
     shown = status_as_shown(bot)[-1]
     assert shown.splitlines()[1].startswith("*Recovering: No progress: job looks hung cleared")
     assert "ETA paused" not in shown and "*Finishes*" in shown
+    # The alert says so too: its "never finishes" no longer stands beside the status.
+    (alert,) = [m for m in bot.slack.posted if "looks hung" in m["text"]]
+    edits = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
+    assert edits and edits[-1]["text"].startswith("Clearing: No progress: job looks hung · llm")
+    assert "never finishes" not in texts(edits[-1]["blocks"])
