@@ -491,7 +491,8 @@ class KillFlow:
             )
         card = Card(
             title=f"{'Killed' if done else 'Kill failed'} · {run.name}",
-            headline=f"by {kill.confirmed_by} at {when}; {instance}",
+            # Who and when on the bold first line; what became of the machine below.
+            headline=f"by {kill.confirmed_by} at {when}\n{instance}",
             fields=(
                 CardField("Spent", fmt_usd(snap.view.spent_usd)),
                 CardField(
