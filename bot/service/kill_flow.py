@@ -225,8 +225,10 @@ class KillFlow:
             self.store.update_command(record.id, state=state, finished_at=now, detail=detail)
             run = self.store.get_run(run_id)
             if run is not None:
+                # In words: "reporter: done — …" named a component, not what happened.
+                said = "Training stopped" if state == "done" else "Training NOT stopped"
                 await self._to_thread(
-                    run, render_text(f"Kill · {run.name}", f"reporter: {state} — {detail}", "kill")
+                    run, render_text(f"Kill · {run.name}", f"{said}\n{detail}", "kill")
                 )
             if kill is not None and kill.state in ("confirmed", "stopping-process"):
                 await self._advance(kill, k.process_stopped(kill, f"{state}: {detail}", now))
