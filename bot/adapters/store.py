@@ -22,7 +22,7 @@ from sqlite_utils.db import NotFoundError
 
 from bot.core.kill import Kill
 
-SCHEMA_VERSION = 7  # = len(MIGRATIONS)
+SCHEMA_VERSION = 8  # = len(MIGRATIONS)
 CHECKPOINT_EVERY_S = 1.0
 # ~40 MiB of WAL at 4 KiB pages: then the checkpoint thread starts the file over.
 WAL_RESTART_FRAMES = 10_000
@@ -65,6 +65,7 @@ class RunRecord:
     instance_track: str | None = None  # JSON: the Vast instance as last read (core.instance)
     attempt_of: str | None = None  # the run id of the job's previous attempt
     attempt: int = 1  # 1 for a job's first run, 2 for its relaunch, …
+    final_posted_at: float | None = None  # the final card went out: a second finish is a no-op
 
     @property
     def active(self) -> bool:
@@ -107,6 +108,7 @@ _ADDED_LATER = {
     "instance_track",
     "attempt_of",
     "attempt",
+    "final_posted_at",
 }
 
 
@@ -198,6 +200,11 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db.table("runs").create_index(["name", "instance_id", "registered_at"])
 
 
+def _migration_8(db: sqlite_utils.Database) -> None:
+    # Issue 23: a run's final card is posted once, however often its end is reported.
+    db.table("runs").add_column("final_posted_at", float)
+
+
 MIGRATIONS = [
     _migration_1,
     _migration_2,
@@ -206,6 +213,7 @@ MIGRATIONS = [
     _migration_5,
     _migration_6,
     _migration_7,
+    _migration_8,
 ]
 
 

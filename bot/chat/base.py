@@ -51,9 +51,11 @@ class Chat(Protocol):
 def decided_line(what: str, who: str, when: str, detail: str) -> str:
     """The line that replaces a decided message's buttons: who decided what, and when,
     said once (an answer that already names the person is not prefixed again)."""
-    head, colon, rest = detail.strip().partition(": ")
-    if colon and who in head:
-        detail = rest  # "Kept by <@U1>: …" already said who
+    first, _, after = detail.strip().partition("\n")
+    head, colon, rest = first.partition(": ")
+    if who in head and (colon or after):
+        # "Kept by <@U1>: …" or "Kill confirmed by <@U1>" on a line of its own said who
+        detail = " ".join(part.strip() for part in (rest, after) if part.strip())
     line = f"{what} by {who} at {when}"
     return f"{line}: {detail}" if detail else line
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import discord
 
-from bot.core.card import Card, CardField
+from bot.core.card import Card, CardField, one_line
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ TABLE_NOTE = "full table attached in the thread (PNG, CSV)"
 KIND_COLOUR: dict[str, int] = {
     "alert": 0xE03E3E,
     "alert-resolved": 0x2EA043,
+    "alert-clearing": 0x2EA043,
+    "alert-ended": 0x808080,
     "confirm": 0xF0A020,
     "kill": 0xB02020,
     "kill-report": 0xB02020,
@@ -108,7 +110,7 @@ def _description(card: Card) -> str:
     notes = [n.strip() for n in card.notes if n.strip()]
     if card.table is not None and not any("attached" in n for n in notes):
         rows, cols = len(card.table.rows), len(card.table.columns)
-        notes.append(f"📎 {TABLE_NOTE} · {rows} rows × {cols} columns")
+        notes.append(f"📎 {TABLE_NOTE} · {rows} {'row' if rows == 1 else 'rows'} × {cols} columns")
     if notes:
         lines.append("\n".join(f"• {n}" for n in notes))
     return clip("\n".join(lines), MAX_DESCRIPTION)
@@ -234,10 +236,14 @@ def card_components(card: Card) -> list[dict[str, Any]]:
 
 
 def card_content(card: Card) -> str | None:
-    """The message text a notification shows; ``None`` where the embed says it all."""
+    """The message text a notification shows; ``None`` where the embed says it all.
+    Only the title and the headline's first line: the phone shows this above the embed,
+    and the whole headline there printed the alert twice."""
     if card.kind not in NOTIFYING_KINDS:
         return None
-    return clip(" ".join(card.plain_text().split()), MAX_CONTENT)
+    title = " ".join(card.title.split())
+    first = one_line(card.headline.strip().partition("\n")[0])
+    return clip(f"{title}: {first}" if first else title, MAX_CONTENT) or None
 
 
 def card_to_embeds(card: Card, *, image_url: str | None = None) -> list[discord.Embed]:

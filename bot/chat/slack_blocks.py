@@ -31,7 +31,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.core.card import Button, Card, CardField, parse_action_id
+from bot.core.card import Button, Card, CardField, one_line, parse_action_id
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,8 @@ def _table_line(card: Card) -> Block | None:
     if any("table is attached" in n or TABLE_NOTE in n.lower() for n in card.notes):
         return None
     rows, cols = len(card.table.rows), len(card.table.columns)
-    return _context([f":paperclip: {TABLE_NOTE} · {rows} rows × {cols} columns"])
+    size = f"{rows} {'row' if rows == 1 else 'rows'} × {cols} columns"
+    return _context([f":paperclip: {TABLE_NOTE} · {size}"])
 
 
 def _footer(card: Card) -> Block | None:
@@ -352,7 +353,7 @@ def card_to_blocks(card: Card, *, decided: str | None = None) -> list[dict[str, 
 def card_fallback_text(card: Card) -> str:
     """The message's plain ``text``: what a notification and a lock screen show."""
     title = " ".join(card.title.split())
-    headline = " ".join(card.headline.split())
+    headline = one_line(card.headline)
     text = f"{title}: {headline}" if title and headline else (title or headline)
     return clip_escaped(text or FALLBACK_EMPTY, MAX_FALLBACK_TEXT)
 

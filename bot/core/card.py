@@ -46,8 +46,14 @@ class Card:
     kind: str = field(default="info")
 
     def plain_text(self) -> str:
-        """The notification fallback: what a phone's lock screen shows."""
-        return f"{self.title}: {self.headline}"
+        """The notification fallback: what a phone's lock screen shows. The headline's
+        lines are joined with " · ": run together, "…for 10 min Spent $" read as one."""
+        return f"{self.title}: {one_line(self.headline)}"
+
+
+def one_line(text: str) -> str:
+    """``text``'s lines on one line, " · " between them, spaces collapsed."""
+    return " · ".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
 def action_id(verb: str, run_id: str) -> str:
@@ -61,4 +67,4 @@ def parse_action_id(value: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
-__all__ = ["Button", "Card", "CardField", "Table", "action_id", "parse_action_id"]
+__all__ = ["Button", "Card", "CardField", "Table", "action_id", "one_line", "parse_action_id"]

@@ -782,6 +782,15 @@ class Estimate:
         total = self.live_total_s(scenario)
         return self.setup_debug_s / total if total > 0 else 0.0
 
+    def remaining_s_at(self, step_per_s: float) -> float:
+        """The base scenario's time left were the run at ``step_per_s``: training time
+        scales with the pace, with the same correction or profile; evals and saves do not."""
+        base = self.eta.base
+        steps_left = max(0, self.inputs.target_steps - self.current_step)
+        # remaining = overhead + steps_left / rate × (correction + profile factor − 1)
+        training_s = steps_left / base.step_per_s * (self.pace_correction + self.pace_factor - 1)
+        return base.remaining_s - training_s + training_s * base.step_per_s / step_per_s
+
     def live_cost_usd(self, scenario: str) -> float | None:
         if self.inputs.usd_per_hour is None:
             return None

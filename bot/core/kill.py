@@ -95,7 +95,10 @@ def plan_instance(
             "it keeps billing",
         )
     if instance_id is None:
-        return "none", "unknown: the reporter sent no Vast instance id; stop the machine by hand"
+        return "none", (
+            "the machine was not stopped (the reporter sent no Vast instance id): "
+            "stop the machine by hand"
+        )
     if bot_has_key:
         return "bot", f"the bot will {on_kill} instance {instance_id} with its Vast API key"
     if reporter_has_key:
@@ -213,7 +216,8 @@ def describe(kill: Kill) -> str:
         retry = f" (attempt {kill.instance_attempts + 1})" if kill.instance_attempts else ""
         return f"confirmed by {kill.confirmed_by}; stopping the instance{retry}"
     if kill.state == "done":
-        return f"done (by {kill.confirmed_by}): {kill.instance_result}"
+        # "done … not stopped" read as a contradiction: say what was done, then the machine.
+        return f"done: training stopped (kill by {kill.confirmed_by}); {kill.instance_result}"
     if kill.state == "failed":
         return f"failed at the {kill.failed_step} step: {kill.failure}"
     return f"cancelled by {kill.cancelled_by}"

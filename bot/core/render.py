@@ -19,6 +19,7 @@ from bot.core.card import Button, Card, CardField, Table, action_id
 from bot.core.estimate import Estimate
 from bot.core.fmt import fmt_duration
 from bot.core.options import OptionRow, OptionTable
+from bot.core.projection import project_finish
 from bot.core.schedule import TableRevision
 from bot.core.triggers import Finding
 
@@ -54,6 +55,7 @@ class RunView:
     return_code: int | None = None
     spent_usd: float | None = None
     alerts: tuple[str, ...] = ()  # triggers that hold now
+    clearing: tuple[str, ...] = ()  # triggers that stopped holding, alert not yet resolved
     instance_id: str | None = None  # the Vast container id, when the reporter knows it
     instance_state: str | None = None  # the instance as Vast last said, when it was read
     attempt: int = 1  # which attempt of its job (name) this run is
@@ -211,12 +213,66 @@ def _short_line(row: OptionRow, words: str) -> CardField:
     return CardField(label, value)
 
 
-def option_table_csv(table: Table) -> str:
-    """The full table as CSV, for a spreadsheet."""
+CSV_COLUMNS = (
+    "gpu_option",
+    "usd_per_hour",
+    "vram_gib",
+    "cpu_ram_gib",
+    "tflops",
+    "hbm_bw_gbs",
+    "step_per_s",
+    "step_per_s_source",
+    "time_optimistic_h",
+    "time_base_h",
+    "time_pessimistic_h",
+    "cost_optimistic_usd",
+    "cost_base_usd",
+    "cost_pessimistic_usd",
+    "setup_debug_tax_pct",
+    "major_risks",
+    "decision",
+)
+
+
+def _csv_num(value: float | None, digits: int) -> str:
+    # Plain numbers (no "$", no "h 10m"): a spreadsheet sorts them; empty where unknown.
+    return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def option_table_csv(table: OptionTable) -> str:
+    """The full table as CSV for a spreadsheet: one number per cell, units in the column
+    names, each scenario in a column of its own so every one sorts."""
+    current = table.rows[0] if table.rows else None
+    best_switch = _best_switch(table) if table.rows else None
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.columns)
-    writer.writerows(table.rows)
+    writer.writerow(CSV_COLUMNS)
+    for row in table.rows:
+        assert current is not None
+        times = (row.time_h.opt, row.time_h.base, row.time_h.pess) if row.time_h else (None,) * 3
+        costs = (
+            (row.cost_usd.opt, row.cost_usd.base, row.cost_usd.pess)
+            if row.cost_usd
+            else (None,) * 3
+        )
+        tax = None if row.setup_debug_tax is None else row.setup_debug_tax * 100
+        writer.writerow(
+            (
+                row.gpu_option,
+                _csv_num(row.usd_per_hour, 3),
+                _csv_num(row.vram_gib, 0),
+                _csv_num(row.cpu_ram_gib, 0),
+                _csv_num(row.tflops, 0),
+                _csv_num(row.hbm_bw_gbs, 0),
+                _csv_num(row.step_per_s, 4),
+                "" if row.step_per_s is None else ("observed" if row.observed else "predicted"),
+                *(_csv_num(h, 3) for h in times),
+                *(_csv_num(c, 2) for c in costs),
+                _csv_num(tax, 1),
+                "; ".join(row.risks),
+                decision_words(row, current, best_switch),
+            )
+        )
     return out.getvalue()
 
 
@@ -317,9 +373,12 @@ def kill_confirm_text(
 ) -> str:
     """What a kill does and costs, in the words a confirm dialog shows (≤ 300 characters):
     the run, the spend so far, the cost if kept, and what keeps billing afterwards."""
+    # The moment is said: a message edited rarely (the option table) keeps its dialog,
+    # and "$0.007 so far" read 40 minutes later disagreed with the status beside it.
+    spent = "Spent" if run.as_of_s is None else f"As of {_clock(run.as_of_s)}: spent"
     return (
-        f"Kill {run.name}? Spent {_spent(None, run)} so far; {fmt_usd(projected_usd)} if kept "
-        f"to the end. {how[0].upper()}{how[1:]}; then {after}."
+        f"Kill {run.name}? {spent} {_spent(None, run)} so far; {fmt_usd(projected_usd)} if "
+        f"kept to the end. {how[0].upper()}{how[1:]}; then {after}."
     )[:300]
 
 
@@ -336,39 +395,37 @@ class TroubleCost:
 
 
 def trouble_cost(
+    estimate: Estimate | None,
     *,
     now: float,
-    current_step: int,
-    target_steps: int,
     expected_step_s: float | None,
     pace_ratio: float | None,
     spent_usd: float | None,
-    usd_per_hour: float | None,
     held_s: float,
 ) -> TroubleCost | None:
-    """``None`` when the run's expected pace is unknown. Without a measured pace (GPU
-    underused, loss not moving) the projection is the expected one and the loss so far
-    is the whole bill of the episode."""
-    if not expected_step_s or expected_step_s <= 0:
+    """``None`` until the run has an estimate and an expected pace. The current pace is
+    the estimate's, the one the status message shows (`project_finish` for both); a hang
+    (``pace_ratio`` 0) never finishes. Without a measured pace (GPU underused, loss not
+    moving) the loss so far is the whole bill of the episode."""
+    if estimate is None or not expected_step_s or expected_step_s <= 0:
         return None
-    remaining_s = max(0, target_steps - current_step) * expected_step_s
+    current = project_finish(estimate, now=now, spent_usd=spent_usd)
+    expected = project_finish(
+        estimate, now=now, spent_usd=spent_usd, step_per_s=1 / expected_step_s
+    )
+    usd_per_hour = estimate.inputs.usd_per_hour
     per_s = None if usd_per_hour is None else usd_per_hour / 3600
-
-    def bill(seconds: float | None) -> float | None:
-        if per_s is None or spent_usd is None or seconds is None:
-            return None
-        return spent_usd + seconds * per_s
-
     ratio = 1.0 if pace_ratio is None else pace_ratio
-    now_remaining = None if ratio <= 0 else remaining_s / ratio
     lost = None if per_s is None else held_s * per_s * (1 - min(1.0, max(0.0, ratio)))
     if pace_ratio is None and per_s is not None:
         lost = held_s * per_s
+    hung = pace_ratio is not None and pace_ratio <= 0
+    assert expected.finish_at_s is not None
     return TroubleCost(
-        finish_at_s=None if now_remaining is None else now + now_remaining,
-        cost_usd=bill(now_remaining),
-        expected_finish_at_s=now + remaining_s,
-        expected_cost_usd=bill(remaining_s),
+        finish_at_s=None if hung else current.finish_at_s,
+        cost_usd=None if hung else current.cost_usd,
+        expected_finish_at_s=expected.finish_at_s,
+        expected_cost_usd=expected.cost_usd,
         lost_usd=lost,
     )
 
@@ -480,13 +537,29 @@ def render_alert_resolved(
     if ending is None:
         return Card(
             title=f"Resolved: {label} · {run.name}",
-            headline=f"cleared after {fmt_duration(held_s)} (was: {detail})",
+            # How it ended on the bold first line; what it was below, in plain text.
+            headline=f"cleared after {fmt_duration(held_s)}\nwas: {detail}",
             kind="alert-resolved",
         )
     return Card(
         title=f"Ended: {label} · {run.name}",
-        headline=f"{ending}, after {fmt_duration(held_s)} (was: {detail})",
+        headline=f"{ending}, after {fmt_duration(held_s)}\nwas: {detail}",
         kind="alert-ended",
+    )
+
+
+def render_alert_clearing(
+    trigger: str, detail: str, run: RunView, cleared_at_s: float, keep_firing_s: float
+) -> Card:
+    """An alert whose cause cleared, while it waits out its keep-firing window: said at
+    once, so its cost line ("finishes … for $3.36") does not stand beside a status
+    message that already projects the recovered pace."""
+    label = TRIGGER_LABELS.get(trigger, trigger)
+    return Card(
+        title=f"Clearing: {label} · {run.name}",
+        headline=f"cleared at {_clock(cleared_at_s)}; resolves if it stays clear for "
+        f"{fmt_duration(keep_firing_s)}\nwas: {detail}",
+        kind="alert-clearing",
     )
 
 
@@ -513,9 +586,27 @@ def health_line(run: RunView) -> str:
     a confirmed kill under way says so first."""
     if run.kill_state is not None and run.kill_state.startswith("confirmed by"):
         return "Being killed"
-    if not run.alerts:
-        return "Healthy"
-    return "Trouble: " + ", ".join(TRIGGER_LABELS.get(a, a) for a in run.alerts)
+    if run.alerts:
+        return "Trouble: " + ", ".join(TRIGGER_LABELS.get(a, a) for a in run.alerts)
+    if run.clearing:
+        # The cause cleared but its alert waits out the keep-firing window: "Trouble"
+        # beside a recovered step/s read as a contradiction.
+        labels = ", ".join(TRIGGER_LABELS.get(a, a) for a in run.clearing)
+        return f"Recovering: {labels} cleared, watching before it resolves"
+    return "Healthy"
+
+
+BAND_SHOWN_UP_TO = 4.0
+"""A calibrated band whose top is beyond this many times the ETA is not shown."""
+
+
+def _hung_since_s(estimate: Estimate | None, run: RunView) -> float | None:
+    """When the last step came, while the hung trigger holds on a live run: its ETA is
+    paused then, since no pace can say when steps resume."""
+    if "hung" not in run.alerts or run.state in ("finished", "failed", "killed"):
+        return None
+    last = None if estimate is None else estimate.calibration.last_step
+    return None if last is None else last.t_s
 
 
 def status_headline(estimate: Estimate | None, run: RunView) -> str:
@@ -523,12 +614,21 @@ def status_headline(estimate: Estimate | None, run: RunView) -> str:
         return f"{run.state} · spent {_spent(estimate, run)}"
     if estimate is None:
         return f"{health_line(run)} · waiting for the first training steps"
+    since = _hung_since_s(estimate, run)
+    if since is not None:
+        quiet = "" if run.as_of_s is None else f" for {fmt_duration(run.as_of_s - since)}"
+        return (
+            f"{health_line(run)}\nno step{quiet} · ETA paused until steps resume"
+            f" · spent {_spent(estimate, run)}"
+        )
     eta = estimate.eta
     remaining = fmt_duration(eta.base.remaining_s)
     band = f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}"
+    projected = project_finish(estimate, now=run.as_of_s, spent_usd=run.spent_usd).cost_usd
+    # Two lines: chats bold the first, and all of it in bold was a wall on a phone.
     return (
-        f"{health_line(run)} · ETA {remaining} left ({band}) · spent {_spent(estimate, run)}"
-        f" · projected {fmt_usd(estimate.live_cost_usd('base'))}"
+        f"{health_line(run)}\nETA {remaining} left ({band}) · spent {_spent(estimate, run)}"
+        f" · projected {fmt_usd(projected)}"
     )
 
 
@@ -561,20 +661,40 @@ def render_status(estimate: Estimate | None, run: RunView) -> Card:
             fields.append(CardField("Pace profile", run.pace_note))
         interval = estimate.eta_interval
         eta = estimate.eta
-        # An ended run has nothing left to estimate: no finish time, no "0s–0s left".
-        if run.state not in ("finished", "failed", "killed"):
-            if run.as_of_s is not None:
-                finish_at = run.as_of_s + eta.base.remaining_s
-                fields.append(CardField("Finishes", _clock(finish_at), at_s=finish_at))
+        since = _hung_since_s(estimate, run)
+        if since is not None:
+            # A moment each chat keeps relative ("12 minutes ago"), not a frozen age.
             fields.append(
                 CardField(
-                    "ETA band",
-                    f"{fmt_duration(interval.low_s - estimate.elapsed_s)}–"
-                    f"{fmt_duration(interval.high_s - estimate.elapsed_s)} left "
-                    f"(calibrated {interval.coverage:.0%}); scenarios ×1.2/×0.6: "
-                    f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}",
+                    "Last step (ETA paused)",
+                    f"step {estimate.current_step:,} at {_clock(since, seconds=True)}",
+                    at_s=since,
                 )
             )
+        # An ended run has nothing left to estimate: no finish time, no "0s–0s left";
+        # a hung one says when its last step came instead.
+        elif run.state not in ("finished", "failed", "killed"):
+            finish_at = project_finish(
+                estimate, now=run.as_of_s, spent_usd=run.spent_usd
+            ).finish_at_s
+            if finish_at is not None:
+                fields.append(CardField("Finishes", _clock(finish_at), at_s=finish_at))
+            low_s = interval.low_s - estimate.elapsed_s
+            high_s = interval.high_s - estimate.elapsed_s
+            scenarios = (
+                f"scenarios ×1.2/×0.6: "
+                f"{fmt_duration(eta.opt.remaining_s)}–{fmt_duration(eta.pess.remaining_s)}"
+            )
+            if high_s > BAND_SHOWN_UP_TO * eta.base.remaining_s:
+                # Mid-slowdown the calibrated band ran to "7m 20s–55d 9h": true to its
+                # drift, useless to read. Say why there is none instead.
+                band = f"too wide to say while the pace changes; {scenarios}"
+            else:
+                band = (
+                    f"{fmt_duration(low_s)}–{fmt_duration(high_s)} left "
+                    f"(calibrated {interval.coverage:.0%}); {scenarios}"
+                )
+            fields.append(CardField("ETA band", band))
     fields.append(CardField("GPU", f"{run.gpu_label} · {fmt_usd(run.usd_per_hour)}/h"))
     if run.instance_state is not None:
         fields.append(CardField("Instance", run.instance_state))
@@ -628,23 +748,34 @@ def render_runs(runs: Sequence[tuple[RunView, Estimate | None]]) -> Card:
     return Card(title="Runs", headline=f"{len(runs)} run(s) of {len(jobs)} job(s)", fields=fields)
 
 
+def render_final(run: RunView) -> Card:
+    """The card a run's end posts once: how it ended, its exit code, what it cost."""
+    spent = f"spent {fmt_usd(run.spent_usd)}"
+    if run.return_code is not None:
+        spent = f"exit code {fmt_exit_code(run.return_code)} · {spent}"
+    return Card(title=f"{run.name} {run.state}", headline=spent, kind="final")
+
+
 def render_text(title: str, text: str, kind: str = "reply") -> Card:
     return Card(title=title, headline=text, kind=kind)
 
 
 __all__ = [
+    "CSV_COLUMNS",
     "OPTION_COLUMNS",
     "RunView",
     "TroubleCost",
     "cost_line",
     "ending_text",
     "render_alert",
+    "render_alert_clearing",
     "render_alert_resolved",
     "trouble_cost",
     "fmt_duration",
     "fmt_usd",
     "health_line",
     "render_checkin",
+    "render_final",
     "after_kill_billing",
     "how_kill_stops",
     "kill_confirm_text",

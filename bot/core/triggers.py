@@ -852,7 +852,7 @@ def _throughput(ctx: _Context, held: Finding | None) -> tuple[Finding | None, in
         return None, count, pace
     detail = (
         f"{fmt_rate(rate)} {unit}, {ratio:.0%} of the {fmt_rate(expected)} expected, "
-        f"{count} checks running"
+        f"{count} checks in a row"
     )
     return replace(_finding(ctx, "throughput", detail, clean), pace_ratio=ratio), count, pace
 

@@ -3,11 +3,14 @@ who decided. Read-only on the store; the alert lifecycle itself is `bot.core.ale
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from bot.adapters.store import SqliteStore
-from bot.core.alerts import AlertAction
+from bot.core.alerts import AlertAction, AlertState
 from bot.core.card import Card
-from bot.core.render import ending_text, render_alert, trouble_cost
-from bot.core.triggers import CheckMemory
+from bot.core.render import ending_text, render_alert, render_alert_clearing, trouble_cost
+from bot.core.run_history import TriggerName
+from bot.core.triggers import CheckMemory, Finding
 from bot.service.ports import Ports, RunSnapshot
 
 
@@ -19,15 +22,11 @@ def alert_card(
     estimate = snap.estimate
     held_s = action.held_s(now)
     cost = trouble_cost(
+        estimate,
         now=now,
-        current_step=estimate.current_step if estimate else 0,
-        target_steps=snap.run.target_steps,
         expected_step_s=memory.expected_step_s,
         pace_ratio=action.finding.pace_ratio,
-        spent_usd=snap.view.spent_usd
-        if snap.view.spent_usd is not None
-        else (estimate.spend_usd() if estimate else None),
-        usd_per_hour=snap.view.usd_per_hour,  # billed, where the instance is read
+        spent_usd=snap.view.spent_usd,
         held_s=held_s,
     )
     policy = settings.alert_policy()
@@ -59,4 +58,55 @@ def ending_words(store: SqliteStore, run_id: str, trigger: str, ending: str) -> 
     return ending_text(trigger, ending, by=by, kept=kept)
 
 
-__all__ = ["alert_card", "ending_words"]
+def health_of(states: Mapping[TriggerName, AlertState]) -> dict[TriggerName, bool]:
+    """What the status message's health line reads from the alerts: each open alert's
+    trigger, and whether it still holds (False: cleared, waiting to resolve)."""
+    return {t: a.cleared_at is None for t, a in states.items() if a.resolved_at is None}
+
+
+def clearing_moves(
+    before: Mapping[TriggerName, AlertState],
+    after: Mapping[TriggerName, AlertState],
+    actions: Sequence[AlertAction],
+) -> list[AlertState]:
+    """Posted alerts whose cause cleared or came back within keep-firing. Fire, reopen
+    and resolve have actions of their own; these two moves had none and left an alert's
+    numbers stale beside a status message that had moved on."""
+    acted = {a.trigger for a in actions}
+    was, now = health_of(before), health_of(after)
+    return [
+        after[t]
+        for t in now
+        if t in was and was[t] != now[t] and t not in acted and after[t].message_ref
+    ]
+
+
+def clearing_cards(
+    ports: Ports,
+    moved: Sequence[AlertState],
+    findings: Sequence[Finding],
+    snap: RunSnapshot | None,
+    memory: CheckMemory,
+    now: float,
+) -> list[tuple[str, Card]]:
+    """Each moved alert's message and what it says now: "Clearing", or firing again."""
+    out: list[tuple[str, Card]] = []
+    for state in moved:
+        assert snap is not None  # read whenever an alert moved
+        assert state.message_ref is not None
+        if state.cleared_at is not None:
+            keep_s = ports.settings.alert_policy().keep_firing_s
+            card = render_alert_clearing(
+                state.trigger, state.detail, snap.view, state.cleared_at, keep_s
+            )
+        else:
+            finding = next((f for f in findings if f.trigger == state.trigger), None)
+            if finding is None:
+                continue
+            action = AlertAction("fire", state.trigger, finding, state)
+            card = alert_card(ports, action, snap, memory, now)
+        out.append((state.message_ref, card))
+    return out
+
+
+__all__ = ["alert_card", "clearing_cards", "clearing_moves", "ending_words", "health_of"]

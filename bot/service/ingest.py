@@ -195,7 +195,10 @@ class Ingest:
         if run.state == "registered":
             changes["state"] = "running"
         for event in events:
-            if event.kind == "exit":
+            # The first exit decides how the run ended; a second (a reporter's retry after
+            # a restart, an exit hook after a callback's own) changes nothing.
+            ended = run.return_code is not None or "return_code" in changes
+            if event.kind == "exit" and not ended:
                 code = json.loads(event.body)["return_code"]
                 changes["return_code"] = code
                 changes["state"] = (

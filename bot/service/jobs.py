@@ -19,21 +19,26 @@ from bot.core.alerts import Ending, plan_alerts
 from bot.core.card import Card
 from bot.core.chartdata import build_chart_data
 from bot.core.estimate import CalibrationSettings, Pause, StepPoint
+from bot.core.options import OptionTable
 from bot.core.render import (
     ending_text,
-    fmt_exit_code,
-    fmt_usd,
     option_table_csv,
     render_alert_resolved,
     render_checkin,
+    render_final,
     render_option_table,
     render_status,
-    render_text,
 )
 from bot.core.schedule import check_phase_s, table_deadline_at, table_due, table_revision
 from bot.core.triggers import CheckMemory, accept_new_normal, evaluate_triggers
 from bot.core.trim import trim_history
-from bot.service.alert_cards import alert_card, ending_words
+from bot.service.alert_cards import (
+    alert_card,
+    clearing_cards,
+    clearing_moves,
+    ending_words,
+    health_of,
+)
 from bot.service.attempts import Attempts
 from bot.service.disk import JOB as DISK_JOB
 from bot.service.history import CheckHistory, load_telemetry_series
@@ -117,7 +122,7 @@ class ScheduledJobs:
         card = render_option_table(table, snap.view)
         ref = await self.ports.chat.reply(status, card)
         self._record_table(snap, ref)
-        await self._attach_table(ref, card)
+        await self._attach_table(ref, card, table)
 
     def _record_table(self, snap: RunSnapshot, ref: MessageRef) -> None:
         estimate = snap.estimate
@@ -163,18 +168,18 @@ class ScheduledJobs:
             ref = MessageRef.loads(posted["ref"])
             await self.ports.chat.update(ref, card)
             self._record_table(snap, ref)
-            await self._attach_table(ref, card)
+            await self._attach_table(ref, card, table)
             await self.kills.refresh_status(run_id)
             return True
 
-    async def _attach_table(self, ref: MessageRef, card: Card) -> None:
+    async def _attach_table(self, ref: MessageRef, card: Card, table: OptionTable) -> None:
         if card.table is None or not self.ports.chat.keeps_attachments:
             return
         from bot.adapters.table_png import render_table_png  # Pillow loads only when needed
 
         png = await asyncio.to_thread(render_table_png, card.title, card.table)
         await self.ports.chat.attach(ref, "options.png", png, f"{card.title} (all options)")
-        csv_text = option_table_csv(card.table)
+        csv_text = option_table_csv(table)
         await self.ports.chat.attach(ref, "options.csv", csv_text.encode(), f"{card.title} (CSV)")
 
     def _table_due(self, snap: RunSnapshot) -> bool:
@@ -330,7 +335,8 @@ class ScheduledJobs:
             policy=self.ports.settings.alert_policy(),
             ended=ended,
         )
-        snap = await self.snapshots.read_snapshot(run) if actions else None
+        moved = clearing_moves(active, states, actions) if run.active else []
+        snap = await self.snapshots.read_snapshot(run) if actions or moved else None
         for action in actions:
             assert snap is not None
             if action.kind == "resolve":
@@ -366,7 +372,9 @@ class ScheduledJobs:
             trigger_memory=memory.to_json(),
             alert_states=dump_alert_states(states),
         )
-        if actions and run.active:
+        for stored, card in clearing_cards(self.ports, moved, findings, snap, memory, now):
+            await self.ports.chat.update(MessageRef.loads(stored), card)  # cleared, or back
+        if (actions or health_of(active) != health_of(states)) and run.active:
             await self.kills.refresh_status(run_id)  # its health line follows the alerts
         # Trimmed only once the memory it assumes is stored: a check that failed before
         # this point leaves the whole history for the next one.
@@ -429,8 +437,8 @@ class ScheduledJobs:
 
     async def _finish(self, run_id: str) -> None:
         run = self.ports.store.get_run(run_id)
-        if run is None:
-            return
+        if run is None or run.final_posted_at is not None:
+            return  # finished twice (two exits, a retried job): the final card went out once
         if self.ports.jobs is not None:
             self.ports.jobs.cancel(run_id)
         # The exit can beat a kill's own jobs, which the cancel just removed: put them back.
@@ -449,16 +457,8 @@ class ScheduledJobs:
             self.ports.store.update_run(run_id, table_posted_at=self.ports.clock())
         snap = await self.snapshots.read_snapshot(self.ports.store.get_run(run_id) or run)
         ref = await self._ensure_status(snap, update=True)
-        await self.ports.chat.reply(
-            ref,
-            render_text(
-                f"{run.name} {run.state}",
-                f"exit code {fmt_exit_code(run.return_code)} · spent {fmt_usd(snap.view.spent_usd)}"
-                if run.return_code is not None
-                else f"spent {fmt_usd(snap.view.spent_usd)}",
-                "final",
-            ),
-        )
+        await self.ports.chat.reply(ref, render_final(snap.view))
+        self.ports.store.update_run(run_id, final_posted_at=self.ports.clock())
 
     async def _ensure_status(self, snap: RunSnapshot, update: bool = False) -> MessageRef:
         card = render_status(snap.estimate, snap.view)

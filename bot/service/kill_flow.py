@@ -27,6 +27,7 @@ from bot.core import kill as k
 from bot.core import slash
 from bot.core.card import Button, Card, CardField, action_id
 from bot.core.instance import disk_line
+from bot.core.projection import project_finish
 from bot.core.render import (
     fmt_duration,
     fmt_usd,
@@ -69,11 +70,14 @@ class KillFlow:
             run.id, "kill-request", user, now, None, self._detail(snap, kill.id)
         )
         est = snap.estimate
+        kept_usd = (
+            None if est is None else project_finish(est, now=now, spent_usd=snap.view.spent_usd)
+        )
         how, after = kill_words(self.ports, run, snap.view)
         return Card(
             title=f"Kill {run.name}?",
             headline=f"Spent {fmt_usd(snap.view.spent_usd)} so far; "
-            f"{fmt_usd(est.live_cost_usd('base') if est else None)} if kept to the end.",
+            f"{fmt_usd(kept_usd.cost_usd if kept_usd else None)} if kept to the end.",
             fields=(
                 CardField("Stops", how),
                 CardField("Keeps billing", after),
@@ -145,7 +149,9 @@ class KillFlow:
         how, after = kill_words(self.ports, run, snap.view)
         answer = render_text(
             f"Kill · {run.name}",
-            f"Kill confirmed by {user}: {how}; then {after}. "
+            # Who, on a line of its own: chats bold the first line, and all of it in
+            # bold was a wall of text on a phone.
+            f"Kill confirmed by {user}\n{how[0].upper()}{how[1:]}; then {after}. "
             f"Spent {fmt_usd(snap.view.spent_usd)} so far.",
             "kill",
         )
@@ -219,8 +225,10 @@ class KillFlow:
             self.store.update_command(record.id, state=state, finished_at=now, detail=detail)
             run = self.store.get_run(run_id)
             if run is not None:
+                # In words: "reporter: done — …" named a component, not what happened.
+                said = "Training stopped" if state == "done" else "Training NOT stopped"
                 await self._to_thread(
-                    run, render_text(f"Kill · {run.name}", f"reporter: {state} — {detail}", "kill")
+                    run, render_text(f"Kill · {run.name}", f"{said}\n{detail}", "kill")
                 )
             if kill is not None and kill.state in ("confirmed", "stopping-process"):
                 await self._advance(kill, k.process_stopped(kill, f"{state}: {detail}", now))
@@ -485,7 +493,8 @@ class KillFlow:
             )
         card = Card(
             title=f"{'Killed' if done else 'Kill failed'} · {run.name}",
-            headline=f"by {kill.confirmed_by} at {when}; {instance}",
+            # Who and when on the bold first line; what became of the machine below.
+            headline=f"by {kill.confirmed_by} at {when}\n{instance}",
             fields=(
                 CardField("Spent", fmt_usd(snap.view.spent_usd)),
                 CardField(

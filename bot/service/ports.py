@@ -18,6 +18,7 @@ from bot.adapters.store import RunRecord, SqliteStore
 from bot.adapters.vast import Instance
 from bot.chat.base import Chat
 from bot.core.estimate import Estimate
+from bot.core.projection import project_finish
 from bot.core.render import RunView
 from bot.settings import Settings
 
@@ -93,7 +94,9 @@ class RunSnapshot:
         return {
             "step": est.current_step if est else None,
             "eta_remaining_s": est.eta.base.remaining_s if est else None,
-            "projected_cost_usd": est.live_cost_usd("base") if est else None,
+            "projected_cost_usd": None
+            if est is None
+            else project_finish(est, now=None, spent_usd=self.view.spent_usd).cost_usd,
             "spent_usd": self.view.spent_usd,
         }
 

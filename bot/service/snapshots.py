@@ -20,6 +20,7 @@ from bot.core.gpus import Catalog, UnknownGpu
 from bot.core.instance import billed_usd_per_hour, contract_risk, describe_instance
 from bot.core.options import OptionTable, RunFacts, SwitchSettings, build_option_table
 from bot.core.pace_profile import PaceProfile, derive_pace_profile, profile_breakers
+from bot.core.projection import project_finish
 from bot.core.render import (
     TRIGGER_LABELS,
     RunView,
@@ -158,6 +159,7 @@ class Snapshots:
                 storage = (facts.storage_usd_per_hour if facts else None) or 0.0
                 paused_usd = track.lost_s(now) / 3600 * max(0.0, usd_per_hour - storage)
                 spent = max(0.0, spent - paused_usd)
+        states = alert_states(run)
         view = RunView(
             run_id=run.id,
             name=run.name,
@@ -176,14 +178,23 @@ class Snapshots:
             else k.describe(kill),
             return_code=run.return_code,
             spent_usd=spent,
-            alerts=tuple(t for t, a in alert_states(run).items() if a.resolved_at is None),
+            alerts=tuple(
+                t for t, a in states.items() if a.resolved_at is None and a.cleared_at is None
+            ),
+            clearing=tuple(
+                t for t, a in states.items() if a.resolved_at is None and a.cleared_at is not None
+            ),
             instance_id=None if reg_vast is None else reg_vast.container_id,
             instance_state=None if track is None else describe_instance(track, now),
             attempt=run.attempt,
             pace_note=pace_note,
         )
         how, after = kill_words(self.ports, run, view)
-        projected = estimate.live_cost_usd("base") if estimate else None
+        projected = (
+            None
+            if estimate is None
+            else project_finish(estimate, now=now, spent_usd=spent).cost_usd
+        )
         view = replace(
             view,
             kill_confirm=kill_confirm_text(view, projected_usd=projected, how=how, after=after),

@@ -308,7 +308,7 @@ async def test_the_status_embed_is_edited_in_place_and_charts_go_into_its_thread
     assert len(in_channel) == 1  # the status message, posted once
     status = in_channel[0]
     assert status["embeds"][0]["title"].startswith("llm")
-    assert status["embeds"][0]["description"].startswith("**Healthy · ETA")
+    assert status["embeds"][0]["description"].startswith("**Healthy**\nETA")
     # Times are Discord timestamps, shown relative and kept true by the client.
     last = next(f for f in status["embeds"][0]["fields"] if f["name"] == "Last report")
     assert re.fullmatch(r"<t:\d+:R>", last["value"])

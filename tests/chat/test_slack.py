@@ -650,6 +650,9 @@ async def test_the_status_message_leads_with_health_and_follows_alerts_keep_and_
     alert = await hang_until_an_alert(bot, clock, run_id)
     after_fire = status_as_shown(bot)
     assert after_fire[-1].splitlines()[1].startswith("*Trouble: No progress")
+    # Hung: no finish time as if running; when the last step came, kept live by Slack.
+    assert "ETA paused" in after_fire[-1] and "*Finishes*" not in after_fire[-1]
+    assert "*Last step (ETA paused)*\n<!date^" in after_fire[-1]
     await press(bot, alert, "keep", run_id, "U0BOB")
     after_keep = status_as_shown(bot)
     assert len(after_keep) > len(after_fire) and "Alerts silenced until" in after_keep[-1]
@@ -710,3 +713,38 @@ async def test_the_kill_report_uses_the_confirmations_numbers_and_says_what_stil
     # No instance id: nothing stopped the machine, so no disk line but its full price.
     assert "*Disk*" not in report
     assert "keeps running and billing $0.400/h" in report
+
+
+async def test_a_run_that_ends_twice_posts_its_final_card_once(bot: Bot, clock: FakeClock) -> None:
+    run_id = await register_with_token(bot, clock)
+    clock.advance(5)
+    await post_events(bot, clock, run_id, {"kind": "exit", "t": clock.now, "return_code": 0})
+    await wait_for(lambda: any(m["text"].startswith("llm finished") for m in bot.slack.posted))
+    # The reporter ends it again (an exit hook after the callback's own, a retry after a
+    # restart): a new event, not a resent one. Then the finish job runs once more.
+    clock.advance(1)
+    await post_events(bot, clock, run_id, {"kind": "exit", "t": clock.now, "return_code": 1})
+    await bot.app.service.finish(run_id)
+    await asyncio.sleep(0.2)  # room for a wrongly scheduled second final job to post
+    finals = [m for m in bot.slack.posted if m["text"].startswith("llm ")]
+    assert [m["text"] for m in finals] == ["llm finished: exit code 0 · spent $0.012"]
+    run = bot.app.store.get_run(run_id)
+    assert run is not None and run.state == "finished" and run.return_code == 0
+
+
+async def test_a_cleared_trouble_turns_the_status_to_recovering_and_the_alert_to_clearing(
+    bot: Bot, clock: FakeClock
+) -> None:
+    run_id = await register_with_token(bot, clock)
+    await hang_until_an_alert(bot, clock, run_id)
+    clock.advance(60)  # steps again: the hang clears, its alert waits out keep-firing
+    await post_events(bot, clock, run_id, {"kind": "step", "t": clock.now, "step": 160})
+    await bot.app.service.check(run_id)
+    shown = status_as_shown(bot)[-1]
+    assert shown.splitlines()[1].startswith("*Recovering: No progress: job looks hung cleared")
+    assert "ETA paused" not in shown and "*Finishes*" in shown
+    # The alert says so too: its "never finishes" no longer stands beside the status.
+    (alert,) = [m for m in bot.slack.posted if "looks hung" in m["text"]]
+    edits = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
+    assert edits and edits[-1]["text"].startswith("Clearing: No progress: job looks hung · llm")
+    assert "never finishes" not in texts(edits[-1]["blocks"])

@@ -368,7 +368,7 @@ def test_escaping_never_splits_an_entity() -> None:
 def test_fallback_text_is_title_and_headline_and_never_empty() -> None:
     assert card_fallback_text(CARDS["alert"]).startswith(
         "Throughput below expected · llama-8b-sft: "
-        "2.1 step/s, 38% below the probe's 3.4 step/s for 10 min Spent $"
+        "2.1 step/s, 38% below the probe's 3.4 step/s for 10 min · Spent $"
     )  # the lock screen shows what it costs too
     assert card_fallback_text(CARDS["empty"]) == "probecast update"
     assert card_to_blocks(CARDS["empty"]) == [

@@ -268,6 +268,27 @@ def test_the_card_has_three_short_lines_and_the_table_goes_to_csv() -> None:
     assert card.fields[1].label == "switch to 1× A6000"  # switches first, cheapest first
     assert all(len(f.label) + len(f.value) < 160 for f in card.fields)
     assert card.table is not None
-    lines = option_table_csv(card.table).splitlines()
-    assert lines[0].startswith("GPU option,$/h,VRAM,CPU RAM,TFLOPS,HBM BW,step/s")
+    lines = option_table_csv(made).splitlines()
+    assert lines[0].startswith("gpu_option,usd_per_hour,vram_gib,cpu_ram_gib,tflops")
     assert len(lines) == 1 + len(made.rows)
+
+
+def test_the_csv_has_one_sortable_number_per_cell_with_units_in_the_names() -> None:
+    import csv
+
+    made = table([Candidate(FAST, 1, 1.2, "ref")])
+    rows = list(csv.DictReader(option_table_csv(made).splitlines()))
+    assert "time (opt/base/pess)" not in rows[0]
+    this = rows[0]
+    here = made.rows[0]
+    assert here.time_h is not None and here.cost_usd is not None
+    for scenario, name in (("opt", "optimistic"), ("base", "base"), ("pess", "pessimistic")):
+        assert float(this[f"time_{name}_h"]) == pytest.approx(getattr(here.time_h, scenario), 1e-3)
+        cost = getattr(here.cost_usd, scenario)
+        assert float(this[f"cost_{name}_usd"]) == pytest.approx(cost, abs=0.005)
+    assert float(this["time_optimistic_h"]) < float(this["time_base_h"])
+    assert float(this["time_base_h"]) < float(this["time_pessimistic_h"])
+    assert this["step_per_s_source"] == "observed" and rows[1]["step_per_s_source"] == "predicted"
+    for row in rows:  # plain numbers: no "$", no "h", no "/"
+        for column in ("usd_per_hour", "time_base_h", "cost_base_usd", "step_per_s"):
+            float(row[column])

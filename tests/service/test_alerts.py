@@ -140,9 +140,11 @@ async def test_a_hung_job_fires_once_repeats_after_30_min_resolves_and_rearms(
     await app.service.check(run_id)
     assert [c.title.startswith("Still:") for _, c in alerts(chat)] == [False, True]
 
-    await reporter.steps(60, 1.0)  # it moves again: the alert keeps firing for 10 min
-    await app.service.check(run_id)
-    assert [(a, c.title) for a, c in alerts(chat)][2:] == []
+    await reporter.steps(60, 1.0)  # it moves again: the alert keeps firing for 10 min,
+    await app.service.check(run_id)  # and says at once that it is clearing (#23)
+    assert [(a, c.kind, c.title) for a, c in alerts(chat)][2:] == [
+        ("update", "alert-clearing", "Clearing: No progress: job looks hung · r1")
+    ]
     for _ in range(10):  # healthy minutes, checked each minute
         clock.advance(60)
         await reporter.steps(60, 1.0)

@@ -492,7 +492,7 @@ def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path: Path) -> 
 def test_store_schema_is_versioned(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "x.db")
     assert store.migrate() == 0
-    assert store.migrate() == 7
+    assert store.migrate() == 8
     assert {"trigger_memory", "alert_states", "instance_track", "attempt_of", "attempt"} <= set(
         store.db.table("runs").columns_dict
     )

@@ -356,9 +356,9 @@ async def test_two_confirmations_at_once_make_one_kill(
     answers = await asyncio.gather(
         *(app.service.handle_action(action_id("confirm-kill", run_id), "console") for _ in range(5))
     )
-    assert sum("confirmed by console:" in a.headline for a in answers) == 1
+    assert sum("confirmed by console\n" in a.headline for a in answers) == 1
     assert all(
-        "already" in a.headline for a in answers if "confirmed by console:" not in a.headline
+        "already" in a.headline for a in answers if "confirmed by console\n" not in a.headline
     )
     assert len(app.store.commands(run_id, ("queued",))) == 1
     assert len((await poll(app, run_id, token))["commands"]) == 1
@@ -465,5 +465,5 @@ async def test_a_rerun_after_a_kill_can_be_killed_again(
     status = await app.service.handle_command("/probecast status llm", "console")
     assert "Kill" not in {f.label for f in status.fields}  # the old kill is history
     killed = await app.service.handle_command("/kill llm confirm", "console")
-    assert killed.headline.startswith("Kill confirmed by console:")
+    assert killed.headline.startswith("Kill confirmed by console\n")
     assert len((await poll(app, rerun_id, rerun_token))["commands"]) == 1

@@ -94,8 +94,10 @@ async def test_the_table_for_a_4090_run_lists_priced_predicted_alternatives(
     # the GPU is busy and so is its memory controller: the card says which rows may be off
     assert any(n.startswith("This run keeps the memory controller 91% busy") for n in card.notes)
 
-    table_csv = (attachments / "options.csv").read_text()
-    assert list(csv.reader(io.StringIO(table_csv)))[1:] == [list(r) for r in card.table.rows]
+    table_csv = list(csv.DictReader(io.StringIO((attachments / "options.csv").read_text())))
+    assert [r["gpu_option"] for r in table_csv] == [r["GPU option"] for r in rows]
+    assert [r["decision"] for r in table_csv] == [r["decision"] for r in rows]
+    assert table_csv[0]["step_per_s"] == "2.0000"
     assert (attachments / "options.png").read_bytes().startswith(b"\x89PNG")
     table = await app.service.option_table(app.service.snapshot(app.store.get_run(run_id)))  # type: ignore[arg-type]
     assert all(r.price_source.startswith("median Vast price, ") for r in table.rows[1:])
