@@ -177,3 +177,48 @@ async def test_the_table_is_revised_in_place_when_the_pace_moves(
         clock.now += 60
         await send(201, 300)
         assert not await app.service.post_table(run_id)
+
+
+async def test_a_table_check_the_scheduler_dropped_is_queued_again(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """APScheduler skips (and, for a one-off job, drops) a job whose id is still finishing
+    its last run; the table must not stop following the run because one check was lost."""
+    chat = ConsoleChat(io.StringIO())
+    app = build(make_settings(tmp_path), chat=chat, clock=clock)
+    transport = httpx.ASGITransport(app=app.api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+        registered = (
+            await client.post(
+                "/v1/runs",
+                json={"name": "llm", "target_steps": 2_000, "usd_per_hour": 0.40},
+                headers={"Authorization": f"Bearer {SECRET}"},
+            )
+        ).json()
+        run_id, token = registered["run_id"], registered["run_token"]
+        check = f"table-check:{run_id}"
+
+        async def send(first: int, last: int) -> None:
+            clock.now = T0 + 0.5 * last + 1
+            events = [
+                {"kind": "step", "seq": i, "t": T0 + 0.5 * i, "step": i}
+                for i in range(first, last + 1)
+            ]
+            response = await client.post(
+                f"/v1/runs/{run_id}/events",
+                json={"seq_from": first, "sent_at": clock.now, "events": events},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert response.status_code == 200, response.text
+
+        await send(1, 40)
+        assert await app.service.post_table(run_id)
+        clock.now += 60
+        await send(41, 200)  # the table is out: this post queues a revision check
+        assert check in app.jobs.job_ids()
+        while check in app.jobs.job_ids():  # the scheduler is not started: all queued copies
+            app.jobs.scheduler.remove_job(check)  # what it does to a skipped one-off run
+        await send(201, 210)  # within the throttle: not queued again yet
+        assert check not in app.jobs.job_ids()
+        await send(211, 300)  # 45 s later: queued again, not waiting forever
+        assert check in app.jobs.job_ids()
