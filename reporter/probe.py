@@ -319,6 +319,14 @@ class Probe:
             self._target_known.set()
             self._wake.set()
 
+    def set_steps_per_epoch(self, steps_per_epoch: int) -> None:
+        """Optimizer steps per epoch, once known (a log's ``Epoch [e][i/N]``): it goes out
+        with the registration, so the hung alert gives the first epoch's end time; a value
+        the caller's config family already holds wins, and one learnt after registering
+        is not sent."""
+        if self._family.steps_per_epoch is None and steps_per_epoch >= 1:
+            self._family = self._family.model_copy(update={"steps_per_epoch": steps_per_epoch})
+
     @property
     def target_steps(self) -> int | None:
         return self._target_steps

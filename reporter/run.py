@@ -632,6 +632,8 @@ class Runner:
         if isinstance(record, Alert):
             probe.log(record.code, record.message, t=arrived_at)
             return
+        if record.epoch_steps:  # before the total: registering waits for the total
+            probe.set_steps_per_epoch(record.epoch_steps)
         if record.total_steps:
             probe.set_target_steps(record.total_steps)
         t = self._place(record, arrived_at)

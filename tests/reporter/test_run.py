@@ -21,6 +21,7 @@ from aiohttp import web
 
 from bot.app import App, RunningServer, build, start_server
 from bot.chat.console import ConsoleChat
+from bot.service.records import registration_of
 from reporter.run import LineSplitter, LogClock, default_run_name, exit_code_of
 from tests.conftest import SECRET, make_settings
 
@@ -250,6 +251,33 @@ async def test_a_real_tqdm_loop_calibrates_from_arrival_times(bot: Bot, tmp_path
     assert snapshot.estimate is not None
     assert snapshot.estimate.calibration.step_per_s is not None
     assert snapshot.estimate.calibration.step_per_s > 0
+
+
+MMDET_CHILD = """
+import sys, time
+print("workflow: [('train', 1)], max: 2 epochs", flush=True)
+for epoch in (1, 2):
+    for i in range(5, 31, 5):
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S,000")
+        print(f"{stamp} - mmdet - INFO - Epoch [{epoch}][{i}/30]\\tlr: 2.000e-02, "
+              f"time: 0.010, loss: {1.0 - 0.01 * i:.4f}", flush=True)
+        time.sleep(0.01)
+"""
+
+
+async def test_an_epoch_relative_log_registers_its_steps_per_epoch(
+    bot: Bot, tmp_path: Path
+) -> None:
+    """``Epoch [e][i/30]``: 30 steps per epoch reach the bot with the registration (the
+    hung alert gives the first epoch's end time), and 2 × 30 is the total."""
+    child = script(tmp_path, "train.py", MMDET_CHILD)
+    env = reporter_env(bot.url, tmp_path)
+    result = await run_to_end(probecast("run", "--", sys.executable, str(child)), env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    run = bot.run()
+    assert run.target_steps == 60
+    assert registration_of(run).config.steps_per_epoch == 30
+    assert [e["step"] for e in bot.events("step")][-3:] == [50, 55, 60]
 
 
 async def test_without_a_pty_the_child_writes_to_pipes(bot: Bot, tmp_path: Path) -> None:
