@@ -68,7 +68,11 @@ def test_a_hang_never_finishes_and_loses_the_whole_bill() -> None:
 def test_no_expected_pace_no_cost_line() -> None:
     assert (
         trouble_cost(
-            estimate_at(1.0), now=NOW, expected_step_s=None, pace_ratio=0.5, spent_usd=1.0,
+            estimate_at(1.0),
+            now=NOW,
+            expected_step_s=None,
+            pace_ratio=0.5,
+            spent_usd=1.0,
             held_s=0.0,
         )  # fmt: skip
         is None
