@@ -268,7 +268,10 @@ async def test_kill_from_an_alert_by_an_allowed_user_happens_once_and_says_who(
             response_url=bot.slack.response_url("kill"), message=message,
         )  # fmt: skip
         assert (await bot.slack_post(click)).status_code == 200
+    # Each press is answered, and the first one's decision edits the alert: on a loaded
+    # machine these arrive in either order, so wait for both before counting.
     await wait_for(lambda: len(bot.slack.response_url_posts) >= 4)
+    await wait_for(lambda: any(u["ts"] == alert["ts"] for u in bot.slack.updated))
     (queued,) = bot.app.store.commands(run_id, ("queued",))
     assert queued.confirmed_by == f"<@{KILLER}>"
     decided = [u for u in bot.slack.updated if u["ts"] == alert["ts"]]
