@@ -521,9 +521,12 @@ async def render_slack(out: Path, tmp: Path) -> list[Path]:
                 before = len(fake.response_url_posts)
                 await slack_post(
                     block_action_body(
-                        action_id("kill", reporter.run_id), reporter.run_id,
-                        user_id=SLACK_KILLER, message_ts=alert["ts"],
-                        response_url=fake.response_url("kill"), message=alert,
+                        action_id("kill", reporter.run_id),
+                        reporter.run_id,
+                        user_id=SLACK_KILLER,
+                        message_ts=alert["ts"],
+                        response_url=fake.response_url("kill"),
+                        message=alert,
                     )  # fmt: skip
                 )
                 await wait_for(lambda: len(fake.response_url_posts) > before)
@@ -540,8 +543,12 @@ async def render_slack(out: Path, tmp: Path) -> list[Path]:
             for text in ("status", "runs"):
                 before = len(fake.response_url_posts)
                 await slack_post(
-                    slash_command_body("/probecast", text, user_id=SLACK_KILLER,
-                                       response_url=fake.response_url(text))  # fmt: skip
+                    slash_command_body(
+                        "/probecast",
+                        text,
+                        user_id=SLACK_KILLER,
+                        response_url=fake.response_url(text),
+                    )  # fmt: skip
                 )
                 await wait_for(lambda b=before: len(fake.response_url_posts) > b)  # type: ignore[misc]
     finally:

@@ -412,6 +412,7 @@ def load_log_trace(log_path: Path) -> Trace | str:
     text = log_path.read_bytes().decode("utf-8", errors="replace")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     rows = [r for r in parse_lines(lines) if isinstance(r, Progress) and r.t_s is not None]
+    rows = last_launch(rows, meta)
     if not rows:
         return "no timed training rows from reporter.logparse"
     t0 = min(r.t_s or 0.0 for r in rows)
@@ -481,6 +482,23 @@ def load_log_trace(log_path: Path) -> Trace | str:
         label=LABELS.get(name, label),
         steps_per_epoch=max(set(per_epoch), key=per_epoch.count) if per_epoch else None,
     )
+
+
+def last_launch(rows: list[Progress], meta: dict[str, Any]) -> list[Progress]:
+    """The rows of a file's last launch where its truth says it holds several: each launch
+    is a run of its own for the bot (a relaunch registers again), so the time between
+    them is no hang. ``last_launch_only``: launches the parser tells apart (the step goes
+    back); ``relaunched_at_step``: a resume that goes on from the step it stopped at."""
+    if meta.get("last_launch_only") and rows:
+        newest = max(r.launch for r in rows)
+        rows = [r for r in rows if r.launch == newest]
+    resumed = meta.get("relaunched_at_step")
+    if isinstance(resumed, int):
+        start = min(
+            (r.t_s or 0.0 for r in rows if not r.is_eval and r.step >= resumed), default=None
+        )
+        rows = [] if start is None else [r for r in rows if (r.t_s or 0.0) >= start]
+    return rows
 
 
 SLOW_RATIO = 0.70  # the method's throughput threshold (DESIGN §5)
