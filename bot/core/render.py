@@ -160,12 +160,22 @@ def render_option_table(
         return decision_words(row, current, best_switch)
 
     if current.time_h is not None:
-        # The whole run, from its start: the status message counts the time left.
-        headline = (
-            f"{words(current).upper()} · whole run {fmt_duration(current.time_h.base * 3600)}"
+        # The whole run, from its start: the status message counts the time left. A switch
+        # headline gives the switch's figures and labels this run's, so "SWITCH TO X ·
+        # whole run 3h for $1.35" never reads as what X would cost.
+        stay = (
+            f"{fmt_duration(current.time_h.base * 3600)}"
             f" for {fmt_usd(current.cost_usd.base if current.cost_usd else None)}"
             f" at {fmt_rate(current.step_per_s)} step/s"
         )
+        headline = f"{words(current).upper()} · whole run {stay}"
+        if best_switch is not None and best_switch.time_h is not None:
+            cost = best_switch.cost_usd.base if best_switch.cost_usd else None
+            headline = (
+                f"{words(current).upper()} · whole run "
+                f"{fmt_duration(best_switch.time_h.base * 3600)} for {fmt_usd(cost)}"
+                f" (staying: {stay})"
+            )
     else:
         headline = "no throughput measured yet"
     best = sorted(table.rows[1:], key=lambda r: (r.decision != "switch", r.finish_cost_usd or 0))

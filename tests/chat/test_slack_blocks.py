@@ -303,7 +303,10 @@ def test_option_table_is_three_short_lines_and_no_monospace_table() -> None:
     card = CARDS["option-table"]
     blocks = card_to_blocks(card)
     sections = [b for b in blocks if b["type"] == "section"]
-    assert sections[0]["text"]["text"].startswith("*SWITCH TO 1× H100 SXM · whole run")
+    headline = sections[0]["text"]["text"]
+    assert headline.startswith("*SWITCH TO 1× H100 SXM · whole run")
+    # the switch's own figures first; this run's are labelled, never read as the switch's
+    assert "(staying: " in headline and headline.index("(staying: ") > headline.index("for $")
     lines = sections[1]["text"]["text"]
     assert lines.count("\n*") + 1 == 3  # this run and the two best alternatives
     assert "switch to 1× H100 SXM" in lines

@@ -13,6 +13,7 @@ from bot.core.estimate import (
     calibrate_throughput,
     estimate_run,
 )
+from bot.core.fmt import fmt_duration
 from bot.core.gpus import GpuSpec
 from bot.core.options import (
     Candidate,
@@ -27,7 +28,7 @@ from bot.core.options import (
     worth_showing,
 )
 from bot.core.predict import RatePrediction
-from bot.core.render import RunView, option_table_csv, render_option_table
+from bot.core.render import RunView, fmt_usd, option_table_csv, render_option_table
 
 
 def spec(name: str, vram_gib: float = 24, tflops: float = 100, bw: float = 1000) -> GpuSpec:
@@ -267,6 +268,16 @@ def test_the_card_has_three_short_lines_and_the_table_goes_to_csv() -> None:
     assert card.fields[0].label.endswith("(this run) · switch to 1× A6000")
     assert card.fields[1].label == "switch to 1× A6000"  # switches first, cheapest first
     assert all(len(f.label) + len(f.value) < 160 for f in card.fields)
+    # The headline gives the switch's whole run and labels this run's: never this run's
+    # figures under the switch's name.
+    a6000 = next(r for r in made.rows if r.gpu_option == "1× A6000")
+    here = made.rows[0]
+    assert a6000.time_h is not None and a6000.cost_usd is not None and here.time_h is not None
+    assert card.headline.startswith(
+        f"SWITCH TO 1× A6000 · whole run {fmt_duration(a6000.time_h.base * 3600)}"
+        f" for {fmt_usd(a6000.cost_usd.base)} (staying: "
+        f"{fmt_duration(here.time_h.base * 3600)}"
+    )
     assert card.table is not None
     lines = option_table_csv(made).splitlines()
     assert lines[0].startswith("gpu_option,usd_per_hour,vram_gib,cpu_ram_gib,tflops")
