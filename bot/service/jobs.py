@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from dataclasses import replace
 from typing import Any
 
@@ -47,6 +46,7 @@ from bot.service.kill_flow import KillFlow
 from bot.service.ports import Ports, RunSnapshot
 from bot.service.records import alert_states, dump_alert_states, gpu_label, registration_of
 from bot.service.snapshots import Snapshots
+from bot.service.table_checks import TableChecks
 
 # How often a post may ask whether the probe is complete (a calibration over every step).
 TABLE_CHECK_EVERY_S = 5.0
@@ -66,11 +66,7 @@ class ScheduledJobs:
         self.attempts = attempts
         self.watch = InstanceWatch(ports)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._table_checked_at: dict[str, float] = {}  # run id -> when the probe was judged
-        # run id -> when a table check was queued. A queued check that has not run by the
-        # next throttle window was lost (the scheduler skips a job whose id is still
-        # finishing its last run), so it may be queued again rather than never.
-        self._table_queued_at: dict[str, float] = {}
+        self._table_checks = TableChecks()
         # run id -> what its trigger checks still read; rebuilt from the store when absent
         self._check_histories: dict[str, CheckHistory] = {}
 
@@ -92,7 +88,7 @@ class ScheduledJobs:
             return
         if run.table_posted_at is not None:
             # The table follows the run: the same job, throttled more, revises it.
-            if self._table_check_due(run_id, TABLE_REVISE_EVERY_S):
+            if self._table_checks.due(run_id, self.ports.clock(), TABLE_REVISE_EVERY_S):
                 self._queue_table_check(run_id)
             return
         if "first_event_at" in changes:
@@ -107,22 +103,14 @@ class ScheduledJobs:
         # TABLE_CHECK_EVERY_S and not again while one is queued: a few seconds late is fine
         # against a 15-minute promise. Too few steps need no calibration at all. The job
         # has its own id: the deadline job ("table") must survive a probe found short.
-        if not self._table_check_due(run_id, TABLE_CHECK_EVERY_S):
+        if not self._table_checks.due(run_id, self.ports.clock(), TABLE_CHECK_EVERY_S):
             return
         if self.ports.store.count_events(run_id, "step") >= self.ports.settings.probe_steps:
             self._queue_table_check(run_id)
 
-    def _table_check_due(self, run_id: str, every_s: float) -> bool:
-        """No table check ran, or was queued, within ``every_s``."""
-        last = max(
-            self._table_checked_at.get(run_id, -math.inf),
-            self._table_queued_at.get(run_id, -math.inf),
-        )
-        return self.ports.clock() - last >= every_s
-
     def _queue_table_check(self, run_id: str) -> None:
         assert self.ports.jobs is not None
-        self._table_queued_at[run_id] = self.ports.clock()
+        self._table_checks.queued(run_id, self.ports.clock())
         self.ports.jobs.at(run_id, "table-check", None)
 
     async def _post_option_table(self, snap: RunSnapshot, status: MessageRef) -> None:
@@ -231,8 +219,7 @@ class ScheduledJobs:
             else:
                 posted = await self._post_table(run_id)
         finally:  # the next post after the throttle queues a check again
-            self._table_checked_at[run_id] = self.ports.clock()
-            self._table_queued_at.pop(run_id, None)
+            self._table_checks.checked(run_id, self.ports.clock())
         return posted
 
     async def _post_table(self, run_id: str) -> bool:

@@ -173,7 +173,10 @@ def test_eta_band_on_a_steady_run_holds_the_true_finish_and_narrows() -> None:
     # it does over the run.
     widths = [high - low for _, low, _, high in data.eta_band]
     assert widths[-1] < widths[0]
-    assert data.eta_band[-1][2] == pytest.approx(truth_h, rel=1e-3)
+    # At step 600 of 1000 the base is the truth but for the last row's correction on
+    # the 400 s still left (the dev runs' median slowdown from half-way on).
+    correction_s = 400 * math.expm1(BAND.bias[-1])
+    assert data.eta_band[-1][2] * 3600 == pytest.approx(1000 + correction_s, abs=1.0)
 
 
 def test_eta_band_skips_times_before_the_probe_completes() -> None:
