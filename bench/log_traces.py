@@ -269,6 +269,20 @@ def _ultralytics_epochs(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+def _afa_iters(lines: Iterable[str]) -> list[_Row]:
+    """A plain PyTorch loop's ``Iter: N; Elasped: ...`` rows (AFA, stamped by ``logging``);
+    its validation ends with a ``segs score`` row."""
+    train = re.compile(r"^(\S+ \S+) - \S+ - INFO: Iter: (\d+); Elasped:")
+    val = re.compile(r"^(\S+ \S+) - \S+ - INFO: segs score:")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _ISO_MS(m[1]), is_eval=True))
+    return rows
+
+
 _MEGATRON = _cumulative(
     r"iteration\s+(?P<step>\d+)/\s*\d+ \|.*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
     1e-3,
@@ -321,6 +335,17 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _ultralytics_epochs,
         "sum of per-epoch bar seconds (1 s), eval included",
     ),
+    # corpus2 (#21): more frameworks, read with the readers above where the format is theirs
+    "eta_hf_trl_sft_llama32_completion": (_tqdm("", 1677), "tqdm elapsed (1 s), eval included"),
+    **{
+        f"eta_olmo_1b_{run}": (_olmo, "line timestamps (ms)")
+        for run in ("tied_out05_1000", "tied_noscale_1000", "gradprov_1000")
+    },
+    **{
+        f"eta_mmdet2_{run}": (_mmdet2, "line timestamps (ms), eval included")
+        for run in ("faster_r50_4x_tct", "mask_r50_1x_coco", "faster_r50_2x_carafe_coco")
+    },
+    "eta_afa_wsss_voc_20k": (_afa_iters, "line timestamps (ms), eval included"),
 }
 
 
