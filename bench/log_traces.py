@@ -283,6 +283,27 @@ def _afa_iters(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+def _llamafactory_jsonl(lines: Iterable[str]) -> list[_Row]:
+    """LLaMA-Factory's ``trainer_log.jsonl``: one JSON row per logging step with the
+    trainer's ``elapsed_time`` (``[N days, ]H:MM:SS``); rows with an ``eval_loss`` are evals."""
+    clock = re.compile(r"(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
+    rows: list[_Row] = []
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        row = json.loads(line)
+        m = clock.fullmatch(row["elapsed_time"])
+        if m is None:
+            continue
+        t = int(m[1] or 0) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])
+        step = int(row["current_steps"])
+        if row.get("eval_loss") is not None:
+            rows.append(_Row(step, t, is_eval=True))
+        elif not rows or step > max(r.step for r in rows if not r.is_eval):
+            rows.append(_Row(step, t))
+    return rows
+
+
 _MEGATRON = _cumulative(
     r"iteration\s+(?P<step>\d+)/\s*\d+ \|.*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
     1e-3,
@@ -346,6 +367,10 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         for run in ("faster_r50_4x_tct", "mask_r50_1x_coco", "faster_r50_2x_carafe_coco")
     },
     "eta_afa_wsss_voc_20k": (_afa_iters, "line timestamps (ms), eval included"),
+    **{
+        f"eta_llamafactory_{run}": (_llamafactory_jsonl, "elapsed_time (1 s), eval included")
+        for run in ("mistral7b_translator", "qwen25_7b_medical", "luojiu7b_4day")
+    },
 }
 
 
