@@ -304,6 +304,19 @@ def _llamafactory_jsonl(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+def _step_loss_rows(lines: Iterable[str]) -> list[_Row]:
+    """A plain loop's ``logging`` rows ``Step N loss: x`` and its ``Step N eval_acc`` rows."""
+    train = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+) loss: ")
+    val = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+) eval_acc: ")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
+        elif m := val.match(line):
+            rows.append(_Row(int(m[2]), _ISO_MS(m[1]), is_eval=True))
+    return rows
+
+
 _MEGATRON = _cumulative(
     r"iteration\s+(?P<step>\d+)/\s*\d+ \|.*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
     1e-3,
@@ -367,6 +380,7 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         for run in ("faster_r50_4x_tct", "mask_r50_1x_coco", "faster_r50_2x_carafe_coco")
     },
     "eta_afa_wsss_voc_20k": (_afa_iters, "line timestamps (ms), eval included"),
+    "eta_cs336_sft_1024ex": (_step_loss_rows, "line timestamps (ms), eval included"),
     **{
         f"eta_llamafactory_{run}": (_llamafactory_jsonl, "elapsed_time (1 s), eval included")
         for run in ("mistral7b_translator", "qwen25_7b_medical", "luojiu7b_4day")
