@@ -377,7 +377,13 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     },
     **{
         f"eta_mmdet2_{run}": (_mmdet2, "line timestamps (ms), eval included")
-        for run in ("faster_r50_4x_tct", "mask_r50_1x_coco", "faster_r50_2x_carafe_coco")
+        for run in (
+            "faster_r50_4x_tct",
+            "mask_r50_1x_coco",
+            "faster_r50_2x_carafe_coco",
+            "fcos_r50_2x_coco",
+            "faster_r50_1x_voc",
+        )
     },
     "eta_afa_wsss_voc_20k": (_afa_iters, "line timestamps (ms), eval included"),
     "eta_cs336_sft_1024ex": (_step_loss_rows, "line timestamps (ms), eval included"),
