@@ -269,6 +269,54 @@ def _ultralytics_epochs(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+def _afa_iters(lines: Iterable[str]) -> list[_Row]:
+    """A plain PyTorch loop's ``Iter: N; Elasped: ...`` rows (AFA, stamped by ``logging``);
+    its validation ends with a ``segs score`` row."""
+    train = re.compile(r"^(\S+ \S+) - \S+ - INFO: Iter: (\d+); Elasped:")
+    val = re.compile(r"^(\S+ \S+) - \S+ - INFO: segs score:")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _ISO_MS(m[1]), is_eval=True))
+    return rows
+
+
+def _llamafactory_jsonl(lines: Iterable[str]) -> list[_Row]:
+    """LLaMA-Factory's ``trainer_log.jsonl``: one JSON row per logging step with the
+    trainer's ``elapsed_time`` (``[N days, ]H:MM:SS``); rows with an ``eval_loss`` are evals."""
+    clock = re.compile(r"(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
+    rows: list[_Row] = []
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        row = json.loads(line)
+        m = clock.fullmatch(row["elapsed_time"])
+        if m is None:
+            continue
+        t = int(m[1] or 0) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])
+        step = int(row["current_steps"])
+        if row.get("eval_loss") is not None:
+            rows.append(_Row(step, t, is_eval=True))
+        elif not rows or step > max(r.step for r in rows if not r.is_eval):
+            rows.append(_Row(step, t))
+    return rows
+
+
+def _step_loss_rows(lines: Iterable[str]) -> list[_Row]:
+    """A plain loop's ``logging`` rows ``Step N loss: x`` and its ``Step N eval_acc`` rows."""
+    train = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+) loss: ")
+    val = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+) eval_acc: ")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
+        elif m := val.match(line):
+            rows.append(_Row(int(m[2]), _ISO_MS(m[1]), is_eval=True))
+    return rows
+
+
 _MEGATRON = _cumulative(
     r"iteration\s+(?P<step>\d+)/\s*\d+ \|.*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
     1e-3,
@@ -321,6 +369,28 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _ultralytics_epochs,
         "sum of per-epoch bar seconds (1 s), eval included",
     ),
+    # corpus2 (#21): more frameworks, read with the readers above where the format is theirs
+    "eta_hf_trl_sft_llama32_completion": (_tqdm("", 1677), "tqdm elapsed (1 s), eval included"),
+    **{
+        f"eta_olmo_1b_{run}": (_olmo, "line timestamps (ms)")
+        for run in ("tied_out05_1000", "tied_noscale_1000", "gradprov_1000")
+    },
+    **{
+        f"eta_mmdet2_{run}": (_mmdet2, "line timestamps (ms), eval included")
+        for run in (
+            "faster_r50_4x_tct",
+            "mask_r50_1x_coco",
+            "faster_r50_2x_carafe_coco",
+            "fcos_r50_2x_coco",
+            "faster_r50_1x_voc",
+        )
+    },
+    "eta_afa_wsss_voc_20k": (_afa_iters, "line timestamps (ms), eval included"),
+    "eta_cs336_sft_1024ex": (_step_loss_rows, "line timestamps (ms), eval included"),
+    **{
+        f"eta_llamafactory_{run}": (_llamafactory_jsonl, "elapsed_time (1 s), eval included")
+        for run in ("mistral7b_translator", "qwen25_7b_medical", "luojiu7b_4day")
+    },
 }
 
 

@@ -111,3 +111,35 @@ def test_every_collected_run_derives_a_trace_that_ends_where_its_truth_does(
     assert {p.step for p in trace.log.points} <= set(truth["steps"]) | set(
         *truth["alt_steps"] or [[]]
     )
+
+
+def test_llamafactory_jsonl_reads_day_clocks_and_keeps_evals_apart() -> None:
+    lines = [
+        '{"current_steps": 5, "total_steps": 10, "loss": 1.7, "elapsed_time": "0:03:29"}',
+        '{"current_steps": 5, "total_steps": 10, "eval_loss": 1.6, "elapsed_time": "0:04:00"}',
+        '{"current_steps": 10, "total_steps": 10, "loss": 1.5, "elapsed_time": "1 day, 0:00:01"}',
+        '{"current_steps": 10, "total_steps": 10, "elapsed_time": "1 day, 0:00:05"}',
+    ]
+    rows = log_traces._llamafactory_jsonl(lines)
+    assert [(r.step, r.t_s, r.is_eval) for r in rows] == [
+        (5, 209, False),
+        (5, 240, True),
+        (10, 86401, False),
+    ]
+
+
+def test_plain_loop_readers_take_the_logging_stamp_of_each_row() -> None:
+    afa = [
+        "2021-10-29 10:03:13,704 - dist_train_attn_reg.py - INFO: Iter: 200; Elasped: 0:04:32; "
+        "ETA: 7:28:48; LR: 7.960e-06;",
+        "2021-10-29 11:00:42,068 - dist_train_attn_reg.py - INFO: segs score:",
+    ]
+    rows = log_traces._afa_iters(afa)
+    assert [(r.step, r.is_eval) for r in rows] == [(200, False), (200, True)]
+    assert round(rows[1].t_s - rows[0].t_s, 3) == 3448.364
+    sft = [
+        "2025-09-23 06:52:46,676 - train - INFO - Step 7 loss: 16.72 token_entropy: 0.89",
+        "2025-09-23 06:54:46,919 - train - INFO - Step 255 eval_acc: 0.422",
+    ]
+    rows = log_traces._step_loss_rows(sft)
+    assert [(r.step, r.is_eval) for r in rows] == [(7, False), (255, True)]
