@@ -392,6 +392,27 @@ def test_deepspeed_clock_starts_at_the_first_stamp_after_the_epoch_banner() -> N
     assert alerts(records) == []  # a skipped fp16 step is no OOM
 
 
+def test_a_locked_reader_takes_loss_and_total_from_the_users_line_for_the_same_step() -> None:
+    lines = []
+    for step, loss in enumerate((5.09, 5.17, 5.08, 5.42, 4.91, 4.96), start=1):
+        lines += [
+            f"[2025-08-16 16:34:{10 + 2 * step:02d},300] [INFO] [logging.py:107:log_dist]"
+            f" [Rank 0] step={step}, skipped=0, lr=[1e-05], mom=[[0.8, 0.999]]",
+            f"[2025-08-16 16:34:{10 + 2 * step:02d},301] [INFO] [timer.py:264:stop]"
+            f" epoch=0/micro_step={step}/global_step={step}, RunningAvgSamplesPerSec=3.37",
+            f"[Step {step}/100] Loss: {loss:.4f} | Global Tokens/s: 1632.04 | GPU Mem (GB): 6.33",
+        ]
+    records = feed_all(lines)
+    got = progress(records)
+    assert {p.step for p in got} == {1, 2, 3, 4, 5, 6}
+    steps = [p.step for p in got]
+    assert steps == sorted(steps)  # lent rows never step back
+    lent = [p for p in got if p.loss is not None]
+    assert [(p.step, p.loss) for p in lent][-2:] == [(5, 4.91), (6, 4.96)]
+    assert all(p.t_s == 2.0 * (p.step - 1) for p in lent)  # the DeepSpeed reader's clock
+    assert got[-1].total_steps == 100
+
+
 def test_plain_log_counts_loss_lines_and_skips_averages() -> None:
     lines = [
         "2025-03-02 05:16:20,348 - INFO - ##### Epoch 1 #####",
