@@ -57,6 +57,7 @@ MAX_SLOTS = 128  # numbers read from one line
 MIN_REPEATS = 3  # lines of a template before it can be locked onto
 LOOKAHEAD = 2  # more lines of the first qualifying template before choosing
 WINDOW = 8  # lines of each template kept for replay at lock time
+DT_WINDOW = 64  # recent per-iteration times whose median stands for the unprinted ones
 MAX_CONTINUATION = 24  # indented lines that may complete a record
 MAX_BOX_ROWS = 64  # ``| key | value |`` rows joined into one record
 
@@ -347,6 +348,7 @@ class Generic(Format):
         self._accumulation = 1  # micro-batches per optimizer step, where the log says
         self._origin_us: int | None = None
         self._clock_s = 0.0
+        self._recent_dt_s: deque[float] = deque(maxlen=DT_WINDOW)
         self._elapsed_offset_s = 0.0
         self._last_slots: list[Slot] = []
         self._first_slots: list[Slot] = []
@@ -830,8 +832,15 @@ class Generic(Format):
         if best[1] == "elapsed":
             return self._elapsed_offset_s + best[2], "train"
         dt = best[2]
-        covered = step - previous if previous is not None else increment
-        self._clock_s += dt * max(covered, 0)
+        covered = max(step - previous if previous is not None else increment, 0)
+        self._recent_dt_s.append(dt)
+        if covered > 1:
+            # A line every N steps prints one iteration's time: the other N - 1 took the
+            # usual time, not this one's (an eval or a checkpoint lands on the printed one).
+            usual = sorted(self._recent_dt_s)[(len(self._recent_dt_s) - 1) // 2]  # lower median
+            self._clock_s += dt + usual * (covered - 1)
+        else:
+            self._clock_s += dt * covered
         return self._clock_s, "train"
 
     # --- records continued on indented lines -----------------------------------------

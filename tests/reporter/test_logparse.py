@@ -413,6 +413,22 @@ def test_a_locked_reader_takes_loss_and_total_from_the_users_line_for_the_same_s
     assert got[-1].total_steps == 100
 
 
+def test_a_time_printed_every_n_iterations_is_that_iterations_own() -> None:
+    lines = ["max_iters = 60", "step 0: train loss 4.2874, val loss 4.2823"]
+    for it in range(0, 61, 10):
+        if it == 30:
+            lines.append(f"step {it}: train loss 3.1, val loss 3.2")
+        ms = 9000.0 if it in (0, 30) else 600.0  # compile, then an eval on iteration 30
+        lines.append(f"iter {it}: loss {4 - it / 100:.4f}, time {ms:.2f}ms, mfu 41.00%")
+    got = [p for p in progress(feed_all(lines)) if not p.is_eval]
+    assert [p.step for p in got] == [0, 10, 20, 30, 40, 50, 60]
+    assert got[-1].total_steps == 60
+    span_s = (got[-1].t_s or 0.0) - (got[0].t_s or 0.0)
+    # Nine iterations at the usual 0.6 s each interval, plus the printed one: the eval's
+    # 9 s counts once, not ten times.
+    assert span_s == pytest.approx(5 * 6.0 + (9.0 + 9 * 0.6))
+
+
 def test_plain_log_counts_loss_lines_and_skips_averages() -> None:
     lines = [
         "2025-03-02 05:16:20,348 - INFO - ##### Epoch 1 #####",
