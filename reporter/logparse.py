@@ -471,7 +471,8 @@ class _Bars(_Format):
     unless the output states ``accumulate_grad_batches`` (Lightning prints it nowhere
     itself); then an epoch of B batches is ⌈B / k⌉ steps, as Lightning steps the
     optimizer on an epoch's last, short accumulation too. The Rich bar's
-    ``Epoch N/M`` gives the run's total, (M + 1) epochs; the TQDM bar states none.
+    ``Epoch N/M`` gives the run's total, (M + 1) epochs; the TQDM bar states none, so
+    its total needs ``max_epochs`` printed before training (a config dump).
 
     Hugging Face prints no step in its ``{'loss': …}`` lines. Its bar writes them with
     ``tqdm.write``, which redraws the bar right after, at the step the loss was logged
@@ -500,6 +501,7 @@ class _Bars(_Format):
     _EVAL = re.compile(r"(?i)eval|valid|test|predict|infer")
     _LIGHTNING = re.compile(r"Epoch (\d+)(?:/(-?\d+))?")
     _ACCUM = re.compile(r"accumulate_grad_batches\W{1,4}(\d{1,6})\b")
+    _MAX_EPOCHS = re.compile(r"max_epochs['\"]?\s{0,4}[:=]\s{0,4}(\d{1,6})(?!\d|\.\d)")
     _POSTFIX = re.compile(r"([A-Za-z_][\w./-]{0,80})(?:=|: )([^,\s]{1,40})")
     _DICT_ITEM = re.compile(r"'(\w{1,80})': '?(" + _NUM + ")'?")
 
@@ -517,6 +519,7 @@ class _Bars(_Format):
         self._restarted = False
         self._total: int | None = None
         self._accum = 1
+        self._max_epochs: int | None = None  # where the output states it (a config dump)
         self._pending_loss: float | None = None  # a Trainer dict's, for the next bar row
         self._has_pending = False
         self._evals_done: set[tuple[str, int]] = set()
@@ -536,6 +539,10 @@ class _Bars(_Format):
             accum = self._ACCUM.search(line)
             if accum is not None and int(accum[1]) > 0:
                 self._accum = int(accum[1])
+        if "max_epochs" in line and self._epoch is None:
+            epochs = self._MAX_EPOCHS.search(line)
+            if epochs is not None and int(epochs[1]) > 0:
+                self._max_epochs = int(epochs[1])
         return []
 
     def flush(self) -> list[Progress]:
@@ -600,7 +607,7 @@ class _Bars(_Format):
             self._t_offset_s += self._elapsed_s  # Lightning resets the bar each epoch
         self._epoch = epoch
         self._seen("lightning")
-        epochs = int(last_epoch) + 1 if last_epoch is not None else 0
+        epochs = int(last_epoch) + 1 if last_epoch is not None else self._max_epochs or 0
         self._total = epochs * per_epoch if epochs > 0 else None
         return step
 

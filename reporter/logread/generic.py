@@ -114,7 +114,7 @@ _STEPS_HINT = re.compile(
     r"(?i)(?:max[_ ]?(?:steps|iters?|iterations|updates?|num[_ ]steps)"
     r"|total[_ ]optimization[_ ]steps"
     r"|total[_ ]training[_ ]steps|train[_ ]iters|num[_ ]training[_ ]steps|total[_ ]steps"
-    r"|max_update)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,12})(?![\d.])"
+    r"|max_update)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,12})(?!\d|\.\d)"
 )
 # A config's bare ``steps`` key: in a dump (``'steps': 50000,``, a YAML ``steps: 50000``)
 # only where the line holds nothing else, so a progress line that starts ``steps: 200
@@ -126,7 +126,7 @@ _CONFIG_STEPS = re.compile(
 _EPOCHS_HINT = re.compile(
     r"(?i)(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs|n_epochs"
     r"|scheduled epochs"
-    r"|^\s{0,8}['\"]?epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})(?![\d.])"
+    r"|^\s{0,8}['\"]?epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})(?!\d|\.\d)"
     r"|max: (\d{1,6}) epochs"
 )
 

@@ -429,6 +429,41 @@ def test_a_time_printed_every_n_iterations_is_that_iterations_own() -> None:
     assert span_s == pytest.approx(5 * 6.0 + (9.0 + 9 * 0.6))
 
 
+def test_timm_epoch_lines_take_their_total_from_the_scheduled_epochs() -> None:
+    lines = ["Scheduled epochs: 3. LR stepped per epoch."]
+    for epoch in range(3):
+        for i in (0, 50, 100, 124):
+            lines.append(
+                f"Train: {epoch} [{i:>4}/125 ({100 * i // 124:>3}%)]  Loss: {6.9 - i / 100:.3f}"
+                f" (6.90)  Time: 0.345s,  741.93/s  (0.360s,  711.2/s)  LR: 1.000e-03"
+                f"  Data: 0.010 (0.012)"
+            )
+        lines.append("Test: [  48/48]  Time: 0.5 (0.5)  Loss:  5.0 (5.0)  Acc@1:  2.0 ( 2.0)")
+    got = [p for p in progress(feed_all(lines)) if not p.is_eval]
+    assert [p.step for p in got][-4:] == [250, 300, 350, 374]  # global: epoch x 125 + i
+    assert got[-1].total_steps == 375
+
+
+def test_lightning_tqdm_bar_takes_its_total_from_a_printed_max_epochs() -> None:
+    lines = ["trainer:", "  max_epochs: 2", "  accelerator: gpu"]
+    for epoch in (0, 1):
+        for i in (10, 20, 30, 40):
+            lines.append(
+                bar(
+                    f"Epoch {epoch}",
+                    i,
+                    40,
+                    f"00:{i // 10:02d}",
+                    "10.00it/s",
+                    f", v_num=1, train_loss={2 - i / 100:.3f}",
+                )
+            )
+    got = progress(feed_all(lines))
+    assert [p.step for p in got] == [10, 20, 30, 40, 50, 60, 70, 80]
+    assert {p.total_steps for p in got} == {80}
+    assert got[-1].loss == pytest.approx(1.6)
+
+
 def test_plain_log_counts_loss_lines_and_skips_averages() -> None:
     lines = [
         "2025-03-02 05:16:20,348 - INFO - ##### Epoch 1 #####",
