@@ -59,6 +59,7 @@ LOOKAHEAD = 2  # more lines of the first qualifying template before choosing
 WINDOW = 8  # lines of each template kept for replay at lock time
 DT_WINDOW = 64  # recent per-iteration times whose median stands for the unprinted ones
 MAX_CONTINUATION = 24  # indented lines that may complete a record
+RICH_LEVEL_WIDTH = 9  # Rich's level column, padded: ``INFO     `` (plain logging's is not)
 MAX_BOX_ROWS = 64  # ``| key | value |`` rows joined into one record
 
 # A number, or nan/inf as Python and C print them.
@@ -86,6 +87,11 @@ _CONTEXT_EPOCH = re.compile(
     r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
 )
 _BOX_ROW = re.compile(r"\|([^|]{1,64})\|([^|]{0,64})\|\s*$")
+# A record as Rich's logging handler prints it: a time column (blank while the second
+# is the same), a level column, then the message, wrapped onto lines indented to it.
+_RICH_RECORD = re.compile(
+    r"(\[[^\]]{6,32}\]|\s{6,32}) (DEBUG|INFO|WARNING|ERROR|CRITICAL)\s{1,8}(?=\S)"
+)
 _BOX_RULE = re.compile(r"\s*-{8,}\s*$")
 _RICH_HEAD = re.compile(
     r"^(?:\[\d{1,2}/\d{1,2}/\d{2,4} \d\d:\d\d:\d\d\]"
@@ -365,11 +371,50 @@ class Generic(Format):
         self._slash = SlashClock()
         self._stamped = False  # the locked template's lines carry a timestamp
         self._boxed: list[str] = []  # the ``| key | value |`` rows of a box not yet closed
+        self._rich: list[str] = []  # a Rich log record's lines while it may go on
+        self._rich_column = 0  # where its message starts
+        self._rich_stamp = ""  # the last time column printed
         self._box_section = ""  # ``[12/09/24 13:56:50]`` and ``05/04 08:52:12`` stamps
 
     # --- feeding ---------------------------------------------------------------------
 
     def rows(self, line: str) -> list[Progress]:
+        if line[:1] in "[ " or self._rich:
+            taken, record = self._rich_record(line)
+            out = [] if record is None else self._rich_rows(record)
+            return out if taken else out + self._plain_rows(line)
+        return self._plain_rows(line)
+
+    def _rich_record(self, line: str) -> tuple[bool, str | None]:
+        """Whether ``line`` belongs to a Rich log record, and the record before it as one
+        line (its time column carried over, its wrapped message joined) once it ends.
+
+        A record is read once the next line shows it has ended: one line late."""
+        column = self._rich_column
+        if (
+            self._rich
+            and len(line) > column
+            and line[column] != " "
+            and line[:column].isspace()
+            and len(self._rich) <= MAX_CONTINUATION
+        ):
+            self._rich.append(line.strip())
+            return True, None
+        record = " ".join(self._rich) if self._rich else None
+        self._rich = []
+        m = _RICH_RECORD.match(line) if line[:1] in "[ " else None
+        if m is None or m.end() - m.start(2) != RICH_LEVEL_WIDTH:
+            return False, record
+        if m[1].strip():
+            self._rich_stamp = m[1]
+        self._rich_column = m.end()
+        self._rich = [f"{self._rich_stamp} {m[2]} {line[m.end() :].strip()}"]
+        return True, record
+
+    def _rich_rows(self, record: str) -> list[Progress]:
+        return [replace(r, replayed=True) for r in self._plain_rows(record)]
+
+    def _plain_rows(self, line: str) -> list[Progress]:
         if line[:1] == "|" or self._boxed:
             boxed = _BOX_ROW.match(line) is not None and len(self._boxed) < MAX_BOX_ROWS
             record = self._boxed_record(line)
@@ -492,7 +537,11 @@ class Generic(Format):
         return slots
 
     def flush(self) -> list[Progress]:
+        record = " ".join(self._rich) if self._rich else None
+        self._rich = []
+        early = [] if record is None else self._rich_rows(record)
         out = self._decide() if self.layout is None and self._decide_at is not None else []
+        out = early + out
         if self._pending is not None:
             out.append(self._pending)
             self._pending = None

@@ -464,6 +464,35 @@ def test_lightning_tqdm_bar_takes_its_total_from_a_printed_max_epochs() -> None:
     assert got[-1].loss == pytest.approx(1.6)
 
 
+def test_rich_log_records_wrapped_onto_indented_lines_are_read_whole() -> None:
+    indent = " " * 29
+    lines = []
+    for step in range(1, 9):
+        stamp = f"[02/02/23 14:13:{2 * step:02d}]"
+        lines += [
+            f"{stamp} INFO     colossalai - colossalai - INFO: /workspace/examples",
+            f"{indent}/language/gpt/gemini/train_gpt_demo.py:331 main",
+            f"{' ' * 19} INFO     colossalai - colossalai - INFO: [{step}/8] Loss:",
+            f"{indent}{10.9 - step / 10:.3f}, Step time: 2.000s, TFLOPS: 22.583, FWD",
+            f"{indent}time: 0.532s, BWD time: 1.261s, OPTIM time: 0.207s",
+        ]
+    got = progress(feed_all(lines))
+    assert [p.step for p in got] == list(range(1, 9))  # not the source line number
+    assert got[-1].total_steps == 8
+    assert [p.loss for p in got][-2:] == [pytest.approx(10.2), pytest.approx(10.1)]
+    assert (got[-1].t_s or 0.0) - (got[0].t_s or 0.0) == pytest.approx(14.0)
+
+
+def test_plain_logging_with_a_level_is_no_rich_record() -> None:
+    lines = [
+        f"[2024-05-01 10:00:{step:02d}] INFO - step {step}/20 loss {3 - step / 10:.2f}"
+        for step in range(1, 21)
+    ]
+    got = progress(feed_all(lines))
+    assert [p.step for p in got] == list(range(1, 21))
+    assert not any(p.replayed for p in got[5:])  # read as each line arrives
+
+
 def test_plain_log_counts_loss_lines_and_skips_averages() -> None:
     lines = [
         "2025-03-02 05:16:20,348 - INFO - ##### Epoch 1 #####",
