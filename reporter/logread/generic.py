@@ -132,7 +132,8 @@ _CONFIG_STEPS = re.compile(
 _EPOCHS_HINT = re.compile(
     r"(?i)(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs|n_epochs"
     r"|scheduled epochs"
-    r"|^\s{0,8}['\"]?epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})(?!\d|\.\d)"
+    r"|^\s{0,8}['\"]?epochs|[({,]\s{0,2}['\"]?epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})"
+    r"(?!\d|\.\d)"
     r"|max: (\d{1,6}) epochs"
 )
 

@@ -493,6 +493,20 @@ def test_plain_logging_with_a_level_is_no_rich_record() -> None:
     assert not any(p.replayed for p in got[5:])  # read as each line arrives
 
 
+def test_progress_meter_epochs_take_their_total_from_an_argparse_dump() -> None:
+    lines = ["Namespace(arch='resnet50', batch_size=256, epochs=2, lr=0.1, workers=8)"]
+    for epoch in (0, 1):
+        for i in range(0, 500, 100):
+            lines.append(
+                f"[Rank 0] Epoch: [{epoch}][{i:>3}/500]\tTime  0.312 ( 0.330)\tData  0.001 ( 0.004)"
+                f"\tLoss 6.8{i // 100}e+00 (6.90e+00)\tAcc@1   0.39 (  0.14)\tAcc@5   1.17 (  0.60)"
+            )
+    got = progress(feed_all(lines))
+    assert [p.step for p in got][-3:] == [700, 800, 900]  # global: epoch x 500 + i
+    assert got[-1].total_steps == 1000
+    assert got[-1].loss == pytest.approx(6.84)
+
+
 def test_plain_log_counts_loss_lines_and_skips_averages() -> None:
     lines = [
         "2025-03-02 05:16:20,348 - INFO - ##### Epoch 1 #####",
