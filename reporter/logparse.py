@@ -1014,8 +1014,10 @@ class LogParser:
     def _lock(self, fmt: _Format) -> None:
         if isinstance(fmt, _Bars) and self._generic is not None:
             self._understudy = Generic(lookahead=0)
+            self._understudy.inherit_hints(self._generic)
         elif self._generic is not None and not isinstance(fmt, Generic) and fmt is not self._custom:
             self._companion = Generic(lookahead=0)
+            self._companion.inherit_hints(self._generic)
         self._active = fmt
         self._candidates = []
         self._fallback = None

@@ -565,6 +565,24 @@ class Generic(Format):
         if accumulation is not None and int(accumulation[1]) > 0:
             self._accumulation = int(accumulation[1])
 
+    def _epochs_of_bar(self, slots: list[Slot], step_index: int, step: int) -> int | None:
+        """Stated epochs x the ``i/N`` an epoch's bar shows beside a global counter
+        (torchtune's ``2|1037|Loss: 1.9: 4%|…| 37/1000``); None where they disagree."""
+        if not self._epochs_hint:
+            return None
+        per_epoch = next((s.value for s in reversed(slots[step_index + 1 :]) if s.is_total), None)
+        if per_epoch is None or per_epoch < 1:
+            return None
+        total = self._epochs_hint * int(per_epoch)
+        return total if step <= total else None
+
+    def inherit_hints(self, other: Generic) -> None:
+        """What ``other`` learned from the lines before this reader started (a config
+        dump's epochs and steps), as a reader started late has not seen them."""
+        self._steps_hint = self._steps_hint or other._steps_hint
+        self._epochs_hint = self._epochs_hint or other._epochs_hint
+        self._accumulation = max(self._accumulation, other._accumulation)
+
     def expect_total(self, total: int | None) -> None:
         """A total learned elsewhere (the bar this reader takes over from)."""
         if total is not None and self._steps_hint is None:
@@ -760,7 +778,7 @@ class Generic(Format):
             if per_epoch is not None and self._context_epochs is not None:
                 total = self._context_epochs * per_epoch
             elif total is None:
-                total = self._steps_hint
+                total = self._steps_hint or self._epochs_of_bar(slots, layout.step_index, step)
         if self._accumulation > 1 and "micro" in counter.key:
             # A micro-batch counter: the optimizer steps once per accumulation.
             if step % self._accumulation:

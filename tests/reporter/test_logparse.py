@@ -507,6 +507,30 @@ def test_progress_meter_epochs_take_their_total_from_an_argparse_dump() -> None:
     assert got[-1].loss == pytest.approx(6.84)
 
 
+def test_torchtune_total_is_the_stated_epochs_times_an_epochs_bar_not_the_packing_bar() -> None:
+    lines = [
+        "INFO:torchtune.utils._logging:Running FullFinetuneRecipeSingleDevice with resolved"
+        " config:",
+        "batch_size: 2",
+        "epochs: 3",
+        "max_steps_per_epoch: null",
+        "Packing dataset: 100%|██████████| 52002/52002 [00:10<00:00, 5000.00it/s]",
+    ]
+    for epoch in (1, 2, 3):
+        refreshes = []
+        for i in range(1, 21):
+            step = (epoch - 1) * 20 + i
+            refreshes.append(
+                f"{epoch}|{step}|Loss: {2.5 - step / 100:.4f}:   {5 * i}%|▏         "
+                f"| {i}/20 [00:{i:02d}<00:20,  1.00s/it]"
+            )
+        lines.append("\r".join(refreshes))
+    got = progress(feed_all(lines))
+    assert sorted({p.step for p in got}) == list(range(1, 61))
+    assert got[-1].total_steps == 60  # 3 epochs x 20, never the 52002 packed samples
+    assert got[-1].loss == pytest.approx(1.9)
+
+
 def test_plain_log_counts_loss_lines_and_skips_averages() -> None:
     lines = [
         "2025-03-02 05:16:20,348 - INFO - ##### Epoch 1 #####",
