@@ -975,6 +975,9 @@ class LogParser:
                         self._remember(self._own, row)
                 out.append(row)
             return out
+        newest = self._own[max(self._own)] if self._own else None
+        if newest is not None and newest.loss is not None and newest.total_steps is not None:
+            return []  # the locked reader's rows lack nothing: no need to read for them
         self._companion_lines += 1
         found = self._companion.rows(text)
         if self._companion.layout is None:
