@@ -77,6 +77,7 @@ CUSTOM_FORMAT = "custom"
 FALLBACK_PATIENCE = 16  # plain rows held back while the generic reader may still lock
 DATA_BAR_IT_PER_S = 1_000.0  # a bar faster than this counts items, not training steps
 UNDERSTUDY_LINES = 5_000  # lines a loss-less bar's understudy looks for a richer template
+COMPANION_MEMORY = 8  # recent steps a companion's rows are matched against
 
 # --- modded-nanogpt -------------------------------------------------------------------
 
@@ -470,7 +471,8 @@ class _Bars(_Format):
     unless the output states ``accumulate_grad_batches`` (Lightning prints it nowhere
     itself); then an epoch of B batches is ⌈B / k⌉ steps, as Lightning steps the
     optimizer on an epoch's last, short accumulation too. The Rich bar's
-    ``Epoch N/M`` gives the run's total, (M + 1) epochs; the TQDM bar states none.
+    ``Epoch N/M`` gives the run's total, (M + 1) epochs; the TQDM bar states none, so
+    its total needs ``max_epochs`` printed before training (a config dump).
 
     Hugging Face prints no step in its ``{'loss': …}`` lines. Its bar writes them with
     ``tqdm.write``, which redraws the bar right after, at the step the loss was logged
@@ -499,6 +501,7 @@ class _Bars(_Format):
     _EVAL = re.compile(r"(?i)eval|valid|test|predict|infer")
     _LIGHTNING = re.compile(r"Epoch (\d+)(?:/(-?\d+))?")
     _ACCUM = re.compile(r"accumulate_grad_batches\W{1,4}(\d{1,6})\b")
+    _MAX_EPOCHS = re.compile(r"max_epochs['\"]?\s{0,4}[:=]\s{0,4}(\d{1,6})(?!\d|\.\d)")
     _POSTFIX = re.compile(r"([A-Za-z_][\w./-]{0,80})(?:=|: )([^,\s]{1,40})")
     _DICT_ITEM = re.compile(r"'(\w{1,80})': '?(" + _NUM + ")'?")
 
@@ -516,6 +519,7 @@ class _Bars(_Format):
         self._restarted = False
         self._total: int | None = None
         self._accum = 1
+        self._max_epochs: int | None = None  # where the output states it (a config dump)
         self._pending_loss: float | None = None  # a Trainer dict's, for the next bar row
         self._has_pending = False
         self._evals_done: set[tuple[str, int]] = set()
@@ -535,6 +539,10 @@ class _Bars(_Format):
             accum = self._ACCUM.search(line)
             if accum is not None and int(accum[1]) > 0:
                 self._accum = int(accum[1])
+        if "max_epochs" in line and self._epoch is None:
+            epochs = self._MAX_EPOCHS.search(line)
+            if epochs is not None and int(epochs[1]) > 0:
+                self._max_epochs = int(epochs[1])
         return []
 
     def flush(self) -> list[Progress]:
@@ -599,7 +607,7 @@ class _Bars(_Format):
             self._t_offset_s += self._elapsed_s  # Lightning resets the bar each epoch
         self._epoch = epoch
         self._seen("lightning")
-        epochs = int(last_epoch) + 1 if last_epoch is not None else 0
+        epochs = int(last_epoch) + 1 if last_epoch is not None else self._max_epochs or 0
         self._total = epochs * per_epoch if epochs > 0 else None
         return step
 
@@ -801,6 +809,14 @@ class LogParser:
         # for it for a while, and takes over where it counts the same steps with a loss.
         self._understudy: Generic | None = None
         self._understudy_lines = 0
+        # A named reader whose rows lack a loss or a total may sit beside the user's own
+        # line for the same steps: this reader reads the lines the named one skips, and
+        # lends their loss and total to its rows at the same step (its clock stays).
+        self._companion: Generic | None = None
+        self._companion_lines = 0
+        self._own: dict[int, Progress] = {}  # the locked reader's recent rows by step
+        self._lent: dict[int, Progress] = {}  # companion rows waiting for their step
+        self._lent_total: int | None = None
         self._last_total: int | None = None
         self._launch = 0  # launches told apart here (the bars' readers do not)
         self._active: _Format | None = None
@@ -885,6 +901,8 @@ class LogParser:
                 rows = [replace(r, launch=max(r.launch, self._launch)) for r in rows]
             if self._understudy is not None:
                 rows = self._understudy_rows(text, rows)
+            elif self._companion is not None:
+                rows = self._companion_rows(text, rows)
             return rows, self._active
         for candidate in self._candidates:  # every one sees the line: some note a start line
             rows = candidate.rows(text)
@@ -944,9 +962,65 @@ class LogParser:
             found = [replace(r, t_s=None if r.t_s is None else r.t_s + offset_s) for r in found]
         return found
 
+    def _companion_rows(self, text: str, rows: list[Progress]) -> list[Progress]:
+        """The locked reader's rows, with the loss and total its companion read lent to
+        them; a companion row whose step the locked reader has not reached waits."""
+        assert self._companion is not None
+        if rows:
+            out = []
+            for row in rows:
+                if not row.is_eval:
+                    row = self._lend(row, self._lent.pop(row.step, None))
+                    if row.step not in self._own:  # a second line for the step keeps the first
+                        self._remember(self._own, row)
+                out.append(row)
+            return out
+        newest = self._own[max(self._own)] if self._own else None
+        if newest is not None and newest.loss is not None and newest.total_steps is not None:
+            return []  # the locked reader's rows lack nothing: no need to read for them
+        self._companion_lines += 1
+        found = self._companion.rows(text)
+        if self._companion.layout is None:
+            if self._companion_lines > UNDERSTUDY_LINES:
+                self._companion = None
+            return []
+        out = []
+        for row in found:
+            if row.is_eval or (row.loss is None and row.total_steps is None):
+                continue
+            self._lent_total = row.total_steps or self._lent_total
+            own = self._own.get(row.step)
+            if own is None:
+                self._remember(self._lent, row)
+                continue
+            lent = self._lend(own, row)
+            # Only the newest step is lent to: a row for an older one would step back.
+            if lent != own and row.step == max(self._own):
+                self._own[row.step] = lent
+                out.append(replace(lent, replayed=True))
+        return out
+
+    def _lend(self, own: Progress, other: Progress | None) -> Progress:
+        """``own`` with the loss and total it lacks taken from ``other``."""
+        loss = own.loss if own.loss is not None or other is None else other.loss
+        total = own.total_steps or (other.total_steps if other else None) or self._lent_total
+        if loss is own.loss and total == own.total_steps:
+            return own
+        return replace(own, loss=loss, total_steps=total)
+
+    @staticmethod
+    def _remember(rows: dict[int, Progress], row: Progress) -> None:
+        rows[row.step] = row
+        while len(rows) > COMPANION_MEMORY:
+            del rows[next(iter(rows))]
+
     def _lock(self, fmt: _Format) -> None:
         if isinstance(fmt, _Bars) and self._generic is not None:
             self._understudy = Generic(lookahead=0)
+            self._understudy.inherit_hints(self._generic)
+        elif self._generic is not None and not isinstance(fmt, Generic) and fmt is not self._custom:
+            self._companion = Generic(lookahead=0)
+            self._companion.inherit_hints(self._generic)
         self._active = fmt
         self._candidates = []
         self._fallback = None

@@ -57,7 +57,9 @@ MAX_SLOTS = 128  # numbers read from one line
 MIN_REPEATS = 3  # lines of a template before it can be locked onto
 LOOKAHEAD = 2  # more lines of the first qualifying template before choosing
 WINDOW = 8  # lines of each template kept for replay at lock time
+DT_WINDOW = 64  # recent per-iteration times whose median stands for the unprinted ones
 MAX_CONTINUATION = 24  # indented lines that may complete a record
+RICH_LEVEL_WIDTH = 9  # Rich's level column, padded: ``INFO     `` (plain logging's is not)
 MAX_BOX_ROWS = 64  # ``| key | value |`` rows joined into one record
 
 # A number, or nan/inf as Python and C print them.
@@ -85,6 +87,11 @@ _CONTEXT_EPOCH = re.compile(
     r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
 )
 _BOX_ROW = re.compile(r"\|([^|]{1,64})\|([^|]{0,64})\|\s*$")
+# A record as Rich's logging handler prints it: a time column (blank while the second
+# is the same), a level column, then the message, wrapped onto lines indented to it.
+_RICH_RECORD = re.compile(
+    r"(\[[^\]]{6,32}\]|\s{6,32}) (DEBUG|INFO|WARNING|ERROR|CRITICAL)\s{1,8}(?=\S)"
+)
 _BOX_RULE = re.compile(r"\s*-{8,}\s*$")
 _RICH_HEAD = re.compile(
     r"^(?:\[\d{1,2}/\d{1,2}/\d{2,4} \d\d:\d\d:\d\d\]"
@@ -113,7 +120,7 @@ _STEPS_HINT = re.compile(
     r"(?i)(?:max[_ ]?(?:steps|iters?|iterations|updates?|num[_ ]steps)"
     r"|total[_ ]optimization[_ ]steps"
     r"|total[_ ]training[_ ]steps|train[_ ]iters|num[_ ]training[_ ]steps|total[_ ]steps"
-    r"|max_update)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,12})(?![\d.])"
+    r"|max_update)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,12})(?!\d|\.\d)"
 )
 # A config's bare ``steps`` key: in a dump (``'steps': 50000,``, a YAML ``steps: 50000``)
 # only where the line holds nothing else, so a progress line that starts ``steps: 200
@@ -125,7 +132,8 @@ _CONFIG_STEPS = re.compile(
 _EPOCHS_HINT = re.compile(
     r"(?i)(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs|n_epochs"
     r"|scheduled epochs"
-    r"|^\s{0,8}['\"]?epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})(?![\d.])"
+    r"|^\s{0,8}['\"]?epochs|[({,]\s{0,2}['\"]?epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})"
+    r"(?!\d|\.\d)"
     r"|max: (\d{1,6}) epochs"
 )
 
@@ -347,6 +355,7 @@ class Generic(Format):
         self._accumulation = 1  # micro-batches per optimizer step, where the log says
         self._origin_us: int | None = None
         self._clock_s = 0.0
+        self._recent_dt_s: deque[float] = deque(maxlen=DT_WINDOW)
         self._elapsed_offset_s = 0.0
         self._last_slots: list[Slot] = []
         self._first_slots: list[Slot] = []
@@ -363,11 +372,50 @@ class Generic(Format):
         self._slash = SlashClock()
         self._stamped = False  # the locked template's lines carry a timestamp
         self._boxed: list[str] = []  # the ``| key | value |`` rows of a box not yet closed
+        self._rich: list[str] = []  # a Rich log record's lines while it may go on
+        self._rich_column = 0  # where its message starts
+        self._rich_stamp = ""  # the last time column printed
         self._box_section = ""  # ``[12/09/24 13:56:50]`` and ``05/04 08:52:12`` stamps
 
     # --- feeding ---------------------------------------------------------------------
 
     def rows(self, line: str) -> list[Progress]:
+        if line[:1] in "[ " or self._rich:
+            taken, record = self._rich_record(line)
+            out = [] if record is None else self._rich_rows(record)
+            return out if taken else out + self._plain_rows(line)
+        return self._plain_rows(line)
+
+    def _rich_record(self, line: str) -> tuple[bool, str | None]:
+        """Whether ``line`` belongs to a Rich log record, and the record before it as one
+        line (its time column carried over, its wrapped message joined) once it ends.
+
+        A record is read once the next line shows it has ended: one line late."""
+        column = self._rich_column
+        if (
+            self._rich
+            and len(line) > column
+            and line[column] != " "
+            and line[:column].isspace()
+            and len(self._rich) <= MAX_CONTINUATION
+        ):
+            self._rich.append(line.strip())
+            return True, None
+        record = " ".join(self._rich) if self._rich else None
+        self._rich = []
+        m = _RICH_RECORD.match(line) if line[:1] in "[ " else None
+        if m is None or m.end() - m.start(2) != RICH_LEVEL_WIDTH:
+            return False, record
+        if m[1].strip():
+            self._rich_stamp = m[1]
+        self._rich_column = m.end()
+        self._rich = [f"{self._rich_stamp} {m[2]} {line[m.end() :].strip()}"]
+        return True, record
+
+    def _rich_rows(self, record: str) -> list[Progress]:
+        return [replace(r, replayed=True) for r in self._plain_rows(record)]
+
+    def _plain_rows(self, line: str) -> list[Progress]:
         if line[:1] == "|" or self._boxed:
             boxed = _BOX_ROW.match(line) is not None and len(self._boxed) < MAX_BOX_ROWS
             record = self._boxed_record(line)
@@ -490,7 +538,11 @@ class Generic(Format):
         return slots
 
     def flush(self) -> list[Progress]:
+        record = " ".join(self._rich) if self._rich else None
+        self._rich = []
+        early = [] if record is None else self._rich_rows(record)
         out = self._decide() if self.layout is None and self._decide_at is not None else []
+        out = early + out
         if self._pending is not None:
             out.append(self._pending)
             self._pending = None
@@ -512,6 +564,24 @@ class Generic(Format):
         accumulation = _ACCUM_HINT.search(line)
         if accumulation is not None and int(accumulation[1]) > 0:
             self._accumulation = int(accumulation[1])
+
+    def _epochs_of_bar(self, slots: list[Slot], step_index: int, step: int) -> int | None:
+        """Stated epochs x the ``i/N`` an epoch's bar shows beside a global counter
+        (torchtune's ``2|1037|Loss: 1.9: 4%|…| 37/1000``); None where they disagree."""
+        if not self._epochs_hint:
+            return None
+        per_epoch = next((s.value for s in reversed(slots[step_index + 1 :]) if s.is_total), None)
+        if per_epoch is None or per_epoch < 1:
+            return None
+        total = self._epochs_hint * int(per_epoch)
+        return total if step <= total else None
+
+    def inherit_hints(self, other: Generic) -> None:
+        """What ``other`` learned from the lines before this reader started (a config
+        dump's epochs and steps), as a reader started late has not seen them."""
+        self._steps_hint = self._steps_hint or other._steps_hint
+        self._epochs_hint = self._epochs_hint or other._epochs_hint
+        self._accumulation = max(self._accumulation, other._accumulation)
 
     def expect_total(self, total: int | None) -> None:
         """A total learned elsewhere (the bar this reader takes over from)."""
@@ -708,7 +778,7 @@ class Generic(Format):
             if per_epoch is not None and self._context_epochs is not None:
                 total = self._context_epochs * per_epoch
             elif total is None:
-                total = self._steps_hint
+                total = self._steps_hint or self._epochs_of_bar(slots, layout.step_index, step)
         if self._accumulation > 1 and "micro" in counter.key:
             # A micro-batch counter: the optimizer steps once per accumulation.
             if step % self._accumulation:
@@ -830,8 +900,15 @@ class Generic(Format):
         if best[1] == "elapsed":
             return self._elapsed_offset_s + best[2], "train"
         dt = best[2]
-        covered = step - previous if previous is not None else increment
-        self._clock_s += dt * max(covered, 0)
+        covered = max(step - previous if previous is not None else increment, 0)
+        self._recent_dt_s.append(dt)
+        if covered > 1:
+            # A line every N steps prints one iteration's time: the other N - 1 took the
+            # usual time, not this one's (an eval or a checkpoint lands on the printed one).
+            usual = sorted(self._recent_dt_s)[(len(self._recent_dt_s) - 1) // 2]  # lower median
+            self._clock_s += dt + usual * (covered - 1)
+        else:
+            self._clock_s += dt * covered
         return self._clock_s, "train"
 
     # --- records continued on indented lines -----------------------------------------

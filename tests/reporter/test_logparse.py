@@ -392,6 +392,145 @@ def test_deepspeed_clock_starts_at_the_first_stamp_after_the_epoch_banner() -> N
     assert alerts(records) == []  # a skipped fp16 step is no OOM
 
 
+def test_a_locked_reader_takes_loss_and_total_from_the_users_line_for_the_same_step() -> None:
+    lines = []
+    for step, loss in enumerate((5.09, 5.17, 5.08, 5.42, 4.91, 4.96), start=1):
+        lines += [
+            f"[2025-08-16 16:34:{10 + 2 * step:02d},300] [INFO] [logging.py:107:log_dist]"
+            f" [Rank 0] step={step}, skipped=0, lr=[1e-05], mom=[[0.8, 0.999]]",
+            f"[2025-08-16 16:34:{10 + 2 * step:02d},301] [INFO] [timer.py:264:stop]"
+            f" epoch=0/micro_step={step}/global_step={step}, RunningAvgSamplesPerSec=3.37",
+            f"[Step {step}/100] Loss: {loss:.4f} | Global Tokens/s: 1632.04 | GPU Mem (GB): 6.33",
+        ]
+    records = feed_all(lines)
+    got = progress(records)
+    assert {p.step for p in got} == {1, 2, 3, 4, 5, 6}
+    steps = [p.step for p in got]
+    assert steps == sorted(steps)  # lent rows never step back
+    lent = [p for p in got if p.loss is not None]
+    assert [(p.step, p.loss) for p in lent][-2:] == [(5, 4.91), (6, 4.96)]
+    assert all(p.t_s == 2.0 * (p.step - 1) for p in lent)  # the DeepSpeed reader's clock
+    assert got[-1].total_steps == 100
+
+
+def test_a_time_printed_every_n_iterations_is_that_iterations_own() -> None:
+    lines = ["max_iters = 60", "step 0: train loss 4.2874, val loss 4.2823"]
+    for it in range(0, 61, 10):
+        if it == 30:
+            lines.append(f"step {it}: train loss 3.1, val loss 3.2")
+        ms = 9000.0 if it in (0, 30) else 600.0  # compile, then an eval on iteration 30
+        lines.append(f"iter {it}: loss {4 - it / 100:.4f}, time {ms:.2f}ms, mfu 41.00%")
+    got = [p for p in progress(feed_all(lines)) if not p.is_eval]
+    assert [p.step for p in got] == [0, 10, 20, 30, 40, 50, 60]
+    assert got[-1].total_steps == 60
+    span_s = (got[-1].t_s or 0.0) - (got[0].t_s or 0.0)
+    # Nine iterations at the usual 0.6 s each interval, plus the printed one: the eval's
+    # 9 s counts once, not ten times.
+    assert span_s == pytest.approx(5 * 6.0 + (9.0 + 9 * 0.6))
+
+
+def test_timm_epoch_lines_take_their_total_from_the_scheduled_epochs() -> None:
+    lines = ["Scheduled epochs: 3. LR stepped per epoch."]
+    for epoch in range(3):
+        for i in (0, 50, 100, 124):
+            lines.append(
+                f"Train: {epoch} [{i:>4}/125 ({100 * i // 124:>3}%)]  Loss: {6.9 - i / 100:.3f}"
+                f" (6.90)  Time: 0.345s,  741.93/s  (0.360s,  711.2/s)  LR: 1.000e-03"
+                f"  Data: 0.010 (0.012)"
+            )
+        lines.append("Test: [  48/48]  Time: 0.5 (0.5)  Loss:  5.0 (5.0)  Acc@1:  2.0 ( 2.0)")
+    got = [p for p in progress(feed_all(lines)) if not p.is_eval]
+    assert [p.step for p in got][-4:] == [250, 300, 350, 374]  # global: epoch x 125 + i
+    assert got[-1].total_steps == 375
+
+
+def test_lightning_tqdm_bar_takes_its_total_from_a_printed_max_epochs() -> None:
+    lines = ["trainer:", "  max_epochs: 2", "  accelerator: gpu"]
+    for epoch in (0, 1):
+        for i in (10, 20, 30, 40):
+            lines.append(
+                bar(
+                    f"Epoch {epoch}",
+                    i,
+                    40,
+                    f"00:{i // 10:02d}",
+                    "10.00it/s",
+                    f", v_num=1, train_loss={2 - i / 100:.3f}",
+                )
+            )
+    got = progress(feed_all(lines))
+    assert [p.step for p in got] == [10, 20, 30, 40, 50, 60, 70, 80]
+    assert {p.total_steps for p in got} == {80}
+    assert got[-1].loss == pytest.approx(1.6)
+
+
+def test_rich_log_records_wrapped_onto_indented_lines_are_read_whole() -> None:
+    indent = " " * 29
+    lines = []
+    for step in range(1, 9):
+        stamp = f"[02/02/23 14:13:{2 * step:02d}]"
+        lines += [
+            f"{stamp} INFO     colossalai - colossalai - INFO: /workspace/examples",
+            f"{indent}/language/gpt/gemini/train_gpt_demo.py:331 main",
+            f"{' ' * 19} INFO     colossalai - colossalai - INFO: [{step}/8] Loss:",
+            f"{indent}{10.9 - step / 10:.3f}, Step time: 2.000s, TFLOPS: 22.583, FWD",
+            f"{indent}time: 0.532s, BWD time: 1.261s, OPTIM time: 0.207s",
+        ]
+    got = progress(feed_all(lines))
+    assert [p.step for p in got] == list(range(1, 9))  # not the source line number
+    assert got[-1].total_steps == 8
+    assert [p.loss for p in got][-2:] == [pytest.approx(10.2), pytest.approx(10.1)]
+    assert (got[-1].t_s or 0.0) - (got[0].t_s or 0.0) == pytest.approx(14.0)
+
+
+def test_plain_logging_with_a_level_is_no_rich_record() -> None:
+    lines = [
+        f"[2024-05-01 10:00:{step:02d}] INFO - step {step}/20 loss {3 - step / 10:.2f}"
+        for step in range(1, 21)
+    ]
+    got = progress(feed_all(lines))
+    assert [p.step for p in got] == list(range(1, 21))
+    assert not any(p.replayed for p in got[5:])  # read as each line arrives
+
+
+def test_progress_meter_epochs_take_their_total_from_an_argparse_dump() -> None:
+    lines = ["Namespace(arch='resnet50', batch_size=256, epochs=2, lr=0.1, workers=8)"]
+    for epoch in (0, 1):
+        for i in range(0, 500, 100):
+            lines.append(
+                f"[Rank 0] Epoch: [{epoch}][{i:>3}/500]\tTime  0.312 ( 0.330)\tData  0.001 ( 0.004)"
+                f"\tLoss 6.8{i // 100}e+00 (6.90e+00)\tAcc@1   0.39 (  0.14)\tAcc@5   1.17 (  0.60)"
+            )
+    got = progress(feed_all(lines))
+    assert [p.step for p in got][-3:] == [700, 800, 900]  # global: epoch x 500 + i
+    assert got[-1].total_steps == 1000
+    assert got[-1].loss == pytest.approx(6.84)
+
+
+def test_torchtune_total_is_the_stated_epochs_times_an_epochs_bar_not_the_packing_bar() -> None:
+    lines = [
+        "INFO:torchtune.utils._logging:Running FullFinetuneRecipeSingleDevice with resolved"
+        " config:",
+        "batch_size: 2",
+        "epochs: 3",
+        "max_steps_per_epoch: null",
+        "Packing dataset: 100%|██████████| 52002/52002 [00:10<00:00, 5000.00it/s]",
+    ]
+    for epoch in (1, 2, 3):
+        refreshes = []
+        for i in range(1, 21):
+            step = (epoch - 1) * 20 + i
+            refreshes.append(
+                f"{epoch}|{step}|Loss: {2.5 - step / 100:.4f}:   {5 * i}%|▏         "
+                f"| {i}/20 [00:{i:02d}<00:20,  1.00s/it]"
+            )
+        lines.append("\r".join(refreshes))
+    got = progress(feed_all(lines))
+    assert sorted({p.step for p in got}) == list(range(1, 61))
+    assert got[-1].total_steps == 60  # 3 epochs x 20, never the 52002 packed samples
+    assert got[-1].loss == pytest.approx(1.9)
+
+
 def test_plain_log_counts_loss_lines_and_skips_averages() -> None:
     lines = [
         "2025-03-02 05:16:20,348 - INFO - ##### Epoch 1 #####",
