@@ -107,7 +107,12 @@ def test_every_collected_run_derives_a_trace_that_ends_where_its_truth_does(
     assert log.stat().st_size == truth["bytes"]
     trace = log_traces.derive(log)
     assert trace is not None
-    assert trace.target_step == truth["last_step"] == truth["total_steps"]
+    # The ETA's target is the last step the run logged; the total the log states may lie
+    # a few unlogged steps beyond it (MMDetection logs every 50 of an epoch's N).
+    assert trace.target_step == truth["last_step"]
+    assert truth["total_steps"] in (truth["last_step"], *truth["total_alt"]) or (
+        0 < truth["total_steps"] - truth["last_step"] < 50
+    )
     assert {p.step for p in trace.log.points} <= set(truth["steps"]) | set(
         *truth["alt_steps"] or [[]]
     )
