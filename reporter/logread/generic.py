@@ -129,6 +129,20 @@ _CONFIG_STEPS = re.compile(
     r"""^\s{0,8}['"]?steps['"]?\s{0,4}[:=]\s{0,4}(\d[\d,]{0,12}),?\s*$"""
     r"|(?<![\w.])(?:[A-Za-z_]\w{0,15}\.){1,3}steps\s{0,2}[:=]\s{0,2}(\d[\d,]{0,12})(?![\d.])"
 )
+# An elapsed time printed as a clock (LLaMA-Factory's ``"elapsed_time": "1 day, 0:03:29"``):
+# rewritten to seconds before reading, so the time field is one number. Only right after
+# a key that names a time, so a timestamp's ``22:10:05`` is never touched.
+_CLOCK_VALUE = re.compile(
+    r"""((?:elapsed|time|duration)\w*["']?\s{0,2}[:=]\s{0,2}["']?)"""
+    r"(?:(\d{1,4}) days?, )?(\d{1,4}):(\d\d):(\d\d(?:\.\d+)?)(?![\d:])"
+)
+
+
+def _clock_to_seconds(m: re.Match[str]) -> str:
+    days, hours, minutes, seconds = int(m[2] or 0), int(m[3]), int(m[4]), float(m[5])
+    return f"{m[1]}{((days * 24 + hours) * 60 + minutes) * 60 + seconds:g}"
+
+
 _EPOCHS_HINT = re.compile(
     r"(?i)(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs|n_epochs"
     r"|scheduled epochs"
@@ -380,6 +394,8 @@ class Generic(Format):
     # --- feeding ---------------------------------------------------------------------
 
     def rows(self, line: str) -> list[Progress]:
+        if ":" in line and ("time" in line or "duration" in line):
+            line = _CLOCK_VALUE.sub(_clock_to_seconds, line)
         if line[:1] in "[ " or self._rich:
             taken, record = self._rich_record(line)
             out = [] if record is None else self._rich_rows(record)

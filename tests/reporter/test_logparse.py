@@ -858,3 +858,17 @@ def test_a_progress_line_that_starts_with_steps_is_not_a_total() -> None:
     got = progress(feed_all(lines))
     assert [r.step for r in got] == [10, 20, 30, 40, 50, 60, 70]
     assert {r.total_steps for r in got} == {None}
+
+
+def test_an_elapsed_time_printed_as_a_clock_is_read_in_seconds() -> None:
+    """LLaMA-Factory's ``trainer_log.jsonl``: ``"elapsed_time": "1 day, 0:00:05"``; the
+    ``remaining_time`` beside it is no clock, and a timestamp's ``10:51:27`` is untouched."""
+    elapsed = ["0:00:32", "0:01:03", "23:59:59", "1 day, 0:00:05", "1 day, 0:00:36"]
+    lines = [
+        f'{{"current_steps": {10 * (k + 1)}, "total_steps": 50, "loss": {2.2 - k / 10:.2f}, '
+        f'"elapsed_time": "{e}", "remaining_time": "6:01:13"}}'
+        for k, e in enumerate(elapsed)
+    ]
+    got = progress(feed_all(lines))
+    assert [r.step for r in got] == [10, 20, 30, 40, 50]
+    assert [r.t_s for r in got] == pytest.approx([32.0, 63.0, 86399.0, 86405.0, 86436.0])
