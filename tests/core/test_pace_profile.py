@@ -14,6 +14,7 @@ from bot.core.estimate import (
     calibrate_throughput,
     estimate_run,
 )
+from bot.core.eta_band import BAND
 from bot.core.pace_profile import (
     PaceProfile,
     derive_pace_profile,
@@ -156,8 +157,8 @@ def test_the_earlier_attempts_eval_runtime_is_the_prior_until_one_is_measured() 
     without = estimate_run(calibration, inputs, origin_s=0.0)
     assert with_profile is not None and without is not None
     assert (with_profile.eval_source, with_profile.eval_s_each) == ("prior", 40.0)
-    # the band table's prior share instead: 17% of 500 steps at 0.3 s
-    assert without.eval_s_each == pytest.approx(500 * 0.3 * 0.1709, rel=0.01)
+    # the band table's prior share instead: about 17% of 500 steps at 0.3 s
+    assert without.eval_s_each == pytest.approx(500 * 0.3 * BAND.eval_prior_share, rel=0.01)
     # four evals (500, 1000, 1500, 2000) at 40 s on top of the profiled training time
     train_s = with_profile.eta.base.remaining_s - 4 * 40.0
     assert train_s == pytest.approx(1900 * 0.3 * 1.45 / 0.95, rel=0.02)
