@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,38 @@ async def run_on_a_4090(app: Any, clock: FakeClock) -> str:
         )
         assert response.status_code == 200, response.text
     return str(registered["run_id"])
+
+
+class StepPoster:
+    """A 2,000-step run registered on the bot, and its steps posted as the reporter
+    would, step i at ``at(i)`` (the clock moves to a second after the last one)."""
+
+    def __init__(self, client: httpx.AsyncClient, clock: FakeClock, at: Callable[[int], float]):
+        self.client, self.clock, self.at = client, clock, at
+        self.run_id, self.token = "", ""
+
+    async def register(self) -> str:
+        registered = (
+            await self.client.post(
+                "/v1/runs",
+                json={"name": "llm", "target_steps": 2_000, "usd_per_hour": 0.40},
+                headers={"Authorization": f"Bearer {SECRET}"},
+            )
+        ).json()
+        self.run_id, self.token = registered["run_id"], registered["run_token"]
+        return self.run_id
+
+    async def send(self, first: int, last: int) -> None:
+        self.clock.now = self.at(last) + 1
+        events = [
+            {"kind": "step", "seq": i, "t": self.at(i), "step": i} for i in range(first, last + 1)
+        ]
+        response = await self.client.post(
+            f"/v1/runs/{self.run_id}/events",
+            json={"seq_from": first, "sent_at": self.clock.now, "events": events},
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        assert response.status_code == 200, response.text
 
 
 def posted_table(chat: ConsoleChat) -> Any:
@@ -133,29 +166,11 @@ async def test_the_table_is_revised_in_place_when_the_pace_moves(
     app = build(make_settings(tmp_path), chat=chat, clock=clock)
     transport = httpx.ASGITransport(app=app.api)
     async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
-        registered = (
-            await client.post(
-                "/v1/runs",
-                json={"name": "llm", "target_steps": 2_000, "usd_per_hour": 0.40},
-                headers={"Authorization": f"Bearer {SECRET}"},
-            )
-        ).json()
-        run_id, token = registered["run_id"], registered["run_token"]
         times = [T0 + 2.0 * i for i in range(29)]
         times += [times[-1] + 0.2 * i for i in range(1, 400)]
-
-        async def send(first: int, last: int) -> None:
-            clock.now = times[last - 1] + 1
-            events = [
-                {"kind": "step", "seq": i, "t": times[i - 1], "step": i}
-                for i in range(first, last + 1)
-            ]
-            response = await client.post(
-                f"/v1/runs/{run_id}/events",
-                json={"seq_from": first, "sent_at": clock.now, "events": events},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            assert response.status_code == 200, response.text
+        run = StepPoster(client, clock, lambda i: times[i - 1])
+        run_id = await run.register()
+        send = run.send
 
         await send(1, 28)
         assert await app.service.post_table(run_id)
@@ -188,28 +203,10 @@ async def test_a_table_check_the_scheduler_dropped_is_queued_again(
     app = build(make_settings(tmp_path), chat=chat, clock=clock)
     transport = httpx.ASGITransport(app=app.api)
     async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
-        registered = (
-            await client.post(
-                "/v1/runs",
-                json={"name": "llm", "target_steps": 2_000, "usd_per_hour": 0.40},
-                headers={"Authorization": f"Bearer {SECRET}"},
-            )
-        ).json()
-        run_id, token = registered["run_id"], registered["run_token"]
+        run = StepPoster(client, clock, lambda i: T0 + 0.5 * i)
+        run_id = await run.register()
+        send = run.send
         check = f"table-check:{run_id}"
-
-        async def send(first: int, last: int) -> None:
-            clock.now = T0 + 0.5 * last + 1
-            events = [
-                {"kind": "step", "seq": i, "t": T0 + 0.5 * i, "step": i}
-                for i in range(first, last + 1)
-            ]
-            response = await client.post(
-                f"/v1/runs/{run_id}/events",
-                json={"seq_from": first, "sent_at": clock.now, "events": events},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            assert response.status_code == 200, response.text
 
         await send(1, 40)
         assert await app.service.post_table(run_id)
