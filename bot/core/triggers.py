@@ -726,8 +726,10 @@ def _first_time(
     row_steps = _row_steps(points)
 
     def crosses(step: int, every: int) -> bool:
-        """The next row after ``step`` is past a multiple of ``every``."""
-        return (step + row_steps) // every > step // every
+        """A multiple of ``every`` lies in [step, next row]: a framework pauses right
+        after the step that completes it, so a row *at* the multiple (MMDetection's
+        ``[3750/3750]``) is followed by the pause too."""
+        return (step + row_steps) // every > (step - 1) // every
 
     last = points[-1].step
     every = history.eval_every
@@ -738,7 +740,7 @@ def _first_time(
         per_epoch
         and not kinds
         and crosses(last, per_epoch)
-        and points[0].step // per_epoch == last // per_epoch
+        and points[0].step // per_epoch == (last - 1) // per_epoch
     ):
         # The run's first epoch end, with nothing measured yet: what a framework does
         # there (an eval, a save, a data reload) has no length yet. Later ones are known

@@ -521,6 +521,10 @@ def run_memory(h: RunHistory, until_s: float) -> CheckMemory:
         # (an eval, a save) has no length yet.
         ("first epoch end due", {"steps_per_epoch": 302}, 1500.0, False),
         ("first epoch end past the grace", {"steps_per_epoch": 302}, 1900.0, True),
+        # The last row is the epoch's last step (MMDetection's [301/301]): its pause
+        # comes right after it, and so does the allowance; likewise an eval due at it.
+        ("a row at the first epoch end", {"steps_per_epoch": 301}, 1500.0, False),
+        ("a row at the first eval step", {"eval_every": 301}, 1500.0, False),
         # The second epoch end is next (151 per epoch, at step 302); the first passed
         # without a pause: no allowance, the plain 10 min.
         ("a later epoch end", {"steps_per_epoch": 151}, 700.0, True),
