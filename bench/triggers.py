@@ -420,8 +420,20 @@ def load_log_trace(log_path: Path) -> Trace | str:
     evals = [r for r in rows if r.is_eval]
     if len(train) < 2:
         return "fewer than 2 timed training rows from reporter.logparse"
-    truth = {int(x) for x in meta.get("steps", [])}
     parsed = {r.step for r in train}
+    resumed = meta.get("relaunched_at_step")
+    first = resumed if isinstance(resumed, int) else 0  # the launch replayed (`last_launch`)
+    # The truth's steps, or its alternative numbering (a 0-based counter) if that agrees
+    # better, within the launch replayed.
+    truth = max(
+        (
+            {int(x) for x in steps if int(x) >= first}
+            for steps in (meta.get("steps", []), *meta.get("alt_steps", []))
+            if isinstance(steps, list)
+        ),
+        key=lambda t: len(t & parsed),
+        default=set(),
+    )
     if truth:
         agree = len(parsed & truth)
         if agree < 0.9 * len(truth) or agree < 0.9 * len(parsed):
