@@ -246,6 +246,10 @@ class MetricWatch:
     stale: int = 0
     evals_seen: int = 0
     values_seen: int = 0
+    noted: bool = False
+    """A flat-within-noise note went out for this run: one is enough. It tells the person
+    the metric can sit still; a later plateau (a fine-tune flattening out under its decay)
+    says it again and is not announced. A constant or non-finite metric stays an alarm."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -254,6 +258,7 @@ class MetricWatch:
             "stale": self.stale,
             "evals_seen": self.evals_seen,
             "values_seen": self.values_seen,
+            "noted": self.noted,
         }
 
     @classmethod
@@ -266,6 +271,7 @@ class MetricWatch:
             stale=int(data.get("stale", 0)),
             evals_seen=int(data.get("evals_seen", 0)),
             values_seen=int(data.get("values_seen", 0)),
+            noted=bool(data.get("noted", False)),
         )
 
 
@@ -1057,12 +1063,17 @@ def _no_progress(ctx: _Context, was_held: bool) -> tuple[Finding | None, MetricW
     if watch.ref is None:
         moved = judge_movement(early, latest, z_crit=z_needed, min_delta=s.min_loss_drop)
         if moved.moved:
-            return None, MetricWatch(tuple(latest), ctx.at_step, 0, _evals_done(ctx), n_total)
+            noted = watch.noted
+            return None, MetricWatch(
+                tuple(latest), ctx.at_step, 0, _evals_done(ctx), n_total, noted=noted
+            )
+        if watch.noted and not was_held:
+            return None, watch
         detail = (
             f"{name}{goal} {fmt_loss(moved.early)} → {fmt_loss(moved.recent)} at step "
             f"{ctx.at_step}: {_within(moved)}, past the early checkpoint (step {checkpoint})"
         )
-        return replace(_finding(ctx, "no_progress", detail), note=True), watch
+        return replace(_finding(ctx, "no_progress", detail), note=True), replace(watch, noted=True)
     evals = _evals_done(ctx)
     by_evals = evals > 0 or bool(ctx.history.eval_every)
     new = (evals - watch.evals_seen) if by_evals else int(n_total > watch.values_seen)
@@ -1070,7 +1081,7 @@ def _no_progress(ctx: _Context, was_held: bool) -> tuple[Finding | None, MetricW
         return None, watch
     moved = judge_movement(watch.ref, latest, z_crit=z_needed, min_delta=s.min_loss_drop)
     if moved.moved:
-        return None, MetricWatch(tuple(latest), ctx.at_step, 0, evals, n_total)
+        return None, MetricWatch(tuple(latest), ctx.at_step, 0, evals, n_total, watch.noted)
     stale = watch.stale + max(0, new)
     watch = replace(watch, stale=stale, evals_seen=evals, values_seen=n_total)
     patience = s.patience_evals if by_evals else s.patience_checks
@@ -1078,14 +1089,14 @@ def _no_progress(ctx: _Context, was_held: bool) -> tuple[Finding | None, MetricW
     # a healthy run is slow, not still, and noise hides slow movement over short spans.
     min_span = s.patience_span_fraction * max(1, ctx.history.target_steps - ctx.points[0].step)
     spanned = ctx.at_step - (watch.ref_step or 0) >= min_span
-    if (stale < patience or not spanned) and not was_held:
+    if (stale < patience or not spanned or watch.noted) and not was_held:
         return None, watch
     unit = "evals" if by_evals else "checks"
     detail = (
         f"{name}{goal} {fmt_loss(moved.early)} → {fmt_loss(moved.recent)} since step "
         f"{watch.ref_step} ({stale} {unit}, patience {patience}): {_within(moved)}"
     )
-    return replace(_finding(ctx, "no_progress", detail), note=True), watch
+    return replace(_finding(ctx, "no_progress", detail), note=True), replace(watch, noted=True)
 
 
 def _within(moved: Movement) -> str:

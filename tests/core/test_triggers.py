@@ -437,6 +437,29 @@ def test_after_the_checkpoint_patience_counts_evals_without_movement() -> None:
     assert "evals, patience 3)" in f.detail
 
 
+def _episodes(times: Sequence[float]) -> int:
+    """How many separate runs of consecutive checks a finding held for."""
+    return sum(1 for k, t in enumerate(times) if k == 0 or t - times[k - 1] > CHECK_S + 1e-9)
+
+
+def test_a_flat_metric_is_noted_once_per_run_not_at_each_plateau() -> None:
+    """Falls to step 1000, flat to 3300 (the note), falls again to 3800 (it clears), then
+    flat to 6000 as a decaying schedule ends: the second plateau says nothing new."""
+    values = (
+        _noisy(3.0, 0.02, 100, slope=-0.01)
+        + _noisy(2.0, 0.02, 230, seed=8)
+        + _noisy(2.0, 0.02, 50, slope=-0.01, seed=9)
+        + _noisy(1.5, 0.02, 220, seed=10)
+    )
+    steps = timeline((6000, 1.0))
+    pauses = [Pause("eval", 58.0 + s + 0.5, 58.0 + s + 0.5) for s in range(200, 6001, 200)]
+    h = history(steps, losses=_losses(values), target_steps=6_000, pauses=pauses)
+    results = run_checks(h, 58.0 + 6000)
+    held = fired(results, "no_progress")
+    assert _episodes(held) == 1, held
+    assert held[0] < 58.0 + 3300  # the first plateau's note, not the second's
+
+
 def test_no_progress_clears_only_on_clearer_movement() -> None:
     flat = _losses(_noisy(2.0, 0.05, 100))
     steps = [p for p in timeline((2000, 1.0)) if p.step <= 1200]
