@@ -21,6 +21,7 @@ from bot.core.estimate import Pause, StepPoint
 from bot.core.fmt import fmt_duration
 from bot.core.run_history import LossPoint, RunHistory, TriggerName
 from bot.core.triggers import CheckMemory, TriggerSettings, evaluate_triggers
+from bot.core.trim import trim_history
 from reporter.argtypes import positive_float, positive_int
 
 _DESCRIPTION = """\
@@ -90,11 +91,14 @@ def replay_log(
     settings: TriggerSettings | None = None,
     on_check: Callable[[float, RunHistory, CheckMemory], None] | None = None,
     policy: AlertPolicy | None = None,
+    trim: bool = True,
 ) -> Replay:
     """Check every ``check_interval_s`` of log time until the last row; plan alerts.
 
     ``eval_every`` ``None``: inferred at each check from the eval rows seen so far.
     ``on_check`` sees each check's history and the memory it produced (for benches).
+    ``trim``: between checks keep only what later checks read, as the service does;
+    ``False`` hands ``on_check`` each check's whole history (the trim test compares).
     """
     settings = settings or TriggerSettings()
     policy = policy or AlertPolicy(first_reminder_s=settings.repeat_s)
@@ -113,14 +117,19 @@ def replay_log(
     active: dict[TriggerName, AlertState] = {}
     alerts: list[ReplayAlert] = []
     checks = math.ceil(end_s / check_interval_s) if end_s > 0 else 1
+    # What later checks still read (`trim_history`, as the service keeps it): a check's
+    # cost then does not grow with the log's length.
     points: list[StepPoint] = []
     losses: list[LossPoint] = []
+    dropped = nonfinite_dropped = next_row = 0
     for k in range(1, checks + 1):
         now = k * check_interval_s
-        for point, loss in rows[len(points) : bisect_right(row_times, now)]:
+        upto = bisect_right(row_times, now)
+        for point, loss in rows[next_row:upto]:
             points.append(point)
             if loss is not None:
                 losses.append(LossPoint(point.step, point.t_s, loss))
+        next_row = max(next_row, upto)
         n_evals = bisect_right(eval_times, now)
         pauses: list[Pause] = [p for p, _ in evals[:n_evals]]
         history = RunHistory(
@@ -134,10 +143,16 @@ def replay_log(
             last_event_at=now,  # the reporter's heartbeat: alive while the log runs
             exited=False,
             post_interval_s=REPLAY_POST_INTERVAL_S,
+            losses_dropped=dropped,
+            nonfinite_dropped=nonfinite_dropped,
         )
         findings, memory = evaluate_triggers(history, now, memory, settings)
         if on_check is not None:
             on_check(now, history, memory)
+        if trim:
+            kept = trim_history(history, now, memory, settings)
+            points, losses = list(kept.steps), list(kept.losses)
+            dropped, nonfinite_dropped = kept.losses_dropped, kept.nonfinite_dropped
         actions, active = plan_alerts(findings, active, now, silenced_until=None, policy=policy)
         if k == checks:  # the log ends: the run finished, whatever is open ends with it
             final, active = plan_alerts([], active, now, silenced_until=None, ended="finished")

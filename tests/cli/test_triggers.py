@@ -145,6 +145,16 @@ def test_detectron2_post_eval_stall_is_caught_as_hung() -> None:
 
 
 @needs_traces
+def test_the_replay_keeps_only_what_later_checks_read_and_alerts_the_same() -> None:
+    # Trimmed between checks as the service does (its cost no longer grows with the
+    # log), the replay of a run with a 3.3 h stall raises exactly what the whole one does.
+    log = load_steps_csv(TRACES_DIR / "d2_frcnn_lr0.040_6xA6000.csv")
+    trimmed = replay_log(log, target_steps=111_000, eval_every=1000)
+    whole = replay_log(log, target_steps=111_000, eval_every=1000, trim=False)
+    assert trimmed.alerts == whole.alerts and trimmed.alerts
+
+
+@needs_traces
 def test_healthy_modded_nanogpt_run_raises_no_timing_alert() -> None:
     # Compile warm-up of 75 s in step 1, validation every 125 steps off the clock.
     log = load_steps_csv(TRACES_DIR / "mng_t1_2024-10-10_muon_8xH100.csv")

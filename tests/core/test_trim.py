@@ -251,6 +251,7 @@ def test_real_training_logs_check_the_same_trimmed(trace: Path) -> None:
         target_steps=last,
         check_interval_s=60.0,
         on_check=lambda now, history, _memory: checks.append((now, _copy(history))),
+        trim=False,
     )
     assert checks
     compare_checks(checks)
