@@ -101,6 +101,8 @@ _EVAL_PREFIX = re.compile(
     r"(?i)(?:^|[\W_])(?:val|valid|validation|validating|eval|evaluation|evaluating|test|testing)"
     r"(?![a-z])"
 )
+# Lines that name an evaluation without being one.
+_NOT_AN_EVAL = re.compile(r"(?i)warn|error|deprecat|traceback|exception|skipp|saving|saved")
 _WORK_WORDS = re.compile(
     r"(?i)load|download|shard|tokeni[sz]|\bmap\b|filter|extract|packing|preprocess|convert"
     r"|fetch|caching|scan"
@@ -390,6 +392,8 @@ class Generic(Format):
         self._rich_column = 0  # where its message starts
         self._rich_stamp = ""  # the last time column printed
         self._box_section = ""  # ``[12/09/24 13:56:50]`` and ``05/04 08:52:12`` stamps
+        self._eval: Progress | None = None  # an evaluation's row, until training goes on
+        self._row_clock: ClockKind | None = None  # the last training row's clock
 
     # --- feeding ---------------------------------------------------------------------
 
@@ -491,11 +495,49 @@ class Generic(Format):
             self._hints(line)
             if "poch" in line:
                 self._context(line)
+            self._evaluation(line, stamp)
         else:
             if stamp is None and self._stamped:
                 stamp = self._stamp(line)
-            out.extend(self._read(slots, stamp, line))
+            rows = self._read(slots, stamp, line)
+            if rows and self._eval is not None:
+                out.append(self._eval)
+                self._eval = None
+            elif not rows and self._pending is None:
+                self._evaluation(line, stamp)  # ``Step 255 eval_acc: 0.42`` after ``Step 255``
+            out.extend(rows)
         return out
+
+    def _evaluation(self, line: str, stamp: int | None) -> None:
+        """An evaluation's line between training lines (``Epoch(val) [1][1875]  bbox_mAP:
+        0.075``, ``Test: [70/79]  Loss 0.61``, ``Step 255 eval_acc: 0.422``): the run's
+        evaluation at the last step, timed by its last such line, the end of the eval. Its
+        row waits for the next training line, so an eval of many lines makes one row.
+
+        Only on a wall clock: a training clock (per-iteration times) leaves evals out.
+        Without any clock (live, timed by arrival) the row's time is where it arrives."""
+        if (
+            self._last_step is None
+            or _EVAL_PREFIX.search(line, 0, SCAN_CHARS) is None
+            or _NOT_AN_EVAL.search(line, 0, SCAN_CHARS) is not None
+        ):
+            return
+        if self._row_clock == "train":
+            return
+        if stamp is None and self._row_clock == "wall":
+            stamp = self._stamp(line)
+        _, slots = scan(line[:SCAN_CHARS])
+        numbers = slots[_stamp_slots(line) :]
+        if not any(not _is_int(s) for s in numbers):
+            return  # a heading (``Evaluating bbox...``), not a result
+        if self._row_clock == "wall":
+            if stamp is None or self._origin_us is None:
+                return  # a stamped log's line without a stamp: no time for the eval
+            t_s: float | None = (stamp - self._origin_us) / US
+        else:
+            t_s = None
+        loss = self._loss(numbers)
+        self._eval = Progress(self._last_step, t_s, self._row_clock, loss, True, None, self._launch)
 
     def _stamp(self, line: str) -> int | None:
         """The line's timestamp in microseconds: an ISO date, else a slash-dated one."""
@@ -562,6 +604,9 @@ class Generic(Format):
         if self._pending is not None:
             out.append(self._pending)
             self._pending = None
+        if self._eval is not None:
+            out.append(self._eval)
+            self._eval = None
         return out
 
     def _hints(self, line: str) -> None:
@@ -827,6 +872,7 @@ class Generic(Format):
         self._last_step = step
         loss = self._loss(slots)
         t_s, clock = self._clock(slots, stamp, step, previous, layout.step_increment)
+        self._row_clock = clock
         row = Progress(step, t_s, clock, loss, False, total, self._launch, epoch_steps=epoch_steps)
         if hold and loss is None and self._expects_continuation(line):
             self._pending = row

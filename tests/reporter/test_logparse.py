@@ -872,3 +872,82 @@ def test_an_elapsed_time_printed_as_a_clock_is_read_in_seconds() -> None:
     got = progress(feed_all(lines))
     assert [r.step for r in got] == [10, 20, 30, 40, 50]
     assert [r.t_s for r in got] == pytest.approx([32.0, 63.0, 86399.0, 86405.0, 86436.0])
+
+
+# --- evaluations between training lines, read by the generic reader (#21) -------------
+
+
+def _mmdet2_lines() -> list[str]:
+    """MMDetection 2.x: ``Epoch [e][i/N]`` rows, then a checkpoint, an eval heading and
+    the ``Epoch(val)`` result some minutes later, then the next epoch."""
+    stamp = "2020-10-17 12:{:02d}:{:02d},000 - mmdet - INFO - "
+    row = "Epoch [{}][{}/100]\tlr: 1.000e-02, eta: 1:00:00, time: 0.540, loss: {:.4f}"
+    lines = [stamp.format(0, 10 * k) + row.format(1, 20 * (k + 1), 1.5 - k / 50) for k in range(5)]
+    lines += [
+        stamp.format(1, 0) + "Saving checkpoint at 1 epochs",
+        stamp.format(3, 0) + "Evaluating bbox...",
+        stamp.format(5, 30) + "Epoch(val) [1][100]\tbbox_mAP: 0.0750, bbox_mAP_50: 0.2270",
+    ]
+    lines += [stamp.format(6, 10 * k) + row.format(2, 20 * (k + 1), 1.4) for k in range(2)]
+    return lines
+
+
+def test_an_evaluation_result_between_training_lines_is_one_eval_row_at_its_end() -> None:
+    """The ``Epoch(val)`` line is the eval's end: one eval row at the last training step,
+    timed by that line, before the next epoch's rows; headings and saves are not evals."""
+    got = rows(feed_all(_mmdet2_lines()))
+    evals = [r for r in got if r[3]]
+    assert evals == [(100, 330.0, None, True)]
+    assert [r[0] for r in got] == [20, 40, 60, 80, 100, 100, 120, 140]
+    assert got[5] == evals[0]  # after step 100's row, before step 120's
+
+
+def test_an_evaluation_of_many_lines_makes_one_row_timed_by_its_last() -> None:
+    """Swin tests in ``Test: [i/N]`` lines each with a loss: one eval row, at the time of
+    the last of them, with that eval loss."""
+    stamp = "[2026-01-02 10:{:02d}:{:02d} swin] (main.py 223): INFO "
+    train = "Train: [{}/40][{}/80]\teta 0:01:00 lr 0.0001\ttime 0.25 (0.26)\tloss {:.4f} (4.5)"
+    lines = [stamp.format(0, 5 * k) + train.format(0, 10 * k, 4.5 - k / 10) for k in range(8)]
+    lines += [
+        stamp.format(1, 10 * k) + f"Test: [{10 * k}/79]\tTime 0.07 (0.1)\tLoss {2.5 + k / 10:.2f}"
+        for k in range(4)
+    ]
+    lines += [stamp.format(2, 5 * k) + train.format(1, 10 * k, 4.0) for k in range(4)]
+    got = rows(feed_all(lines))
+    assert [r for r in got if r[3]] == [(70, 90.0, pytest.approx(2.8), True)]
+    assert [r[0] for r in got if not r[3]] == [10 * k for k in range(12)]
+
+
+def test_an_eval_result_on_the_training_template_at_the_same_step() -> None:
+    """``Step 255 eval_acc: 0.422`` after ``Step 255 loss: …`` is that step's eval, not a
+    repeated training row."""
+    stamp = "2025-09-23 06:5{}:{:02d},000 - train - INFO - "
+    lines = [stamp.format(2, 5 * k) + f"Step {k} loss: {8.4 - k / 10:.3f}" for k in range(1, 9)]
+    lines += [stamp.format(3, 40) + "Step 8 eval_acc: 0.422"]
+    lines += [stamp.format(3, 45 + k) + f"Step {9 + k} loss: 7.4" for k in range(2)]
+    got = rows(feed_all(lines))
+    assert [r for r in got if r[3]] == [(8, 95.0, None, True)]
+    assert [r[0] for r in got if not r[3]] == list(range(1, 11))
+
+
+def test_no_eval_rows_where_the_clock_is_the_training_loops_own() -> None:
+    """nanoGPT's clock sums per-iteration times, which leave the eval out: its ``val
+    loss`` lines have no time of their own, so they make no eval rows (the slow iteration
+    after the eval carries it)."""
+    lines = []
+    for it in range(0, 60, 10):
+        if it and it % 30 == 0:
+            lines.append(f"step {it}: train loss 2.1000, val loss 2.2000")
+        lines.append(f"iter {it}: loss {3 - it / 100:.4f}, time 600.00ms, mfu 30.00%")
+    got = progress(feed_all(lines))
+    assert [r.step for r in got if r.is_eval] == []
+    assert [r.step for r in got] == [0, 10, 20, 30, 40, 50]
+
+
+def test_a_warning_that_names_validation_is_no_eval() -> None:
+    stamp = "2020-10-17 12:00:{:02d},000 - mmdet - INFO - "
+    row = "Epoch [1][{}/100]\tlr: 1.000e-02, eta: 1:00:00, time: 0.540, loss: 1.2000"
+    lines = [stamp.format(k) + row.format(10 * (k + 1)) for k in range(4)]
+    lines += ["2020-10-17 12:00:05,000 - py.warnings - WARNING - val_loss 0.5 is deprecated"]
+    lines += [stamp.format(6) + row.format(50)]
+    assert [p for p in progress(feed_all(lines)) if p.is_eval] == []

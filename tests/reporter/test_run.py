@@ -121,6 +121,23 @@ def reporter_env(bot_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+# MMDetection 2.x's console: stamped ``Epoch [e][i/N]`` rows, and after each epoch an
+# evaluation (here 1 s) that prints only its heading and its ``Epoch(val)`` result.
+MMDET_EVAL_CHILD = """
+import datetime, time
+def log(message):
+    now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
+    print(f"{now} - mmdet - INFO - {message}", flush=True)
+for epoch in (1, 2):
+    for i in range(10, 110, 10):
+        time.sleep(0.05)
+        log(f"Epoch [{epoch}][{i}/100]\\tlr: 1.000e-02, time: 0.050, loss: {1.5 - i / 1000:.4f}")
+    log("Evaluating bbox...")
+    time.sleep(1.0)
+    log(f"Epoch(val) [{epoch}][100]\\tbbox_mAP: 0.0750, bbox_mAP_50: 0.2270")
+"""
+
+
 def script(tmp_path: Path, name: str, source: str) -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(source))
@@ -229,6 +246,24 @@ async def test_run_reports_a_real_child_and_passes_its_output_through(
     samples = bot.events("sample")
     assert samples and samples[0]["host"]["ram_total_mib"] > 0
     assert samples[0]["gpus"] or samples[0]["no_gpu_reason"]
+
+
+async def test_evaluations_in_a_stamped_log_reach_the_bot_as_timed_phases(
+    bot: Bot, tmp_path: Path
+) -> None:
+    """No eval is declared and no callback runs: the ``Epoch(val)`` lines alone tell the
+    bot when each evaluation ran, from the last step before it to its result."""
+    child = script(tmp_path, "train.py", MMDET_EVAL_CHILD)
+    env = reporter_env(bot.url, tmp_path)
+    argv = probecast("run", "--target-steps", "200", "--", sys.executable, str(child))
+    result = await run_to_end(argv, env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert [e["step"] for e in bot.events("step")] == list(range(10, 210, 10))
+    phases = [e for e in bot.events("phase") if e["phase"] == "eval"]
+    assert [e["edge"] for e in phases] == ["start", "end", "start", "end"]
+    starts, ends = phases[::2], phases[1::2]
+    lengths_s = [end["t"] - start["t"] for start, end in zip(starts, ends, strict=True)]
+    assert all(0.9 <= length_s < 3.0 for length_s in lengths_s), lengths_s
 
 
 async def test_a_real_tqdm_loop_calibrates_from_arrival_times(bot: Bot, tmp_path: Path) -> None:
