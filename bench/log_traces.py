@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -421,16 +422,28 @@ def derive(log_path: Path) -> DerivedTrace | None:
         eval_steps=tuple(r.step for r in evals),
     )
     last = max(points, key=lambda p: p.step)
-    eval_steps = sorted({r.step for r in evals if r.step > 0})
-    gaps = {b - a for a, b in zip([0, *eval_steps], eval_steps, strict=False)}
     return DerivedTrace(
         name=f"log:{log_path.stem}",
         log=log,
         target_step=last.step,
         actual_s=last.t_s,
-        eval_every=gaps.pop() if len(gaps) == 1 and len(eval_steps) >= 2 else None,
+        eval_every=regular_cadence(r.step for r in evals),
         clock=clock,
     )
+
+
+def regular_cadence(eval_steps: Iterable[int]) -> int | None:
+    """The steps between evals where the log evaluates on a cadence, as the run's config
+    (or a framework callback) would declare it: the most common gap between evals, from
+    step 0, where at least half the gaps are that one. A log that prints every N steps
+    shows one eval a few steps early (``255, 511, 767`` for every 256), and a run that
+    evaluates once more at its end has a last gap of its own; None below two evals."""
+    steps = sorted({s for s in eval_steps if s > 0})
+    if len(steps) < 2:
+        return None
+    gaps = Counter(b - a for a, b in zip([0, *steps], steps, strict=False))
+    gap, count = gaps.most_common(1)[0]
+    return gap if 2 * count >= len(steps) else None
 
 
 def _truth_steps(log_path: Path) -> list[int] | None:

@@ -9,7 +9,7 @@ from bot.core.band import BandTable
 
 BAND = BandTable(
     row_starts=(0.09, 0.225, 0.45),
-    quantiles=(3.71, 3.641, 5.026, 1.257),
+    quantiles=(2.728, 2.841, 5.026, 1.257),
     runs=(44, 51, 51, 51),
     coverage=0.9,
     eval_prior_share=0.1758,

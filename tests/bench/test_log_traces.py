@@ -148,3 +148,21 @@ def test_plain_loop_readers_take_the_logging_stamp_of_each_row() -> None:
     ]
     rows = log_traces._step_loss_rows(sft)
     assert [(r.step, r.is_eval) for r in rows] == [(7, False), (255, True)]
+
+
+@pytest.mark.parametrize(
+    ("eval_steps", "cadence"),
+    [
+        ([255, 511, 767, 1023], 256),  # logged every 8 steps: the first eval shows early
+        ([463, 933, 1403, 1873, 2343], 470),
+        ([125, 250, 375, 500, 530], 125),  # a last eval at the end, off the cadence
+        ([1000, 1000, 2000, 3000], 1000),  # an eval's rows repeat its step
+        ([500], None),  # one eval says nothing of a cadence
+        ([100, 350, 420, 900], None),  # no gap holds half of them
+        ([], None),
+    ],
+)
+def test_a_regular_cadence_is_the_gap_most_evals_keep(
+    eval_steps: list[int], cadence: int | None
+) -> None:
+    assert log_traces.regular_cadence(eval_steps) == cadence
