@@ -171,6 +171,10 @@ class SwitchSettings:
     scaling_efficiency: float = 0.90
     """Throughput kept per doubling of GPUs (data parallel, same per-GPU batch)."""
     min_reliability: float = 0.98
+    new_instance_s: float = 300.0
+    """What a move pays before its run's own setup starts: a new instance boots and pulls
+    its image (minutes on Vast.ai). This run never shows it (the reporter starts after),
+    so without it a short run would be told to move to save a fraction of a cent."""
     slow_inet_mbps: float = 200.0
     max_alternatives: int = 6
 
@@ -226,8 +230,9 @@ def predicted_row(
     correction = estimate.pace_correction
     eval_left_s = max(0.0, base_eta.remaining_s / correction - steps_left / base_eta.step_per_s)
     move_s, move_usd, move_risk = _checkpoint_move(candidate, facts)
-    # Starting again elsewhere costs what starting here cost: setup, debug, restarts.
-    setup_s = estimate.setup_debug_s
+    # Starting again elsewhere costs what starting here cost (setup, debug, restarts),
+    # after the new instance has booted.
+    setup_s = settings.new_instance_s + estimate.setup_debug_s
     spent_s = estimate.inputs.setup_s + estimate.elapsed_s
     spent_usd = estimate.spend_usd() or 0.0
 

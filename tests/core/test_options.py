@@ -39,6 +39,8 @@ PLAIN = BandTable((0.09, 0.225, 0.45), (2.0,) * 4, (9,) * 4, 0.9, 0.1)
 HERE = spec("RTX 4090", 24, 165, 1008)
 FAST = spec("H100 SXM", 80, 989, 3350)
 SMALL = spec("RTX 3070", 8, 40, 448)
+# The table's arithmetic without a new instance's boot (tested on its own below).
+NO_BOOT = SwitchSettings(new_instance_s=0.0)
 
 
 def steady(step_per_s: float = 2.0, steps: int = 100, target: int = 10_000) -> Estimate:
@@ -76,6 +78,7 @@ def table(
         candidates=candidates,
         facts=facts or RunFacts(spec=HERE, peak_vram_mib=10 * 1024),
         predict=fixed(ratio, **(by_gpu or {})),
+        settings=NO_BOOT,
     )
 
 
@@ -96,7 +99,7 @@ def test_a_predicted_row_finishes_the_rest_at_the_predicted_rate() -> None:
         Candidate(FAST, 1, 3.0, "ref"),
         est,
         RunFacts(spec=HERE, peak_vram_mib=10 * 1024, checkpoint_gb=None),
-        SwitchSettings(),
+        NO_BOOT,
         RatePrediction(4.0, 4.0, 4.0),
     )
     assert isinstance(row, OptionRow)
@@ -107,6 +110,29 @@ def test_a_predicted_row_finishes_the_rest_at_the_predicted_rate() -> None:
     assert row.time_h is not None and row.time_h.opt < row.time_h.base < row.time_h.pess
     assert "predicted, not observed" in row.risks
     assert any("checkpoint move not priced" in r for r in row.risks)
+
+
+@pytest.mark.parametrize(("target", "decision"), [(1_000, "keep"), (100_000, "switch")])
+def test_a_move_pays_for_a_new_instance_to_boot_so_a_short_run_stays(
+    target: int, decision: str
+) -> None:
+    """Twice as fast at $1.50/h: 25% cheaper once running, but a new instance first boots
+    and pulls its image (5 minutes by default), which this run never showed: worth it for
+    a 14-hour run, not for the 8 minutes a short one has left."""
+    made = build_option_table(
+        steady(target=target),
+        Hardware(gpu_name="NVIDIA GeForce RTX 4090", gpu_count=1, vram_gib=24),
+        probe_steps_seen=100,
+        probe_steps=20,
+        usd_per_hour=1.0,
+        candidates=[Candidate(FAST, 1, 1.5, "Vast offer 1")],
+        facts=RunFacts(spec=HERE, peak_vram_mib=10 * 1024),
+        predict=fixed(2.0),
+    )
+    (row,) = made.rows[1:]
+    steps_left = target - 100
+    assert row.finish_s == pytest.approx(300 + steps_left / 4.0)
+    assert row.decision == decision
 
 
 def test_an_option_without_room_for_the_peak_vram_is_left_out() -> None:
