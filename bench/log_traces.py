@@ -405,6 +405,7 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     # corpus corpus-c
     "eta_detectron2_maskrcnn_balloon_300it": (_detectron2_events, "line timestamps (1 s)"),
     "eta_trl_grpo_qwen25vl_43steps": (_tqdm("", 43), "tqdm elapsed (1 s)"),
+    "eta_hf_sft_qwen25_3b_hotpotqa": (_tqdm("", 1524), "tqdm elapsed (1 s)"),
 }
 
 
