@@ -323,6 +323,17 @@ _MEGATRON = _cumulative(
     1e-3,
 )
 
+
+def _detectron2_events(lines: Iterable[str]) -> list[_Row]:
+    """detectron2's console ``[MM/DD HH:MM:SS d2.utils.events]:  eta: ...  iter: N`` rows
+    (no year on the stamp; ``iter`` is 0-based as printed)."""
+    pattern = re.compile(
+        r"^\[(\d\d/\d\d \d\d:\d\d:\d\d) d2\.utils\.events\]:  eta: .*?\biter: (\d+) "
+    )
+    stamp = _stamp("%m/%d %H:%M:%S")
+    return [_Row(int(m[2]), stamp(m[1])) for line in lines if (m := pattern.match(line))]
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -392,6 +403,10 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         f"eta_llamafactory_{run}": (_llamafactory_jsonl, "elapsed_time (1 s), eval included")
         for run in ("mistral7b_translator", "qwen25_7b_medical", "luojiu7b_4day")
     },
+    # corpus corpus-c
+    "eta_detectron2_maskrcnn_balloon_300it": (_detectron2_events, "line timestamps (1 s)"),
+    "eta_trl_grpo_qwen25vl_43steps": (_tqdm("", 43), "tqdm elapsed (1 s)"),
+    "eta_hf_sft_qwen25_3b_hotpotqa": (_tqdm("", 1524), "tqdm elapsed (1 s)"),
 }
 
 
