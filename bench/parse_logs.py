@@ -102,7 +102,11 @@ def score(name: str, rows: list[Progress], fmt: str | None, truth: dict[str, obj
         rows = [r for r in rows if r.launch == last_launch]
     train = [r for r in rows if not r.is_eval]
     got = {r.step for r in train}
-    reached = max((len(got & set(s)) / len(s) for s in truth_steps(truth) if s), default=0.0)
+    lists = [s for s in truth_steps(truth) if s]
+    # The numbering the reader matched best (detectron2 prints ``iter: 199`` after 200
+    # steps: the alternative list counts them) also bounds the span below.
+    best = max(lists, key=lambda s: len(got & set(s)) / len(s), default=[])
+    reached = len(got & set(best)) / len(best) if best else 0.0
     if truth.get("steps_inferred"):
         reached = max(reached, min(1.0, len(got - {0}) / int(truth["n_steps"])))  # type: ignore[call-overload]
     total = next((r.total_steps for r in reversed(train) if r.total_steps), None)
@@ -112,7 +116,7 @@ def score(name: str, rows: list[Progress], fmt: str | None, truth: dict[str, obj
     spans = [s for s in (time_truth.get("span_s"), time_truth.get("span_alt_s")) if s]
     # The span runs over the rows of the steps the truth covers: a step-0 row at the
     # training-start line comes before the first logged step.
-    first, last = min(truth_steps(truth)[0]), max(truth_steps(truth)[0])
+    first, last = (min(best), max(best)) if best else (0, -1)
     timed = [r.t_s for r in train if r.t_s is not None and first <= r.step <= last]
     span_error = None
     if spans:

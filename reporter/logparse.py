@@ -528,7 +528,14 @@ class _Bars(_Format):
     def rows(self, line: str) -> list[Progress]:
         if "%|" in line:
             m = self._BAR.match(line)
-            return [] if m is None else self._bar(m)
+            if m is None:
+                return []
+            out = self._bar(m)
+            glued = line.find("{'", m.end())
+            if glued >= 0 and self._kind in (None, "hf"):
+                # A block-buffered stdout lands a Trainer dict right after a stderr bar.
+                out += self._trainer_dict(line[glued:])
+            return out
         if "•" in line and "/" in line:
             rich = self._RICH.match(line)
             if rich is not None:

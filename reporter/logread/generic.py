@@ -871,7 +871,7 @@ class Generic(Format):
         previous = self._last_step
         self._last_step = step
         loss = self._loss(slots)
-        t_s, clock = self._clock(slots, stamp, step, previous, layout.step_increment)
+        t_s, clock = self._clock(slots, stamp, step, previous)
         self._row_clock = clock
         row = Progress(step, t_s, clock, loss, False, total, self._launch, epoch_steps=epoch_steps)
         if hold and loss is None and self._expects_continuation(line):
@@ -944,7 +944,6 @@ class Generic(Format):
         stamp: int | None,
         step: int,
         previous: int | None,
-        increment: float,
     ) -> tuple[float | None, ClockKind | None]:
         if stamp is not None:
             if self._origin_us is None:
@@ -962,7 +961,9 @@ class Generic(Format):
         if best[1] == "elapsed":
             return self._elapsed_offset_s + best[2], "train"
         dt = best[2]
-        covered = max(step - previous if previous is not None else increment, 0)
+        # The first printed time is only its own iteration's (nanoGPT's ``iter 0`` covers
+        # compiling and the step-0 eval, not ten iterations).
+        covered = max(step - previous, 0) if previous is not None else 1
         self._recent_dt_s.append(dt)
         if covered > 1:
             # A line every N steps prints one iteration's time: the other N - 1 took the

@@ -233,6 +233,21 @@ def test_hf_trainer_takes_the_step_from_its_bar_and_the_loss_from_its_dicts() ->
     assert {p.t_resolution_s for p in progress(records)} == {1.0}  # a bar's whole seconds
 
 
+def test_a_trainer_dict_glued_to_a_bar_by_a_block_buffered_stdout_is_read() -> None:
+    """Under nohup, stdout (the dicts) is flushed in blocks while stderr (the bar) is not:
+    a dict can land right after a bar on the same line, and its loss still counts."""
+    lines = [
+        bar("", 0, 30, "00:00", "?it/s"),
+        bar("", 10, 30, "00:07", "1.40it/s"),
+        bar("", 20, 30, "00:14", "1.40it/s")
+        + "{'loss': 19.4406, 'grad_norm': 1.2, 'learning_rate': 4e-05, 'epoch': 0.1}",
+        "{'loss': 3.017, 'grad_norm': 1.1, 'learning_rate': 3e-05, 'epoch': 0.2}",
+        bar("", 21, 30, "00:15", "1.40it/s"),
+    ]
+    got = rows(feed_all(lines))
+    assert [loss for _, _, loss, _ in got if loss is not None] == [19.4406, 3.017]
+
+
 def test_lightning_step_is_epoch_times_batches_plus_position() -> None:
     post = ", v_num=0, train_loss=0.700"
     lines = [
@@ -427,6 +442,8 @@ def test_a_time_printed_every_n_iterations_is_that_iterations_own() -> None:
     # Nine iterations at the usual 0.6 s each interval, plus the printed one: the eval's
     # 9 s counts once, not ten times.
     assert span_s == pytest.approx(5 * 6.0 + (9.0 + 9 * 0.6))
+    # The first printed time (compiling) is iteration 0's own, not ten iterations'.
+    assert got[0].t_s == pytest.approx(9.0)
 
 
 def test_timm_epoch_lines_take_their_total_from_the_scheduled_epochs() -> None:
