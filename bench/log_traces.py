@@ -322,6 +322,20 @@ _MEGATRON = _cumulative(
     1e-3,
 )
 
+def _colossalai_dreambooth(lines: Iterable[str]) -> list[_Row]:
+    """ColossalAI DreamBooth's tqdm ``Steps: ... n/N [MM:SS<`` bar (rank 0, refreshed with
+    \\r, each step drawn twice): the bar's elapsed time when a step first shows."""
+    pattern = re.compile(r"Steps: +\d+%\|[^|]*\| *(\d+)/\d+ \[(?:(\d+):)?(\d+):(\d+)<")
+    rows: list[_Row] = []
+    for line in lines:
+        for m in pattern.finditer(line):
+            step = int(m[1])
+            if step > 0 and (not rows or step > rows[-1].step):
+                t = int(m[2] or 0) * 3600 + int(m[3]) * 60 + int(m[4])
+                rows.append(_Row(step, float(t)))
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -391,6 +405,8 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         f"eta_llamafactory_{run}": (_llamafactory_jsonl, "elapsed_time (1 s), eval included")
         for run in ("mistral7b_translator", "qwen25_7b_medical", "luojiu7b_4day")
     },
+    # corpus corpus-b
+    "eta_colossalai_dreambooth_sd14_4xv100": (_colossalai_dreambooth, "tqdm elapsed (1 s)"),
 }
 
 
