@@ -334,6 +334,20 @@ def _detectron2_events(lines: Iterable[str]) -> list[_Row]:
     return [_Row(int(m[2]), stamp(m[1])) for line in lines if (m := pattern.match(line))]
 
 
+def _colossalai_dreambooth(lines: Iterable[str]) -> list[_Row]:
+    """ColossalAI DreamBooth's tqdm ``Steps: ... n/N [MM:SS<`` bar (rank 0, refreshed with
+    \\r, each step drawn twice): the bar's elapsed time when a step first shows."""
+    pattern = re.compile(r"Steps: +\d+%\|[^|]*\| *(\d+)/\d+ \[(?:(\d+):)?(\d+):(\d+)<")
+    rows: list[_Row] = []
+    for line in lines:
+        for m in pattern.finditer(line):
+            step = int(m[1])
+            if step > 0 and (not rows or step > rows[-1].step):
+                t = int(m[2] or 0) * 3600 + int(m[3]) * 60 + int(m[4])
+                rows.append(_Row(step, float(t)))
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -407,6 +421,8 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "eta_detectron2_maskrcnn_balloon_300it": (_detectron2_events, "line timestamps (1 s)"),
     "eta_trl_grpo_qwen25vl_43steps": (_tqdm("", 43), "tqdm elapsed (1 s)"),
     "eta_hf_sft_qwen25_3b_hotpotqa": (_tqdm("", 1524), "tqdm elapsed (1 s)"),
+    # corpus corpus-b
+    "eta_colossalai_dreambooth_sd14_4xv100": (_colossalai_dreambooth, "tqdm elapsed (1 s)"),
 }
 
 
