@@ -75,6 +75,7 @@ FORMATS: tuple[str, ...] = (
 )
 CUSTOM_FORMAT = "custom"
 FALLBACK_PATIENCE = 16  # plain rows held back while the generic reader may still lock
+SETUP_MOVES = 3  # a bar that finished in at most this many updates may have been setup
 DATA_BAR_IT_PER_S = 1_000.0  # a bar faster than this counts items, not training steps
 UNDERSTUDY_LINES = 5_000  # lines a loss-less bar's understudy looks for a richer template
 COMPANION_MEMORY = 8  # recent steps a companion's rows are matched against
@@ -524,6 +525,9 @@ class _Bars(_Format):
         self._has_pending = False
         self._evals_done: set[tuple[str, int]] = set()
         self._data_bar = False  # the current bar moved only at data-work speed
+        self._moves = 0  # how often the current bar's count changed
+        self._instant: Progress | None = None  # a row of a bar done in no time, held
+        self._key_t0_s = 0.0  # the clock when the current bar took over
 
     def rows(self, line: str) -> list[Progress]:
         if "%|" in line:
@@ -553,6 +557,9 @@ class _Bars(_Format):
         return []
 
     def flush(self) -> list[Progress]:
+        instant, self._instant = self._instant, None
+        if instant is not None:
+            return [instant]  # a short loop's last row, nothing after it
         if not self._has_pending:
             return []
         return [self._row(self._take_pending())]
@@ -579,11 +586,13 @@ class _Bars(_Format):
             return []
         if self._EVAL.search(desc):
             return self._eval_bar(key, n, total, elapsed_s)
+        settled = self._settle(key, n, elapsed_s)
         if self._key != key:
             if self._key is not None and not self._replaceable_by(total):
-                return []
+                return settled
             self._key, self._n, self._epoch, self._step_offset = key, 0, None, 0
             self._data_bar = False
+            self._moves, self._key_t0_s, self._restarted = 0, self._t_s(), False
         if epoch_match is not None and self._kind in (None, "lightning"):
             step = self._lightning_step(int(epoch_match[1]), epoch_match[2], n, total, elapsed_s)
             if step is None:
@@ -595,11 +604,30 @@ class _Bars(_Format):
                 self._restarted = True
             step = self._step_offset + n
             self._total = None if self._restarted else total
+        self._moves += n != self._n or step != self._step
         self._step, self._n, self._elapsed_s = step, n, elapsed_s
         loss = self._postfix_loss(m["postfix"])
         if self._has_pending:
             loss = self._take_pending()
-        return [self._row(loss)]
+        if (n == total or self._restarted) and self._t_s() == self._key_t0_s:
+            # Done in no time: setup items (a dataset's map bars) if another bar follows,
+            # a whole short loop if nothing does (see `_settle`).
+            self._instant = self._row(loss)
+            return settled
+        return [*settled, self._row(loss)]
+
+    def _settle(self, key: tuple[str, int], n: int, elapsed_s: float) -> list[Progress]:
+        """The row of a bar done in no time, once the next bar shows what it was: setup
+        if another bar follows, or the same one restarts or goes on still showing no
+        time (dropped); kept if the bar goes on taking time, or nothing follows (a short
+        loop's end, at the end of the output)."""
+        instant, self._instant = self._instant, None
+        if instant is None or key != self._key or n < self._n:
+            return []
+        if n == self._n:  # the same row redrawn: still undecided
+            self._instant = instant
+            return []
+        return [instant] if elapsed_s > 0 else []
 
     def _lightning_step(
         self, epoch: int, last_epoch: str | None, n: int, total: int, elapsed_s: float
@@ -628,12 +656,19 @@ class _Bars(_Format):
         return loss
 
     def _replaceable_by(self, total: int) -> bool:
-        """A longer bar takes over from one that has not started, or finished alone; any
-        bar from one that never moved (its updates were all data work)."""
+        """A longer bar takes over from one that has not started, or that finished as
+        setup work does; any bar from one that never moved (its updates were all data work).
+
+        Setup work finishes showing no time at all (a dataset's ``3/3 [00:00<00:00]``
+        map bars, however many), or alone in a few updates. A bar that counted many steps
+        over time was the training: the bars after it (a pipeline generating samples
+        ``50/50``) do not take its place."""
         assert self._key is not None
         unmoved = self._n == 0 and self._step_offset == 0 and self._epoch in (None, 0)
-        finished = self._n == self._key[1] and self._step_offset == 0 and self._epoch is None
-        return (total > self._key[1] and (unmoved or finished)) or (unmoved and self._data_bar)
+        done = self._n == self._key[1] and self._epoch is None
+        instant = self._t_s() == self._key_t0_s
+        setup = done and (instant or (self._step_offset == 0 and self._moves <= SETUP_MOVES))
+        return (total > self._key[1] and (unmoved or setup)) or (unmoved and self._data_bar)
 
     def _eval_bar(
         self, key: tuple[str, int], n: int, total: int, elapsed_s: float

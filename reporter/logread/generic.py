@@ -86,6 +86,10 @@ _STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?"
 _CONTEXT_EPOCH = re.compile(
     r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
 )
+# A source file's name just before a ``:`` and a line number: loggers print where they
+# were called from (ColossalAI's ``train_dreambooth.py:453 main``, DeepSpeed's
+# ``[logging.py:128:log_dist]``).
+_SOURCE_FILE = re.compile(r"\.(?:py|pyx|c|cc|cpp|cu|h|hpp|rs|go|java|js|ts):$")
 _BOX_ROW = re.compile(r"\|([^|]{1,64})\|([^|]{0,64})\|\s*$")
 # A record as Rich's logging handler prints it: a time column (blank while the second
 # is the same), a level column, then the message, wrapped onto lines indented to it.
@@ -252,6 +256,8 @@ def scan(line: str) -> tuple[str, list[Slot]]:
         start, end = m.span()
         if _in_word(text, start):
             continue  # part of a word: fc1, loss_0, bf16
+        if start and text[start - 1] == ":" and _SOURCE_FILE.search(text, 0, start):
+            continue  # a source line (``train.py:453 main``), not a counter nor a metric
         before = text[start - 1] if start else ""
         piece = text[pos:start]
         negative = before == "-" and (start < 2 or text[start - 2] in " :=[(,{\t'\"")
@@ -871,7 +877,7 @@ class Generic(Format):
         previous = self._last_step
         self._last_step = step
         loss = self._loss(slots)
-        t_s, clock = self._clock(slots, stamp, step, previous)
+        t_s, clock = self._clock(slots, stamp, step, previous, layout.step_increment)
         self._row_clock = clock
         row = Progress(step, t_s, clock, loss, False, total, self._launch, epoch_steps=epoch_steps)
         if hold and loss is None and self._expects_continuation(line):
@@ -944,6 +950,7 @@ class Generic(Format):
         stamp: int | None,
         step: int,
         previous: int | None,
+        increment: float,
     ) -> tuple[float | None, ClockKind | None]:
         if stamp is not None:
             if self._origin_us is None:
@@ -961,9 +968,13 @@ class Generic(Format):
         if best[1] == "elapsed":
             return self._elapsed_offset_s + best[2], "train"
         dt = best[2]
-        # The first printed time is only its own iteration's (nanoGPT's ``iter 0`` covers
-        # compiling and the step-0 eval, not ten iterations).
-        covered = max(step - previous, 0) if previous is not None else 1
+        # Before the first printed row, the steps from 1 to it (``[it 10/5000]`` at every
+        # tenth); a first row at step 0 is its own iteration's (nanoGPT's ``iter 0`` covers
+        # compiling and the step-0 eval, not ten iterations), as is one resumed mid-run.
+        if previous is not None:
+            covered = max(step - previous, 0)
+        else:
+            covered = step if 1 <= step <= increment else 1
         self._recent_dt_s.append(dt)
         if covered > 1:
             # A line every N steps prints one iteration's time: the other N - 1 took the

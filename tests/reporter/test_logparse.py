@@ -183,8 +183,9 @@ def test_tqdm_outer_epoch_bar_and_data_bars_do_not_count_as_steps() -> None:
     parser = LogParser()
     records = [r for line in lines for r in parser.feed(line)]
     assert parser.format == "tqdm"
+    # "Computing checksums 1/1" finished in no time: setup, not a step (it was reported,
+    # then replaced, and the run's step went back from 1 to 0).
     assert [(s, t) for s, t, _, _ in rows(records)] == [
-        (1, 0.0),  # a setup bar nobody can tell from training: reported, then replaced
         (0, 0.0),
         (50, 10.0),
         (100, 20.0),
@@ -231,6 +232,28 @@ def test_hf_trainer_takes_the_step_from_its_bar_and_the_loss_from_its_dicts() ->
     assert [a.code for a in alerts(records)] == ["nonfinite_loss"]
     assert {p.total_steps for p in progress(records)} == {30}
     assert {p.t_resolution_s for p in progress(records)} == {1.0}  # a bar's whole seconds
+
+
+def test_bars_done_in_no_time_are_setup_and_a_long_training_bar_keeps_its_place() -> None:
+    """ColossalAI's OPT benchmark maps its dataset in several ``3/3 [00:00<00:00]`` bars
+    before the training bar; its DreamBooth script draws ``50/50`` image bars after its
+    training bar. Neither kind is a step, and the training bar's total stays its own."""
+    maps = [bar("", 0, 3, "00:00", "?it/s"), bar("", 3, 3, "00:00", "424.45it/s")] * 3
+    train = [bar("", n, 30, f"00:{3 * n:02d}", "3.00s/it") for n in range(1, 21)]
+    pictures = [bar("", n, 50, "00:01", "40.00it/s") for n in (0, 25, 50)] * 2
+    got = progress(feed_all(maps + train + pictures))
+    steps = [p.step for p in got]
+    assert steps == list(range(0, 21)) and steps == sorted(set(steps))
+    assert {p.total_steps for p in got[1:]} == {30}
+    assert got[-1].t_s == 60.0
+
+
+def test_a_whole_loop_done_within_a_second_still_ends_at_its_last_step() -> None:
+    """A bar that ends showing no time is held until the next bar says whether it was
+    setup; with nothing after it, it was the run: its last step is reported at the end."""
+    lines = [bar("train", n, 30, "00:00", "50.00it/s") for n in range(0, 31, 5)]
+    got = progress(feed_all(lines))
+    assert [p.step for p in got] == [0, 5, 10, 15, 20, 25, 30]
 
 
 def test_a_trainer_dict_glued_to_a_bar_by_a_block_buffered_stdout_is_read() -> None:
