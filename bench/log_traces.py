@@ -407,6 +407,9 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "eta_detectron2_maskrcnn_balloon_300it": (_detectron2_events, "line timestamps (1 s)"),
     "eta_trl_grpo_qwen25vl_43steps": (_tqdm("", 43), "tqdm elapsed (1 s)"),
     "eta_hf_sft_qwen25_3b_hotpotqa": (_tqdm("", 1524), "tqdm elapsed (1 s)"),
+    # corpus corpus-d
+    "eta_yolox_voc_s_fire_300ep": (_yolox, "line timestamps (ms), eval included"),
+    "eta_llamafactory_nsllm_2178": (_llamafactory_jsonl, "elapsed_time (1 s)"),
 }
 
 
