@@ -334,6 +334,25 @@ def _detectron2_events(lines: Iterable[str]) -> list[_Row]:
     return [_Row(int(m[2]), stamp(m[1])) for line in lines if (m := pattern.match(line))]
 
 
+def _nnunet(lines: Iterable[str]) -> list[_Row]:
+    """nnU-Net v2's ``training_log_*.txt``: a block per epoch (``Epoch N`` ... ``Epoch time:
+    X s``, its validation inside); the row is the epoch's end, step = epochs completed. The
+    final validation after ``Training done.`` ends with ``Validation complete``."""
+    head = re.compile(r"^\S+ \S+: Epoch (\d+) *$")
+    end = re.compile(r"^(\S+ \S+): Epoch time: [\d.]+ s")
+    val = re.compile(r"^(\S+ \S+): Validation complete")
+    rows: list[_Row] = []
+    epoch = None
+    for line in lines:
+        if m := head.match(line):
+            epoch = int(m[1])
+        elif (m := end.match(line)) and epoch is not None:
+            rows.append(_Row(epoch + 1, _ISO_DOT(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _ISO_DOT(m[1]), is_eval=True))
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -410,6 +429,7 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     # corpus corpus-d
     "eta_yolox_voc_s_fire_300ep": (_yolox, "line timestamps (ms), eval included"),
     "eta_llamafactory_nsllm_2178": (_llamafactory_jsonl, "elapsed_time (1 s)"),
+    "eta_nnunet_kits23_3d_lowres_100ep": (_nnunet, "line timestamps (us), eval included"),
 }
 
 
