@@ -353,6 +353,34 @@ def _nnunet(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+def _mxnet_speedometer(lines: Iterable[str]) -> list[_Row]:
+    """MXNet ``Module.fit`` with a Speedometer: ``Epoch[e] Batch [k]  Speed: S samples/sec``
+    rows (k 0-based, every ``disp_batches``) and ``Epoch[e] Time cost=T`` per epoch, no
+    timestamps. The training clock: each row adds ``disp_batches * batch_size / S`` within
+    its epoch, and a finished epoch counts its ``Time cost``. Validation is not timed: its
+    ``Validation-accuracy`` row is a marker at the epoch's end."""
+    args = re.compile(r"batch_size=(\d+),.*disp_batches=(\d+),.*num_examples=(\d+),")
+    batch = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\tSpeed: ([\d.]+) samples/sec")
+    cost = re.compile(r"Epoch\[(\d+)\] Time cost=([\d.]+)")
+    val = re.compile(r"Epoch\[(\d+)\] Validation-accuracy=")
+    rows: list[_Row] = []
+    size = every = per_epoch = 0
+    done = within = 0.0
+    for line in lines:
+        if m := args.search(line):
+            size, every = int(m[1]), int(m[2])
+            per_epoch = -(-int(m[3]) // size)
+        elif (m := batch.search(line)) and per_epoch:
+            within += every * size / float(m[3])
+            rows.append(_Row(int(m[1]) * per_epoch + int(m[2]) + 1, done + within))
+        elif m := cost.search(line):
+            done += float(m[2])
+            within = 0.0
+        elif (m := val.search(line)) and per_epoch:
+            rows.append(_Row((int(m[1]) + 1) * per_epoch, done, is_eval=True))
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -430,6 +458,10 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "eta_yolox_voc_s_fire_300ep": (_yolox, "line timestamps (ms), eval included"),
     "eta_llamafactory_nsllm_2178": (_llamafactory_jsonl, "elapsed_time (1 s)"),
     "eta_nnunet_kits23_3d_lowres_100ep": (_nnunet, "line timestamps (us), eval included"),
+    "eta_mxnet_resnet18_catdog_10ep": (
+        _mxnet_speedometer,
+        "Speedometer rate and epoch Time cost summed (train only)",
+    ),
 }
 
 
