@@ -462,6 +462,7 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _mxnet_speedometer,
         "Speedometer rate and epoch Time cost summed (train only)",
     ),
+    "eta_gaussiansplat_truck_30k": (_tqdm("Training progress:", 30000), "tqdm elapsed (1 s)"),
 }
 
 
