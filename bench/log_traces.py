@@ -381,6 +381,28 @@ def _mxnet_speedometer(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+def _paddlevideo(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]:
+    """PaddleVideo's ``[MM/DD HH:MM:SS] epoch:[ e/E ] train step:k`` rows (k 0-based, every
+    log_interval) and ``END epoch:e train`` summaries (the epoch's last step); each epoch's
+    validation ends with ``END epoch:e val`` (no year on the stamp)."""
+    train = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] epoch:\[ *(\d+)/\d+ \] train step:(\d+) ")
+    end = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] END epoch:(\d+) +(train|val) ")
+    stamp = _stamp("%m/%d %H:%M:%S")
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        for line in lines:
+            if m := train.match(line):
+                step = (int(m[2]) - 1) * steps_per_epoch + int(m[3]) + 1
+                rows.append(_Row(step, stamp(m[1])))
+            elif m := end.match(line):
+                step = int(m[2]) * steps_per_epoch
+                rows.append(_Row(step, stamp(m[1]), is_eval=m[3] == "val"))
+        return rows
+
+    return read
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -463,6 +485,7 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         "Speedometer rate and epoch Time cost summed (train only)",
     ),
     "eta_gaussiansplat_truck_30k": (_tqdm("Training progress:", 30000), "tqdm elapsed (1 s)"),
+    "eta_paddlevideo_res18_ucf101_25ep": (_paddlevideo(149), "line timestamps (1 s), eval included"),
 }
 
 
