@@ -403,6 +403,27 @@ def _paddlevideo(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]:
     return read
 
 
+def _keras1_epochs(lines: Iterable[str]) -> list[_Row]:
+    """Keras 1.x ``verbose=2``: an ``Epoch k/N`` header, then ``NNs - loss: ...`` (whole
+    seconds, validation included) for that epoch; a new ``Epoch 1/`` starts a new launch
+    (the file appends runs: keep the last)."""
+    head = re.compile(r"^Epoch (\d+)/\d+\s*$")
+    done = re.compile(r"^(\d+)s - loss: ")
+    rows: list[_Row] = []
+    epoch = None
+    t = 0.0
+    for line in lines:
+        if m := head.match(line):
+            epoch = int(m[1])
+            if epoch == 1:
+                rows, t = [], 0.0
+        elif (m := done.match(line)) and epoch is not None:
+            t += int(m[1])
+            rows.append(_Row(epoch, t))
+            epoch = None
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -486,6 +507,7 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     ),
     "eta_gaussiansplat_truck_30k": (_tqdm("Training progress:", 30000), "tqdm elapsed (1 s)"),
     "eta_paddlevideo_res18_ucf101_25ep": (_paddlevideo(149), "line timestamps (1 s), eval included"),
+    "eta_keras1_lstm_snippets_10ep": (_keras1_epochs, "sum of integer epoch seconds, eval included"),
 }
 
 
