@@ -348,6 +348,96 @@ def _colossalai_dreambooth(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+def _nnunet(lines: Iterable[str]) -> list[_Row]:
+    """nnU-Net v2's ``training_log_*.txt``: a block per epoch (``Epoch N`` ... ``Epoch time:
+    X s``, its validation inside); the row is the epoch's end, step = epochs completed. The
+    final validation after ``Training done.`` ends with ``Validation complete``."""
+    head = re.compile(r"^\S+ \S+: Epoch (\d+) *$")
+    end = re.compile(r"^(\S+ \S+): Epoch time: [\d.]+ s")
+    val = re.compile(r"^(\S+ \S+): Validation complete")
+    rows: list[_Row] = []
+    epoch = None
+    for line in lines:
+        if m := head.match(line):
+            epoch = int(m[1])
+        elif (m := end.match(line)) and epoch is not None:
+            rows.append(_Row(epoch + 1, _ISO_DOT(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _ISO_DOT(m[1]), is_eval=True))
+    return rows
+
+
+def _mxnet_speedometer(lines: Iterable[str]) -> list[_Row]:
+    """MXNet ``Module.fit`` with a Speedometer: ``Epoch[e] Batch [k]  Speed: S samples/sec``
+    rows (k 0-based, every ``disp_batches``) and ``Epoch[e] Time cost=T`` per epoch, no
+    timestamps. The training clock: each row adds ``disp_batches * batch_size / S`` within
+    its epoch, and a finished epoch counts its ``Time cost``. Validation is not timed: its
+    ``Validation-accuracy`` row is a marker at the epoch's end."""
+    args = re.compile(r"batch_size=(\d+),.*disp_batches=(\d+),.*num_examples=(\d+),")
+    batch = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\tSpeed: ([\d.]+) samples/sec")
+    cost = re.compile(r"Epoch\[(\d+)\] Time cost=([\d.]+)")
+    val = re.compile(r"Epoch\[(\d+)\] Validation-accuracy=")
+    rows: list[_Row] = []
+    size = every = per_epoch = 0
+    done = within = 0.0
+    for line in lines:
+        if m := args.search(line):
+            size, every = int(m[1]), int(m[2])
+            per_epoch = -(-int(m[3]) // size)
+        elif (m := batch.search(line)) and per_epoch:
+            within += every * size / float(m[3])
+            rows.append(_Row(int(m[1]) * per_epoch + int(m[2]) + 1, done + within))
+        elif m := cost.search(line):
+            done += float(m[2])
+            within = 0.0
+        elif (m := val.search(line)) and per_epoch:
+            rows.append(_Row((int(m[1]) + 1) * per_epoch, done, is_eval=True))
+    return rows
+
+
+def _paddlevideo(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]:
+    """PaddleVideo's ``[MM/DD HH:MM:SS] epoch:[ e/E ] train step:k`` rows (k 0-based, every
+    log_interval) and ``END epoch:e train`` summaries (the epoch's last step); each epoch's
+    validation ends with ``END epoch:e val`` (no year on the stamp)."""
+    train = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] epoch:\[ *(\d+)/\d+ \] train step:(\d+) ")
+    end = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] END epoch:(\d+) +(train|val) ")
+    stamp = _stamp("%m/%d %H:%M:%S")
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        for line in lines:
+            if m := train.match(line):
+                step = (int(m[2]) - 1) * steps_per_epoch + int(m[3]) + 1
+                rows.append(_Row(step, stamp(m[1])))
+            elif m := end.match(line):
+                step = int(m[2]) * steps_per_epoch
+                rows.append(_Row(step, stamp(m[1]), is_eval=m[3] == "val"))
+        return rows
+
+    return read
+
+
+def _keras1_epochs(lines: Iterable[str]) -> list[_Row]:
+    """Keras 1.x ``verbose=2``: an ``Epoch k/N`` header, then ``NNs - loss: ...`` (whole
+    seconds, validation included) for that epoch; a new ``Epoch 1/`` starts a new launch
+    (the file appends runs: keep the last)."""
+    head = re.compile(r"^Epoch (\d+)/\d+\s*$")
+    done = re.compile(r"^(\d+)s - loss: ")
+    rows: list[_Row] = []
+    epoch = None
+    t = 0.0
+    for line in lines:
+        if m := head.match(line):
+            epoch = int(m[1])
+            if epoch == 1:
+                rows, t = [], 0.0
+        elif (m := done.match(line)) and epoch is not None:
+            t += int(m[1])
+            rows.append(_Row(epoch, t))
+            epoch = None
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -423,6 +513,23 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "eta_hf_sft_qwen25_3b_hotpotqa": (_tqdm("", 1524), "tqdm elapsed (1 s)"),
     # corpus corpus-b
     "eta_colossalai_dreambooth_sd14_4xv100": (_colossalai_dreambooth, "tqdm elapsed (1 s)"),
+    # corpus corpus-d
+    "eta_yolox_voc_s_fire_300ep": (_yolox, "line timestamps (ms), eval included"),
+    "eta_llamafactory_nsllm_2178": (_llamafactory_jsonl, "elapsed_time (1 s)"),
+    "eta_nnunet_kits23_3d_lowres_100ep": (_nnunet, "line timestamps (us), eval included"),
+    "eta_mxnet_resnet18_catdog_10ep": (
+        _mxnet_speedometer,
+        "Speedometer rate and epoch Time cost summed (train only)",
+    ),
+    "eta_gaussiansplat_truck_30k": (_tqdm("Training progress:", 30000), "tqdm elapsed (1 s)"),
+    "eta_paddlevideo_res18_ucf101_25ep": (
+        _paddlevideo(149),
+        "line timestamps (1 s), eval included",
+    ),
+    "eta_keras1_lstm_snippets_10ep": (
+        _keras1_epochs,
+        "sum of integer epoch seconds, eval included",
+    ),
 }
 
 
