@@ -709,7 +709,7 @@ class _Bars(_Format):
         return self._t_offset_s + self._elapsed_s
 
     def _postfix_loss(self, postfix: str) -> float | None:
-        values = dict(self._POSTFIX.findall(postfix))
+        values = {name.lower(): value for name, value in self._POSTFIX.findall(postfix)}
         for name in ("loss", "train_loss", "train_loss_step"):
             if name in values:
                 return _number(values[name])

@@ -82,7 +82,9 @@ _WHOLE_STEP = re.compile(
     r"|per[_ ](?:step|iter|iteration|batch)|^elapsed|^wall"
 )
 _MS_KEY = re.compile(r"\bms\b|_ms\b|\(ms\)|\bmsec")
-_STAMP = re.compile(r"\d{2,4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?")
+# A date and time; the year may be left out (``[12/25 14:22:40]``, MMEngine's and
+# PaddleVideo's stamps).
+_STAMP = re.compile(r"(?:\d{2,4}[-/])?\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,6})?")
 _CONTEXT_EPOCH = re.compile(
     r"\s{0,8}(?i:epoch)\s{0,4}[:=]?\s{0,4}\[?(\d{1,6})(?:\s{0,4}/\s{0,4}(\d{1,6}))?\]?\s*$"
 )

@@ -256,6 +256,36 @@ def test_a_whole_loop_done_within_a_second_still_ends_at_its_last_step() -> None
     assert [p.step for p in got] == [0, 5, 10, 15, 20, 25, 30]
 
 
+def test_a_capitalised_loss_in_a_bars_postfix_is_read() -> None:
+    """3D Gaussian Splatting's ``Training progress: … [00:03<21:08, 23.65it/s, Loss=0.25]``."""
+    lines = [
+        bar("Training progress", n, 30000, f"00:{n // 10:02d}", "23.65it/s").replace(
+            "]", f", Loss={0.25 - n / 1e4:.7f}]"
+        )
+        for n in range(10, 60, 10)
+    ]
+    got = progress(feed_all(lines))
+    assert [p.loss for p in got] == pytest.approx([0.249, 0.248, 0.247, 0.246, 0.245])
+
+
+def test_a_year_less_stamp_is_a_time_never_a_counter() -> None:
+    """PaddleVideo's ``[12/25 14:22:40] epoch:[  1/25 ] train step:0 …``, printed every
+    100 steps of an epoch whose length it never states: the minute must not become the
+    step (it rolled over at 15:00 into a "second launch"); the epochs count the run."""
+    lines = []
+    for epoch in range(1, 5):
+        for inner, second in ((0, 0), (100, 40)):
+            minute = 22 + 3 * epoch
+            lines.append(
+                f"[12/25 14:{minute:02d}:{second:02d}] epoch:[{epoch:>3}/25 ] train step:{inner:<4}"
+                f" loss: {4.9 - epoch / 10:.5f} lr: 0.010000 top1: 0.01562 batch_cost: 1.9 sec,"
+            )
+    got = [p for p in progress(feed_all(lines)) if not p.is_eval]
+    assert [p.step for p in got] == [1, 2, 3, 4]
+    assert {p.total_steps for p in got} == {25} and {p.launch for p in got} == {0}
+    assert [p.t_s for p in got] == [0.0, 180.0, 360.0, 540.0]
+
+
 def test_a_trainer_dict_glued_to_a_bar_by_a_block_buffered_stdout_is_read() -> None:
     """Under nohup, stdout (the dicts) is flushed in blocks while stderr (the bar) is not:
     a dict can land right after a bar on the same line, and its loss still counts."""
