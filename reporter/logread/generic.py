@@ -509,6 +509,10 @@ class Generic(Format):
                 stamp = self._stamp(line)
             rows = self._read(slots, stamp, line)
             if rows and self._eval is not None:
+                if self._eval.t_s is None and self._eval.clock == "train":
+                    # The training clock's next row holds the eval: the loop timed it with
+                    # the iteration it came before (nanoGPT's ``iter 250 … time 32924ms``).
+                    self._eval = replace(self._eval, t_s=rows[0].t_s)
                 out.append(self._eval)
                 self._eval = None
             elif not rows and self._pending is None:
@@ -522,15 +526,14 @@ class Generic(Format):
         evaluation at the last step, timed by its last such line, the end of the eval. Its
         row waits for the next training line, so an eval of many lines makes one row.
 
-        Only on a wall clock: a training clock (per-iteration times) leaves evals out.
-        Without any clock (live, timed by arrival) the row's time is where it arrives."""
+        On a training clock (per-iteration times) the eval ends where the next row does:
+        the loop's timer ran through it. Without any clock (live, timed by arrival) the
+        row's time is where it arrives."""
         if (
             self._last_step is None
             or _EVAL_PREFIX.search(line, 0, SCAN_CHARS) is None
             or _NOT_AN_EVAL.search(line, 0, SCAN_CHARS) is not None
         ):
-            return
-        if self._row_clock == "train":
             return
         if stamp is None and self._row_clock == "wall":
             stamp = self._stamp(line)
@@ -543,8 +546,10 @@ class Generic(Format):
                 return  # a stamped log's line without a stamp: no time for the eval
             t_s: float | None = (stamp - self._origin_us) / US
         else:
-            t_s = None
-        loss = self._loss(numbers)
+            t_s = None  # a training clock's: set by the next row
+        # The eval's own loss where the line names one (``train loss 2.1, val loss 2.2``).
+        named = [s for s in numbers if _EVAL_WORD.search(s.key) and "loss" in s.key]
+        loss = named[0].value if named else self._loss(numbers)
         self._eval = Progress(self._last_step, t_s, self._row_clock, loss, True, None, self._launch)
 
     def _stamp(self, line: str) -> int | None:

@@ -1000,18 +1000,24 @@ def test_an_eval_result_on_the_training_template_at_the_same_step() -> None:
     assert [r[0] for r in got if not r[3]] == list(range(1, 11))
 
 
-def test_no_eval_rows_where_the_clock_is_the_training_loops_own() -> None:
-    """nanoGPT's clock sums per-iteration times, which leave the eval out: its ``val
-    loss`` lines have no time of their own, so they make no eval rows (the slow iteration
-    after the eval carries it)."""
+def test_on_a_training_clock_an_eval_ends_with_the_iteration_that_timed_it() -> None:
+    """nanoGPT's clock sums per-iteration times; its ``step 50: … val loss`` line has no
+    time of its own, and the loop times the eval with iteration 50 (``time 9000ms``): the
+    eval row is the last step's, timed where iteration 30's row is, so the interval that
+    holds the eval is known as one."""
     lines = []
-    for it in range(0, 60, 10):
-        if it and it % 30 == 0:
+    for it in range(0, 110, 10):
+        if it and it % 50 == 0:
             lines.append(f"step {it}: train loss 2.1000, val loss 2.2000")
-        lines.append(f"iter {it}: loss {3 - it / 100:.4f}, time 600.00ms, mfu 30.00%")
+        ms = 9000.0 if it in (50, 100) else 600.0
+        lines.append(f"iter {it}: loss {3 - it / 100:.4f}, time {ms:.2f}ms, mfu 30.00%")
     got = progress(feed_all(lines))
-    assert [r.step for r in got if r.is_eval] == []
-    assert [r.step for r in got] == [0, 10, 20, 30, 40, 50]
+    train = {r.step: r.t_s for r in got if not r.is_eval}
+    assert list(train) == list(range(0, 110, 10))
+    assert [(r.step, r.t_s, r.loss) for r in got if r.is_eval] == [
+        (40, train[50], pytest.approx(2.2)),
+        (90, train[100], pytest.approx(2.2)),
+    ]
 
 
 def test_a_warning_that_names_validation_is_no_eval() -> None:
