@@ -132,8 +132,34 @@ def _interval(a: StepPoint, b: StepPoint, pauses: Sequence[Pause]) -> _Interval:
     )
 
 
+RESUME_JUMP_STEPS = 100  # a first row further than this from the one before may be a resume
+RESUME_JUMP_FACTOR = 10.0  # … if it covers this many times the steps the next rows do
+RESUME_ROWS = 7  # the first rows that decide it (a trimmed history keeps them)
+
+
+def skip_resume_jump(ordered: Sequence[StepPoint]) -> Sequence[StepPoint]:
+    """The rows without a resumed run's first one, where the run jumped over the steps an
+    earlier run did (a Trainer's bar drawn at 0, then at 1627 five seconds later): that
+    jump is no throughput. ``ordered`` is by time. It is a jump where the first interval
+    covers over `RESUME_JUMP_STEPS` steps and over `RESUME_JUMP_FACTOR` times the median
+    of the next ones; with no next interval yet, a jump from step 0 over that many steps
+    is taken for one until the rows after it say otherwise."""
+    if len(ordered) < 2:
+        return ordered
+    first = ordered[1].step - ordered[0].step
+    if first <= RESUME_JUMP_STEPS:
+        return ordered
+    after = [
+        b.step - a.step
+        for a, b in zip(ordered[1 : RESUME_ROWS - 1], ordered[2:RESUME_ROWS], strict=False)
+    ]
+    if not after:
+        return ordered[1:] if ordered[0].step == 0 else ordered
+    return ordered[1:] if first > RESUME_JUMP_FACTOR * statistics.median(after) else ordered
+
+
 def _intervals(points: Sequence[StepPoint], pauses: Sequence[Pause]) -> list[_Interval]:
-    ordered = sorted(points, key=_by_time)
+    ordered = skip_resume_jump(sorted(points, key=_by_time))
     by_start = sorted(pauses, key=lambda p: p.start_s)
     first_open = 0  # pauses before this one ended before the current interval began
     out: list[_Interval] = []

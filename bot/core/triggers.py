@@ -25,6 +25,7 @@ from bot.core.estimate import (
     Pause,
     StepPoint,
     calibrate_throughput,
+    skip_resume_jump,
 )
 from bot.core.fmt import fmt_duration
 from bot.core.movement import Z_CLEAR, Z_MOVED, Movement, judge_movement, min_block
@@ -335,9 +336,10 @@ class _PauseIndex:
 
 
 def _steps_until(history: RunHistory, now: float) -> list[StepPoint]:
-    return sorted(
+    ordered = sorted(
         (p for p in history.steps if p.t_s <= now), key=operator.attrgetter("t_s", "step")
     )
+    return list(skip_resume_jump(ordered))
 
 
 def _intervals(points: Sequence[StepPoint], index: _PauseIndex) -> list[_Interval]:

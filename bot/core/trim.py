@@ -9,8 +9,8 @@ and add the events that arrive between checks. What each rule reads, and so what
 - steps: everything until the probe is done (it calibrates from the first row). Then the
   last ``TAIL_ROWS`` rows at or before ``now`` and every row after it (the diagnosis's
   recent gaps read 201 rows, the hang threshold 21, the check window starts at ``now``);
-  the first row (early checkpoint, first step time); and, for every pause edge and kept
-  log mark, the row before it and the row at it (a pause known only by its end is
+  the first ``RESUME_ROWS`` rows (early checkpoint, first step time, a resume's jump);
+  and, for every pause edge and kept log mark, the row before it and the row at it (a pause known only by its end is
   measured from the row before it; the early checkpoint and an OOM's step are the row
   at a time).
 - losses (the watched metric): all after ``now``; before it, the first and last
@@ -39,6 +39,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from bot.core.diagnose import RECENT_S
+from bot.core.estimate import RESUME_ROWS
 from bot.core.run_history import GpuReading, HostReading, LossPoint, RunHistory, WorkPoint
 from bot.core.triggers import CheckMemory, TriggerSettings
 
@@ -63,7 +64,7 @@ def trim_history(
     logs = [m for m in history.logs if m.t >= now - max(settings.log_latch_s, RECENT_S)]
     kept_rows = set(range(tail_from, len(points)))
     if points:
-        kept_rows.add(0)
+        kept_rows.update(range(min(RESUME_ROWS, len(points))))  # a resume's jump is told there
         edges = [p.start_s for p in history.pauses] + [p.end_s for p in history.pauses]
         for t in [*edges, *(m.t for m in logs)]:
             for i in (bisect_left(times, t) - 1, bisect_right(times, t) - 1):

@@ -20,6 +20,7 @@ from bot.core.estimate import (
     live_eta,
     project_run,
     scale_scenarios,
+    skip_resume_jump,
 )
 
 
@@ -154,6 +155,19 @@ def test_resumed_run_does_not_learn_from_the_jump_back() -> None:
     cal = calibrate_throughput(points)
     assert cal.step_time_s == pytest.approx(1.0)
     assert math.isfinite(cal.clean_steps)
+
+
+def test_a_resumed_runs_jump_over_the_earlier_runs_steps_is_no_throughput() -> None:
+    """A Trainer resumed at step 1627 draws its bar at 0, then at 1627 five seconds later,
+    then goes on at 4.5 s a step: the jump is the earlier run's steps, not 325 step/s."""
+    points = [StepPoint(0, 0.0), StepPoint(1627, 5.0)]
+    points += [StepPoint(1628 + i, 9.5 + 4.5 * i) for i in range(40)]
+    cal = calibrate_throughput(points)
+    assert cal.step_time_s == pytest.approx(4.5)
+    assert skip_resume_jump(points[:2]) == points[1:2]  # undecided: no rate from the jump
+    # A log that prints every 100 steps from step 0 has no jump to skip.
+    every_100 = [StepPoint(100 * i, 30.0 * i) for i in range(10)]
+    assert skip_resume_jump(every_100) == every_100
 
 
 def test_stall_after_an_eval_marker_is_a_stall_not_eval_time() -> None:

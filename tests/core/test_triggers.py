@@ -395,6 +395,15 @@ def test_early_checkpoint_is_the_first_eval_when_sooner() -> None:
     assert early_checkpoint_step(history(steps, target_steps=2000), SETTINGS, 1000.0) == 200
 
 
+def test_a_resumed_runs_jump_sets_no_expected_pace_and_raises_no_slowdown() -> None:
+    """The bar at 0, then at 1627 five seconds later (the earlier run's steps), then 4.5 s
+    a step for two hours: healthy, not 1% of a 325 step/s pace."""
+    points = [StepPoint(0, 0.0), StepPoint(1627, 5.0)]
+    points += [StepPoint(1628 + i, 9.5 + 4.5 * i) for i in range(1600)]
+    results = run_checks(history(points, target_steps=3252), 2 * 3600.0)
+    assert fired(results, "throughput") == []
+
+
 def test_a_resumed_run_counts_its_early_checkpoint_from_its_first_step() -> None:
     steps = [StepPoint(481 + k, 10.0 + k) for k in range(2000)]
     # 10% of the 9,519 steps left from 481 to 10,000: step 481 + 952.
