@@ -10,9 +10,9 @@ and add the events that arrive between checks. What each rule reads, and so what
   last ``TAIL_ROWS`` rows at or before ``now`` and every row after it (the diagnosis's
   recent gaps read 201 rows, the hang threshold 21, the check window starts at ``now``);
   the first ``RESUME_ROWS`` rows (early checkpoint, first step time, a resume's jump);
-  and, for every pause edge and kept log mark, the row before it and the row at it (a pause known only by its end is
-  measured from the row before it; the early checkpoint and an OOM's step are the row
-  at a time).
+  and, for every pause edge and kept log mark, the row before it and the row at it (a
+  pause known only by its end is measured from the row before it; the early checkpoint
+  and an OOM's step are the row at a time).
 - losses (the watched metric): all after ``now``; before it, the first and last
   ``loss_points`` finite values by step (the no-movement test's blocks; the block the
   metric last moved to lives in the memory, ``MetricWatch.ref``), the latest by time and
