@@ -134,7 +134,7 @@ class CheckpointResult:
     elapsed_s: float | None = None  # the log's clock at the checkpoint's last row
     sigma: float | None = None  # the run's own relative uncertainty (band_sigma)
     row: int | None = None  # the band table row this checkpoint reads
-    no_data: bool = False  # no row at or before the checkpoint: nothing to estimate from
+    no_data: bool = False  # under two rows at or before the checkpoint: nothing to estimate from
     progressed: bool = False  # >= MIN_PROGRESS_STEPS over >= MIN_PROGRESS_S logged
     scheduled: bool = False  # the run's step time moves by design
 
@@ -319,7 +319,7 @@ def evaluate_checkpoint(
         recent_median_s=baseline_recent_median(log, trace.target_step),
         framework_s=baseline_framework(trace, upto_step),
         recent_step_s=recent_step_s(log),
-        no_data=not log.points,
+        no_data=len({p.step for p in log.points}) < 2,  # one row: no rate to learn yet
         progressed=progressed(log),
         scheduled=trace.scheduled,
     )
@@ -610,7 +610,7 @@ def drift_violations(results: Sequence[CheckpointResult]) -> tuple[int, list[Dri
 def summarise(results: Sequence[CheckpointResult]) -> Summary:
     """All figures and the verdict from the per-trace, per-checkpoint results.
 
-    A checkpoint before a trace's first row is left out: there was nothing to estimate.
+    A checkpoint with fewer than two rows before it is left out: nothing to estimate from.
     """
     results = [r for r in results if not r.no_data]
     labels = _labels(results)
