@@ -397,10 +397,11 @@ def _mxnet_speedometer(lines: Iterable[str]) -> list[_Row]:
 
 def _paddlevideo(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]:
     """PaddleVideo's ``[MM/DD HH:MM:SS] epoch:[ e/E ] train step:k`` rows (k 0-based, every
-    log_interval) and ``END epoch:e train`` summaries (the epoch's last step); each epoch's
-    validation ends with ``END epoch:e val`` (no year on the stamp)."""
+    log_interval); each epoch's validation ends with ``END epoch:e val`` (no year on the
+    stamp), an eval after the last logged step (the run's length is its last logged step,
+    as for every derived trace)."""
     train = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] epoch:\[ *(\d+)/\d+ \] train step:(\d+) ")
-    end = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] END epoch:(\d+) +(train|val) ")
+    end = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] END epoch:(\d+) +val ")
     stamp = _stamp("%m/%d %H:%M:%S")
 
     def read(lines: Iterable[str]) -> list[_Row]:
@@ -409,9 +410,8 @@ def _paddlevideo(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]:
             if m := train.match(line):
                 step = (int(m[2]) - 1) * steps_per_epoch + int(m[3]) + 1
                 rows.append(_Row(step, stamp(m[1])))
-            elif m := end.match(line):
-                step = int(m[2]) * steps_per_epoch
-                rows.append(_Row(step, stamp(m[1]), is_eval=m[3] == "val"))
+            elif (m := end.match(line)) and rows:
+                rows.append(_Row(rows[-1].step, stamp(m[1]), is_eval=True))
         return rows
 
     return read

@@ -441,11 +441,12 @@ def load_log_trace(log_path: Path) -> Trace | str:
                 f"reporter.logparse's steps disagree with the ground truth ({agree} of "
                 f"{len(truth)} true steps, {len(parsed)} parsed): not a trace to judge by"
             )
+    pauses, eval_steps = eval_pauses(evals, t0)
     log = StepLog(
         points=tuple(StepPoint(r.step, (r.t_s or 0.0) - t0) for r in train),
         losses=tuple(r.loss for r in train),
-        pauses=tuple(Pause("eval", (r.t_s or 0.0) - t0, (r.t_s or 0.0) - t0) for r in evals),
-        eval_steps=tuple(r.step for r in evals),
+        pauses=pauses,
+        eval_steps=eval_steps,
     )
     label = Label(
         "healthy",
@@ -494,6 +495,23 @@ def load_log_trace(log_path: Path) -> Trace | str:
         label=LABELS.get(name, label),
         steps_per_epoch=max(set(per_epoch), key=per_epoch.count) if per_epoch else None,
     )
+
+
+def eval_pauses(evals: list[Progress], t0: float) -> tuple[tuple[Pause, ...], tuple[int, ...]]:
+    """The eval rows as pauses: from a start row (an eval bar drawn) to the end row after
+    it, else known by its end only; and each one's step."""
+    pauses: list[Pause] = []
+    steps: list[int] = []
+    start: float | None = None
+    for r in evals:
+        t = (r.t_s or 0.0) - t0
+        if r.eval_start:
+            start = t
+            continue
+        pauses.append(Pause("eval", t if start is None else start, t))
+        steps.append(r.step)
+        start = None
+    return tuple(pauses), tuple(steps)
 
 
 def last_launch(rows: list[Progress], meta: dict[str, Any]) -> list[Progress]:

@@ -527,6 +527,9 @@ class _Bars(_Format):
         self._data_bar = False  # the current bar moved only at data-work speed
         self._moves = 0  # how often the current bar's count changed
         self._instant: Progress | None = None  # a row of a bar done in no time, held
+        self._side_open: set[tuple[str, int]] = set()  # eval bars drawn, not yet done
+        self._side_end: Progress | None = None  # an eval bar's end, awaiting its dict
+        self._side_unclaimed = 0  # eval ends sent whose Trainer dict may still come
         self._key_t0_s = 0.0  # the clock when the current bar took over
 
     def rows(self, line: str) -> list[Progress]:
@@ -560,6 +563,8 @@ class _Bars(_Format):
         instant, self._instant = self._instant, None
         if instant is not None:
             return [instant]  # a short loop's last row, nothing after it
+        if self._side_end is not None:
+            return self._take_side_end()
         if not self._has_pending:
             return []
         return [self._row(self._take_pending())]
@@ -589,6 +594,10 @@ class _Bars(_Format):
         settled = self._settle(key, n, elapsed_s)
         if self._key != key:
             if self._key is not None and not self._replaceable_by(total):
+                if self._n < self._key[1] and self._step > 0:
+                    # Another bar while training is under way (the Trainer's eval bar
+                    # has no description): an evaluation.
+                    return settled + self._eval_bar(key, n, total, elapsed_s)
                 return settled
             self._key, self._n, self._epoch, self._step_offset = key, 0, None, 0
             self._data_bar = False
@@ -614,7 +623,16 @@ class _Bars(_Format):
             # a whole short loop if nothing does (see `_settle`).
             self._instant = self._row(loss)
             return settled
-        return [*settled, self._row(loss)]
+        return [*settled, *self._take_side_end(), self._row(loss)]
+
+    def _take_side_end(self) -> list[Progress]:
+        """An eval bar's end held for its Trainer dict, sent once training goes on; the
+        dict, if it comes later (a block-buffered stdout), is then not a second eval."""
+        end, self._side_end = self._side_end, None
+        if end is None:
+            return []
+        self._side_unclaimed += 1
+        return [end]
 
     def _settle(self, key: tuple[str, int], n: int, elapsed_s: float) -> list[Progress]:
         """The row of a bar done in no time, once the next bar shows what it was: setup
@@ -673,14 +691,27 @@ class _Bars(_Format):
     def _eval_bar(
         self, key: tuple[str, int], n: int, total: int, elapsed_s: float
     ) -> list[Progress]:
+        """An eval bar: a row where it is first drawn (the eval began: a long first eval
+        is not a hang) and one where it completes (the Trainer's, held for its dict's
+        loss; see `_trainer_dict`)."""
+        if self._key is None:
+            return []
+        t_s = self._t_s() + elapsed_s
+        row = Progress(self._step, t_s, "wall", None, True, self._total, t_resolution_s=1.0)
         if n < total:
             self._evals_done.discard(key)
-            return []
-        if key in self._evals_done or self._key is None or self.name == "hf":
+            if key in self._side_open:
+                return []
+            self._side_open.add(key)
+            return [replace(row, eval_start=True)]
+        if key in self._evals_done:
             return []
         self._evals_done.add(key)
-        t_s = self._t_s() + elapsed_s
-        return [Progress(self._step, t_s, "wall", None, True, self._total, t_resolution_s=1.0)]
+        self._side_open.discard(key)
+        if self.name == "hf" or self._kind is None:
+            self._side_end = row
+            return []
+        return [row]
 
     def _trainer_dict(self, line: str) -> list[Progress]:
         if self._key is None:
@@ -695,8 +726,16 @@ class _Bars(_Format):
             earlier = [self._row(self._take_pending())] if self._has_pending else []
             self._pending_loss, self._has_pending = _number(items["loss"]), True
             return earlier
-        runtime_s = _number(items.get("eval_runtime")) or 0.0
         loss = _number(items["eval_loss"])
+        runtime_s = _number(items.get("eval_runtime")) or 0.0
+        if self._side_end is not None:  # its eval bar's end, waiting for this loss
+            end, self._side_end = self._side_end, None
+            # The dict's runtime is finer than the bar's whole seconds.
+            t_s = max(end.t_s or 0.0, self._t_s() + runtime_s)
+            return [replace(end, loss=loss, t_s=t_s)]
+        if self._side_unclaimed:  # a late dict of an eval already sent at its bar's end
+            self._side_unclaimed -= 1
+            return []
         t_s = self._t_s() + runtime_s
         return [Progress(self._step, t_s, "wall", loss, True, self._total, t_resolution_s=1.0)]
 

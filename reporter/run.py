@@ -264,6 +264,7 @@ class Runner:
         self._metric = LineMetric(options.watch_metric) if options.watch_metric else None
         self._log_clock = LogClock()
         self._last_step_at: float | None = None
+        self._eval_open = False  # an eval's start was sent, its end not yet
         self._last_sent_step: int | None = None
         self._held: tuple[Progress, float] | None = None  # a step row waiting for its loss
         self._last_shape: dict[str, str] = {}  # per stream: the last line's, if a redraw
@@ -639,9 +640,15 @@ class Runner:
         t = self._place(record, arrived_at)
         if record.is_eval:
             self._release_held()
-            # The row is printed when evaluation ends; it began after the last step.
-            probe.mark("eval", "start", t=self._last_step_at if self._last_step_at else t)
+            if record.eval_start:  # its bar was drawn: the bot knows an eval is on
+                probe.mark("eval", "start", t=t)
+                self._eval_open = True
+                return
+            if not self._eval_open:
+                # The row is printed when evaluation ends; it began after the last step.
+                probe.mark("eval", "start", t=self._last_step_at if self._last_step_at else t)
             probe.mark("eval", "end", t=t)
+            self._eval_open = False
             return
         self._hold(record, t)
 

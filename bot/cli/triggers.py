@@ -132,6 +132,13 @@ def replay_log(
         next_row = max(next_row, upto)
         n_evals = bisect_right(eval_times, now)
         pauses: list[Pause] = [p for p, _ in evals[:n_evals]]
+        # An eval whose start the log shows (its bar drawn) is open until it ends, as the
+        # service holds a start mark without its end.
+        pauses += [
+            Pause(p.kind, p.start_s, math.inf)
+            for p, _ in evals[n_evals:]
+            if p.start_s < p.end_s and p.start_s <= now
+        ]
         history = RunHistory(
             steps=points,
             losses=losses,

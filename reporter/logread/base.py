@@ -40,6 +40,9 @@ class Progress:
     #: Optimizer steps per epoch, where the row's counter is epoch-relative and the log
     #: prints its per-epoch total (``Epoch [3][120/500]``).
     epoch_steps: int | None = None
+    #: An eval row that marks where an evaluation began (its bar first drawn); the row
+    #: that ends it follows. Other eval rows mark an eval's end only.
+    eval_start: bool = False
 
 
 @dataclass(frozen=True)

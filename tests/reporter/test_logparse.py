@@ -152,10 +152,12 @@ def test_tqdm_bars_per_epoch_with_an_eval_bar() -> None:
         (0, 0.0, None, False),
         (1, 1.0, 2.31, False),
         (2, 2.0, 2.10, False),
-        (2, 3.0, None, True),
+        (2, 2.0, None, True),  # the eval bar drawn: an eval began
+        (2, 3.0, None, True),  # and ended
         (4, 5.0, 1.90, False),
         (5, 6.0, 1.80, False),
     ]
+    assert [p.eval_start for p in progress(records) if p.is_eval] == [True, False]
     assert [p.total_steps for p in progress(records)][:3] == [4, 4, 4]
     assert progress(records)[-1].total_steps is None  # the bar restarted: it shows one epoch
 
@@ -218,17 +220,19 @@ def test_hf_trainer_takes_the_step_from_its_bar_and_the_loss_from_its_dicts() ->
         records += parser.feed(line)
     assert parser.format == "hf"
     got = rows(records)
-    assert got[:5] == [
+    assert got[:6] == [
         (0, 0.0, None, False),
         (9, 6.0, None, False),
         (10, 7.0, None, False),
         (10, 7.0, 2.3456, False),
-        (10, 7.5, 2.1, True),
+        (10, 7.0, None, True),  # the eval bar drawn: the eval began
+        (10, 7.5, 2.1, True),  # its end, with the dict's loss and runtime
     ]
-    assert got[5] == (11, 8.0, None, False)
-    step, t_s, loss, is_eval = got[6]
+    assert [p.eval_start for p in progress(records) if p.is_eval] == [True, False]
+    assert got[6] == (11, 8.0, None, False)
+    step, t_s, loss, is_eval = got[7]
     assert (step, t_s, is_eval) == (11, 8.0, False) and loss is not None and math.isnan(loss)
-    assert got[7:] == [(30, 22.0, None, False)]
+    assert got[8:] == [(30, 22.0, None, False)]
     assert [a.code for a in alerts(records)] == ["nonfinite_loss"]
     assert {p.total_steps for p in progress(records)} == {30}
     assert {p.t_resolution_s for p in progress(records)} == {1.0}  # a bar's whole seconds
@@ -239,11 +243,11 @@ def test_bars_done_in_no_time_are_setup_and_a_long_training_bar_keeps_its_place(
     before the training bar; its DreamBooth script draws ``50/50`` image bars after its
     training bar. Neither kind is a step, and the training bar's total stays its own."""
     maps = [bar("", 0, 3, "00:00", "?it/s"), bar("", 3, 3, "00:00", "424.45it/s")] * 3
-    train = [bar("", n, 30, f"00:{3 * n:02d}", "3.00s/it") for n in range(1, 21)]
+    train = [bar("", n, 30, f"00:{2 * n:02d}", "2.00s/it") for n in range(1, 31)]
     pictures = [bar("", n, 50, "00:01", "40.00it/s") for n in (0, 25, 50)] * 2
     got = progress(feed_all(maps + train + pictures))
     steps = [p.step for p in got]
-    assert steps == list(range(0, 21)) and steps == sorted(set(steps))
+    assert steps == list(range(0, 31)) and steps == sorted(set(steps))
     assert {p.total_steps for p in got[1:]} == {30}
     assert got[-1].t_s == 60.0
 
@@ -301,6 +305,27 @@ def test_a_trainer_dict_glued_to_a_bar_by_a_block_buffered_stdout_is_read() -> N
     assert [loss for _, _, loss, _ in got if loss is not None] == [19.4406, 3.017]
 
 
+def test_a_trainer_eval_whose_dict_comes_late_is_one_eval_from_its_bar() -> None:
+    """A block-buffered stdout holds the eval's dict back until after later steps (here
+    glued to step 13's bar); the eval bar itself (stderr) showed when the eval ran: one
+    eval, begun and ended at step 10, and the late dict is not a second one."""
+    lines = [
+        bar("", 0, 30, "00:00", "?it/s"),
+        bar("", 10, 30, "00:10", "1.00it/s"),
+        "{'loss': 2.3456, 'grad_norm': 1.2, 'learning_rate': 4e-05, 'epoch': 0.33}",
+        bar("", 10, 30, "00:10", "1.00it/s"),
+        bar("", 0, 2948, "00:00", "?it/s"),
+        bar("", 1474, 2948, "05:30", "4.47it/s"),
+        bar("", 2948, 2948, "11:00", "4.47it/s"),
+        bar("", 11, 30, "11:11", "1.00it/s"),
+        bar("", 13, 30, "11:13", "1.00it/s")
+        + "{'eval_loss': 2.1, 'eval_runtime': 660.0, 'eval_samples_per_second': 8.0}",
+        bar("", 14, 30, "11:14", "1.00it/s"),
+    ]
+    got = [(p.step, p.t_s, p.eval_start) for p in progress(feed_all(lines)) if p.is_eval]
+    assert got == [(10, 10.0, True), (10, 670.0, False)]
+
+
 def test_lightning_step_is_epoch_times_batches_plus_position() -> None:
     post = ", v_num=0, train_loss=0.700"
     lines = [
@@ -323,7 +348,8 @@ def test_lightning_step_is_epoch_times_batches_plus_position() -> None:
         (0, 0.0, None, False),
         (2, 1.0, 0.9, False),
         (4, 2.0, 0.7, False),
-        (4, 3.0, None, True),
+        (4, 2.0, None, True),  # validation began
+        (4, 3.0, None, True),  # and ended
         (6, 4.0, 0.5, False),
     ]
     assert {p.total_steps for p in progress(records)} == {None}

@@ -138,6 +138,22 @@ for epoch in (1, 2):
 """
 
 
+# A training bar with a Trainer-style evaluation bar inside it (no description, drawn
+# below the training bar while it stands): 1 s of eval after step 10.
+NESTED_EVAL_CHILD = """
+import time
+from tqdm import tqdm
+bar = tqdm(total=30)
+for step in range(1, 31):
+    time.sleep(0.03)
+    bar.update(1)
+    if step == 10:
+        for _ in tqdm(range(20), leave=False):
+            time.sleep(0.05)
+bar.close()
+"""
+
+
 def script(tmp_path: Path, name: str, source: str) -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(source))
@@ -264,6 +280,18 @@ async def test_evaluations_in_a_stamped_log_reach_the_bot_as_timed_phases(
     starts, ends = phases[::2], phases[1::2]
     lengths_s = [end["t"] - start["t"] for start, end in zip(starts, ends, strict=True)]
     assert all(0.9 <= length_s < 3.0 for length_s in lengths_s), lengths_s
+
+
+async def test_an_eval_bar_tells_the_bot_when_the_eval_began(bot: Bot, tmp_path: Path) -> None:
+    """The eval's start goes out when its bar is first drawn, not when it ends: a long
+    first eval is an eval in progress to the bot, never a hang."""
+    child = script(tmp_path, "train.py", NESTED_EVAL_CHILD)
+    env = reporter_env(bot.url, tmp_path)
+    result = await run_to_end(probecast("run", "--", sys.executable, str(child)), env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    phases = [e for e in bot.events("phase") if e["phase"] == "eval"]
+    assert [e["edge"] for e in phases] == ["start", "end"]
+    assert 0.7 <= phases[1]["t"] - phases[0]["t"] < 3.0
 
 
 async def test_a_real_tqdm_loop_calibrates_from_arrival_times(bot: Bot, tmp_path: Path) -> None:
