@@ -708,7 +708,7 @@ class _Bars(_Format):
             return []
         self._evals_done.add(key)
         self._side_open.discard(key)
-        if self.name == "hf" or self._kind is None:
+        if self.name == "hf":
             self._side_end = row
             return []
         return [row]
