@@ -15,6 +15,8 @@ skipped).
   schedule   step time grows by design; a step log carries no samples/tokens per step,
              so a throughput alert is expected ("flagged", neither hit nor false alarm)
   loss flat  the loss did not move by the early checkpoint: no_progress is expected
+  own NaN    the log's own loss goes non-finite: a nonfinite_loss alert from then on is
+             expected ("flagged"), and its reminders are inside trouble
   slowdown   (derived logs) the run's own pace drops below 70% for good at one
              change-point: a throughput alert after it is expected, and its reminders
              are inside trouble; the injected faults still run on it
@@ -213,6 +215,7 @@ def score(
     broken_at_s: float | None = None,
     slowdown_evidence_s: float | None = None,
     probe_done_at_s: float | None = None,
+    own_nonfinite_at_s: float | None = None,
 ) -> Result:
     """Detections, misses and false alarms of one replay against its label.
 
@@ -232,6 +235,12 @@ def score(
         where = f"{a.trigger}@{fmt_duration(a.t)}"
         if broken_trigger is not None and a.trigger == broken_trigger:
             hits.append(a)
+        elif (
+            a.trigger == "nonfinite_loss"
+            and own_nonfinite_at_s is not None
+            and a.t >= own_nonfinite_at_s
+        ):
+            flagged.append(where)  # the log's own loss went non-finite there
         elif a.trigger == "no_progress":
             if label.loss_drops is False:
                 flagged.append(where)
@@ -264,6 +273,8 @@ def score(
         trouble.append((slowdown_at_s, math.inf))
     if broken_at_s is not None:
         trouble.append((broken_at_s, math.inf))
+    if own_nonfinite_at_s is not None:
+        trouble.append((own_nonfinite_at_s, math.inf))
     caught_trigger = "hung" if stall is not None else broken_trigger or "throughput"
     flapping, repeats_outside, reminders = _lifecycle(replay.alerts, trouble, label, caught_trigger)
     result = replace(
@@ -694,6 +705,13 @@ def run_case(
         n = settings.throughput_checks
         if len(later) >= n:
             evidence_s = max(later[n - 1], slowdown_at_s + n * check_interval_s)
+    # The run's own loss went non-finite (a real NaN in the log): its alert is what
+    # happened, not a false one (injected cases keep the trace's own losses).
+    own_nan = [
+        p.t_s
+        for p, loss in zip(log.points, log.losses, strict=True)
+        if loss is not None and not math.isfinite(loss)
+    ]
     return score(
         trace.name,
         case,
@@ -707,6 +725,7 @@ def run_case(
         broken_at_s=known_at,
         slowdown_evidence_s=evidence_s,
         probe_done_at_s=probe_done_at[0] if probe_done_at else None,
+        own_nonfinite_at_s=min(own_nan) if own_nan else None,
     )
 
 
