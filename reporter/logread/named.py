@@ -47,6 +47,11 @@ class Keras(Format):
         r"(?:- )?(?:ETA: \S{1,12}|(\d{1,7})(m?s) \S{1,16}/step|\S{1,12} \S{1,16}/step)(.{0,2000})"
     )
     _LOSS = re.compile(r"(?<![\w])(val_)?loss: (" + NUM + ")")
+    # ``verbose=2``: one line per epoch, no bar (``313/313 - 45s - loss: …``; Keras 1.x:
+    # ``83s - loss: …``, the batches not printed: the epochs count the steps).
+    _SUMMARY = re.compile(
+        r"\s{0,12}(?:(\d{1,9})/(\d{1,9}) - )?(\d{1,7})(m?s)(?: \S{1,16}/step)? - (.{0,2000})"
+    )
 
     def __init__(self) -> None:
         self._epoch: int | None = None
@@ -65,6 +70,10 @@ class Keras(Format):
                     self._clock_s, self._last_step = 0.0, -1
                 self._epoch, self._epochs = epoch, int(m[2])
             return []
+        if self._epoch is not None and "s - " in line[:40] and "loss: " in line:
+            summary = self._SUMMARY.match(line)
+            if summary is not None:
+                return self._epoch_summary(summary)
         if "/" not in line[:24]:
             return []
         m = self._BAR.match(line.lstrip("\x08"))
@@ -83,6 +92,23 @@ class Keras(Format):
             t_s = self._clock_s
         out = [Progress(step, t_s, "train", losses.get(False), False, total, self._launch)]
         if True in losses and t_s is not None:
+            out.append(Progress(step, t_s, "train", losses[True], True, total, self._launch))
+        return out
+
+    def _epoch_summary(self, m: re.Match[str]) -> list[Progress]:
+        """An epoch's one line (``verbose=2``): its end, timed by the seconds it took."""
+        assert self._epoch is not None
+        batches = int(m[2]) if m[2] else 1
+        step = self._epoch * batches
+        if step <= self._last_step:
+            return []
+        self._last_step = step
+        self._clock_s += float(m[3]) / (1000 if m[4] == "ms" else 1)
+        total = None if self._epochs is None else self._epochs * batches
+        losses = {bool(v): number(x) for v, x in self._LOSS.findall(m[5])}
+        t_s = self._clock_s
+        out = [Progress(step, t_s, "train", losses.get(False), False, total, self._launch)]
+        if True in losses:
             out.append(Progress(step, t_s, "train", losses[True], True, total, self._launch))
         return out
 

@@ -1053,3 +1053,25 @@ def test_a_warning_that_names_validation_is_no_eval() -> None:
     lines += ["2020-10-17 12:00:05,000 - py.warnings - WARNING - val_loss 0.5 is deprecated"]
     lines += [stamp.format(6) + row.format(50)]
     assert [p for p in progress(feed_all(lines)) if p.is_eval] == []
+
+
+@pytest.mark.parametrize(
+    ("line", "batches"),
+    [
+        ("{s}s - loss: {loss:.4f} - acc: 0.18 - val_loss: 2.47 - val_acc: 0.31", 1),  # Keras 1
+        ("313/313 - {s}s - loss: {loss:.4f} - accuracy: 0.8 - val_loss: 0.5", 313),  # Keras 2
+    ],
+)
+def test_keras_verbose_2_prints_one_line_per_epoch(line: str, batches: int) -> None:
+    """``model.fit(verbose=2)``: ``Epoch 3/10`` then the epoch's one summary line; Keras 1
+    leaves the batches out, so the epochs count the steps."""
+    lines = ["Train on 8000 samples, validate on 2000 samples"]
+    for epoch in range(1, 4):
+        lines += [f"Epoch {epoch}/10", line.format(s=80 + epoch, loss=2.6 - epoch / 10)]
+    got = progress(feed_all(lines))
+    train = [p for p in got if not p.is_eval]
+    assert [p.step for p in train] == [batches, 2 * batches, 3 * batches]
+    assert [p.t_s for p in train] == [81.0, 163.0, 246.0]
+    assert {p.total_steps for p in train} == {10 * batches}
+    assert train[0].loss == pytest.approx(2.5)
+    assert [p.step for p in got if p.is_eval] == [batches, 2 * batches, 3 * batches]
