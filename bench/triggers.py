@@ -394,6 +394,7 @@ class Trace:
     eval_every: int | None
     label: Label
     steps_per_epoch: int | None = None  # where the log prints it (Epoch [e][i/N])
+    origin_s: float | None = None  # the log clock's start, before the first row
 
 
 def load_trace(csv_path: Path) -> Trace:
@@ -505,6 +506,9 @@ def load_log_trace(log_path: Path) -> Trace | str:
         eval_every=None,
         label=LABELS.get(name, label),
         steps_per_epoch=max(set(per_epoch), key=per_epoch.count) if per_epoch else None,
+        # A clock that reads above 0 at the first row started before it (an elapsed-time
+        # clock, a trainer's first iteration time): the run began there.
+        origin_s=-t0 if t0 > 0 else None,
     )
 
 
@@ -693,6 +697,7 @@ def run_case(
         steps_per_epoch=trace.steps_per_epoch,
         settings=settings,
         on_check=on_check,
+        origin_s=trace.origin_s,
     )
     known_at = None
     if broken is not None:  # the first check that could know it

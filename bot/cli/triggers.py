@@ -92,6 +92,7 @@ def replay_log(
     on_check: Callable[[float, RunHistory, CheckMemory], None] | None = None,
     policy: AlertPolicy | None = None,
     trim: bool = True,
+    origin_s: float | None = None,
 ) -> Replay:
     """Check every ``check_interval_s`` of log time until the last row; plan alerts.
 
@@ -99,6 +100,9 @@ def replay_log(
     ``on_check`` sees each check's history and the memory it produced (for benches).
     ``trim``: between checks keep only what later checks read, as the service does;
     ``False`` hands ``on_check`` each check's whole history (the trim test compares).
+    ``origin_s``: where the run began on the log's clock, if before its first row (a
+    training clock at 0 when training started), as the service has the reporter's first
+    event before any step.
     """
     settings = settings or TriggerSettings()
     policy = policy or AlertPolicy(first_reminder_s=settings.repeat_s)
@@ -111,7 +115,7 @@ def replay_log(
     starts = row_times[:1] + eval_times[:1]
     if not starts:
         return Replay((), 0, 0.0)
-    first_s = min(starts)
+    first_s = min(starts) if origin_s is None else min(origin_s, *starts)
     end_s = max(row_times[-1:] + eval_times[-1:])
     memory = CheckMemory()
     active: dict[TriggerName, AlertState] = {}

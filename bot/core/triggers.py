@@ -701,6 +701,10 @@ def _hung_threshold(
     quiet_s = now - max(candidates)
     longest = max((d for _, d in snap.measured), default=0.0)
     typical = _typical_gap_s(snap, now, memory.warmup_end_s)
+    if len(points) == 1 and history.first_event_at is not None:
+        # One row: until a second shows the gap between rows, the time the first took
+        # stands for it (a log that writes every 5 steps of 6 minutes is 33 minutes apart).
+        typical = max(typical, points[0].t_s - history.first_event_at)
     recurring = recurring_gap_s(memory)
     if len(points) >= 2:
         last = points[-1]

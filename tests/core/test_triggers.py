@@ -404,6 +404,17 @@ def test_a_resumed_runs_jump_sets_no_expected_pace_and_raises_no_slowdown() -> N
     assert fired(results, "throughput") == []
 
 
+def test_with_one_row_the_time_it_took_stands_for_the_gap_to_the_next() -> None:
+    """A log that writes every 5 steps of 6.6 minutes: its first row comes 33 minutes in,
+    its second 33 minutes later. Until that second row the first one's time is the gap
+    to expect: no hang 45 minutes after it, one within 3× its time. (Before any row,
+    the first-time allowance holds: 30 minutes for setup, compile and first steps.)"""
+    one_row = [StepPoint(5, 33 * 60.0)]
+    results = run_checks(history(one_row, target_steps=2178), 4 * 3600.0)
+    after_row = [t for t in fired(results, "hung") if t > 33 * 60]
+    assert after_row and 33 * 60 + SETTINGS.hung_factor * 33 * 60 < after_row[0] <= 3 * 3600
+
+
 def test_a_resumed_run_counts_its_early_checkpoint_from_its_first_step() -> None:
     steps = [StepPoint(481 + k, 10.0 + k) for k in range(2000)]
     # 10% of the 9,519 steps left from 481 to 10,000: step 481 + 952.
