@@ -258,7 +258,7 @@ def scan(line: str) -> tuple[str, list[Slot]]:
         start, end = m.span()
         if _in_word(text, start):
             continue  # part of a word: fc1, loss_0, bf16
-        if start and text[start - 1] == ":" and _SOURCE_FILE.search(text, 0, start):
+        if start and text[start - 1] == ":" and _SOURCE_FILE.search(text, max(0, start - 6), start):
             continue  # a source line (``train.py:453 main``), not a counter nor a metric
         before = text[start - 1] if start else ""
         piece = text[pos:start]
