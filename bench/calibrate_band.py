@@ -5,8 +5,10 @@ traces derived from ../shared/logs and bench/devlogs, any ``--extra`` directory)
 replayed at the probe, 10%, 25% and 50%; each checkpoint's score is its log-error on the
 remaining time in units of its own sigma (`bot.core.band.band_score`). A row's quantile
 is the ⌈(n+1)·coverage⌉-th smallest of its n runs' scores; the eval prior is the median
-measured eval share. The product reads only the generated module: nothing at run time
-needs ../shared.
+measured eval share. How much wider the band is above than below (``high_side``) is the
+one of `HIGH_SIDES` whose leave-one-run-out intervals are narrowest (median over every
+checkpoint): coverage holds for any of them, only the width depends on the choice. The
+product reads only the generated module: nothing at run time needs ../shared.
 
     python bench/calibrate_band.py [--coverage 0.9] [--no-logs] [--no-devlogs] [--check]
 
@@ -16,6 +18,7 @@ needs ../shared.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -29,6 +32,52 @@ except ImportError:  # pragma: no cover
     from bench import eta_accuracy as acc
 
 TARGET = Path(__file__).resolve().parents[1] / "bot" / "core" / "eta_band.py"
+HIGH_SIDES = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
+
+
+def loo_widths(
+    results: list[acc.CheckpointResult],
+    scores: acc.Scores,
+    shares: dict[str, float],
+    high_side: float,
+    coverage: float,
+) -> list[float]:
+    """Each checkpoint's interval width over its run's real time, the interval from a
+    table made without that run (its bias applied to the remaining time, as the
+    estimator does)."""
+    tables = {
+        name: acc.band_without(scores, shares, name, coverage=coverage, high_side=high_side)
+        for name in {r.trace for r in results}
+    }
+    widths = []
+    for r in results:
+        row = acc.checkpoint_row(r.checkpoint)
+        if row is None or r.base_s is None or r.elapsed_s is None or not r.sigma:
+            continue
+        table = tables[r.trace]
+        remaining = (r.base_s - r.elapsed_s) * math.exp(table.bias[row])
+        spread = table.quantiles[row] * r.sigma
+        if remaining <= 0 or not math.isfinite(spread):
+            continue
+        above = math.exp(min(high_side * spread, 50.0))
+        widths.append(remaining * (above - math.exp(-spread)) / r.actual_s)
+    return widths
+
+
+def choose_high_side(
+    results: list[acc.CheckpointResult],
+    scores: acc.Scores,
+    shares: dict[str, float],
+    coverage: float,
+) -> float:
+    """The `HIGH_SIDES` value with the narrowest median leave-one-run-out interval."""
+    medians = {
+        h: statistics.median(loo_widths(results, scores, shares, h, coverage) or [math.inf])
+        for h in HIGH_SIDES
+    }
+    for h, width in medians.items():
+        print(f"high side {h:g}: median width {width:.2%}", file=sys.stderr)
+    return min(HIGH_SIDES, key=lambda h: medians[h])
 
 
 def render_module(table: BandTable, n_traces: int) -> str:
@@ -48,7 +97,7 @@ BAND = BandTable(
     runs=({", ".join(str(n) for n in runs)}{"," if len(runs) == 1 else ""}),
     coverage={coverage!r},
     eval_prior_share={table.eval_prior_share:.4g},
-    high_side={BAND.high_side!r},
+    high_side={table.high_side!r},
     bias=({", ".join(f"{b:.4g}" for b in table.bias)}{"," if len(table.bias) == 1 else ""}),
 )
 '''
@@ -73,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     share = statistics.median(shares.values()) if shares else BAND.eval_prior_share
     plain = acc.band_without({}, shares, None)
     results = [r for t in traces for r in acc.evaluate_trace(t, band=plain)]
-    table = acc.band_without(acc.scores_by_row(results), shares, None, coverage=args.coverage)
+    scores = acc.scores_by_row(results)
+    high_side = choose_high_side(results, scores, shares, args.coverage)
+    table = acc.band_without(
+        scores, shares, None, coverage=args.coverage, high_side=high_side
+    )
     for row, label in enumerate(acc.CHECKPOINT_LABELS):
         print(
             f"row {row} ({label}): {table.runs[row]} runs, bias {table.bias[row]:+.4f}, "

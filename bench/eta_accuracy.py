@@ -433,11 +433,13 @@ def band_without(
     *,
     coverage: float = COVERAGE_TARGET,
     rows: int | None = None,
+    high_side: float | None = None,
 ) -> BandTable:
     """The band table calibrated on every run but ``left_out``: per row, the median
     log-error (the bias the base ETA corrects), then the conformal quantile of the
-    scores left after that correction."""
+    scores left after that correction (``high_side``: the shipped table's unless given)."""
     n_rows = rows if rows is not None else len(BAND.quantiles)
+    high = BAND.high_side if high_side is None else high_side
     quantiles, runs, biases = [], [], []
     for row in range(n_rows):
         others = [v for name, v in scores.get(row, {}).items() if name != left_out]
@@ -449,7 +451,7 @@ def band_without(
         corrected = [
             score
             for e, sigma in others
-            if (score := core_band_score(math.exp(e - bias), 1.0, sigma, BAND.high_side))
+            if (score := core_band_score(math.exp(e - bias), 1.0, sigma, high))
             is not None
         ]
         quantiles.append(conformal_quantile(corrected, coverage))
@@ -462,7 +464,7 @@ def band_without(
         runs=tuple(runs),
         coverage=coverage,
         eval_prior_share=statistics.median(kept) if kept else BAND.eval_prior_share,
-        high_side=BAND.high_side,
+        high_side=high,
         bias=tuple(biases) if scores else (),
     )
 

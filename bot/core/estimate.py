@@ -277,7 +277,10 @@ def calibrate_throughput(
         clean, stalls = _split_stalls(intervals[n_warm:], settings, tick_s)
         if _rate_s(clean) <= 0:
             clean, stalls = list(intervals[n_warm:]) or list(intervals), []
-        evals_in_rate = True
+        # Only a pause counted in the rate pays for itself: with one training interval
+        # and no pause yet (a log every 50 of 45,000 steps, at step 100), the evals are
+        # still ahead, unmeasured, and the prior must stand for them.
+        evals_in_rate = any(iv.pause_kind is not None for iv in clean)
 
     step_time_s, drift, rel_error = _current_step_time(clean, settings, tick_s)
     reference_s = step_time_s or 0.0
@@ -652,9 +655,6 @@ class BandSettings:
     accuracy target at the probe (#21). With 1%, a clean run's measured noise made its
     sigma so small that one late event (a stall of hours, a designed slowdown) scored 20+
     and set the quantile that every other run's band is multiplied by."""
-    horizon: float = 0.01
-    """Uncertainty per e-fold of extrapolation (steps left over steps seen): a pace
-    measured over 1% of a run says less about the rest than one measured over half."""
 
 
 def band_sigma(
@@ -662,12 +662,15 @@ def band_sigma(
     eta: LiveEta,
     *,
     prior_eval_s: float,
-    current_step: int,
-    target_steps: int,
     settings: BandSettings | None = None,
     pace_scatter: float | None = None,
 ) -> float:
     """The run's own relative uncertainty on its remaining time (a log scale).
+
+    No term grows with the steps still to extrapolate: one did (1% per e-fold of steps
+    left over steps seen) while a run with one logged interval counted its evals as
+    paid; with the unmeasured evals in sigma it only widened every probe (median width
+    36.5% -> 29.4% without it, coverage 90% both, leave-one-run-out).
 
     With an earlier attempt's pace profile (``pace_scatter`` given), the drift is what
     the profile foresees: its own scatter stands in for it (the floor stays).
@@ -676,16 +679,12 @@ def band_sigma(
     elapsed_s = eta.eta_total_s - eta.remaining_s
     stall_rate = calibration.stall_s_total / elapsed_s if elapsed_s > 0 else 0.0
     unmeasured = prior_eval_s / eta.remaining_s if eta.remaining_s > 0 else 0.0
-    first = calibration.first_step.step if calibration.first_step else 0
-    seen = max(1, current_step - first)
-    horizon = cfg.horizon * math.log1p(max(0, target_steps - current_step) / seen)
     return math.sqrt(
         cfg.floor**2
         + (calibration.step_time_drift if pace_scatter is None else pace_scatter) ** 2
         + calibration.rate_rel_error**2
         + stall_rate**2
         + unmeasured**2
-        + horizon**2
     )
 
 
@@ -706,8 +705,6 @@ def eta_interval(
         calibration,
         eta,
         prior_eval_s=prior_eval_s,
-        current_step=current_step,
-        target_steps=target_steps,
         settings=settings,
         pace_scatter=pace_scatter,
     )

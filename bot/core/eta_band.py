@@ -9,10 +9,10 @@ from bot.core.band import BandTable
 
 BAND = BandTable(
     row_starts=(0.09, 0.225, 0.45),
-    quantiles=(2.452, 2.144, 2.677, 1.227),
+    quantiles=(3.054, 2.714, 3.618, 1.609),
     runs=(52, 60, 62, 62),
     coverage=0.9,
     eval_prior_share=0.1424,
-    high_side=2.0,
-    bias=(0.02727, 0.01114, 0.003773, 0.00382),
+    high_side=1.25,
+    bias=(0.02637, 0.01114, 0.003773, 0.00382),
 )
