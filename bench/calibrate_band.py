@@ -124,9 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [r for t in traces for r in acc.evaluate_trace(t, band=plain)]
     scores = acc.scores_by_row(results)
     high_side = choose_high_side(results, scores, shares, args.coverage)
-    table = acc.band_without(
-        scores, shares, None, coverage=args.coverage, high_side=high_side
-    )
+    table = acc.band_without(scores, shares, None, coverage=args.coverage, high_side=high_side)
     for row, label in enumerate(acc.CHECKPOINT_LABELS):
         print(
             f"row {row} ({label}): {table.runs[row]} runs, bias {table.bias[row]:+.4f}, "

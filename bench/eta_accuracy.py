@@ -451,8 +451,7 @@ def band_without(
         corrected = [
             score
             for e, sigma in others
-            if (score := core_band_score(math.exp(e - bias), 1.0, sigma, high))
-            is not None
+            if (score := core_band_score(math.exp(e - bias), 1.0, sigma, high)) is not None
         ]
         quantiles.append(conformal_quantile(corrected, coverage))
         runs.append(len(others))

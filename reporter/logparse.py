@@ -528,9 +528,12 @@ class _Bars(_Format):
         self._moves = 0  # how often the current bar's count changed
         self._instant: Progress | None = None  # a row of a bar done in no time, held
         self._side_open: set[tuple[str, int]] = set()  # eval bars drawn, not yet done
+        self._side_step = 0  # the step the open eval bars began at
         self._side_end: Progress | None = None  # an eval bar's end, awaiting its dict
         self._side_unclaimed = 0  # eval ends sent whose Trainer dict may still come
         self._key_t0_s = 0.0  # the clock when the current bar took over
+        self._validates = False  # a Lightning sanity check was drawn: a validation loop
+        self._per_epoch: int | None = None  # Lightning's optimizer steps per epoch
 
     def rows(self, line: str) -> list[Progress]:
         if "%|" in line:
@@ -575,6 +578,9 @@ class _Bars(_Format):
             return []  # bytes, examples, tokens: data work, not steps
         desc = m["desc"].strip().rstrip(":").strip()
         if self._SKIP.search(desc):
+            # Lightning's sanity check runs a few validation batches before training
+            # when there is a validation loop; by default it then runs every epoch.
+            self._validates = self._validates or desc.startswith("Sanity Checking")
             return []
         n, total = int(m["n"]), int(m["total"])
         elapsed_s = _interval_s(m["elapsed"])
@@ -623,7 +629,17 @@ class _Bars(_Format):
             # a whole short loop if nothing does (see `_settle`).
             self._instant = self._row(loss)
             return settled
-        return [*settled, *self._take_side_end(), self._row(loss)]
+        return [*settled, *self._take_side_end(), *self._close_side(), self._row(loss)]
+
+    def _close_side(self) -> list[Progress]:
+        """Eval bars that never drew their last batch (Rich removes a finished validation
+        bar, its last redraw unseen) end when training goes on: else the eval stays open
+        and every step after it reads as eval time."""
+        if not self._side_open:
+            return []
+        self._side_open.clear()
+        at_step = self._side_step  # the eval's step, not the one training has reached
+        return [Progress(at_step, self._t_s(), "wall", None, True, self._total, t_resolution_s=1.0)]
 
     def _take_side_end(self) -> list[Progress]:
         """An eval bar's end held for its Trainer dict, sent once training goes on; the
@@ -652,6 +668,7 @@ class _Bars(_Format):
     ) -> int | None:
         """The global step of batch ``n`` of ``epoch``; None for a redraw that goes back."""
         per_epoch = -(-total // self._accum)
+        self._per_epoch = per_epoch
         in_epoch = n // self._accum + (1 if n == total and n % self._accum else 0)
         step = epoch * per_epoch + in_epoch
         if self._epoch is not None and (epoch < self._epoch or step < self._step):
@@ -665,8 +682,16 @@ class _Bars(_Format):
         return step
 
     def _row(self, loss: float | None) -> Progress:
+        expected = self._per_epoch if self._validates and self._epoch is not None else None
         return Progress(
-            self._step, self._t_s(), "wall", loss, False, self._total, t_resolution_s=1.0
+            self._step,
+            self._t_s(),
+            "wall",
+            loss,
+            False,
+            self._total,
+            t_resolution_s=1.0,
+            eval_every_expected=expected,
         )
 
     def _take_pending(self) -> float | None:
@@ -703,6 +728,7 @@ class _Bars(_Format):
             if key in self._side_open:
                 return []
             self._side_open.add(key)
+            self._side_step = self._step
             return [replace(row, eval_start=True)]
         if key in self._evals_done:
             return []

@@ -327,6 +327,13 @@ class Probe:
         if self._family.steps_per_epoch is None and steps_per_epoch >= 1:
             self._family = self._family.model_copy(update={"steps_per_epoch": steps_per_epoch})
 
+    def set_eval_every_expected(self, eval_every: int) -> None:
+        """The eval cadence the framework's defaults imply (`ConfigFamily.eval_every_expected`),
+        once known: sent with the registration unless a cadence was declared."""
+        declared = self.config.eval_every is not None
+        if not declared and self._family.eval_every_expected is None and eval_every >= 1:
+            self._family = self._family.model_copy(update={"eval_every_expected": eval_every})
+
     @property
     def target_steps(self) -> int | None:
         return self._target_steps

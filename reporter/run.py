@@ -41,6 +41,7 @@ import httpx
 
 from reporter.config import ConfigError, ProbeConfig
 from reporter.logparse import Alert, LogParser, Progress
+from reporter.logread.base import ANSI
 from reporter.metricwatch import LineMetric
 from reporter.probe import Probe
 from reporter.telemetry import TelemetrySampler
@@ -635,6 +636,8 @@ class Runner:
             return
         if record.epoch_steps:  # before the total: registering waits for the total
             probe.set_steps_per_epoch(record.epoch_steps)
+        if record.eval_every_expected:
+            probe.set_eval_every_expected(record.eval_every_expected)
         if record.total_steps:
             probe.set_target_steps(record.total_steps)
         t = self._place(record, arrived_at)
@@ -775,8 +778,10 @@ _SHAPE = re.compile(r"\s*(\D{0,40})")
 
 
 def _shape(line: str) -> str:
-    """What a redrawn bar keeps from one redraw to the next: the text before its numbers."""
-    m = _SHAPE.match(line)
+    """What a redrawn bar keeps from one redraw to the next: the text before its numbers,
+    colours and cursor codes left out (Rich starts every redraw with ``ESC[2K``: with its
+    digit, every Rich bar had one shape, and a sanity check's bar was thinned away)."""
+    m = _SHAPE.match(ANSI.sub("", line) if "\x1b" in line else line)
     return m[1] if m else ""
 
 

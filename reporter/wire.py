@@ -45,7 +45,13 @@ def fields_unknown_to(bot_schema_version: int) -> dict[str, Any] | None:
 # version only from the registration's answer: it leaves unset ones out (a registration
 # that does not use them reads as before), and on a 422 registers again without any.
 _REGISTRATION_SINCE_3 = ("attempt_of", "launch", "watch_metric", "metric_goal", "kill_by")
-_CONFIG_SINCE_3 = ("final_eval", "save_every", "final_save", "steps_per_epoch")
+_CONFIG_SINCE_3 = (
+    "final_eval",
+    "save_every",
+    "final_save",
+    "steps_per_epoch",
+    "eval_every_expected",
+)
 
 
 def registration_exclude(registration: RunRegistration, *, older_bot: bool) -> dict[str, Any]:
@@ -133,6 +139,10 @@ class ConfigFamily(_Model):
     # Optimizer steps per epoch: a pause may come at each epoch's end (an eval, a save, a
     # data reload), so the hung alert gives the first one time.
     steps_per_epoch: int | None = Field(default=None, ge=1, le=10**10)
+    # A cadence the framework's defaults imply, not a setting (Lightning validates after
+    # every epoch unless told otherwise; its sanity check shows a validation loop): the
+    # ETA counts those evals until real ones are seen, and drops them if one is overdue.
+    eval_every_expected: int | None = Field(default=None, ge=1, le=10**10)
 
     @model_serializer(mode="wrap")
     def _without_unset_cadence(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

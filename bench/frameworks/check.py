@@ -12,7 +12,11 @@ bot stored and showed:
   backward), none reported before it happened, the last one the run's last;
 - total: the run's total steps were found with no ``--target-steps``;
 - eta: the ETA the bot gave once 25% of the run was stored is within 10% of the real
-  finish, as a share of the time that was still left then.
+  finish (the end of training, evals included), as a share of the time then left.
+
+Five runs evaluate for a real share of their time (the Probe API with ``probe.eval()``,
+the Trainer with ``eval_steps`` and Lightning's per-epoch validation, each through its
+callback and under ``probecast run``): their ETA must count the evals still ahead.
 
 Needs the frameworks environment: ``make frameworks`` builds it (.venv-frameworks). Not
 part of ``make test``: it installs torch and runs for a few minutes.
@@ -79,6 +83,51 @@ SCENARIOS = (
         ("--epochs", "3", "--batches", "300", "--step-ms", "40", "--accum", "2", "--callback"),
         False,
     ),
+    # Evals a real share of the run (#21): the ETA at 25% must count the ones still ahead.
+    Scenario(
+        "probe-api-evals",
+        "train_probe.py",
+        ("--steps", "1200", "--step-ms", "20", "--eval-every", "200", "--eval-ms", "1500"),
+        False,
+    ),
+    Scenario(
+        "hf-callback-evals",
+        "train_hf.py",
+        (
+            *("--max-steps", "400", "--step-ms", "100", "--accum", "2", "--callback"),
+            *("--eval-steps", "100", "--eval-batches", "20", "--eval-batch-ms", "100"),
+        ),
+        False,
+        loss_every=10,
+    ),
+    Scenario(
+        "hf-trainer-evals",
+        "train_hf.py",
+        (
+            *("--max-steps", "400", "--step-ms", "100", "--accum", "2"),
+            *("--eval-steps", "100", "--eval-batches", "20", "--eval-batch-ms", "100"),
+        ),
+        True,
+        loss_every=10,
+    ),
+    Scenario(
+        "lightning-rich-val",
+        "train_lightning.py",
+        (
+            *("--epochs", "3", "--batches", "300", "--step-ms", "40", "--accum", "1"),
+            *("--val-batches", "50", "--val-batch-ms", "40"),
+        ),
+        True,
+    ),
+    Scenario(
+        "lightning-callback-val",
+        "train_lightning.py",
+        (
+            *("--epochs", "3", "--batches", "300", "--step-ms", "40", "--accum", "2"),
+            *("--val-batches", "50", "--val-batch-ms", "40", "--callback"),
+        ),
+        False,
+    ),
 )
 
 
@@ -101,11 +150,14 @@ class Outcome:
     lines: list[str]
 
 
-def truth_of(path: Path) -> list[tuple[int, float]]:
+def truth_of(path: Path) -> tuple[list[tuple[int, float]], float | None]:
+    """The real steps and their times, and when training ended (final evals included)."""
     if not path.exists():
-        return []
+        return [], None
     rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
-    return [(int(step), float(t)) for step, t in rows]
+    ends = [float(t) for key, t in rows if key == "end"]
+    steps = [(int(step), float(t)) for step, t in rows if step != "end"]
+    return steps, (ends[-1] if ends else None)
 
 
 async def watch_run(app: App, name: str, process: asyncio.subprocess.Process) -> Watch:
@@ -162,7 +214,8 @@ async def run_one(app: App, url: str, scenario: Scenario, work: Path) -> Outcome
         seen = await watcher
     wall_s = time.time() - started
     await asyncio.sleep(0.5)
-    return judge(app, scenario, code, wall_s, seen, truth_of(truth_path), log_path)
+    truth, ended = truth_of(truth_path)
+    return judge(app, scenario, code, wall_s, seen, truth, ended, log_path)
 
 
 def judge(
@@ -172,6 +225,7 @@ def judge(
     wall_s: float,
     seen: Watch,
     truth: list[tuple[int, float]],
+    ended: float | None,
     log_path: Path,
 ) -> Outcome:
     lines: list[str] = []
@@ -191,7 +245,8 @@ def judge(
     steps = [s for s, _ in stored]
     truth_steps = [s for s, _ in truth]
     truth_times = [t for _, t in truth]
-    real_last, real_finish = truth[-1]
+    real_last, last_step_at = truth[-1]
+    real_finish = ended if ended is not None else last_step_at
     probe_steps = app.service.settings.probe_steps
     lines.append(
         f"  {len(truth_steps)} real optimizer steps in {wall_s:.1f} s (process);"

@@ -8,7 +8,7 @@ import time
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
-from truth import recorder
+from truth import finish, recorder
 
 
 class _Truth(L.Callback):
@@ -22,10 +22,11 @@ class _Truth(L.Callback):
 
 
 class _Tiny(L.LightningModule):
-    def __init__(self, step_s: float) -> None:
+    def __init__(self, step_s: float, val_batch_s: float = 0.0) -> None:
         super().__init__()
         self.layer = torch.nn.Linear(32, 1)
         self.step_s = step_s
+        self.val_batch_s = val_batch_s
 
     def training_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
@@ -39,6 +40,15 @@ class _Tiny(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
+class _TinyValidated(_Tiny):
+    """With a validation loop (a module without one keeps Lightning's output as it was)."""
+
+    def validation_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        x, y = batch
+        time.sleep(self.val_batch_s)  # an eval a real share of the run
+        self.log("val_loss", torch.nn.functional.mse_loss(self.layer(x), y))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3)
@@ -47,6 +57,8 @@ def main() -> None:
     parser.add_argument("--accum", type=int, default=2)
     parser.add_argument("--tqdm", action="store_true", help="Lightning's TQDM bar, not Rich")
     parser.add_argument("--callback", action="store_true", help="add probecast's callback")
+    parser.add_argument("--val-batches", type=int, default=0, help="validate each epoch")
+    parser.add_argument("--val-batch-ms", type=float, default=40.0)
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_flush_denormal(True)  # a steady pace, as on a GPU (see train_hf.py)
@@ -67,7 +79,14 @@ def main() -> None:
         enable_checkpointing=False,
         callbacks=callbacks,
     )
-    trainer.fit(_Tiny(args.step_ms / 1000), DataLoader(data, batch_size=8))
+    if args.val_batches:
+        n = args.val_batches * 8
+        held_out = DataLoader(TensorDataset(torch.randn(n, 32), torch.randn(n, 1)), batch_size=8)
+        model = _TinyValidated(args.step_ms / 1000, args.val_batch_ms / 1000)
+        trainer.fit(model, DataLoader(data, batch_size=8), held_out)
+    else:
+        trainer.fit(_Tiny(args.step_ms / 1000), DataLoader(data, batch_size=8))
+    finish()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """What really happened, for the check to compare with what the bot stored.
 
-A training script calls ``record(global_step)`` after each optimizer step; with
-``PROBECAST_FW_TRUTH`` set, each call appends ``STEP UNIX_TIME`` to that file.
+A training script calls ``record(global_step)`` after each optimizer step and
+``finish()`` when training is over (after any eval the framework runs at the end); with
+``PROBECAST_FW_TRUTH`` set, each call appends ``STEP UNIX_TIME`` (``end UNIX_TIME``) to
+that file.
 """
 
 from __future__ import annotations
@@ -25,3 +27,11 @@ def recorder() -> Callable[[int], None]:
             out.flush()
 
     return record
+
+
+def finish() -> None:
+    """Training is over: the finish an ETA aims at, final evals included."""
+    path = os.environ.get("PROBECAST_FW_TRUTH")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(f"end {time.time():.6f}\n")

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import csv
 import math
-import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 
-from bot.core.estimate import Pause, StepPoint
+from bot.core.estimate import Pause, StepPoint, eval_cadence
 
 REQUIRED_COLUMNS = ("step", "elapsed_s")
 OPTIONAL_COLUMNS = ("loss", "is_eval")
@@ -65,17 +63,8 @@ class StepLog:
 
 
 def infer_eval_every(eval_steps: Iterable[int]) -> int | None:
-    """Median spacing between distinct eval steps, counted from step 0; ``None`` if none > 0.
-
-    Step 0 is the cadence's origin because the core places evals at multiples of
-    ``eval_every``: one eval seen at step 1000 already gives 1000, and the eval row at
-    step 0 that modded-nanogpt and nanochat log changes nothing.
-    """
-    distinct = sorted({0, *eval_steps})
-    spacings = [b - a for a, b in pairwise(distinct)]
-    if not spacings:
-        return None
-    return round(statistics.median(spacings))
+    """The cadence of a log's eval rows (`bot.core.estimate.eval_cadence`)."""
+    return eval_cadence(eval_steps)
 
 
 def load_steps_csv(path: Path) -> StepLog:

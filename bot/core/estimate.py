@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from operator import attrgetter
 from typing import Generic, Literal, NamedTuple, Protocol, TypeVar
 
@@ -298,7 +299,18 @@ def calibrate_throughput(
             if p.kind == "eval" and last.t_s < p.end_s < math.inf
         ]
     eval_every_inferred = None
-    if not eval_excess and not evals_in_rate and reference_s > 0:
+    if eval_excess and not evals_in_rate:
+        # Marked evals (a callback's phases, an eval bar, an eval row) are evals for
+        # sure: their steps give the cadence, counted from step 0 as a trainer's grid
+        # is, so one eval at step 100 already says the next comes at 200. Without it a
+        # zero-code run measured its evals and left every later one out of the ETA.
+        trailing = [
+            last.step
+            for p in pauses
+            if last is not None and p.kind == "eval" and last.t_s < p.end_s < math.inf
+        ]
+        eval_every_inferred = eval_cadence([iv.start.step for iv in evals] + trailing)
+    elif not eval_excess and not evals_in_rate and reference_s > 0:
         eval_every_inferred, periodic = _periodic_gaps(stalls, reference_s)
         if periodic:
             # The trainer said nothing, but the gaps recur every N steps: they are evals
@@ -340,6 +352,19 @@ def calibrate_throughput(
         checkpoints_seen=len(checkpoints),
         checkpoint_s_each=statistics.median(checkpoint_excess) if checkpoint_excess else None,
     )
+
+
+def eval_cadence(eval_steps: Iterable[int]) -> int | None:
+    """Median spacing between distinct eval steps, counted from step 0; ``None`` if no
+    eval came after step 0.
+
+    Step 0 is the cadence's origin because evals are projected at multiples of
+    ``eval_every``: one eval seen at step 1000 already gives 1000, and the eval row at
+    step 0 that modded-nanogpt and nanochat log changes nothing.
+    """
+    distinct = sorted({0, *eval_steps})
+    spacings = [b - a for a, b in pairwise(distinct)]
+    return round(statistics.median(spacings)) if spacings else None
 
 
 def _periodic_gaps(
@@ -751,6 +776,21 @@ class RunInputs:
     """The framework evaluates once more when training ends (detectron2, Lightning)."""
     save_every: int | None = None
     final_save: bool = False
+    eval_every_expected: int | None = None
+    """The cadence a framework's defaults imply where the run shows a validation loop
+    but not its cadence (Lightning's sanity check: validation after every epoch unless
+    told otherwise): used until evals are marked, and dropped once its first eval is
+    overdue with none seen, for a run told to validate less often."""
+
+    def eval_cadence(self, calibration: Calibration) -> int | None:
+        """Declared, else from the run's marked evals or periodic gaps, else expected."""
+        inferred = self.eval_every or calibration.eval_every_inferred
+        expected = self.eval_every_expected
+        if inferred or not expected or calibration.evals_seen:
+            return inferred
+        last = calibration.last_step
+        overdue = last is not None and last.step > expected + max(1, expected // 50)
+        return None if overdue else expected
 
 
 EvalSource = Literal["measured", "prior", "in rate", "none"]
@@ -779,8 +819,8 @@ class Estimate:
 
     @property
     def eval_every(self) -> int | None:
-        """The declared eval cadence, else the one inferred from periodic gaps."""
-        return self.inputs.eval_every or self.calibration.eval_every_inferred
+        """The cadence the ETA projects evals on (`RunInputs.eval_cadence`)."""
+        return self.inputs.eval_cadence(self.calibration)
 
     @property
     def current_step(self) -> int:
@@ -865,7 +905,7 @@ def estimate_run(
     elapsed_s = max(0.0, calibration.last_step.t_s - origin)
     setup_debug_s = inputs.setup_s + inputs.restart_s + calibration.warmup_excess_s
     rates = scale_scenarios(calibration.step_per_s, multipliers)
-    eval_every = inputs.eval_every or calibration.eval_every_inferred
+    eval_every = inputs.eval_cadence(calibration)
     eval_s_each, source = _eval_runtime(
         calibration, inputs, eval_every, table.eval_prior_share, pace
     )

@@ -142,6 +142,7 @@ class Snapshots:
                 final_eval=bool(config.final_eval),
                 save_every=config.save_every,
                 final_save=bool(config.final_save),
+                eval_every_expected=config.eval_every_expected,
             ),
             origin_s=run.first_step_at,
             pace=pace,

@@ -43,6 +43,9 @@ class Progress:
     #: An eval row that marks where an evaluation began (its bar first drawn); the row
     #: that ends it follows. Other eval rows mark an eval's end only.
     eval_start: bool = False
+    #: The eval cadence the framework's defaults imply where the output shows a
+    #: validation loop but not when it runs (Lightning's sanity check: every epoch).
+    eval_every_expected: int | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -17,6 +18,7 @@ from bot.core.estimate import (
     band_sigma,
     calibrate_throughput,
     estimate_run,
+    eval_cadence,
     live_eta,
     project_run,
     scale_scenarios,
@@ -308,6 +310,38 @@ def test_every_row_followed_by_an_eval_still_calibrates() -> None:
     est = estimate_run(cal, RunInputs(1_000, eval_every=10), origin_s=0.0, band=PLAIN)
     assert est is not None and est.eval_source == "in rate"
     assert est.eta.base.eta_total_s == pytest.approx(2_500)  # evals not counted twice
+
+
+def test_one_marked_eval_gives_the_cadence_of_the_rest() -> None:
+    # No declared cadence (a zero-code Trainer run): one eval marked after step 100 took
+    # 20 s. The evals at 200, 300 and 400 are in the ETA; a marker at step 0 is not one.
+    points = _steady(101, 0.1) + [StepPoint(100 + i, 10.0 + 20.0 + 0.1 * i) for i in range(1, 30)]
+    pauses = [Pause("eval", -1.0, -0.5), Pause("eval", 10.0, 30.0)]
+    cal = calibrate_throughput(points, pauses)
+    assert cal.eval_every_inferred == 100 and cal.eval_s_each == pytest.approx(20.0, abs=0.2)
+    est = estimate_run(cal, RunInputs(400), origin_s=0.0, band=PLAIN)
+    assert est is not None and est.eval_source == "measured"
+    training_left_s = (400 - 129) * 0.1
+    assert est.eta.base.remaining_s == pytest.approx(training_left_s + 3 * 20.0, rel=0.02)
+    assert eval_cadence([0, 0]) is None and eval_cadence([1_000, 2_000, 3_100]) == 1_000
+
+
+def test_an_expected_cadence_counts_until_marked_evals_or_an_overdue_one() -> None:
+    # Lightning showed a validation loop (its sanity check) and 300 steps per epoch.
+    inputs = RunInputs(900, eval_every_expected=300)
+    early = calibrate_throughput(_steady(100, 0.1))
+    est = estimate_run(early, inputs, origin_s=0.0, band=PLAIN)
+    assert est is not None and est.eval_every == 300 and est.eval_source == "prior"
+    # past step 300 with no eval: the run was told to validate less often
+    late = calibrate_throughput(_steady(320, 0.1))
+    assert inputs.eval_cadence(late) is None
+    # marked evals give the cadence; a declared one wins over both
+    marked = calibrate_throughput(
+        _steady(301, 0.1) + [StepPoint(300 + i, 32.0 + 0.1 * i) for i in range(1, 20)],
+        [Pause("eval", 30.0, 32.0)],
+    )
+    assert inputs.eval_cadence(marked) == 300
+    assert replace(inputs, eval_every=100).eval_cadence(late) == 100
 
 
 def test_one_logged_interval_before_any_eval_leaves_the_evals_ahead() -> None:

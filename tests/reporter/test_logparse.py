@@ -353,6 +353,27 @@ def test_lightning_step_is_epoch_times_batches_plus_position() -> None:
         (6, 4.0, 0.5, False),
     ]
     assert {p.total_steps for p in progress(records)} == {None}
+    # The sanity check showed a validation loop: by default it runs after every epoch.
+    assert {p.eval_every_expected for p in progress(records) if not p.is_eval} == {4}
+    without = [line for line in lines if not line.startswith("Sanity")]
+    records = [r for line in without for r in LogParser().feed(line)]
+    assert {p.eval_every_expected for p in progress(records)} == {None}
+
+
+def test_an_eval_bar_whose_last_batch_is_never_drawn_ends_when_training_goes_on() -> None:
+    # Rich removes a finished validation bar: its last redraw (5/5) may never be seen.
+    lines = [
+        bar("Epoch 0", 2, 4, "00:01", "2.00it/s"),
+        bar("Epoch 0", 4, 4, "00:02", "2.00it/s"),
+        bar("Validation DataLoader 0", 1, 5, "00:00", "?it/s"),
+        bar("Validation DataLoader 0", 4, 5, "00:02", "2.00it/s"),
+        bar("Epoch 1", 1, 4, "00:01", "2.00it/s"),
+        bar("Epoch 1", 3, 4, "00:02", "2.00it/s"),
+    ]
+    records = feed_all(lines)
+    evals = [(p.step, p.eval_start) for p in progress(records) if p.is_eval]
+    assert evals == [(4, True), (4, False)]  # begun, then ended before step 5
+    assert [p.step for p in progress(records) if not p.is_eval] == [2, 4, 5, 7]
 
 
 def test_custom_step_pattern_comes_before_the_built_in_formats() -> None:

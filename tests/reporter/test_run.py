@@ -22,7 +22,7 @@ from aiohttp import web
 from bot.app import App, RunningServer, build, start_server
 from bot.chat.console import ConsoleChat
 from bot.service.records import registration_of
-from reporter.run import LineSplitter, LogClock, default_run_name, exit_code_of
+from reporter.run import LineSplitter, LogClock, _shape, default_run_name, exit_code_of
 from tests.conftest import SECRET, make_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -328,6 +328,45 @@ for epoch in (1, 2):
 """
 
 
+LIGHTNING_CHILD = """
+import sys, time
+def bar(desc, n, total, post=""):
+    fill = "#" * (10 * n // total)
+    pct = 100 * n // total
+    # redrawn in place after an erase-line code, as Rich and tqdm in a terminal do
+    sys.stdout.write(f"\\x1b[2K{desc}: {pct:3d}%|{fill:<10}| {n}/{total} "
+                     f"[00:0{n % 10}<00:10, 2.00it/s{post}]\\r")
+    sys.stdout.flush()
+print("max_epochs=3", flush=True)
+bar("Sanity Checking DataLoader 0", 1, 2)
+bar("Sanity Checking DataLoader 0", 2, 2)
+for epoch in range(3):
+    for n in range(0, 21, 2):
+        bar(f"Epoch {epoch}", n, 20, f", v_num=0, train_loss={1.0 - 0.01 * n:.3f}")
+        time.sleep(0.01)
+    bar("Validation DataLoader 0", 0, 5)
+    time.sleep(0.2)
+    bar("Validation DataLoader 0", 5, 5)
+"""
+
+
+async def test_a_lightning_sanity_check_registers_validation_every_epoch(
+    bot: Bot, tmp_path: Path
+) -> None:
+    """Lightning's sanity check shows a validation loop whose cadence the output never
+    states: by default, every epoch (20 steps here), sent with the registration, so the
+    ETA counts the validations before the first is seen."""
+    child = script(tmp_path, "train.py", LIGHTNING_CHILD)
+    env = reporter_env(bot.url, tmp_path)
+    result = await run_to_end(probecast("run", "--", sys.executable, str(child)), env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    run = bot.run()
+    assert run.target_steps == 60
+    assert registration_of(run).config.eval_every_expected == 20
+    snapshot = bot.app.service.snapshot(run)
+    assert snapshot.estimate is not None and snapshot.estimate.eval_every == 20
+
+
 async def test_an_epoch_relative_log_registers_its_steps_per_epoch(
     bot: Bot, tmp_path: Path
 ) -> None:
@@ -622,3 +661,12 @@ async def test_the_vast_on_start_snippet_runs_the_command_under_the_reporter(
     assert [e["step"] for e in bot.events("step")] == list(range(1, 21))
     assert b"step:20/20" in (work / "train.log").read_bytes()
     assert (work / ".probecast").is_dir()
+
+
+def test_a_redraws_shape_leaves_out_terminal_codes() -> None:
+    # Rich starts every redraw with ESC[2K: its digit once gave every bar one shape, so
+    # the thinning of redraws dropped a sanity check's bar between two others.
+    sanity = "\x1b[2KSanity Checking \x1b[35m━━━━\x1b[0m 1/2 \x1b[2m0:00:00 • -:--:--\x1b[0m"
+    epoch = "\x1b[2KEpoch 0/1  \x1b[90m━━━━\x1b[0m 0/100 \x1b[2m0:00:00 • -:--:--\x1b[0m"
+    assert _shape(sanity) == "Sanity Checking ━━━━ "
+    assert _shape(sanity) != _shape(epoch)
