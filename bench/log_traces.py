@@ -305,6 +305,22 @@ def _llamafactory_jsonl(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+def _llamafactory_jsonl_first_launch(lines: Iterable[str]) -> list[_Row]:
+    """A ``trainer_log.jsonl`` that a resumed run appended to: its ``elapsed_time``
+    restarts (by more than an hour) where the next launch begins; the first launch is
+    read (the resumed one starts past the 10/25/50% checkpoints of its target)."""
+    clock = re.compile(r"\"elapsed_time\": \"(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)\"")
+    kept: list[str] = []
+    last = 0
+    for line in lines:
+        if m := clock.search(line):
+            t = int(m[1] or 0) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])
+            if t + 3600 < last:
+                break
+            last = t
+        kept.append(line)
+    return _llamafactory_jsonl(kept)
+
 def _step_loss_rows(lines: Iterable[str]) -> list[_Row]:
     """A plain loop's ``logging`` rows ``Step N loss: x`` and its ``Step N eval_acc`` rows."""
     train = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+) loss: ")
@@ -530,6 +546,12 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _keras1_epochs,
         "sum of integer epoch seconds, eval included",
     ),
+    # corpus corpus-e
+    "eta_llamafactory_qwen25_3b_acereason": (
+        _llamafactory_jsonl_first_launch,
+        "elapsed_time (1 s), first launch",
+    ),
+    "eta_llamafactory_agent_375": (_llamafactory_jsonl, "elapsed_time (1 s)"),
 }
 
 
