@@ -339,6 +339,12 @@ _MEGATRON = _cumulative(
     1e-3,
 )
 
+def _megatron_stamped(lines: Iterable[str]) -> list[_Row]:
+    """Megatron-LM rows stamped by the logger (``[YYYY-mm-dd HH:MM:SS.ffffff] iteration
+    N/ T |``), behind an srun rank prefix (``55:``) where the job printed one: wall clock."""
+    pattern = re.compile(r"\[(\S+ \S+)\] iteration\s+(\d+)/\s*\d+ \|")
+    return [_Row(int(m[2]), _ISO_DOT(m[1])) for line in lines if (m := pattern.search(line))]
+
 
 def _detectron2_events(lines: Iterable[str]) -> list[_Row]:
     """detectron2's console ``[MM/DD HH:MM:SS d2.utils.events]:  eta: ...  iter: N`` rows
@@ -552,6 +558,10 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         "elapsed_time (1 s), first launch",
     ),
     "eta_llamafactory_agent_375": (_llamafactory_jsonl, "elapsed_time (1 s)"),
+    **{
+        f"eta_megatron_llama1b_{run}": (_megatron_stamped, "line timestamps (us)")
+        for run in ("56gpu_cut2092", "32gpu_cut1069")
+    },
 }
 
 
