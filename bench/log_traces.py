@@ -557,7 +557,10 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _llamafactory_jsonl_first_launch,
         "elapsed_time (1 s), first launch",
     ),
-    "eta_llamafactory_agent_375": (_llamafactory_jsonl, "elapsed_time (1 s)"),
+    **{
+        f"eta_llamafactory_{run}": (_llamafactory_jsonl, "elapsed_time (1 s)")
+        for run in ("agent_375", "llama3_8b_law_750", "llama3_8b_lora_336", "chatglm_rm_336")
+    },
     **{
         f"eta_megatron_llama1b_{run}": (_megatron_stamped, "line timestamps (us)")
         for run in ("56gpu_cut2092", "32gpu_cut1069")
