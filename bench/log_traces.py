@@ -321,6 +321,29 @@ def _llamafactory_jsonl_first_launch(lines: Iterable[str]) -> list[_Row]:
         kept.append(line)
     return _llamafactory_jsonl(kept)
 
+def _swift_jsonl(lines: Iterable[str]) -> list[_Row]:
+    """ms-swift's ``logging.jsonl``: a JSON row per logging step with ``global_step/max_steps``
+    (``N/T``) and the trainer's ``elapsed_time`` (``1h 2m 3s``); rows with ``eval_loss`` are
+    evals (their elapsed is the eval's end)."""
+    clock = re.compile(r"(?:(\d+)d ?)?(?:(\d+)h ?)?(?:(\d+)m ?)?(?:(\d+)s)?")
+    rows: list[_Row] = []
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        row = json.loads(line)
+        done = row.get("global_step/max_steps")
+        m = clock.fullmatch(str(row.get("elapsed_time", "")).strip())
+        if done is None or m is None or not m[0]:
+            continue
+        t = int(m[1] or 0) * 86400 + int(m[2] or 0) * 3600 + int(m[3] or 0) * 60 + int(m[4] or 0)
+        step = int(str(done).split("/")[0])
+        if row.get("eval_loss") is not None:
+            rows.append(_Row(step, t, is_eval=True))
+        elif not rows or step > max(r.step for r in rows if not r.is_eval):
+            rows.append(_Row(step, t))
+    return rows
+
+
 def _step_loss_rows(lines: Iterable[str]) -> list[_Row]:
     """A plain loop's ``logging`` rows ``Step N loss: x`` and its ``Step N eval_acc`` rows."""
     train = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+) loss: ")
@@ -338,6 +361,7 @@ _MEGATRON = _cumulative(
     r"iteration\s+(?P<step>\d+)/\s*\d+ \|.*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
     1e-3,
 )
+
 
 def _megatron_stamped(lines: Iterable[str]) -> list[_Row]:
     """Megatron-LM rows stamped by the logger (``[YYYY-mm-dd HH:MM:SS.ffffff] iteration
@@ -559,8 +583,15 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     ),
     **{
         f"eta_llamafactory_{run}": (_llamafactory_jsonl, "elapsed_time (1 s)")
-        for run in ("agent_375", "llama3_8b_law_750", "llama3_8b_lora_336", "chatglm_rm_336")
+        for run in (
+            "agent_375",
+            "llama3_8b_law_750",
+            "llama3_8b_law_full_372",
+            "llama3_8b_lora_336",
+            "chatglm_rm_336",
+        )
     },
+    "eta_swift_qwen3_8b_lora_438": (_swift_jsonl, "elapsed_time (1 s), eval included"),
     **{
         f"eta_megatron_llama1b_{run}": (_megatron_stamped, "line timestamps (us)")
         for run in ("56gpu_cut2092", "32gpu_cut1069")
