@@ -589,6 +589,7 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
             "llama3_8b_law_full_372",
             "llama3_8b_lora_336",
             "chatglm_rm_336",
+            "360_rm_cut202",
         )
     },
     "eta_swift_qwen3_8b_lora_438": (_swift_jsonl, "elapsed_time (1 s), eval included"),
