@@ -321,6 +321,7 @@ def _llamafactory_jsonl_first_launch(lines: Iterable[str]) -> list[_Row]:
         kept.append(line)
     return _llamafactory_jsonl(kept)
 
+
 def _swift_jsonl(lines: Iterable[str]) -> list[_Row]:
     """ms-swift's ``logging.jsonl``: a JSON row per logging step with ``global_step/max_steps``
     (``N/T``) and the trainer's ``elapsed_time`` (``1h 2m 3s``); rows with ``eval_loss`` are
