@@ -305,23 +305,6 @@ def _llamafactory_jsonl(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
-def _llamafactory_jsonl_first_launch(lines: Iterable[str]) -> list[_Row]:
-    """A ``trainer_log.jsonl`` that a resumed run appended to: its ``elapsed_time``
-    restarts (by more than an hour) where the next launch begins; the first launch is
-    read (the resumed one starts past the 10/25/50% checkpoints of its target)."""
-    clock = re.compile(r"\"elapsed_time\": \"(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)\"")
-    kept: list[str] = []
-    last = 0
-    for line in lines:
-        if m := clock.search(line):
-            t = int(m[1] or 0) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])
-            if t + 3600 < last:
-                break
-            last = t
-        kept.append(line)
-    return _llamafactory_jsonl(kept)
-
-
 def _swift_jsonl(lines: Iterable[str]) -> list[_Row]:
     """ms-swift's ``logging.jsonl``: a JSON row per logging step with ``global_step/max_steps``
     (``N/T``) and the trainer's ``elapsed_time`` (``1h 2m 3s``); rows with ``eval_loss`` are
@@ -362,13 +345,6 @@ _MEGATRON = _cumulative(
     r"iteration\s+(?P<step>\d+)/\s*\d+ \|.*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
     1e-3,
 )
-
-
-def _megatron_stamped(lines: Iterable[str]) -> list[_Row]:
-    """Megatron-LM rows stamped by the logger (``[YYYY-mm-dd HH:MM:SS.ffffff] iteration
-    N/ T |``), behind an srun rank prefix (``55:``) where the job printed one: wall clock."""
-    pattern = re.compile(r"\[(\S+ \S+)\] iteration\s+(\d+)/\s*\d+ \|")
-    return [_Row(int(m[2]), _ISO_DOT(m[1])) for line in lines if (m := pattern.search(line))]
 
 
 def _detectron2_events(lines: Iterable[str]) -> list[_Row]:
@@ -578,10 +554,6 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         "sum of integer epoch seconds, eval included",
     ),
     # corpus corpus-e
-    "eta_llamafactory_qwen25_3b_acereason": (
-        _llamafactory_jsonl_first_launch,
-        "elapsed_time (1 s), first launch",
-    ),
     **{
         f"eta_llamafactory_{run}": (_llamafactory_jsonl, "elapsed_time (1 s)")
         for run in (
@@ -590,14 +562,9 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
             "llama3_8b_law_full_372",
             "llama3_8b_lora_336",
             "chatglm_rm_336",
-            "360_rm_cut202",
         )
     },
     "eta_swift_qwen3_8b_lora_438": (_swift_jsonl, "elapsed_time (1 s), eval included"),
-    **{
-        f"eta_megatron_llama1b_{run}": (_megatron_stamped, "line timestamps (us)")
-        for run in ("56gpu_cut2092", "32gpu_cut1069")
-    },
 }
 
 
