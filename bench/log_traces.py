@@ -347,6 +347,21 @@ _MEGATRON = _cumulative(
 )
 
 
+def _megatron_stamped(lines: Iterable[str]) -> list[_Row]:
+    """Megatron-LM rows stamped by its logger (``[YYYY-mm-dd HH:MM:SS.ffffff] iteration N/ T
+    |``), behind an srun rank prefix (``55:``): wall clock. A job that runs several launches
+    one after another restarts at iteration 1: the last launch is kept."""
+    pattern = re.compile(r"\[(\S+ \S+)\] iteration\s+(\d+)/\s*\d+ \|")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := pattern.search(line):
+            step = int(m[2])
+            if rows and step < rows[-1].step:
+                rows = []
+            rows.append(_Row(step, _ISO_DOT(m[1])))
+    return rows
+
+
 def _detectron2_events(lines: Iterable[str]) -> list[_Row]:
     """detectron2's console ``[MM/DD HH:MM:SS d2.utils.events]:  eta: ...  iter: N`` rows
     (no year on the stamp; ``iter`` is 0-based as printed)."""
@@ -565,6 +580,10 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         )
     },
     "eta_swift_qwen3_8b_lora_438": (_swift_jsonl, "elapsed_time (1 s), eval included"),
+    "eta_megatron_llama1b_56gpu_4x300": (
+        _megatron_stamped,
+        "line timestamps (us), last of four launches",
+    ),
 }
 
 
