@@ -362,6 +362,23 @@ def _megatron_stamped(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+def _epoch_batch_loss_rows(lines: Iterable[str]) -> list[_Row]:
+    """A plain loop's ``logging`` rows ``Epoch e - Batch loss: x``, one per batch and no batch
+    index (the step is their running count; the JSON's steps replace these); each
+    evaluation ends with its ``Epoch e - Dev BLEU`` row."""
+    train = re.compile(r"^(\S+ \S+) - INFO - Epoch \d+ - Batch loss: ")
+    val = re.compile(r"^(\S+ \S+) - INFO - Epoch \d+ - Dev BLEU")
+    rows: list[_Row] = []
+    step = 0
+    for line in lines:
+        if m := train.match(line):
+            step += 1
+            rows.append(_Row(step, _ISO_MS(m[1])))
+        elif m := val.match(line):
+            rows.append(_Row(step, _ISO_MS(m[1]), is_eval=True))
+    return rows
+
+
 def _detectron2_events(lines: Iterable[str]) -> list[_Row]:
     """detectron2's console ``[MM/DD HH:MM:SS d2.utils.events]:  eta: ...  iter: N`` rows
     (no year on the stamp; ``iter`` is 0-based as printed)."""
@@ -584,6 +601,7 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _megatron_stamped,
         "line timestamps (us), last of four launches",
     ),
+    "eta_t5_mengzi_qa_20ep": (_epoch_batch_loss_rows, "line timestamps (ms), eval included"),
 }
 
 
