@@ -305,6 +305,29 @@ def _llamafactory_jsonl(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+def _swift_jsonl(lines: Iterable[str]) -> list[_Row]:
+    """ms-swift's ``logging.jsonl``: a JSON row per logging step with ``global_step/max_steps``
+    (``N/T``) and the trainer's ``elapsed_time`` (``1h 2m 3s``); rows with ``eval_loss`` are
+    evals (their elapsed is the eval's end)."""
+    clock = re.compile(r"(?:(\d+)d ?)?(?:(\d+)h ?)?(?:(\d+)m ?)?(?:(\d+)s)?")
+    rows: list[_Row] = []
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        row = json.loads(line)
+        done = row.get("global_step/max_steps")
+        m = clock.fullmatch(str(row.get("elapsed_time", "")).strip())
+        if done is None or m is None or not m[0]:
+            continue
+        t = int(m[1] or 0) * 86400 + int(m[2] or 0) * 3600 + int(m[3] or 0) * 60 + int(m[4] or 0)
+        step = int(str(done).split("/")[0])
+        if row.get("eval_loss") is not None:
+            rows.append(_Row(step, t, is_eval=True))
+        elif not rows or step > max(r.step for r in rows if not r.is_eval):
+            rows.append(_Row(step, t))
+    return rows
+
+
 def _step_loss_rows(lines: Iterable[str]) -> list[_Row]:
     """A plain loop's ``logging`` rows ``Step N loss: x`` and its ``Step N eval_acc`` rows."""
     train = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+) loss: ")
@@ -322,6 +345,38 @@ _MEGATRON = _cumulative(
     r"iteration\s+(?P<step>\d+)/\s*\d+ \|.*elapsed time per iteration \(ms\): (?P<dt>[\d.]+)",
     1e-3,
 )
+
+
+def _megatron_stamped(lines: Iterable[str]) -> list[_Row]:
+    """Megatron-LM rows stamped by its logger (``[YYYY-mm-dd HH:MM:SS.ffffff] iteration N/ T
+    |``), behind an srun rank prefix (``55:``): wall clock. A job that runs several launches
+    one after another restarts at iteration 1: the last launch is kept."""
+    pattern = re.compile(r"\[(\S+ \S+)\] iteration\s+(\d+)/\s*\d+ \|")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := pattern.search(line):
+            step = int(m[2])
+            if rows and step < rows[-1].step:
+                rows = []
+            rows.append(_Row(step, _ISO_DOT(m[1])))
+    return rows
+
+
+def _epoch_batch_loss_rows(lines: Iterable[str]) -> list[_Row]:
+    """A plain loop's ``logging`` rows ``Epoch e - Batch loss: x``, one per batch and no batch
+    index (the step is their running count; the JSON's steps replace these); each
+    evaluation ends with its ``Epoch e - Dev BLEU`` row."""
+    train = re.compile(r"^(\S+ \S+) - INFO - Epoch \d+ - Batch loss: ")
+    val = re.compile(r"^(\S+ \S+) - INFO - Epoch \d+ - Dev BLEU")
+    rows: list[_Row] = []
+    step = 0
+    for line in lines:
+        if m := train.match(line):
+            step += 1
+            rows.append(_Row(step, _ISO_MS(m[1])))
+        elif m := val.match(line):
+            rows.append(_Row(step, _ISO_MS(m[1]), is_eval=True))
+    return rows
 
 
 def _detectron2_events(lines: Iterable[str]) -> list[_Row]:
@@ -530,6 +585,23 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _keras1_epochs,
         "sum of integer epoch seconds, eval included",
     ),
+    # corpus corpus-e
+    **{
+        f"eta_llamafactory_{run}": (_llamafactory_jsonl, "elapsed_time (1 s)")
+        for run in (
+            "agent_375",
+            "llama3_8b_law_750",
+            "llama3_8b_law_full_372",
+            "llama3_8b_lora_336",
+            "chatglm_rm_336",
+        )
+    },
+    "eta_swift_qwen3_8b_lora_438": (_swift_jsonl, "elapsed_time (1 s), eval included"),
+    "eta_megatron_llama1b_56gpu_4x300": (
+        _megatron_stamped,
+        "line timestamps (us), last of four launches",
+    ),
+    "eta_t5_mengzi_qa_20ep": (_epoch_batch_loss_rows, "line timestamps (ms), eval included"),
 }
 
 
