@@ -438,6 +438,77 @@ def _keras1_epochs(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+# corpus corpus-f readers
+
+
+def _last_launch(rows: list[_Row]) -> list[_Row]:
+    """The rows after the last point where the training step goes back (a file that
+    appends every launch: score the last one); an eval row keeps its launch."""
+    start = 0
+    for i in range(1, len(rows)):
+        if not rows[i].is_eval and rows[i].step < rows[i - 1].step:
+            start = i
+    return rows[start:]
+
+
+def _paddleseg(lines: Iterable[str]) -> list[_Row]:
+    """PaddleSeg's ``YYYY-MM-DD HH:MM:SS [INFO]\t[TRAIN] epoch: e, iter: i/T,`` rows and
+    its ``[EVAL]`` rows."""
+    train = re.compile(r"^(\S+ \S+) \[INFO\]\t\[TRAIN\] epoch: \d+, iter: (\d+)/\d+,")
+    val = re.compile(r"^(\S+ \S+) \[INFO\]\t\[EVAL\]")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _ISO(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _ISO(m[1]), is_eval=True))
+    return _last_launch(rows)
+
+
+def _icnet_paddle(lines: Iterable[str]) -> list[_Row]:
+    """A plain Paddle segmentation loop's ``Epochs: e/E || Iters: i/T ||`` rows (logging
+    stamps) and its per-epoch ``Validation:`` rows."""
+    train = re.compile(r"^(\S+ \S+) \S+ INFO: Epochs: \d+/\d+ \|\| Iters: (\d+)/\d+ \|\|")
+    val = re.compile(r"^(\S+ \S+) \S+ INFO: Validation:")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _ISO_MS(m[1]), is_eval=True))
+    return _last_launch(rows)
+
+
+def _ppocr(lines: Iterable[str]) -> list[_Row]:
+    """PaddleOCR 2.6+ (logger ``ppocr``): ``[YYYY/MM/DD HH:MM:SS] ppocr INFO: epoch: [e/E],
+    global_step: N,`` rows and ``cur metric`` rows after each evaluation."""
+    train = re.compile(r"^\[(\S+ \S+)\] ppocr INFO: epoch: \[\d+/\d+\], global_step: (\d+),")
+    val = re.compile(r"^\[(\S+ \S+)\] ppocr INFO: cur metric")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _SLASH(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _SLASH(m[1]), is_eval=True))
+    return _last_launch(rows)
+
+
+def _ppdet(lines: Iterable[str]) -> list[_Row]:
+    """PaddleDetection's ``[MM/DD HH:MM:SS] ppdet.engine INFO: Epoch: [e] [i/N]`` rows
+    (i 0-based: step e*N+i+1; no year on the stamp) and the ``Total sample number``
+    line that ends each evaluation."""
+    train = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] ppdet\.engine INFO: Epoch: \[(\d+)\] \[\s*(\d+)/(\d+)\]")
+    val = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] ppdet\.engine INFO: Total sample number")
+    stamp = _stamp("%m/%d %H:%M:%S")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]) * int(m[4]) + int(m[3]) + 1, stamp(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, stamp(m[1]), is_eval=True))
+    return _last_launch(rows)
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -530,6 +601,18 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _keras1_epochs,
         "sum of integer epoch seconds, eval included",
     ),
+    # corpus corpus-f
+    **{
+        f"eta_yolox_voc_s_{run}": (_yolox, "line timestamps (ms), eval included")
+        for run in ("myyoloxlabel_300ep",)
+    },
+    "eta_paddleseg_encnet_cityscapes_80k": (_paddleseg, "line timestamps (1 s)"),
+    "eta_icnet_paddle_cityscapes_133ep": (_icnet_paddle, "line timestamps (ms), eval included"),
+    "eta_ppocr_drrg_ctw1500_100ep": (_ppocr, "line timestamps (1 s), eval included"),
+    **{
+        f"eta_ppdet_rtdetr_ssdd_{run}": (_ppdet, "line timestamps (1 s), eval included")
+        for run in ("r16_72ep", "r32_72ep")
+    },
 }
 
 
