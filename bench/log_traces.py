@@ -509,6 +509,27 @@ def _ppdet(lines: Iterable[str]) -> list[_Row]:
     return _last_launch(rows)
 
 
+
+def _oscar_paddle(lines: Iterable[str]) -> list[_Row]:
+    """The Oscar/VinVL Paddle ports: ``MM/DD/YYYY HH:MM:SS - INFO - Epoch: [e], step: [k],``
+    rows, k counting within the epoch of ``Num Iters: N`` (printed at the start), and an
+    ``Eval at Epoch [e]!`` line after each epoch."""
+    train = re.compile(r"^(\S+ \S+) - INFO - Epoch: \[(\d+)\], step: \[(\d+)\],")
+    val = re.compile(r"^(\S+ \S+) - INFO - .*Eval at Epoch \[\d+\]!")
+    per_epoch = re.compile(r" - INFO - Num Iters: (\d+)")
+    stamp = _stamp("%m/%d/%Y %H:%M:%S")
+    rows: list[_Row] = []
+    n = 0
+    for line in lines:
+        if m := per_epoch.search(line):
+            n = int(m[1])
+        elif (m := train.match(line)) and n:
+            rows.append(_Row((int(m[2]) - 1) * n + int(m[3]), stamp(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, stamp(m[1]), is_eval=True))
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -612,6 +633,10 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     **{
         f"eta_ppdet_rtdetr_ssdd_{run}": (_ppdet, "line timestamps (1 s), eval included")
         for run in ("r16_72ep", "r32_72ep")
+    },
+    **{
+        f"eta_{run}_paddle_coco_ir_30ep": (_oscar_paddle, "line timestamps (1 s), eval included")
+        for run in ("oscar", "vinvl")
     },
 }
 
