@@ -442,12 +442,15 @@ def _keras1_epochs(lines: Iterable[str]) -> list[_Row]:
 
 
 def _last_launch(rows: list[_Row]) -> list[_Row]:
-    """The rows after the last point where the training step goes back (a file that
+    """The rows after the last point where the training step does not rise (a file that
     appends every launch: score the last one); an eval row keeps its launch."""
-    start = 0
-    for i in range(1, len(rows)):
-        if not rows[i].is_eval and rows[i].step < rows[i - 1].step:
+    start, last = 0, None
+    for i, row in enumerate(rows):
+        if row.is_eval:
+            continue
+        if last is not None and row.step <= last:
             start = i
+        last = row.step
     return rows[start:]
 
 
@@ -528,6 +531,28 @@ def _oscar_paddle(lines: Iterable[str]) -> list[_Row]:
         elif (m := val.match(line)) and rows:
             rows.append(_Row(rows[-1].step, stamp(m[1]), is_eval=True))
     return rows
+
+
+
+def _step_pipe_rows(lines: Iterable[str]) -> list[_Row]:
+    """A plain loop's ``logging`` rows ``... - INFO - Step N | Loss: x`` and its
+    ``Validation loss:`` rows; the file appends launches, the last is scored."""
+    train = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+) \| Loss:")
+    val = re.compile(r"^(\S+ \S+) - \S+ - INFO - Validation loss:")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _ISO_MS(m[1]), is_eval=True))
+    return _last_launch(rows)
+
+
+def _epoch_rows(lines: Iterable[str]) -> list[_Row]:
+    """One ``logging`` row per epoch, ``... - INFO: Epoch e: train loss ...`` (e 0-based,
+    its test pass inside): epoch e is step e+1."""
+    pattern = re.compile(r"^(\S+ \S+) - INFO: Epoch (\d+): train loss")
+    return [_Row(int(m[2]) + 1, _ISO_MS(m[1])) for line in lines if (m := pattern.match(line))]
 
 
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
@@ -638,6 +663,11 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         f"eta_{run}_paddle_coco_ir_30ep": (_oscar_paddle, "line timestamps (1 s), eval included")
         for run in ("oscar", "vinvl")
     },
+    "eta_diffusion_distill_curriculum_31k": (_step_pipe_rows, "line timestamps (ms), eval included"),
+    "eta_snn_asgl_resnet18_cifar100_300ep": (
+        _epoch_rows,
+        "line timestamps (ms), one row per epoch, eval included",
+    ),
 }
 
 
