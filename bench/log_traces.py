@@ -500,7 +500,9 @@ def _ppdet(lines: Iterable[str]) -> list[_Row]:
     """PaddleDetection's ``[MM/DD HH:MM:SS] ppdet.engine INFO: Epoch: [e] [i/N]`` rows
     (i 0-based: step e*N+i+1; no year on the stamp) and the ``Total sample number``
     line that ends each evaluation."""
-    train = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] ppdet\.engine INFO: Epoch: \[(\d+)\] \[\s*(\d+)/(\d+)\]")
+    train = re.compile(
+        r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] ppdet\.engine INFO: Epoch: \[(\d+)\] \[\s*(\d+)/(\d+)\]"
+    )
     val = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] ppdet\.engine INFO: Total sample number")
     stamp = _stamp("%m/%d %H:%M:%S")
     rows: list[_Row] = []
@@ -510,7 +512,6 @@ def _ppdet(lines: Iterable[str]) -> list[_Row]:
         elif (m := val.match(line)) and rows:
             rows.append(_Row(rows[-1].step, stamp(m[1]), is_eval=True))
     return _last_launch(rows)
-
 
 
 def _oscar_paddle(lines: Iterable[str]) -> list[_Row]:
@@ -531,7 +532,6 @@ def _oscar_paddle(lines: Iterable[str]) -> list[_Row]:
         elif (m := val.match(line)) and rows:
             rows.append(_Row(rows[-1].step, stamp(m[1]), is_eval=True))
     return rows
-
 
 
 def _step_pipe_rows(lines: Iterable[str]) -> list[_Row]:
@@ -663,7 +663,10 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         f"eta_{run}_paddle_coco_ir_30ep": (_oscar_paddle, "line timestamps (1 s), eval included")
         for run in ("oscar", "vinvl")
     },
-    "eta_diffusion_distill_curriculum_31k": (_step_pipe_rows, "line timestamps (ms), eval included"),
+    "eta_diffusion_distill_curriculum_31k": (
+        _step_pipe_rows,
+        "line timestamps (ms), eval included",
+    ),
     "eta_snn_asgl_resnet18_cifar100_300ep": (
         _epoch_rows,
         "line timestamps (ms), one row per epoch, eval included",
