@@ -493,6 +493,123 @@ def _keras1_epochs(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+# corpus corpus-f readers
+
+
+def _last_launch(rows: list[_Row]) -> list[_Row]:
+    """The rows after the last point where the training step does not rise (a file that
+    appends every launch: score the last one); an eval row keeps its launch."""
+    start, last = 0, None
+    for i, row in enumerate(rows):
+        if row.is_eval:
+            continue
+        if last is not None and row.step <= last:
+            start = i
+        last = row.step
+    return rows[start:]
+
+
+def _paddleseg(lines: Iterable[str]) -> list[_Row]:
+    """PaddleSeg's ``YYYY-MM-DD HH:MM:SS [INFO]\t[TRAIN] epoch: e, iter: i/T,`` rows and
+    its ``[EVAL]`` rows."""
+    train = re.compile(r"^(\S+ \S+) \[INFO\]\t\[TRAIN\] epoch: \d+, iter: (\d+)/\d+,")
+    val = re.compile(r"^(\S+ \S+) \[INFO\]\t\[EVAL\]")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _ISO(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _ISO(m[1]), is_eval=True))
+    return _last_launch(rows)
+
+
+def _icnet_paddle(lines: Iterable[str]) -> list[_Row]:
+    """A plain Paddle segmentation loop's ``Epochs: e/E || Iters: i/T ||`` rows (logging
+    stamps) and its per-epoch ``Validation:`` rows."""
+    train = re.compile(r"^(\S+ \S+) \S+ INFO: Epochs: \d+/\d+ \|\| Iters: (\d+)/\d+ \|\|")
+    val = re.compile(r"^(\S+ \S+) \S+ INFO: Validation:")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _ISO_MS(m[1]), is_eval=True))
+    return _last_launch(rows)
+
+
+def _ppocr(lines: Iterable[str]) -> list[_Row]:
+    """PaddleOCR 2.6+ (logger ``ppocr``): ``[YYYY/MM/DD HH:MM:SS] ppocr INFO: epoch: [e/E],
+    global_step: N,`` rows and ``cur metric`` rows after each evaluation."""
+    train = re.compile(r"^\[(\S+ \S+)\] ppocr INFO: epoch: \[\d+/\d+\], global_step: (\d+),")
+    val = re.compile(r"^\[(\S+ \S+)\] ppocr INFO: cur metric")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _SLASH(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _SLASH(m[1]), is_eval=True))
+    return _last_launch(rows)
+
+
+def _ppdet(lines: Iterable[str]) -> list[_Row]:
+    """PaddleDetection's ``[MM/DD HH:MM:SS] ppdet.engine INFO: Epoch: [e] [i/N]`` rows
+    (i 0-based: step e*N+i+1; no year on the stamp) and the ``Total sample number``
+    line that ends each evaluation."""
+    train = re.compile(
+        r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] ppdet\.engine INFO: Epoch: \[(\d+)\] \[\s*(\d+)/(\d+)\]"
+    )
+    val = re.compile(r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] ppdet\.engine INFO: Total sample number")
+    stamp = _stamp("%m/%d %H:%M:%S")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]) * int(m[4]) + int(m[3]) + 1, stamp(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, stamp(m[1]), is_eval=True))
+    return _last_launch(rows)
+
+
+def _oscar_paddle(lines: Iterable[str]) -> list[_Row]:
+    """The Oscar/VinVL Paddle ports: ``MM/DD/YYYY HH:MM:SS - INFO - Epoch: [e], step: [k],``
+    rows, k counting within the epoch of ``Num Iters: N`` (printed at the start), and an
+    ``Eval at Epoch [e]!`` line after each epoch."""
+    train = re.compile(r"^(\S+ \S+) - INFO - Epoch: \[(\d+)\], step: \[(\d+)\],")
+    val = re.compile(r"^(\S+ \S+) - INFO - .*Eval at Epoch \[\d+\]!")
+    per_epoch = re.compile(r" - INFO - Num Iters: (\d+)")
+    stamp = _stamp("%m/%d/%Y %H:%M:%S")
+    rows: list[_Row] = []
+    n = 0
+    for line in lines:
+        if m := per_epoch.search(line):
+            n = int(m[1])
+        elif (m := train.match(line)) and n:
+            rows.append(_Row((int(m[2]) - 1) * n + int(m[3]), stamp(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, stamp(m[1]), is_eval=True))
+    return rows
+
+
+def _step_pipe_rows(lines: Iterable[str]) -> list[_Row]:
+    """A plain loop's ``logging`` rows ``... - INFO - Step N | Loss: x`` and its
+    ``Validation loss:`` rows; the file appends launches, the last is scored."""
+    train = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+) \| Loss:")
+    val = re.compile(r"^(\S+ \S+) - \S+ - INFO - Validation loss:")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, _ISO_MS(m[1]), is_eval=True))
+    return _last_launch(rows)
+
+
+def _epoch_rows(lines: Iterable[str]) -> list[_Row]:
+    """One ``logging`` row per epoch, ``... - INFO: Epoch e: train loss ...`` (e 0-based,
+    its test pass inside): epoch e is step e+1."""
+    pattern = re.compile(r"^(\S+ \S+) - INFO: Epoch (\d+): train loss")
+    return [_Row(int(m[2]) + 1, _ISO_MS(m[1])) for line in lines if (m := pattern.match(line))]
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -602,6 +719,30 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         "line timestamps (us), last of four launches",
     ),
     "eta_t5_mengzi_qa_20ep": (_epoch_batch_loss_rows, "line timestamps (ms), eval included"),
+    # corpus corpus-f
+    **{
+        f"eta_yolox_voc_s_{run}": (_yolox, "line timestamps (ms), eval included")
+        for run in ("myyoloxlabel_300ep",)
+    },
+    "eta_paddleseg_encnet_cityscapes_80k": (_paddleseg, "line timestamps (1 s)"),
+    "eta_icnet_paddle_cityscapes_133ep": (_icnet_paddle, "line timestamps (ms), eval included"),
+    "eta_ppocr_drrg_ctw1500_100ep": (_ppocr, "line timestamps (1 s), eval included"),
+    **{
+        f"eta_ppdet_rtdetr_ssdd_{run}": (_ppdet, "line timestamps (1 s), eval included")
+        for run in ("r16_72ep", "r32_72ep")
+    },
+    **{
+        f"eta_{run}_paddle_coco_ir_30ep": (_oscar_paddle, "line timestamps (1 s), eval included")
+        for run in ("oscar", "vinvl")
+    },
+    "eta_diffusion_distill_curriculum_31k": (
+        _step_pipe_rows,
+        "line timestamps (ms), eval included",
+    ),
+    "eta_snn_asgl_resnet18_cifar100_300ep": (
+        _epoch_rows,
+        "line timestamps (ms), one row per epoch, eval included",
+    ),
 }
 
 
