@@ -382,7 +382,9 @@ class _Plain(_Format):
 
     name = "plain"
     run_wide_total = False
-    _LOSS = re.compile(r"(?i)(?<![A-Za-z])loss\s{0,8}[:=]\s{0,8}(" + _NUM + ")")
+    # ``loss: 1.2``, ``loss=1.2``, or a key and its value apart by a space only (nnU-Net's
+    # ``train_loss -0.268``, one line per epoch).
+    _LOSS = re.compile(r"(?i)(?<![A-Za-z])loss(?:\s{0,8}[:=]|\s)\s{0,8}(" + _NUM + ")")
     _EVAL_WORD = r"(?<![A-Za-z])(?:val|valid|validation|eval|evaluation|dev|test)(?![A-Za-z])"
     _EVAL_PREFIX = re.compile(r"(?i)" + _EVAL_WORD + r"[\s_]{0,3}(?:set[\s_]{0,3})?$")
     _SUMMARY_PREFIX = re.compile(

@@ -137,17 +137,25 @@ _CONFIG_STEPS = re.compile(
     r"""^\s{0,8}['"]?steps['"]?\s{0,4}[:=]\s{0,4}(\d[\d,]{0,12}),?\s*$"""
     r"|(?<![\w.])(?:[A-Za-z_]\w{0,15}\.){1,3}steps\s{0,2}[:=]\s{0,2}(\d[\d,]{0,12})(?![\d.])"
 )
-# An elapsed time printed as a clock (LLaMA-Factory's ``"elapsed_time": "1 day, 0:03:29"``):
-# rewritten to seconds before reading, so the time field is one number. Only right after
-# a key that names a time, so a timestamp's ``22:10:05`` is never touched.
+# An elapsed time printed as a clock (LLaMA-Factory's ``"elapsed_time": "1 day, 0:03:29"``)
+# or in units (ms-swift's ``"elapsed_time": "1h 2m 3s"``, ``"42s"``): rewritten to seconds
+# before reading, so the time field is one number and ``6s`` and ``1m 42s`` make one
+# template. Only right after a key that names a time, so a timestamp's ``22:10:05`` is
+# never touched; a bare ``250ms`` is no match (its unit says how to read it).
 _CLOCK_VALUE = re.compile(
     r"""((?:elapsed|time|duration)\w*["']?\s{0,2}[:=]\s{0,2}["']?)"""
-    r"(?:(\d{1,4}) days?, )?(\d{1,4}):(\d\d):(\d\d(?:\.\d+)?)(?![\d:])"
+    r"(?:(?:(\d{1,4}) days?, )?(\d{1,4}):(\d\d):(\d\d(?:\.\d+)?)(?![\d:])"
+    r"|(?=\d{1,5}(?:\.\d+)?[dhms]\b|\d{1,5}[dh] ?\d)"
+    r"(?:(\d{1,5})d ?)?(?:(\d{1,5})h ?)?(?:(\d{1,5})m ?)?(?:(\d{1,5}(?:\.\d+)?)s)?(?![\w.]))"
 )
 
 
 def _clock_to_seconds(m: re.Match[str]) -> str:
-    days, hours, minutes, seconds = int(m[2] or 0), int(m[3]), int(m[4]), float(m[5])
+    if m[3] is not None:  # ``[N days, ]H:MM:SS``
+        days, hours, minutes, seconds = int(m[2] or 0), int(m[3]), int(m[4]), float(m[5])
+    else:  # ``[Nd ][Nh ][Nm ][Ns]``
+        days, hours, minutes = int(m[6] or 0), int(m[7] or 0), int(m[8] or 0)
+        seconds = float(m[9] or 0)
     return f"{m[1]}{((days * 24 + hours) * 60 + minutes) * 60 + seconds:g}"
 
 
@@ -372,6 +380,8 @@ class Generic(Format):
         self._last_step: int | None = None
         self._epoch_base: int | None = None
         self._epoch_offset = 0  # epoch-relative counters without a printed per-epoch total
+        # Steps per epoch as far as a global counter beside ``epoch [e/E]`` bounds them.
+        self._per_epoch_bounds: tuple[int, int] = (1, 1 << 62)
         self._last_inner: float | None = None
         self._last_epoch: float | None = None
         self._steps_hint: int | None = None
@@ -639,6 +649,19 @@ class Generic(Format):
         if accumulation is not None and int(accumulation[1]) > 0:
             self._accumulation = int(accumulation[1])
 
+    def _epochs_of_global(self, epoch_index: int, step: int, epochs: int) -> int | None:
+        """Epochs x steps per epoch for a global counter beside ``epoch: [e/E]``
+        (PaddleOCR's ``epoch: [3/100], global_step: 120``): step s of 0-based epoch i
+        says ``i x P < s <= (i + 1) x P``; once the rows pin P to one number, the total is
+        known. None while they do not (or where they disagree)."""
+        lo, hi = self._per_epoch_bounds
+        if epoch_index >= 0 and step > 0:
+            lo = max(lo, -(-step // (epoch_index + 1)))
+            if epoch_index >= 1:
+                hi = min(hi, -(-step // epoch_index) - 1)
+            self._per_epoch_bounds = (lo, hi)
+        return epochs * lo if lo == hi else None
+
     def _epochs_of_bar(self, slots: list[Slot], step_index: int, step: int) -> int | None:
         """Stated epochs x the ``i/N`` an epoch's bar shows beside a global counter
         (torchtune's ``2|1037|Loss: 1.9: 4%|…| 37/1000``); None where they disagree."""
@@ -707,6 +730,15 @@ class Generic(Format):
             # (Megatron's iteration line after DeepSpeed's) can show itself too.
             self._decide_at = (template, stats.count + self._lookahead)
         if template == self._decide_at[0] and stats.count >= self._decide_at[1]:
+            return self._decide()
+        if (
+            template != self._decide_at[0]
+            and stats.count >= MIN_REPEATS + self._lookahead
+            and _worth_a_look(stats.count)
+            and self._layout(template, stats) is not None
+        ):
+            # The first template to qualify may never come again (a launch's banner seen
+            # once per relaunch): another one that has waited as long decides too.
             return self._decide()
         return []
 
@@ -846,6 +878,8 @@ class Generic(Format):
                     self._epoch_offset += int(self._last_inner)
                 step = self._epoch_offset + inner
                 total = self._steps_hint
+                if total is None and epochs and not self._epoch_offset:
+                    total = self._epochs_of_global(epoch - self._epoch_base, step, epochs)
             self._last_inner, self._last_epoch = inner, epoch
         else:
             step = self._epoch_offset + inner
@@ -939,6 +973,7 @@ class Generic(Format):
         self._last_step = None  # the wall clock runs on: a launch's time is the log's time
         self._clock_s = 0.0
         self._epoch_offset = 0
+        self._per_epoch_bounds = (1, 1 << 62)
         self._last_inner = self._last_epoch = None
         self._epoch_base = None
 

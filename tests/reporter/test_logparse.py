@@ -991,6 +991,92 @@ def test_an_elapsed_time_printed_as_a_clock_is_read_in_seconds() -> None:
     assert [r.t_s for r in got] == pytest.approx([32.0, 63.0, 86399.0, 86405.0, 86436.0])
 
 
+def test_an_elapsed_time_printed_in_units_is_read_in_seconds() -> None:
+    """ms-swift's ``logging.jsonl``: ``"elapsed_time": "1m 42s"`` (``6s``, ``1h 2m 3s``):
+    every form makes the same template, so the first rows count too."""
+    elapsed = ["6s", "51s", "1m 42s", "59m 59s", "1h 2m 3s", "1d 0h 0m 5s"]
+    lines = [
+        f'{{"loss": {2.0 - k / 10:.2f}, "global_step/max_steps": "{10 * k + 1}/438", '
+        f'"elapsed_time": "{e}", "remaining_time": "46m 13s"}}'
+        for k, e in enumerate(elapsed)
+    ]
+    got = progress(feed_all(lines))
+    assert [r.step for r in got] == [1, 11, 21, 31, 41, 51]
+    assert [r.t_s for r in got] == pytest.approx([6.0, 51.0, 102.0, 3599.0, 3723.0, 86405.0])
+    assert {r.total_steps for r in got} == {438}
+
+
+@pytest.mark.parametrize("value", ["250ms", "0.5", "12 ms"])
+def test_a_step_time_without_minutes_or_hours_keeps_its_unit(value: str) -> None:
+    from reporter.logread.generic import _CLOCK_VALUE, _clock_to_seconds
+
+    line = f"step 10 | loss 2.0 | time: {value}"
+    assert _CLOCK_VALUE.sub(_clock_to_seconds, line) == line
+
+
+def test_nnunet_epochs_are_steps_read_from_train_loss_lines() -> None:
+    """nnU-Net v2's ``training_log``: a block per epoch whose ``train_loss -0.1`` (a key
+    and its value apart by a space) makes the step and ``val_loss`` its eval."""
+    lines = []
+    for epoch in range(20):
+        t = 240 * epoch
+        stamp = f"2024-07-04 {8 + t // 3600:02d}:{t // 60 % 60:02d}:{{:02d}}.123456: "
+        lines += [
+            stamp.format(0) + "",
+            stamp.format(0) + f"Epoch {epoch}",
+            stamp.format(1) + "Current learning rate: 0.00991",
+            stamp.format(50) + f"train_loss {-0.01 * epoch:.4f}",
+            stamp.format(50) + f"val_loss {-0.02 * epoch:.4f}",
+            stamp.format(51) + "Pseudo dice [0.7637, 0.0301]",
+            stamp.format(52) + "Epoch time: 232.1 s",
+        ]
+    got = progress(feed_all(lines))
+    train = [r for r in got if not r.is_eval]
+    evals = [r for r in got if r.is_eval]
+    assert [r.step for r in train] == list(range(21))  # the step-0 row at ``Epoch 0``
+    assert train[1].t_s == pytest.approx(50.0) and train[-1].t_s == pytest.approx(4610.0)
+    assert train[3].loss == pytest.approx(-0.02)
+    assert [r.step for r in evals] == list(range(1, 21))
+    assert evals[3].loss == pytest.approx(-0.06)
+
+
+def _paddleocr_lines(per_epoch: int, epochs: int, every: int) -> list[str]:
+    """PaddleOCR's ``epoch: [e/E], global_step: N, …`` every ``every`` steps, after a
+    Paddle banner printed once per launch that looks like a progress line."""
+    banner = (
+        "W0309 15:15:26.659770  1592 gpu_resources.cc:119] Please NOTE: device: 0, GPU"
+        " Compute Capability: 8.9, Driver API Version: 12.3, Runtime API Version: 11.8"
+    )
+    lines = []
+    for launch in range(3):  # two crashed launches, then the run
+        lines.append(banner)
+        last = 3 * every if launch < 2 else per_epoch * epochs
+        for step in range(every, last + 1, every):
+            epoch = (step - 1) // per_epoch + 1
+            t = step + 1000 * launch
+            lines.append(
+                f"[2024/03/09 {10 + t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}] ppocr INFO:"
+                f" epoch: [{epoch}/{epochs}], global_step: {step}, lr: 0.028, loss: 2.9,"
+                f" avg_reader_cost: 0.001 s, avg_batch_cost: 1.6 s, ips: 2.3 samples/s,"
+                f" eta: 3 days, 16:34:41"
+            )
+    return lines
+
+
+def test_paddleocr_total_is_epochs_times_the_steps_per_epoch_its_rows_pin() -> None:
+    got = progress(feed_all(_paddleocr_lines(per_epoch=59, epochs=20, every=5)))
+    last = [r for r in got if r.launch == max(r.launch for r in got)]
+    assert [r.step for r in last] == list(range(5, 59 * 20 + 1, 5))
+    assert last[0].total_steps is None  # not known from the first epoch alone
+    assert last[-1].total_steps == 59 * 20
+
+
+def test_a_global_counter_never_pinned_gives_no_total() -> None:
+    """Rows every 10 steps of 25 per epoch leave 25..29 open: no total is guessed."""
+    got = progress(feed_all(_paddleocr_lines(per_epoch=25, epochs=4, every=10)[8:]))
+    assert {r.total_steps for r in got} == {None}
+
+
 # --- evaluations between training lines, read by the generic reader (#21) -------------
 
 
