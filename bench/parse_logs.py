@@ -7,7 +7,8 @@
 
 Each ``NAME.json`` gives ``steps`` (or ``first_step``/``last_step``), ``alt_steps``,
 ``total_steps``, ``time.span_s`` (``span_alt_s``) with ``span_tol``, ``loss.has_loss``,
-``ambiguous`` and ``last_launch_only`` (score the last of several launches in the file).
+``ambiguous``, ``last_launch_only`` (score the last of several launches in the file) and
+``truncated`` with ``bytes`` (the truth covers the file's first ``bytes`` only).
 A log passes when its non-eval rows reach at least 95% of the steps,
 the total is found where the log states one, the time span is within its tolerance where
 time is recoverable, and losses are read where the log has them.
@@ -68,13 +69,18 @@ class Score:
         )
 
 
-def read_log(path: Path, fmt: str = "auto") -> tuple[list[Progress], str | None]:
-    """Progress rows of a log file read as ``parse-log`` reads it (bytes, split by lines)."""
+def read_log(
+    path: Path, fmt: str = "auto", limit_bytes: int | None = None
+) -> tuple[list[Progress], str | None]:
+    """Progress rows of a log file read as ``parse-log`` reads it (bytes, split by lines);
+    with ``limit_bytes``, of its first bytes only (the part a truth was made for)."""
     parser = LogParser(fmt)
     splitter = LineSplitter()
     rows: list[Progress] = []
+    left = math.inf if limit_bytes is None else limit_bytes
     with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
+        while left > 0 and (chunk := stream.read(int(min(1 << 20, left)))):
+            left -= len(chunk)
             for line in splitter.feed(chunk):
                 rows.extend(r for r in parser.feed(line) if isinstance(r, Progress))
     for line in splitter.flush():
@@ -148,7 +154,10 @@ def score_folder(folder: Path, fmt: str = "auto") -> list[Score]:
         print(f"{folder}: no log for {len(missing)} truths ({names}); see SOURCES.md")
     for log in logs_in(folder):
         truth = json.loads(truth_of(log).read_text(encoding="utf-8"))
-        rows, found = read_log(log, fmt)
+        # A truth made for a prefix of the public file (``truncated``) scores that prefix:
+        # the stored log may be the whole file, with launches the truth leaves out.
+        limit = int(truth["bytes"]) if truth.get("truncated") and truth.get("bytes") else None
+        rows, found = read_log(log, fmt, limit)
         out.append(score(log.stem, rows, found, truth))
     return out
 
