@@ -16,7 +16,8 @@ time by their names), not by a full scan:
   ``epoch: 3/300, iter: 10/47``, or a number that rises by one as the counter restarts)
   or an ``Epoch 3/50`` line of its own makes it epoch-relative, and the step becomes
   ``(epoch - first epoch number) x batches per epoch + i``; where another number runs on
-  as the counter restarts, that one is the step;
+  as the counter restarts, that one is the step; an ``i/N`` counter that runs on as the
+  epoch rises is the step itself, and N the run's total;
 - the total is the counter's ``N/M``, epochs x batches per epoch, or what another line
   states (``max_steps``, ``Total optimization steps = 17,000``, ``max: 12 epochs``);
 - the loss is the field named ``loss`` (else ``total_loss``, ``lm loss``, any other
@@ -374,6 +375,7 @@ class Generic(Format):
         self._epoch_offset = 0  # epoch-relative counters without a printed per-epoch total
         self._last_inner: float | None = None
         self._last_epoch: float | None = None
+        self._runs_on = False  # the counter after the epoch runs on through epochs
         self._steps_hint: int | None = None
         self._epochs_hint: int | None = None
         self._accumulation = 1  # micro-batches per optimizer step, where the log says
@@ -830,7 +832,19 @@ class Generic(Format):
             epochs: int | None = self._epochs_hint
             if layout.epoch_index + 1 < len(slots) and slots[layout.epoch_index + 1].is_total:
                 epochs = int(slots[layout.epoch_index + 1].value)
-            if per_epoch is not None:
+            if per_epoch is not None and not self._runs_on:
+                # An ``i/N`` counter that rises as the epoch changes did not restart: it
+                # counts the whole run, and N is the run's total (PaddleSeg's ``epoch: 2,
+                # iter: 760/80000``), not an epoch's batches.
+                self._runs_on = (
+                    self._last_inner is not None
+                    and self._last_epoch is not None
+                    and epoch > self._last_epoch
+                    and inner > self._last_inner
+                )
+            if per_epoch is not None and self._runs_on:
+                step = inner
+            elif per_epoch is not None:
                 step = (epoch - self._epoch_base) * per_epoch + inner
                 total = epochs * per_epoch if epochs else None
                 epoch_steps = per_epoch

@@ -1096,3 +1096,19 @@ def test_keras_verbose_2_prints_one_line_per_epoch(line: str, batches: int) -> N
     assert {p.total_steps for p in train} == {10 * batches}
     assert train[0].loss == pytest.approx(2.5)
     assert [p.step for p in got if p.is_eval] == [batches, 2 * batches, 3 * batches]
+
+
+# --- an epoch and a counter: does the counter restart with the epoch? ---------------------
+
+
+def test_an_i_of_n_counter_that_runs_on_through_epochs_is_global_and_n_the_total() -> None:
+    # PaddleSeg: ``epoch`` rises every ~25 iterations here while ``iter: i/200`` runs on.
+    lines = [
+        f"2021-11-23 20:{k // 6:02d}:{10 * (k % 6):02d} [INFO]\t[TRAIN] epoch: {1 + k // 5}, "
+        f"iter: {10 * (k + 1)}/200, loss: {2.0 - k / 100:.4f}, lr: 0.009, batch_cost: 1.10"
+        for k in range(12)
+    ]
+    got = progress(feed_all(lines))
+    assert [r.step for r in got] == [10 * (k + 1) for k in range(12)]
+    assert got[-1].total_steps == 200
+    assert got[-1].epoch_steps is None
