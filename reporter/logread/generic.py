@@ -120,7 +120,7 @@ _DIGIT = re.compile(r"\d")
 _SUFFIX_SCALE = {"K": 1e3, "M": 1e6, "B": 1e9}
 _COLUMN = re.compile(r"[A-Za-z][\w/.-]{0,47}")  # a column name in a table's header
 _CELL = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf")
-_HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update", "ccumul")
+_HINT_WORDS = ("max", "otal", "poch", "POCH", "iters", "Iters", "steps", "update", "ccumul")
 _ACCUM_HINT = re.compile(
     r"(?i)(?:gradient_accumulation_steps|grad_accum(?:ulation)?(?:_steps)?|accumulate_grad_batches"
     r"|accumulation[_ ]steps)['\"]?\s{0,4}[:=]?\s{0,4}['\"]?(\d{1,4})\b"
@@ -151,6 +151,19 @@ def _clock_to_seconds(m: re.Match[str]) -> str:
     days, hours, minutes, seconds = int(m[2] or 0), int(m[3]), int(m[4]), float(m[5])
     return f"{m[1]}{((days * 24 + hours) * 60 + minutes) * 60 + seconds:g}"
 
+
+# A count that may be an epoch's batches (``Num Iters: 4425``, ``steps_per_epoch=390``), or
+# the examples and the batch size that give it (MXNet's ``num_examples=20000`` beside
+# ``batch_size=32``): only taken where an epoch-relative counter restarts just past it.
+_EPOCH_LENGTH_HINT = re.compile(
+    r"(?i)(?:num[_ ]iters|(?:iters?|iterations|steps|batches)[_ ]per[_ ]epoch|num[_ ]batches)"
+    r"['\"]?\s{0,4}[:=]\s{0,4}(\d[\d,]{0,12})(?!\d|\.\d)"
+)
+_EXAMPLES_HINT = re.compile(
+    r"(?i)num[_ ](?:train[_ ])?(?:examples|samples)\s{0,4}[:=]\s{0,4}(\d{1,12})\b"
+)
+_BATCH_HINT = re.compile(r"(?i)\bbatch[_ ]size\s{0,4}[:=]\s{0,4}(\d{1,6})\b")
+MAX_LENGTH_HINTS = 8
 
 _EPOCHS_HINT = re.compile(
     r"(?i)(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs|n_epochs"
@@ -376,6 +389,8 @@ class Generic(Format):
         self._last_inner: float | None = None
         self._last_epoch: float | None = None
         self._runs_on = False  # the counter after the epoch runs on through epochs
+        self._length_hints: deque[int] = deque(maxlen=MAX_LENGTH_HINTS)  # stated, unproven
+        self._epoch_length: int | None = None  # an epoch's batches, a stated count proven
         self._steps_hint: int | None = None
         self._epochs_hint: int | None = None
         self._accumulation = 1  # micro-batches per optimizer step, where the log says
@@ -637,6 +652,13 @@ class Generic(Format):
             value = int((epochs[1] or epochs[2]).replace(",", ""))
             if value > 0:
                 self._epochs_hint = value
+        length = _EPOCH_LENGTH_HINT.search(line)
+        if length is not None and int(length[1].replace(",", "")) > 0:
+            self._length_hints.append(int(length[1].replace(",", "")))
+        examples = _EXAMPLES_HINT.search(line)
+        batch = _BATCH_HINT.search(line) if examples is not None else None
+        if examples is not None and batch is not None and int(batch[1]) > 0:
+            self._length_hints.append(-(-int(examples[1]) // int(batch[1])))  # ceil: no drop
         accumulation = _ACCUM_HINT.search(line)
         if accumulation is not None and int(accumulation[1]) > 0:
             self._accumulation = int(accumulation[1])
@@ -657,6 +679,7 @@ class Generic(Format):
         dump's epochs and steps), as a reader started late has not seen them."""
         self._steps_hint = self._steps_hint or other._steps_hint
         self._epochs_hint = self._epochs_hint or other._epochs_hint
+        self._length_hints.extend(other._length_hints)
         self._accumulation = max(self._accumulation, other._accumulation)
 
     def expect_total(self, total: int | None) -> None:
@@ -857,9 +880,11 @@ class Generic(Format):
                     and inner < self._last_inner
                     and epoch > self._last_epoch
                 ):
-                    self._epoch_offset += int(self._last_inner)
+                    self._epoch_offset += self._restarted_after(int(self._last_inner))
                 step = self._epoch_offset + inner
                 total = self._steps_hint
+                if self._epoch_length is not None and self._epochs_hint:
+                    total = self._epochs_hint * self._epoch_length
             self._last_inner, self._last_epoch = inner, epoch
         else:
             step = self._epoch_offset + inner
@@ -905,6 +930,18 @@ class Generic(Format):
             self._pending = row
             return []
         return [row]
+
+    def _restarted_after(self, last_inner: int) -> int:
+        """The batches of an epoch whose counter restarted after ``last_inner``: a stated
+        count the counter reached within one logging interval of (``Num Iters: 4425``
+        after ``step: [4400]``; the lines in between were not printed), else the counter's
+        last value."""
+        assert self.layout is not None
+        if self._epoch_length is None:
+            increment = self.layout.step_increment
+            fits = [n for n in self._length_hints if last_inner <= n < last_inner + increment]
+            self._epoch_length = fits[-1] if fits else None
+        return self._epoch_length or last_inner
 
     def _take_global_counter(self, slots: list[Slot]) -> bool:
         """Where the counter went back but another number before it ran on (torchtune's
@@ -955,6 +992,7 @@ class Generic(Format):
         self._epoch_offset = 0
         self._last_inner = self._last_epoch = None
         self._epoch_base = None
+        self._epoch_length = None
 
     @staticmethod
     def _loss(slots: list[Slot]) -> float | None:

@@ -1112,3 +1112,30 @@ def test_an_i_of_n_counter_that_runs_on_through_epochs_is_global_and_n_the_total
     assert [r.step for r in got] == [10 * (k + 1) for k in range(12)]
     assert got[-1].total_steps == 200
     assert got[-1].epoch_steps is None
+
+
+def _epoch_step_lines(epochs: int, steps: tuple[int, ...]) -> list[str]:
+    """``Epoch: [e], step: [k]`` rows (the Oscar/VinVL Paddle ports), k within the epoch."""
+    return [
+        f"01/02/2022 23:{e:02d}:{k:02d} - INFO - Epoch: [{e}], step: [{k}], lr: 0.000010, "
+        f"batch_loss: 0.0433, avg_loss: {0.2 - e / 100 - k / 1000:.4f}"
+        for e in range(1, epochs + 1)
+        for k in steps
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stated", "per_epoch", "total"),
+    [
+        ("Num Iters: 45", 45, 135),  # stated, and the counter restarted just short of it
+        ("Num Iters: 60", 40, None),  # too far past the last step: not the epoch's length
+        ("Batch Size: 32", 40, None),  # nothing stated: the counter's last value
+    ],
+)
+def test_an_epoch_relative_counter_takes_a_stated_epoch_length_it_restarted_just_short_of(
+    stated: str, per_epoch: int, total: int | None
+) -> None:
+    header = ["  EPOCHS: 3", f"01/02/2022 23:00:00 - INFO - {stated}"]
+    got = progress(feed_all(header + _epoch_step_lines(3, (10, 20, 30, 40))))
+    assert [r.step for r in got] == [e * per_epoch + k for e in range(3) for k in (10, 20, 30, 40)]
+    assert got[-1].total_steps == total
