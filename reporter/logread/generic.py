@@ -23,7 +23,8 @@ time by their names), not by a full scan:
 - the loss is the field named ``loss`` (else ``total_loss``, ``lm loss``, any other
   training loss); a record whose fields follow on indented lines (OLMo) is completed
   from them;
-- the clock is the line's timestamp, else an elapsed-time field, else the sum of a
+- the clock is the line's timestamp (a message begun below a bare ``… - INFO:`` head
+  takes the head's), else an elapsed-time field, else the sum of a
   per-iteration time (``dt: 4738ms``, ``time: 0.25``, llm.c's bare ``2511.08 ms``) over
   the steps it covers.
 
@@ -100,6 +101,10 @@ _RICH_RECORD = re.compile(
     r"(\[[^\]]{6,32}\]|\s{6,32}) (DEBUG|INFO|WARNING|ERROR|CRITICAL)\s{1,8}(?=\S)"
 )
 _BOX_RULE = re.compile(r"\s*-{8,}\s*$")
+# A logging record with nothing after its level: its message starts on the next line
+# (``logger.info("\nEpoch [0/300], Step [100/390] …")``), which keeps the record's stamp.
+_EMPTY_RECORD = re.compile(r"(?:DEBUG|INFO|WARNING)\]?\s{0,2}[-:|]?\s*$")
+EMPTY_RECORD_CHARS = 96  # longer lines are never a bare record head
 _RICH_HEAD = re.compile(
     r"^(?:\[\d{1,2}/\d{1,2}/\d{2,4} \d\d:\d\d:\d\d\]"
     r"| {8,}(?=(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) ))\s*"
@@ -419,6 +424,7 @@ class Generic(Format):
         self._box_section = ""  # ``[12/09/24 13:56:50]`` and ``05/04 08:52:12`` stamps
         self._eval: Progress | None = None  # an evaluation's row, until training goes on
         self._row_clock: ClockKind | None = None  # the last training row's clock
+        self._head_stamp: int | None = None  # a bare record head's stamp, for the next line
 
     # --- feeding ---------------------------------------------------------------------
 
@@ -497,6 +503,9 @@ class Generic(Format):
             # with blanks, and must make one template.
             stamp = self._stamp(line)
             line = _RICH_HEAD.sub("", line, count=1)
+        head_stamp, self._head_stamp = self._head_stamp, None
+        if len(line) <= EMPTY_RECORD_CHARS and _EMPTY_RECORD.search(line, len(line) - 16):
+            self._head_stamp = self._stamp(line)
         if self._pending is not None:
             continues = self._continues(line) and self._continuation < MAX_CONTINUATION
             if continues and self._locked_slots(line) is None:
@@ -513,7 +522,7 @@ class Generic(Format):
                 self._context(line)
             if stamp is None and _DIGIT.search(line, 0, 96) is not None:
                 stamp = self._stamp(line)
-            out.extend(self._search(line, stamp))
+            out.extend(self._search(line, head_stamp if stamp is None else stamp))
             return out
         slots = self._locked_slots(line) if self.layout.anchor in line else None
         if slots is None:
@@ -524,7 +533,7 @@ class Generic(Format):
         else:
             if stamp is None and self._stamped:
                 stamp = self._stamp(line)
-            rows = self._read(slots, stamp, line)
+            rows = self._read(slots, head_stamp if stamp is None else stamp, line)
             if rows and self._eval is not None:
                 if self._eval.t_s is None and self._eval.clock == "train":
                     # The training clock's next row holds the eval: the loop timed it with

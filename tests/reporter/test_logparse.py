@@ -1139,3 +1139,16 @@ def test_an_epoch_relative_counter_takes_a_stated_epoch_length_it_restarted_just
     got = progress(feed_all(header + _epoch_step_lines(3, (10, 20, 30, 40))))
     assert [r.step for r in got] == [e * per_epoch + k for e in range(3) for k in (10, 20, 30, 40)]
     assert got[-1].total_steps == total
+
+
+def test_a_message_that_starts_below_its_record_s_bare_head_keeps_the_head_s_stamp() -> None:
+    # ``logger.info("\nEpoch [e/3], Step [k/39], Loss: …")``: the stamp is on the line above.
+    lines = []
+    for n, (e, k) in enumerate((e, k) for e in range(3) for k in (10, 20, 30)):
+        stamp = f"2023-03-19 09:{n:02d}:15,500 - INFO: "
+        lines += [stamp, f"Epoch [{e}/3], Step [{k}/39], Loss: {0.5 - n / 100:.5f}"]
+        lines.append(f"{stamp}Time elapsed: {14.5 * (k // 10)}")
+    got = progress(feed_all(lines))
+    assert [r.step for r in got] == [39 * e + k for e in range(3) for k in (10, 20, 30)]
+    assert [r.t_s for r in got] == [60.0 * n for n in range(9)]
+    assert got[-1].total_steps == 117
