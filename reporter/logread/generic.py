@@ -26,7 +26,7 @@ time by their names), not by a full scan:
 - the clock is the line's timestamp (a message begun below a bare ``… - INFO:`` head
   takes the head's), else an elapsed-time field, else the sum of a
   per-iteration time (``dt: 4738ms``, ``time: 0.25``, llm.c's bare ``2511.08 ms``) over
-  the steps it covers.
+  the steps it covers, else a stated batch size over a rate (``Speed: 142 samples/sec``).
 
 A step that goes back starts a new launch (several runs appended to one file), unless it
 goes back by one increment (another rank's line). Everything is bounded: lines are read
@@ -68,7 +68,7 @@ MAX_BOX_ROWS = 64  # ``| key | value |`` rows joined into one record
 _TOKEN = re.compile(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|(?<![A-Za-z])(?:nan|NaN|inf|Inf)(?![A-Za-z])")
 _SEPARATORS = re.compile(r"[|,;{}\[\]\t]| - |\s{3,}")
 _BAR_GLYPHS = re.compile(r"[━─╸╺█▏▎▍▌▋▊▉░▒▓]+|[#=>.\-·•]{3,}")
-_UNIT = re.compile(r" ?([A-Za-z%/]{1,6})(?![A-Za-z])")
+_UNIT = re.compile(r" ?((?i:samples?/s(?:ec)?)|[A-Za-z%/]{1,6})(?![A-Za-z])")
 _STEP_KEY = re.compile(
     r"(?:^|[\s/_.])(?:step|steps|global_step|globalstep|iter|iters|iteration|it|update"
     r"|updates|num_updates|batch|optimizer_step|trainer/global_step)$"
@@ -125,7 +125,7 @@ _DIGIT = re.compile(r"\d")
 _SUFFIX_SCALE = {"K": 1e3, "M": 1e6, "B": 1e9}
 _COLUMN = re.compile(r"[A-Za-z][\w/.-]{0,47}")  # a column name in a table's header
 _CELL = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf")
-_HINT_WORDS = ("max", "otal", "poch", "POCH", "iters", "Iters", "steps", "update", "ccumul")
+_HINT_WORDS = ("max", "otal", "poch", "POCH", "iters", "Iters", "steps", "update", "ccumul", "atch")
 _ACCUM_HINT = re.compile(
     r"(?i)(?:gradient_accumulation_steps|grad_accum(?:ulation)?(?:_steps)?|accumulate_grad_batches"
     r"|accumulation[_ ]steps)['\"]?\s{0,4}[:=]?\s{0,4}['\"]?(\d{1,4})\b"
@@ -371,6 +371,11 @@ def _time_kind(key: str, unit: str) -> tuple[int, str, float] | None:
     return (0 if whole else 1), kind, scale
 
 
+def _is_rate(slot: Slot) -> bool:
+    """Whether a number is a throughput in samples a second (``Speed: 142.66 samples/sec``)."""
+    return slot.unit[:6].lower() == "sample"
+
+
 def _is_int(slot: Slot) -> bool:
     return slot.text.isdigit()
 
@@ -399,6 +404,7 @@ class Generic(Format):
         self._steps_hint: int | None = None
         self._epochs_hint: int | None = None
         self._accumulation = 1  # micro-batches per optimizer step, where the log says
+        self._batch_size: int | None = None  # samples per step, where the log says
         self._origin_us: int | None = None
         self._clock_s = 0.0
         self._recent_dt_s: deque[float] = deque(maxlen=DT_WINDOW)
@@ -664,10 +670,12 @@ class Generic(Format):
         length = _EPOCH_LENGTH_HINT.search(line)
         if length is not None and int(length[1].replace(",", "")) > 0:
             self._length_hints.append(int(length[1].replace(",", "")))
-        examples = _EXAMPLES_HINT.search(line)
-        batch = _BATCH_HINT.search(line) if examples is not None else None
-        if examples is not None and batch is not None and int(batch[1]) > 0:
-            self._length_hints.append(-(-int(examples[1]) // int(batch[1])))  # ceil: no drop
+        batch = _BATCH_HINT.search(line)
+        if batch is not None and int(batch[1]) > 0:
+            self._batch_size = int(batch[1])
+            examples = _EXAMPLES_HINT.search(line)
+            if examples is not None:
+                self._length_hints.append(-(-int(examples[1]) // int(batch[1])))  # ceil
         accumulation = _ACCUM_HINT.search(line)
         if accumulation is not None and int(accumulation[1]) > 0:
             self._accumulation = int(accumulation[1])
@@ -689,6 +697,7 @@ class Generic(Format):
         self._steps_hint = self._steps_hint or other._steps_hint
         self._epochs_hint = self._epochs_hint or other._epochs_hint
         self._length_hints.extend(other._length_hints)
+        self._batch_size = self._batch_size or other._batch_size
         self._accumulation = max(self._accumulation, other._accumulation)
 
     def expect_total(self, total: int | None) -> None:
@@ -800,7 +809,7 @@ class Generic(Format):
         if _EVAL_PREFIX.search("".join(scan(line)[0].split("#")[skip : index + 1])):
             return None  # an evaluation's counter (``Test: [10/79]``, ``Epoch(val) [1][8/8]``)
         has_loss = any(_loss_rank(s.key) < 9 for s in slots)
-        has_time = any(_time_kind(s.key, s.unit) is not None for s in slots)
+        has_time = any(_time_kind(s.key, s.unit) is not None or _is_rate(s) for s in slots)
         has_total = index + 1 < len(slots) and slots[index + 1].is_total
         step_named = score >= 2
         if not (has_loss or has_time or (step_named and (has_total or stamp is not None))):
@@ -978,6 +987,10 @@ class Generic(Format):
                 continue
             if new.value == old.value + 1:
                 first = self._first_slots[j].value if j < len(self._first_slots) else old.value
+                # The counter's restart is this epoch change: seen from the row before it.
+                if self.layout.step_index < len(before):
+                    self._last_inner = before[self.layout.step_index].value
+                    self._last_epoch = old.value
                 self.layout = replace(self.layout, epoch_index=j)
                 self._epoch_base = 0 if first == 0 else 1
                 return True
@@ -1031,6 +1044,11 @@ class Generic(Format):
                 continue
             if best is None or kind[0] < best[0]:
                 best = (kind[0], kind[1], slot.value * kind[2])
+        if best is None and self._batch_size is not None:
+            # No time but a rate (MXNet's ``Speed: 142.66 samples/sec``): a step of the
+            # stated batch took the batch over the rate, on average since the last line.
+            rate = next((s.value for s in slots if _is_rate(s) and s.value > 0), None)
+            best = None if rate is None else (3, "mean dt", self._batch_size / rate)
         if best is None:
             return None, None
         if best[1] == "elapsed":
@@ -1044,7 +1062,9 @@ class Generic(Format):
         else:
             covered = step if 1 <= step <= increment else 1
         self._recent_dt_s.append(dt)
-        if covered > 1:
+        if covered > 1 and best[1] == "mean dt":
+            self._clock_s += dt * covered
+        elif covered > 1:
             # A line every N steps prints one iteration's time: the other N - 1 took the
             # usual time, not this one's (an eval or a checkpoint lands on the printed one).
             usual = sorted(self._recent_dt_s)[(len(self._recent_dt_s) - 1) // 2]  # lower median
@@ -1104,6 +1124,8 @@ def _locked_reader(layout: Layout, line: str) -> _Reader:
     if timed:
         _, slot = min(timed, key=lambda pair: pair[0][0])
         fields.append((slot.key, slot.unit, _named(slot.key, slot.unit)))
+    elif (rate := next((s for s in rest if _is_rate(s)), None)) is not None:
+        fields.append((rate.key, rate.unit, _named(rate.key, rate.unit)))
     return _Reader(re.compile(regex), prefix_keys, tuple(fields))
 
 

@@ -1152,3 +1152,23 @@ def test_a_message_that_starts_below_its_record_s_bare_head_keeps_the_head_s_sta
     assert [r.step for r in got] == [39 * e + k for e in range(3) for k in (10, 20, 30)]
     assert [r.t_s for r in got] == [60.0 * n for n in range(9)]
     assert got[-1].total_steps == 117
+
+
+def test_examples_over_the_batch_size_give_an_epoch_length_the_counter_agrees_with() -> None:
+    # MXNet's fit prints its arguments, then ``Epoch[e] Batch [k]`` rows restarting per epoch.
+    header = [
+        "INFO:root:start with arguments Namespace(batch_size=32, num_epochs=3, "
+        "num_examples=1440, lr=0.01)"
+    ]
+    rows = [
+        f"INFO:root:Epoch[{e}] Batch [{k}]\tSpeed: 140.{k} samples/sec\taccuracy=0.5{k}"
+        for e in range(3)
+        for k in (10, 20, 30, 40)
+    ]
+    got = progress(feed_all(header + rows))
+    assert [r.step for r in got] == [45 * e + k for e in range(3) for k in (10, 20, 30, 40)]
+    assert got[-1].total_steps == 135
+    # No stamps: a step of the stated batch took 32 samples over the printed rate.
+    assert got[0].t_s == pytest.approx(10 * 32 / 140.1)
+    assert got[1].t_s == pytest.approx(10 * 32 / 140.1 + 10 * 32 / 140.2)
+    assert got[4].t_s - got[3].t_s == pytest.approx(15 * 32 / 140.1)  # 40 → 45 + 10
