@@ -105,6 +105,7 @@ _BOX_RULE = re.compile(r"\s*-{8,}\s*$")
 # (``logger.info("\nEpoch [0/300], Step [100/390] …")``), which keeps the record's stamp.
 _EMPTY_RECORD = re.compile(r"(?:DEBUG|INFO|WARNING)\]?\s{0,2}[-:|]?\s*$")
 EMPTY_RECORD_CHARS = 96  # longer lines are never a bare record head
+_EMPTY_RECORD_ENDS = frozenset(" :-|]GO")  # the last characters it may have (a cheap test)
 _RICH_HEAD = re.compile(
     r"^(?:\[\d{1,2}/\d{1,2}/\d{2,4} \d\d:\d\d:\d\d\]"
     r"| {8,}(?=(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) ))\s*"
@@ -125,7 +126,7 @@ _DIGIT = re.compile(r"\d")
 _SUFFIX_SCALE = {"K": 1e3, "M": 1e6, "B": 1e9}
 _COLUMN = re.compile(r"[A-Za-z][\w/.-]{0,47}")  # a column name in a table's header
 _CELL = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf")
-_HINT_WORDS = ("max", "otal", "poch", "POCH", "iters", "Iters", "steps", "update", "ccumul", "atch")
+_HINT_WORDS = ("max", "otal", "poch", "POCH", "iters", "Iters", "steps", "update", "ccumul")
 _ACCUM_HINT = re.compile(
     r"(?i)(?:gradient_accumulation_steps|grad_accum(?:ulation)?(?:_steps)?|accumulate_grad_batches"
     r"|accumulation[_ ]steps)['\"]?\s{0,4}[:=]?\s{0,4}['\"]?(\d{1,4})\b"
@@ -510,7 +511,11 @@ class Generic(Format):
             stamp = self._stamp(line)
             line = _RICH_HEAD.sub("", line, count=1)
         head_stamp, self._head_stamp = self._head_stamp, None
-        if len(line) <= EMPTY_RECORD_CHARS and _EMPTY_RECORD.search(line, len(line) - 16):
+        if (
+            line[-1:] in _EMPTY_RECORD_ENDS
+            and len(line) <= EMPTY_RECORD_CHARS
+            and _EMPTY_RECORD.search(line, len(line) - 16) is not None
+        ):
             self._head_stamp = self._stamp(line)
         if self._pending is not None:
             continues = self._continues(line) and self._continuation < MAX_CONTINUATION
@@ -655,6 +660,8 @@ class Generic(Format):
         return out
 
     def _hints(self, line: str) -> None:
+        if "atch" in line:
+            self._batch_hints(line)
         if not any(word in line for word in _HINT_WORDS):
             return
         steps = _STEPS_HINT.search(line) or _CONFIG_STEPS.search(line)
@@ -670,15 +677,18 @@ class Generic(Format):
         length = _EPOCH_LENGTH_HINT.search(line)
         if length is not None and int(length[1].replace(",", "")) > 0:
             self._length_hints.append(int(length[1].replace(",", "")))
+        accumulation = _ACCUM_HINT.search(line)
+        if accumulation is not None and int(accumulation[1]) > 0:
+            self._accumulation = int(accumulation[1])
+
+    def _batch_hints(self, line: str) -> None:
+        """A stated batch size (a rate's clock), and with the examples, an epoch's length."""
         batch = _BATCH_HINT.search(line)
         if batch is not None and int(batch[1]) > 0:
             self._batch_size = int(batch[1])
             examples = _EXAMPLES_HINT.search(line)
             if examples is not None:
                 self._length_hints.append(-(-int(examples[1]) // int(batch[1])))  # ceil
-        accumulation = _ACCUM_HINT.search(line)
-        if accumulation is not None and int(accumulation[1]) > 0:
-            self._accumulation = int(accumulation[1])
 
     def _epochs_of_bar(self, slots: list[Slot], step_index: int, step: int) -> int | None:
         """Stated epochs x the ``i/N`` an epoch's bar shows beside a global counter
