@@ -16,15 +16,17 @@ time by their names), not by a full scan:
   ``epoch: 3/300, iter: 10/47``, or a number that rises by one as the counter restarts)
   or an ``Epoch 3/50`` line of its own makes it epoch-relative, and the step becomes
   ``(epoch - first epoch number) x batches per epoch + i``; where another number runs on
-  as the counter restarts, that one is the step;
+  as the counter restarts, that one is the step; an ``i/N`` counter that runs on as the
+  epoch rises is the step itself, and N the run's total;
 - the total is the counter's ``N/M``, epochs x batches per epoch, or what another line
   states (``max_steps``, ``Total optimization steps = 17,000``, ``max: 12 epochs``);
 - the loss is the field named ``loss`` (else ``total_loss``, ``lm loss``, any other
   training loss); a record whose fields follow on indented lines (OLMo) is completed
   from them;
-- the clock is the line's timestamp, else an elapsed-time field, else the sum of a
+- the clock is the line's timestamp (a message begun below a bare ``… - INFO:`` head
+  takes the head's), else an elapsed-time field, else the sum of a
   per-iteration time (``dt: 4738ms``, ``time: 0.25``, llm.c's bare ``2511.08 ms``) over
-  the steps it covers.
+  the steps it covers, else a stated batch size over a rate (``Speed: 142 samples/sec``).
 
 A step that goes back starts a new launch (several runs appended to one file), unless it
 goes back by one increment (another rank's line). Everything is bounded: lines are read
@@ -66,7 +68,7 @@ MAX_BOX_ROWS = 64  # ``| key | value |`` rows joined into one record
 _TOKEN = re.compile(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|(?<![A-Za-z])(?:nan|NaN|inf|Inf)(?![A-Za-z])")
 _SEPARATORS = re.compile(r"[|,;{}\[\]\t]| - |\s{3,}")
 _BAR_GLYPHS = re.compile(r"[━─╸╺█▏▎▍▌▋▊▉░▒▓]+|[#=>.\-·•]{3,}")
-_UNIT = re.compile(r" ?([A-Za-z%/]{1,6})(?![A-Za-z])")
+_UNIT = re.compile(r" ?((?i:samples?/s(?:ec)?)|[A-Za-z%/]{1,6})(?![A-Za-z])")
 _STEP_KEY = re.compile(
     r"(?:^|[\s/_.])(?:step|steps|global_step|globalstep|iter|iters|iteration|it|update"
     r"|updates|num_updates|batch|optimizer_step|trainer/global_step)$"
@@ -99,6 +101,11 @@ _RICH_RECORD = re.compile(
     r"(\[[^\]]{6,32}\]|\s{6,32}) (DEBUG|INFO|WARNING|ERROR|CRITICAL)\s{1,8}(?=\S)"
 )
 _BOX_RULE = re.compile(r"\s*-{8,}\s*$")
+# A logging record with nothing after its level: its message starts on the next line
+# (``logger.info("\nEpoch [0/300], Step [100/390] …")``), which keeps the record's stamp.
+_EMPTY_RECORD = re.compile(r"(?:DEBUG|INFO|WARNING)\]?\s{0,2}[-:|]?\s*$")
+EMPTY_RECORD_CHARS = 96  # longer lines are never a bare record head
+_EMPTY_RECORD_ENDS = frozenset(" :-|]GO")  # the last characters it may have (a cheap test)
 _RICH_HEAD = re.compile(
     r"^(?:\[\d{1,2}/\d{1,2}/\d{2,4} \d\d:\d\d:\d\d\]"
     r"| {8,}(?=(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) ))\s*"
@@ -119,7 +126,7 @@ _DIGIT = re.compile(r"\d")
 _SUFFIX_SCALE = {"K": 1e3, "M": 1e6, "B": 1e9}
 _COLUMN = re.compile(r"[A-Za-z][\w/.-]{0,47}")  # a column name in a table's header
 _CELL = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf")
-_HINT_WORDS = ("max", "otal", "poch", "iters", "steps", "update", "ccumul")
+_HINT_WORDS = ("max", "otal", "poch", "POCH", "iters", "Iters", "steps", "update", "ccumul")
 _ACCUM_HINT = re.compile(
     r"(?i)(?:gradient_accumulation_steps|grad_accum(?:ulation)?(?:_steps)?|accumulate_grad_batches"
     r"|accumulation[_ ]steps)['\"]?\s{0,4}[:=]?\s{0,4}['\"]?(\d{1,4})\b"
@@ -158,6 +165,19 @@ def _clock_to_seconds(m: re.Match[str]) -> str:
         seconds = float(m[9] or 0)
     return f"{m[1]}{((days * 24 + hours) * 60 + minutes) * 60 + seconds:g}"
 
+
+# A count that may be an epoch's batches (``Num Iters: 4425``, ``steps_per_epoch=390``), or
+# the examples and the batch size that give it (MXNet's ``num_examples=20000`` beside
+# ``batch_size=32``): only taken where an epoch-relative counter restarts just past it.
+_EPOCH_LENGTH_HINT = re.compile(
+    r"(?i)(?:num[_ ]iters|(?:iters?|iterations|steps|batches)[_ ]per[_ ]epoch|num[_ ]batches)"
+    r"['\"]?\s{0,4}[:=]\s{0,4}(\d[\d,]{0,12})(?!\d|\.\d)"
+)
+_EXAMPLES_HINT = re.compile(
+    r"(?i)num[_ ](?:train[_ ])?(?:examples|samples)\s{0,4}[:=]\s{0,4}(\d{1,12})\b"
+)
+_BATCH_HINT = re.compile(r"(?i)\bbatch[_ ]size\s{0,4}[:=]\s{0,4}(\d{1,6})\b")
+MAX_LENGTH_HINTS = 8
 
 _EPOCHS_HINT = re.compile(
     r"(?i)(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs|n_epochs"
@@ -360,6 +380,11 @@ def _time_kind(key: str, unit: str) -> tuple[int, str, float] | None:
     return (0 if whole else 1), kind, scale
 
 
+def _is_rate(slot: Slot) -> bool:
+    """Whether a number is a throughput in samples a second (``Speed: 142.66 samples/sec``)."""
+    return slot.unit[:6].lower() == "sample"
+
+
 def _is_int(slot: Slot) -> bool:
     return slot.text.isdigit()
 
@@ -384,9 +409,13 @@ class Generic(Format):
         self._per_epoch_bounds: tuple[int, int] = (1, 1 << 62)
         self._last_inner: float | None = None
         self._last_epoch: float | None = None
+        self._runs_on = False  # the counter after the epoch runs on through epochs
+        self._length_hints: deque[int] = deque(maxlen=MAX_LENGTH_HINTS)  # stated, unproven
+        self._epoch_length: int | None = None  # an epoch's batches, a stated count proven
         self._steps_hint: int | None = None
         self._epochs_hint: int | None = None
         self._accumulation = 1  # micro-batches per optimizer step, where the log says
+        self._batch_size: int | None = None  # samples per step, where the log says
         self._origin_us: int | None = None
         self._clock_s = 0.0
         self._recent_dt_s: deque[float] = deque(maxlen=DT_WINDOW)
@@ -412,6 +441,7 @@ class Generic(Format):
         self._box_section = ""  # ``[12/09/24 13:56:50]`` and ``05/04 08:52:12`` stamps
         self._eval: Progress | None = None  # an evaluation's row, until training goes on
         self._row_clock: ClockKind | None = None  # the last training row's clock
+        self._head_stamp: int | None = None  # a bare record head's stamp, for the next line
 
     # --- feeding ---------------------------------------------------------------------
 
@@ -490,6 +520,13 @@ class Generic(Format):
             # with blanks, and must make one template.
             stamp = self._stamp(line)
             line = _RICH_HEAD.sub("", line, count=1)
+        head_stamp, self._head_stamp = self._head_stamp, None
+        if (
+            line[-1:] in _EMPTY_RECORD_ENDS
+            and len(line) <= EMPTY_RECORD_CHARS
+            and _EMPTY_RECORD.search(line, len(line) - 16) is not None
+        ):
+            self._head_stamp = self._stamp(line)
         if self._pending is not None:
             continues = self._continues(line) and self._continuation < MAX_CONTINUATION
             if continues and self._locked_slots(line) is None:
@@ -506,7 +543,7 @@ class Generic(Format):
                 self._context(line)
             if stamp is None and _DIGIT.search(line, 0, 96) is not None:
                 stamp = self._stamp(line)
-            out.extend(self._search(line, stamp))
+            out.extend(self._search(line, head_stamp if stamp is None else stamp))
             return out
         slots = self._locked_slots(line) if self.layout.anchor in line else None
         if slots is None:
@@ -517,7 +554,7 @@ class Generic(Format):
         else:
             if stamp is None and self._stamped:
                 stamp = self._stamp(line)
-            rows = self._read(slots, stamp, line)
+            rows = self._read(slots, head_stamp if stamp is None else stamp, line)
             if rows and self._eval is not None:
                 if self._eval.t_s is None and self._eval.clock == "train":
                     # The training clock's next row holds the eval: the loop timed it with
@@ -633,6 +670,8 @@ class Generic(Format):
         return out
 
     def _hints(self, line: str) -> None:
+        if "atch" in line:
+            self._batch_hints(line)
         if not any(word in line for word in _HINT_WORDS):
             return
         steps = _STEPS_HINT.search(line) or _CONFIG_STEPS.search(line)
@@ -645,6 +684,9 @@ class Generic(Format):
             value = int((epochs[1] or epochs[2]).replace(",", ""))
             if value > 0:
                 self._epochs_hint = value
+        length = _EPOCH_LENGTH_HINT.search(line)
+        if length is not None and int(length[1].replace(",", "")) > 0:
+            self._length_hints.append(int(length[1].replace(",", "")))
         accumulation = _ACCUM_HINT.search(line)
         if accumulation is not None and int(accumulation[1]) > 0:
             self._accumulation = int(accumulation[1])
@@ -662,6 +704,15 @@ class Generic(Format):
             self._per_epoch_bounds = (lo, hi)
         return epochs * lo if lo == hi else None
 
+    def _batch_hints(self, line: str) -> None:
+        """A stated batch size (a rate's clock), and with the examples, an epoch's length."""
+        batch = _BATCH_HINT.search(line)
+        if batch is not None and int(batch[1]) > 0:
+            self._batch_size = int(batch[1])
+            examples = _EXAMPLES_HINT.search(line)
+            if examples is not None:
+                self._length_hints.append(-(-int(examples[1]) // int(batch[1])))  # ceil
+
     def _epochs_of_bar(self, slots: list[Slot], step_index: int, step: int) -> int | None:
         """Stated epochs x the ``i/N`` an epoch's bar shows beside a global counter
         (torchtune's ``2|1037|Loss: 1.9: 4%|…| 37/1000``); None where they disagree."""
@@ -678,6 +729,8 @@ class Generic(Format):
         dump's epochs and steps), as a reader started late has not seen them."""
         self._steps_hint = self._steps_hint or other._steps_hint
         self._epochs_hint = self._epochs_hint or other._epochs_hint
+        self._length_hints.extend(other._length_hints)
+        self._batch_size = self._batch_size or other._batch_size
         self._accumulation = max(self._accumulation, other._accumulation)
 
     def expect_total(self, total: int | None) -> None:
@@ -798,7 +851,7 @@ class Generic(Format):
         if _EVAL_PREFIX.search("".join(scan(line)[0].split("#")[skip : index + 1])):
             return None  # an evaluation's counter (``Test: [10/79]``, ``Epoch(val) [1][8/8]``)
         has_loss = any(_loss_rank(s.key) < 9 for s in slots)
-        has_time = any(_time_kind(s.key, s.unit) is not None for s in slots)
+        has_time = any(_time_kind(s.key, s.unit) is not None or _is_rate(s) for s in slots)
         has_total = index + 1 < len(slots) and slots[index + 1].is_total
         step_named = score >= 2
         if not (has_loss or has_time or (step_named and (has_total or stamp is not None))):
@@ -862,7 +915,19 @@ class Generic(Format):
             epochs: int | None = self._epochs_hint
             if layout.epoch_index + 1 < len(slots) and slots[layout.epoch_index + 1].is_total:
                 epochs = int(slots[layout.epoch_index + 1].value)
-            if per_epoch is not None:
+            if per_epoch is not None and not self._runs_on:
+                # An ``i/N`` counter that rises as the epoch changes did not restart: it
+                # counts the whole run, and N is the run's total (PaddleSeg's ``epoch: 2,
+                # iter: 760/80000``), not an epoch's batches.
+                self._runs_on = (
+                    self._last_inner is not None
+                    and self._last_epoch is not None
+                    and epoch > self._last_epoch
+                    and inner > self._last_inner
+                )
+            if per_epoch is not None and self._runs_on:
+                step = inner
+            elif per_epoch is not None:
                 step = (epoch - self._epoch_base) * per_epoch + inner
                 total = epochs * per_epoch if epochs else None
                 epoch_steps = per_epoch
@@ -875,10 +940,12 @@ class Generic(Format):
                     and inner < self._last_inner
                     and epoch > self._last_epoch
                 ):
-                    self._epoch_offset += int(self._last_inner)
+                    self._epoch_offset += self._restarted_after(int(self._last_inner))
                 step = self._epoch_offset + inner
                 total = self._steps_hint
-                if total is None and epochs and not self._epoch_offset:
+                if self._epoch_length is not None and epochs:
+                    total = epochs * self._epoch_length
+                elif total is None and epochs and not self._epoch_offset:
                     total = self._epochs_of_global(epoch - self._epoch_base, step, epochs)
             self._last_inner, self._last_epoch = inner, epoch
         else:
@@ -926,6 +993,18 @@ class Generic(Format):
             return []
         return [row]
 
+    def _restarted_after(self, last_inner: int) -> int:
+        """The batches of an epoch whose counter restarted after ``last_inner``: a stated
+        count the counter reached within one logging interval of (``Num Iters: 4425``
+        after ``step: [4400]``; the lines in between were not printed), else the counter's
+        last value."""
+        assert self.layout is not None
+        if self._epoch_length is None:
+            increment = self.layout.step_increment
+            fits = [n for n in self._length_hints if last_inner <= n < last_inner + increment]
+            self._epoch_length = fits[-1] if fits else None
+        return self._epoch_length or last_inner
+
     def _take_global_counter(self, slots: list[Slot]) -> bool:
         """Where the counter went back but another number before it ran on (torchtune's
         ``2|101|Loss: …`` before its per-epoch bar), count that one instead."""
@@ -952,6 +1031,10 @@ class Generic(Format):
                 continue
             if new.value == old.value + 1:
                 first = self._first_slots[j].value if j < len(self._first_slots) else old.value
+                # The counter's restart is this epoch change: seen from the row before it.
+                if self.layout.step_index < len(before):
+                    self._last_inner = before[self.layout.step_index].value
+                    self._last_epoch = old.value
                 self.layout = replace(self.layout, epoch_index=j)
                 self._epoch_base = 0 if first == 0 else 1
                 return True
@@ -976,6 +1059,7 @@ class Generic(Format):
         self._per_epoch_bounds = (1, 1 << 62)
         self._last_inner = self._last_epoch = None
         self._epoch_base = None
+        self._epoch_length = None
 
     @staticmethod
     def _loss(slots: list[Slot]) -> float | None:
@@ -1005,6 +1089,11 @@ class Generic(Format):
                 continue
             if best is None or kind[0] < best[0]:
                 best = (kind[0], kind[1], slot.value * kind[2])
+        if best is None and self._batch_size is not None:
+            # No time but a rate (MXNet's ``Speed: 142.66 samples/sec``): a step of the
+            # stated batch took the batch over the rate, on average since the last line.
+            rate = next((s.value for s in slots if _is_rate(s) and s.value > 0), None)
+            best = None if rate is None else (3, "mean dt", self._batch_size / rate)
         if best is None:
             return None, None
         if best[1] == "elapsed":
@@ -1018,7 +1107,9 @@ class Generic(Format):
         else:
             covered = step if 1 <= step <= increment else 1
         self._recent_dt_s.append(dt)
-        if covered > 1:
+        if covered > 1 and best[1] == "mean dt":
+            self._clock_s += dt * covered
+        elif covered > 1:
             # A line every N steps prints one iteration's time: the other N - 1 took the
             # usual time, not this one's (an eval or a checkpoint lands on the printed one).
             usual = sorted(self._recent_dt_s)[(len(self._recent_dt_s) - 1) // 2]  # lower median
@@ -1078,6 +1169,8 @@ def _locked_reader(layout: Layout, line: str) -> _Reader:
     if timed:
         _, slot = min(timed, key=lambda pair: pair[0][0])
         fields.append((slot.key, slot.unit, _named(slot.key, slot.unit)))
+    elif (rate := next((s for s in rest if _is_rate(s)), None)) is not None:
+        fields.append((rate.key, rate.unit, _named(rate.key, rate.unit)))
     return _Reader(re.compile(regex), prefix_keys, tuple(fields))
 
 

@@ -1182,3 +1182,79 @@ def test_keras_verbose_2_prints_one_line_per_epoch(line: str, batches: int) -> N
     assert {p.total_steps for p in train} == {10 * batches}
     assert train[0].loss == pytest.approx(2.5)
     assert [p.step for p in got if p.is_eval] == [batches, 2 * batches, 3 * batches]
+
+
+# --- an epoch and a counter: does the counter restart with the epoch? ---------------------
+
+
+def test_an_i_of_n_counter_that_runs_on_through_epochs_is_global_and_n_the_total() -> None:
+    # PaddleSeg: ``epoch`` rises every ~25 iterations here while ``iter: i/200`` runs on.
+    lines = [
+        f"2021-11-23 20:{k // 6:02d}:{10 * (k % 6):02d} [INFO]\t[TRAIN] epoch: {1 + k // 5}, "
+        f"iter: {10 * (k + 1)}/200, loss: {2.0 - k / 100:.4f}, lr: 0.009, batch_cost: 1.10"
+        for k in range(12)
+    ]
+    got = progress(feed_all(lines))
+    assert [r.step for r in got] == [10 * (k + 1) for k in range(12)]
+    assert got[-1].total_steps == 200
+    assert got[-1].epoch_steps is None
+
+
+def _epoch_step_lines(epochs: int, steps: tuple[int, ...]) -> list[str]:
+    """``Epoch: [e], step: [k]`` rows (the Oscar/VinVL Paddle ports), k within the epoch."""
+    return [
+        f"01/02/2022 23:{e:02d}:{k:02d} - INFO - Epoch: [{e}], step: [{k}], lr: 0.000010, "
+        f"batch_loss: 0.0433, avg_loss: {0.2 - e / 100 - k / 1000:.4f}"
+        for e in range(1, epochs + 1)
+        for k in steps
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stated", "per_epoch", "total"),
+    [
+        ("Num Iters: 45", 45, 135),  # stated, and the counter restarted just short of it
+        ("Num Iters: 60", 40, None),  # too far past the last step: not the epoch's length
+        ("Batch Size: 32", 40, None),  # nothing stated: the counter's last value
+    ],
+)
+def test_an_epoch_relative_counter_takes_a_stated_epoch_length_it_restarted_just_short_of(
+    stated: str, per_epoch: int, total: int | None
+) -> None:
+    header = ["  EPOCHS: 3", f"01/02/2022 23:00:00 - INFO - {stated}"]
+    got = progress(feed_all(header + _epoch_step_lines(3, (10, 20, 30, 40))))
+    assert [r.step for r in got] == [e * per_epoch + k for e in range(3) for k in (10, 20, 30, 40)]
+    assert got[-1].total_steps == total
+
+
+def test_a_message_that_starts_below_its_record_s_bare_head_keeps_the_head_s_stamp() -> None:
+    # ``logger.info("\nEpoch [e/3], Step [k/39], Loss: …")``: the stamp is on the line above.
+    lines = []
+    for n, (e, k) in enumerate((e, k) for e in range(3) for k in (10, 20, 30)):
+        stamp = f"2023-03-19 09:{n:02d}:15,500 - INFO: "
+        lines += [stamp, f"Epoch [{e}/3], Step [{k}/39], Loss: {0.5 - n / 100:.5f}"]
+        lines.append(f"{stamp}Time elapsed: {14.5 * (k // 10)}")
+    got = progress(feed_all(lines))
+    assert [r.step for r in got] == [39 * e + k for e in range(3) for k in (10, 20, 30)]
+    assert [r.t_s for r in got] == [60.0 * n for n in range(9)]
+    assert got[-1].total_steps == 117
+
+
+def test_examples_over_the_batch_size_give_an_epoch_length_the_counter_agrees_with() -> None:
+    # MXNet's fit prints its arguments, then ``Epoch[e] Batch [k]`` rows restarting per epoch.
+    header = [
+        "INFO:root:start with arguments Namespace(batch_size=32, num_epochs=3, "
+        "num_examples=1440, lr=0.01)"
+    ]
+    rows = [
+        f"INFO:root:Epoch[{e}] Batch [{k}]\tSpeed: 140.{k} samples/sec\taccuracy=0.5{k}"
+        for e in range(3)
+        for k in (10, 20, 30, 40)
+    ]
+    got = progress(feed_all(header + rows))
+    assert [r.step for r in got] == [45 * e + k for e in range(3) for k in (10, 20, 30, 40)]
+    assert got[-1].total_steps == 135
+    # No stamps: a step of the stated batch took 32 samples over the printed rate.
+    assert got[0].t_s == pytest.approx(10 * 32 / 140.1)
+    assert got[1].t_s == pytest.approx(10 * 32 / 140.1 + 10 * 32 / 140.2)
+    assert got[4].t_s - got[3].t_s == pytest.approx(15 * 32 / 140.1)  # 40 → 45 + 10
