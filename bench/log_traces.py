@@ -117,18 +117,29 @@ def _llamafactory(lines: Iterable[str]) -> list[_Row]:
     return [_Row(5 * (i + 1), _ISO(stamp)) for i, stamp in enumerate(stamps)]
 
 
+def _train_eval_rows(
+    lines: Iterable[str],
+    train: re.Pattern[str],
+    val: re.Pattern[str],
+    clock: Callable[[str], float],
+) -> list[_Row]:
+    """Rows of a log whose training lines give their stamp and step (groups 1 and 2) and
+    whose eval lines (group 1, the stamp) end an eval at the last training step."""
+    rows: list[_Row] = []
+    for line in lines:
+        if m := train.match(line):
+            rows.append(_Row(int(m[2]), clock(m[1])))
+        elif (m := val.match(line)) and rows:
+            rows.append(_Row(rows[-1].step, clock(m[1]), is_eval=True))
+    return rows
+
+
 def _paddleocr(lines: Iterable[str]) -> list[_Row]:
     train = re.compile(
         r"^\[(\S+ \S+)\] root INFO: epoch: \[\d+/\d+\], (?:global_step|iter): (\d+),"
     )
     val = re.compile(r"^\[(\S+ \S+)\] root INFO: cur metric")
-    rows: list[_Row] = []
-    for line in lines:
-        if m := train.match(line):
-            rows.append(_Row(int(m[2]), _SLASH(m[1])))
-        elif (m := val.match(line)) and rows:
-            rows.append(_Row(rows[-1].step, _SLASH(m[1]), is_eval=True))
-    return rows
+    return _train_eval_rows(lines, train, val, _SLASH)
 
 
 def _yolox(lines: Iterable[str]) -> list[_Row]:
@@ -275,13 +286,7 @@ def _afa_iters(lines: Iterable[str]) -> list[_Row]:
     its validation ends with a ``segs score`` row."""
     train = re.compile(r"^(\S+ \S+) - \S+ - INFO: Iter: (\d+); Elasped:")
     val = re.compile(r"^(\S+ \S+) - \S+ - INFO: segs score:")
-    rows: list[_Row] = []
-    for line in lines:
-        if m := train.match(line):
-            rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
-        elif (m := val.match(line)) and rows:
-            rows.append(_Row(rows[-1].step, _ISO_MS(m[1]), is_eval=True))
-    return rows
+    return _train_eval_rows(lines, train, val, _ISO_MS)
 
 
 def _llamafactory_jsonl(lines: Iterable[str]) -> list[_Row]:
@@ -514,13 +519,7 @@ def _paddleseg(lines: Iterable[str]) -> list[_Row]:
     its ``[EVAL]`` rows."""
     train = re.compile(r"^(\S+ \S+) \[INFO\]\t\[TRAIN\] epoch: \d+, iter: (\d+)/\d+,")
     val = re.compile(r"^(\S+ \S+) \[INFO\]\t\[EVAL\]")
-    rows: list[_Row] = []
-    for line in lines:
-        if m := train.match(line):
-            rows.append(_Row(int(m[2]), _ISO(m[1])))
-        elif (m := val.match(line)) and rows:
-            rows.append(_Row(rows[-1].step, _ISO(m[1]), is_eval=True))
-    return _last_launch(rows)
+    return _last_launch(_train_eval_rows(lines, train, val, _ISO))
 
 
 def _icnet_paddle(lines: Iterable[str]) -> list[_Row]:
@@ -528,13 +527,7 @@ def _icnet_paddle(lines: Iterable[str]) -> list[_Row]:
     stamps) and its per-epoch ``Validation:`` rows."""
     train = re.compile(r"^(\S+ \S+) \S+ INFO: Epochs: \d+/\d+ \|\| Iters: (\d+)/\d+ \|\|")
     val = re.compile(r"^(\S+ \S+) \S+ INFO: Validation:")
-    rows: list[_Row] = []
-    for line in lines:
-        if m := train.match(line):
-            rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
-        elif (m := val.match(line)) and rows:
-            rows.append(_Row(rows[-1].step, _ISO_MS(m[1]), is_eval=True))
-    return _last_launch(rows)
+    return _last_launch(_train_eval_rows(lines, train, val, _ISO_MS))
 
 
 def _ppocr(lines: Iterable[str]) -> list[_Row]:
@@ -542,13 +535,7 @@ def _ppocr(lines: Iterable[str]) -> list[_Row]:
     global_step: N,`` rows and ``cur metric`` rows after each evaluation."""
     train = re.compile(r"^\[(\S+ \S+)\] ppocr INFO: epoch: \[\d+/\d+\], global_step: (\d+),")
     val = re.compile(r"^\[(\S+ \S+)\] ppocr INFO: cur metric")
-    rows: list[_Row] = []
-    for line in lines:
-        if m := train.match(line):
-            rows.append(_Row(int(m[2]), _SLASH(m[1])))
-        elif (m := val.match(line)) and rows:
-            rows.append(_Row(rows[-1].step, _SLASH(m[1]), is_eval=True))
-    return _last_launch(rows)
+    return _last_launch(_train_eval_rows(lines, train, val, _SLASH))
 
 
 def _ppdet(lines: Iterable[str]) -> list[_Row]:
@@ -594,13 +581,7 @@ def _step_pipe_rows(lines: Iterable[str]) -> list[_Row]:
     ``Validation loss:`` rows; the file appends launches, the last is scored."""
     train = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+) \| Loss:")
     val = re.compile(r"^(\S+ \S+) - \S+ - INFO - Validation loss:")
-    rows: list[_Row] = []
-    for line in lines:
-        if m := train.match(line):
-            rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
-        elif (m := val.match(line)) and rows:
-            rows.append(_Row(rows[-1].step, _ISO_MS(m[1]), is_eval=True))
-    return _last_launch(rows)
+    return _last_launch(_train_eval_rows(lines, train, val, _ISO_MS))
 
 
 def _epoch_rows(lines: Iterable[str]) -> list[_Row]:
