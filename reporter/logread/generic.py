@@ -381,8 +381,9 @@ def _time_kind(key: str, unit: str) -> tuple[int, str, float] | None:
 
 
 def _is_rate(slot: Slot) -> bool:
-    """Whether a number is a throughput in samples a second (``Speed: 142.66 samples/sec``)."""
-    return slot.unit[:6].lower() == "sample"
+    """Whether a number is a throughput in samples a second (``Speed: 142.66 samples/sec``);
+    a count of samples (``epoch 1 sample 3``) is not."""
+    return "/s" in slot.unit and slot.unit[:6].lower() == "sample"
 
 
 def _is_int(slot: Slot) -> bool:
