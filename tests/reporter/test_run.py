@@ -334,8 +334,10 @@ def bar(desc, n, total, post=""):
     fill = "#" * (10 * n // total)
     pct = 100 * n // total
     # redrawn in place after an erase-line code, as Rich and tqdm in a terminal do
+    # the elapsed time grows with the batch: a bar at n/n after 00:00 is a bar done in
+    # no time (setup), whose row waits for the next bar to say what it was
     sys.stdout.write(f"\\x1b[2K{desc}: {pct:3d}%|{fill:<10}| {n}/{total} "
-                     f"[00:0{n % 10}<00:10, 2.00it/s{post}]\\r")
+                     f"[00:{n:02d}<00:30, 2.00it/s{post}]\\r")
     sys.stdout.flush()
 print("max_epochs=3", flush=True)
 bar("Sanity Checking DataLoader 0", 1, 2)
