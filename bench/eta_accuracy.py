@@ -42,7 +42,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from bot.adapters.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
+from bot.adapters.steplog import StepLog, StepLogError, load_steps_csv
 from bot.core.band import BandTable, conformal_quantile
 from bot.core.band import band_score as core_band_score
 from bot.core.estimate import (
@@ -51,6 +51,7 @@ from bot.core.estimate import (
     RunInputs,
     calibrate_throughput,
     estimate_run,
+    eval_cadence,
 )
 from bot.core.eta_band import BAND
 from bot.core.pace_profile import derive_pace_profile, profile_breakers
@@ -329,7 +330,7 @@ def evaluate_checkpoint(
     eval_every = trace.eval_every if declared else None
     inputs = RunInputs(
         target_steps=trace.target_step,
-        eval_every=eval_every or infer_eval_every(log.eval_steps),
+        eval_every=eval_every or eval_cadence(log.eval_steps),
         final_eval=trace.final_eval,
     )
     try:
@@ -417,7 +418,7 @@ def eval_share(trace: Trace) -> float | None:
     None where the clock stops during evals (it measures nothing about them)."""
     if trace.clock_excludes_eval:
         return None
-    every = trace.eval_every or infer_eval_every(trace.log.eval_steps)
+    every = trace.eval_every or eval_cadence(trace.log.eval_steps)
     if not every:
         return None
     cal = calibrate_throughput(trace.log.points, trace.log.pauses)

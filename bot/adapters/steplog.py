@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.core.estimate import Pause, StepPoint, eval_cadence
+from bot.core.estimate import Pause, StepPoint
 
 REQUIRED_COLUMNS = ("step", "elapsed_s")
 OPTIONAL_COLUMNS = ("loss", "is_eval")
@@ -60,11 +60,6 @@ class StepLog:
             pauses=tuple(p for p, _ in evals),
             eval_steps=tuple(s for _, s in evals),
         )
-
-
-def infer_eval_every(eval_steps: Iterable[int]) -> int | None:
-    """The cadence of a log's eval rows (`bot.core.estimate.eval_cadence`)."""
-    return eval_cadence(eval_steps)
 
 
 def load_steps_csv(path: Path) -> StepLog:

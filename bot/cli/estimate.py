@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bot.adapters.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
+from bot.adapters.steplog import StepLog, StepLogError, load_steps_csv
 from bot.cli.errors import CliError
 from bot.core.estimate import (
     CalibrationSettings,
@@ -18,6 +18,7 @@ from bot.core.estimate import (
     ScenarioMultipliers,
     calibrate_throughput,
     estimate_run,
+    eval_cadence,
 )
 from bot.core.fmt import fmt_duration
 from reporter.argtypes import int_at_least, int_between, nonnegative_float
@@ -155,7 +156,7 @@ def estimate_log(
     The log's clock starts at 0, so ``eta_total_s`` is the predicted elapsed_s at step T.
     """
     if inputs.eval_every is None:
-        inputs = replace(inputs, eval_every=infer_eval_every(log.eval_steps))
+        inputs = replace(inputs, eval_every=eval_cadence(log.eval_steps))
     calibration = calibrate_throughput(log.points, log.pauses, settings)
     return estimate_run(calibration, inputs, origin_s=0.0, multipliers=multipliers)
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.adapters.steplog import StepLog, StepLogError, infer_eval_every, load_steps_csv
+from bot.adapters.steplog import StepLog, StepLogError, load_steps_csv
 from bot.cli.errors import CliError
 from bot.core.alerts import AlertPolicy, AlertState, plan_alerts
-from bot.core.estimate import Pause, StepPoint
+from bot.core.estimate import Pause, StepPoint, eval_cadence
 from bot.core.fmt import fmt_duration
 from bot.core.run_history import LossPoint, RunHistory, TriggerName
 from bot.core.triggers import CheckMemory, TriggerSettings, evaluate_triggers
@@ -148,7 +148,7 @@ def replay_log(
             losses=losses,
             pauses=pauses,
             target_steps=target_steps,
-            eval_every=eval_every or infer_eval_every(s for _, s in evals[:n_evals]),
+            eval_every=eval_every or eval_cadence(s for _, s in evals[:n_evals]),
             steps_per_epoch=steps_per_epoch,
             first_event_at=first_s,
             last_event_at=now,  # the reporter's heartbeat: alive while the log runs

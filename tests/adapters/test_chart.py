@@ -11,7 +11,7 @@ import pytest
 from matplotlib.image import imread
 
 from bot.adapters.chart import chart_panels, checkin_figure, render_checkin_png
-from bot.adapters.steplog import infer_eval_every, load_steps_csv
+from bot.adapters.steplog import load_steps_csv
 from bot.core.chartdata import (
     MAX_ETA_POINTS,
     MAX_TELEMETRY_POINTS,
@@ -25,6 +25,7 @@ from bot.core.estimate import (
     StepPoint,
     calibrate_throughput,
     estimate_run,
+    eval_cadence,
 )
 from bot.core.eta_band import BAND
 from tests.conftest import SHARED
@@ -297,7 +298,7 @@ def test_nanochat_trace() -> None:
         steps=log.points,
         pauses=log.pauses,
         target_steps=21_400,
-        eval_every=infer_eval_every(log.eval_steps),
+        eval_every=eval_cadence(log.eval_steps),
         usd_per_hour=24.0,
         expected_step_per_s=2.08,
         now=log.points[-1].t_s,

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.steplog import StepLogError, infer_eval_every, load_steps_csv, parse_steps_csv
+from bot.adapters.steplog import StepLogError, load_steps_csv, parse_steps_csv
 from bot.cli import main
-from bot.core.estimate import Pause, StepPoint
+from bot.core.estimate import Pause, StepPoint, eval_cadence
 from bot.core.eta_band import BAND
 
 TRACES_DIR = Path(__file__).resolve().parents[3] / "shared" / "traces"
@@ -384,8 +384,8 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str
         ([1000, 0, 3000, 2000], 1000),  # order does not matter
     ],
 )
-def test_infer_eval_every(eval_steps: list[int], expected: int | None) -> None:
-    assert infer_eval_every(eval_steps) == expected
+def test_eval_cadence_of_log_rows(eval_steps: list[int], expected: int | None) -> None:
+    assert eval_cadence(eval_steps) == expected
 
 
 def test_reader_keeps_rows_and_markers() -> None:
