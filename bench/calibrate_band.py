@@ -41,17 +41,18 @@ def loo_intervals(
     shares: dict[str, float],
     high_side: float,
     coverage: float,
-) -> list[tuple[int, float, bool]]:
-    """Each checkpoint's row, interval width over its run's real time, and whether the
-    interval held the real finish; the interval from a table made without that run (its
-    bias applied to the remaining time, as the estimator does)."""
+) -> list[tuple[str, float, bool]]:
+    """Each checkpoint's label, interval width over its run's real time, and whether the
+    interval held the real finish; the interval from a table made without that run, at
+    the row the estimator read (its bias applied to the remaining time, as the estimator
+    does): what `bench/eta_accuracy.py` measures, without replaying every run again."""
     tables = {
         name: acc.band_without(scores, shares, name, coverage=coverage, high_side=high_side)
         for name in {r.trace for r in results}
     }
     out = []
     for r in results:
-        row = acc.checkpoint_row(r.checkpoint)
+        row = r.row
         if row is None or r.base_s is None or r.elapsed_s is None or not r.sigma:
             continue
         table = tables[r.trace]
@@ -61,7 +62,7 @@ def loo_intervals(
             continue
         low_s = r.elapsed_s + remaining * math.exp(-spread)
         high_s = r.elapsed_s + remaining * math.exp(min(high_side * spread, 50.0))
-        out.append((row, (high_s - low_s) / r.actual_s, low_s <= r.actual_s <= high_s))
+        out.append((r.checkpoint, (high_s - low_s) / r.actual_s, low_s <= r.actual_s <= high_s))
     return out
 
 
@@ -79,9 +80,8 @@ def choose_high_side(
     for h in HIGH_SIDES:
         checks = loo_intervals(results, scores, shares, h, coverage)
         widths[h] = statistics.median([w for _, w, _ in checks] or [math.inf])
-        rows = range(len(acc.CHECKPOINT_LABELS))
-        by_row = [[held for row, _, held in checks if row == r] for r in rows]
-        worst[h] = min((sum(held) / len(held) for held in by_row if held), default=0.0)
+        by_label = [[held for c, _, held in checks if c == label] for label in acc.CHECKPOINT_LABELS]
+        worst[h] = min((sum(held) / len(held) for held in by_label if held), default=0.0)
         print(
             f"high side {h:g}: median width {widths[h]:.2%}, "
             f"lowest coverage of a checkpoint {worst[h]:.1%}",
@@ -129,11 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     traces, skipped = acc.load_corpus(args.traces, acc.logs_dirs_of(args), args.extra)
     for reason in skipped:
         print(f"skipped: {reason}", file=sys.stderr)
-    shares = {t.name: v for t in traces if (v := acc.eval_share(t)) is not None}
+    results, scores, shares = acc.first_pass(traces)
     share = statistics.median(shares.values()) if shares else BAND.eval_prior_share
-    plain = acc.band_without({}, shares, None)
-    results = [r for t in traces for r in acc.evaluate_trace(t, band=plain)]
-    scores = acc.scores_by_row(results)
     high_side = choose_high_side(results, scores, shares, args.coverage)
     table = acc.band_without(scores, shares, None, coverage=args.coverage, high_side=high_side)
     for row, label in enumerate(acc.CHECKPOINT_LABELS):

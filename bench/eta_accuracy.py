@@ -351,7 +351,7 @@ def evaluate_checkpoint(
         interval_high_s=None if interval is None else float(interval.high_s),
         elapsed_s=estimate.elapsed_s,
         sigma=None if interval is None else interval.sigma,
-        row=checkpoint_row(label),
+        row=(band or BAND).row(estimate.calibration.last_step.step, trace.target_step),
     )
 
 
@@ -390,26 +390,22 @@ def band_score(r: CheckpointResult, bias: float = 0.0) -> float | None:
     return core_band_score(r.actual_s - r.elapsed_s, predicted, r.sigma, BAND.high_side)
 
 
-def checkpoint_row(label: str) -> int | None:
-    """The band row a checkpoint calibrates: probe 0, 10% 1, 25% 2, 50% 3 (the rows of
-    `BandTable` start at the same fractions, so a run reads the row of the last
-    checkpoint it has passed)."""
-    return CHECKPOINT_LABELS.index(label) if label in CHECKPOINT_LABELS else None
-
-
 Scores = dict[int, dict[str, tuple[float, float]]]
 
 
 def scores_by_row(results: Sequence[CheckpointResult]) -> Scores:
-    """Per row and run, the uncorrected log-error and sigma at that checkpoint: split
-    conformal needs the scored run's checkpoint drawn as the calibration runs' ones."""
+    """Per band row and run, the uncorrected log-error and sigma of the run's first
+    checkpoint that read that row: split conformal needs one score per run, drawn as the
+    scored run's own. The row is the one the estimator read (`BandTable.row` of the last
+    logged step), not the checkpoint's label: a run logging every 10 of 300 steps is
+    still in the probe row at its 10% checkpoint, and its band there uses the probe's
+    bias and quantile."""
     out: Scores = {}
     for r in results:
         error = log_error(r)
-        row = checkpoint_row(r.checkpoint)
-        if error is None or row is None or not r.sigma:
+        if error is None or r.row is None or not r.sigma:
             continue
-        out.setdefault(row, {})[r.trace] = (error, r.sigma)
+        out.setdefault(r.row, {}).setdefault(r.trace, (error, r.sigma))
     return out
 
 
@@ -469,22 +465,17 @@ def band_without(
     )
 
 
-def replay_corpus(
+def first_pass(
     traces: Sequence[Trace],
     *,
     declared_eval_every: bool = True,
     extra_fractions: Sequence[float] = (),
-    progress: bool = False,
 ) -> tuple[list[CheckpointResult], Scores, dict[str, float]]:
-    """Every trace at every checkpoint, with the band scored leave-one-run-out.
-
-    Pass 1 replays each run with an eval prior from the other runs and no pace
-    correction (sigma does not depend on the table's bias or quantiles). Pass 2 replays each
-    run again with a table made without it: its quantiles from the other runs' pass-1
-    scores, its eval prior from the other runs' measured evals.
-    """
+    """Every trace at every checkpoint with an eval prior from the other runs and no
+    pace correction, and the band scores of those checkpoints (sigma does not depend on
+    the table's bias or quantiles): what `bench/calibrate_band.py` calibrates on."""
     shares = {t.name: v for t in traces if (v := eval_share(t)) is not None}
-    first = [
+    results = [
         r
         for t in traces
         for r in evaluate_trace(
@@ -494,34 +485,30 @@ def replay_corpus(
             extra_fractions=extra_fractions,
         )
     ]
-    scores = scores_by_row(first)
+    return results, scores_by_row(results), shares
+
+
+def replay_corpus(
+    traces: Sequence[Trace],
+    *,
+    declared_eval_every: bool = True,
+    extra_fractions: Sequence[float] = (),
+    progress: bool = False,
+) -> tuple[list[CheckpointResult], Scores, dict[str, float]]:
+    """Every trace at every checkpoint, with the band scored leave-one-run-out: each run
+    replayed again with a table made without it (its quantiles and bias from the other
+    runs' `first_pass` scores, its eval prior from their measured evals). The interval
+    is the estimator's own, as the user sees it."""
+    _, scores, shares = first_pass(
+        traces, declared_eval_every=declared_eval_every, extra_fractions=extra_fractions
+    )
     results: list[CheckpointResult] = []
     for i, t in enumerate(traces, start=1):
         if progress:
             print(f"[{i}/{len(traces)}] {t.name}", file=sys.stderr, flush=True)
         table = band_without(scores, shares, t.name)
-        results += [
-            interval_at_checkpoint(r, table)
-            for r in evaluate_trace(t, declared_eval_every=declared_eval_every, band=table)
-        ]
+        results += evaluate_trace(t, declared_eval_every=declared_eval_every, band=table)
     return results, scores, shares
-
-
-def interval_at_checkpoint(r: CheckpointResult, table: BandTable) -> CheckpointResult:
-    """The interval from the quantile of the checkpoint's own row (the estimator picks
-    the row from its progress; at a checkpoint the two agree but for a run logging
-    sparsely, whose last row falls just short of the checkpoint's fraction)."""
-    row = checkpoint_row(r.checkpoint)
-    if r.base_s is None or r.elapsed_s is None or r.sigma is None or row is None:
-        return r
-    q = table.quantiles[row]
-    remaining = r.base_s - r.elapsed_s
-    return replace(
-        r,
-        interval_low_s=r.elapsed_s + remaining * math.exp(-min(q * r.sigma, 50.0)),
-        interval_high_s=r.elapsed_s
-        + remaining * math.exp(min(table.high_side * q * r.sigma, 50.0)),
-    )
 
 
 def error_pct(predicted_s: float | None, actual_s: float) -> float | None:

@@ -19,9 +19,11 @@ class BandTable:
     A score is ``log(actual remaining / predicted remaining) / sigma`` (divided by
     ``high_side`` more when the run took longer: step times grow more often than they
     shrink, a prior fixed before calibration, not fitted), where sigma is what the run
-    itself says about its uncertainty (`band_sigma`). Row 0 is the probe (up
-    to step min(100, T/10), or under ``row_starts[0]`` of the run); row i+1 starts at
-    fraction ``row_starts[i]``. Each row's quantile is the ⌈(n+1)·coverage⌉-th smallest
+    itself says about its uncertainty (`band_sigma`). Rows go by the fraction of
+    the run seen, nothing else: row 0 is under ``row_starts[0]`` (a long run's probe),
+    row i+1 starts at fraction ``row_starts[i]``. (Row 0 also held every run up to step
+    min(100, T/10); a 300-step run then read the probe row at its 10% checkpoint while the
+    calibration scored it on the 10% row, and the two disagreed on one run in 78.) Each row's quantile is the ⌈(n+1)·coverage⌉-th smallest
     of n dev runs' scores (one per run): for a new run exchangeable with them, the band
     covers its real end with probability ≥ coverage. ``bench/calibrate_band.py`` makes it.
     """
@@ -50,9 +52,8 @@ class BandTable:
 
 def band_row(current_step: int, target_steps: int, row_starts: Sequence[float]) -> int:
     """Which row of a `BandTable` a run at ``current_step`` of ``target_steps`` reads."""
-    probe_step = min(100, target_steps // 10)
     fraction = current_step / target_steps if target_steps > 0 else 1.0
-    if current_step <= probe_step or not row_starts or fraction < row_starts[0]:
+    if not row_starts or fraction < row_starts[0]:
         return 0
     return bisect.bisect_right(row_starts, fraction)
 

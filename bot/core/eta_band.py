@@ -9,10 +9,10 @@ from bot.core.band import BandTable
 
 BAND = BandTable(
     row_starts=(0.09, 0.225, 0.45),
-    quantiles=(2.798, 2.63, 2.956, 1.533),
-    runs=(66, 78, 80, 80),
+    quantiles=(2.691, 2.644, 2.95, 1.278),
+    runs=(50, 75, 78, 80),
     coverage=0.9,
     eval_prior_share=0.1373,
-    high_side=1.25,
-    bias=(0.0235, 0.004489, 0.003824, 0.00382),
+    high_side=1.5,
+    bias=(0.02004, 0.009029, 0.003661, 0.00382),
 )

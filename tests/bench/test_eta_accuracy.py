@@ -314,3 +314,18 @@ def test_the_band_bias_is_the_other_runs_median_whichever_run_is_left_out() -> N
     assert bench.band_without(scores, {}, "r15", rows=1).bias[0] == pytest.approx(0.055)
     # leaving out a slower one (14 slower, 6 faster: p = 0.12) still corrects
     assert bench.band_without(scores, {}, "r0", rows=1).bias[0] == pytest.approx(0.055)
+
+
+def test_a_checkpoint_is_scored_on_the_band_row_the_estimator_read() -> None:
+    # A 300-step run: its probe (step 30) is its 10% checkpoint, the estimator reads the
+    # 10% row at both, and the run gives that row one score, not two.
+    trace = bench.Trace(
+        name="short", log=steady_log(300, 1.0), target_step=300, actual_s=300.0, eval_every=None
+    )
+    results = bench.evaluate_trace(trace)
+    by_label = {r.checkpoint: r for r in results}
+    assert by_label["probe"].step == by_label["10%"].step == 30
+    assert by_label["probe"].row == by_label["10%"].row == 1
+    assert [r.row for r in results] == [1, 1, 2, 3]
+    scores = bench.scores_by_row(results)
+    assert sorted(scores) == [1, 2, 3] and list(scores[1]) == ["short"]

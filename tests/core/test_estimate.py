@@ -409,6 +409,8 @@ def test_conformal_quantile_and_rows() -> None:
     assert band_row(100, 20_000, starts) == 0  # the probe
     assert band_row(1_000, 20_000, starts) == 0  # past the probe, before 10%
     assert band_row(2_000, 20_000, starts) == 1
+    # by the fraction seen alone: a 300-step run's probe at step 30 is a 10% checkpoint
+    assert band_row(30, 300, starts) == 1
     assert band_row(15_000, 20_000, starts) == 3
     assert band_score(150.0, 100.0, 0.1, 2.0) == pytest.approx(math.log(1.5) / 0.2)
     assert band_score(50.0, 100.0, 0.1, 2.0) == pytest.approx(math.log(2) / 0.1)
