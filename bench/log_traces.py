@@ -724,6 +724,8 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _epoch_rows,
         "line timestamps (ms), one row per epoch, eval included",
     ),
+    # corpus corpus-h
+    "vividbot_valley_wandb_cut2102": (_tqdm("", 968921), "tqdm elapsed (1 s)"),
 }
 
 

@@ -633,6 +633,11 @@ class _Bars(_Format):
             return settled
         return [*settled, *self._take_side_end(), *self._close_side(), self._row(loss)]
 
+    @property
+    def holds_trainer_loss(self) -> bool:
+        """A Trainer dict's loss is held for the next row of a training bar drawn before it."""
+        return self._has_pending and self._key is not None
+
     def _close_side(self) -> list[Progress]:
         """Eval bars that never drew their last batch (Rich removes a finished validation
         bar, its last redraw unseen) end when training goes on: else the eval stays open
@@ -1015,6 +1020,11 @@ class LogParser:
             return rows, self._active
         for candidate in self._candidates:  # every one sees the line: some note a start line
             rows = candidate.rows(text)
+            if not rows and isinstance(candidate, _Bars) and candidate.holds_trainer_loss:
+                # The Trainer writes its dicts above its own bar, which gives their step:
+                # counting the dicts instead would lose it wherever a capture dropped one.
+                self._lock(candidate)
+                return [], candidate
             if rows:
                 if isinstance(candidate, _Bars) and all(r.step == 0 for r in rows):
                     # A bar that has not moved yet may be another format's, named once it

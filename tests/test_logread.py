@@ -284,6 +284,24 @@ def test_trainer_dicts_without_a_bar_take_their_step_from_the_epoch() -> None:
     assert rows[-1].t_s == 7 * 60
 
 
+def test_trainer_dicts_under_a_sparse_bar_take_the_bars_step_not_their_count() -> None:
+    # A wandb console capture keeps one bar redraw in a few and drops some dict lines:
+    # the step is the bar's, where counting the dicts would fall behind.
+    def bar(n: int) -> str:
+        return f"  0%|          | {n}/9000 [00:{n:02d}<2:30:00,  1.00it/s]"
+
+    def loss(k: int) -> str:
+        return f"{{'loss': {3 - k / 10}, 'grad_norm': 1.5, 'learning_rate': {k}e-07, 'epoch': 0.0}}"
+
+    lines = ["  0%|          | 0/9000 [00:00<?, ?it/s]", loss(1), loss(2), bar(4)]
+    lines += [loss(5), loss(7), "", bar(8), loss(9), bar(12)]
+    rows = [r for r in train_rows(lines) if r.step > 0]
+    assert [r.step for r in rows if r.loss is not None][-1] == 12
+    assert {r.step for r in rows} == {4, 8, 12}
+    assert {r.total_steps for r in rows} == {9000}
+    assert max(r.t_s or 0.0 for r in rows) == 12
+
+
 def test_a_trainer_started_again_in_the_same_output_is_a_new_launch() -> None:
     def bar(n: int) -> str:
         return f"{100 * n // 20:3d}%|█         | {n}/20 [00:{n:02d}<00:10,  1.00it/s]"
