@@ -80,7 +80,8 @@ def choose_high_side(
     for h in HIGH_SIDES:
         checks = loo_intervals(results, scores, shares, h, coverage)
         widths[h] = statistics.median([w for _, w, _ in checks] or [math.inf])
-        by_label = [[held for c, _, held in checks if c == label] for label in acc.CHECKPOINT_LABELS]
+        labels = acc.CHECKPOINT_LABELS
+        by_label = [[held for c, _, held in checks if c == label] for label in labels]
         worst[h] = min((sum(held) / len(held) for held in by_label if held), default=0.0)
         print(
             f"high side {h:g}: median width {widths[h]:.2%}, "
