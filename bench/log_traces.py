@@ -591,6 +591,18 @@ def _epoch_rows(lines: Iterable[str]) -> list[_Row]:
     return [_Row(int(m[2]) + 1, _ISO_MS(m[1])) for line in lines if (m := pattern.match(line))]
 
 
+# corpus corpus-g readers
+
+
+def _torchtitan(lines: Iterable[str]) -> list[_Row]:
+    """torchtitan's metrics rows, ``[rank0]:[titan] YYYY-mm-dd HH:MM:SS,mmm - <logger> - INFO -
+    step: N  loss: ...`` (the logger is ``root`` in 0.2, a module name later)."""
+    pattern = re.compile(r"\[titan\] (\S+ \S+) - \S+ - INFO - step: *(\d+)  loss:")
+    return _last_launch(
+        [_Row(int(m[2]), _ISO_MS(m[1])) for line in lines if (m := pattern.search(line))]
+    )
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -726,6 +738,11 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     ),
     # corpus corpus-h
     "vividbot_valley_wandb_cut2102": (_tqdm("", 968921), "tqdm elapsed (1 s)"),
+    # corpus corpus-g
+    **{
+        f"eta_torchtitan_{run}": (_torchtitan, "line timestamps (ms)")
+        for run in ("glm5_debug_npu_1000", "glm5_debug_npu_1000_run2")
+    },
 }
 
 

@@ -483,3 +483,27 @@ def test_an_abbreviated_counter_goes_on_by_its_steady_increment() -> None:
     ]
     rows = train_rows(lines)
     assert [r.step for r in rows] == list(range(200, 5001, 200))
+
+
+def test_generic_reads_torchtitan_rows_and_the_total_its_trainer_states_in_prose() -> None:
+    def titan(s: int) -> str:
+        return (
+            f"[rank0]:[titan] 2025-06-04 08:{s // 60:02d}:{s % 60:02d},074 - root - INFO - "
+            f"step: {s:2d}  loss: {12 - s / 10:7.4f}  memory: 27.34GiB(28.78%)  tps: 7,034  "
+            "tflops: 407.35  mfu: 41.19%"
+        )
+
+    lines = [
+        "[rank0]:[titan] 2025-06-04 08:00:00,001 - root - INFO - Trainer is initialized with "
+        "local batch size 2, global batch size 16, gradient accumulation steps 8, sequence "
+        "length 128, total steps 30 (warmup 2)",
+        titan(1),
+        "[rank0]:[titan] 2025-06-04 08:00:01,100 - root - INFO - Synchronizing and adjusting "
+        "timeout for all ProcessGroups to 0:01:40",
+        *(titan(s) for s in range(2, 31)),
+    ]
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == list(range(1, 31))  # the padded ``step:  9`` included
+    assert rows[-1].total_steps == 30
+    assert rows[0].loss == pytest.approx(11.9)
+    assert rows[-1].t_s == pytest.approx(29.0)

@@ -131,11 +131,13 @@ _ACCUM_HINT = re.compile(
     r"(?i)(?:gradient_accumulation_steps|grad_accum(?:ulation)?(?:_steps)?|accumulate_grad_batches"
     r"|accumulation[_ ]steps)['\"]?\s{0,4}[:=]?\s{0,4}['\"]?(\d{1,4})\b"
 )
+# The key's value follows a ``:`` or ``=``; the prose ``total steps 1000`` (torchtitan's
+# "Trainer is initialized with ..., total steps 1000 (warmup 200)") states it by a space.
 _STEPS_HINT = re.compile(
     r"(?i)(?:max[_ ]?(?:steps|iters?|iterations|updates?|num[_ ]steps)"
     r"|total[_ ]optimization[_ ]steps"
     r"|total[_ ]training[_ ]steps|train[_ ]iters|num[_ ]training[_ ]steps|total[_ ]steps"
-    r"|max_update)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,12})(?!\d|\.\d)"
+    r"|max_update)['\"]?(?:\s{0,4}[:=]\s{0,4}['\"]?|(?<=total steps) )(\d[\d,]{0,12})(?!\d|\.\d)"
 )
 # A config's bare ``steps`` key: in a dump (``'steps': 50000,``, a YAML ``steps: 50000``)
 # only where the line holds nothing else, so a progress line that starts ``steps: 200

@@ -172,3 +172,16 @@ def test_a_regular_cadence_is_the_gap_most_evals_keep(
     eval_steps: list[int], cadence: int | None
 ) -> None:
     assert log_traces.regular_cadence(eval_steps) == cadence
+
+
+def test_torchtitan_reads_the_metrics_rows_under_any_logger_name() -> None:
+    lines = [
+        "[rank0]:[titan] 2025-12-17 01:18:20,001 - root - INFO - Training starts at step 1",
+        "[rank0]:[titan] 2025-12-17 01:18:26,708 - root - INFO - step:  1  loss: 12.4153  "
+        "grad_norm:  8.2782  memory: 87.87GiB(62.89%)  tps: 945  tflops: 47.71  mfu: 4.82%",
+        "[rank0]:[titan] 2025-12-17 01:18:34,942 - torchtitan.observability.metrics - INFO - "
+        "step:  2  loss: 12.3984  grad_norm:  8.0045  memory: 116.16GiB(83.14%)  tps: 5,970",
+    ]
+    rows = log_traces._torchtitan(lines)
+    assert [r.step for r in rows] == [1, 2]
+    assert round(rows[1].t_s - rows[0].t_s, 3) == 8.234
