@@ -428,13 +428,15 @@ def band_without(
     shares: dict[str, float],
     left_out: str | None,
     *,
-    coverage: float = COVERAGE_TARGET,
+    coverage: float | None = None,
     rows: int | None = None,
     high_side: float | None = None,
 ) -> BandTable:
     """The band table calibrated on every run but ``left_out``: per row, the median
     log-error (the bias the base ETA corrects), then the conformal quantile of the
-    scores left after that correction (``high_side``: the shipped table's unless given)."""
+    scores left after that correction (``coverage`` and ``high_side``: the shipped table's
+    unless given, so the bench replays the band the product ships)."""
+    coverage = BAND.coverage if coverage is None else coverage
     n_rows = rows if rows is not None else len(BAND.quantiles)
     high = BAND.high_side if high_side is None else high_side
     quantiles, runs, biases = [], [], []
