@@ -475,7 +475,9 @@ class _Bars(_Format):
     itself); then an epoch of B batches is ⌈B / k⌉ steps, as Lightning steps the
     optimizer on an epoch's last, short accumulation too. The Rich bar's
     ``Epoch N/M`` gives the run's total, (M + 1) epochs; the TQDM bar states none, so
-    its total needs ``max_epochs`` printed before training (a config dump).
+    its total needs ``max_epochs`` printed before training (a config dump). A printed
+    positive ``max_steps`` caps it, as the Trainer stops at whichever comes first (NeMo
+    sets ``max_steps`` with ``max_epochs: -1``).
 
     Hugging Face prints no step in its ``{'loss': …}`` lines. Its bar writes them with
     ``tqdm.write``, which redraws the bar right after, at the step the loss was logged
@@ -505,6 +507,7 @@ class _Bars(_Format):
     _LIGHTNING = re.compile(r"Epoch (\d+)(?:/(-?\d+))?")
     _ACCUM = re.compile(r"accumulate_grad_batches\W{1,4}(\d{1,6})\b")
     _MAX_EPOCHS = re.compile(r"max_epochs['\"]?\s{0,4}[:=]\s{0,4}(\d{1,6})(?!\d|\.\d)")
+    _MAX_STEPS = re.compile(r"max_steps['\"]?\s{0,4}[:=]\s{0,4}(\d{1,12})(?!\d|\.\d)")
     _POSTFIX = re.compile(r"([A-Za-z_][\w./-]{0,80})(?:=|: )([^,\s]{1,40})")
     _DICT_ITEM = re.compile(r"'(\w{1,80})': '?(" + _NUM + ")'?")
 
@@ -523,6 +526,7 @@ class _Bars(_Format):
         self._total: int | None = None
         self._accum = 1
         self._max_epochs: int | None = None  # where the output states it (a config dump)
+        self._max_steps: int | None = None  # likewise: Lightning stops there if sooner
         self._pending_loss: float | None = None  # a Trainer dict's, for the next bar row
         self._has_pending = False
         self._evals_done: set[tuple[str, int]] = set()
@@ -562,6 +566,10 @@ class _Bars(_Format):
             epochs = self._MAX_EPOCHS.search(line)
             if epochs is not None and int(epochs[1]) > 0:
                 self._max_epochs = int(epochs[1])
+        if "max_steps" in line and self._epoch is None:
+            steps = self._MAX_STEPS.search(line)  # -1 (no limit) does not match
+            if steps is not None and int(steps[1]) > 0:
+                self._max_steps = int(steps[1])
         return []
 
     def flush(self) -> list[Progress]:
@@ -685,7 +693,8 @@ class _Bars(_Format):
         self._epoch = epoch
         self._seen("lightning")
         epochs = int(last_epoch) + 1 if last_epoch is not None else self._max_epochs or 0
-        self._total = epochs * per_epoch if epochs > 0 else None
+        limits = [n for n in (epochs * per_epoch, self._max_steps) if n and n > 0]
+        self._total = min(limits) if limits else None
         return step
 
     def _row(self, loss: float | None) -> Progress:

@@ -581,6 +581,20 @@ def test_lightning_tqdm_bar_takes_its_total_from_a_printed_max_epochs() -> None:
     assert got[-1].loss == pytest.approx(1.6)
 
 
+def test_lightning_tqdm_bar_takes_its_total_from_a_printed_max_steps() -> None:
+    # NeMo's config dump: no epoch limit, a step limit; with both, the sooner one holds.
+    for head, total in (
+        (["trainer:", "  max_epochs: -1", "  max_steps: 100"], 100),
+        (["trainer:", "  max_epochs: 1", "  max_steps: 100"], 40),
+    ):
+        lines = list(head)
+        for i in (10, 20, 30):
+            lines.append(bar("Epoch 0", i, 40, f"00:{i // 10:02d}", "10.00it/s", ", v_num=1"))
+        got = progress(feed_all(lines))
+        assert [p.step for p in got] == [10, 20, 30]
+        assert {p.total_steps for p in got} == {total}
+
+
 def test_rich_log_records_wrapped_onto_indented_lines_are_read_whole() -> None:
     indent = " " * 29
     lines = []
