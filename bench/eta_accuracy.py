@@ -397,9 +397,9 @@ def scores_by_row(results: Sequence[CheckpointResult]) -> Scores:
     """Per band row and run, the uncorrected log-error and sigma of the run's first
     checkpoint that read that row: split conformal needs one score per run, drawn as the
     scored run's own. The row is the one the estimator read (`BandTable.row` of the last
-    logged step), not the checkpoint's label: a run logging every 10 of 300 steps is
-    still in the probe row at its 10% checkpoint, and its band there uses the probe's
-    bias and quantile."""
+    logged step), not the checkpoint's label: a run logging every 50 of 1,000 steps has
+    its last row at step 50 (5%) at its 10% checkpoint, still in the probe row, and its
+    band there uses the probe row's bias and quantile."""
     out: Scores = {}
     for r in results:
         error = log_error(r)
