@@ -179,6 +179,19 @@ def test_eval_pauses_are_not_slowdowns_or_hangs(marker: str) -> None:
     assert all(not findings for _, findings in results), results
 
 
+def test_unmarked_evals_between_steps_are_overhead_not_a_slow_pace() -> None:
+    # YOLOX near its end: an eval every 50 steps (50 s of training) that the log does not
+    # mark, 100 s each, shorter than any hung limit. The training pace never changes.
+    segments: list[tuple[int, float]] = [(300, 1.0)]
+    for _ in range(20):
+        segments += [(0, 100.0), (50, 1.0)]
+    results = run_checks(history(timeline(*segments)), 4000)
+    assert fired(results, "throughput") == []
+    # The same run slowed ×2 after step 600, evals and all, still fires.
+    slowed = [(300, 1.0), *segments[1:7], *[(0, 100.0), (50, 2.0)] * 14]
+    assert fired(run_checks(history(timeline(*slowed)), 5000), "throughput") != []
+
+
 def test_compile_warmup_of_three_minutes_raises_nothing() -> None:
     results = run_checks(history(timeline((1500, 1.0), start_t=180.0)), 1500)
     assert all(not findings for _, findings in results)
