@@ -603,6 +603,38 @@ def _torchtitan(lines: Iterable[str]) -> list[_Row]:
     )
 
 
+# corpus corpus-i readers
+
+
+def _bar_seconds(m: re.Match[str], first: int) -> int:
+    """A tqdm elapsed ``[H:]MM:SS`` held in groups ``first``..``first + 2``."""
+    return int(m[first] or 0) * 3600 + int(m[first + 1]) * 60 + int(m[first + 2])
+
+
+def _yolov5_epochs(lines: Iterable[str]) -> list[_Row]:
+    """YOLOv5's finished bars summed into a clock, last launch: an epoch's training bar
+    (``e/E`` counts from 0, so epoch e ends at step (e + 1) x n; ``n/n [MM:SS<`` resets every
+    epoch; a notebook's capture drops the ``|`` around the bar) then its validation bar."""
+    bar = r"(?:\|\s*|% )(\d+)/\{n} \[(?:(\d+):)?(\d+):(\d+)<"
+    train = re.compile(r"^\s+(\d+)/\d+\s+[\d.]+G\s.*" + bar.format(n=2))
+    val = re.compile(r"^\s+Class\s+Images\s+(?:Instances|Labels)\s.*" + bar.format(n=1))
+    rows: list[_Row] = []
+    t, epoch = 0.0, -1
+    for line in lines:
+        if m := train.match(line):
+            # A launch's epochs rise from 0; its step (e + 1) x n need not fall below the
+            # last launch's when the batches per epoch change, so the epoch marks a launch.
+            if int(m[1]) <= epoch:
+                rows = []
+            epoch = int(m[1])
+            t += _bar_seconds(m, 3)
+            rows.append(_Row((epoch + 1) * int(m[2]), t))
+        elif (m := val.match(line)) and rows:
+            t += _bar_seconds(m, 2)
+            rows.append(_Row(rows[-1].step, t, is_eval=True))
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -742,6 +774,11 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     **{
         f"eta_torchtitan_{run}": (_torchtitan, "line timestamps (ms)")
         for run in ("glm5_debug_npu_1000", "glm5_debug_npu_1000_run2")
+    },
+    # corpus corpus-i
+    **{
+        run: (_yolov5_epochs, "sum of per-epoch bar seconds (1 s), eval included")
+        for run in ("eta_yolov5x_carview_colab_50ep", "yolov5s_garbage_colab_earlystop360")
     },
 }
 

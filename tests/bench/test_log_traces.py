@@ -185,3 +185,31 @@ def test_torchtitan_reads_the_metrics_rows_under_any_logger_name() -> None:
     rows = log_traces._torchtitan(lines)
     assert [r.step for r in rows] == [1, 2]
     assert round(rows[1].t_s - rows[0].t_s, 3) == 8.234
+
+
+def test_yolov5_counts_epochs_from_zero_and_scores_the_last_launch() -> None:
+    header = "      Epoch    GPU_mem   box_loss   obj_loss   cls_loss  Instances       Size"
+    val = (
+        "                 Class     Images  Instances          P          R      mAP50   "
+        "mAP50-95: 100% 5/5 [00:04<00:00,  1.20it/s]"
+    )
+    lines = [
+        "Starting training for 300 epochs...",
+        header,
+        "       0/299      3.2G    0.09    0.03    0.04   60   640: 100% 9/9 [00:10<00:00]",
+        val,
+        "Starting training for 2 epochs...",
+        header,
+        "       0/1      13.9G    0.09    0.03    0.04   60   640: 100%|##| 34/34 [00:41<00:00]",
+        val,
+        "       1/1      13.9G    0.08    0.03    0.04   50   640: 100% 34/34 [1:00:38<00:00]",
+        "               Class     Images     Labels          P          R     mAP@.5 "
+        "mAP@.5:.95: 100% 1/1 [00:02<00:00,  2.04s/it]",
+    ]
+    rows = log_traces._yolov5_epochs(lines)
+    assert [(r.step, r.t_s, r.is_eval) for r in rows] == [
+        (34, 55, False),
+        (34, 59, True),
+        (68, 3697, False),
+        (68, 3699, True),
+    ]
