@@ -603,6 +603,25 @@ def _torchtitan(lines: Iterable[str]) -> list[_Row]:
     )
 
 
+# corpus corpus-j readers
+
+
+def _epoch_heading_rows(lines: Iterable[str]) -> list[_Row]:
+    """A loop that logs ``... - INFO - [Epoch e/N]`` and then one ``Train Loss:`` row per
+    epoch (its validation done before the row is written): epoch e is step e, at the
+    stamp of its ``Train Loss`` row; the last of the launches appended to the file."""
+    heading = re.compile(r"^\S+ \S+ - INFO - \[Epoch (\d+)/\d+\]")
+    train = re.compile(r"^(\S+ \S+) - INFO - Train Loss: ")
+    rows: list[_Row] = []
+    epoch: int | None = None
+    for line in lines:
+        if m := heading.match(line):
+            epoch = int(m[1])
+        elif (m := train.match(line)) and epoch is not None:
+            rows.append(_Row(epoch, _ISO_MS(m[1])))
+    return _last_launch(rows)
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -743,6 +762,12 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         f"eta_torchtitan_{run}": (_torchtitan, "line timestamps (ms)")
         for run in ("glm5_debug_npu_1000", "glm5_debug_npu_1000_run2")
     },
+    # corpus corpus-j
+    "eta_hf_qlora_qwen3_8b_medical_1755": (_tqdm("", 1755), "tqdm elapsed (1 s), eval included"),
+    "eta_speedtransformer_finetune_last20ep": (
+        _epoch_heading_rows,
+        "line timestamps (ms), one row per epoch, last launch, eval included",
+    ),
 }
 
 

@@ -185,3 +185,19 @@ def test_torchtitan_reads_the_metrics_rows_under_any_logger_name() -> None:
     rows = log_traces._torchtitan(lines)
     assert [r.step for r in rows] == [1, 2]
     assert round(rows[1].t_s - rows[0].t_s, 3) == 8.234
+
+
+def test_epoch_heading_rows_take_the_train_row_stamp_of_the_last_launch() -> None:
+    lines = [
+        "2025-10-07 09:16:40,000 - INFO - [Epoch 1/60]",
+        "2025-10-07 09:16:45,000 - INFO - Train Loss: 3.1, Train Acc: 0.4",
+        "2025-10-07 09:16:45,500 - INFO - Early stopping triggered.",
+        "2025-10-07 09:20:35,897 - INFO - [Epoch 1/20]",
+        "2025-10-07 09:20:41,114 - INFO - Train Loss: 3.1988, Train Acc: 0.4071",
+        "2025-10-07 09:20:41,114 - INFO - Val   Loss: 2.4862, Val   Acc: 0.5708",
+        "2025-10-07 09:20:41,208 - INFO - [Epoch 2/20]",
+        "2025-10-07 09:20:46,169 - INFO - Train Loss: 3.1848, Train Acc: 0.4057",
+    ]
+    rows = log_traces._epoch_heading_rows(lines)
+    assert [r.step for r in rows] == [1, 2]
+    assert round(rows[1].t_s - rows[0].t_s, 3) == 5.055
