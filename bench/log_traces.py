@@ -606,20 +606,29 @@ def _torchtitan(lines: Iterable[str]) -> list[_Row]:
 # corpus corpus-j readers
 
 
-def _epoch_heading_rows(lines: Iterable[str]) -> list[_Row]:
-    """A loop that logs ``... - INFO - [Epoch e/N]`` and then one ``Train Loss:`` row per
-    epoch (its validation done before the row is written): epoch e is step e, at the
-    stamp of its ``Train Loss`` row; the last of the launches appended to the file."""
-    heading = re.compile(r"^\S+ \S+ - INFO - \[Epoch (\d+)/\d+\]")
+def _epoch_headings(val_after: bool) -> Callable[[Iterable[str]], list[_Row]]:
+    """A loop that logs ``... - INFO - [Epoch e/N]`` (or ``Epoch e/N``) and then one
+    ``Train Loss:`` row per epoch: epoch e is step e, at the stamp of that row; the last of
+    the launches appended to the file. With ``val_after`` (the script validates after the
+    row) each ``Val Loss`` row ends an eval; otherwise validation came before the row and
+    is inside its time."""
+    heading = re.compile(r"^\S+ \S+ - INFO - \[?Epoch (\d+)/\d+\]?$")
     train = re.compile(r"^(\S+ \S+) - INFO - Train Loss: ")
-    rows: list[_Row] = []
-    epoch: int | None = None
-    for line in lines:
-        if m := heading.match(line):
-            epoch = int(m[1])
-        elif (m := train.match(line)) and epoch is not None:
-            rows.append(_Row(epoch, _ISO_MS(m[1])))
-    return _last_launch(rows)
+    val = re.compile(r"^(\S+ \S+) - INFO - Val\s+Loss: ")
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        epoch: int | None = None
+        for line in lines:
+            if m := heading.match(line.rstrip()):
+                epoch = int(m[1])
+            elif (m := train.match(line)) and epoch is not None:
+                rows.append(_Row(epoch, _ISO_MS(m[1])))
+            elif val_after and (m := val.match(line)) and rows:
+                rows.append(_Row(rows[-1].step, _ISO_MS(m[1]), is_eval=True))
+        return _last_launch(rows)
+
+    return read
 
 
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
@@ -765,7 +774,11 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     # corpus corpus-j
     "eta_hf_qlora_qwen3_8b_medical_1755": (_tqdm("", 1755), "tqdm elapsed (1 s), eval included"),
     "eta_speedtransformer_finetune_last20ep": (
-        _epoch_heading_rows,
+        _epoch_headings(val_after=False),
+        "line timestamps (ms), one row per epoch, last launch, eval included",
+    ),
+    "eta_speedtransformer_lstm_finetune_last20ep": (
+        _epoch_headings(val_after=True),
         "line timestamps (ms), one row per epoch, last launch, eval included",
     ),
 }
