@@ -635,6 +635,34 @@ def _yolov5_epochs(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+# corpus corpus-j readers
+
+
+def _epoch_headings(val_after: bool) -> Callable[[Iterable[str]], list[_Row]]:
+    """A loop that logs ``... - INFO - [Epoch e/N]`` (or ``Epoch e/N``) and then one
+    ``Train Loss:`` row per epoch: epoch e is step e, at the stamp of that row; the last of
+    the launches appended to the file. With ``val_after`` (the script validates after the
+    row) each ``Val Loss`` row ends an eval; otherwise validation came before the row and
+    is inside its time."""
+    heading = re.compile(r"^\S+ \S+ - INFO - \[?Epoch (\d+)/\d+\]?$")
+    train = re.compile(r"^(\S+ \S+) - INFO - Train Loss: ")
+    val = re.compile(r"^(\S+ \S+) - INFO - Val\s+Loss: ")
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        epoch: int | None = None
+        for line in lines:
+            if m := heading.match(line.rstrip()):
+                epoch = int(m[1])
+            elif (m := train.match(line)) and epoch is not None:
+                rows.append(_Row(epoch, _ISO_MS(m[1])))
+            elif val_after and (m := val.match(line)) and rows:
+                rows.append(_Row(rows[-1].step, _ISO_MS(m[1]), is_eval=True))
+        return _last_launch(rows)
+
+    return read
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -780,6 +808,16 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         run: (_yolov5_epochs, "sum of per-epoch bar seconds (1 s), eval included")
         for run in ("eta_yolov5x_carview_colab_50ep", "yolov5s_garbage_colab_earlystop360")
     },
+    # corpus corpus-j
+    "eta_hf_qlora_qwen3_8b_medical_1755": (_tqdm("", 1755), "tqdm elapsed (1 s), eval included"),
+    "eta_speedtransformer_finetune_last20ep": (
+        _epoch_headings(val_after=False),
+        "line timestamps (ms), one row per epoch, last launch, eval included",
+    ),
+    "eta_speedtransformer_lstm_finetune_last20ep": (
+        _epoch_headings(val_after=True),
+        "line timestamps (ms), one row per epoch, last launch, eval included",
+    ),
 }
 
 

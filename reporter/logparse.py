@@ -378,6 +378,11 @@ class _Plain(_Format):
     says ``step N`` (or ``iter N``). A loss named as an average is no step; one named for
     an eval set (``val_loss``, ``Eval loss``), or an eval set with a metric (``Validation
     BLEU: …``), is an eval row at the current step.
+
+    A stamped line with no loss that announces ``Epoch e/N`` heads that epoch's rows: its
+    first loss row is step e of N (a loop that logs once per epoch), and an epoch number
+    that goes back starts another launch appended to the file. Once a second loss row
+    falls under one heading the epochs are not the steps, and rows are counted again.
     """
 
     name = "plain"
@@ -399,6 +404,9 @@ class _Plain(_Format):
         r"(?i)(?<![A-Za-z])(?:step|iter|iteration)\s{0,4}[:=#]?\s{0,4}(\d+)(?:\s{0,2}/\s{0,2}(\d+))?"
     )
     _START = re.compile(r"(?i)\bepoch\b|\bstart(?:ing)? training\b|\bbegin")
+    _EPOCH_HEADING = re.compile(
+        r"(?i)(?<![A-Za-z])epoch\s{0,4}[:\[]?\s{0,4}(\d+)\s{0,2}/\s{0,2}(\d+)"
+    )
 
     def __init__(self) -> None:
         self._wall = _WallClock()
@@ -406,6 +414,10 @@ class _Plain(_Format):
         self._total: int | None = None
         self._started = False
         self._start_stamp: int | None = None
+        self._launch = 0
+        self._heading: int | None = None  # the epoch the last heading announced
+        self._heading_rows = 0  # loss rows read under it
+        self._headings_are_steps = True
 
     def rows(self, line: str) -> list[Progress]:
         stamp = _iso_stamp_us(line, anywhere=True)
@@ -420,23 +432,46 @@ class _Plain(_Format):
         if train_loss is None and not is_eval:
             if not self._started and self._START.search(line):
                 self._start_stamp = stamp
+            self._note_heading(line)
             return []
         out = []
         if train_loss is not None:
             if not self._started and self._start_stamp is not None:
                 self._wall.origin = self._start_stamp
-                out.append(Progress(0, 0.0, "wall", None, False, None))
+                out.append(Progress(0, 0.0, "wall", None, False, None, self._launch))
             self._started = True
             explicit = self._STEP.search(line)
-            self._step = int(explicit[1]) if explicit else self._step + 1
+            self._heading_rows += 1
+            if self._heading_rows > 1:
+                self._headings_are_steps = False
+            if explicit:
+                self._step = int(explicit[1])
+            elif self._heading is not None and self._headings_are_steps:
+                self._step = self._heading
+            else:
+                self._step += 1
             if explicit and explicit[2]:
                 self._total = int(explicit[2])
             t_s = self._wall.since_origin(stamp)
-            out.append(Progress(self._step, t_s, "wall", train_loss, False, self._total))
+            out.append(
+                Progress(self._step, t_s, "wall", train_loss, False, self._total, self._launch)
+            )
         if is_eval and self._started:
             t_s = self._wall.since_origin(stamp)
-            out.append(Progress(self._step, t_s, "wall", eval_loss, True, self._total))
+            out.append(
+                Progress(self._step, t_s, "wall", eval_loss, True, self._total, self._launch)
+            )
         return out
+
+    def _note_heading(self, line: str) -> None:
+        """An ``Epoch e/N`` heading: the epoch (and total) of the loss rows below it."""
+        m = self._EPOCH_HEADING.search(line)
+        if m is None or not self._headings_are_steps:
+            return
+        epoch = int(m[1])
+        if self._started and self._heading is not None and epoch <= self._heading:
+            self._launch += 1  # the epochs start over: another run appended to the file
+        self._heading, self._heading_rows, self._total = epoch, 0, int(m[2])
 
     def _losses(self, line: str) -> tuple[float | None, float | None]:
         """The first training loss and the first eval loss named in the line."""

@@ -213,3 +213,32 @@ def test_yolov5_counts_epochs_from_zero_and_scores_the_last_launch() -> None:
         (68, 3697, False),
         (68, 3699, True),
     ]
+
+
+def test_epoch_heading_rows_take_the_train_row_stamp_of_the_last_launch() -> None:
+    lines = [
+        "2025-10-07 09:16:40,000 - INFO - [Epoch 1/60]",
+        "2025-10-07 09:16:45,000 - INFO - Train Loss: 3.1, Train Acc: 0.4",
+        "2025-10-07 09:16:45,500 - INFO - Early stopping triggered.",
+        "2025-10-07 09:20:35,897 - INFO - [Epoch 1/20]",
+        "2025-10-07 09:20:41,114 - INFO - Train Loss: 3.1988, Train Acc: 0.4071",
+        "2025-10-07 09:20:41,114 - INFO - Val   Loss: 2.4862, Val   Acc: 0.5708",
+        "2025-10-07 09:20:41,208 - INFO - [Epoch 2/20]",
+        "2025-10-07 09:20:46,169 - INFO - Train Loss: 3.1848, Train Acc: 0.4057",
+    ]
+    rows = log_traces._epoch_headings(val_after=False)(lines)
+    assert [r.step for r in rows] == [1, 2]
+    assert round(rows[1].t_s - rows[0].t_s, 3) == 5.055
+
+
+def test_epoch_heading_rows_end_an_eval_at_a_later_val_row() -> None:
+    lines = [
+        "2025-10-07 09:23:05,703 - INFO - Epoch 1/20",
+        "2025-10-07 09:23:06,580 - INFO - Train Loss: 1.2225, Train Acc: 68.25%",
+        "2025-10-07 09:23:08,527 - INFO - Val Loss: 1.3388, Val Acc: 64.19%",
+        "2025-10-07 09:23:08,671 - INFO - Epoch 2/20",
+        "2025-10-07 09:23:09,206 - INFO - Train Loss: 1.1065, Train Acc: 71.36%",
+    ]
+    rows = log_traces._epoch_headings(val_after=True)(lines)
+    assert [(r.step, r.is_eval) for r in rows] == [(1, False), (1, True), (2, False)]
+    assert round(rows[1].t_s - rows[0].t_s, 3) == 1.947

@@ -683,6 +683,40 @@ def test_plain_log_counts_loss_lines_and_skips_averages() -> None:
     assert [a.code for a in alerts(records)] == ["nonfinite_loss"]
 
 
+def test_plain_log_epoch_headings_number_one_row_per_epoch_and_tell_launches_apart() -> None:
+    def epoch(stamp: str, e: int, of: int) -> list[str]:
+        return [
+            f"2025-10-07 09:{stamp},100 - INFO - [Epoch {e}/{of}]",
+            f"2025-10-07 09:{stamp},900 - INFO - Train Loss: {3.0 / e:.4f}, Train Acc: 0.5",
+            f"2025-10-07 09:{stamp},900 - INFO - Val   Loss: {2.0 / e:.4f}, Val   Acc: 0.6",
+        ]
+
+    lines = epoch("00:00", 1, 60) + epoch("00:05", 2, 60)  # stopped early, run again
+    lines += epoch("01:00", 1, 3) + epoch("01:05", 2, 3) + epoch("01:10", 3, 3)
+    got = [p for p in progress(feed_all(lines)) if not p.is_eval]
+    assert [(p.step, p.total_steps, p.launch) for p in got if p.step] == [
+        (1, 60, 0),
+        (2, 60, 0),
+        (1, 3, 1),
+        (2, 3, 1),
+        (3, 3, 1),
+    ]
+    assert got[-1].t_s == pytest.approx(70.8)
+
+
+def test_plain_log_epoch_heading_over_several_loss_rows_counts_the_rows() -> None:
+    lines = [
+        "2025-03-02 05:16:20,000 - INFO - Epoch 1/2",
+        "2025-03-02 05:16:21,000 - INFO - batch loss: 2.0",
+        "2025-03-02 05:16:22,000 - INFO - batch loss: 1.9",
+        "2025-03-02 05:16:23,000 - INFO - Epoch 2/2",
+        "2025-03-02 05:16:24,000 - INFO - batch loss: 1.8",
+        "2025-03-02 05:16:25,000 - INFO - batch loss: 1.7",
+    ]
+    got = [p for p in progress(feed_all(lines)) if p.step]
+    assert [(p.step, p.launch) for p in got] == [(1, 0), (2, 0), (3, 0), (4, 0)]
+
+
 def test_plain_log_with_step_numbers_eval_losses_and_a_stamp_after_the_level() -> None:
     lines = [
         "INFO 2024-05-01 10:00:00.250 starting training",
