@@ -663,6 +663,18 @@ def _epoch_headings(val_after: bool) -> Callable[[Iterable[str]], list[_Row]]:
     return read
 
 
+# corpus corpus-k readers
+
+
+def _fairseq_simple(lines: Iterable[str]) -> list[_Row]:
+    """fairseq's ``--log-format simple`` rows, ``YYYY-mm-dd HH:MM:SS | INFO | train_inner |
+    epoch e:   i / N loss=..., num_updates=U, ...`` (U is the step: i restarts each epoch),
+    and the ``| valid | epoch e | valid on 'valid' subset`` row that ends each eval."""
+    train = re.compile(r"^(\S+ \S+) \| INFO \| train_inner \| epoch \d+:.*num_updates=(\d+),")
+    val = re.compile(r"^(\S+ \S+) \| INFO \| valid \| epoch \d+ \| valid on ")
+    return _train_eval_rows(lines, train, val, _ISO)
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -818,6 +830,8 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _epoch_headings(val_after=True),
         "line timestamps (ms), one row per epoch, last launch, eval included",
     ),
+    # corpus corpus-k
+    "fairseq_syntax_glat_enro_cut150100": (_fairseq_simple, "line timestamps (1 s), eval included"),
 }
 
 

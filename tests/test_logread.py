@@ -507,3 +507,22 @@ def test_generic_reads_torchtitan_rows_and_the_total_its_trainer_states_in_prose
     assert rows[-1].total_steps == 30
     assert rows[0].loss == pytest.approx(11.9)
     assert rows[-1].t_s == pytest.approx(29.0)
+
+
+def test_a_stated_total_key_is_never_the_tail_of_a_longer_key() -> None:
+    # fairseq's Namespace dump: ``"iter_decode_max_iter": 0`` (a decoding setting) comes
+    # before the run's ``max_update=300000``.
+    lines = [
+        "2023-06-13 17:29:41 | INFO | fairseq_cli.train | Namespace(arch='glat', "
+        """eval_bleu_args='{"iter_decode_max_iter": 0}', max_epoch=0, max_tokens=4096, """
+        "max_update=300000, warmup_updates=4000)",
+    ]
+    for k in range(1, 6):
+        lines.append(
+            f"2023-06-13 17:{30 + k}:08 | INFO | train_inner | epoch 143:  {100 * k - 15:5d}"
+            f" / 282 loss={3.2 - k / 100:.3f}, ppl=8.86, wps=72384.3, ups=1.21, "
+            f"num_updates={40000 + 100 * k}, lr=0.000157, train_wall=46, wall=0"
+        )
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == [40000 + 100 * k for k in range(1, 6)]
+    assert {r.total_steps for r in rows} == {300000}

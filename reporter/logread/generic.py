@@ -133,8 +133,10 @@ _ACCUM_HINT = re.compile(
 )
 # The key's value follows a ``:`` or ``=``; the prose ``total steps 1000`` (torchtitan's
 # "Trainer is initialized with ..., total steps 1000 (warmup 200)") states it by a space.
+# The key starts a word: the tail of a longer key is another setting (fairseq's Namespace
+# holds ``"iter_decode_max_iter": 0`` before its ``max_update=300000``).
 _STEPS_HINT = re.compile(
-    r"(?i)(?:max[_ ]?(?:steps|iters?|iterations|updates?|num[_ ]steps)"
+    r"(?i)(?<![\w])(?:max[_ ]?(?:steps|iters?|iterations|updates?|num[_ ]steps)"
     r"|total[_ ]optimization[_ ]steps"
     r"|total[_ ]training[_ ]steps|train[_ ]iters|num[_ ]training[_ ]steps|total[_ ]steps"
     r"|max_update)['\"]?(?:\s{0,4}[:=]\s{0,4}['\"]?|(?<=total steps) )(\d[\d,]{0,12})(?!\d|\.\d)"

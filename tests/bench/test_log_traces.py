@@ -242,3 +242,19 @@ def test_epoch_heading_rows_end_an_eval_at_a_later_val_row() -> None:
     rows = log_traces._epoch_headings(val_after=True)(lines)
     assert [(r.step, r.is_eval) for r in rows] == [(1, False), (1, True), (2, False)]
     assert round(rows[1].t_s - rows[0].t_s, 3) == 1.947
+
+
+def test_fairseq_simple_steps_by_updates_and_ends_an_eval_at_each_valid_row() -> None:
+    lines = [
+        "2023-06-13 17:31:54 | INFO | train_inner | epoch 143:    185 / 282 loss=3.153, "
+        "nll_loss=1.243, ups=2.18, num_updates=40200, lr=0.000157, train_wall=46, wall=0",
+        '2023-06-13 17:32:28 | INFO | fairseq_cli.train | begin validation on "valid" subset',
+        "2023-06-13 17:32:41 | INFO | valid | epoch 143 | valid on 'valid' subset | loss 12.677"
+        " | bleu 29.52 | num_updates 40297 | best_bleu 30.53",
+        "2023-06-13 17:32:53 | INFO | train | epoch 143 | loss 3.14 | num_updates 40297 | wall 0",
+        "2023-06-13 17:33:01 | INFO | train_inner | epoch 144:      3 / 282 loss=3.14, "
+        "nll_loss=1.23, ups=1.49, num_updates=40300, lr=0.000158, train_wall=46, wall=0",
+    ]
+    rows = log_traces._fairseq_simple(lines)
+    assert [(r.step, r.is_eval) for r in rows] == [(40200, False), (40200, True), (40300, False)]
+    assert [r.t_s - rows[0].t_s for r in rows] == [0, 47, 67]
