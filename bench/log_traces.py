@@ -663,6 +663,34 @@ def _epoch_headings(val_after: bool) -> Callable[[Iterable[str]], list[_Row]]:
     return read
 
 
+# corpus corpus-l readers
+
+
+def _epoch_bars(lines: Iterable[str]) -> list[_Row]:
+    """A script's own per-epoch tqdm bars, finished redraws only (a notebook's capture):
+    ``Epoch e/E [tag]: ... n/N [MM:SS<``, 1-based, the training bar then a validation bar
+    each epoch, both summed into a clock; epochs starting over mark another launch (the
+    last one is scored)."""
+    bar = re.compile(r"^Epoch (\d+)/\d+ \[(\w+)\]:.*\| (\d+)/(\d+) \[(?:(\d+):)?(\d+):(\d+)<")
+    rows: list[_Row] = []
+    t, epoch = 0.0, 0
+    for line in lines:
+        if not (m := bar.match(line)):
+            continue
+        seconds = _bar_seconds(m, 5)
+        if m[2].lower().startswith("valid"):
+            if rows:
+                t += seconds
+                rows.append(_Row(rows[-1].step, t, is_eval=True))
+            continue
+        if int(m[1]) < epoch:
+            rows = []
+        epoch = int(m[1])
+        t += seconds
+        rows.append(_Row((epoch - 1) * int(m[4]) + int(m[3]), t))
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -817,6 +845,11 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "eta_speedtransformer_lstm_finetune_last20ep": (
         _epoch_headings(val_after=True),
         "line timestamps (ms), one row per epoch, last launch, eval included",
+    ),
+    # corpus corpus-l
+    "deeplense_mae_ft_cut99": (
+        _epoch_bars,
+        "sum of per-epoch bar seconds (1 s), last launch, eval included",
     ),
 }
 
