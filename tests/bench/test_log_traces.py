@@ -233,6 +233,24 @@ def test_epoch_bars_sum_train_and_validation_bars_of_the_last_launch() -> None:
     ]
 
 
+def test_epoch_durations_add_the_infer_time_after_its_epoch_and_keep_the_last_launch() -> None:
+    lines = [
+        "Epoch 001 loss  22.0703 | train 2.5s",
+        "Epoch 002 loss  14.7907 | train 2.2s",
+        "## cifar100 with resnet-50",
+        "Epoch 001 loss 4042.3892 | train 5.7s",
+        "Epoch 002 loss 3674.3424 | train 5.2s | Acc 1.00% | infer 18.6s",
+        "Epoch 003 loss 3392.2352 | train 5.2s",
+    ]
+    rows = log_traces._epoch_durations(lines)
+    assert [(r.step, round(r.t_s, 1), r.is_eval) for r in rows] == [
+        (1, 10.4, False),
+        (2, 15.6, False),
+        (2, 34.2, True),
+        (3, 39.4, False),
+    ]
+
+
 def test_epoch_heading_rows_take_the_train_row_stamp_of_the_last_launch() -> None:
     lines = [
         "2025-10-07 09:16:40,000 - INFO - [Epoch 1/60]",
