@@ -675,6 +675,55 @@ def _fairseq_simple(lines: Iterable[str]) -> list[_Row]:
     return _train_eval_rows(lines, train, val, _ISO)
 
 
+# corpus corpus-l readers
+
+
+def _epoch_bars(lines: Iterable[str]) -> list[_Row]:
+    """A script's own per-epoch tqdm bars, finished redraws only (a notebook's capture):
+    ``Epoch e/E [tag]: ... n/N [MM:SS<``, 1-based, the training bar then a validation bar
+    each epoch, both summed into a clock; epochs starting over mark another launch (the
+    last one is scored)."""
+    bar = re.compile(r"^Epoch (\d+)/\d+ \[(\w+)\]:.*\| (\d+)/(\d+) \[(?:(\d+):)?(\d+):(\d+)<")
+    rows: list[_Row] = []
+    t, epoch = 0.0, 0
+    for line in lines:
+        if not (m := bar.match(line)):
+            continue
+        seconds = _bar_seconds(m, 5)
+        if m[2].lower().startswith("valid"):
+            if rows:
+                t += seconds
+                rows.append(_Row(rows[-1].step, t, is_eval=True))
+            continue
+        if int(m[1]) < epoch:
+            rows = []
+        epoch = int(m[1])
+        t += seconds
+        rows.append(_Row((epoch - 1) * int(m[4]) + int(m[3]), t))
+    return rows
+
+
+def _epoch_durations(lines: Iterable[str]) -> list[_Row]:
+    """One row per epoch with its own duration (``Epoch NNN loss X | train Ys``) and, every
+    few epochs, the evaluation's after it (``| Acc A% | infer Zs``), summed into a clock in
+    print order; epochs starting over mark another launch (the last one is scored)."""
+    row = re.compile(r"^Epoch (\d+) loss\s+\S+ \| train ([\d.]+)s(?: \|.*\| infer ([\d.]+)s)?")
+    rows: list[_Row] = []
+    t, epoch = 0.0, 0
+    for line in lines:
+        if not (m := row.match(line)):
+            continue
+        if int(m[1]) <= epoch:
+            rows = []
+        epoch = int(m[1])
+        t += float(m[2])
+        rows.append(_Row(epoch, t))
+        if m[3]:
+            t += float(m[3])
+            rows.append(_Row(epoch, t, is_eval=True))
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -832,6 +881,15 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     ),
     # corpus corpus-k
     "fairseq_syntax_glat_enro_cut150100": (_fairseq_simple, "line timestamps (1 s), eval included"),
+    # corpus corpus-l
+    "deeplense_mae_ft_cut99": (
+        _epoch_bars,
+        "sum of per-epoch bar seconds (1 s), last launch, eval included",
+    ),
+    "eta_noprop_cifar100_r50_1000ep": (
+        _epoch_durations,
+        "sum of per-epoch train and infer seconds (0.1 s), last launch, eval included",
+    ),
 }
 
 

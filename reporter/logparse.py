@@ -540,6 +540,7 @@ class _Bars(_Format):
     )
     _EVAL = re.compile(r"(?i)eval|valid|test|predict|infer")
     _LIGHTNING = re.compile(r"Epoch (\d+)(?:/(-?\d+))?")
+    _SCRIPT_EPOCH = re.compile(r"(?i)\bepoch\s{0,2}(\d{1,6})\s{0,2}/\s{0,2}(\d{1,6})\b")
     _ACCUM = re.compile(r"accumulate_grad_batches\W{1,4}(\d{1,6})\b")
     _MAX_EPOCHS = re.compile(r"max_epochs['\"]?\s{0,4}[:=]\s{0,4}(\d{1,6})(?!\d|\.\d)")
     _MAX_STEPS = re.compile(r"max_steps['\"]?\s{0,4}[:=]\s{0,4}(\d{1,12})(?!\d|\.\d)")
@@ -575,6 +576,9 @@ class _Bars(_Format):
         self._key_t0_s = 0.0  # the clock when the current bar took over
         self._validates = False  # a Lightning sanity check was drawn: a validation loop
         self._per_epoch: int | None = None  # Lightning's optimizer steps per epoch
+        self._script_epoch: int | None = None  # a script's own ``Epoch e/E`` bar: its e
+        self._launch = 0  # its epochs starting over: another run appended to the output
+        self._between_s = 0.0  # eval bars run after the epoch's bar finished: wall time
 
     def rows(self, line: str) -> list[Progress]:
         if "%|" in line:
@@ -653,10 +657,13 @@ class _Bars(_Format):
             self._key, self._n, self._epoch, self._step_offset = key, 0, None, 0
             self._data_bar = False
             self._moves, self._key_t0_s, self._restarted = 0, self._t_s(), False
+        script = self._SCRIPT_EPOCH.search(desc) if epoch_match is None else None
         if epoch_match is not None and self._kind in (None, "lightning"):
             step = self._lightning_step(int(epoch_match[1]), epoch_match[2], n, total, elapsed_s)
             if step is None:
                 return []
+        elif script is not None and 1 <= int(script[1]) <= int(script[2]):
+            step = self._script_epoch_step(int(script[1]), int(script[2]), n, total)
         else:
             if n < self._n:  # the same bar again: the next epoch
                 self._step_offset += total
@@ -732,6 +739,25 @@ class _Bars(_Format):
         self._total = min(limits) if limits else None
         return step
 
+    def _script_epoch_step(self, epoch: int, epochs: int, n: int, total: int) -> int:
+        """The global step of batch ``n`` of a script's own ``Epoch e/E`` bar (1-based).
+
+        Such a bar is drawn anew each epoch, and a notebook's capture keeps only each
+        one's finished redraw, at the same ``n``: the epoch in the description, not a
+        count going back, tells the next epoch. Epochs starting over are another launch
+        appended to the output (its clock runs on). Validation bars drawn after an epoch's
+        bar finished ran outside that bar's clock: their time joins the run's."""
+        if self._script_epoch is not None and epoch != self._script_epoch:
+            self._t_offset_s += self._elapsed_s + self._between_s
+            self._elapsed_s = 0.0
+            if epoch < self._script_epoch:
+                self._launch += 1
+            self._evals_done.clear()  # each epoch validates anew, maybe only its last redraw
+        self._between_s = 0.0
+        self._script_epoch = epoch
+        self._total = epochs * total
+        return (epoch - 1) * total + n
+
     def _row(self, loss: float | None) -> Progress:
         expected = self._per_epoch if self._validates and self._epoch is not None else None
         return Progress(
@@ -741,6 +767,7 @@ class _Bars(_Format):
             loss,
             False,
             self._total,
+            self._launch,
             t_resolution_s=1.0,
             eval_every_expected=expected,
         )
@@ -772,8 +799,11 @@ class _Bars(_Format):
         loss; see `_trainer_dict`)."""
         if self._key is None:
             return []
-        t_s = self._t_s() + elapsed_s
-        row = Progress(self._step, t_s, "wall", None, True, self._total, t_resolution_s=1.0)
+        after_epoch = self._script_epoch is not None and self._n == self._key[1]
+        t_s = self._t_s() + self._between_s + elapsed_s
+        row = Progress(
+            self._step, t_s, "wall", None, True, self._total, self._launch, t_resolution_s=1.0
+        )
         if n < total:
             self._evals_done.discard(key)
             if key in self._side_open:
@@ -785,6 +815,8 @@ class _Bars(_Format):
             return []
         self._evals_done.add(key)
         self._side_open.discard(key)
+        if after_epoch:
+            self._between_s += elapsed_s
         if self.name == "hf":
             self._side_end = row
             return []

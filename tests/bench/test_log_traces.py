@@ -215,6 +215,42 @@ def test_yolov5_counts_epochs_from_zero_and_scores_the_last_launch() -> None:
     ]
 
 
+def test_epoch_bars_sum_train_and_validation_bars_of_the_last_launch() -> None:
+    lines = [
+        "Epoch 1/50 [FT]: 100%|##########| 157/157 [13:51<00:00,  5.30s/it, loss=0.919]",
+        "Epoch 1/50 [Validating]: 100%|##########| 18/18 [01:32<00:00,  5.13s/it]",
+        "Epoch 2/50 [FT]: 100%|##########| 157/157 [02:45<00:00,  1.06s/it, loss=0.796]",
+        "Epoch 1/100 [FT]: 100%|##########| 157/157 [02:34<00:00,  1.02it/s, loss=0.48] ",
+        "Epoch 1/100 [Validating]: 100%|##########| 18/18 [00:10<00:00,  1.70it/s]",
+        "Saving model at Epoch 1 with Validation Accuracy: 78.12%",
+        "Epoch 2/100 [FT]:   3%|3         | 5/157 [00:03<01:55,  1.32it/s, loss=0.386]",
+    ]
+    rows = log_traces._epoch_bars(lines)
+    assert [(r.step, r.t_s, r.is_eval) for r in rows] == [
+        (157, 1242, False),
+        (157, 1252, True),
+        (162, 1255, False),
+    ]
+
+
+def test_epoch_durations_add_the_infer_time_after_its_epoch_and_keep_the_last_launch() -> None:
+    lines = [
+        "Epoch 001 loss  22.0703 | train 2.5s",
+        "Epoch 002 loss  14.7907 | train 2.2s",
+        "## cifar100 with resnet-50",
+        "Epoch 001 loss 4042.3892 | train 5.7s",
+        "Epoch 002 loss 3674.3424 | train 5.2s | Acc 1.00% | infer 18.6s",
+        "Epoch 003 loss 3392.2352 | train 5.2s",
+    ]
+    rows = log_traces._epoch_durations(lines)
+    assert [(r.step, round(r.t_s, 1), r.is_eval) for r in rows] == [
+        (1, 10.4, False),
+        (2, 15.6, False),
+        (2, 34.2, True),
+        (3, 39.4, False),
+    ]
+
+
 def test_epoch_heading_rows_take_the_train_row_stamp_of_the_last_launch() -> None:
     lines = [
         "2025-10-07 09:16:40,000 - INFO - [Epoch 1/60]",

@@ -158,8 +158,35 @@ def test_tqdm_bars_per_epoch_with_an_eval_bar() -> None:
         (5, 6.0, 1.80, False),
     ]
     assert [p.eval_start for p in progress(records) if p.is_eval] == [True, False]
-    assert [p.total_steps for p in progress(records)][:3] == [4, 4, 4]
-    assert progress(records)[-1].total_steps is None  # the bar restarted: it shows one epoch
+    # The description states the epochs: the run is 2 epochs of the bar's 4 batches.
+    assert {p.total_steps for p in progress(records)} == {8}
+
+
+def test_a_scripts_epoch_bars_kept_finished_only_count_on_by_the_epoch_they_name() -> None:
+    # A notebook's capture keeps each epoch's finished bar only: the count never goes back.
+    lines = [
+        "Total number of train params: 2395779",
+        bar("Epoch 1/3 [FT]", 4, 4, "00:40", "10.0s/it", ", loss=0.9"),
+        bar("Epoch 1/3 [Validating]", 2, 2, "00:10", "5.00s/it"),
+        bar("Epoch 2/3 [FT]", 4, 4, "00:20", "5.00s/it", ", loss=0.8"),
+        bar("Epoch 2/3 [Validating]", 2, 2, "00:06", "3.00s/it"),
+        bar("Epoch 3/3 [FT]", 4, 4, "00:20", "5.00s/it", ", loss=0.7"),
+        bar("Epoch 1/2 [FT]", 4, 4, "00:30", "7.50s/it", ", loss=0.6"),  # run again
+        bar("Epoch 2/2 [FT]", 1, 4, "00:05", "5.00s/it", ", loss=0.5"),
+    ]
+    records = progress(feed_all(lines))
+    # The validation bars ran after each epoch's bar: their time is the run's.
+    assert rows(records) == [
+        (4, 40.0, 0.9, False),
+        (4, 50.0, None, True),
+        (8, 70.0, 0.8, False),
+        (8, 76.0, None, True),
+        (12, 96.0, 0.7, False),
+        (4, 126.0, 0.6, False),
+        (5, 131.0, 0.5, False),
+    ]
+    assert [p.total_steps for p in records] == [12] * 5 + [8] * 2
+    assert [p.launch for p in records] == [0] * 5 + [1] * 2
 
 
 def test_tqdm_refreshes_joined_by_carriage_returns_read_the_same() -> None:
