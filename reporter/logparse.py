@@ -538,7 +538,8 @@ class _Bars(_Format):
         r"|convert|prepar|build|compil|cach|sav|writ|read|pars|encod|index|sanity|warm|pack|captur"
         r"|scan)"
     )
-    _EVAL = re.compile(r"(?i)eval|valid|test|predict|infer")
+    # ``val`` counts as a word only (a script's ``desc="val"``), not inside ``interval``.
+    _EVAL = re.compile(r"(?i)eval|valid|test|predict|infer|(?<![A-Za-z])val(?![A-Za-z])")
     _LIGHTNING = re.compile(r"Epoch (\d+)(?:/(-?\d+))?")
     _SCRIPT_EPOCH = re.compile(r"(?i)\bepoch\s{0,2}(\d{1,6})\s{0,2}/\s{0,2}(\d{1,6})\b")
     _ACCUM = re.compile(r"accumulate_grad_batches\W{1,4}(\d{1,6})\b")

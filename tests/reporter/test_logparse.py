@@ -162,6 +162,26 @@ def test_tqdm_bars_per_epoch_with_an_eval_bar() -> None:
     assert {p.total_steps for p in progress(records)} == {8}
 
 
+@pytest.mark.parametrize("desc", ["val", "Epoch 1/2 [val]", "Val"])
+def test_a_bar_described_val_is_an_eval(desc: str) -> None:
+    lines = [
+        bar("Epoch 1/2", 2, 4, "00:02", "1.00s/it"),
+        bar("Epoch 1/2", 4, 4, "00:04", "1.00s/it"),
+        bar(desc, 0, 2, "00:00", "?it/s"),
+        bar(desc, 2, 2, "00:02", "1.00it/s"),
+        bar("Epoch 2/2", 1, 4, "00:01", "1.00s/it"),
+    ]
+    records = progress(feed_all(lines))
+    assert [(p.step, p.is_eval) for p in records] == [
+        (2, False),
+        (4, False),
+        (4, True),
+        (4, True),
+        (5, False),
+    ]
+    assert records[-1].t_s == pytest.approx(7.0)  # the eval's 2 s are the run's
+
+
 def test_a_scripts_epoch_bars_kept_finished_only_count_on_by_the_epoch_they_name() -> None:
     # A notebook's capture keeps each epoch's finished bar only: the count never goes back.
     lines = [
