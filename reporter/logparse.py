@@ -543,7 +543,13 @@ class _Bars(_Format):
     _LIGHTNING = re.compile(r"Epoch (\d+)(?:/(-?\d+))?")
     _SCRIPT_EPOCH = re.compile(r"(?i)\bepoch\s{0,2}(\d{1,6})\s{0,2}/\s{0,2}(\d{1,6})\b")
     _ACCUM = re.compile(r"accumulate_grad_batches\W{1,4}(\d{1,6})\b")
-    _MAX_EPOCHS = re.compile(r"max_epochs['\"]?\s{0,4}[:=]\s{0,4}(\d{1,6})(?!\d|\.\d)")
+    # The run's epochs as a config dump or an argument list states them: ``max_epochs: 3``,
+    # ``Namespace(epochs=3, …)``, ``'num_epochs': 3``, ``--epochs 3`` (the key starts a word:
+    # ``warmup_epochs`` is another setting).
+    _MAX_EPOCHS = re.compile(
+        r"(?<![\w.])-{0,2}(?:max_|num_|n_|total_|num_train_)?epochs['\"]?"
+        r"(?:\s{0,4}[:=]\s{0,4}|\s{1,4})(\d{1,6})(?!\d|\.\d)"
+    )
     _MAX_STEPS = re.compile(r"max_steps['\"]?\s{0,4}[:=]\s{0,4}(\d{1,12})(?!\d|\.\d)")
     _POSTFIX = re.compile(r"([A-Za-z_][\w./-]{0,80})(?:=|: )([^,\s]{1,40})")
     _DICT_ITEM = re.compile(r"'(\w{1,80})': '?(" + _NUM + ")'?")
@@ -596,13 +602,19 @@ class _Bars(_Format):
             rich = self._RICH.match(line)
             if rich is not None:
                 return self._bar(rich)
+        self._note_config(line)  # a config printed as a dict is no Trainer dict
         if self._kind in (None, "hf") and line.lstrip().startswith("{'"):
             return self._trainer_dict(line)
+        return []
+
+    def _note_config(self, line: str) -> None:
+        """What a config dump or an argument list says of the run's length, before
+        training: gradient accumulation, the epochs, a step limit."""
         if "accumulate_grad_batches" in line:
             accum = self._ACCUM.search(line)
             if accum is not None and int(accum[1]) > 0:
                 self._accum = int(accum[1])
-        if "max_epochs" in line and self._epoch is None:
+        if "epochs" in line and self._epoch is None and not self._restarted:
             epochs = self._MAX_EPOCHS.search(line)
             if epochs is not None and int(epochs[1]) > 0:
                 self._max_epochs = int(epochs[1])
@@ -610,7 +622,6 @@ class _Bars(_Format):
             steps = self._MAX_STEPS.search(line)  # -1 (no limit) does not match
             if steps is not None and int(steps[1]) > 0:
                 self._max_steps = int(steps[1])
-        return []
 
     def flush(self) -> list[Progress]:
         instant, self._instant = self._instant, None
@@ -671,7 +682,10 @@ class _Bars(_Format):
                 self._t_offset_s += self._elapsed_s
                 self._restarted = True
             step = self._step_offset + n
-            self._total = None if self._restarted else total
+            # A bar that starts over counts an epoch: the run is the stated epochs of it,
+            # or of unknown length.
+            epochs_total = total * self._max_epochs if self._max_epochs else None
+            self._total = epochs_total if self._restarted else total
         self._moves += n != self._n or step != self._step
         self._step, self._n, self._elapsed_s = step, n, elapsed_s
         loss = self._postfix_loss(m["postfix"])
@@ -790,7 +804,11 @@ class _Bars(_Format):
         done = self._n == self._key[1] and self._epoch is None
         instant = self._t_s() == self._key_t0_s
         setup = done and (instant or (self._step_offset == 0 and self._moves <= SETUP_MOVES))
-        return (total > self._key[1] and (unmoved or setup)) or (unmoved and self._data_bar)
+        # A bar not yet moved gives way to one as long, too: tqdm's ``set_description``
+        # names a bar first drawn bare (``0/30``) in place (``Epoch 0: 0/30``).
+        return (unmoved and (total >= self._key[1] or self._data_bar)) or (
+            total > self._key[1] and setup
+        )
 
     def _eval_bar(
         self, key: tuple[str, int], n: int, total: int, elapsed_s: float

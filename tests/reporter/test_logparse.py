@@ -642,6 +642,28 @@ def test_lightning_tqdm_bar_takes_its_total_from_a_printed_max_steps() -> None:
         assert {p.total_steps for p in got} == {total}
 
 
+@pytest.mark.parametrize(
+    ("head", "total"),
+    [
+        ("Namespace(batch_size=64, epochs=3, lr=0.1, warmup_epochs=1)", 12),
+        ("python train.py --epochs 3 --lr 0.1", 12),
+        ("{'num_epochs': 3, 'lr': 0.1}", 12),
+        ("Namespace(batch_size=64, warmup_epochs=5, lr=0.1)", None),  # not the run's epochs
+    ],
+)
+def test_a_plain_bar_that_starts_over_is_the_stated_epochs_of_it(
+    head: str, total: int | None
+) -> None:
+    # ``for epoch in range(3): for batch in tqdm(loader)``: a bare bar per epoch.
+    lines = [head]
+    for _ in range(2):
+        lines += [bar("", i, 4, f"00:0{i}", "1.00s/it", f", loss={2 - i / 10:.2f}") for i in (2, 4)]
+    records = progress(feed_all(lines))
+    assert [p.step for p in records] == [2, 4, 6, 8]
+    assert records[0].total_steps == 4  # one bar drawn: it may be the whole run
+    assert records[-1].total_steps == total  # it started over: it was an epoch
+
+
 def test_rich_log_records_wrapped_onto_indented_lines_are_read_whole() -> None:
     indent = " " * 29
     lines = []
