@@ -664,6 +664,17 @@ def test_a_plain_bar_that_starts_over_is_the_stated_epochs_of_it(
     assert records[-1].total_steps == total  # it started over: it was an epoch
 
 
+def test_a_bare_bar_named_by_set_description_before_it_moves_is_the_same_bar() -> None:
+    # tqdm draws the bar bare at 0/30; the loop's set_description("Epoch 0") names it.
+    lines = [bar("", 0, 30, "00:00", "?it/s")]
+    lines += [
+        bar("Epoch 0", i, 30, f"00:{i // 10:02d}", "10.0it/s", ", loss=1.0") for i in (10, 20, 30)
+    ]
+    records = progress(feed_all(lines))
+    assert [p.step for p in records] == [0, 10, 20, 30]
+    assert records[-1].t_s == pytest.approx(3.0)
+
+
 def test_rich_log_records_wrapped_onto_indented_lines_are_read_whole() -> None:
     indent = " " * 29
     lines = []
