@@ -26,6 +26,7 @@ from reporter.wire import (
     EventsAck,
     Registered,
     RunRegistration,
+    events_for,
     fields_unknown_to,
     registration_exclude,
 )
@@ -92,7 +93,8 @@ class BotClient:
         ack says which seqs are stored and carries any commands."""
         path = f"/v1/runs/{_seg(run_id)}/events"
         exclude = fields_unknown_to(bot_schema_version)
-        return _parse(EventsAck, self._post(path, run_token, batch, exclude=exclude))
+        sent = events_for(batch, bot_schema_version)
+        return _parse(EventsAck, self._post(path, run_token, sent, exclude=exclude))
 
     def poll_commands(self, run_id: str, run_token: str) -> EventsAck:
         """Ask for commands with nothing to post (while a kill is pending)."""

@@ -68,6 +68,7 @@ from reporter.wire import (
     RunRegistration,
     SampleEvent,
     StepEvent,
+    TargetEvent,
     TransferEvent,
 )
 
@@ -124,12 +125,17 @@ class _Sample(NamedTuple):
     no_gpu_reason: str | None
 
 
+class _Target(NamedTuple):
+    t: float
+    target_steps: int
+
+
 class _Instance(NamedTuple):
     t: float
     shown: dict[str, object]  # what Vast said of this instance (vast_self.read_own_instance)
 
 
-_Record = _Step | _Phase | _Log | _Exit | _Sample | _Transfer | _Instance
+_Record = _Step | _Phase | _Log | _Exit | _Sample | _Transfer | _Instance | _Target
 # This instance as Vast shows it, read with its own key for a bot that has none: one request
 # per 10 minutes is far inside Vast's limits; failures wait twice as long each, up to 1 h.
 INSTANCE_READ_EVERY_S = 600.0
@@ -194,6 +200,7 @@ class Probe:
         self.kill_requested = threading.Event()
         # Registration needs the run's length; `probecast run` may learn it from the log.
         self._target_steps = self.config.target_steps
+        self._target_declared = self.config.target_steps is not None
         self._target_known = threading.Event()
         if self._target_steps is not None:
             self._target_known.set()
@@ -313,11 +320,24 @@ class Probe:
         self._queue.append(_Transfer(self._clock(), endpoint, direction, n_bytes, seconds))
 
     def set_target_steps(self, target_steps: int) -> None:
-        """The run's length, once known; the run registers with the first value given."""
-        if self._target_steps is None and target_steps >= 1:
+        """The run's length, once known; the run registers with the first value given.
+
+        Read from the log (``target_from_log``), a larger value later revises it: a bar
+        that started over counted an epoch, and the epochs were printed. It goes to the
+        bot as a target event (or in the registration, if that has not gone yet). A length
+        the caller declared is never revised, nor revised down: a bar's total that shrinks
+        is another bar's (an eval's), not the run's."""
+        if target_steps < 1:
+            return
+        if self._target_steps is None:
             self._target_steps = target_steps
             self._target_known.set()
             self._wake.set()
+            return
+        if self._target_declared or target_steps <= self._target_steps:
+            return
+        self._target_steps = target_steps
+        self._queue.append(_Target(self._clock(), target_steps))
 
     def set_steps_per_epoch(self, steps_per_epoch: int) -> None:
         """Optimizer steps per epoch, once known (a log's ``Epoch [e][i/N]``): it goes out
@@ -662,6 +682,8 @@ class Probe:
             if isinstance(record, _Exit):
                 code = max(-255, min(255, record.return_code))
                 return ExitEvent(seq=seq, t=record.t, return_code=code)
+            if isinstance(record, _Target):
+                return TargetEvent(seq=seq, t=record.t, target_steps=record.target_steps)
             if isinstance(record, _Instance):
                 return InstanceEvent.model_validate({"seq": seq, "t": record.t, **record.shown})
             if isinstance(record, _Sample):

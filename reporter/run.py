@@ -639,7 +639,15 @@ class Runner:
         if record.eval_every_expected:
             probe.set_eval_every_expected(record.eval_every_expected)
         if record.total_steps:
-            probe.set_target_steps(record.total_steps)
+            probe.set_target_steps(record.total_steps)  # a larger one later revises it
+        target = probe.target_steps
+        if target is not None and record.step > target and self.options.target_steps is None:
+            self._warn_once(
+                "past-target",
+                f"step {record.step} is past the {target:,} steps the log stated: its "
+                "progress bar counts one epoch, and the run's epochs are not printed; "
+                "pass --target-steps for a right ETA",
+            )
         t = self._place(record, arrived_at)
         if record.is_eval:
             self._release_held()

@@ -24,8 +24,8 @@ from pydantic import (
 )
 
 # 2: GpuSample.mem_util_pct; 3: StepEvent.metric, InstanceEvent, attempts, the eval/save
-# cadence and the watched metric in the registration
-SCHEMA_VERSION = 3
+# cadence and the watched metric in the registration; 4: TargetEvent
+SCHEMA_VERSION = 4
 MAX_EVENTS_PER_BATCH = 5_000
 MAX_GPUS = 64
 
@@ -39,6 +39,26 @@ def fields_unknown_to(bot_schema_version: int) -> dict[str, Any] | None:
     if bot_schema_version == 2:
         return {"events": {"__all__": {"metric"}}}
     return {"events": {"__all__": {"gpus": {"__all__": {"mem_util_pct"}}, "metric": True}}}
+
+
+def events_for(batch: EventBatch, bot_schema_version: int) -> EventBatch:
+    """The batch as a bot of that wire version reads it: before version 4 a target event
+    goes as a warning log in its place (the same seq and time), since the bot stores seqs
+    contiguously and would refuse the whole batch over an event kind it does not know."""
+    if bot_schema_version >= 4 or not any(e.kind == "target" for e in batch.events):
+        return batch
+    events: list[Event] = [
+        LogEvent(
+            seq=e.seq,
+            t=e.t,
+            code="warning",
+            message=f"probecast: the run's total revised to {e.target_steps} steps",
+        )
+        if isinstance(e, TargetEvent)
+        else e
+        for e in batch.events
+    ]
+    return batch.model_copy(update={"events": events})
 
 
 # Registration fields added in wire version 3, all optional. The reporter learns the bot's
@@ -295,6 +315,17 @@ class LogEvent(_Model):
     message: Text
 
 
+class TargetEvent(_Model):
+    """The run's length, revised after registering: the output stated more than it had
+    (a progress bar that started over counts an epoch, and the epochs were printed).
+    Schema 4; a reporter sends none to an older bot."""
+
+    kind: Literal["target"] = "target"
+    seq: Seq
+    t: UnixTime
+    target_steps: int = Field(ge=1, le=10**10)
+
+
 class ExitEvent(_Model):
     kind: Literal["exit"] = "exit"
     seq: Seq
@@ -323,7 +354,14 @@ class InstanceEvent(_Model):
 
 
 Event = Annotated[
-    StepEvent | PhaseEvent | SampleEvent | TransferEvent | LogEvent | ExitEvent | InstanceEvent,
+    StepEvent
+    | PhaseEvent
+    | SampleEvent
+    | TransferEvent
+    | LogEvent
+    | ExitEvent
+    | InstanceEvent
+    | TargetEvent,
     Field(discriminator="kind"),
 ]
 
@@ -380,6 +418,7 @@ class ErrorBody(_Model):
 __all__ = [
     "MAX_EVENTS_PER_BATCH",
     "SCHEMA_VERSION",
+    "events_for",
     "fields_unknown_to",
     "registration_exclude",
     "Command",
@@ -403,6 +442,7 @@ __all__ = [
     "RunSettings",
     "SampleEvent",
     "StepEvent",
+    "TargetEvent",
     "TransferEvent",
     "VastIdentity",
 ]

@@ -182,11 +182,12 @@ def render_option_table(
     fields = tuple(_short_line(r, words(r)) for r in (current, *best[:2]))
     notes = tuple(f"Missing: {why}" for why in table.missing)
     if revised is not None:
-        notes = (
-            f"Revised at step {revised.at_step} (pace {fmt_rate(revised.from_step_per_s)} → "
-            f"{fmt_rate(revised.to_step_per_s)} step/s).",
-            *notes,
-        )
+        pace = (fmt_rate(revised.from_step_per_s), fmt_rate(revised.to_step_per_s))
+        changed = [f"pace {pace[0]} → {pace[1]} step/s"] if pace[0] != pace[1] else []
+        if revised.from_target_steps and revised.to_target_steps:
+            total = f"total {revised.from_target_steps:,} → {revised.to_target_steps:,} steps"
+            changed.insert(0, total)
+        notes = (f"Revised at step {revised.at_step} ({'; '.join(changed)}).", *notes)
     if len(table.rows) > 1:
         notes += (
             f"{len(table.rows) - 1} alternatives, predicted from this run's probe; "

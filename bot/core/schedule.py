@@ -43,11 +43,14 @@ TABLE_REVISE_CHANGE = 0.15
 
 @dataclass(frozen=True)
 class TableRevision:
-    """The option table is rebuilt: the calibrated pace moved from the one it was built on."""
+    """The option table is rebuilt: the calibrated pace moved from the one it was built
+    on, or the run's total did (the reporter learnt it better)."""
 
     at_step: int
     from_step_per_s: float
     to_step_per_s: float
+    from_target_steps: int | None = None  # set when the total changed
+    to_target_steps: int | None = None
 
 
 def table_revision(
@@ -56,13 +59,21 @@ def table_revision(
     step_per_s: float | None,
     current_step: int,
     change: float = TABLE_REVISE_CHANGE,
+    built_target_steps: int | None = None,
+    target_steps: int | None = None,
 ) -> TableRevision | None:
-    """A revision when the pace moved more than ``change`` (relative) from the table's."""
+    """A revision when the pace moved more than ``change`` (relative) from the table's,
+    or the total is not the one the table was built for."""
     if not built_step_per_s or not step_per_s:
         return None
-    if abs(step_per_s / built_step_per_s - 1) <= change:
+    retargeted = bool(built_target_steps and target_steps and target_steps != built_target_steps)
+    if abs(step_per_s / built_step_per_s - 1) <= change and not retargeted:
         return None
-    return TableRevision(current_step, built_step_per_s, step_per_s)
+    if not retargeted:
+        return TableRevision(current_step, built_step_per_s, step_per_s)
+    return TableRevision(
+        current_step, built_step_per_s, step_per_s, built_target_steps, target_steps
+    )
 
 
 def checkin_due(

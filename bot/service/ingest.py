@@ -204,6 +204,11 @@ class Ingest:
                 changes["state"] = (
                     "killed" if self._kill_sent(run) else ("finished" if code == 0 else "failed")
                 )
+        targets = [e for e in events if e.kind == "target"]
+        if targets:
+            # The reporter learnt the run's length better (a bar that started over counts
+            # an epoch): the ETA, the table and the checks go by the revised one from now.
+            changes["target_steps"] = json.loads(targets[-1].body)["target_steps"]
         shown = [e for e in events if e.kind == "instance"]
         if shown:
             changes["instance_track"] = self._instance_seen(run, shown[-1]).to_json()

@@ -135,6 +135,7 @@ class ScheduledJobs:
                 "ref": ref.dumps(),
                 "step_per_s": None if estimate is None else estimate.scenarios.base.step_per_s,
                 "step": None if estimate is None else estimate.current_step,
+                "target_steps": snap.run.target_steps,
             },
         )
 
@@ -143,11 +144,10 @@ class ScheduledJobs:
         found = [d for d in self.ports.store.decisions(run_id) if d["kind"] == TABLE_DECISION]
         if not found:
             return None
-        detail: dict[str, Any] = json.loads(found[-1]["detail"] or "{}")
-        return detail
+        return dict(json.loads(found[-1]["detail"] or "{}"))
 
     async def _revise_table(self, run_id: str) -> bool:
-        """Rebuild the table and edit its message when the pace moved > 15% from its own."""
+        """Rebuild the table and edit its message when its pace (> 15%) or total moved."""
         async with self._posting(run_id):
             run = self.ports.store.get_run(run_id)
             posted = None if run is None or not run.active else self._posted_table(run_id)
@@ -159,6 +159,8 @@ class ScheduledJobs:
                 built_step_per_s=posted.get("step_per_s"),
                 step_per_s=None if estimate is None else estimate.scenarios.base.step_per_s,
                 current_step=0 if estimate is None else estimate.current_step,
+                built_target_steps=posted.get("target_steps"),
+                target_steps=run.target_steps,
             )
             if revision is None:
                 return False

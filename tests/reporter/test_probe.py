@@ -31,7 +31,9 @@ from reporter.wire import (
     HostSample,
     RunRegistration,
     StepEvent,
+    TargetEvent,
     VastIdentity,
+    events_for,
     registration_exclude,
 )
 
@@ -259,6 +261,51 @@ def test_a_watched_metric_is_registered_and_sent_with_its_steps(
     assert ("metric" in first) is sent and second.get("metric") is None
     if sent:
         assert first["metric"] == 0.25
+
+
+def test_a_target_event_reaches_an_older_bot_as_a_warning_at_its_seq() -> None:
+    batch = EventBatch(
+        seq_from=1,
+        sent_at=T0,
+        events=[
+            StepEvent(seq=1, t=T0, step=20),
+            TargetEvent(seq=2, t=T0, target_steps=60),
+            StepEvent(seq=3, t=T0 + 1, step=21),
+        ],
+    )
+    assert events_for(batch, SCHEMA_VERSION) is batch
+    older = events_for(batch, 3)
+    assert [(e.seq, e.kind) for e in older.events] == [(1, "step"), (2, "log"), (3, "step")]
+    assert "60 steps" in older.events[1].message  # type: ignore[union-attr]
+
+
+def test_a_log_stated_total_is_revised_upward_only_and_never_a_declared_one(
+    make_probe: Callable[..., Probe],
+) -> None:
+    bot = FakeBot(schema_version=SCHEMA_VERSION)
+    learnt = Probe(
+        "demo-run",
+        None,
+        url="http://bot.test",
+        ingest_secret=SECRET,
+        transport=bot.transport,
+        post_interval_s=0.05,
+        spool=":memory:",
+        sample_interval_s=None,
+        target_from_log=True,
+        environ={},
+    )
+    learnt.set_target_steps(20)
+    learnt.step(1)
+    wait_for(lambda: learnt.acked_seq >= 1)  # registered with 20
+    learnt.set_target_steps(10)  # a smaller total is another bar's
+    learnt.set_target_steps(60)
+    assert learnt.target_steps == 60 and learnt.close(return_code=0)
+    assert bot.registrations[0]["target_steps"] == 20
+    assert [e["target_steps"] for e in bot.events("target")] == [60]
+    declared = make_probe(FakeBot())  # declared 1,000: the log does not move it
+    declared.set_target_steps(5_000)
+    assert declared.target_steps == 1_000
 
 
 def test_unused_registration_fields_are_left_out_for_older_bots() -> None:

@@ -369,6 +369,53 @@ async def test_a_lightning_sanity_check_registers_validation_every_epoch(
     assert snapshot.estimate is not None and snapshot.estimate.eval_every == 20
 
 
+EPOCH_BARS_CHILD = """
+import sys, time
+PRINT_ARGS = {print_args}
+def bar(n, total):
+    fill = "#" * (10 * n // total)
+    sys.stdout.write(f"{{100 * n // total:3d}}%|{{fill:<10}}| {{n}}/{{total}} "
+                     f"[00:{{n:02d}}<00:30, 2.00it/s, loss={{1.0 - 0.01 * n:.3f}}]\\r")
+    sys.stdout.flush()
+if PRINT_ARGS:
+    print("Namespace(batch_size=32, epochs=3, lr=0.001)", flush=True)
+for epoch in range(3):  # for epoch in range(args.epochs): for batch in tqdm(loader)
+    for n in range(0, 21, 2):
+        bar(n, 20)
+        time.sleep(0.01)
+    sys.stdout.write("\\n")
+"""
+
+
+async def test_a_bar_per_epoch_revises_the_total_to_the_printed_epochs(
+    bot: Bot, tmp_path: Path
+) -> None:
+    """A bare tqdm bar per epoch registers with its own total (it might be the whole
+    run); when it starts over and the arguments said 3 epochs, the bot gets 3 x 20."""
+    child = script(tmp_path, "train.py", EPOCH_BARS_CHILD.format(print_args=True))
+    env = reporter_env(bot.url, tmp_path)
+    result = await run_to_end(probecast("run", "--", sys.executable, str(child)), env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    run = bot.run()
+    assert registration_of(run).target_steps == 20
+    assert [e["target_steps"] for e in bot.events("target")] == [60]
+    assert run.target_steps == 60
+    assert b"past the" not in result.stderr
+
+
+async def test_a_bar_per_epoch_without_printed_epochs_says_to_pass_the_target(
+    bot: Bot, tmp_path: Path
+) -> None:
+    child = script(tmp_path, "train.py", EPOCH_BARS_CHILD.format(print_args=False))
+    env = reporter_env(bot.url, tmp_path)
+    result = await run_to_end(probecast("run", "--", sys.executable, str(child)), env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert bot.run().target_steps == 20 and bot.events("target") == []
+    err = result.stderr.decode()
+    assert err.count("past the 20 steps the log stated") == 1
+    assert "pass --target-steps" in err
+
+
 async def test_an_epoch_relative_log_registers_its_steps_per_epoch(
     bot: Bot, tmp_path: Path
 ) -> None:

@@ -194,6 +194,33 @@ async def test_the_table_is_revised_in_place_when_the_pace_moves(
         assert not await app.service.post_table(run_id)
 
 
+async def test_a_revised_total_rebuilds_the_table(tmp_path: Path, clock: FakeClock) -> None:
+    # The reporter learns the run is 3 epochs of the 2,000 steps it registered with.
+    chat = ConsoleChat(io.StringIO())
+    app = build(make_settings(tmp_path), chat=chat, clock=clock)
+    transport = httpx.ASGITransport(app=app.api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+        run = StepPoster(client, clock, lambda i: T0 + 0.5 * i)
+        run_id = await run.register()
+        await run.send(1, 100)
+        assert await app.service.post_table(run_id)
+        assert not await app.service.post_table(run_id)  # nothing moved
+
+        clock.now = T0 + 0.5 * 101 + 1
+        event = {"kind": "target", "seq": 101, "t": T0 + 0.5 * 101, "target_steps": 6_000}
+        response = await client.post(
+            f"/v1/runs/{run_id}/events",
+            json={"seq_from": 101, "sent_at": clock.now, "events": [event]},
+            headers={"Authorization": f"Bearer {run.token}"},
+        )
+        assert response.status_code == 200, response.text
+        assert app.store.get_run(run_id).target_steps == 6_000  # type: ignore[union-attr]
+        clock.now += 60
+        assert await app.service.post_table(run_id)
+        _, _, card = [(a, ref, c) for a, ref, c in chat.transcript if c.kind == "table"][-1]
+        assert card.notes[0] == "Revised at step 100 (total 2,000 → 6,000 steps)."
+
+
 async def test_a_table_check_the_scheduler_dropped_is_queued_again(
     tmp_path: Path, clock: FakeClock
 ) -> None:
