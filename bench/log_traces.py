@@ -918,6 +918,7 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         run: (_mmengine, "line timestamps (1 s), eval included")
         for run in (
             "eta_mmdet3_rtmdet_tiny_ear_200ep",
+            "eta_mmdet3_rtmdet_tiny_drinks_40ep",
             "eta_mmpose_rtmpose_s_ear_300ep",
             "eta_mmseg_watermelon_8000it",
             "mmseg_dubai_cut2600",
