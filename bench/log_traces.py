@@ -724,6 +724,29 @@ def _epoch_durations(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+# corpus corpus-m readers
+
+
+def _mmengine(lines: Iterable[str]) -> list[_Row]:
+    """MMEngine 3.x runner lines (``YYYY/MM/DD HH:MM:SS - mmengine - INFO - ...``, 1 s):
+    ``Epoch(train) [e][i/N]`` (step ``(e-1)*N+i``) or ``Iter(train) [i/T]``; an eval ends
+    at its metrics line, ``Epoch(val) [e][n/n]`` or ``Iter(val) [n/n]`` followed by a
+    metric rather than the per-batch ``eta:``."""
+    stamp = r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - mmengine - INFO - "
+    epoch = re.compile(stamp + r"Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]")
+    it = re.compile(stamp + r"Iter\(train\)\s*\[\s*(\d+)/\d+\]")
+    val = re.compile(stamp + r"(?:Epoch|Iter)\(val\)\s*(?:\[\d+\])?\[(\d+)/(\d+)\]\s+(?!eta:)\S+:")
+    rows: list[_Row] = []
+    for line in lines:
+        if m := epoch.match(line):
+            rows.append(_Row((int(m[2]) - 1) * int(m[4]) + int(m[3]), _SLASH(m[1])))
+        elif m := it.match(line):
+            rows.append(_Row(int(m[2]), _SLASH(m[1])))
+        elif (m := val.match(line)) and m[2] == m[3] and rows:
+            rows.append(_Row(rows[-1].step, _SLASH(m[1]), is_eval=True))
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -890,6 +913,17 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _epoch_durations,
         "sum of per-epoch train and infer seconds (0.1 s), last launch, eval included",
     ),
+    # corpus corpus-m
+    **{
+        run: (_mmengine, "line timestamps (1 s), eval included")
+        for run in (
+            "eta_mmdet3_rtmdet_tiny_ear_200ep",
+            "eta_mmdet3_rtmdet_tiny_drinks_40ep",
+            "eta_mmpose_rtmpose_s_ear_300ep",
+            "eta_mmseg_watermelon_8000it",
+            "mmseg_dubai_cut2600",
+        )
+    },
 }
 
 

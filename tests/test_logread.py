@@ -526,3 +526,21 @@ def test_a_stated_total_key_is_never_the_tail_of_a_longer_key() -> None:
     rows = train_rows(lines)
     assert [r.step for r in rows] == [40000 + 100 * k for k in range(1, 6)]
     assert {r.total_steps for r in rows} == {300000}
+
+
+def test_an_epoch_count_key_is_never_the_tail_of_a_longer_key() -> None:
+    # An MMDetection 3.x config dump: ``stage2_num_epochs = 20`` (when a pipeline switches)
+    # comes after the run's ``max_epochs = 40``.
+    lines = [
+        "max_epochs = 40",
+        "stage2_num_epochs = 20",
+        *(
+            f"2023/06/10 14:2{e}:{i:02d} - mmengine - INFO - Epoch(train)  [{e}][{i:2d}/19]  "
+            f"lr: 1.0e-04  eta: 0:20:00  time: 1.9  data_time: 1.6  memory: 1572  loss: 0.9"
+            for e in range(1, 4)
+            for i in (5, 10, 15)
+        ),
+    ]
+    rows = train_rows(lines)
+    assert [r.step for r in rows] == [19 * (e - 1) + i for e in (1, 2, 3) for i in (5, 10, 15)]
+    assert {r.total_steps for r in rows} == {760}

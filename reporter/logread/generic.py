@@ -184,8 +184,8 @@ _BATCH_HINT = re.compile(r"(?i)\bbatch[_ ]size\s{0,4}[:=]\s{0,4}(\d{1,6})\b")
 MAX_LENGTH_HINTS = 8
 
 _EPOCHS_HINT = re.compile(
-    r"(?i)(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs|n_epochs"
-    r"|scheduled epochs"
+    r"(?i)(?:(?<![\w])(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs"
+    r"|n_epochs|scheduled epochs)"
     r"|^\s{0,8}['\"]?epochs|[({,]\s{0,2}['\"]?epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})"
     r"(?!\d|\.\d)"
     r"|max: (\d{1,6}) epochs"

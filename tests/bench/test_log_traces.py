@@ -294,3 +294,31 @@ def test_fairseq_simple_steps_by_updates_and_ends_an_eval_at_each_valid_row() ->
     rows = log_traces._fairseq_simple(lines)
     assert [(r.step, r.is_eval) for r in rows] == [(40200, False), (40200, True), (40300, False)]
     assert [r.t_s - rows[0].t_s for r in rows] == [0, 47, 67]
+
+
+def test_mmengine_steps_epochs_and_iters_and_ends_an_eval_at_its_metrics_line() -> None:
+    pre = "2023/06/04 15:38:0{} - mmengine - INFO - "
+    lines = [
+        pre.format(0) + "Epoch(train)   [5][5/6]  lr: 1.0e-03  eta: 1:00:00  time: 3.3  loss: 0.3",
+        pre.format(1) + "Epoch(train)   [5][6/6]  lr: 1.0e-03  eta: 1:00:00  time: 3.3  loss: 0.3",
+        pre.format(2) + "Epoch(val)   [5][1/3]    eta: 0:00:05  time: 2.9  data_time: 2.8",
+        pre.format(3) + "Epoch(val)   [5][3/3]    eta: 0:00:00  time: 1.5  data_time: 1.3",
+        pre.format(4) + "Epoch(val) [5][3/3]    coco/bbox_mAP: 0.0000  data_time: 0.9  time: 1.0",
+        pre.format(6) + "Epoch(train)   [6][1/6]  lr: 1.0e-03  eta: 1:00:00  time: 3.3  loss: 0.3",
+    ]
+    rows = log_traces._mmengine(lines)
+    assert [(r.step, r.is_eval) for r in rows] == [
+        (29, False),
+        (30, False),
+        (30, True),
+        (31, False),
+    ]
+    assert [r.t_s - rows[0].t_s for r in rows] == [0, 1, 4, 6]
+    iters = [
+        pre.format(0) + "Iter(train) [ 100/8000]  lr: 4.9e-03  eta: 0:20:33  time: 0.14  loss: 0.9",
+        pre.format(5) + "Iter(val) [11/11]  aAcc: 82.9200  mIoU: 46.9800  time: 1.1312",
+        pre.format(9) + "Iter(train) [ 200/8000]  lr: 4.9e-03  eta: 0:19:35  time: 0.15  loss: 0.8",
+    ]
+    rows = log_traces._mmengine(iters)
+    assert [(r.step, r.is_eval) for r in rows] == [(100, False), (100, True), (200, False)]
+    assert [r.t_s - rows[0].t_s for r in rows] == [0, 5, 9]
