@@ -724,6 +724,30 @@ def _epoch_durations(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+# corpus corpus-n readers
+
+
+def _steps_and_epoch_evals(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]:
+    """Last launch of a logging trainer: ``Step N: loss=`` rows, and each ``Epoch e/E:`` row
+    (epochs from 0, written after the epoch's validation) as the end of an eval phase."""
+    launch = re.compile(r"^\S+ \S+ - __main__ - INFO - Loading configuration from")
+    step = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+): loss=")
+    epoch = re.compile(r"^(\S+ \S+) - \S+ - INFO - Epoch (\d+)/\d+: train_loss")
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        for line in lines:
+            if launch.match(line):
+                rows = []
+            elif m := step.match(line):
+                rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
+            elif m := epoch.match(line):
+                rows.append(_Row((int(m[2]) + 1) * steps_per_epoch, _ISO_MS(m[1]), is_eval=True))
+        return rows
+
+    return read
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -889,6 +913,11 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "eta_noprop_cifar100_r50_1000ep": (
         _epoch_durations,
         "sum of per-epoch train and infer seconds (0.1 s), last launch, eval included",
+    ),
+    # corpus corpus-n
+    "eta_mopd_t2i_preference_50ep": (
+        _steps_and_epoch_evals(313),
+        "line timestamps (ms), last launch, eval included",
     ),
 }
 
