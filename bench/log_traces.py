@@ -747,6 +747,30 @@ def _mmengine(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+# corpus corpus-n readers
+
+
+def _steps_and_epoch_evals(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]:
+    """Last launch of a logging trainer: ``Step N: loss=`` rows, and each ``Epoch e/E:`` row
+    (epochs from 0, written after the epoch's validation) as the end of an eval phase."""
+    launch = re.compile(r"^\S+ \S+ - __main__ - INFO - Loading configuration from")
+    step = re.compile(r"^(\S+ \S+) - \S+ - INFO - Step (\d+): loss=")
+    epoch = re.compile(r"^(\S+ \S+) - \S+ - INFO - Epoch (\d+)/\d+: train_loss")
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        for line in lines:
+            if launch.match(line):
+                rows = []
+            elif m := step.match(line):
+                rows.append(_Row(int(m[2]), _ISO_MS(m[1])))
+            elif m := epoch.match(line):
+                rows.append(_Row((int(m[2]) + 1) * steps_per_epoch, _ISO_MS(m[1]), is_eval=True))
+        return rows
+
+    return read
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -924,6 +948,11 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
             "mmseg_dubai_cut2600",
         )
     },
+    # corpus corpus-n
+    "eta_mopd_t2i_preference_50ep": (
+        _steps_and_epoch_evals(313),
+        "line timestamps (ms), last launch, eval included",
+    ),
 }
 
 

@@ -322,3 +322,23 @@ def test_mmengine_steps_epochs_and_iters_and_ends_an_eval_at_its_metrics_line() 
     rows = log_traces._mmengine(iters)
     assert [(r.step, r.is_eval) for r in rows] == [(100, False), (100, True), (200, False)]
     assert [r.t_s - rows[0].t_s for r in rows] == [0, 5, 9]
+
+
+def test_step_rows_and_epoch_rows_as_eval_ends_of_the_last_launch() -> None:
+    lines = [
+        "2026-02-10 17:10:20,736 - __main__ - INFO - Loading configuration from a.yaml",
+        "2026-02-10 17:10:32,304 - pkg.trainer - INFO - Step 100: loss=0.0192, diffusion=0.1",
+        "2026-02-13 15:07:00,000 - __main__ - INFO - Loading configuration from a.yaml",
+        "2026-02-13 15:07:10,000 - pkg.trainer - INFO - Step 100: loss=0.0192, diffusion=0.1",
+        "2026-02-13 15:07:20,000 - pkg.trainer - INFO - Step 200: loss=0.0096, diffusion=0.1",
+        "2026-02-13 15:07:25,500 - pkg.trainer - INFO - Epoch 0/2: train_loss=0.04, val_loss=0.01",
+        "2026-02-13 15:07:35,000 - pkg.trainer - INFO - Step 350: loss=0.0059, diffusion=0.1",
+    ]
+    rows = log_traces._steps_and_epoch_evals(250)(lines)
+    t0 = rows[0].t_s
+    assert [(r.step, round(r.t_s - t0, 1), r.is_eval) for r in rows] == [
+        (100, 0.0, False),
+        (200, 10.0, False),
+        (250, 15.5, True),
+        (350, 25.0, False),
+    ]
