@@ -170,6 +170,22 @@ def _error(status: int, code: str, detail: Any) -> httpx.Response:
     return httpx.Response(status, json={"error": code, "detail": detail})
 
 
+def probe_learning_its_target(bot: FakeBot, *, post_interval_s: float) -> Probe:
+    """A probe as `probecast run` makes it: no declared length, the log's to tell."""
+    return Probe(
+        "demo-run",
+        None,
+        url="http://bot.test",
+        ingest_secret=SECRET,
+        transport=bot.transport,
+        post_interval_s=post_interval_s,
+        spool=":memory:",
+        sample_interval_s=None,
+        target_from_log=True,
+        environ={},
+    )
+
+
 def wait_for(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -283,18 +299,7 @@ def test_a_log_stated_total_is_revised_upward_only_and_never_a_declared_one(
     make_probe: Callable[..., Probe],
 ) -> None:
     bot = FakeBot(schema_version=SCHEMA_VERSION)
-    learnt = Probe(
-        "demo-run",
-        None,
-        url="http://bot.test",
-        ingest_secret=SECRET,
-        transport=bot.transport,
-        post_interval_s=0.05,
-        spool=":memory:",
-        sample_interval_s=None,
-        target_from_log=True,
-        environ={},
-    )
+    learnt = probe_learning_its_target(bot, post_interval_s=0.05)
     learnt.set_target_steps(20)
     learnt.step(1)
     wait_for(lambda: learnt.acked_seq >= 1)  # registered with 20
@@ -632,18 +637,7 @@ def test_default_kill_sets_the_flag(bot: FakeBot, make_probe: Callable[..., Prob
 def test_learning_the_target_late_keeps_the_posting_pace() -> None:
     # A wake-up (the target arrives from the log) must not leave the sender spinning.
     bot = FakeBot(post_interval_s=5)
-    probe = Probe(
-        "demo-run",
-        None,
-        url="http://bot.test",
-        ingest_secret=SECRET,
-        transport=bot.transport,
-        post_interval_s=5,
-        spool=":memory:",
-        sample_interval_s=None,
-        target_from_log=True,
-        environ={},
-    )
+    probe = probe_learning_its_target(bot, post_interval_s=5)
     try:
         probe.step(1)
         probe.set_target_steps(1_000)
