@@ -17,11 +17,11 @@ class BandTable:
     """Split-conformal quantiles for the ETA band, by progress.
 
     A score is ``log(actual remaining / predicted remaining) / sigma`` (divided by
-    ``high_side`` more when the run took longer: step times grow more often than they
-    shrink, a prior fixed before calibration, not fitted), where sigma is what the run
-    itself says about its uncertainty (`band_sigma`). Rows go by the fraction of the run
-    seen, nothing else: row 0 is under ``row_starts[0]`` (a long run's probe), row i+1
-    starts at fraction ``row_starts[i]``. (Row 0 also held every run up to step
+    ``high_side`` more when the run took longer, as step times may grow more often than
+    they shrink; `bench/calibrate_band.py` picks it by leave-one-run-out width), where
+    sigma is what the run itself says about its uncertainty (`band_sigma`). Rows go by
+    the fraction of the run seen, nothing else: row 0 is under ``row_starts[0]`` (a long
+    run's probe), row i+1 starts at fraction ``row_starts[i]``. (Row 0 also held every run up to step
     min(100, T/10): a 300-step run then read the probe row at its 10% checkpoint while
     the calibration scored it on the 10% row.) Each row's quantile is the
     ⌈(n+1)·coverage⌉-th smallest of n dev runs' scores (one per run): for a new run
