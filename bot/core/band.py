@@ -21,10 +21,10 @@ class BandTable:
     they shrink; `bench/calibrate_band.py` picks it by leave-one-run-out width), where
     sigma is what the run itself says about its uncertainty (`band_sigma`). Rows go by
     the fraction of the run seen, nothing else: row 0 is under ``row_starts[0]`` (a long
-    run's probe), row i+1 starts at fraction ``row_starts[i]``. (Row 0 also held every run up to step
-    min(100, T/10): a 300-step run then read the probe row at its 10% checkpoint while
-    the calibration scored it on the 10% row.) Each row's quantile is the
-    ⌈(n+1)·coverage⌉-th smallest of n dev runs' scores (one per run): for a new run
+    run's probe), row i+1 starts at fraction ``row_starts[i]``. (Row 0 also held every
+    run up to step min(100, T/10): a 300-step run then read the probe row at its 10%
+    checkpoint while the calibration scored it on the 10% row.) Each row's quantile is
+    the ⌈(n+1)·coverage⌉-th smallest of n dev runs' scores (one per run): for a new run
     exchangeable with them, the band covers its real end with probability ≥ coverage.
     ``bench/calibrate_band.py`` makes it.
     """
