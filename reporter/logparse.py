@@ -548,7 +548,7 @@ class _Bars(_Format):
     # ``warmup_epochs`` is another setting).
     _MAX_EPOCHS = re.compile(
         r"(?<![\w.])-{0,2}(?:max_|num_|n_|total_|num_train_)?epochs['\"]?"
-        r"(?:\s{0,4}[:=]\s{0,4}|\s{1,4})(\d{1,6})(?!\d|\.\d)"
+        r"(?:\s{0,4}[:=]\s{0,4}|\s{1,4})(\d{1,6})(?!\d|\.\d|\s{0,2}/)"  # not ``epochs 1/3``
     )
     _MAX_STEPS = re.compile(r"max_steps['\"]?\s{0,4}[:=]\s{0,4}(\d{1,12})(?!\d|\.\d)")
     _POSTFIX = re.compile(r"([A-Za-z_][\w./-]{0,80})(?:=|: )([^,\s]{1,40})")

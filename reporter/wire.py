@@ -318,7 +318,7 @@ class LogEvent(_Model):
 class TargetEvent(_Model):
     """The run's length, revised after registering: the output stated more than it had
     (a progress bar that started over counts an epoch, and the epochs were printed).
-    Schema 4; a reporter sends none to an older bot."""
+    Schema 4: an older bot gets a warning log in its place (`events_for`)."""
 
     kind: Literal["target"] = "target"
     seq: Seq
