@@ -709,19 +709,16 @@ def _epoch_durations(lines: Iterable[str]) -> list[_Row]:
     print order; epochs starting over mark another launch (the last one is scored)."""
     row = re.compile(r"^Epoch (\d+) loss\s+\S+ \| train ([\d.]+)s(?: \|.*\| infer ([\d.]+)s)?")
     rows: list[_Row] = []
-    t, epoch = 0.0, 0
+    t = 0.0
     for line in lines:
         if not (m := row.match(line)):
             continue
-        if int(m[1]) <= epoch:
-            rows = []
-        epoch = int(m[1])
         t += float(m[2])
-        rows.append(_Row(epoch, t))
+        rows.append(_Row(int(m[1]), t))
         if m[3]:
             t += float(m[3])
-            rows.append(_Row(epoch, t, is_eval=True))
-    return rows
+            rows.append(_Row(int(m[1]), t, is_eval=True))
+    return _last_launch(rows)
 
 
 # corpus corpus-m readers

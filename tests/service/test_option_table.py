@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bot.app import build
+from bot.app import App, build
 from bot.chat.console import ConsoleChat
 from tests.conftest import SECRET, SHARED, FakeClock, make_settings
 from tests.fake_vast import FAKE_KEY, FakeVast
@@ -88,15 +89,31 @@ class StepPoster:
 
     async def send(self, first: int, last: int) -> None:
         self.clock.now = self.at(last) + 1
-        events = [
-            {"kind": "step", "seq": i, "t": self.at(i), "step": i} for i in range(first, last + 1)
-        ]
+        await self.post(
+            [{"kind": "step", "seq": i, "t": self.at(i), "step": i} for i in range(first, last + 1)]
+        )
+
+    async def post(self, events: list[dict[str, Any]]) -> None:
         response = await self.client.post(
             f"/v1/runs/{self.run_id}/events",
-            json={"seq_from": first, "sent_at": self.clock.now, "events": events},
+            json={"seq_from": events[0]["seq"], "sent_at": self.clock.now, "events": events},
             headers={"Authorization": f"Bearer {self.token}"},
         )
         assert response.status_code == 200, response.text
+
+
+@asynccontextmanager
+async def bot_with_a_run(
+    tmp_path: Path, clock: FakeClock, at: Callable[[int], float]
+) -> AsyncIterator[tuple[App, ConsoleChat, StepPoster]]:
+    """The bot on a console chat, and one registered run posting step i at ``at(i)``."""
+    chat = ConsoleChat(io.StringIO())
+    app = build(make_settings(tmp_path), chat=chat, clock=clock)
+    transport = httpx.ASGITransport(app=app.api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+        run = StepPoster(client, clock, at)
+        await run.register()
+        yield app, chat, run
 
 
 def posted_table(chat: ConsoleChat) -> Any:
@@ -162,15 +179,10 @@ async def test_the_table_is_revised_in_place_when_the_pace_moves(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     # The first 28 steps take 2 s each (a slow start), then the run settles at 0.2 s.
-    chat = ConsoleChat(io.StringIO())
-    app = build(make_settings(tmp_path), chat=chat, clock=clock)
-    transport = httpx.ASGITransport(app=app.api)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
-        times = [T0 + 2.0 * i for i in range(29)]
-        times += [times[-1] + 0.2 * i for i in range(1, 400)]
-        run = StepPoster(client, clock, lambda i: times[i - 1])
-        run_id = await run.register()
-        send = run.send
+    times = [T0 + 2.0 * i for i in range(29)]
+    times += [times[-1] + 0.2 * i for i in range(1, 400)]
+    async with bot_with_a_run(tmp_path, clock, lambda i: times[i - 1]) as (app, chat, run):
+        run_id, send = run.run_id, run.send
 
         await send(1, 28)
         assert await app.service.post_table(run_id)
@@ -196,24 +208,14 @@ async def test_the_table_is_revised_in_place_when_the_pace_moves(
 
 async def test_a_revised_total_rebuilds_the_table(tmp_path: Path, clock: FakeClock) -> None:
     # The reporter learns the run is 3 epochs of the 2,000 steps it registered with.
-    chat = ConsoleChat(io.StringIO())
-    app = build(make_settings(tmp_path), chat=chat, clock=clock)
-    transport = httpx.ASGITransport(app=app.api)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
-        run = StepPoster(client, clock, lambda i: T0 + 0.5 * i)
-        run_id = await run.register()
+    async with bot_with_a_run(tmp_path, clock, lambda i: T0 + 0.5 * i) as (app, chat, run):
+        run_id = run.run_id
         await run.send(1, 100)
         assert await app.service.post_table(run_id)
         assert not await app.service.post_table(run_id)  # nothing moved
 
         clock.now = T0 + 0.5 * 101 + 1
-        event = {"kind": "target", "seq": 101, "t": T0 + 0.5 * 101, "target_steps": 6_000}
-        response = await client.post(
-            f"/v1/runs/{run_id}/events",
-            json={"seq_from": 101, "sent_at": clock.now, "events": [event]},
-            headers={"Authorization": f"Bearer {run.token}"},
-        )
-        assert response.status_code == 200, response.text
+        await run.post([{"kind": "target", "seq": 101, "t": T0 + 0.5 * 101, "target_steps": 6_000}])
         assert app.store.get_run(run_id).target_steps == 6_000  # type: ignore[union-attr]
         clock.now += 60
         assert await app.service.post_table(run_id)
@@ -226,13 +228,8 @@ async def test_a_table_check_the_scheduler_dropped_is_queued_again(
 ) -> None:
     """APScheduler skips (and, for a one-off job, drops) a job whose id is still finishing
     its last run; the table must not stop following the run because one check was lost."""
-    chat = ConsoleChat(io.StringIO())
-    app = build(make_settings(tmp_path), chat=chat, clock=clock)
-    transport = httpx.ASGITransport(app=app.api)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
-        run = StepPoster(client, clock, lambda i: T0 + 0.5 * i)
-        run_id = await run.register()
-        send = run.send
+    async with bot_with_a_run(tmp_path, clock, lambda i: T0 + 0.5 * i) as (app, _, run):
+        run_id, send = run.run_id, run.send
         check = f"table-check:{run_id}"
 
         await send(1, 40)
