@@ -44,6 +44,7 @@ from reporter.logread.base import (
     LogCode,
     Progress,
     Record,
+    stated_epochs,
 )
 from reporter.logread.base import NCCL as _NCCL
 from reporter.logread.base import NUM as _NUM
@@ -543,13 +544,6 @@ class _Bars(_Format):
     _LIGHTNING = re.compile(r"Epoch (\d+)(?:/(-?\d+))?")
     _SCRIPT_EPOCH = re.compile(r"(?i)\bepoch\s{0,2}(\d{1,6})\s{0,2}/\s{0,2}(\d{1,6})\b")
     _ACCUM = re.compile(r"accumulate_grad_batches\W{1,4}(\d{1,6})\b")
-    # The run's epochs as a config dump or an argument list states them: ``max_epochs: 3``,
-    # ``Namespace(epochs=3, …)``, ``'num_epochs': 3``, ``--epochs 3`` (the key starts a word:
-    # ``warmup_epochs`` is another setting).
-    _MAX_EPOCHS = re.compile(
-        r"(?<![\w.])-{0,2}(?:max_|num_|n_|total_|num_train_)?epochs['\"]?"
-        r"(?:\s{0,4}[:=]\s{0,4}|\s{1,4})(\d{1,6})(?!\d|\.\d|\s{0,2}/)"  # not ``epochs 1/3``
-    )
     _MAX_STEPS = re.compile(r"max_steps['\"]?\s{0,4}[:=]\s{0,4}(\d{1,12})(?!\d|\.\d)")
     _POSTFIX = re.compile(r"([A-Za-z_][\w./-]{0,80})(?:=|: )([^,\s]{1,40})")
     _DICT_ITEM = re.compile(r"'(\w{1,80})': '?(" + _NUM + ")'?")
@@ -614,10 +608,8 @@ class _Bars(_Format):
             accum = self._ACCUM.search(line)
             if accum is not None and int(accum[1]) > 0:
                 self._accum = int(accum[1])
-        if "epochs" in line and self._epoch is None and not self._restarted:
-            epochs = self._MAX_EPOCHS.search(line)
-            if epochs is not None and int(epochs[1]) > 0:
-                self._max_epochs = int(epochs[1])
+        if "pochs" in line and self._epoch is None and not self._restarted:
+            self._max_epochs = stated_epochs(line) or self._max_epochs
         if "max_steps" in line and self._epoch is None:
             steps = self._MAX_STEPS.search(line)  # -1 (no limit) does not match
             if steps is not None and int(steps[1]) > 0:

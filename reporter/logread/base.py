@@ -78,6 +78,26 @@ NCCL = re.compile(
 )
 TRACEBACK = "Traceback (most recent call last)"
 
+# The run's epochs as a config dump, an argument list or a command line states them
+# (``max_epochs: 3``, ``Namespace(…, epochs=3)``, ``'num_epochs': 3``, timm's ``Scheduled
+# epochs: 3``, ``--epochs 3``); the key starts a word (``warmup_epochs`` or MMDetection's
+# ``stage2_num_epochs`` is another setting).
+_STATED_EPOCHS = re.compile(
+    r"(?i)(?:(?<![\w])(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs"
+    r"|n_epochs|scheduled epochs)"
+    r"|(?<![\w.-])['\"]?epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})"
+    r"(?!\d|\.\d|\s{0,2}/)"  # not a progress count, ``epochs: 1/3``
+    r"|max: (\d{1,6}) epochs"
+    r"|(?<![\w-])--(?:num[_-])?epochs[= ]\s{0,2}(\d{1,6})(?!\d|\.\d)"
+)
+
+
+def stated_epochs(line: str) -> int | None:
+    """The run's epoch count where ``line`` states it (see `_STATED_EPOCHS`), else None."""
+    m = _STATED_EPOCHS.search(line)
+    value = None if m is None else int((m[1] or m[2] or m[3]).replace(",", ""))
+    return value if value else None
+
 
 def number(text: str | None) -> float | None:
     """A float from a printed number (``nan`` and ``inf`` included), or None."""

@@ -51,6 +51,7 @@ from reporter.logread.base import (
     Progress,
     SlashClock,
     iso_stamp_us,
+    stated_epochs,
 )
 
 SCAN_CHARS = 8_192
@@ -182,14 +183,6 @@ _EXAMPLES_HINT = re.compile(
 )
 _BATCH_HINT = re.compile(r"(?i)\bbatch[_ ]size\s{0,4}[:=]\s{0,4}(\d{1,6})\b")
 MAX_LENGTH_HINTS = 8
-
-_EPOCHS_HINT = re.compile(
-    r"(?i)(?:(?<![\w])(?:max[_ ]?epochs?|num[_ ]train[_ ]epochs|num[_ ]epochs|total[_ ]epochs"
-    r"|n_epochs|scheduled epochs)"
-    r"|^\s{0,8}['\"]?epochs|[({,]\s{0,2}['\"]?epochs)['\"]?\s{0,4}[:=]\s{0,4}['\"]?(\d[\d,]{0,8})"
-    r"(?!\d|\.\d)"
-    r"|max: (\d{1,6}) epochs"
-)
 
 
 class Slot(NamedTuple):
@@ -684,11 +677,9 @@ class Generic(Format):
             value = int((steps[1] or steps[2]).replace(",", ""))
             if value > 0:
                 self._steps_hint = value
-        epochs = _EPOCHS_HINT.search(line)
+        epochs = stated_epochs(line)
         if epochs is not None:
-            value = int((epochs[1] or epochs[2]).replace(",", ""))
-            if value > 0:
-                self._epochs_hint = value
+            self._epochs_hint = epochs
         length = _EPOCH_LENGTH_HINT.search(line)
         if length is not None and int(length[1].replace(",", "")) > 0:
             self._length_hints.append(int(length[1].replace(",", "")))
