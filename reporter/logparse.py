@@ -698,8 +698,9 @@ class _Bars(_Format):
     def _close_side(self) -> list[Progress]:
         """Eval bars that never drew their last batch (Rich removes a finished validation
         bar, its last redraw unseen) end when training goes on: else the eval stays open
-        and every step after it reads as eval time."""
-        if not self._side_open:
+        and every step after it reads as eval time. Training goes on when its step moves:
+        Rich redraws the finished epoch's bar, unchanged, beside the validation bar."""
+        if not self._side_open or self._step <= self._side_step:
             return []
         self._side_open.clear()
         at_step = self._side_step  # the eval's step, not the one training has reached

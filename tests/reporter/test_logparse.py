@@ -423,6 +423,21 @@ def test_an_eval_bar_whose_last_batch_is_never_drawn_ends_when_training_goes_on(
     assert [p.step for p in progress(records) if not p.is_eval] == [2, 4, 5, 7]
 
 
+def test_the_training_bar_redrawn_beside_a_validation_bar_does_not_end_it() -> None:
+    # Rich draws every bar on each refresh: the finished epoch's, unchanged, and the
+    # validation bar below it. One validation, not one per refresh.
+    lines = [bar("Epoch 0", 2, 4, "00:01", "2.00it/s"), bar("Epoch 0", 4, 4, "00:02", "2.00it/s")]
+    for k in (1, 3, 4):
+        lines += [
+            bar("Epoch 0", 4, 4, "00:02", "2.00it/s"),
+            bar("Validation DataLoader 0", k, 5, f"00:0{k}", "2.00it/s"),
+        ]
+    lines += [bar("Epoch 1", 1, 4, "00:01", "2.00it/s")]
+    records = progress(feed_all(lines))
+    assert [(p.step, p.eval_start) for p in records if p.is_eval] == [(4, True), (4, False)]
+    assert [p.step for p in records if not p.is_eval][-1] == 5
+
+
 def test_custom_step_pattern_comes_before_the_built_in_formats() -> None:
     pattern = r"it (?P<step>\d+) of (?P<total>\d+): loss (?P<loss>[\d.]+)"
     lines = ["warming up", "it 10 of 200: loss 1.5", "step:20/200 train_loss:1.2 train_time:1ms"]
