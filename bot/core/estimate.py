@@ -87,6 +87,8 @@ class Calibration:
     the step time is counted over whole intervals and already pays for the evals."""
     checkpoints_seen: int = 0
     checkpoint_s_each: float | None = None
+    rate_steps: int = 0
+    """The steps the step time was counted over (the steady tail, or the short window)."""
 
     @property
     def complete(self) -> bool:
@@ -283,7 +285,7 @@ def calibrate_throughput(
         # still ahead, unmeasured, and the prior must stand for them.
         evals_in_rate = any(iv.pause_kind is not None for iv in clean)
 
-    step_time_s, drift, rel_error = _current_step_time(clean, settings, tick_s)
+    step_time_s, drift, rel_error, rate_steps = _current_step_time(clean, settings, tick_s)
     reference_s = step_time_s or 0.0
     evals = [] if evals_in_rate else [iv for iv in intervals if iv.pause_kind == "eval"]
     checkpoints = (
@@ -351,6 +353,7 @@ def calibrate_throughput(
         evals_in_rate=evals_in_rate,
         checkpoints_seen=len(checkpoints),
         checkpoint_s_each=statistics.median(checkpoint_excess) if checkpoint_excess else None,
+        rate_steps=rate_steps,
     )
 
 
@@ -452,24 +455,27 @@ def _chunks(window: Sequence[_Interval], n: int) -> list[list[_Interval]]:
 
 def _current_step_time(
     clean: Sequence[_Interval], settings: CalibrationSettings, tick_s: float
-) -> tuple[float | None, float, float]:
-    """The step time to project with, how far it has drifted, and its relative error.
+) -> tuple[float | None, float, float, int]:
+    """The step time to project with, how far it has drifted, its relative error and the
+    steps it was counted over.
 
-    Counted over the recent window (time over steps; stalls are already gone, so a mean
-    is what the run will really pay). When the last few intervals sit clearly apart from
-    it (a schedule stepped the batch or sequence length up), the short window wins so the
-    estimate follows the change within ~20 steps instead of waiting for half the window
-    to turn over. "Clearly": all four quarters of the short window lie on the same side,
-    and the change exceeds ``step_change`` and three standard errors.
+    Counted over the run's steady tail (time over steps; stalls are already gone, so a
+    mean is what the run will really pay). When the last few intervals sit clearly apart
+    from it (a schedule stepped the batch or sequence length up), the short window wins so
+    the estimate follows the change within ~20 steps instead of waiting for the tail to
+    turn over. "Clearly": all four quarters of the short window lie on the same side, and
+    the change exceeds ``step_change`` and three standard errors. The drift compares the
+    step time with the whole history, the last ``window_steps`` and the window before.
     """
-    long = _window(
+    recent = _window(
         clean,
         settings.window_steps,
         settings.window_resolutions * tick_s,
         min_intervals=settings.window_intervals,
     )
+    long = _steady_tail(clean, min_span_s=settings.window_resolutions * tick_s)
     if not long or _rate_s(long) <= 0:
-        return None, 0.0, 0.0
+        return None, 0.0, 0.0, 0
     long_s = _rate_s(long)
     short = _window(
         clean,
@@ -490,15 +496,53 @@ def _current_step_time(
         clean,
         settings.window_steps,
         settings.window_resolutions * tick_s,
-        len(long),
+        len(recent),
         settings.window_intervals,
     )
-    # With no window before the current one yet, its first half is the reference: a pace
+    # With no window before the recent one yet, its first half is the reference: a pace
     # still settling (data loading, caches) shows as drift from the first probe on.
-    first_half = [] if before else list(window[: len(window) // 2])
-    references = [_rate_s(clean)] + [_rate_s(w) for w in (before, first_half) if w]
+    first_half = [] if before else list(recent[: len(recent) // 2])
+    references = [_rate_s(w) for w in (clean, recent, before, first_half) if w]
     drift = max((abs(step_time / ref - 1) for ref in references if ref > 0), default=0.0)
-    return step_time, drift, _rel_error(window, step_time, tick_s)
+    counted = sum(iv.steps for iv in window)
+    return step_time, drift, _rel_error(window, step_time, tick_s), counted
+
+
+def _steady_tail(clean: Sequence[_Interval], min_span_s: float) -> Sequence[_Interval]:
+    """The clean intervals after the run's initial transient, by MSER (White, 1997).
+
+    The truncation point d (at most half the intervals) minimises the squared standard
+    error of the mean step time over what is left, ``Σ w·(x - x̄)² / W²``: cutting a
+    transient (batches prefetched before the first step, clocks still boosting, caches
+    filling) lowers the spread more than it costs in sample size; a steady run keeps it
+    all. The tail spans at least ``min_span_s`` (clock ticks), or a coarse clock's runs of
+    zero-second intervals would look perfectly steady.
+
+    It replaced the last 100 steps as the pace to project with. Replayed over the dev runs
+    without a designed schedule (``bench/eta_accuracy.py``, 97 runs), the median ETA error
+    fell from 3.18 / 2.36 / 1.25 / 0.76% to 2.93 / 2.03 / 0.95 / 0.63% at the probe / 10%
+    / 25% / 50% of the run: a longer sample, and no early transient in it.
+    """
+    n = len(clean)
+    if n < 4:
+        return clean
+    # suffix sums of steps, seconds and Σ w·x² (= Σ seconds²/steps, x = seconds per step)
+    w = s = q = 0.0
+    tails: list[tuple[float, float, float]] = []
+    for iv in reversed(clean):
+        w += iv.steps
+        s += iv.duration_s
+        q += iv.duration_s * iv.per_step_s
+        tails.append((w, s, q))
+    tails.reverse()
+    best_d, best = 0, math.inf
+    for d, (w, s, q) in enumerate(tails[: n // 2 + 1]):
+        if s < min_span_s or n - d < 4:
+            break
+        score = (q - s * s / w) / (w * w)
+        if score < best:
+            best_d, best = d, score
+    return clean[best_d:]
 
 
 def _rel_error(window: Sequence[_Interval], step_time_s: float, tick_s: float) -> float:
@@ -926,7 +970,7 @@ def estimate_run(
         )
 
     correction = 1.0 if pace is not None else table.correction(current_step, inputs.target_steps)
-    window_steps = min(calibration.clean_steps, CalibrationSettings().window_steps)
+    window_steps = calibration.rate_steps or calibration.clean_steps
     factor = (
         1.0
         if pace is None

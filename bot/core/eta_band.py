@@ -9,10 +9,10 @@ from bot.core.band import BandTable
 
 BAND = BandTable(
     row_starts=(0.09, 0.225, 0.45),
-    quantiles=(2.744, 2.659, 2.418, 1.944),
+    quantiles=(2.699, 2.644, 2.415, 1.424),
     runs=(56, 90, 94, 97),
     coverage=0.9,
-    eval_prior_share=0.1421,
-    high_side=1.0,
-    bias=(0.02175, 0.00949, 0.003373, 0.003534),
+    eval_prior_share=0.1427,
+    high_side=1.25,
+    bias=(0.02029, 0.009164, 0.003388, 0.001448),
 )

@@ -96,6 +96,36 @@ def test_calibration_excludes_warmup() -> None:
     assert cal.complete
 
 
+def _noisy(n: int, step_s: float, t0: float, first: int) -> list[StepPoint]:
+    """Steps of ``step_s`` ± 2%, in a fixed pattern (no randomness in a unit test)."""
+    t, out = t0, []
+    for i in range(n):
+        out.append(StepPoint(first + i, t))
+        t += step_s * (1.0 + 0.02 * ((i * 7) % 5 - 2) / 2)
+    return out
+
+
+def test_the_pace_leaves_out_an_opening_transient_but_keeps_a_steady_history() -> None:
+    # 30 steps served at 0.8 s from prefetched batches, then the loader's real pace of
+    # 1.0 s: not warm-up (well under 3x), yet not the pace ahead either.
+    fast = _noisy(31, 0.8, 0.0, 0)
+    points = fast + _noisy(70, 1.0, fast[-1].t_s + 1.0, 31)
+    cal = calibrate_throughput(points)
+    assert cal.warmup_steps_excluded == 0
+    assert cal.step_time_s == pytest.approx(1.0, rel=0.01)
+    # without the transient, every interval counts (the mean of the history, not its tail)
+    steady = calibrate_throughput(_noisy(101, 1.0, 0.0, 0))
+    assert steady.step_time_s == pytest.approx(1.0, rel=0.002)
+
+
+def test_runs_of_zero_second_intervals_on_a_coarse_clock_are_no_steady_tail() -> None:
+    # Whole-second stamps: 10 rows at 0 s, 15 at 12 s. A tail of zero-second intervals
+    # has no spread at all; the pace is still the 12 s over 24 steps.
+    points = [StepPoint(i, 0.0 if i < 10 else 12.0) for i in range(25)]
+    cal = calibrate_throughput(points)
+    assert cal.step_time_s == pytest.approx(0.5)
+
+
 def test_calibration_eval_phase_is_overhead_not_throughput() -> None:
     points = _steady(30, 1.0)
     # eval of 90 s after step 29, then steps resume
