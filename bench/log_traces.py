@@ -768,6 +768,30 @@ def _steps_and_epoch_evals(steps_per_epoch: int) -> Callable[[Iterable[str]], li
     return read
 
 
+# corpus corpus-o readers
+
+
+def _keras_fit_epochs(lines: Iterable[str]) -> list[_Row]:
+    """``model.fit`` consoles of Keras 2 (``n/n [====] - 12s 40ms/step - loss ...``) and
+    Keras 3 (``n/n ━━━━ 12s 40ms/step - loss ...``): after each ``Epoch k/N`` header, the
+    epoch's closing bar, the one that carries ``val_loss`` (the redraws before it, ``ETA:
+    0s`` or ``0s``, and the evaluate/predict bars after training carry none). Its whole
+    seconds (validation included) are summed into a clock; the step is k times n."""
+    head = re.compile(r"^Epoch (\d+)/\d+\s*$")
+    done = re.compile(r"^\s*(\d+)/\1 (?:\[=+\] -|━+) (\d+)s \S+/step - .*\bval_loss: ")
+    rows: list[_Row] = []
+    epoch: int | None = None
+    t = 0.0
+    for line in lines:
+        if m := head.match(line):
+            epoch = int(m[1])
+        elif epoch is not None and (m := done.match(line)):
+            t += int(m[2])
+            rows.append(_Row(epoch * int(m[1]), t))
+            epoch = None
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -950,6 +974,11 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _steps_and_epoch_evals(313),
         "line timestamps (ms), last launch, eval included",
     ),
+    # corpus corpus-o
+    **{
+        run: (_keras_fit_epochs, "sum of integer epoch seconds, eval included")
+        for run in ("eta_keras3_som_quality_cnn_50ep", "eta_keras2_sign_video_lstm_150ep")
+    },
 }
 
 

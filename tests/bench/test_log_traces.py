@@ -342,3 +342,46 @@ def test_step_rows_and_epoch_rows_as_eval_ends_of_the_last_launch() -> None:
         (250, 15.5, True),
         (350, 25.0, False),
     ]
+
+
+def test_keras_fit_epochs_sums_each_epochs_closing_bar_in_keras_2_and_3() -> None:
+    keras2 = [
+        "Epoch 1/150\n",
+        "21/21 [==============================] - ETA: 0s - loss: 2.3195 - accuracy: 0.1507  \n",
+        "Epoch 1: val_loss improved from inf to 2.27121, saving model to video_classifier.h5\n",
+        "21/21 [==============================] - 11s 385ms/step - loss: 2.3195 - val_loss: 2.27\n",
+        "Epoch 2/150\n",
+        "21/21 [==============================] - 7s 335ms/step - loss: 2.3026 - val_loss: 2.28\n",
+        "1/1 [==============================] - 1s 521ms/step\n",
+    ]
+    rows = log_traces._keras_fit_epochs(keras2)
+    assert [(r.step, r.t_s, r.is_eval) for r in rows] == [(21, 11.0, False), (42, 18.0, False)]
+    keras3 = [
+        "Epoch 49/50\n",
+        "23/23 ━━━━━━━━━━━━━━━━━━━━ 0s 2s/step - loss: 0.0405 - mae: 0.0338 \n",
+        "Epoch 49: val_loss did not improve from 0.04314\n",
+        "23/23 ━━━━━━━━━━━━━━━━━━━━ 49s 2s/step - loss: 0.0405 - val_loss: 0.0687 - lr: 2.5e-04\n",
+        "Epoch 50/50\n",
+        "23/23 ━━━━━━━━━━━━━━━━━━━━ 51s 2s/step - loss: 0.0390 - val_loss: 0.0539 - lr: 2.5e-04\n",
+        "5/5 ━━━━━━━━━━━━━━━━━━━━ 5s 1s/step - loss: 0.0353 - mae: 0.0301 - mse: 0.0066   \n",
+    ]
+    rows = log_traces._keras_fit_epochs(keras3)
+    assert [(r.step, r.t_s) for r in rows] == [(1127, 49.0), (1150, 100.0)]
+
+
+@pytest.mark.parametrize(
+    "name", ["eta_keras3_som_quality_cnn_50ep", "eta_keras2_sign_video_lstm_150ep"]
+)
+def test_keras_fit_logs_derive_every_epoch_and_the_truths_span(name: str) -> None:
+    truth_path = log_traces.DEFAULT_DEVLOGS / f"{name}.json"
+    found = [p for p in log_traces.logs_in(truth_path.parent) if p.stem == name]
+    if not found:
+        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    trace = log_traces.derive(found[0])
+    assert trace is not None
+    steps = [p.step for p in trace.log.points]
+    assert len(steps) == truth["n_steps"]
+    assert (steps[0], steps[-1]) == (truth["first_step"], truth["last_step"])
+    assert trace.target_step == truth["total_steps"]
+    assert abs(trace.actual_s - truth["time"]["span_s"]) <= truth["time"]["span_tol"]
