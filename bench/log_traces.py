@@ -789,6 +789,45 @@ def _keras_fit_epochs(lines: Iterable[str]) -> list[_Row]:
             t += int(m[2])
             rows.append(_Row(epoch * int(m[1]), t))
             epoch = None
+
+
+# corpus corpus-p readers
+
+
+def _ultralytics_cls_epochs(lines: Iterable[str]) -> list[_Row]:
+    """Ultralytics' classify bars summed into a clock: an epoch's training bar (``e/E ...G
+    loss ... n/n [MM:SS<``, its elapsed resets every epoch) then its ``classes top1_acc
+    top5_acc`` validation bar (an eval)."""
+    train = re.compile(r"^\s+(\d+)/\d+\s+[\d.]+G\s.*\|\s*(\d+)/\2 \[(?:(\d+):)?(\d+):(\d+)<")
+    val = re.compile(r"^\s+classes\s+top1_acc\s+top5_acc:.*\|\s*(\d+)/\1 \[(?:(\d+):)?(\d+):(\d+)<")
+    rows: list[_Row] = []
+    t = 0.0
+    for line in lines:
+        if m := train.match(line):
+            t += int(m[3] or 0) * 3600 + int(m[4]) * 60 + int(m[5])
+            rows.append(_Row(int(m[1]) * int(m[2]), t))
+        elif (m := val.match(line)) and rows:
+            t += int(m[2] or 0) * 3600 + int(m[3]) * 60 + int(m[4])
+            rows.append(_Row(rows[-1].step, t, is_eval=True))
+    return rows
+
+
+def _ultralytics_seconds_epochs(lines: Iterable[str]) -> list[_Row]:
+    """Ultralytics 8.3's own bars (``━━━ n/n 4.9it/s 45.1s``, elapsed last, resets every
+    bar) summed into a clock: an epoch's finished training bar (``e/E ...G``) then its
+    ``Class Images Instances`` validation bar (an eval); a bar cut short (``220/221 ...
+    44.3s<0.2s``) is no row."""
+    train = re.compile(r"^\s+(\d+)/\d+\s+[\d.]+G\s.*?\s(\d+)/\2 \S+ (?:(\d+):)?([\d.]+)s?\s*$")
+    val = re.compile(r"^\s*Class\s+Images\s+Instances.*?\s(\d+)/\1 \S+ (?:(\d+):)?([\d.]+)s?\s*$")
+    rows: list[_Row] = []
+    t = 0.0
+    for line in lines:
+        if m := train.match(line):
+            t += int(m[3] or 0) * 60 + float(m[4])
+            rows.append(_Row(int(m[1]) * int(m[2]), t))
+        elif (m := val.match(line)) and rows:
+            t += int(m[2] or 0) * 60 + float(m[3])
+            rows.append(_Row(rows[-1].step, t, is_eval=True))
     return rows
 
 
@@ -978,6 +1017,18 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     **{
         run: (_keras_fit_epochs, "sum of integer epoch seconds, eval included")
         for run in ("eta_keras3_som_quality_cnn_50ep", "eta_keras2_sign_video_lstm_150ep")
+    },
+    # corpus corpus-p
+    "eta_ultralytics_yolov8m_cls_animals_50ep": (
+        _ultralytics_cls_epochs,
+        "sum of per-epoch bar seconds (1 s), eval included",
+    ),
+    **{
+        run: (_ultralytics_seconds_epochs, "sum of per-epoch bar seconds (0.1 s), eval included")
+        for run in (
+            "eta_ultralytics_yolov8n_traffic_rtx3050_100ep",
+            "ultralytics_yolov8n_cbam_traffic_ctrlc85",
+        )
     },
 }
 

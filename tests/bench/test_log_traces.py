@@ -385,3 +385,72 @@ def test_keras_fit_logs_derive_every_epoch_and_the_truths_span(name: str) -> Non
     assert (steps[0], steps[-1]) == (truth["first_step"], truth["last_step"])
     assert trace.target_step == truth["total_steps"]
     assert abs(trace.actual_s - truth["time"]["span_s"]) <= truth["time"]["span_tol"]
+
+
+def test_ultralytics_classify_bars_sum_train_and_top1_validation_bars() -> None:
+    lines = [
+        "      Epoch    GPU_mem       loss  Instances       Size\n",
+        "       1/50     0.679G     0.2584         11         64: 100%|██████████| 30/30 "
+        "[00:09<00:00,  3.30it/s]\n",
+        "               classes   top1_acc   top5_acc: 100%|██████████| 1/1 "
+        "[00:01<00:00,  2.86it/s]\n",
+        "0: 64x64 rhinoceros 0.34, hippopotamus 0.33, elephant 0.32, 8.4ms\n",
+        "       2/50     0.682G     0.1751         11         64:  50%|█████     | 15/30 "
+        "[00:02<00:02,  7.63it/s]\n",  # a redraw before the bar is full: no row
+        "       2/50     0.682G     0.1751         11         64: 100%|██████████| 30/30 "
+        "[00:03<00:00,  7.63it/s]\n",
+    ]
+    rows = log_traces._ultralytics_cls_epochs(lines)
+    assert [(r.step, r.t_s, r.is_eval) for r in rows] == [
+        (30, 9, False),
+        (30, 10, True),
+        (60, 13, False),
+    ]
+
+
+def test_ultralytics_seconds_bars_sum_train_and_validation_and_skip_a_bar_cut_short() -> None:
+    bar = "━━━━━━━━━━━━"
+    lines = [
+        "      1/100      2.13G      0.835      3.465      1.187         37        640: 100% "
+        f"{bar} 221/221 3.9it/s 56.1s\n",
+        "                 Class     Images  Instances      Box(P          R      mAP50  mAP50-95):"
+        f" 100% {bar} 26/26 3.7it/s 7.0s\n",
+        "      2/100      1.97G     0.7556      2.466      1.099         23        640: 100% "
+        f"{bar} 221/221 4.6it/s 1:02.5\n",
+        "     3/100         2G     0.4878     0.5139      1.034         39        640: 100% "
+        f"{bar[:-1]}╸ 220/221 5.8it/s 44.3s<0.2s\n",
+        "KeyboardInterrupt\n",
+    ]
+    rows = log_traces._ultralytics_seconds_epochs(lines)
+    assert [(r.step, round(r.t_s, 1), r.is_eval) for r in rows] == [
+        (221, 56.1, False),
+        (221, 63.1, True),
+        (442, 125.6, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "n_rows", "n_evals", "span_s"),
+    [
+        ("eta_ultralytics_yolov8m_cls_animals_50ep", 50, 51, 171.0),
+        ("eta_ultralytics_yolov8n_traffic_rtx3050_100ep", 100, 101, 5034.1),
+        ("ultralytics_yolov8n_cbam_traffic_ctrlc85", 84, 84, 4046.9),
+    ],
+)
+def test_corpus_p_ultralytics_runs_derive_their_truth(
+    name: str, n_rows: int, n_evals: int, span_s: float
+) -> None:
+    log = log_traces.DEVLOG_STORE / f"{name}.log"
+    if not log.exists():
+        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
+    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
+    trace = log_traces.derive(log)
+    assert trace is not None
+    steps = [p.step for p in trace.log.points]
+    assert steps == truth["steps"]
+    assert len(steps) == n_rows == truth["n_steps"]
+    assert len(trace.log.eval_steps) == n_evals == truth["eval"]["n_phases"]
+    assert trace.target_step == truth["last_step"]
+    # the trace's clock is the train bars after the first plus the validation bars between
+    assert round(trace.actual_s, 1) == span_s == truth["time"]["span_alt_s"]
+    assert trace.eval_every == truth["steps"][0]
