@@ -768,6 +768,23 @@ def _steps_and_epoch_evals(steps_per_epoch: int) -> Callable[[Iterable[str]], li
     return read
 
 
+# corpus corpus-q readers
+
+
+def _loguru_steps(lines: Iterable[str]) -> list[_Row]:
+    """A plain loop's loguru rows ``YYYY-mm-dd HH:MM:SS.fff | INFO     | mod:fn:line - Step N,
+    Loss: x`` (a global step); each ``Starting training...`` begins another launch appended to
+    the same file, and the last one is kept."""
+    step = re.compile(r"^(\S+ \S+) \| INFO\s+\| \S+ - Step (\d+), Loss: ")
+    rows: list[_Row] = []
+    for line in lines:
+        if " - Starting training..." in line:
+            rows = []
+        elif m := step.match(line):
+            rows.append(_Row(int(m[2]), _ISO_DOT(m[1])))
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -950,6 +967,8 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _steps_and_epoch_evals(313),
         "line timestamps (ms), last launch, eval included",
     ),
+    # corpus corpus-q
+    "eta_gpt_from_zero_cpu_7610": (_loguru_steps, "line timestamps (ms), last launch"),
 }
 
 
