@@ -789,6 +789,7 @@ def _keras_fit_epochs(lines: Iterable[str]) -> list[_Row]:
             t += int(m[2])
             rows.append(_Row(epoch * int(m[1]), t))
             epoch = None
+    return rows
 
 
 # corpus corpus-p readers
@@ -828,6 +829,23 @@ def _ultralytics_seconds_epochs(lines: Iterable[str]) -> list[_Row]:
         elif (m := val.match(line)) and rows:
             t += int(m[2] or 0) * 60 + float(m[3])
             rows.append(_Row(rows[-1].step, t, is_eval=True))
+    return rows
+
+
+# corpus corpus-q readers
+
+
+def _loguru_steps(lines: Iterable[str]) -> list[_Row]:
+    """A plain loop's loguru rows ``YYYY-mm-dd HH:MM:SS.fff | INFO     | mod:fn:line - Step N,
+    Loss: x`` (a global step); each ``Starting training...`` begins another launch appended to
+    the same file, and the last one is kept."""
+    step = re.compile(r"^(\S+ \S+) \| INFO\s+\| \S+ - Step (\d+), Loss: ")
+    rows: list[_Row] = []
+    for line in lines:
+        if " - Starting training..." in line:
+            rows = []
+        elif m := step.match(line):
+            rows.append(_Row(int(m[2]), _ISO_DOT(m[1])))
     return rows
 
 
@@ -1030,6 +1048,8 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
             "ultralytics_yolov8n_cbam_traffic_ctrlc85",
         )
     },
+    # corpus corpus-q
+    "eta_gpt_from_zero_cpu_7610": (_loguru_steps, "line timestamps (ms), last launch"),
 }
 
 

@@ -454,3 +454,34 @@ def test_corpus_p_ultralytics_runs_derive_their_truth(
     # the trace's clock is the train bars after the first plus the validation bars between
     assert round(trace.actual_s, 1) == span_s == truth["time"]["span_alt_s"]
     assert trace.eval_every == truth["steps"][0]
+
+
+def test_loguru_step_rows_keep_the_last_launch_and_skip_epoch_lines() -> None:
+    pre = "2026-02-03 {} | INFO     | __main__:train:{} - "
+    lines = [
+        pre.format("13:24:33.252", 133) + "Starting training...",
+        pre.format("13:24:36.939", 172) + "Step 100, Loss: 6.2713",
+        pre.format("14:49:26.401", 133) + "Starting training...",
+        pre.format("14:49:29.946", 172) + "Step 100, Loss: 6.2742",
+        pre.format("14:50:20.008", 176) + "Epoch 1 completed. Average loss: 4.4650",
+        pre.format("14:50:20.500", 172) + "Step 1600, Loss: 3.0805",
+    ]
+    rows = log_traces._loguru_steps(lines)
+    assert [(r.step, r.is_eval) for r in rows] == [(100, False), (1600, False)]
+    assert round(rows[1].t_s - rows[0].t_s, 3) == 50.554
+
+
+def test_gpt_from_zero_trace_matches_its_truth() -> None:
+    truth_path = log_traces.DEFAULT_DEVLOGS / "eta_gpt_from_zero_cpu_7610.json"
+    log = log_traces.DEVLOG_STORE / "eta_gpt_from_zero_cpu_7610.log"
+    if not log.exists():
+        pytest.skip("eta_gpt_from_zero_cpu_7610.log is not here (public data)")
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    trace = log_traces.derive(log)
+    assert trace is not None
+    steps = [p.step for p in trace.log.points]
+    assert steps == truth["steps"]
+    assert (steps[0], trace.target_step) == (truth["first_step"], truth["last_step"])
+    assert len(steps) == truth["n_steps"] == 76
+    assert abs(trace.actual_s - truth["time"]["span_s"]) <= truth["time"]["span_tol"]
+    assert len(trace.log.pauses) == truth["eval"]["n_phases"] == 0
