@@ -47,6 +47,7 @@ class Keras(Format):
         r"(?:- )?(?:ETA: \S{1,12}|(\d{1,7})(m?s) \S{1,16}/step|\S{1,12} \S{1,16}/step)(.{0,2000})"
     )
     _LOSS = re.compile(r"(?<![\w])(val_)?loss: (" + NUM + ")")
+    _PER_STEP = re.compile(r" (" + NUM + r")(m?s)/step")
     # ``verbose=2``: one line per epoch, no bar (``313/313 - 45s - loss: …``; Keras 1.x:
     # ``83s - loss: …``, the batches not printed: the epochs count the steps).
     _SUMMARY = re.compile(
@@ -83,17 +84,41 @@ class Keras(Format):
         step = (self._epoch - 1) * batches + batch
         if step <= self._last_step or batches <= 0:
             return []
-        self._last_step = step
         total = None if self._epochs is None else self._epochs * batches
         losses = {bool(v): number(x) for v, x in self._LOSS.findall(m[5])}
         t_s = None
-        if batch == batches and m[3] is not None:
-            self._clock_s += float(m[3]) / (1000 if m[4] == "ms" else 1)
+        if batch == batches:
+            epoch_s = self._epoch_seconds(m, batches)
+            if epoch_s is None:
+                # The bar's last redraw before the epoch's closing line (``ETA: 0s``; Keras
+                # 3's ``0s 2s/step``): the closing line, after the callbacks' messages and
+                # the validation, carries the epoch's time and repeats this step.
+                return []
+            self._clock_s += epoch_s
             t_s = self._clock_s
+        self._last_step = step
         out = [Progress(step, t_s, "train", losses.get(False), False, total, self._launch)]
         if True in losses and t_s is not None:
             out.append(Progress(step, t_s, "train", losses[True], True, total, self._launch))
         return out
+
+    @staticmethod
+    def _epoch_seconds(m: re.Match[str], batches: int) -> float | None:
+        """The epoch's seconds on its closing line; ``None`` on a redraw of the full bar.
+
+        A closing line's seconds are about its batches times the per-step time beside
+        them (``46s 2s/step`` for 23 batches); a redraw shows what is left (``0s``).
+        """
+        if m[3] is None:
+            return None
+        unit_s = 0.001 if m[4] == "ms" else 1.0
+        epoch_s = float(m[3]) * unit_s
+        per_step = Keras._PER_STEP.match(m.string, m.end(4))
+        if per_step is not None:
+            step_s = number(per_step[1]) * (0.001 if per_step[2] == "ms" else 1.0)
+            if epoch_s + unit_s < 0.5 * batches * step_s:
+                return None
+        return epoch_s
 
     def _epoch_summary(self, m: re.Match[str]) -> list[Progress]:
         """An epoch's one line (``verbose=2``): its end, timed by the seconds it took."""

@@ -1401,3 +1401,36 @@ def test_examples_over_the_batch_size_give_an_epoch_length_the_counter_agrees_wi
     assert got[0].t_s == pytest.approx(10 * 32 / 140.1)
     assert got[1].t_s == pytest.approx(10 * 32 / 140.1 + 10 * 32 / 140.2)
     assert got[4].t_s - got[3].t_s == pytest.approx(15 * 32 / 140.1)  # 40 → 45 + 10
+
+
+@pytest.mark.parametrize(
+    ("redraw", "closing"),
+    [
+        (  # Keras 2: the full bar first redrawn with an ETA
+            "21/21 [==============================] - ETA: 0s - loss: {loss:.4f}",
+            "21/21 [==============================] - {s}s 385ms/step - loss: {loss:.4f}"
+            " - val_loss: 2.27",
+        ),
+        (  # Keras 3: the full bar first redrawn with the time left
+            "21/21 ━━━━━━━━━━━━━━━━━━━━ 0s 400ms/step - loss: {loss:.4f}",
+            "21/21 ━━━━━━━━━━━━━━━━━━━━ {s}s 400ms/step - loss: {loss:.4f} - val_loss: 2.27",
+        ),
+    ],
+)
+def test_keras_takes_the_epoch_time_from_its_closing_line_not_the_full_bars_redraw(
+    redraw: str, closing: str
+) -> None:
+    """Between the full bar's last redraw and the closing line, callbacks print (a saved
+    checkpoint, a learning-rate change) and the validation runs: the redraw repeats the
+    last batch without the epoch's time, and took every epoch's clock before."""
+    lines = []
+    for epoch in range(1, 4):
+        lines += [f"Epoch {epoch}/150", "10/21 [=====>....] - ETA: 4s - loss: 2.3"]
+        lines += [redraw.format(loss=2.4 - epoch / 10)]
+        lines += [f"Epoch {epoch}: val_loss improved, saving model to model.h5"]
+        lines += [closing.format(s=7 + epoch, loss=2.4 - epoch / 10)]
+    got = progress(feed_all(lines))
+    ends = [p for p in got if not p.is_eval and p.t_s is not None]
+    assert [(p.step, p.t_s) for p in ends] == [(21, 8.0), (42, 17.0), (63, 27.0)]
+    assert {p.total_steps for p in ends} == {150 * 21}
+    assert [p.step for p in got if p.is_eval] == [21, 42, 63]
