@@ -114,8 +114,9 @@ class Keras(Format):
         unit_s = 0.001 if m[4] == "ms" else 1.0
         epoch_s = float(m[3]) * unit_s
         per_step = Keras._PER_STEP.match(m.string, m.end(4))
-        if per_step is not None:
-            step_s = number(per_step[1]) * (0.001 if per_step[2] == "ms" else 1.0)
+        step_s = None if per_step is None else number(per_step[1])
+        if per_step is not None and step_s is not None:
+            step_s *= 0.001 if per_step[2] == "ms" else 1.0
             if epoch_s + unit_s < 0.5 * batches * step_s:
                 return None
         return epoch_s
