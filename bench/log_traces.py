@@ -849,6 +849,55 @@ def _loguru_steps(lines: Iterable[str]) -> list[_Row]:
     return rows
 
 
+# corpus corpus-r readers
+
+
+def _sb3_tables(lines: Iterable[str]) -> list[_Row]:
+    """stable-baselines3's on-policy console tables (PPO/A2C, ``verbose=1``): one table per
+    rollout, ``|    iterations | N |`` then ``|    time_elapsed | T |`` (whole seconds since
+    ``learn()`` began); iteration N is step N at T. The tables of a second ``learn()`` start
+    their iterations over: the last launch is scored."""
+    iteration = re.compile(r"^\|\s+iterations\s+\|\s+(\d+)\s+\|")
+    elapsed = re.compile(r"^\|\s+time_elapsed\s+\|\s+(\d+)\s+\|")
+    rows: list[_Row] = []
+    step: int | None = None
+    for line in lines:
+        if m := iteration.match(line):
+            step = int(m[1])
+        elif (m := elapsed.match(line)) and step is not None:
+            rows.append(_Row(step, float(m[1])))
+            step = None
+    return _last_launch(rows)
+
+
+def _paddlerec_epochs(lines: Iterable[str]) -> list[_Row]:
+    """PaddleRec's trainer, one row per epoch: ``YYYY-mm-dd HH:MM:SS,mmm - INFO - epoch: e
+    done, AUC: ..., loss:x, epoch time: T s`` (e from 0: step e+1). An infer.py run appended
+    after it prints ``epoch: e done`` for the checkpoints it scores, with no loss: skipped."""
+    pattern = re.compile(r"^(\S+ \S+) - INFO - epoch: (\d+) done, .*loss:")
+    return [_Row(int(m[2]) + 1, _ISO_MS(m[1])) for line in lines if (m := pattern.match(line))]
+
+
+def _used_time_steps(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]:
+    """A script that prints ``Epoch e, Step s, total used time T (s)`` (seconds since
+    training began, e from 0, s restarting each epoch: step e*N+s) and after every epoch
+    ``Epoch e, val loss is`` with no clock: an eval marker at the epoch's last row time
+    (the eval's own seconds fall before the next row)."""
+    train = re.compile(r"^Epoch (\d+), Step (\d+), total used time ([\d.]+) \(s\)")
+    val = re.compile(r"^Epoch \d+, val loss is")
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        for line in lines:
+            if m := train.match(line):
+                rows.append(_Row(int(m[1]) * steps_per_epoch + int(m[2]), float(m[3])))
+            elif val.match(line) and rows:
+                rows.append(_Row(rows[-1].step, rows[-1].t_s, is_eval=True))
+        return rows
+
+    return read
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -1050,6 +1099,16 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     },
     # corpus corpus-q
     "eta_gpt_from_zero_cpu_7610": (_loguru_steps, "line timestamps (ms), last launch"),
+    # corpus corpus-r
+    "eta_sb3_ppo_frozenlake_4x4_slippery_245it": (
+        _sb3_tables,
+        "time_elapsed (1 s), one row per PPO iteration, last launch",
+    ),
+    "eta_paddlerec_sign_20ep": (_paddlerec_epochs, "line timestamps (ms), one row per epoch"),
+    "eta_prednet_paddle_kitti_150ep": (
+        _used_time_steps(125),
+        "total used time (s since start), eval included",
+    ),
 }
 
 

@@ -485,3 +485,90 @@ def test_gpt_from_zero_trace_matches_its_truth() -> None:
     assert len(steps) == truth["n_steps"] == 76
     assert abs(trace.actual_s - truth["time"]["span_s"]) <= truth["time"]["span_tol"]
     assert len(trace.log.pauses) == truth["eval"]["n_phases"] == 0
+
+
+# corpus corpus-r
+
+
+def test_sb3_tables_step_by_iteration_at_time_elapsed_and_keep_the_last_learn() -> None:
+    def table(iteration: int, elapsed: int) -> list[str]:
+        return [
+            "-----------------------------------------",
+            "| time/                   |             |",
+            "|    fps                  | 773         |",
+            f"|    iterations           | {iteration:<11} |",
+            f"|    time_elapsed         | {elapsed:<11} |",
+            f"|    total_timesteps      | {2048 * iteration:<11} |",
+            "| train/                  |             |",
+            "|    loss                 | -0.016      |",
+            "-----------------------------------------",
+        ]
+
+    lines = [
+        *table(1, 3),
+        *table(2, 9),
+        "Output 3: Average over 100 episodes - Reward: 0.04",
+        *table(1, 2),  # a second learn() starts its iterations over
+        *table(2, 5),
+        *table(3, 1000),
+    ]
+    rows = log_traces._sb3_tables(lines)
+    assert [(r.step, r.t_s) for r in rows] == [(1, 2.0), (2, 5.0), (3, 1000.0)]
+
+
+def test_paddlerec_epoch_rows_skip_the_appended_infer_runs_epochs() -> None:
+    lines = [
+        "2022-04-12 17:20:18,636 - INFO - epoch: 0, batch_id: 1500, AUC:0.863775, ACC:0.80, "
+        "loss:0.15770243, avg_reader_cost: 0.00014 sec, avg_batch_cost: 0.58333 sec",
+        "2022-04-12 17:24:35,400 - INFO - epoch: 0 done, AUC: 0.874769,ACC: 0.822143,"
+        "loss:0.14919266, epoch time: 1105.58 s",
+        "2022-04-12 17:42:59,469 - INFO - epoch: 1 done, AUC: 0.916897,ACC: 0.885012,"
+        "loss:0.13309471, epoch time: 1104.06 s",
+        "aistudio@jupyter-52221-3795303:~/work/models/sign$ python -u ../../tools/infer.py",
+        "2022-04-12 23:20:18,932 - INFO - epoch: 15 done, AUC: 0.942075,ACC: 0.893734, "
+        "epoch time: 71.35 s",
+    ]
+    rows = log_traces._paddlerec_epochs(lines)
+    assert [r.step for r in rows] == [1, 2]
+    assert round(rows[1].t_s - rows[0].t_s, 3) == 1104.069
+
+
+def test_used_time_steps_count_across_epochs_and_mark_each_untimed_eval() -> None:
+    lines = [
+        "Start training!",
+        "Starting epoch 0 current lr is 0.001",
+        "Epoch 0, Step 25, total used time 7.178124904632568 (s), avg loss so far is 0.1097",
+        "Epoch 0, Step 125, total used time 34.65326642990112 (s), avg loss so far is 0.0603",
+        "Epoch 0, val loss is 0.0477195605635643, val mse is 0.024224352091550827.",
+        "Epoch 0, test mse is 0.017013896256685257.",
+        "Starting epoch 1 current lr is 0.001",
+        "Epoch 1, Step 25, total used time 47.7331485748291 (s), avg loss so far is 0.0395",
+    ]
+    rows = log_traces._used_time_steps(125)(lines)
+    assert [(r.step, round(r.t_s, 2), r.is_eval) for r in rows] == [
+        (25, 7.18, False),
+        (125, 34.65, False),
+        (125, 34.65, True),
+        (150, 47.73, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "eta_sb3_ppo_frozenlake_4x4_slippery_245it",
+        "eta_paddlerec_sign_20ep",
+        "eta_prednet_paddle_kitti_150ep",
+    ],
+)
+def test_corpus_r_traces_match_their_truths_rows_span_and_evals(name: str) -> None:
+    log = log_traces.DEVLOG_STORE / f"{name}.log"
+    if not log.exists():
+        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
+    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
+    trace = log_traces.derive(log)
+    assert trace is not None
+    assert [p.step for p in trace.log.points] == truth["steps"]
+    assert trace.log.points[0].t_s == 0
+    assert abs(trace.actual_s - truth["time"]["span_s"]) <= 1e-3 * truth["time"]["span_s"]
+    assert len(trace.log.pauses) == truth["eval"]["n_phases"]
