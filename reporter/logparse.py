@@ -58,7 +58,7 @@ from reporter.logread.base import interval_s as _interval_s
 from reporter.logread.base import iso_stamp_us as _iso_stamp_us
 from reporter.logread.base import number as _number
 from reporter.logread.generic import Generic
-from reporter.logread.named import RELAUNCH, HFDicts, Keras, Ultralytics
+from reporter.logread.named import RELAUNCH, HFDicts, Keras, SB3Tables, Ultralytics
 
 FORMATS: tuple[str, ...] = (
     "mng",
@@ -72,6 +72,7 @@ FORMATS: tuple[str, ...] = (
     "keras",
     "ultralytics",
     "hf-dict",
+    "sb3",
     "generic",
 )
 CUSTOM_FORMAT = "custom"
@@ -985,6 +986,8 @@ def _make_format(name: str) -> _Format:
         return Ultralytics()
     if name == "hf-dict":
         return HFDicts()
+    if name == "sb3":
+        return SB3Tables()
     return _Bars(name)
 
 
@@ -1031,7 +1034,8 @@ class LogParser:
                 _make_format(name) for name in ("mng", "nanochat", "d2", "deepspeed")
             ]
             self._generic = Generic()
-            self._candidates += [Keras(), Ultralytics(), _Bars(None), HFDicts(), self._generic]
+            self._candidates += [Keras(), Ultralytics(), SB3Tables(), _Bars(None), HFDicts()]
+            self._candidates.append(self._generic)
             self._fallback = _Plain()
         self._held: list[Progress] = []  # the fallback's rows while a better reader may lock
         self._last_train_step: int | None = None

@@ -6,6 +6,8 @@
   step (LLaMA-Factory's running log, a Trainer whose tqdm is off); the step comes from
   the epoch and what the Trainer printed before training (``Num Epochs``, ``Total
   optimization steps``), else from counting the lines.
+- `SB3Tables`: stable-baselines3's ``verbose=1`` tables (``|    total_timesteps | 4096 |``),
+  one per rollout or log interval, timed by their ``time_elapsed``.
 """
 
 from __future__ import annotations
@@ -284,4 +286,74 @@ class HFDicts(Format):
         return None if stamp is None else self._wall.since_origin(stamp)
 
 
-__all__ = ["RELAUNCH", "HFDicts", "Keras", "Ultralytics"]
+class SB3Tables(Format):
+    """stable-baselines3's logger tables, one row per table that counts timesteps::
+
+        -----------------------------------------
+        | time/                   |             |
+        |    fps                  | 773         |
+        |    time_elapsed         | 5           |
+        |    total_timesteps      | 4096        |
+        | train/                  |             |
+        |    loss                 | -0.016      |
+        -----------------------------------------
+
+    The step is ``total_timesteps`` (what ``learn(total_timesteps=…)`` counts, so a
+    ``--target-steps`` is in the same unit), the clock ``time_elapsed``: whole seconds of
+    wall time since ``learn()`` began. An ``EvalCallback`` table (``eval/mean_reward``)
+    is an eval row. SB3 prints no total; fewer timesteps than before is another launch.
+    """
+
+    name = "sb3"
+    _ROW = re.compile(r"\|\s{1,8}([a-z_][\w/]{0,60})\s*\|\s*(" + NUM + r")?\s*\|\s*$")
+    _BORDER = re.compile(r"^-{10,}\s*$")
+
+    def __init__(self) -> None:
+        self._table: dict[str, float | None] = {}
+        self._section = ""
+        self._eval = False
+        self._step = -1
+        self._launch = 0
+
+    def rows(self, line: str) -> list[Progress]:
+        if line.startswith("|"):
+            m = self._ROW.match(line)
+            if m is not None:
+                key = m[1]
+                if key.endswith("/"):
+                    self._section = key
+                    self._eval = self._eval or key == "eval/"
+                else:
+                    self._table[self._section + key] = number(m[2]) if m[2] else None
+            return []
+        if self._BORDER.match(line) is None:
+            return []
+        table, is_eval = self._table, self._eval
+        self._table, self._section, self._eval = {}, "", False
+        step = table.get("time/total_timesteps")
+        if step is None:
+            return []
+        if step < self._step:
+            self._launch += 1  # learn() again with reset_num_timesteps, or another run
+        self._step = int(step)
+        elapsed_s = table.get("time/time_elapsed")
+        # PPO, A2C and DQN log a loss; SAC and TD3 an actor's and a critic's
+        loss = next(
+            (table[k] for k in ("train/loss", "train/critic_loss") if table.get(k) is not None),
+            None,
+        )
+        return [
+            Progress(
+                int(step),
+                elapsed_s,
+                "wall",
+                loss,
+                is_eval,
+                None,
+                self._launch,
+                t_resolution_s=None if elapsed_s is None else 1.0,
+            )
+        ]
+
+
+__all__ = ["RELAUNCH", "HFDicts", "Keras", "SB3Tables", "Ultralytics"]

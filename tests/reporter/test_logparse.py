@@ -1434,3 +1434,46 @@ def test_keras_takes_the_epoch_time_from_its_closing_line_not_the_full_bars_redr
     assert [(p.step, p.t_s) for p in ends] == [(21, 8.0), (42, 17.0), (63, 27.0)]
     assert {p.total_steps for p in ends} == {150 * 21}
     assert [p.step for p in got if p.is_eval] == [21, 42, 63]
+
+
+def _sb3_table(rows: list[tuple[str, str]]) -> list[str]:
+    border = "-" * 41
+    return [border, *(f"| {k:<23} | {v:<11} |" for k, v in rows), border]
+
+
+def test_stable_baselines3_tables_step_by_timesteps_and_time_by_time_elapsed() -> None:
+    """``model.learn(verbose=1)``: a table per rollout; the step is ``total_timesteps``
+    (the unit ``learn(total_timesteps=…)`` takes), the clock ``time_elapsed``."""
+    lines = ["Using cuda device", "Logging to ./ppo_tensorboard/PPO_1"]
+    for it in range(1, 4):
+        lines.append(f"Output {it}: Average over 100 episodes - Reward: 0.0{it}")
+        rows = [("time/", ""), ("    fps", "773"), ("    iterations", str(it))]
+        rows += [("    time_elapsed", str(4 * it)), ("    total_timesteps", str(2048 * it))]
+        if it > 1:
+            rows += [("train/", ""), ("    approx_kl", "0.0168"), ("    loss", f"-0.0{it}")]
+        lines += _sb3_table(rows)
+    # an EvalCallback dumps its own table: no time of its own
+    lines += _sb3_table(
+        [("eval/", ""), ("    mean_reward", "0.4"), ("time/", ""), ("    total_timesteps", "6144")]
+    )
+    lines += _sb3_table(
+        [("time/", ""), ("    time_elapsed", "1"), ("    total_timesteps", "2048")]
+    )  # learn() again, timesteps reset: the next launch
+    got = progress(feed_all(lines))
+    assert [(p.step, p.t_s, p.loss, p.is_eval, p.launch) for p in got] == [
+        (2048, 4.0, None, False, 0),
+        (4096, 8.0, pytest.approx(-0.02), False, 0),
+        (6144, 12.0, pytest.approx(-0.03), False, 0),
+        (6144, None, None, True, 0),
+        (2048, 1.0, None, False, 1),
+    ]
+    assert {p.t_resolution_s for p in got if p.t_s is not None} == {1.0}
+    parser = LogParser()
+    for line in lines:
+        parser.feed(line)
+    assert parser.format == "sb3"
+
+
+def test_a_markdown_table_of_results_is_no_sb3_log() -> None:
+    lines = ["| model | total_timesteps |", "|---|---|", "| PPO | 500000 |", "-" * 20]
+    assert progress(feed_all(lines, fmt="sb3")) == []

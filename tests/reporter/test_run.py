@@ -431,6 +431,38 @@ async def test_an_epoch_relative_log_registers_its_steps_per_epoch(
     assert [e["step"] for e in bot.events("step")][-3:] == [50, 55, 60]
 
 
+SB3_CHILD = """
+import time
+start = time.monotonic()
+print("Using cpu device", flush=True)
+for it in range(1, 7):
+    time.sleep(0.05)
+    elapsed = int(time.monotonic() - start)
+    rows = [("time/", ""), ("    fps", "900"), ("    iterations", it),
+            ("    time_elapsed", elapsed), ("    total_timesteps", 2048 * it),
+            ("train/", ""), ("    loss", round(0.5 - 0.05 * it, 3))]
+    print("-" * 41)
+    for key, value in rows:
+        print(f"| {key:<23} | {value!s:<11} |")
+    print("-" * 41, flush=True)
+"""
+
+
+async def test_a_stable_baselines3_run_reports_its_timesteps(bot: Bot, tmp_path: Path) -> None:
+    """SB3 prints no total: the user gives it in timesteps, the unit its tables count."""
+    child = script(tmp_path, "train_ppo.py", SB3_CHILD)
+    env = reporter_env(bot.url, tmp_path)
+    argv = probecast("run", "--target-steps", "12288", "--", sys.executable, str(child))
+    result = await run_to_end(argv, env)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    run = bot.run()
+    assert run.target_steps == 12288
+    steps = [e["step"] for e in bot.events("step")]
+    assert steps[-1] == 12288 and steps == sorted(steps)
+    assert all(step % 2048 == 0 for step in steps)
+    assert bot.events("step")[-1]["loss"] == pytest.approx(0.2)
+
+
 async def test_without_a_pty_the_child_writes_to_pipes(bot: Bot, tmp_path: Path) -> None:
     child = script(tmp_path, "train.py", TQDM_CHILD)
     env = reporter_env(bot.url, tmp_path)
