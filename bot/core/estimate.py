@@ -11,7 +11,7 @@ import statistics
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from operator import attrgetter
 from typing import Generic, Literal, NamedTuple, Protocol, TypeVar
 
@@ -527,19 +527,15 @@ def _steady_tail(clean: Sequence[_Interval], min_span_s: float) -> Sequence[_Int
     if n < 4:
         return clean
     # suffix sums of steps, seconds and Σ w·x² (= Σ seconds²/steps, x = seconds per step)
-    w = s = q = 0.0
-    tails: list[tuple[float, float, float]] = []
-    for iv in reversed(clean):
-        w += iv.steps
-        s += iv.duration_s
-        q += iv.duration_s * iv.per_step_s
-        tails.append((w, s, q))
-    tails.reverse()
+    head = n // 2 + 1  # the candidate cuts
+    w = list(accumulate(iv.steps for iv in reversed(clean)))[::-1][:head]
+    s = list(accumulate(iv.duration_s for iv in reversed(clean)))[::-1][:head]
+    q = list(accumulate(iv.duration_s * iv.per_step_s for iv in reversed(clean)))[::-1][:head]
     best_d, best = 0, math.inf
-    for d, (w, s, q) in enumerate(tails[: n // 2 + 1]):
-        if s < min_span_s or n - d < 4:
+    for d in range(head):
+        if s[d] < min_span_s or n - d < 4:
             break
-        score = (q - s * s / w) / (w * w)
+        score = (q[d] - s[d] * s[d] / w[d]) / (w[d] * w[d])
         if score < best:
             best_d, best = d, score
     return clean[best_d:]
