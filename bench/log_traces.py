@@ -264,21 +264,29 @@ def _lerobot(lines: Iterable[str]) -> list[_Row]:
     return [_Row(i + 1, _ISO(stamp)) for i, stamp in enumerate(stamps)]
 
 
-def _ultralytics_epochs(lines: Iterable[str]) -> list[_Row]:
+def _ultralytics_bars(val_head: str) -> Callable[[Iterable[str]], list[_Row]]:
     """Ultralytics' finished bars summed into a clock: an epoch's training bar (``e/E ...
-    n/n [MM:SS<``, its elapsed resets every epoch) then its validation bar (an eval)."""
+    n/n [MM:SS<``, its elapsed resets every epoch) then its validation bar, headed
+    ``val_head`` (an eval)."""
     train = re.compile(r"^\s+(\d+)/\d+\s+[\d.]+G\s.*\|\s*(\d+)/\2 \[(?:(\d+):)?(\d+):(\d+)<")
-    val = re.compile(r"^\s+Class\s+Images\s+Instances.*\|\s*(\d+)/\1 \[(?:(\d+):)?(\d+):(\d+)<")
-    rows: list[_Row] = []
-    t = 0.0
-    for line in lines:
-        if m := train.match(line):
-            t += int(m[3] or 0) * 3600 + int(m[4]) * 60 + int(m[5])
-            rows.append(_Row(int(m[1]) * int(m[2]), t))
-        elif (m := val.match(line)) and rows:
-            t += int(m[2] or 0) * 3600 + int(m[3]) * 60 + int(m[4])
-            rows.append(_Row(rows[-1].step, t, is_eval=True))
-    return rows
+    val = re.compile(r"^\s+" + val_head + r".*\|\s*(\d+)/\1 \[(?:(\d+):)?(\d+):(\d+)<")
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        t = 0.0
+        for line in lines:
+            if m := train.match(line):
+                t += int(m[3] or 0) * 3600 + int(m[4]) * 60 + int(m[5])
+                rows.append(_Row(int(m[1]) * int(m[2]), t))
+            elif (m := val.match(line)) and rows:
+                t += int(m[2] or 0) * 3600 + int(m[3]) * 60 + int(m[4])
+                rows.append(_Row(rows[-1].step, t, is_eval=True))
+        return rows
+
+    return read
+
+
+_ultralytics_epochs = _ultralytics_bars(r"Class\s+Images\s+Instances")
 
 
 def _afa_iters(lines: Iterable[str]) -> list[_Row]:
@@ -795,22 +803,8 @@ def _keras_fit_epochs(lines: Iterable[str]) -> list[_Row]:
 # corpus corpus-p readers
 
 
-def _ultralytics_cls_epochs(lines: Iterable[str]) -> list[_Row]:
-    """Ultralytics' classify bars summed into a clock: an epoch's training bar (``e/E ...G
-    loss ... n/n [MM:SS<``, its elapsed resets every epoch) then its ``classes top1_acc
-    top5_acc`` validation bar (an eval)."""
-    train = re.compile(r"^\s+(\d+)/\d+\s+[\d.]+G\s.*\|\s*(\d+)/\2 \[(?:(\d+):)?(\d+):(\d+)<")
-    val = re.compile(r"^\s+classes\s+top1_acc\s+top5_acc:.*\|\s*(\d+)/\1 \[(?:(\d+):)?(\d+):(\d+)<")
-    rows: list[_Row] = []
-    t = 0.0
-    for line in lines:
-        if m := train.match(line):
-            t += int(m[3] or 0) * 3600 + int(m[4]) * 60 + int(m[5])
-            rows.append(_Row(int(m[1]) * int(m[2]), t))
-        elif (m := val.match(line)) and rows:
-            t += int(m[2] or 0) * 3600 + int(m[3]) * 60 + int(m[4])
-            rows.append(_Row(rows[-1].step, t, is_eval=True))
-    return rows
+#: Ultralytics' classify runs validate under a ``classes top1_acc top5_acc`` bar.
+_ultralytics_cls_epochs = _ultralytics_bars(r"classes\s+top1_acc\s+top5_acc:")
 
 
 def _ultralytics_seconds_epochs(lines: Iterable[str]) -> list[_Row]:
