@@ -53,6 +53,11 @@ class CalibrationSettings:
     """A window spans at least this many clock ticks, so a one-second clock adds ≤ 2%."""
     window_intervals: int = 20
     """...and this many logged intervals, for a run that logs every 50 or 500 steps."""
+    steady_tail: bool = True
+    """Count the step time over the run's steady tail (`_steady_tail`), else over the last
+    ``window_steps``. An alert's expected figure takes the window: the steady tail of a
+    short probe can be its calmest stretch, and bumps that recur later (a torchtitan run
+    on an NPU: 1.0–1.3 s steps among 0.42 s ones) would then read as a slowdown."""
 
     def __post_init__(self) -> None:
         if not 20 <= self.probe_steps <= 100:
@@ -473,7 +478,11 @@ def _current_step_time(
         settings.window_resolutions * tick_s,
         min_intervals=settings.window_intervals,
     )
-    long = _steady_tail(clean, min_span_s=settings.window_resolutions * tick_s)
+    long = (
+        _steady_tail(clean, min_span_s=settings.window_resolutions * tick_s)
+        if settings.steady_tail
+        else recent
+    )
     if not long or _rate_s(long) <= 0:
         return None, 0.0, 0.0, 0
     long_s = _rate_s(long)

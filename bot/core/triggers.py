@@ -421,7 +421,8 @@ def _update_probe(
     so a slowdown cannot become the new normal."""
     if memory.probe_done or len(points) < settings.probe_min_rows + 1:
         return memory
-    cal_settings = CalibrationSettings(probe_steps=settings.probe_steps)
+    # the last window, not the steady tail: a probe's calmest stretch is no expectation
+    cal_settings = CalibrationSettings(probe_steps=settings.probe_steps, steady_tail=False)
     n = min(len(points), 32)
     while True:
         prefix = points[:n]

@@ -214,6 +214,15 @@ def test_an_eval_in_progress_keeps_a_throughput_alert_holding() -> None:
     assert got == [480.0, 540.0, 600.0, 660.0, 720.0, 780.0, 840.0, 900.0]
 
 
+def test_bumps_that_recur_are_the_expected_pace_not_a_slowdown() -> None:
+    # 0.42 s steps with bumps of 1.1 s: one early in the probe, then every 25 steps (a
+    # torchtitan run on an NPU). The probe's calm stretch after the first bump is not
+    # the pace to expect: the bumps come back.
+    cycles = [(10, 1.1), (15, 0.42)] * 60
+    steps = timeline((5, 0.42), (10, 1.1), (16, 0.42), *cycles)
+    assert fired(run_checks(history(steps), 1200), "throughput") == []
+
+
 def test_declared_expected_step_time_is_the_reference() -> None:
     # The run steps at 1 s but the user promised 0.5 s: half the expected rate.
     f = finding(run_checks(history(timeline((2000, 1.0)), expected_step_s=0.5), 300), "throughput")
