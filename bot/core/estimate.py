@@ -93,7 +93,8 @@ class Calibration:
     checkpoints_seen: int = 0
     checkpoint_s_each: float | None = None
     rate_steps: int = 0
-    """The steps the step time was counted over (the steady tail, or the short window)."""
+    """The steps the step time was counted over: the steady tail (or the last window, see
+    ``CalibrationSettings.steady_tail``), or the short window after a step change."""
 
     @property
     def complete(self) -> bool:
