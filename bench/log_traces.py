@@ -1103,6 +1103,9 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _used_time_steps(125),
         "total used time (s since start), eval included",
     ),
+    # corpus corpus-s
+    "eta_trl_sft_qwen3_06b_24point_321": (_tqdm("", 321), "tqdm elapsed (1 s)"),
+    "trl_grpo_qwen25_05b_saferank_cut1024": (_tqdm("", 3180), "tqdm elapsed (1 s)"),
 }
 
 

@@ -572,3 +572,43 @@ def test_corpus_r_traces_match_their_truths_rows_span_and_evals(name: str) -> No
     assert trace.log.points[0].t_s == 0
     assert abs(trace.actual_s - truth["time"]["span_s"]) <= 1e-3 * truth["time"]["span_s"]
     assert len(trace.log.pauses) == truth["eval"]["n_phases"]
+
+
+# corpus corpus-s
+
+
+def test_tqdm_reads_a_bar_sharing_its_segment_with_a_vllm_line() -> None:
+    lines = [
+        "  0%|          | 0/3180 [00:00<?, ?it/s]INFO 01-31 05:57:08 [block_pool.py:447] "
+        "Successfully reset prefix cache",
+        "  0%|          | 1/3180 [00:23<21:02:00, 23.82s/it]INFO 01-31 05:57:31 "
+        "[block_pool.py:447] Successfully reset prefix cache",
+        "Capturing CUDA graphs (decode, FULL): 100%|##########| 15/15 [00:00<00:00, 39.60it/s]",
+        " 32%|###2      | 1024/3180 [5:10:54<10:10:31, 16.99s/it]INFO 01-31 11:08:02 "
+        "[block_pool.py:447] Successfully reset prefix cache",
+    ]
+    rows = log_traces._tqdm("", 3180)(lines)
+    assert [(r.step, r.t_s) for r in rows] == [(1, 23), (1024, 18654)]
+
+
+@pytest.mark.parametrize(
+    ("name", "n_rows"),
+    [
+        ("eta_trl_sft_qwen3_06b_24point_321", 321),
+        ("trl_grpo_qwen25_05b_saferank_cut1024", 1024),
+    ],
+)
+def test_corpus_s_traces_match_their_truths_rows_span_and_evals(name: str, n_rows: int) -> None:
+    log = log_traces.DEVLOG_STORE / f"{name}.log"
+    if not log.exists():
+        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
+    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
+    trace = log_traces.derive(log)
+    assert trace is not None
+    steps = [p.step for p in trace.log.points]
+    assert steps == truth["steps"]
+    assert len(steps) == truth["n_steps"] == n_rows
+    assert (steps[0], trace.target_step) == (truth["first_step"], truth["last_step"])
+    assert trace.log.points[0].t_s == 0
+    assert abs(trace.actual_s - truth["time"]["span_s"]) <= 1e-3 * truth["time"]["span_s"]
+    assert len(trace.log.pauses) == truth["eval"]["n_phases"] == 0
