@@ -892,6 +892,84 @@ def _used_time_steps(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Ro
     return read
 
 
+# corpus corpus-t readers
+
+
+def _lightning_epoch_bars(lines: Iterable[str]) -> list[_Row]:
+    """PyTorch Lightning's TQDM bar (``leave=True``) captured without a terminal, so each
+    epoch keeps its finished redraw only: ``Epoch e: 100%|...| n/n [MM:SS<00:00, ...]`` (e from
+    0, the elapsed resets every epoch). The bar is last redrawn after the epoch's validation, so
+    its seconds include it: summed into a clock, epoch e ends at step (e + 1) x n, and its
+    validation (no bar of its own) ends there too, an eval marker at the same time."""
+    bar = re.compile(r"^Epoch (\d+): +100%\|[^|]*\| *(\d+)/\2 \[(?:(\d+):)?(\d+):(\d+)<")
+    rows: list[_Row] = []
+    t = 0.0
+    for line in lines:
+        if m := bar.match(line):
+            t += _bar_seconds(m, 3)
+            step = (int(m[1]) + 1) * int(m[2])
+            rows.append(_Row(step, t))
+            rows.append(_Row(step, t, is_eval=True))
+    return rows
+
+
+# corpus corpus-u readers
+
+
+def _corenet(lines: Iterable[str]) -> list[_Row]:
+    """Apple CoreNet's logger (``YYYY-mm-dd HH:MM:SS - LOGS - ...``, the level wrapped in ANSI
+    colour codes): training rows ``Epoch: e [  i/10000000], loss: {...}, LR: [...]`` (i is the
+    global iteration; the validation progress rows carry no ``LR:``) and the ``*** Validation
+    summary for epoch e`` line that ends each eval."""
+    head = r"^(\S+ \S+) - (?:\x1b\[[\d;]*m)*LOGS\s*(?:\x1b\[[\d;]*m)* - "
+    train = re.compile(head + r"Epoch:\s+\d+ \[\s*(\d+)/\s*\d+\], loss: .*LR: ")
+    val = re.compile(head + r"\*\*\* Validation summary for epoch \d+")
+    return _train_eval_rows(lines, train, val, _ISO)
+
+
+# corpus corpus-v readers
+
+
+def _gluoncv_epoch_costs(lines: Iterable[str]) -> list[_Row]:
+    """GluonCV's detection scripts (train_ssd.py) with fewer batches per epoch than
+    log_interval: ``[Epoch e] Training cost: T, CrossEntropy=...`` (e from 0: step e+1, T
+    the epoch's training seconds) summed into a train-only clock, then an untimed
+    ``[Epoch e] Validation:`` (an eval at the epoch's clock); epochs starting over mark
+    another launch (the last one is scored)."""
+    train = re.compile(r"^\[Epoch (\d+)\] Training cost: ([\d.]+),")
+    val = re.compile(r"^\[Epoch \d+\] Validation:")
+    rows: list[_Row] = []
+    t = 0.0
+    for line in lines:
+        if m := train.match(line):
+            t += float(m[2])
+            rows.append(_Row(int(m[1]) + 1, t))
+        elif val.match(line) and rows:
+            rows.append(_Row(rows[-1].step, t, is_eval=True))
+    return _last_launch(rows)
+
+
+def _paddlevideo_colour(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]:
+    """An older PaddleVideo's coloured rows, ``[MM/DD HH:MM:SS] epoch:[  e/E] train step:k``
+    with ANSI escapes around the fields (e from 1, k 0-based: step (e-1)*N+k+1); a
+    workerlog that appends launches: the last one is scored."""
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+    train = re.compile(
+        r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] epoch:\[ *(\d+)/\d+\]\s+train step:(\d+)\s"
+    )
+    stamp = _stamp("%m/%d %H:%M:%S")
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        for line in lines:
+            if m := train.match(ansi.sub("", line)):
+                step = (int(m[2]) - 1) * steps_per_epoch + int(m[3]) + 1
+                rows.append(_Row(step, stamp(m[1])))
+        return _last_launch(rows)
+
+    return read
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -1106,6 +1184,32 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     # corpus corpus-s
     "eta_trl_sft_qwen3_06b_24point_321": (_tqdm("", 321), "tqdm elapsed (1 s)"),
     "trl_grpo_qwen25_05b_saferank_cut1024": (_tqdm("", 3180), "tqdm elapsed (1 s)"),
+    # corpus corpus-t
+    **{
+        run: (_lightning_epoch_bars, "sum of per-epoch bar seconds (1 s), eval included")
+        for run in (
+            "eta_lightning_resnet50_cifar100_100ep",
+            "eta_lightning_unet_oxfordpet_30ep",
+            "eta_lightning_resnet50_imagenet_resume_23ep",
+        )
+    },
+    # corpus corpus-u
+    **{
+        run: (_corenet, "line timestamps (1 s), eval included")
+        for run in (
+            "eta_corenet_openvit_b_ingredient101_60ep",
+            "eta_corenet_foodv_b_uec_60ep",
+        )
+    },
+    # corpus corpus-v
+    "eta_gluoncv_ssd512_r50_autarch_300ep": (
+        _gluoncv_epoch_costs,
+        "sum of per-epoch training seconds (ms), train only, last launch",
+    ),
+    "eta_paddlevideo_agcn_fsd10_100ep": (
+        _paddlevideo_colour(45),
+        "line timestamps (1 s), last launch",
+    ),
 }
 
 

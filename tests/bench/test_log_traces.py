@@ -612,3 +612,158 @@ def test_corpus_s_traces_match_their_truths_rows_span_and_evals(name: str, n_row
     assert trace.log.points[0].t_s == 0
     assert abs(trace.actual_s - truth["time"]["span_s"]) <= 1e-3 * truth["time"]["span_s"]
     assert len(trace.log.pauses) == truth["eval"]["n_phases"] == 0
+
+
+# corpus corpus-t
+
+
+def test_lightning_epoch_bars_sum_finished_bars_and_mark_each_epochs_validation() -> None:
+    lines = [
+        "Training: |          | 0/? [00:00<?, ?it/s]                                ",
+        "Epoch 0: 100%|██████████| 391/391 [02:20<00:00,  2.78it/s, v_num=1, val_loss=3.850]",
+        "Epoch 0, global step 391: 'val_acc' reached 0.10490 (best 0.10490), saving model",
+        "Epoch 1:  50%|█████     | 195/391 [01:09<01:09,  2.80it/s, v_num=1]",  # not finished
+        "Epoch 1: 100%|██████████| 391/391 [1:02:21<00:00,  2.77it/s, v_num=1, val_loss=3.370]",
+        "Testing DataLoader 0: 100%|██████████| 79/79 [00:05<00:00, 14.1it/s]",
+    ]
+    rows = log_traces._lightning_epoch_bars(lines)
+    assert [(r.step, r.t_s, r.is_eval) for r in rows] == [
+        (391, 140.0, False),
+        (391, 140.0, True),
+        (782, 3881.0, False),
+        (782, 3881.0, True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "n_rows", "first_step", "span_s"),
+    [
+        ("eta_lightning_resnet50_cifar100_100ep", 100, 391, 13648.0),
+        ("eta_lightning_unet_oxfordpet_30ep", 30, 115, 2668.0),
+        ("eta_lightning_resnet50_imagenet_resume_23ep", 23, 390390, 49581.0),
+    ],
+)
+def test_corpus_t_lightning_traces_match_their_truths(
+    name: str, n_rows: int, first_step: int, span_s: float
+) -> None:
+    log = log_traces.DEVLOG_STORE / f"{name}.log"
+    if not log.exists():
+        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
+    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
+    trace = log_traces.derive(log)
+    assert trace is not None
+    steps = [p.step for p in trace.log.points]
+    assert steps == truth["steps"]
+    assert len(steps) == n_rows == truth["n_steps"]
+    assert (steps[0], trace.target_step) == (first_step, truth["last_step"])
+    assert (truth["first_step"], truth["last_step"]) == (first_step, truth["total_steps"])
+    assert trace.log.points[0].t_s == 0
+    assert abs(trace.actual_s - span_s) <= truth["time"]["span_tol"]
+    assert span_s == truth["time"]["span_s"]
+    assert len(trace.log.pauses) == truth["eval"]["n_phases"] == n_rows
+    assert trace.eval_every == truth["steps"][1] - truth["steps"][0]
+
+
+# corpus corpus-u
+
+
+def test_corenet_rows_read_the_global_iteration_through_ansi_codes_and_skip_val_progress() -> None:
+    logs = "\x1b[34m\x1b[1mLOGS   \x1b[0m"
+    lines = [
+        "2024-07-25 11:04:50 - \x1b[32m\x1b[1mINFO   \x1b[0m - Training epoch 0",
+        f"2024-07-25 11:07:41 - {logs} - Epoch:   0 [       1/10000000], loss: {{'total_loss': "
+        "299.5}, LR: [1e-06, 1e-06], Avg. batch load time: 170.157, Elapsed time: 171.40",
+        f"2024-07-25 11:08:17 - {logs} - Epoch:   0 [     251/10000000], loss: {{'total_loss': "
+        "193.6}, LR: [5e-06, 5e-06], Avg. batch load time: 0.340, Elapsed time: 206.75",
+        f"2024-07-25 11:08:50 - {logs} - *** Training summary for epoch 0",
+        f"2024-07-25 11:11:59 - {logs} - Epoch:   0 [    8016/   33154], loss: {{'total_loss': "
+        "14.6}, multiclass_classification_pr(pred=logits): {'ODS-F1': [0.57]}",
+        f"2024-07-25 11:12:10 - {logs} - *** Validation summary for epoch 0",
+        f"2024-07-25 11:12:28 - {logs} - Epoch:   1 [     497/10000000], loss: {{'total_loss': "
+        "14.8}, LR: [1e-05, 1e-05], Avg. batch load time: 0.268, Elapsed time:  0.33",
+    ]
+    rows = log_traces._corenet(lines)
+    assert [(r.step, r.is_eval) for r in rows] == [
+        (1, False),
+        (251, False),
+        (251, True),
+        (497, False),
+    ]
+    assert rows[2].t_s - rows[0].t_s == 269.0
+
+
+@pytest.mark.parametrize(
+    "name", ["eta_corenet_openvit_b_ingredient101_60ep", "eta_corenet_foodv_b_uec_60ep"]
+)
+def test_corpus_u_traces_match_their_truths_rows_span_and_evals(name: str) -> None:
+    log = log_traces.DEVLOG_STORE / f"{name}.log"
+    if not log.exists():
+        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
+    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
+    trace = log_traces.derive(log)
+    assert trace is not None
+    steps = [p.step for p in trace.log.points]
+    assert steps == truth["steps"]
+    assert len(steps) == truth["n_steps"]
+    assert (steps[0], trace.target_step) == (truth["first_step"], truth["last_step"])
+    assert trace.log.points[0].t_s == 0
+    assert abs(trace.actual_s - truth["time"]["span_s"]) <= truth["time"]["span_tol"]
+    assert len(trace.log.pauses) == truth["eval"]["n_phases"]
+    assert trace.eval_every == truth["total_steps"] // truth["total_alt"][0]
+
+
+def test_gluoncv_epoch_costs_sum_train_seconds_mark_evals_and_keep_the_last_launch() -> None:
+    lines = [
+        "Namespace(network='resnet50_v1', data_shape=512, batch_size=4, epochs=240)",
+        "Start training from [Epoch 0]",
+        "[Epoch 0] Training cost: 14.208, CrossEntropy=11.535, SmoothL1=4.797",
+        "[Epoch 0] Validation: ",
+        "mAP=0.1335514133367112",
+        "Namespace(network='resnet50_v1', data_shape=512, batch_size=4, epochs=300)",
+        "Start training from [Epoch 0]",
+        "[Epoch 0] Training cost: 14.312, CrossEntropy=11.792, SmoothL1=5.341",
+        "[Epoch 0] Validation: ",
+        "grave=0.05131973806313737",
+        "[Epoch 1] Training cost: 9.017, CrossEntropy=5.492, SmoothL1=4.308",
+        "[Epoch 160] Set learning rate to 0.0001",
+        "[Epoch 1] Validation: ",
+    ]
+    rows = log_traces._gluoncv_epoch_costs(lines)
+    assert [(r.step, round(r.t_s, 3), r.is_eval) for r in rows] == [
+        (1, 28.52, False),
+        (1, 28.52, True),
+        (2, 37.537, False),
+        (2, 37.537, True),
+    ]
+
+
+def test_paddlevideo_colour_rows_strip_escapes_and_keep_the_last_launch() -> None:
+    lines = [
+        "[10/05 20:55:40] epoch:[100/100] \x1b[95mtrain step:20  \x1b[0m \x1b[92mloss: 1.2",
+        "[10/05 20:55:41] training AGCN finished",
+        "[10/06 13:11:36] \x1b[35mepoch:[  1/100]\x1b[0m \x1b[95mtrain step:0   \x1b[0m "
+        "\x1b[92mloss: 3.42993 lr: 0.005000\x1b[0m ips: 14.06 instance/sec.",
+        "[10/06 13:11:41] epoch:[  1/100] \x1b[95mtrain step:10  \x1b[0m \x1b[92mloss: 3.32306",
+        "[10/06 13:11:59] \x1b[31mEND epoch:1  \x1b[0m \x1b[95mtrain\x1b[0m \x1b[92mloss_avg: 3.28",
+        "[10/06 13:12:02] \x1b[35mepoch:[  2/100]\x1b[0m \x1b[95mtrain step:0   \x1b[0m loss: 3.05",
+    ]
+    rows = log_traces._paddlevideo_colour(45)(lines)
+    assert [r.step for r in rows] == [1, 11, 46]
+    assert [r.t_s - rows[0].t_s for r in rows] == [0.0, 5.0, 26.0]
+
+
+@pytest.mark.parametrize(
+    "name", ["eta_gluoncv_ssd512_r50_autarch_300ep", "eta_paddlevideo_agcn_fsd10_100ep"]
+)
+def test_corpus_v_traces_match_their_truths_rows_span_and_evals(name: str) -> None:
+    log = log_traces.DEVLOG_STORE / f"{name}.log"
+    if not log.exists():
+        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
+    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
+    trace = log_traces.derive(log)
+    assert trace is not None
+    assert [p.step for p in trace.log.points] == truth["steps"]
+    assert trace.log.points[0].t_s == 0
+    assert abs(trace.actual_s - truth["time"]["span_s"]) <= 1e-3 * truth["time"]["span_s"]
+    assert len(trace.log.pauses) == truth["eval"]["n_phases"]
+    assert trace.clock_excludes_eval == ("train only" in truth["time"]["kind"])
