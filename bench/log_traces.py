@@ -892,6 +892,27 @@ def _used_time_steps(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Ro
     return read
 
 
+# corpus corpus-t readers
+
+
+def _lightning_epoch_bars(lines: Iterable[str]) -> list[_Row]:
+    """PyTorch Lightning's TQDM bar (``leave=True``) captured without a terminal, so each
+    epoch keeps its finished redraw only: ``Epoch e: 100%|...| n/n [MM:SS<00:00, ...]`` (e from
+    0, the elapsed resets every epoch). The bar is last redrawn after the epoch's validation, so
+    its seconds include it: summed into a clock, epoch e ends at step (e + 1) x n, and its
+    validation (no bar of its own) ends there too, an eval marker at the same time."""
+    bar = re.compile(r"^Epoch (\d+): +100%\|[^|]*\| *(\d+)/\2 \[(?:(\d+):)?(\d+):(\d+)<")
+    rows: list[_Row] = []
+    t = 0.0
+    for line in lines:
+        if m := bar.match(line):
+            t += _bar_seconds(m, 3)
+            step = (int(m[1]) + 1) * int(m[2])
+            rows.append(_Row(step, t))
+            rows.append(_Row(step, t, is_eval=True))
+    return rows
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -1103,6 +1124,15 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _used_time_steps(125),
         "total used time (s since start), eval included",
     ),
+    # corpus corpus-t
+    **{
+        run: (_lightning_epoch_bars, "sum of per-epoch bar seconds (1 s), eval included")
+        for run in (
+            "eta_lightning_resnet50_cifar100_100ep",
+            "eta_lightning_unet_oxfordpet_30ep",
+            "eta_lightning_resnet50_imagenet_resume_23ep",
+        )
+    },
 }
 
 

@@ -572,3 +572,53 @@ def test_corpus_r_traces_match_their_truths_rows_span_and_evals(name: str) -> No
     assert trace.log.points[0].t_s == 0
     assert abs(trace.actual_s - truth["time"]["span_s"]) <= 1e-3 * truth["time"]["span_s"]
     assert len(trace.log.pauses) == truth["eval"]["n_phases"]
+
+
+# corpus corpus-t
+
+
+def test_lightning_epoch_bars_sum_finished_bars_and_mark_each_epochs_validation() -> None:
+    lines = [
+        "Training: |          | 0/? [00:00<?, ?it/s]                                ",
+        "Epoch 0: 100%|██████████| 391/391 [02:20<00:00,  2.78it/s, v_num=1, val_loss=3.850]",
+        "Epoch 0, global step 391: 'val_acc' reached 0.10490 (best 0.10490), saving model",
+        "Epoch 1:  50%|█████     | 195/391 [01:09<01:09,  2.80it/s, v_num=1]",  # not finished
+        "Epoch 1: 100%|██████████| 391/391 [1:02:21<00:00,  2.77it/s, v_num=1, val_loss=3.370]",
+        "Testing DataLoader 0: 100%|██████████| 79/79 [00:05<00:00, 14.1it/s]",
+    ]
+    rows = log_traces._lightning_epoch_bars(lines)
+    assert [(r.step, r.t_s, r.is_eval) for r in rows] == [
+        (391, 140.0, False),
+        (391, 140.0, True),
+        (782, 3881.0, False),
+        (782, 3881.0, True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "n_rows", "first_step", "span_s"),
+    [
+        ("eta_lightning_resnet50_cifar100_100ep", 100, 391, 13648.0),
+        ("eta_lightning_unet_oxfordpet_30ep", 30, 115, 2668.0),
+        ("eta_lightning_resnet50_imagenet_resume_23ep", 23, 390390, 49581.0),
+    ],
+)
+def test_corpus_t_lightning_traces_match_their_truths(
+    name: str, n_rows: int, first_step: int, span_s: float
+) -> None:
+    log = log_traces.DEVLOG_STORE / f"{name}.log"
+    if not log.exists():
+        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
+    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
+    trace = log_traces.derive(log)
+    assert trace is not None
+    steps = [p.step for p in trace.log.points]
+    assert steps == truth["steps"]
+    assert len(steps) == n_rows == truth["n_steps"]
+    assert (steps[0], trace.target_step) == (first_step, truth["last_step"])
+    assert (truth["first_step"], truth["last_step"]) == (first_step, truth["total_steps"])
+    assert trace.log.points[0].t_s == 0
+    assert abs(trace.actual_s - span_s) <= truth["time"]["span_tol"]
+    assert span_s == truth["time"]["span_s"]
+    assert len(trace.log.pauses) == truth["eval"]["n_phases"] == n_rows
+    assert trace.eval_every == truth["steps"][1] - truth["steps"][0]
