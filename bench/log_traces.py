@@ -892,6 +892,20 @@ def _used_time_steps(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Ro
     return read
 
 
+# corpus corpus-u readers
+
+
+def _corenet(lines: Iterable[str]) -> list[_Row]:
+    """Apple CoreNet's logger (``YYYY-mm-dd HH:MM:SS - LOGS - ...``, the level wrapped in ANSI
+    colour codes): training rows ``Epoch: e [  i/10000000], loss: {...}, LR: [...]`` (i is the
+    global iteration; the validation progress rows carry no ``LR:``) and the ``*** Validation
+    summary for epoch e`` line that ends each eval."""
+    head = r"^(\S+ \S+) - (?:\x1b\[[\d;]*m)*LOGS\s*(?:\x1b\[[\d;]*m)* - "
+    train = re.compile(head + r"Epoch:\s+\d+ \[\s*(\d+)/\s*\d+\], loss: .*LR: ")
+    val = re.compile(head + r"\*\*\* Validation summary for epoch \d+")
+    return _train_eval_rows(lines, train, val, _ISO)
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -1103,6 +1117,14 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
         _used_time_steps(125),
         "total used time (s since start), eval included",
     ),
+    # corpus corpus-u
+    **{
+        run: (_corenet, "line timestamps (1 s), eval included")
+        for run in (
+            "eta_corenet_openvit_b_ingredient101_60ep",
+            "eta_corenet_foodv_b_uec_60ep",
+        )
+    },
 }
 
 

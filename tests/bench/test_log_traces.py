@@ -572,3 +572,51 @@ def test_corpus_r_traces_match_their_truths_rows_span_and_evals(name: str) -> No
     assert trace.log.points[0].t_s == 0
     assert abs(trace.actual_s - truth["time"]["span_s"]) <= 1e-3 * truth["time"]["span_s"]
     assert len(trace.log.pauses) == truth["eval"]["n_phases"]
+
+
+# corpus corpus-u
+
+
+def test_corenet_rows_read_the_global_iteration_through_ansi_codes_and_skip_val_progress() -> None:
+    logs = "\x1b[34m\x1b[1mLOGS   \x1b[0m"
+    lines = [
+        "2024-07-25 11:04:50 - \x1b[32m\x1b[1mINFO   \x1b[0m - Training epoch 0",
+        f"2024-07-25 11:07:41 - {logs} - Epoch:   0 [       1/10000000], loss: {{'total_loss': "
+        "299.5}, LR: [1e-06, 1e-06], Avg. batch load time: 170.157, Elapsed time: 171.40",
+        f"2024-07-25 11:08:17 - {logs} - Epoch:   0 [     251/10000000], loss: {{'total_loss': "
+        "193.6}, LR: [5e-06, 5e-06], Avg. batch load time: 0.340, Elapsed time: 206.75",
+        f"2024-07-25 11:08:50 - {logs} - *** Training summary for epoch 0",
+        f"2024-07-25 11:11:59 - {logs} - Epoch:   0 [    8016/   33154], loss: {{'total_loss': "
+        "14.6}, multiclass_classification_pr(pred=logits): {'ODS-F1': [0.57]}",
+        f"2024-07-25 11:12:10 - {logs} - *** Validation summary for epoch 0",
+        f"2024-07-25 11:12:28 - {logs} - Epoch:   1 [     497/10000000], loss: {{'total_loss': "
+        "14.8}, LR: [1e-05, 1e-05], Avg. batch load time: 0.268, Elapsed time:  0.33",
+    ]
+    rows = log_traces._corenet(lines)
+    assert [(r.step, r.is_eval) for r in rows] == [
+        (1, False),
+        (251, False),
+        (251, True),
+        (497, False),
+    ]
+    assert rows[2].t_s - rows[0].t_s == 269.0
+
+
+@pytest.mark.parametrize(
+    "name", ["eta_corenet_openvit_b_ingredient101_60ep", "eta_corenet_foodv_b_uec_60ep"]
+)
+def test_corpus_u_traces_match_their_truths_rows_span_and_evals(name: str) -> None:
+    log = log_traces.DEVLOG_STORE / f"{name}.log"
+    if not log.exists():
+        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
+    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
+    trace = log_traces.derive(log)
+    assert trace is not None
+    steps = [p.step for p in trace.log.points]
+    assert steps == truth["steps"]
+    assert len(steps) == truth["n_steps"]
+    assert (steps[0], trace.target_step) == (truth["first_step"], truth["last_step"])
+    assert trace.log.points[0].t_s == 0
+    assert abs(trace.actual_s - truth["time"]["span_s"]) <= truth["time"]["span_tol"]
+    assert len(trace.log.pauses) == truth["eval"]["n_phases"]
+    assert trace.eval_every == truth["total_steps"] // truth["total_alt"][0]
