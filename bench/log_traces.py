@@ -892,6 +892,49 @@ def _used_time_steps(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Ro
     return read
 
 
+# corpus corpus-v readers
+
+
+def _gluoncv_epoch_costs(lines: Iterable[str]) -> list[_Row]:
+    """GluonCV's detection scripts (train_ssd.py) with fewer batches per epoch than
+    log_interval: ``[Epoch e] Training cost: T, CrossEntropy=...`` (e from 0: step e+1, T
+    the epoch's training seconds) summed into a train-only clock, then an untimed
+    ``[Epoch e] Validation:`` (an eval at the epoch's clock); epochs starting over mark
+    another launch (the last one is scored)."""
+    train = re.compile(r"^\[Epoch (\d+)\] Training cost: ([\d.]+),")
+    val = re.compile(r"^\[Epoch \d+\] Validation:")
+    rows: list[_Row] = []
+    t = 0.0
+    for line in lines:
+        if m := train.match(line):
+            t += float(m[2])
+            rows.append(_Row(int(m[1]) + 1, t))
+        elif val.match(line) and rows:
+            rows.append(_Row(rows[-1].step, t, is_eval=True))
+    return _last_launch(rows)
+
+
+def _paddlevideo_colour(steps_per_epoch: int) -> Callable[[Iterable[str]], list[_Row]]:
+    """An older PaddleVideo's coloured rows, ``[MM/DD HH:MM:SS] epoch:[  e/E] train step:k``
+    with ANSI escapes around the fields (e from 1, k 0-based: step (e-1)*N+k+1); a
+    workerlog that appends launches: the last one is scored."""
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+    train = re.compile(
+        r"^\[(\d\d/\d\d \d\d:\d\d:\d\d)\] epoch:\[ *(\d+)/\d+\]\s+train step:(\d+)\s"
+    )
+    stamp = _stamp("%m/%d %H:%M:%S")
+
+    def read(lines: Iterable[str]) -> list[_Row]:
+        rows: list[_Row] = []
+        for line in lines:
+            if m := train.match(ansi.sub("", line)):
+                step = (int(m[2]) - 1) * steps_per_epoch + int(m[3]) + 1
+                rows.append(_Row(step, stamp(m[1])))
+        return _last_launch(rows)
+
+    return read
+
+
 _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "mmdet2_faster_rcnn_1x": (_mmdet2, "line timestamps (ms), eval included"),
     "olmo_1b_reproduce": (_olmo, "line timestamps (ms)"),
@@ -1102,6 +1145,15 @@ _READERS: dict[str, tuple[Callable[[Iterable[str]], list[_Row]], str]] = {
     "eta_prednet_paddle_kitti_150ep": (
         _used_time_steps(125),
         "total used time (s since start), eval included",
+    ),
+    # corpus corpus-v
+    "eta_gluoncv_ssd512_r50_autarch_300ep": (
+        _gluoncv_epoch_costs,
+        "sum of per-epoch training seconds (ms), train only, last launch",
+    ),
+    "eta_paddlevideo_agcn_fsd10_100ep": (
+        _paddlevideo_colour(45),
+        "line timestamps (1 s), last launch",
     ),
 }
 

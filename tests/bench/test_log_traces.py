@@ -572,3 +572,60 @@ def test_corpus_r_traces_match_their_truths_rows_span_and_evals(name: str) -> No
     assert trace.log.points[0].t_s == 0
     assert abs(trace.actual_s - truth["time"]["span_s"]) <= 1e-3 * truth["time"]["span_s"]
     assert len(trace.log.pauses) == truth["eval"]["n_phases"]
+
+
+def test_gluoncv_epoch_costs_sum_train_seconds_mark_evals_and_keep_the_last_launch() -> None:
+    lines = [
+        "Namespace(network='resnet50_v1', data_shape=512, batch_size=4, epochs=240)",
+        "Start training from [Epoch 0]",
+        "[Epoch 0] Training cost: 14.208, CrossEntropy=11.535, SmoothL1=4.797",
+        "[Epoch 0] Validation: ",
+        "mAP=0.1335514133367112",
+        "Namespace(network='resnet50_v1', data_shape=512, batch_size=4, epochs=300)",
+        "Start training from [Epoch 0]",
+        "[Epoch 0] Training cost: 14.312, CrossEntropy=11.792, SmoothL1=5.341",
+        "[Epoch 0] Validation: ",
+        "grave=0.05131973806313737",
+        "[Epoch 1] Training cost: 9.017, CrossEntropy=5.492, SmoothL1=4.308",
+        "[Epoch 160] Set learning rate to 0.0001",
+        "[Epoch 1] Validation: ",
+    ]
+    rows = log_traces._gluoncv_epoch_costs(lines)
+    assert [(r.step, round(r.t_s, 3), r.is_eval) for r in rows] == [
+        (1, 28.52, False),
+        (1, 28.52, True),
+        (2, 37.537, False),
+        (2, 37.537, True),
+    ]
+
+
+def test_paddlevideo_colour_rows_strip_escapes_and_keep_the_last_launch() -> None:
+    lines = [
+        "[10/05 20:55:40] epoch:[100/100] \x1b[95mtrain step:20  \x1b[0m \x1b[92mloss: 1.2",
+        "[10/05 20:55:41] training AGCN finished",
+        "[10/06 13:11:36] \x1b[35mepoch:[  1/100]\x1b[0m \x1b[95mtrain step:0   \x1b[0m "
+        "\x1b[92mloss: 3.42993 lr: 0.005000\x1b[0m ips: 14.06 instance/sec.",
+        "[10/06 13:11:41] epoch:[  1/100] \x1b[95mtrain step:10  \x1b[0m \x1b[92mloss: 3.32306",
+        "[10/06 13:11:59] \x1b[31mEND epoch:1  \x1b[0m \x1b[95mtrain\x1b[0m \x1b[92mloss_avg: 3.28",
+        "[10/06 13:12:02] \x1b[35mepoch:[  2/100]\x1b[0m \x1b[95mtrain step:0   \x1b[0m loss: 3.05",
+    ]
+    rows = log_traces._paddlevideo_colour(45)(lines)
+    assert [r.step for r in rows] == [1, 11, 46]
+    assert [r.t_s - rows[0].t_s for r in rows] == [0.0, 5.0, 26.0]
+
+
+@pytest.mark.parametrize(
+    "name", ["eta_gluoncv_ssd512_r50_autarch_300ep", "eta_paddlevideo_agcn_fsd10_100ep"]
+)
+def test_corpus_v_traces_match_their_truths_rows_span_and_evals(name: str) -> None:
+    log = log_traces.DEVLOG_STORE / f"{name}.log"
+    if not log.exists():
+        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
+    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
+    trace = log_traces.derive(log)
+    assert trace is not None
+    assert [p.step for p in trace.log.points] == truth["steps"]
+    assert trace.log.points[0].t_s == 0
+    assert abs(trace.actual_s - truth["time"]["span_s"]) <= 1e-3 * truth["time"]["span_s"]
+    assert len(trace.log.pauses) == truth["eval"]["n_phases"]
+    assert trace.clock_excludes_eval == ("train only" in truth["time"]["kind"])
