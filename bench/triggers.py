@@ -141,6 +141,14 @@ LABELS: dict[str, Label] = {
         loss_drops=True,
         source="JSON: eval+save ~84 s after every 2nd epoch (marked eval rows)",
     ),
+    "log:eta_corenet_openvit_b_ingredient101_60ep": Label(
+        "slowdown",
+        loss_drops=None,
+        source="bench/devlogs JSON: 500 iterations take 37-40 s, but 93-114 s in epochs "
+        "18-31 (26-66 min) and from epoch 56 (same LR, batch and data time): slowed from "
+        "outside the run for 40 min, an episode a throughput alert should name",
+        slow_at_s=1582.0,
+    ),
     "log:eta_mng_t1_batchsched": Label(
         "schedule",
         loss_drops=None,
