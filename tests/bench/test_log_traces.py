@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,6 +93,17 @@ def test_lerobot_rows_are_counted_because_the_counter_is_rounded() -> None:
     ]
     rows = log_traces._lerobot(lines)
     assert [(r.step, r.t_s - rows[0].t_s) for r in rows] == [(1, 0.0), (2, 100.0)]
+
+
+def _derived_and_truth(name: str) -> tuple[log_traces.DerivedTrace, dict[str, Any]]:
+    """A collected run's derived trace and its truth; skipped where its log is not here."""
+    log = log_traces.DEVLOG_STORE / f"{name}.log"
+    if not log.exists():
+        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
+    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
+    trace = log_traces.derive(log)
+    assert trace is not None
+    return trace, truth
 
 
 @pytest.mark.parametrize(
@@ -373,13 +385,7 @@ def test_keras_fit_epochs_sums_each_epochs_closing_bar_in_keras_2_and_3() -> Non
     "name", ["eta_keras3_som_quality_cnn_50ep", "eta_keras2_sign_video_lstm_150ep"]
 )
 def test_keras_fit_logs_derive_every_epoch_and_the_truths_span(name: str) -> None:
-    truth_path = log_traces.DEFAULT_DEVLOGS / f"{name}.json"
-    found = [p for p in log_traces.logs_in(truth_path.parent) if p.stem == name]
-    if not found:
-        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
-    truth = json.loads(truth_path.read_text(encoding="utf-8"))
-    trace = log_traces.derive(found[0])
-    assert trace is not None
+    trace, truth = _derived_and_truth(name)
     steps = [p.step for p in trace.log.points]
     assert len(steps) == truth["n_steps"]
     assert (steps[0], steps[-1]) == (truth["first_step"], truth["last_step"])
@@ -440,12 +446,7 @@ def test_ultralytics_seconds_bars_sum_train_and_validation_and_skip_a_bar_cut_sh
 def test_corpus_p_ultralytics_runs_derive_their_truth(
     name: str, n_rows: int, n_evals: int, span_s: float
 ) -> None:
-    log = log_traces.DEVLOG_STORE / f"{name}.log"
-    if not log.exists():
-        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
-    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
-    trace = log_traces.derive(log)
-    assert trace is not None
+    trace, truth = _derived_and_truth(name)
     steps = [p.step for p in trace.log.points]
     assert steps == truth["steps"]
     assert len(steps) == n_rows == truth["n_steps"]
@@ -472,13 +473,7 @@ def test_loguru_step_rows_keep_the_last_launch_and_skip_epoch_lines() -> None:
 
 
 def test_gpt_from_zero_trace_matches_its_truth() -> None:
-    truth_path = log_traces.DEFAULT_DEVLOGS / "eta_gpt_from_zero_cpu_7610.json"
-    log = log_traces.DEVLOG_STORE / "eta_gpt_from_zero_cpu_7610.log"
-    if not log.exists():
-        pytest.skip("eta_gpt_from_zero_cpu_7610.log is not here (public data)")
-    truth = json.loads(truth_path.read_text(encoding="utf-8"))
-    trace = log_traces.derive(log)
-    assert trace is not None
+    trace, truth = _derived_and_truth("eta_gpt_from_zero_cpu_7610")
     steps = [p.step for p in trace.log.points]
     assert steps == truth["steps"]
     assert (steps[0], trace.target_step) == (truth["first_step"], truth["last_step"])
@@ -562,12 +557,7 @@ def test_used_time_steps_count_across_epochs_and_mark_each_untimed_eval() -> Non
     ],
 )
 def test_corpus_r_traces_match_their_truths_rows_span_and_evals(name: str) -> None:
-    log = log_traces.DEVLOG_STORE / f"{name}.log"
-    if not log.exists():
-        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
-    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
-    trace = log_traces.derive(log)
-    assert trace is not None
+    trace, truth = _derived_and_truth(name)
     assert [p.step for p in trace.log.points] == truth["steps"]
     assert trace.log.points[0].t_s == 0
     assert abs(trace.actual_s - truth["time"]["span_s"]) <= 1e-3 * truth["time"]["span_s"]
@@ -599,12 +589,7 @@ def test_tqdm_reads_a_bar_sharing_its_segment_with_a_vllm_line() -> None:
     ],
 )
 def test_corpus_s_traces_match_their_truths_rows_span_and_evals(name: str, n_rows: int) -> None:
-    log = log_traces.DEVLOG_STORE / f"{name}.log"
-    if not log.exists():
-        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
-    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
-    trace = log_traces.derive(log)
-    assert trace is not None
+    trace, truth = _derived_and_truth(name)
     steps = [p.step for p in trace.log.points]
     assert steps == truth["steps"]
     assert len(steps) == truth["n_steps"] == n_rows
@@ -646,12 +631,7 @@ def test_lightning_epoch_bars_sum_finished_bars_and_mark_each_epochs_validation(
 def test_corpus_t_lightning_traces_match_their_truths(
     name: str, n_rows: int, first_step: int, span_s: float
 ) -> None:
-    log = log_traces.DEVLOG_STORE / f"{name}.log"
-    if not log.exists():
-        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
-    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
-    trace = log_traces.derive(log)
-    assert trace is not None
+    trace, truth = _derived_and_truth(name)
     steps = [p.step for p in trace.log.points]
     assert steps == truth["steps"]
     assert len(steps) == n_rows == truth["n_steps"]
@@ -696,12 +676,7 @@ def test_corenet_rows_read_the_global_iteration_through_ansi_codes_and_skip_val_
     "name", ["eta_corenet_openvit_b_ingredient101_60ep", "eta_corenet_foodv_b_uec_60ep"]
 )
 def test_corpus_u_traces_match_their_truths_rows_span_and_evals(name: str) -> None:
-    log = log_traces.DEVLOG_STORE / f"{name}.log"
-    if not log.exists():
-        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
-    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
-    trace = log_traces.derive(log)
-    assert trace is not None
+    trace, truth = _derived_and_truth(name)
     steps = [p.step for p in trace.log.points]
     assert steps == truth["steps"]
     assert len(steps) == truth["n_steps"]
@@ -756,12 +731,7 @@ def test_paddlevideo_colour_rows_strip_escapes_and_keep_the_last_launch() -> Non
     "name", ["eta_gluoncv_ssd512_r50_autarch_300ep", "eta_paddlevideo_agcn_fsd10_100ep"]
 )
 def test_corpus_v_traces_match_their_truths_rows_span_and_evals(name: str) -> None:
-    log = log_traces.DEVLOG_STORE / f"{name}.log"
-    if not log.exists():
-        pytest.skip(f"{name}.log is not here (public data kept out of the repository)")
-    truth = json.loads((log_traces.DEFAULT_DEVLOGS / f"{name}.json").read_text(encoding="utf-8"))
-    trace = log_traces.derive(log)
-    assert trace is not None
+    trace, truth = _derived_and_truth(name)
     assert [p.step for p in trace.log.points] == truth["steps"]
     assert trace.log.points[0].t_s == 0
     assert abs(trace.actual_s - truth["time"]["span_s"]) <= 1e-3 * truth["time"]["span_s"]
