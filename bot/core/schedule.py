@@ -70,7 +70,7 @@ def table_revision(
     if abs(step_per_s / built_step_per_s - 1) <= change and not retargeted:
         return None
     if not retargeted:
-        return TableRevision(current_step, built_step_per_s, step_per_s)
+        built_target_steps = target_steps = None  # the revision names the pace alone
     return TableRevision(
         current_step, built_step_per_s, step_per_s, built_target_steps, target_steps
     )
